@@ -1,0 +1,36 @@
+# lgwan-chat: the two commands of README, and the rest.
+#   make demo   start the whole suite (Synapse + modules + bots) on SQLite
+#   make test   run every test (SQLite, and PostgreSQL when reachable)
+#   make bench  benchmarks (see docs/benchmarks.md)
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: demo test bench system-deps venv clean-demo
+
+$(STAMP): setup.cfg pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+# System packages the suite needs (only when run as root; otherwise it says what is missing).
+system-deps:
+	@bash scripts/install-system-deps.sh
+
+demo: system-deps $(STAMP)
+	$(VENV)/bin/lgwan-chat demo
+
+test: system-deps $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: system-deps $(STAMP)
+	$(PY) bench/send_throughput.py $(BENCH_ARGS)
+
+# Forget the demo deployment (accounts, rooms, messages) to start from scratch.
+clean-demo:
+	rm -rf var/demo

@@ -1,0 +1,288 @@
+"""Render, start, watch and stop a real Synapse process.
+
+One implementation for everything that runs a homeserver: ``lgwan-chat demo``,
+the test harness (``tests/conftest.py``) and the benchmarks (``bench/``). The
+configuration is always rendered from ``config/homeserver.template.yaml`` so
+that what is tested is what admins deploy; deviations (database, rate limits,
+modules) go into a second, explicit ``overrides.yaml``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import signal
+import socket
+import string
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import attrs
+import yaml
+
+from lgwan_chat import SOURCE_ROOT
+
+ZONES = ("internet", "lgwan")
+
+#: Raised limits for tests and benchmarks: load from many users on one machine
+#: would otherwise fail with M_LIMIT_EXCEEDED.
+_UNLIMITED = {"per_second": 10000, "burst_count": 10000}
+RELAXED_RATE_LIMITS: dict[str, Any] = {
+    **{key: _UNLIMITED for key in (
+        "rc_message", "rc_registration", "rc_admin_redaction", "rc_joins_per_room", "rc_key_requests",
+        "rc_3pid_validation", "rc_third_party_invite", "rc_media_create", "rc_delayed_event_mgmt",
+        "rc_room_creation", "rc_reports", "rc_user_directory", "rc_profile")},
+    "rc_login": {key: _UNLIMITED for key in ("address", "account", "failed_attempts")},
+    "rc_joins": {key: _UNLIMITED for key in ("local", "remote")},
+    "rc_invites": {key: _UNLIMITED for key in ("per_room", "per_user", "per_issuer")},
+    "rc_presence": {"per_user": _UNLIMITED},
+}
+
+
+def config_dir() -> Path:
+    if SOURCE_ROOT is None:
+        raise RuntimeError("lgwan-chat must run from its source checkout (pip install -e .): config/ not found")
+    return SOURCE_ROOT / "config"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        return s.connect_ex((host, port)) == 0
+
+
+def suite_modules() -> list[dict]:
+    """The ``modules:`` block of ``config/modules.yaml``: every module of the suite."""
+    with open(config_dir() / "modules.yaml", encoding="utf-8") as f:
+        return yaml.safe_load(f)["modules"]
+
+
+@attrs.define
+class HomeserverSpec:
+    """What differs between one homeserver and another."""
+
+    data_dir: Path
+    server_name: str = "lgwan.test"
+    internet_port: int = attrs.field(factory=free_port)
+    lgwan_port: int = attrs.field(factory=free_port)
+    bind_address: str = "127.0.0.1"
+    #: Synapse ``database:`` block; None = SQLite in data_dir (the embedded default).
+    database: dict | None = None
+    #: Synapse ``modules:`` block; None = every module of the suite (config/modules.yaml).
+    modules: list | None = None
+    #: Any further top-level keys (rate limits, ...).
+    extra: dict = attrs.field(factory=dict)
+    access_log_level: str = "INFO"
+
+    def url(self, zone: str) -> str:
+        port = {"internet": self.internet_port, "lgwan": self.lgwan_port}[zone]
+        return f"http://{self.bind_address}:{port}"
+
+
+def render(spec: HomeserverSpec) -> list[Path]:
+    """Write homeserver.yaml (first time only), log.config and overrides.yaml.
+
+    homeserver.yaml keeps its secrets across restarts: rendering again only
+    refreshes the overrides. Returns the ``-c`` files in order.
+    """
+    data = Path(spec.data_dir)
+    (data / "logs").mkdir(parents=True, exist_ok=True)
+    homeserver_yaml = data / "homeserver.yaml"
+    values = {
+        "server_name": spec.server_name,
+        "public_baseurl": spec.url("internet") + "/",
+        "data_dir": str(data),
+        "internet_port": spec.internet_port,
+        "lgwan_port": spec.lgwan_port,
+        "bind_address": spec.bind_address,
+        "x_forwarded": "false",
+        "registration_shared_secret": secrets.token_urlsafe(32),
+        "macaroon_secret_key": secrets.token_urlsafe(32),
+        "form_secret": secrets.token_urlsafe(32),
+        "log_file": str(data / "logs" / "homeserver.log"),
+        "access_log_level": spec.access_log_level,
+    }
+    if not homeserver_yaml.exists():
+        _render_template("homeserver.template.yaml", homeserver_yaml, values)
+        os.chmod(homeserver_yaml, 0o600)
+    _render_template("log.template.yaml", data / "log.config", values)
+    if not (data / "signing.key").exists():
+        from signedjson.key import generate_signing_key, write_signing_keys
+
+        with open(data / "signing.key", "w") as f:
+            write_signing_keys(f, [generate_signing_key("a_" + secrets.token_hex(2))])
+    overrides: dict[str, Any] = {"modules": spec.modules if spec.modules is not None else suite_modules()}
+    if spec.database is not None:
+        overrides["database"] = spec.database
+    overrides.update(spec.extra)
+    overrides_yaml = data / "overrides.yaml"
+    with open(overrides_yaml, "w", encoding="utf-8") as f:
+        yaml.safe_dump(overrides, f, allow_unicode=True, sort_keys=False)
+    return [homeserver_yaml, overrides_yaml]
+
+
+def _render_template(name: str, target: Path, values: dict) -> None:
+    text = (config_dir() / name).read_text(encoding="utf-8")
+    target.write_text(string.Template(text).substitute(values), encoding="utf-8")
+
+
+class HomeserverError(RuntimeError):
+    pass
+
+
+class Homeserver:
+    """A Synapse process for one rendered deployment."""
+
+    def __init__(self, spec: HomeserverSpec):
+        self.spec = spec
+        self.data_dir = Path(spec.data_dir)
+        self.config_files = render(spec)
+        self.log_path = self.data_dir / "logs" / "homeserver.log"
+        self.console_log_path = self.data_dir / "logs" / "homeserver.console.log"
+        self.process: subprocess.Popen | None = None
+        with open(self.config_files[0], encoding="utf-8") as f:
+            self._shared_secret = yaml.safe_load(f)["registration_shared_secret"]
+
+    @property
+    def registration_shared_secret(self) -> str:
+        return self._shared_secret
+
+    @property
+    def server_name(self) -> str:
+        return self.spec.server_name
+
+    def url(self, zone: str = "internet") -> str:
+        return self.spec.url(zone)
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def start(self, timeout: float = 60.0) -> None:
+        args = [sys.executable, "-m", "synapse.app.homeserver"]
+        for path in self.config_files:
+            args += ["-c", str(path)]
+        console = open(self.console_log_path, "ab")
+        self.process = subprocess.Popen(args, stdout=console, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, cwd=self.data_dir,
+                                        env=_child_env(), start_new_session=True)
+        console.close()
+        self.wait_healthy(timeout)
+
+    def wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        pending = set(ZONES)
+        while pending:
+            if self.process is not None and self.process.poll() is not None:
+                raise HomeserverError(f"Synapse exited with {self.process.returncode}; see {self.log_path} "
+                                      f"and {self.console_log_path}:\n{self.log_tail()}")
+            for zone in list(pending):
+                try:
+                    with urllib.request.urlopen(self.url(zone) + "/health", timeout=2) as r:
+                        if r.status == 200:
+                            pending.discard(zone)
+                except (urllib.error.URLError, ConnectionError, TimeoutError):
+                    pass
+            if pending:
+                if time.monotonic() > deadline:
+                    raise HomeserverError(f"Synapse not healthy after {timeout}s:\n{self.log_tail()}")
+                time.sleep(0.1)
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """SIGTERM, then SIGKILL if it does not exit in ``timeout``; returns the exit code."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def log_size(self) -> int:
+        return self.log_path.stat().st_size if self.log_path.exists() else 0
+
+    def log_tail(self, since: int = 0, max_chars: int = 20000) -> str:
+        parts = []
+        for path, start in ((self.log_path, since), (self.console_log_path, 0)):
+            if path.exists():
+                with open(path, "rb") as f:
+                    f.seek(start)
+                    text = f.read().decode("utf-8", "replace")
+                parts.append(f"--- {path.name} ---\n{text[-max_chars:]}")
+        return "\n".join(parts)
+
+    # --- admin API -------------------------------------------------------
+
+    def register(self, localpart: str, password: str, admin: bool = False,
+                 displayname: str | None = None) -> dict:
+        """Register through the shared-secret admin API; returns user_id, access_token, device_id."""
+        url = self.url("lgwan") + "/_synapse/admin/v1/register"
+        nonce = _http_json("GET", url)["nonce"]
+        mac = hmac.new(self._shared_secret.encode(), digestmod=hashlib.sha1)
+        mac.update(b"\x00".join([nonce.encode(), localpart.encode(), password.encode(),
+                                 b"admin" if admin else b"notadmin"]))
+        body = {"nonce": nonce, "username": localpart, "password": password, "admin": admin,
+                "mac": mac.hexdigest()}
+        if displayname:
+            body["displayname"] = displayname
+        return _http_json("POST", url, body)
+
+    def user_exists(self, user_id: str, admin_token: str) -> bool:
+        try:
+            _http_json("GET", self.url("lgwan") + f"/_synapse/admin/v2/users/{urllib.request.quote(user_id)}",
+                       token=admin_token)
+            return True
+        except HttpError as e:
+            if e.status == 404:
+                return False
+            raise
+
+
+class HttpError(RuntimeError):
+    def __init__(self, status: int, body: Any):
+        super().__init__(f"HTTP {status}: {body}")
+        self.status = status
+        self.body = body
+
+
+def _http_json(method: str, url: str, body: Any = None, token: str | None = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return json.loads(r.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            parsed = raw.decode("utf-8", "replace")
+        raise HttpError(e.code, parsed) from None
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # Synapse must import our modules: make the checkout importable even when
+    # the suite is not installed into the interpreter running it.
+    if SOURCE_ROOT is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SOURCE_ROOT), env.get("PYTHONPATH")]))
+    return env

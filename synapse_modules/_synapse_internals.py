@@ -1,0 +1,42 @@
+"""The only place where the suite touches Synapse internals (not the module API).
+
+Each helper wraps one internal detail listed in ``shared/MATRIX-FACTS.md``;
+``tests/test_synapse_internals.py`` fails loudly when a Synapse upgrade
+changes one of them, instead of the zone rules silently stopping to apply.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+
+@attrs.frozen
+class RequestOrigin:
+    #: The ``tag:`` of the listener the request arrived on (Synapse's "site tag").
+    site_tag: str
+    #: The client's address (the first X-Forwarded-For entry with ``x_forwarded: true``).
+    ip_address: str
+    user_agent: str
+
+
+def current_request_origin() -> RequestOrigin | None:
+    """Where the client request being handled came from; None in background work.
+
+    Synapse copies the request's site tag, IP and user agent into the logging
+    context (``synapse.logging.context.ContextRequest``) for every client request,
+    and module callbacks run inside that context.
+    """
+    from synapse.logging.context import current_context
+
+    request = getattr(current_context(), "request", None)
+    if request is None:
+        return None
+    return RequestOrigin(site_tag=request.site_tag, ip_address=request.ip_address,
+                         user_agent=request.user_agent)
+
+
+def event_device_id(event: Any) -> str | None:
+    """The device that sent a locally created event (``internal_metadata.device_id``)."""
+    return getattr(event.internal_metadata, "device_id", None)

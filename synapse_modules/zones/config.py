@@ -1,0 +1,74 @@
+"""Configuration of the zone policy module (``config:`` of its ``modules:`` entry).
+
+Every key is documented in ``config/modules.yaml`` and the admin guide.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import attrs
+
+from lgwan_chat.configcheck.issues import ConfigIssue, raise_config_error
+from lgwan_chat.configcheck.schema import CIDR, LISTENER_TAG, mapping, validate
+
+ZONES = ("lgwan", "internet")
+_ZONE = {"enum": list(ZONES)}
+
+SCHEMA = mapping(
+    {
+        # How a request's zone is decided: by the listener it arrived on, by the
+        # client IP (single listener behind a proxy), or listener first then IP.
+        "zone_source": {"enum": ["listener", "ip", "listener_then_ip"]},
+        # listener tag -> zone
+        "listener_zones": {"type": "object", "propertyNames": LISTENER_TAG,
+                           "additionalProperties": _ZONE},
+        # zone -> CIDR ranges of its clients
+        "ip_zones": mapping({zone: {"type": "array", "items": CIDR} for zone in ZONES}),
+        # what a request that matches no rule is: refused, or one of the zones
+        "unmatched": {"enum": ["reject", *ZONES]},
+    },
+)
+
+DEFAULTS: dict[str, Any] = {
+    "zone_source": "listener",
+    "listener_zones": {"lgwan": "lgwan", "internet": "internet"},
+    "ip_zones": {},
+    "unmatched": "reject",
+}
+
+
+@attrs.frozen
+class ZonesConfig:
+    zone_source: str
+    listener_zones: dict[str, str]
+    ip_zones: tuple[tuple[str, tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]], ...]
+    unmatched: str
+
+
+def check(raw: Any) -> list[ConfigIssue]:
+    return validate(raw, SCHEMA)
+
+
+def check_with_homeserver(raw: dict, homeserver: dict) -> list[ConfigIssue]:
+    """In a full homeserver.yaml: every zone's listener tag must exist."""
+    merged = {**DEFAULTS, **raw}
+    if merged["zone_source"] == "ip" or not isinstance(homeserver.get("listeners"), list):
+        return []
+    tags = {lst.get("tag") for lst in homeserver["listeners"] if isinstance(lst, dict)}
+    return [ConfigIssue(("listener_zones", tag), "config.zone_listener_missing", {"zone": zone, "tag": tag})
+            for tag, zone in merged["listener_zones"].items() if tag not in tags]
+
+
+def parse(raw: Any) -> ZonesConfig:
+    raw = raw or {}
+    raise_config_error(check(raw))
+    merged = {**DEFAULTS, **raw}
+    return ZonesConfig(
+        zone_source=merged["zone_source"],
+        listener_zones=dict(merged["listener_zones"]),
+        ip_zones=tuple((zone, tuple(ipaddress.ip_network(c, strict=False) for c in cidrs))
+                       for zone, cidrs in merged["ip_zones"].items()),
+        unmatched=merged["unmatched"],
+    )
