@@ -154,7 +154,12 @@ class Homeserver:
         self.console_log_path = self.data_dir / "logs" / "homeserver.console.log"
         self.process: subprocess.Popen | None = None
         with open(self.config_files[0], encoding="utf-8") as f:
-            self._shared_secret = yaml.safe_load(f)["registration_shared_secret"]
+            rendered = yaml.safe_load(f)
+        self._shared_secret = rendered["registration_shared_secret"]
+        # homeserver.yaml is rendered once and may be edited since: its listeners are the truth.
+        ports = {lst.get("tag"): lst["port"] for lst in rendered.get("listeners", [])}
+        self.spec.internet_port = ports.get("internet", self.spec.internet_port)
+        self.spec.lgwan_port = ports.get("lgwan", self.spec.lgwan_port)
 
     @property
     def registration_shared_secret(self) -> str:

@@ -92,35 +92,40 @@ class Organisation:
 
 
 def check(section: Any) -> list[ConfigIssue]:
-    """Schema problems first; reference problems only once the shape is right."""
+    """Shape problems, then duplicate ids and unknown department references.
+
+    Reference checks look at whatever entries are well-formed, so an admin sees
+    every problem in one run.
+    """
     issues = validate(section, SCHEMA)
-    if issues:
+    if not isinstance(section, dict):
         return issues
     first_seen: dict[str, tuple] = {}
 
-    def walk(items: list, path: tuple) -> None:
-        for index, dept in enumerate(items):
-            here = path + (index,)
-            if dept["id"] in first_seen:
-                issues.append(ConfigIssue(here + ("id",), "config.duplicate_id",
-                                          {"value": dept["id"], "first": format_path(first_seen[dept["id"]])}))
-            else:
-                first_seen[dept["id"]] = ("organisation",) + here + ("id",)
-            walk(dept.get("sections", []), here + ("sections",))
-
-    walk(section["departments"], ("departments",))
-    seen_staff: dict[str, tuple] = {}
-    for index, member in enumerate(section.get("staff", [])):
-        here = ("staff", index)
-        if member["department"] not in first_seen:
-            issues.append(ConfigIssue(here + ("department",), "config.unknown_department",
-                                      {"value": member["department"]}))
-        if member["localpart"] in seen_staff:
-            issues.append(ConfigIssue(here + ("localpart",), "config.duplicate_id",
-                                      {"value": member["localpart"],
-                                       "first": format_path(seen_staff[member["localpart"]])}))
+    def duplicate(value: str, here: tuple, seen: dict[str, tuple]) -> None:
+        if value in seen:
+            issues.append(ConfigIssue(here, "config.duplicate_id",
+                                      {"value": value, "first": format_path(seen[value])}))
         else:
-            seen_staff[member["localpart"]] = ("organisation",) + here + ("localpart",)
+            seen[value] = ("organisation",) + here
+
+    def walk(items: Any, path: tuple) -> None:
+        for index, dept in enumerate(items if isinstance(items, list) else []):
+            if isinstance(dept, dict) and isinstance(dept.get("id"), str):
+                duplicate(dept["id"], path + (index, "id"), first_seen)
+                walk(dept.get("sections"), path + (index, "sections"))
+
+    walk(section.get("departments"), ("departments",))
+    seen_staff: dict[str, tuple] = {}
+    staff = section.get("staff")
+    for index, member in enumerate(staff if isinstance(staff, list) else []):
+        if not isinstance(member, dict):
+            continue
+        if isinstance(member.get("department"), str) and member["department"] not in first_seen:
+            issues.append(ConfigIssue(("staff", index, "department"), "config.unknown_department",
+                                      {"value": member["department"]}))
+        if isinstance(member.get("localpart"), str):
+            duplicate(member["localpart"], ("staff", index, "localpart"), seen_staff)
     return issues
 
 

@@ -114,5 +114,6 @@ def check_file(path: str | FsPath) -> list[ConfigIssue]:
     if issues and doc is None:
         return [i.with_location(name) for i in issues]
     issues = issues + check_document(doc)
-    return [i.with_location(name, lines=lines) if i.line is None else i.with_location(name)
-            for i in issues]
+    located = [i.with_location(name, lines=lines) if i.line is None else i.with_location(name)
+               for i in issues]
+    return sorted(located, key=lambda i: i.line or 0)

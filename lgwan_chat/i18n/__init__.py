@@ -26,11 +26,11 @@ def catalogue(lang: str) -> dict[str, str]:
         return yaml.safe_load(f)
 
 
-def t(key: str, lang: str = DEFAULT_LANGUAGE, **params: Any) -> str:
+def t(key: str, lang: str = DEFAULT_LANGUAGE, /, **params: Any) -> str:
     """The message ``key`` in ``lang``, with ``params`` filled in."""
     return catalogue(lang)[key].format(**params)
 
 
-def both(key: str, sep: str = " / ", **params: Any) -> str:
+def both(key: str, /, sep: str = " / ", **params: Any) -> str:
     """Japanese first, then English: for logs, errors and terminals read by anyone."""
     return sep.join(t(key, lang, **params) for lang in LANGUAGES)

@@ -1,0 +1,58 @@
+"""The ``lgwan-chat`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from lgwan_chat.i18n import both
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="lgwan-chat",
+        description="自治体向けチャット（Matrix）スイートの管理コマンド / "
+                    "Administration command of the municipal chat suite on Matrix")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser(
+        "demo", help="デモ環境を起動 / start the demo suite in the foreground (what `make demo` runs)")
+    demo.add_argument("--data-dir", type=Path, default=Path("var/demo"),
+                      help="デモのデータ置き場 / where the demo deployment lives (default: var/demo)")
+    demo.add_argument("--internet-port", type=int, default=8008)
+    demo.add_argument("--lgwan-port", type=int, default=8018)
+
+    check = commands.add_parser(
+        "check-config", help="設定 YAML を検証 / validate the suite's YAML files")
+    check.add_argument("files", nargs="+", type=Path, metavar="FILE")
+
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        from lgwan_chat import demo as demo_mod
+
+        return demo_mod.run(args.data_dir, args.internet_port, args.lgwan_port)
+    if args.command == "check-config":
+        return check_config(args.files)
+    return 2
+
+
+def check_config(files: list[Path]) -> int:
+    from lgwan_chat.configcheck import check_file
+
+    errors = 0
+    for path in files:
+        issues = check_file(path)
+        for issue in issues:
+            print(issue.format(), file=sys.stderr)
+        if not issues:
+            print(both("config.ok", file=path))
+        errors += len(issues)
+    if errors:
+        print(both("config.summary_errors", count=errors), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

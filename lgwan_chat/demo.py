@@ -1,0 +1,186 @@
+"""``lgwan-chat demo``: the whole suite in the foreground on one machine.
+
+First run: renders a deployment under ``var/demo/`` from ``config/``
+(homeserver.yaml, modules.yaml, organisation.yaml), registers an admin, the
+demo staff and the bot accounts, and writes ``credentials.json``. Every run:
+validates the YAML, starts Synapse with every module and every bot, prints how
+to log in, and stops everything cleanly on Ctrl-C. Data lives in ``var/demo/``,
+so running again resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+import bots
+from lgwan_chat import organisation as org
+from lgwan_chat.configcheck import check_file
+from lgwan_chat.homeserver import (Homeserver, HomeserverError, HomeserverSpec, HttpError, config_dir,
+                                   port_in_use)
+from lgwan_chat.i18n import both, t
+
+SERVER_NAME = "demo-city.test"
+EDITABLE_FILES = ("modules.yaml", "organisation.yaml")
+
+
+def say(key: str, **params: Any) -> None:
+    print(both(key, **params), flush=True)
+
+
+def run(data_dir: Path, internet_port: int = 8008, lgwan_port: int = 8018) -> int:
+    data_dir = data_dir.resolve()
+    first_run = not (data_dir / "homeserver.yaml").exists()
+    say("demo.generating" if first_run else "demo.resuming", path=data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for name in EDITABLE_FILES:
+        if not (data_dir / name).exists():
+            shutil.copyfile(config_dir() / name, data_dir / name)
+
+    # Nothing starts on a broken configuration.
+    issues = [i for name in EDITABLE_FILES for i in check_file(data_dir / name)]
+    if issues:
+        for issue in issues:
+            print(issue.format(), file=sys.stderr)
+        return 1
+    for port in (internet_port, lgwan_port):
+        if port_in_use(port):
+            say("demo.port_busy", port=port)
+            return 1
+
+    with open(data_dir / "modules.yaml", encoding="utf-8") as f:
+        modules = yaml.safe_load(f)["modules"]
+    with open(data_dir / "organisation.yaml", encoding="utf-8") as f:
+        organisation = org.parse(yaml.safe_load(f)["organisation"])
+
+    homeserver = Homeserver(HomeserverSpec(data_dir=data_dir, server_name=SERVER_NAME,
+                                           internet_port=internet_port, lgwan_port=lgwan_port,
+                                           modules=modules))
+    bot_processes: dict[str, subprocess.Popen] = {}
+    stopping = False
+
+    def request_stop(signum: int, frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    exit_code = 0
+    try:
+        say("demo.starting_homeserver", log=homeserver.log_path)
+        try:
+            homeserver.start()
+        except HomeserverError:
+            say("demo.homeserver_failed", log=homeserver.log_path)
+            return 1
+        say("demo.homeserver_ready")
+        credentials = ensure_accounts(homeserver, data_dir, organisation)
+        bot_processes = start_bots(data_dir, homeserver, credentials)
+        print(t("demo.howto", "ja", **howto_params(credentials, data_dir)), flush=True)
+        print(t("demo.howto", "en", **howto_params(credentials, data_dir)), flush=True)
+        reported: set[str] = set()
+        while not stopping:
+            time.sleep(0.2)
+            code = homeserver.process.poll()
+            if code is not None:
+                say("demo.homeserver_exited", code=code, log=homeserver.log_path)
+                exit_code = 1
+                break
+            for name, process in bot_processes.items():
+                if process.poll() is not None and name not in reported:
+                    reported.add(name)
+                    say("demo.bot_exited", name=name, code=process.returncode,
+                        log=data_dir / "logs" / f"{name}.log")
+    finally:
+        say("demo.stopping")
+        for process in bot_processes.values():
+            _terminate(process)
+        homeserver.stop()
+        say("demo.stopped")
+    return exit_code
+
+
+def ensure_accounts(homeserver: Homeserver, data_dir: Path, organisation: org.Organisation) -> dict:
+    """Register what credentials.json lists, creating it first on the first run.
+
+    Passwords are written before registering, so a run interrupted halfway
+    resumes with the same passwords (an account that already exists is kept).
+    """
+    path = data_dir / "credentials.json"
+    if path.exists():
+        credentials = json.loads(path.read_text(encoding="utf-8"))
+    else:
+        server = homeserver.server_name
+        credentials = {
+            "server_name": server,
+            "listeners": {"internet": homeserver.url("internet"), "lgwan": homeserver.url("lgwan")},
+            "registration_shared_secret": homeserver.registration_shared_secret,
+            "admin": {"user_id": f"@admin:{server}", "password": _password()},
+            "users": [{"user_id": f"@{m.localpart}:{server}", "password": _password(),
+                       "department": m.department, "display_name": m.display_name}
+                      for m in organisation.staff],
+            "bots": {name: f"@{name}-bot:{server}" for name in bots.AVAILABLE},
+            "bot_passwords": {name: _password() for name in bots.AVAILABLE},
+        }
+        path.touch(mode=0o600)
+        path.write_text(json.dumps(credentials, ensure_ascii=False, indent=2), encoding="utf-8")
+        say("demo.credentials_written", path=path)
+    say("demo.registering")
+    accounts = [(credentials["admin"]["user_id"], credentials["admin"]["password"], True, "管理者 (Admin)")]
+    accounts += [(u["user_id"], u["password"], False, u.get("display_name")) for u in credentials["users"]]
+    accounts += [(uid, credentials["bot_passwords"][name], False, None)
+                 for name, uid in credentials["bots"].items()]
+    for user_id, password, admin, display_name in accounts:
+        localpart = user_id[1:].split(":", 1)[0]
+        try:
+            homeserver.register(localpart, password, admin=admin, displayname=display_name)
+        except HttpError as e:
+            if not (isinstance(e.body, dict) and e.body.get("errcode") == "M_USER_IN_USE"):
+                raise
+    return credentials
+
+
+def start_bots(data_dir: Path, homeserver: Homeserver, credentials: dict) -> dict[str, subprocess.Popen]:
+    if not bots.AVAILABLE:
+        say("demo.no_bots")
+    processes = {}
+    for name, module in bots.AVAILABLE.items():
+        log = data_dir / "logs" / f"{name}.log"
+        say("demo.starting_bot", name=name, log=log)
+        with open(log, "ab") as out:
+            processes[name] = subprocess.Popen(
+                [sys.executable, "-m", module, "--config", str(data_dir / "bots.yaml")],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                cwd=data_dir, start_new_session=True, env=dict(os.environ))
+    return processes
+
+
+def howto_params(credentials: dict, data_dir: Path) -> dict:
+    return {"internet": credentials["listeners"]["internet"], "lgwan": credentials["listeners"]["lgwan"],
+            "server_name": credentials["server_name"], "admin_user": credentials["admin"]["user_id"],
+            "admin_password": credentials["admin"]["password"], "credentials": data_dir / "credentials.json"}
+
+
+def _password() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def _terminate(process: subprocess.Popen, timeout: float = 10.0) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
