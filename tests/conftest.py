@@ -1,0 +1,125 @@
+"""Fixtures: a real Synapse per test module and database backend, users, nio clients.
+
+Every test that uses ``homeserver`` runs once per backend: SQLite always, and
+PostgreSQL when reachable (a fresh UTF8/C database per homeserver). Which
+backends ran is printed at the start and end of the run, never skipped
+silently; with ``CI`` or ``LGWAN_TEST_REQUIRE_POSTGRES`` set, an unreachable
+PostgreSQL is an error.
+
+A test module chooses the modules its homeserver loads by defining its own
+``homeserver_modules`` fixture (default: every module of the suite, as
+config/modules.yaml), and further Synapse settings with ``homeserver_extra``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+from harness import BACKENDS, RunningHomeserver, postgres_unreachable_reason
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backends", default=os.environ.get("LGWAN_TEST_BACKENDS", "auto"),
+        help="homeserver database backends: 'auto' (sqlite, plus postgres when reachable) "
+             "or a comma-separated list of sqlite,postgres")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "homeserver: talks to a real Synapse (runs once per database backend)")
+    choice = config.getoption("--backends")
+    required = bool(os.environ.get("CI") or os.environ.get("LGWAN_TEST_REQUIRE_POSTGRES"))
+    note = ""
+    if choice == "auto":
+        reason = postgres_unreachable_reason()
+        if reason is None:
+            backends = ["sqlite", "postgres"]
+        elif required:
+            raise pytest.UsageError(f"PostgreSQL is required here (CI) but unreachable: {reason}")
+        else:
+            backends = ["sqlite"]
+            note = f"  (PostgreSQL NOT tested: unreachable: {reason})"
+    else:
+        backends = [b.strip() for b in choice.split(",") if b.strip()]
+        unknown = set(backends) - set(BACKENDS)
+        if unknown or not backends:
+            raise pytest.UsageError(f"--backends: unknown {sorted(unknown)}; use {BACKENDS}")
+        if "postgres" in backends and (reason := postgres_unreachable_reason()):
+            raise pytest.UsageError(f"--backends postgres: PostgreSQL unreachable: {reason}")
+    config.stash[_BACKENDS] = backends
+    config.stash[_NOTE] = note
+
+
+_BACKENDS = pytest.StashKey[list]()
+_NOTE = pytest.StashKey[str]()
+_LOG_OFFSET = pytest.StashKey[int]()
+
+
+def _backend_line(config: pytest.Config) -> str:
+    return "homeserver database backends: " + ", ".join(config.stash[_BACKENDS]) + config.stash[_NOTE]
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return _backend_line(config)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    terminalreporter.write_line(_backend_line(config))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "hs_backend" in metafunc.fixturenames:
+        metafunc.parametrize("hs_backend", metafunc.config.stash[_BACKENDS], scope="module")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "homeserver" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.homeserver)
+
+
+@pytest.fixture(scope="module")
+def homeserver_modules() -> list | None:
+    """The ``modules:`` block; None = every module of the suite."""
+    return None
+
+
+@pytest.fixture(scope="module")
+def homeserver_extra() -> dict:
+    return {}
+
+
+@pytest.fixture(scope="module")
+def homeserver(hs_backend: str, homeserver_modules, homeserver_extra, tmp_path_factory) -> RunningHomeserver:
+    """One real Synapse per test module and backend, stopped by pid afterwards."""
+    hs = RunningHomeserver(tmp_path_factory.mktemp(f"hs-{hs_backend}"), hs_backend,
+                           modules=homeserver_modules, extra=homeserver_extra)
+    hs.start()
+    try:
+        yield hs
+    finally:
+        hs.close()
+
+
+@pytest.fixture
+async def login(homeserver: RunningHomeserver):
+    """``await login(user, "lgwan")``: a nio client logged in through that zone's listener."""
+    yield homeserver.login
+    await homeserver.close_clients()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    hs = getattr(item, "funcargs", {}).get("homeserver")
+    if hs is not None:
+        if report.when == "setup":
+            item.stash[_LOG_OFFSET] = hs.log_size()
+        elif report.failed:
+            # The homeserver's side of the story, from this test only.
+            report.sections.append(("homeserver log", hs.log_tail(since=item.stash.get(_LOG_OFFSET, 0))))
+    return report

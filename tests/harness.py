@@ -1,0 +1,155 @@
+"""Test harness: real Synapse processes on SQLite or PostgreSQL, real users, real clients.
+
+Used by ``conftest.py``; the process control itself is ``lgwan_chat.homeserver``
+(shared with the demo and the benchmarks).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import attrs
+from nio import AsyncClient, LoginResponse
+
+from lgwan_chat.homeserver import RELAXED_RATE_LIMITS, Homeserver, HomeserverSpec
+
+BACKENDS = ("sqlite", "postgres")
+
+# libpq settings for the local PostgreSQL (trust auth here); override with the usual PG* variables.
+PG_SETTINGS = {
+    "host": os.environ.get("PGHOST", "127.0.0.1"),
+    "port": int(os.environ.get("PGPORT", "5432")),
+    "user": os.environ.get("PGUSER", "postgres"),
+}
+if os.environ.get("PGPASSWORD"):
+    PG_SETTINGS["password"] = os.environ["PGPASSWORD"]
+
+
+def postgres_unreachable_reason() -> str | None:
+    """None when the local PostgreSQL accepts us, else why not."""
+    try:
+        import psycopg2
+    except ImportError as e:
+        return f"psycopg2 not installed ({e})"
+    try:
+        psycopg2.connect(dbname="postgres", connect_timeout=3, **PG_SETTINGS).close()
+    except Exception as e:  # any failure to connect means: not reachable
+        return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return None
+
+
+class PostgresDatabase:
+    """A fresh database for one homeserver, as Synapse requires it (UTF8, C collation)."""
+
+    _counter = itertools.count()
+
+    def __init__(self) -> None:
+        self.name = f"lgwan_test_{os.getpid()}_{next(self._counter)}_{secrets.token_hex(3)}"
+        self._admin(f"CREATE DATABASE {self.name} ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
+
+    def synapse_config(self) -> dict:
+        return {"name": "psycopg2", "allow_unsafe_locale": False,
+                "args": {"database": self.name, "cp_min": 1, "cp_max": 5, **PG_SETTINGS}}
+
+    def drop(self) -> None:
+        self._admin(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
+
+    @staticmethod
+    def _admin(sql: str) -> None:
+        import psycopg2
+
+        conn = psycopg2.connect(dbname="postgres", **PG_SETTINGS)
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql)
+        finally:
+            conn.close()
+
+    def query(self, sql: str, *args: Any) -> list[tuple]:
+        import psycopg2
+
+        conn = psycopg2.connect(dbname=self.name, **PG_SETTINGS)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql.replace("?", "%s"), args)
+                return cur.fetchall()
+        finally:
+            conn.close()
+
+
+@attrs.define
+class User:
+    user_id: str
+    password: str
+    localpart: str
+    #: token of the device created at registration
+    access_token: str
+
+
+class RunningHomeserver:
+    """A running Synapse for tests: zone URLs, users, clients, direct database look-ups."""
+
+    _users = itertools.count()
+
+    def __init__(self, data_dir: Path, backend: str, modules: list | None = None, extra: dict | None = None):
+        self.backend = backend
+        self.database = PostgresDatabase() if backend == "postgres" else None
+        spec = HomeserverSpec(
+            data_dir=data_dir,
+            database=self.database.synapse_config() if self.database else None,
+            modules=modules,
+            extra={**RELAXED_RATE_LIMITS, **(extra or {})},
+        )
+        self.hs = Homeserver(spec)
+        self._clients: list[AsyncClient] = []
+
+    def __getattr__(self, name: str) -> Any:  # url(), server_name, log_tail(), pid, ...
+        return getattr(self.hs, name)
+
+    def start(self) -> "RunningHomeserver":
+        try:
+            self.hs.start()
+        except Exception:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        self.hs.stop()
+        if self.database is not None:
+            self.database.drop()
+
+    def new_user(self, prefix: str = "user", admin: bool = False, displayname: str | None = None) -> User:
+        localpart = f"{prefix}{next(self._users)}"
+        password = secrets.token_urlsafe(12)
+        result = self.hs.register(localpart, password, admin=admin, displayname=displayname)
+        return User(user_id=result["user_id"], password=password, localpart=localpart,
+                    access_token=result["access_token"])
+
+    async def login(self, user: User, zone: str = "internet", device_name: str = "pytest") -> AsyncClient:
+        """A matrix-nio client logged in (a new device) through the listener of ``zone``."""
+        client = AsyncClient(self.url(zone), user.user_id)
+        response = await client.login(user.password, device_name=device_name)
+        assert isinstance(response, LoginResponse), response
+        self._clients.append(client)
+        return client
+
+    async def close_clients(self) -> None:
+        while self._clients:
+            await self._clients.pop().close()
+
+    def query(self, sql: str, *args: Any) -> list[tuple]:
+        """Read Synapse's own database (``?`` placeholders), to check where data really went."""
+        if self.database is not None:
+            return self.database.query(sql, *args)
+        conn = sqlite3.connect(self.hs.data_dir / "homeserver.db")
+        try:
+            return conn.execute(sql, args).fetchall()
+        finally:
+            conn.close()
