@@ -1,0 +1,127 @@
+"""`lgwan-chat demo` (what `make demo` runs) as a user would use it: start, log in, Ctrl-C, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from nio import AsyncClient, JoinedRoomsResponse, LoginResponse, RoomCreateResponse
+
+from lgwan_chat.homeserver import free_port, port_in_use
+from test_zone_endpoint import call_zone
+
+LGWAN_CHAT = str(Path(sys.executable).parent / "lgwan-chat")
+
+
+class Demo:
+    def __init__(self, data_dir: Path):
+        self.data_dir = data_dir
+        self.ports = {"internet": free_port(), "lgwan": free_port()}
+        self.output = data_dir.parent / "demo-output.txt"
+
+    def start(self) -> None:
+        with open(self.output, "w") as out:
+            self.process = subprocess.Popen(
+                [LGWAN_CHAT, "demo", "--data-dir", str(self.data_dir),
+                 "--internet-port", str(self.ports["internet"]), "--lgwan-port", str(self.ports["lgwan"])],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 90
+        while "Press Ctrl-C to stop." not in self.text():
+            assert self.process.poll() is None, self.text()
+            assert time.monotonic() < deadline, self.text()
+            time.sleep(0.2)
+
+    def text(self) -> str:
+        return self.output.read_text(encoding="utf-8")
+
+    def interrupt(self) -> int:
+        self.process.send_signal(signal.SIGINT)  # what Ctrl-C does
+        return self.process.wait(60)
+
+
+@pytest.fixture
+def demo(tmp_path):
+    demo = Demo(tmp_path / "demo")
+    yield demo
+    if getattr(demo, "process", None) and demo.process.poll() is None:
+        demo.process.kill()
+    pid_file = demo.data_dir / "homeserver.pid"
+    if pid_file.exists():  # never leave a Synapse behind, whatever failed
+        try:
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
+
+
+async def login(url: str, user_id: str, password: str) -> AsyncClient:
+    client = AsyncClient(url, user_id)
+    assert isinstance(await client.login(password), LoginResponse)
+    return client
+
+
+async def test_demo_starts_everything_and_resumes_with_the_same_data(demo):
+    demo.start()
+    text = demo.text()
+    assert "ログイン方法" in text and "How to log in" in text
+    assert "このバージョンにはまだボットがありません" in text  # says so instead of silently starting nothing
+
+    creds = json.loads((demo.data_dir / "credentials.json").read_text(encoding="utf-8"))
+    assert oct((demo.data_dir / "credentials.json").stat().st_mode & 0o777) == "0o600"
+    assert creds["listeners"] == {zone: f"http://127.0.0.1:{port}" for zone, port in demo.ports.items()}
+    assert creds["server_name"] == "demo-city.test" and creds["registration_shared_secret"]
+    assert creds["admin"]["user_id"] == "@admin:demo-city.test"
+    assert {u["department"] for u in creds["users"]} >= {"soumu", "doboku-douro"}
+    assert creds["bots"] == {}
+    assert (demo.data_dir / "logs" / "homeserver.log").stat().st_size > 0
+
+    # A staff member logs in through each zone's listener and gets that zone.
+    staff = creds["users"][0]
+    for zone, url in creds["listeners"].items():
+        client = await login(url, staff["user_id"], staff["password"])
+        assert call_zone(url, client.access_token)[1]["zone"] == zone
+        await client.close()
+    # The admin account is a server admin.
+    admin = await login(creds["listeners"]["lgwan"], creds["admin"]["user_id"], creds["admin"]["password"])
+    request = urllib.request.Request(
+        creds["listeners"]["lgwan"] + f"/_synapse/admin/v1/users/{creds['admin']['user_id']}/admin",
+        headers={"Authorization": f"Bearer {admin.access_token}"})
+    with urllib.request.urlopen(request, timeout=10) as r:
+        assert json.loads(r.read()) == {"admin": True}
+    room = await admin.room_create(name="全庁お知らせ")
+    assert isinstance(room, RoomCreateResponse)
+    await admin.close()
+
+    assert demo.interrupt() == 0
+    assert "すべて停止しました" in demo.text()
+    assert not port_in_use(demo.ports["internet"]) and not port_in_use(demo.ports["lgwan"])
+
+    # Run again: same accounts, same passwords, the room is still there.
+    demo.start()
+    assert "既存のデモ環境を使って再開します" in demo.text()
+    again = json.loads((demo.data_dir / "credentials.json").read_text(encoding="utf-8"))
+    assert again == creds
+    admin = await login(creds["listeners"]["internet"], creds["admin"]["user_id"], creds["admin"]["password"])
+    rooms = await admin.joined_rooms()
+    assert isinstance(rooms, JoinedRoomsResponse) and room.room_id in rooms.rooms
+    await admin.close()
+    assert demo.interrupt() == 0
+
+
+def test_demo_refuses_to_start_on_a_broken_config(demo):
+    demo.data_dir.mkdir(parents=True)
+    (demo.data_dir / "organisation.yaml").write_text(
+        "organisation:\n  municipality: {id: x, name: {ja: 市}}\n  departments: []\n", encoding="utf-8")
+    result = subprocess.run([LGWAN_CHAT, "demo", "--data-dir", str(demo.data_dir),
+                             "--internet-port", str(demo.ports["internet"]),
+                             "--lgwan-port", str(demo.ports["lgwan"])],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "organisation.departments: 少なくとも 1 個必要です" in result.stderr
+    assert not (demo.data_dir / "homeserver.pid").exists()

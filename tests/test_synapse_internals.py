@@ -1,0 +1,38 @@
+"""Fails loudly when Synapse changes an internal detail the zone rules rely on.
+
+The live counterpart is test_zone_endpoint.py: the zone endpoint reads the
+request origin through the same helper inside a real Synapse process.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import get_type_hints
+
+from synapse.logging.context import ContextRequest, LoggingContext, PreserveLoggingContext
+from synapse.synapse_rust.events import EventInternalMetadata
+
+from synapse_modules._synapse_internals import current_request_origin, event_device_id
+
+
+def test_logging_context_request_still_carries_site_tag_ip_and_user_agent():
+    fields = get_type_hints(ContextRequest)
+    for name in ("site_tag", "ip_address", "user_agent"):
+        assert name in fields, f"Synapse's ContextRequest lost {name!r}: zone detection is broken"
+
+
+def test_current_request_origin_reads_the_logging_context():
+    request = ContextRequest(request_id="GET-1", ip_address="10.1.2.3", site_tag="lgwan",
+                             requester=None, authenticated_entity=None, method="GET", url="/x",
+                             protocol="1.1", user_agent="Element/1.11")
+    with PreserveLoggingContext(LoggingContext(name="test", server_name="test", request=request)):
+        origin = current_request_origin()
+    assert (origin.site_tag, origin.ip_address, origin.user_agent) == ("lgwan", "10.1.2.3", "Element/1.11")
+    assert current_request_origin() is None  # background work has no request
+
+
+def test_event_internal_metadata_still_has_device_id():
+    metadata = EventInternalMetadata({})
+    metadata.device_id = "PHONEDEVICE"
+    assert event_device_id(SimpleNamespace(internal_metadata=metadata)) == "PHONEDEVICE"
+    assert event_device_id(SimpleNamespace(internal_metadata=EventInternalMetadata({}))) is None
