@@ -248,16 +248,6 @@ class Homeserver:
             body["displayname"] = displayname
         return _http_json("POST", url, body)
 
-    def user_exists(self, user_id: str, admin_token: str) -> bool:
-        try:
-            _http_json("GET", self.url("lgwan") + f"/_synapse/admin/v2/users/{urllib.request.quote(user_id)}",
-                       token=admin_token)
-            return True
-        except HttpError as e:
-            if e.status == 404:
-                return False
-            raise
-
 
 class HttpError(RuntimeError):
     def __init__(self, status: int, body: Any):

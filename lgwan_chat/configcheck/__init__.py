@@ -17,6 +17,7 @@ from pathlib import Path as FsPath
 from typing import Any, Callable, Iterable
 
 from .issues import ConfigIssue, format_path, raise_config_error
+from .schema import validate
 from .yamlfile import load
 
 __all__ = ["ConfigIssue", "check_document", "check_file", "format_path", "raise_config_error",
@@ -36,8 +37,6 @@ def _checker(module_name: str) -> Callable[[Any], list[ConfigIssue]]:
 
 
 def _check_modules(block: Any, doc: dict) -> Iterable[ConfigIssue]:
-    from .schema import validate
-
     entry_schema = {"type": "array", "items": {
         "type": "object", "required": ["module"],
         "properties": {"module": {"type": "string", "minLength": 1}, "config": {}},
@@ -68,8 +67,6 @@ def _check_organisation(section: Any, doc: dict) -> Iterable[ConfigIssue]:
 
 
 def _check_bots(section: Any, doc: dict) -> Iterable[ConfigIssue]:
-    from .schema import validate
-
     issues = validate(section, {"type": "object"})
     if issues:
         yield from (i.with_location(None, ("bots",)) for i in issues)
