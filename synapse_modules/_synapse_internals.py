@@ -40,3 +40,26 @@ def current_request_origin() -> RequestOrigin | None:
 def event_device_id(event: Any) -> str | None:
     """The device that sent a locally created event (``internal_metadata.device_id``)."""
     return getattr(event.internal_metadata, "device_id", None)
+
+
+def wrap_request_authentication(api: Any, check: Any) -> None:
+    """Run ``await check(requester)`` after Synapse authenticates any client request.
+
+    The module API has no per-request callback, yet a device's zone must be
+    checked on every request made with its token (a stolen internet-side token
+    must not work on the LGWAN listener). Every servlet authenticates through
+    the one ``Auth`` object of the homeserver (``hs.get_auth()``), calling its
+    ``get_user_by_req(request, ...)``; this wraps that method on that object.
+    ``check`` runs in the request's logging context (so
+    ``current_request_origin()`` works) and refuses by raising a SynapseError.
+    """
+    auth = api._hs.get_auth()
+    original = auth.get_user_by_req
+
+    async def get_user_by_req(request: Any, *args: Any, **kwargs: Any) -> Any:
+        requester = await original(request, *args, **kwargs)
+        await check(requester)
+        return requester
+
+    get_user_by_req.__wrapped__ = original  # type: ignore[attr-defined]
+    auth.get_user_by_req = get_user_by_req

@@ -11,7 +11,7 @@ from lgwan_chat.i18n import LANGUAGES, catalogue
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = [p for d in ("lgwan_chat", "synapse_modules", "bots") for p in (ROOT / d).rglob("*.py")]
 # Message keys as the code uses them: t("k"), both("k"), ConfigIssue(path, "k"), forbidden("k"), "x-error": "k", ...
-KEY = re.compile(r"""["']((?:config|type|hint|demo|zones)\.[a-z_]+)["']""")
+KEY = re.compile(r"""["']((?:config|type|hint|demo|zones|zone|list)\.[a-z_]+)["']""")
 
 
 def placeholders(text: str) -> set[str]:
@@ -26,7 +26,7 @@ def test_catalogues_have_the_same_keys_and_placeholders():
 
 
 def test_japanese_messages_are_japanese():
-    japanese = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
+    japanese = re.compile(r"[\u3001-\u30ff\u4e00-\u9fff\uff01-\uff5e]")
     for key, text in catalogue("ja").items():
         assert japanese.search(text), f"{key} has no Japanese: {text!r}"
 

@@ -36,3 +36,23 @@ def test_event_internal_metadata_still_has_device_id():
     metadata.device_id = "PHONEDEVICE"
     assert event_device_id(SimpleNamespace(internal_metadata=metadata)) == "PHONEDEVICE"
     assert event_device_id(SimpleNamespace(internal_metadata=EventInternalMetadata({}))) is None
+
+
+def test_every_servlet_authenticates_through_one_cached_auth_object():
+    """wrap_request_authentication patches hs.get_auth().get_user_by_req: both must still exist."""
+    import inspect
+    import re
+
+    from synapse.api.auth.internal import InternalAuth
+    from synapse.api.auth.mas import MasDelegatedAuth
+    from synapse.module_api import ModuleApi
+    from synapse.server import HomeServer
+
+    # get_auth is cached on the homeserver (one object shared by every servlet and the module API).
+    assert re.search(r"@cache_in_self\s+def get_auth\(self\)", inspect.getsource(HomeServer))
+    assert "self._hs = hs" in inspect.getsource(ModuleApi.__init__)
+    assert "self._auth = hs.get_auth()" in inspect.getsource(ModuleApi.__init__)
+    for auth_class in (InternalAuth, MasDelegatedAuth):
+        method = auth_class.get_user_by_req
+        assert inspect.iscoroutinefunction(method), auth_class
+        assert list(inspect.signature(method).parameters)[:2] == ["self", "request"], auth_class

@@ -19,5 +19,6 @@ def test_client_from_unknown_network_is_refused(homeserver):
     status, body = call_zone(homeserver.url("internet"), user.access_token)
     assert status == 403
     assert body["errcode"] == "M_FORBIDDEN"
-    assert body["org.lgwan.message"] == {"ja": t("zones.unknown_zone", "ja"), "en": t("zones.unknown_zone", "en")}
+    assert body["jp.lgwan.reason"] == "unknown_zone"
+    assert body["jp.lgwan.message"] == {"ja": t("zones.unknown_zone", "ja"), "en": t("zones.unknown_zone", "en")}
     assert "ゾーン" in body["error"] and "zone" in body["error"]

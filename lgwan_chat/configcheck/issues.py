@@ -33,7 +33,7 @@ class ConfigIssue:
     line: int | None = None
 
     def message(self, lang: str) -> str:
-        return t(self.key, lang, **_localised(self.params, lang))
+        return t(self.key, lang, **self.params)
 
     def with_location(self, file: str | None, prefix: Path = (), lines: dict | None = None) -> "ConfigIssue":
         path = tuple(prefix) + tuple(self.path)
@@ -49,20 +49,6 @@ class ConfigIssue:
             where += f":{self.line}"
         head = f"{where}: " if where else ""
         return f"{head}{format_path(self.path)}: " + " / ".join(self.message(lang) for lang in LANGUAGES)
-
-
-def _localised(params: dict[str, Any], lang: str) -> dict[str, Any]:
-    """Params may hold message keys (``{"msg": "type.string"}``) to translate too."""
-    out = {}
-    for name, value in params.items():
-        if isinstance(value, dict) and "msg" in value:
-            inner = {k: v for k, v in value.items() if k != "msg"}
-            value = t(value["msg"], lang, **_localised(inner, lang))
-        elif isinstance(value, list) and value and all(isinstance(v, dict) and "msg" in v for v in value):
-            sep = "、" if lang == "ja" else " or "
-            value = sep.join(t(v["msg"], lang) for v in value)
-        out[name] = value
-    return out
 
 
 def _nearest_line(lines: dict, path: Path) -> int | None:

@@ -19,6 +19,8 @@ from typing import Any, Iterator
 import jsonschema
 from jsonschema import Draft202012Validator
 
+from lgwan_chat.i18n import Msg
+
 from .issues import ConfigIssue
 
 _JSON_TYPE_OF = {
@@ -50,8 +52,8 @@ def validate(instance: Any, schema: dict) -> list[ConfigIssue]:
     return issues
 
 
-def _type_name(value: Any) -> dict:
-    return {"msg": "type." + _JSON_TYPE_OF.get(type(value), "string")}
+def _type_name(value: Any) -> Msg:
+    return Msg("type." + _JSON_TYPE_OF.get(type(value), "string"))
 
 
 def _translate(error: jsonschema.ValidationError) -> Iterator[ConfigIssue]:
@@ -72,7 +74,7 @@ def _translate(error: jsonschema.ValidationError) -> Iterator[ConfigIssue]:
             if key in allowed or any(p.search(str(key)) for p in patterns):
                 continue
             close = difflib.get_close_matches(str(key), allowed, n=1)
-            suggestion = {"msg": "config.did_you_mean", "candidate": close[0]} if close else ""
+            suggestion = Msg("config.did_you_mean", candidate=close[0]) if close else ""
             yield ConfigIssue(
                 path + (key,),
                 "config.unknown_key",
@@ -83,7 +85,7 @@ def _translate(error: jsonschema.ValidationError) -> Iterator[ConfigIssue]:
         yield ConfigIssue(
             path,
             "config.type",
-            {"expected": [{"msg": "type." + e} for e in expected], "actual": _type_name(value)},
+            {"expected": [Msg("type." + e) for e in expected], "actual": _type_name(value)},
         )
     elif kind in ("enum", "const"):
         allowed = limit if kind == "enum" else [limit]
@@ -92,7 +94,7 @@ def _translate(error: jsonschema.ValidationError) -> Iterator[ConfigIssue]:
         if "x-error" in schema:
             yield ConfigIssue(path, schema["x-error"], {"value": value})
         else:
-            hint = {"msg": schema["x-hint"]} if "x-hint" in schema else str(limit)
+            hint = Msg(schema["x-hint"]) if "x-hint" in schema else str(limit)
             yield ConfigIssue(path, "config.pattern", {"value": value, "hint": hint})
     elif kind == "minLength":
         yield ConfigIssue(path, "config.min_length")

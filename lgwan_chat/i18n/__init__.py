@@ -26,9 +26,33 @@ def catalogue(lang: str) -> dict[str, str]:
         return yaml.safe_load(f)
 
 
+class Msg:
+    """A message to be translated later, usable as a parameter of another message."""
+
+    __slots__ = ("key", "params")
+
+    def __init__(self, key: str, /, **params: Any):
+        self.key = key
+        self.params = params
+
+    def __repr__(self) -> str:
+        return f"Msg({self.key!r}, {self.params!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Msg) and (self.key, self.params) == (other.key, other.params)
+
+
+def _param(value: Any, lang: str) -> Any:
+    if isinstance(value, Msg):
+        return t(value.key, lang, **value.params)
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, Msg) for v in value):
+        return catalogue(lang)["list.or"].join(_param(v, lang) for v in value)
+    return value
+
+
 def t(key: str, lang: str = DEFAULT_LANGUAGE, /, **params: Any) -> str:
-    """The message ``key`` in ``lang``, with ``params`` filled in."""
-    return catalogue(lang)[key].format(**params)
+    """The message ``key`` in ``lang``, with ``params`` filled in (``Msg`` params translated too)."""
+    return catalogue(lang)[key].format(**{name: _param(v, lang) for name, v in params.items()})
 
 
 def both(key: str, /, sep: str = " / ", **params: Any) -> str:

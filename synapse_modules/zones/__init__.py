@@ -1,14 +1,16 @@
 """LGWAN / internet zone policy module.
 
-Load it in homeserver.yaml::
+Load it in homeserver.yaml (every key: config/modules.yaml, docs/admin-guide)::
 
     modules:
       - module: synapse_modules.zones.ZonePolicyModule
-        config: {}   # see config/modules.yaml for every key
+        config: {}
 
-What it does so far: decides the zone of each client request from the
-listener it arrived on (or the client IP) and tells a client its zone at
-``GET /_synapse/client/lgwan/v1/zone``.
+- decides the zone of each client request from the listener it arrived on
+  (or the client IP);
+- binds each device to the zone of its first request and refuses its token
+  from the other zone; guests are held to one zone;
+- tells a client its zone at ``GET /_synapse/client/lgwan/v1/zone``.
 """
 
 from __future__ import annotations
@@ -17,14 +19,19 @@ from typing import Any
 
 from synapse.module_api import ModuleApi
 
+from synapse_modules._synapse_internals import wrap_request_authentication
+
 from .config import ZonesConfig, parse
+from .device_binding import DeviceZoneGuard
 from .rest import zone as zone_rest
+from .store import ZoneStore
 
 
 class ZonePolicyModule:
     def __init__(self, config: ZonesConfig, api: ModuleApi):
         self._config = config
-        self._api = api
+        self._store = ZoneStore(api)
+        wrap_request_authentication(api, DeviceZoneGuard(config, self._store).check)
         api.register_web_resource(zone_rest.PATH, zone_rest.ZoneResource(api, config))
 
     @staticmethod

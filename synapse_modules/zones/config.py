@@ -28,6 +28,10 @@ SCHEMA = mapping(
         "ip_zones": mapping({zone: {"type": "array", "items": CIDR} for zone in ZONES}),
         # what a request that matches no rule is: refused, or one of the zones
         "unmatched": {"enum": ["reject", *ZONES]},
+        # a device keeps the zone of its first request; other zones are refused
+        "bind_devices": {"type": "boolean"},
+        # the only zone guest accounts may use (null: any)
+        "guest_zone": {"enum": [*ZONES, None]},
     },
 )
 
@@ -36,6 +40,8 @@ DEFAULTS: dict[str, Any] = {
     "listener_zones": {"lgwan": "lgwan", "internet": "internet"},
     "ip_zones": {},
     "unmatched": "reject",
+    "bind_devices": True,
+    "guest_zone": "internet",
 }
 
 
@@ -45,6 +51,8 @@ class ZonesConfig:
     listener_zones: dict[str, str]
     ip_zones: tuple[tuple[str, tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]], ...]
     unmatched: str
+    bind_devices: bool
+    guest_zone: str | None
 
 
 def check(raw: Any) -> list[ConfigIssue]:
@@ -71,4 +79,6 @@ def parse(raw: Any) -> ZonesConfig:
         ip_zones=tuple((zone, tuple(ipaddress.ip_network(c, strict=False) for c in cidrs))
                        for zone, cidrs in merged["ip_zones"].items()),
         unmatched=merged["unmatched"],
+        bind_devices=merged["bind_devices"],
+        guest_zone=merged["guest_zone"],
     )

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from synapse.api.errors import Codes, SynapseError
 from synapse.module_api import DirectServeJsonResource, ModuleApi
 
-from lgwan_chat.i18n import both, t
+from synapse_modules._errors import refusal
 from synapse_modules._synapse_internals import current_request_origin
 
 from ..config import ZonesConfig
@@ -19,12 +18,6 @@ if TYPE_CHECKING:
 PATH = "/_synapse/client/lgwan/v1/zone"
 
 
-def forbidden(key: str) -> SynapseError:
-    """A 403 whose ``error`` reads in Japanese then English, both also given apart."""
-    return SynapseError(403, both(key), Codes.FORBIDDEN,
-                        additional_fields={"org.lgwan.message": {"ja": t(key, "ja"), "en": t(key, "en")}})
-
-
 class ZoneResource(DirectServeJsonResource):
     def __init__(self, api: ModuleApi, config: ZonesConfig):
         super().__init__()
@@ -32,10 +25,11 @@ class ZoneResource(DirectServeJsonResource):
         self._config = config
 
     async def _async_render_GET(self, request: "SynapseRequest") -> tuple[int, dict]:
+        # Authentication already refused a device used outside its zone, so the
+        # request's zone is the device's zone.
         requester = await self._api.get_user_by_req(request, allow_guest=True)
         origin = current_request_origin()
         zone = zone_of(origin, self._config) if origin is not None else None
         if zone is None:
-            raise forbidden("zones.unknown_zone")
-        return 200, {"zone": zone, "device_id": requester.device_id,
-                     "user_id": requester.user.to_string()}
+            raise refusal("unknown_zone", "zones.unknown_zone")
+        return 200, {"zone": zone, "device_id": requester.device_id, "user_id": requester.user.to_string()}

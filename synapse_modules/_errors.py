@@ -1,0 +1,25 @@
+"""Refusals that a person understands, whatever client they use.
+
+Every refusal is a 403 with a ``synapse.api.errors.Codes`` errcode (what
+clients branch on), ``error`` in Japanese then English (what stock clients
+show), and the suite's own fields: ``jp.lgwan.reason`` (machine-readable) and
+``jp.lgwan.message`` (each language apart, for clients that pick one).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from synapse.api.errors import Codes, SynapseError
+
+from lgwan_chat.i18n import LANGUAGES, both, t
+
+REASON_FIELD = "jp.lgwan.reason"
+MESSAGE_FIELD = "jp.lgwan.message"
+
+
+def refusal(reason: str, message_key: str, errcode: str = Codes.FORBIDDEN, **params: Any) -> SynapseError:
+    return SynapseError(
+        403, both(message_key, **params), errcode,
+        additional_fields={REASON_FIELD: reason,
+                           MESSAGE_FIELD: {lang: t(message_key, lang, **params) for lang in LANGUAGES}})

@@ -1,0 +1,81 @@
+"""A module's own tables in Synapse's database, created once and versioned.
+
+Synapse has no migration framework for modules. Each module lists its
+migrations (lists of portable SQL statements); the main process applies the
+missing ones in one transaction and records the version in
+``lgwan_schema_versions``. Workers never run DDL: until the main process has
+migrated they refuse to use the tables (a clear error, only ever seen during
+the very first start of a deployment).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence, TypeVar
+
+from synapse.module_api import ModuleApi
+
+T = TypeVar("T")
+
+VERSION_TABLE = "lgwan_schema_versions"
+
+
+class SchemaNotReady(RuntimeError):
+    pass
+
+
+class ModuleStore:
+    def __init__(self, api: ModuleApi, module: str, migrations: Sequence[Sequence[str]]):
+        self._api = api
+        self._module = module
+        self._migrations = migrations
+        self._ready = False
+
+    @property
+    def version(self) -> int:
+        return len(self._migrations)
+
+    async def run(self, desc: str, func: Callable[..., T], *args: Any) -> T:
+        """``api.run_db_interaction`` once the module's tables are there."""
+        if not self._ready:
+            await self._ensure_schema()
+        return await self._api.run_db_interaction(f"lgwan_{self._module}_{desc}", func, *args)
+
+    async def _ensure_schema(self) -> None:
+        # Two first uses may race inside one process; a failed attempt (e.g. PostgreSQL
+        # refusing a concurrent CREATE TABLE) is simply tried again.
+        for attempt in range(3):
+            try:
+                await self._api.run_db_interaction(f"lgwan_{self._module}_schema", self._migrate_txn)
+                self._ready = True
+                return
+            except SchemaNotReady:
+                raise
+            except Exception:
+                if attempt == 2:
+                    raise
+                await self._api.sleep(0.2)
+
+    def _migrate_txn(self, txn: Any) -> None:
+        is_main = self._api.worker_name is None
+        if is_main:
+            txn.execute(f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} "
+                        "(module TEXT NOT NULL PRIMARY KEY, version INTEGER NOT NULL)")
+        try:
+            txn.execute(f"SELECT version FROM {VERSION_TABLE} WHERE module = ?", (self._module,))
+            row = txn.fetchone()
+        except Exception:
+            row = None
+            if not is_main:
+                raise SchemaNotReady(f"{self._module}: tables not created yet (start the main process first)")
+        current = row[0] if row else 0
+        if current >= self.version:
+            return
+        if not is_main:
+            raise SchemaNotReady(f"{self._module}: schema v{current} < v{self.version} (main process migrates)")
+        for statements in self._migrations[current:]:
+            for sql in statements:
+                txn.execute(sql)
+        txn.execute(
+            f"INSERT INTO {VERSION_TABLE} (module, version) VALUES (?, ?) "
+            "ON CONFLICT (module) DO UPDATE SET version = excluded.version",
+            (self._module, self.version))

@@ -1,0 +1,39 @@
+"""Every authenticated request: the device must be used from the zone it belongs to."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lgwan_chat.i18n import Msg
+from synapse_modules._errors import refusal
+from synapse_modules._synapse_internals import current_request_origin
+
+from .config import ZonesConfig
+from .store import ZoneStore
+from .zone import zone_of
+
+
+class DeviceZoneGuard:
+    def __init__(self, config: ZonesConfig, store: ZoneStore):
+        self._config = config
+        self._store = store
+
+    async def check(self, requester: Any) -> None:
+        """Raise a 403 when this request's zone is not the zone of the requester's device."""
+        origin = current_request_origin()
+        if origin is None or requester.app_service_id is not None:
+            return  # not a client request, or an application service (trusted server-side)
+        zone = zone_of(origin, self._config)
+        if zone is None:
+            raise refusal("unknown_zone", "zones.unknown_zone")
+        if requester.is_guest:
+            if self._config.guest_zone is not None and zone != self._config.guest_zone:
+                raise refusal("guest_zone", "zones.guest_zone", zone=Msg("zone." + self._config.guest_zone))
+            return
+        if not self._config.bind_devices or requester.device_id is None:
+            return  # admin-API tokens have no device
+        bound = await self._store.bind_device(requester.user.to_string(), requester.device_id, zone,
+                                              origin.ip_address, origin.user_agent)
+        if bound != zone:
+            raise refusal("device_zone_mismatch", "zones.device_zone_mismatch", device=requester.device_id,
+                          bound=Msg("zone." + bound), current=Msg("zone." + zone))

@@ -1,0 +1,57 @@
+"""The zone module's tables: which zone each device belongs to."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from synapse.module_api import ModuleApi
+
+from synapse_modules._storage import ModuleStore
+
+MIGRATIONS = [
+    [
+        # A device's zone is decided by its first authenticated request and never changes.
+        """CREATE TABLE IF NOT EXISTS lgwan_device_zones (
+            user_id TEXT NOT NULL,
+            device_id TEXT NOT NULL,
+            zone TEXT NOT NULL,
+            first_ip TEXT,
+            first_user_agent TEXT,
+            created_ts BIGINT NOT NULL,
+            PRIMARY KEY (user_id, device_id)
+        )""",
+    ],
+]
+
+
+class ZoneStore:
+    def __init__(self, api: ModuleApi):
+        self._api = api
+        self._db = ModuleStore(api, "zones", MIGRATIONS)
+        # Bindings never change once made, so every process may cache them for good.
+        self._device_zones: dict[tuple[str, str], str] = {}
+
+    async def bind_device(self, user_id: str, device_id: str, zone: str, ip: str | None,
+                          user_agent: str | None) -> str:
+        """The device's zone: the existing binding, or ``zone`` if this is its first request."""
+        key = (user_id, device_id)
+        cached = self._device_zones.get(key)
+        if cached is not None:
+            return cached
+        now = self._api.get_current_time_msec()
+
+        def txn(cur: Any) -> str:
+            # Two processes may see a new device at once: the first insert wins, both read it.
+            cur.execute(
+                "INSERT INTO lgwan_device_zones (user_id, device_id, zone, first_ip, first_user_agent, created_ts)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, device_id) DO NOTHING",
+                (user_id, device_id, zone, ip, (user_agent or "")[:512], now))
+            cur.execute("SELECT zone FROM lgwan_device_zones WHERE user_id = ? AND device_id = ?",
+                        (user_id, device_id))
+            return cur.fetchone()[0]
+
+        bound = await self._db.run("bind_device", txn)
+        if len(self._device_zones) > 100_000:  # bounded: a long-running process sees many devices
+            self._device_zones.clear()
+        self._device_zones[key] = bound
+        return bound
