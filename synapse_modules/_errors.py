@@ -18,8 +18,12 @@ REASON_FIELD = "jp.lgwan.reason"
 MESSAGE_FIELD = "jp.lgwan.message"
 
 
+def refusal_fields(reason: str, message_key: str, **params: Any) -> dict[str, Any]:
+    return {"error": both(message_key, **params), REASON_FIELD: reason,
+            MESSAGE_FIELD: {lang: t(message_key, lang, **params) for lang in LANGUAGES}}
+
+
 def refusal(reason: str, message_key: str, errcode: str = Codes.FORBIDDEN, **params: Any) -> SynapseError:
-    return SynapseError(
-        403, both(message_key, **params), errcode,
-        additional_fields={REASON_FIELD: reason,
-                           MESSAGE_FIELD: {lang: t(message_key, lang, **params) for lang in LANGUAGES}})
+    """To raise from a servlet or a third-party-rules callback."""
+    fields = refusal_fields(reason, message_key, **params)
+    return SynapseError(403, fields.pop("error"), errcode, additional_fields=fields)

@@ -10,6 +10,8 @@ Load it in homeserver.yaml (every key: config/modules.yaml, docs/admin-guide)::
   (or the client IP);
 - binds each device to the zone of its first request and refuses its token
   from the other zone; guests are held to one zone;
+- refuses calls from LGWAN devices and any call in rooms marked LGWAN-only;
+- refuses end-to-end encryption unless allowed;
 - tells a client its zone at ``GET /_synapse/client/lgwan/v1/zone``.
 """
 
@@ -23,6 +25,7 @@ from synapse_modules._synapse_internals import wrap_request_authentication
 
 from .config import ZonesConfig, parse
 from .device_binding import DeviceZoneGuard
+from .event_rules import EventRules
 from .rest import zone as zone_rest
 from .store import ZoneStore
 
@@ -32,6 +35,9 @@ class ZonePolicyModule:
         self._config = config
         self._store = ZoneStore(api)
         wrap_request_authentication(api, DeviceZoneGuard(config, self._store).check)
+        rules = EventRules(config, self._store, api.server_name)
+        api.register_third_party_rules_callbacks(check_event_allowed=rules.check_event_allowed,
+                                                 on_create_room=rules.check_room_creation)
         api.register_web_resource(zone_rest.PATH, zone_rest.ZoneResource(api, config))
 
     @staticmethod

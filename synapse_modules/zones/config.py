@@ -32,6 +32,12 @@ SCHEMA = mapping(
         "bind_devices": {"type": "boolean"},
         # the only zone guest accounts may use (null: any)
         "guest_zone": {"enum": [*ZONES, None]},
+        # voice/video calls cannot be started or joined from LGWAN devices
+        "refuse_calls_from_lgwan": {"type": "boolean"},
+        # honour the jp.lgwan.room.zone {"lgwan_only": true} room marker: no calls at all there
+        "lgwan_only_rooms": {"type": "boolean"},
+        # allow end-to-end encryption (m.room.encryption); off: content must stay inspectable
+        "allow_encryption": {"type": "boolean"},
     },
 )
 
@@ -42,6 +48,9 @@ DEFAULTS: dict[str, Any] = {
     "unmatched": "reject",
     "bind_devices": True,
     "guest_zone": "internet",
+    "refuse_calls_from_lgwan": True,
+    "lgwan_only_rooms": True,
+    "allow_encryption": False,
 }
 
 
@@ -53,6 +62,9 @@ class ZonesConfig:
     unmatched: str
     bind_devices: bool
     guest_zone: str | None
+    refuse_calls_from_lgwan: bool
+    lgwan_only_rooms: bool
+    allow_encryption: bool
 
 
 def check(raw: Any) -> list[ConfigIssue]:
@@ -81,4 +93,7 @@ def parse(raw: Any) -> ZonesConfig:
         unmatched=merged["unmatched"],
         bind_devices=merged["bind_devices"],
         guest_zone=merged["guest_zone"],
+        refuse_calls_from_lgwan=merged["refuse_calls_from_lgwan"],
+        lgwan_only_rooms=merged["lgwan_only_rooms"],
+        allow_encryption=merged["allow_encryption"],
     )

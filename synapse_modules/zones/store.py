@@ -31,6 +31,28 @@ class ZoneStore:
         # Bindings never change once made, so every process may cache them for good.
         self._device_zones: dict[tuple[str, str], str] = {}
 
+    async def device_zone(self, user_id: str, device_id: str) -> str | None:
+        """The zone a device is bound to, or None if it has made no authenticated request yet."""
+        key = (user_id, device_id)
+        if key in self._device_zones:
+            return self._device_zones[key]
+
+        def txn(cur: Any) -> str | None:
+            cur.execute("SELECT zone FROM lgwan_device_zones WHERE user_id = ? AND device_id = ?",
+                        (user_id, device_id))
+            row = cur.fetchone()
+            return row[0] if row else None
+
+        zone = await self._db.run("device_zone", txn)
+        if zone is not None:
+            self._remember(key, zone)
+        return zone
+
+    def _remember(self, key: tuple[str, str], zone: str) -> None:
+        if len(self._device_zones) > 100_000:  # bounded: a long-running process sees many devices
+            self._device_zones.clear()
+        self._device_zones[key] = zone
+
     async def bind_device(self, user_id: str, device_id: str, zone: str, ip: str | None,
                           user_agent: str | None) -> str:
         """The device's zone: the existing binding, or ``zone`` if this is its first request."""
@@ -51,7 +73,5 @@ class ZoneStore:
             return cur.fetchone()[0]
 
         bound = await self._db.run("bind_device", txn)
-        if len(self._device_zones) > 100_000:  # bounded: a long-running process sees many devices
-            self._device_zones.clear()
-        self._device_zones[key] = bound
+        self._remember(key, bound)
         return bound
