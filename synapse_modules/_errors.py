@@ -27,3 +27,9 @@ def refusal(reason: str, message_key: str, errcode: str = Codes.FORBIDDEN, **par
     """To raise from a servlet or a third-party-rules callback."""
     fields = refusal_fields(reason, message_key, **params)
     return SynapseError(403, fields.pop("error"), errcode, additional_fields=fields)
+
+
+def spam_verdict(reason: str, message_key: str, errcode: str = Codes.FORBIDDEN,
+                 **params: Any) -> tuple[str, dict[str, Any]]:
+    """To return from a spam-checker callback: Synapse merges the dict into its 403, ``error`` included."""
+    return errcode, refusal_fields(reason, message_key, **params)

@@ -35,9 +35,9 @@ class ZonePolicyModule:
         self._config = config
         self._store = ZoneStore(api)
         wrap_request_authentication(api, DeviceZoneGuard(config, self._store).check)
-        rules = EventRules(config, self._store, api.server_name)
-        api.register_third_party_rules_callbacks(check_event_allowed=rules.check_event_allowed,
-                                                 on_create_room=rules.check_room_creation)
+        rules = EventRules(config, self._store, api)
+        api.register_spam_checker_callbacks(check_event_for_spam=rules.check_event_for_spam)
+        api.register_third_party_rules_callbacks(on_create_room=rules.check_room_creation)
         api.register_web_resource(zone_rest.PATH, zone_rest.ZoneResource(api, config))
 
     @staticmethod

@@ -1,16 +1,22 @@
-"""Rules on events sent by local users: calls and encryption.
+"""Rules on events: calls and encryption.
 
-Run in Synapse's ``check_event_allowed`` (third-party rules), which sees every
-event a local user creates, including the events of a new room, together with
-the room state. Every event pays for this check, so each rule looks at the
-event type first and does nothing more for ordinary messages.
+Run in Synapse's ``check_event_for_spam``, which sees every event a local
+user sends (``/send``, ``/state``) and every event arriving over federation.
+Every event pays for this check, so each rule looks at the event type first
+and does nothing more for ordinary messages. (The third-party-rules
+``check_event_allowed`` would also see a new room's events, but makes Synapse
+load the whole room state for every event: measurably slower, see
+docs/benchmarks.md. A new room's ``initial_state`` is checked in
+``on_create_room`` instead.)
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-from synapse_modules._errors import refusal
+from synapse.module_api import NOT_SPAM, ModuleApi
+
+from synapse_modules._errors import refusal, spam_verdict
 from synapse_modules._synapse_internals import event_device_id
 
 from .config import ZonesConfig
@@ -43,22 +49,26 @@ def is_call_start(event_type: str, content: Mapping[str, Any]) -> bool:
 
 
 class EventRules:
-    def __init__(self, config: ZonesConfig, store: ZoneStore, server_name: str):
+    def __init__(self, config: ZonesConfig, store: ZoneStore, api: ModuleApi):
         self._config = config
         self._store = store
-        self._server_name = server_name
+        self._api = api
 
-    async def check_event_allowed(self, event: Any, state: Mapping[tuple[str, str], Any]) -> tuple[bool, None]:
+    async def check_event_for_spam(self, event: Any) -> Any:
         event_type = event.type
         if event_type == ENCRYPTION and not self._config.allow_encryption:
-            raise refusal("encryption_disabled", "zones.encryption_disabled")
+            return spam_verdict("encryption_disabled", "zones.encryption_disabled")
         if is_call_start(event_type, event.content):
-            marker = state.get((ROOM_ZONE_STATE, ""))
-            if self._config.lgwan_only_rooms and marker is not None and marker.content.get("lgwan_only") is True:
-                raise refusal("call_in_lgwan_only_room", "zones.call_in_lgwan_only_room")
+            if self._config.lgwan_only_rooms and await self._is_lgwan_only(event.room_id):
+                return spam_verdict("call_in_lgwan_only_room", "zones.call_in_lgwan_only_room")
             if self._config.refuse_calls_from_lgwan and await self._sender_zone(event) == "lgwan":
-                raise refusal("call_from_lgwan", "zones.call_from_lgwan")
-        return True, None
+                return spam_verdict("call_from_lgwan", "zones.call_from_lgwan")
+        return NOT_SPAM
+
+    async def _is_lgwan_only(self, room_id: str) -> bool:
+        state = await self._api.get_room_state(room_id, [(ROOM_ZONE_STATE, "")])
+        marker = state.get((ROOM_ZONE_STATE, ""))
+        return marker is not None and marker.content.get("lgwan_only") is True
 
     async def check_room_creation(self, requester: Any, request_content: Mapping[str, Any],
                                   is_requester_admin: bool) -> None:
