@@ -46,6 +46,10 @@ class Target:
         registered = [self.hs.register(f"sender{i}", f"bench-password-{i}") for i in range(users)]
         zones = ["lgwan", "internet"]
         self.tokens = [(self.hs.url(zones[i % 2]), r["access_token"]) for i, r in enumerate(registered)]
+
+    async def new_room(self, session: aiohttp.ClientSession) -> None:
+        """A fresh room per round: a long-used room slows every homeserver down as its
+        event graph grows, which would make later rounds incomparable with earlier ones."""
         base, owner = self.tokens[0]
         body = await _call(session, "POST", f"{base}/_matrix/client/v3/createRoom", owner,
                            {"preset": "public_chat", "name": "bench"})
@@ -54,6 +58,7 @@ class Target:
             await _call(session, "POST", f"{url}/_matrix/client/v3/join/{quote(self.room_id)}", token, {})
 
     async def round(self, session: aiohttp.ClientSession, messages: int, tag: str) -> dict:
+        await self.new_room(session)
         latencies: list[float] = []
 
         async def sender(index: int, url: str, token: str) -> None:

@@ -16,7 +16,6 @@ import os
 import secrets
 import signal
 import socket
-import string
 import subprocess
 import sys
 import time
@@ -29,6 +28,8 @@ import attrs
 import yaml
 
 from lgwan_chat import SOURCE_ROOT
+from lgwan_chat.templates import config_dir
+from lgwan_chat.templates import render as render_template
 
 ZONES = ("internet", "lgwan")
 
@@ -45,12 +46,6 @@ RELAXED_RATE_LIMITS: dict[str, Any] = {
     "rc_invites": {key: _UNLIMITED for key in ("per_room", "per_user", "per_issuer")},
     "rc_presence": {"per_user": _UNLIMITED},
 }
-
-
-def config_dir() -> Path:
-    if SOURCE_ROOT is None:
-        raise RuntimeError("lgwan-chat must run from its source checkout (pip install -e .): config/ not found")
-    return SOURCE_ROOT / "config"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -116,9 +111,9 @@ def render(spec: HomeserverSpec) -> list[Path]:
         "access_log_level": spec.access_log_level,
     }
     if not homeserver_yaml.exists():
-        _render_template("homeserver.template.yaml", homeserver_yaml, values)
+        render_template("homeserver.template.yaml", homeserver_yaml, values)
         os.chmod(homeserver_yaml, 0o600)
-    _render_template("log.template.yaml", data / "log.config", values)
+    render_template("log.template.yaml", data / "log.config", values)
     if not (data / "signing.key").exists():
         from signedjson.key import generate_signing_key, write_signing_keys
 
@@ -132,11 +127,6 @@ def render(spec: HomeserverSpec) -> list[Path]:
     with open(overrides_yaml, "w", encoding="utf-8") as f:
         yaml.safe_dump(overrides, f, allow_unicode=True, sort_keys=False)
     return [homeserver_yaml, overrides_yaml]
-
-
-def _render_template(name: str, target: Path, values: dict) -> None:
-    text = (config_dir() / name).read_text(encoding="utf-8")
-    target.write_text(string.Template(text).substitute(values), encoding="utf-8")
 
 
 class HomeserverError(RuntimeError):

@@ -3,13 +3,20 @@
 # lists what is missing. Idempotent: does nothing when everything is there.
 set -euo pipefail
 
-# libmagic1: python-magic (file type by content). Later issues add nginx,
-# poppler-utils, libreoffice, bubblewrap, fonts-noto-cjk here.
-PACKAGES=(libmagic1)
+# package:command-or-library-it-provides
+#   libmagic1   python-magic (file type by content)
+#   nginx-light the reverse proxy with auth_request, for the LGWAN media download gate
+#               (any nginx with auth_request will do: the check looks for the command)
+NEEDS=(libmagic1:libmagic.so.1 nginx-light:nginx)
 
 missing=()
-for pkg in "${PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+for need in "${NEEDS[@]}"; do
+    pkg=${need%%:*} probe=${need#*:}
+    if [[ $probe == *.so* ]]; then
+        ldconfig -p 2>/dev/null | grep -q "$probe" || missing+=("$pkg")
+    else
+        command -v "$probe" >/dev/null || [ -x "/usr/sbin/$probe" ] || missing+=("$pkg")
+    fi
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 

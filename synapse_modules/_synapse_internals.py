@@ -19,6 +19,12 @@ class RequestOrigin:
     #: The client's address (the first X-Forwarded-For entry with ``x_forwarded: true``).
     ip_address: str
     user_agent: str
+    #: Synapse's id of the request (e.g. "POST-42"), unique within the process.
+    request_id: str = ""
+    #: The user making the request, once authenticated.
+    requester: str | None = None
+    #: The request's path and query, as the client sent it.
+    url: str = ""
 
 
 def current_request_origin() -> RequestOrigin | None:
@@ -34,7 +40,8 @@ def current_request_origin() -> RequestOrigin | None:
     if request is None:
         return None
     return RequestOrigin(site_tag=request.site_tag, ip_address=request.ip_address,
-                         user_agent=request.user_agent)
+                         user_agent=request.user_agent, request_id=request.request_id,
+                         requester=request.requester, url=request.url)
 
 
 def event_device_id(event: Any) -> str | None:

@@ -105,6 +105,24 @@ def homeserver(hs_backend: str, homeserver_modules, homeserver_extra, tmp_path_f
         hs.close()
 
 
+@pytest.fixture(scope="module")
+def nginx_front(homeserver: RunningHomeserver, tmp_path_factory):
+    """The suite's nginx (config/nginx) in front of the module's homeserver, one port per zone."""
+    from lgwan_chat.homeserver import free_port
+    from lgwan_chat.nginx import Nginx, NginxSpec
+
+    spec = homeserver.hs.spec
+    nginx = Nginx(NginxSpec(prefix=tmp_path_factory.mktemp("nginx"),
+                            internet_listen=f"127.0.0.1:{free_port()}", lgwan_listen=f"127.0.0.1:{free_port()}",
+                            synapse_internet=f"127.0.0.1:{spec.internet_port}",
+                            synapse_lgwan=f"127.0.0.1:{spec.lgwan_port}"))
+    nginx.start()
+    try:
+        yield nginx
+    finally:
+        nginx.stop()
+
+
 @pytest.fixture
 async def login(homeserver: RunningHomeserver):
     """``await login(user, "lgwan")``: a nio client logged in through that zone's listener."""

@@ -125,16 +125,19 @@ class RunningHomeserver:
         if self.database is not None:
             self.database.drop()
 
-    def new_user(self, prefix: str = "user", admin: bool = False, displayname: str | None = None) -> User:
-        localpart = f"{prefix}{next(self._users)}"
+    def new_user(self, prefix: str = "user", admin: bool = False, displayname: str | None = None,
+                 localpart: str | None = None) -> User:
+        localpart = localpart or f"{prefix}{next(self._users)}"
         password = secrets.token_urlsafe(12)
         result = self.hs.register(localpart, password, admin=admin, displayname=displayname)
         return User(user_id=result["user_id"], password=password, localpart=localpart,
                     access_token=result["access_token"])
 
-    async def login(self, user: User, zone: str = "internet", device_name: str = "pytest") -> AsyncClient:
-        """A matrix-nio client logged in (a new device) through the listener of ``zone``."""
-        client = AsyncClient(self.url(zone), user.user_id)
+    async def login(self, user: User, zone: str = "internet", device_name: str = "pytest",
+                    via: Any = None) -> AsyncClient:
+        """A matrix-nio client logged in (a new device) through the listener of ``zone``,
+        or through ``via`` (e.g. the nginx in front) when given."""
+        client = AsyncClient((via or self).url(zone), user.user_id)
         response = await client.login(user.password, device_name=device_name)
         assert isinstance(response, LoginResponse), response
         self._clients.append(client)

@@ -17,17 +17,18 @@ from synapse_modules._synapse_internals import current_request_origin, event_dev
 
 def test_logging_context_request_still_carries_site_tag_ip_and_user_agent():
     fields = get_type_hints(ContextRequest)
-    for name in ("site_tag", "ip_address", "user_agent"):
+    for name in ("site_tag", "ip_address", "user_agent", "request_id", "requester", "url"):
         assert name in fields, f"Synapse's ContextRequest lost {name!r}: zone detection is broken"
 
 
 def test_current_request_origin_reads_the_logging_context():
     request = ContextRequest(request_id="GET-1", ip_address="10.1.2.3", site_tag="lgwan",
-                             requester=None, authenticated_entity=None, method="GET", url="/x",
+                             requester="@a:x", authenticated_entity=None, method="GET", url="/x",
                              protocol="1.1", user_agent="Element/1.11")
     with PreserveLoggingContext(LoggingContext(name="test", server_name="test", request=request)):
         origin = current_request_origin()
     assert (origin.site_tag, origin.ip_address, origin.user_agent) == ("lgwan", "10.1.2.3", "Element/1.11")
+    assert (origin.request_id, origin.requester, origin.url) == ("GET-1", "@a:x", "/x")
     assert current_request_origin() is None  # background work has no request
 
 

@@ -138,3 +138,5 @@ IDENTIFIER = string(pattern=r"^[a-z0-9][a-z0-9_-]*$", **{"x-hint": "hint.identif
 LOCALPART = string(pattern=r"^[a-z0-9._=/-]+$", **{"x-hint": "hint.localpart"})
 LISTENER_TAG = string(pattern=r"^[A-Za-z0-9_-]+$", **{"x-hint": "hint.listener_tag"})
 CIDR = string(format="cidr", **{"x-error": "config.cidr"})
+USER_ID = string(pattern=r"^@[a-z0-9._=/+-]+:[A-Za-z0-9.-]+(:[0-9]+)?$", **{"x-hint": "hint.user_id"})
+SERVER_NAME = string(pattern=r"^[A-Za-z0-9.-]+(:[0-9]+)?$", **{"x-hint": "hint.server_name"})

@@ -12,6 +12,9 @@ Load it in homeserver.yaml (every key: config/modules.yaml, docs/admin-guide)::
   from the other zone; guests are held to one zone;
 - refuses calls from LGWAN devices and any call in rooms marked LGWAN-only;
 - refuses end-to-end encryption unless allowed;
+- records media uploaded from the internet side as untrusted and answers the
+  LGWAN-side nginx's ``auth_request`` for every media fetch (``media_gate``),
+  with a "waiting for sanitization" placeholder (``media_pending``);
 - tells a client its zone at ``GET /_synapse/client/lgwan/v1/zone``.
 """
 
@@ -26,6 +29,8 @@ from synapse_modules._synapse_internals import wrap_request_authentication
 from .config import ZonesConfig, parse
 from .device_binding import DeviceZoneGuard
 from .event_rules import EventRules
+from .media import MediaRules
+from .rest import media_gate, media_pending
 from .rest import zone as zone_rest
 from .store import ZoneStore
 
@@ -34,11 +39,15 @@ class ZonePolicyModule:
     def __init__(self, config: ZonesConfig, api: ModuleApi):
         self._config = config
         self._store = ZoneStore(api)
-        wrap_request_authentication(api, DeviceZoneGuard(config, self._store).check)
-        rules = EventRules(config, self._store, api)
-        api.register_spam_checker_callbacks(check_event_for_spam=rules.check_event_for_spam)
-        api.register_third_party_rules_callbacks(on_create_room=rules.check_room_creation)
+        media = MediaRules(config, self._store, api.server_name)
+        wrap_request_authentication(api, DeviceZoneGuard(config, self._store, media.upload_devices).check)
+        events = EventRules(config, self._store, api)
+        api.register_spam_checker_callbacks(check_event_for_spam=events.check_event_for_spam,
+                                            check_media_file_for_spam=media.check_media_file_for_spam)
+        api.register_third_party_rules_callbacks(on_create_room=events.check_room_creation)
         api.register_web_resource(zone_rest.PATH, zone_rest.ZoneResource(api, config))
+        api.register_web_resource(media_gate.PATH, media_gate.MediaGateResource(config, media))
+        api.register_web_resource(media_pending.PATH, media_pending.MediaPendingResource())
 
     @staticmethod
     def parse_config(raw: dict[str, Any]) -> ZonesConfig:

@@ -11,7 +11,7 @@ from typing import Any
 import attrs
 
 from lgwan_chat.configcheck.issues import ConfigIssue, raise_config_error
-from lgwan_chat.configcheck.schema import CIDR, LISTENER_TAG, mapping, validate
+from lgwan_chat.configcheck.schema import CIDR, LISTENER_TAG, SERVER_NAME, USER_ID, mapping, validate
 
 ZONES = ("lgwan", "internet")
 _ZONE = {"enum": list(ZONES)}
@@ -38,6 +38,12 @@ SCHEMA = mapping(
         "lgwan_only_rooms": {"type": "boolean"},
         # allow end-to-end encryption (m.room.encryption); off: content must stay inspectable
         "allow_encryption": {"type": "boolean"},
+        # media uploaded from the internet side is untrusted: LGWAN devices cannot fetch it
+        "untrusted_internet_media": {"type": "boolean"},
+        # users whose uploads are trusted from any zone (the sanitization bot)
+        "trusted_uploaders": {"type": "array", "items": USER_ID},
+        # other homeservers whose media LGWAN devices may fetch (LGWAN-side municipalities)
+        "trusted_remote_servers": {"type": "array", "items": SERVER_NAME},
     },
 )
 
@@ -51,6 +57,9 @@ DEFAULTS: dict[str, Any] = {
     "refuse_calls_from_lgwan": True,
     "lgwan_only_rooms": True,
     "allow_encryption": False,
+    "untrusted_internet_media": True,
+    "trusted_uploaders": [],
+    "trusted_remote_servers": [],
 }
 
 
@@ -65,6 +74,9 @@ class ZonesConfig:
     refuse_calls_from_lgwan: bool
     lgwan_only_rooms: bool
     allow_encryption: bool
+    untrusted_internet_media: bool
+    trusted_uploaders: frozenset[str]
+    trusted_remote_servers: frozenset[str]
 
 
 def check(raw: Any) -> list[ConfigIssue]:
@@ -96,4 +108,7 @@ def parse(raw: Any) -> ZonesConfig:
         refuse_calls_from_lgwan=merged["refuse_calls_from_lgwan"],
         lgwan_only_rooms=merged["lgwan_only_rooms"],
         allow_encryption=merged["allow_encryption"],
+        untrusted_internet_media=merged["untrusted_internet_media"],
+        trusted_uploaders=frozenset(merged["trusted_uploaders"]),
+        trusted_remote_servers=frozenset(merged["trusted_remote_servers"]),
     )

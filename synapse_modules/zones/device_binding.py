@@ -9,14 +9,16 @@ from synapse_modules._errors import refusal
 from synapse_modules._synapse_internals import current_request_origin
 
 from .config import ZonesConfig
+from .media import UploadDevices
 from .store import ZoneStore
 from .zone import zone_of
 
 
 class DeviceZoneGuard:
-    def __init__(self, config: ZonesConfig, store: ZoneStore):
+    def __init__(self, config: ZonesConfig, store: ZoneStore, upload_devices: UploadDevices):
         self._config = config
         self._store = store
+        self._upload_devices = upload_devices
 
     async def check(self, requester: Any) -> None:
         """Raise a 403 when this request's zone is not the zone of the requester's device."""
@@ -37,3 +39,4 @@ class DeviceZoneGuard:
         if bound != zone:
             raise refusal("device_zone_mismatch", "zones.device_zone_mismatch", device=requester.device_id,
                           bound=Msg("zone." + bound), current=Msg("zone." + zone))
+        self._upload_devices.note(origin, requester.device_id)

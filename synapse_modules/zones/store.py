@@ -1,4 +1,4 @@
-"""The zone module's tables: which zone each device belongs to."""
+"""The zone module's tables: which zone each device belongs to, which media is untrusted."""
 
 from __future__ import annotations
 
@@ -19,6 +19,17 @@ MIGRATIONS = [
             first_user_agent TEXT,
             created_ts BIGINT NOT NULL,
             PRIMARY KEY (user_id, device_id)
+        )""",
+    ],
+    [
+        # Media uploaded from the internet side: never served to LGWAN devices.
+        """CREATE TABLE IF NOT EXISTS lgwan_untrusted_media (
+            media_id TEXT NOT NULL PRIMARY KEY,
+            uploader TEXT,
+            device_id TEXT,
+            zone TEXT NOT NULL,
+            ip TEXT,
+            created_ts BIGINT NOT NULL
         )""",
     ],
 ]
@@ -75,3 +86,20 @@ class ZoneStore:
         bound = await self._db.run("bind_device", txn)
         self._remember(key, bound)
         return bound
+
+    async def mark_untrusted(self, media_id: str, uploader: str | None, device_id: str | None, zone: str,
+                             ip: str | None) -> None:
+        def txn(cur: Any) -> None:
+            cur.execute(
+                "INSERT INTO lgwan_untrusted_media (media_id, uploader, device_id, zone, ip, created_ts)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (media_id) DO NOTHING",
+                (media_id, uploader, device_id, zone, ip, self._api.get_current_time_msec()))
+
+        await self._db.run("mark_untrusted", txn)
+
+    async def is_untrusted(self, media_id: str) -> bool:
+        def txn(cur: Any) -> bool:
+            cur.execute("SELECT 1 FROM lgwan_untrusted_media WHERE media_id = ?", (media_id,))
+            return cur.fetchone() is not None
+
+        return await self._db.run("is_untrusted", txn)

@@ -1,0 +1,96 @@
+"""nginx in front of Synapse, one server block per zone (the LGWAN media gate lives there).
+
+Renders ``config/nginx/*.template`` and runs nginx in the foreground as a
+child process; used by ``lgwan-chat demo`` and the tests.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import attrs
+
+from lgwan_chat.templates import render
+
+
+def nginx_binary() -> str | None:
+    return shutil.which("nginx") or (os.path.exists("/usr/sbin/nginx") and "/usr/sbin/nginx") or None
+
+
+@attrs.define
+class NginxSpec:
+    prefix: Path
+    internet_listen: str  # e.g. 127.0.0.1:8008: what internet-side clients connect to
+    lgwan_listen: str  # e.g. 127.0.0.1:8018: what LGWAN-side clients connect to
+    synapse_internet: str  # Synapse's internet-tagged listener, host:port
+    synapse_lgwan: str  # Synapse's lgwan-tagged listener, host:port
+
+
+class NginxError(RuntimeError):
+    pass
+
+
+class Nginx:
+    def __init__(self, spec: NginxSpec):
+        self.spec = spec
+        self.prefix = Path(spec.prefix)
+        self.process: subprocess.Popen | None = None
+        for sub in ("logs", "tmp"):
+            (self.prefix / sub).mkdir(parents=True, exist_ok=True)
+        self.sites_conf = self.prefix / "lgwan-chat-sites.conf"
+        self.conf = self.prefix / "nginx.conf"
+        render("nginx/lgwan-chat-sites.conf.template", self.sites_conf, {
+            "internet_listen": spec.internet_listen, "lgwan_listen": spec.lgwan_listen,
+            "synapse_internet": spec.synapse_internet, "synapse_lgwan": spec.synapse_lgwan})
+        # As root, nginx workers would run as "nobody" and could not use our directory.
+        user = f"user {getpass.getuser()};" if os.geteuid() == 0 else ""
+        render("nginx/standalone.conf.template", self.conf,
+               {"prefix": str(self.prefix), "sites_conf": str(self.sites_conf), "user_directive": user})
+
+    @property
+    def error_log(self) -> Path:
+        return self.prefix / "logs" / "nginx-error.log"
+
+    def url(self, zone: str) -> str:
+        return "http://" + {"internet": self.spec.internet_listen, "lgwan": self.spec.lgwan_listen}[zone]
+
+    def start(self, timeout: float = 15.0) -> None:
+        binary = nginx_binary()
+        if binary is None:
+            raise NginxError("nginx is not installed")
+        args = [binary, "-p", str(self.prefix), "-c", str(self.conf), "-g", "daemon off;"]
+        check = subprocess.run(args + ["-t"], capture_output=True, text=True)
+        if check.returncode != 0:
+            raise NginxError(f"nginx configuration test failed:\n{check.stderr}")
+        with open(self.prefix / "logs" / "nginx.console.log", "ab") as out:
+            self.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            start_new_session=True)
+        deadline = time.monotonic() + timeout
+        for listen in (self.spec.internet_listen, self.spec.lgwan_listen):
+            host, port = listen.rsplit(":", 1)
+            while True:
+                if self.process.poll() is not None:
+                    raise NginxError(f"nginx exited with {self.process.returncode}: {self.error_log}")
+                with socket.socket() as s:
+                    if s.connect_ex((host, int(port))) == 0:
+                        break
+                if time.monotonic() > deadline:
+                    raise NginxError(f"nginx not listening on {listen} after {timeout}s")
+                time.sleep(0.05)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGQUIT)  # graceful: finish requests in flight
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()

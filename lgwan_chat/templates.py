@@ -1,0 +1,29 @@
+"""Rendering the templates in config/ (``${name}`` placeholders)."""
+
+from __future__ import annotations
+
+import re
+import string
+from pathlib import Path
+from typing import Any
+
+from lgwan_chat import SOURCE_ROOT
+
+
+def config_dir() -> Path:
+    if SOURCE_ROOT is None:
+        raise RuntimeError("lgwan-chat must run from its source checkout (pip install -e .): config/ not found")
+    return SOURCE_ROOT / "config"
+
+
+def render(name: str, target: Path, values: dict[str, Any]) -> None:
+    """Write config/NAME with its ``${name}`` placeholders filled in.
+
+    Other ``$`` signs (nginx variables such as ``$host``) are left alone; a
+    ``${...}`` placeholder left unfilled is an error, never a broken file.
+    """
+    text = string.Template((config_dir() / name).read_text(encoding="utf-8")).safe_substitute(values)
+    missing = re.findall(r"\$\{(\w+)\}", text)
+    if missing:
+        raise KeyError(f"{name}: no value for {sorted(set(missing))}")
+    target.write_text(text, encoding="utf-8")
