@@ -20,8 +20,13 @@ def main(argv: list[str] | None = None) -> int:
         "demo", help="デモ環境を起動 / start the demo suite in the foreground (what `make demo` runs)")
     demo.add_argument("--data-dir", type=Path, default=Path("var/demo"),
                       help="デモのデータ置き場 / where the demo deployment lives (default: var/demo)")
-    demo.add_argument("--internet-port", type=int, default=8008)
-    demo.add_argument("--lgwan-port", type=int, default=8018)
+    demo.add_argument("--internet-port", type=int, default=8008,
+                      help="インターネット系の入口 / port of the internet-side entrance (default 8008)")
+    demo.add_argument("--lgwan-port", type=int, default=8018,
+                      help="LGWAN 系の入口 / port of the LGWAN-side entrance (default 8018)")
+    demo.add_argument("--synapse-port-offset", type=int, default=100,
+                      help="nginx の後ろの Synapse のポート = 入口 + この値 / Synapse behind nginx listens "
+                           "this much higher (default 100)")
 
     check = commands.add_parser(
         "check-config", help="設定 YAML を検証 / validate the suite's YAML files")
@@ -31,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from lgwan_chat import demo as demo_mod
 
-        return demo_mod.run(args.data_dir, args.internet_port, args.lgwan_port)
+        return demo_mod.run(args.data_dir, args.internet_port, args.lgwan_port, args.synapse_port_offset)
     if args.command == "check-config":
         return check_config(args.files)
     return 2

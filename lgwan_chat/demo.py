@@ -26,9 +26,10 @@ import yaml
 import bots
 from lgwan_chat import organisation as org
 from lgwan_chat.configcheck import check_file
-from lgwan_chat.homeserver import (Homeserver, HomeserverError, HomeserverSpec, HttpError, config_dir,
-                                   port_in_use)
+from lgwan_chat.homeserver import Homeserver, HomeserverError, HomeserverSpec, HttpError, port_in_use
+from lgwan_chat.templates import config_dir
 from lgwan_chat.i18n import both, t
+from lgwan_chat.nginx import Nginx, NginxError, NginxSpec, nginx_binary
 
 SERVER_NAME = "demo-city.test"
 EDITABLE_FILES = ("modules.yaml", "organisation.yaml")
@@ -38,7 +39,9 @@ def say(key: str, **params: Any) -> None:
     print(both(key, **params), flush=True)
 
 
-def run(data_dir: Path, internet_port: int = 8008, lgwan_port: int = 8018) -> int:
+def run(data_dir: Path, internet_port: int = 8008, lgwan_port: int = 8018, synapse_port_offset: int = 100) -> int:
+    """Clients use ``internet_port`` / ``lgwan_port``: nginx when installed (the LGWAN media
+    gate lives there) with Synapse behind it ``synapse_port_offset`` higher; else Synapse itself."""
     data_dir = data_dir.resolve()
     first_run = not (data_dir / "homeserver.yaml").exists()
     say("demo.generating" if first_run else "demo.resuming", path=data_dir)
@@ -53,19 +56,30 @@ def run(data_dir: Path, internet_port: int = 8008, lgwan_port: int = 8018) -> in
         for issue in issues:
             print(issue.format(), file=sys.stderr)
         return 1
-    for port in (internet_port, lgwan_port):
-        if port_in_use(port):
-            say("demo.port_busy", port=port)
-            return 1
 
     with open(data_dir / "modules.yaml", encoding="utf-8") as f:
         modules = yaml.safe_load(f)["modules"]
     with open(data_dir / "organisation.yaml", encoding="utf-8") as f:
         organisation = org.parse(yaml.safe_load(f)["organisation"])
 
+    use_nginx = nginx_binary() is not None
+    offset = synapse_port_offset if use_nginx else 0
     homeserver = Homeserver(HomeserverSpec(data_dir=data_dir, server_name=SERVER_NAME,
-                                           internet_port=internet_port, lgwan_port=lgwan_port,
+                                           internet_port=internet_port + offset, lgwan_port=lgwan_port + offset,
                                            modules=modules))
+    synapse_ports = {homeserver.spec.internet_port, homeserver.spec.lgwan_port}
+    if use_nginx and synapse_ports & {internet_port, lgwan_port}:
+        use_nginx = False  # a deployment made without nginx: Synapse already holds the client ports
+    public_ports = {internet_port, lgwan_port}
+    for port in sorted(public_ports | synapse_ports):
+        if port_in_use(port):
+            say("demo.port_busy", port=port)
+            return 1
+    if not use_nginx:
+        print(t("demo.gate_off", "ja") + "\n" + t("demo.gate_off", "en"), flush=True)
+    listeners = {"internet": f"http://127.0.0.1:{internet_port}", "lgwan": f"http://127.0.0.1:{lgwan_port}"}
+
+    nginx: Nginx | None = None
     bot_processes: dict[str, subprocess.Popen] = {}
     stopping = False
 
@@ -84,7 +98,19 @@ def run(data_dir: Path, internet_port: int = 8008, lgwan_port: int = 8018) -> in
             say("demo.homeserver_failed", log=homeserver.log_path)
             return 1
         say("demo.homeserver_ready")
-        credentials = ensure_accounts(homeserver, data_dir, organisation)
+        if use_nginx:
+            nginx = Nginx(NginxSpec(prefix=data_dir / "nginx", log_dir=data_dir / "logs",
+                                    internet_listen=f"127.0.0.1:{internet_port}",
+                                    lgwan_listen=f"127.0.0.1:{lgwan_port}",
+                                    synapse_internet=f"127.0.0.1:{homeserver.spec.internet_port}",
+                                    synapse_lgwan=f"127.0.0.1:{homeserver.spec.lgwan_port}"))
+            say("demo.starting_nginx", log=nginx.error_log)
+            try:
+                nginx.start()
+            except NginxError as e:
+                say("demo.nginx_failed", problem=e)
+                return 1
+        credentials = ensure_accounts(homeserver, data_dir, organisation, listeners)
         bot_processes = start_bots(data_dir, homeserver, credentials)
         print(t("demo.howto", "ja", **howto_params(credentials, data_dir)), flush=True)
         print(t("demo.howto", "en", **howto_params(credentials, data_dir)), flush=True)
@@ -96,6 +122,10 @@ def run(data_dir: Path, internet_port: int = 8008, lgwan_port: int = 8018) -> in
                 say("demo.homeserver_exited", code=code, log=homeserver.log_path)
                 exit_code = 1
                 break
+            if nginx is not None and nginx.process.poll() is not None:
+                say("demo.nginx_exited", code=nginx.process.returncode, log=nginx.error_log)
+                exit_code = 1
+                break
             for name, process in bot_processes.items():
                 if process.poll() is not None and name not in reported:
                     reported.add(name)
@@ -105,12 +135,15 @@ def run(data_dir: Path, internet_port: int = 8008, lgwan_port: int = 8018) -> in
         say("demo.stopping")
         for process in bot_processes.values():
             _terminate(process)
+        if nginx is not None:
+            nginx.stop()
         homeserver.stop()
         say("demo.stopped")
     return exit_code
 
 
-def ensure_accounts(homeserver: Homeserver, data_dir: Path, organisation: org.Organisation) -> dict:
+def ensure_accounts(homeserver: Homeserver, data_dir: Path, organisation: org.Organisation,
+                    listeners: dict[str, str]) -> dict:
     """Register what credentials.json lists, creating it first on the first run.
 
     Passwords are written before registering, so a run interrupted halfway
@@ -123,7 +156,7 @@ def ensure_accounts(homeserver: Homeserver, data_dir: Path, organisation: org.Or
         server = homeserver.server_name
         credentials = {
             "server_name": server,
-            "listeners": {"internet": homeserver.url("internet"), "lgwan": homeserver.url("lgwan")},
+            "listeners": listeners,
             "registration_shared_secret": homeserver.registration_shared_secret,
             "admin": {"user_id": f"@admin:{server}", "password": _password()},
             "users": [{"user_id": f"@{m.localpart}:{server}", "password": _password(),

@@ -74,6 +74,8 @@ class HomeserverSpec:
     internet_port: int = attrs.field(factory=free_port)
     lgwan_port: int = attrs.field(factory=free_port)
     bind_address: str = "127.0.0.1"
+    #: Trust X-Forwarded-For from the proxy in front (then the proxy must overwrite it).
+    x_forwarded: bool = False
     #: Synapse ``database:`` block; None = SQLite in data_dir (the embedded default).
     database: dict | None = None
     #: Synapse ``modules:`` block; None = every module of the suite (config/modules.yaml).
@@ -103,7 +105,7 @@ def render(spec: HomeserverSpec) -> list[Path]:
         "internet_port": spec.internet_port,
         "lgwan_port": spec.lgwan_port,
         "bind_address": spec.bind_address,
-        "x_forwarded": "false",
+        "x_forwarded": "true" if spec.x_forwarded else "false",
         "registration_shared_secret": secrets.token_urlsafe(32),
         "macaroon_secret_key": secrets.token_urlsafe(32),
         "form_secret": secrets.token_urlsafe(32),

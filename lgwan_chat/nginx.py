@@ -21,7 +21,11 @@ from lgwan_chat.templates import render
 
 
 def nginx_binary() -> str | None:
-    return shutil.which("nginx") or (os.path.exists("/usr/sbin/nginx") and "/usr/sbin/nginx") or None
+    """The nginx to run; ``LGWAN_CHAT_NGINX`` names another one, or ``none`` to run without."""
+    chosen = os.environ.get("LGWAN_CHAT_NGINX")
+    if chosen:
+        return None if chosen == "none" else chosen
+    return shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
 
 
 @attrs.define
@@ -31,6 +35,7 @@ class NginxSpec:
     lgwan_listen: str  # e.g. 127.0.0.1:8018: what LGWAN-side clients connect to
     synapse_internet: str  # Synapse's internet-tagged listener, host:port
     synapse_lgwan: str  # Synapse's lgwan-tagged listener, host:port
+    log_dir: Path | None = None  # default: PREFIX/logs
 
 
 class NginxError(RuntimeError):
@@ -42,8 +47,9 @@ class Nginx:
         self.spec = spec
         self.prefix = Path(spec.prefix)
         self.process: subprocess.Popen | None = None
-        for sub in ("logs", "tmp"):
-            (self.prefix / sub).mkdir(parents=True, exist_ok=True)
+        self.log_dir = Path(spec.log_dir) if spec.log_dir else self.prefix / "logs"
+        for path in (self.log_dir, self.prefix / "tmp"):
+            path.mkdir(parents=True, exist_ok=True)
         self.sites_conf = self.prefix / "lgwan-chat-sites.conf"
         self.conf = self.prefix / "nginx.conf"
         render("nginx/lgwan-chat-sites.conf.template", self.sites_conf, {
@@ -52,11 +58,12 @@ class Nginx:
         # As root, nginx workers would run as "nobody" and could not use our directory.
         user = f"user {getpass.getuser()};" if os.geteuid() == 0 else ""
         render("nginx/standalone.conf.template", self.conf,
-               {"prefix": str(self.prefix), "sites_conf": str(self.sites_conf), "user_directive": user})
+               {"prefix": str(self.prefix), "log_dir": str(self.log_dir), "sites_conf": str(self.sites_conf),
+                "user_directive": user})
 
     @property
     def error_log(self) -> Path:
-        return self.prefix / "logs" / "nginx-error.log"
+        return self.log_dir / "nginx-error.log"
 
     def url(self, zone: str) -> str:
         return "http://" + {"internet": self.spec.internet_listen, "lgwan": self.spec.lgwan_listen}[zone]
@@ -69,7 +76,7 @@ class Nginx:
         check = subprocess.run(args + ["-t"], capture_output=True, text=True)
         if check.returncode != 0:
             raise NginxError(f"nginx configuration test failed:\n{check.stderr}")
-        with open(self.prefix / "logs" / "nginx.console.log", "ab") as out:
+        with open(self.log_dir / "nginx.console.log", "ab") as out:
             self.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                             start_new_session=True)
         deadline = time.monotonic() + timeout

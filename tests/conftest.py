@@ -94,10 +94,17 @@ def homeserver_extra() -> dict:
 
 
 @pytest.fixture(scope="module")
-def homeserver(hs_backend: str, homeserver_modules, homeserver_extra, tmp_path_factory) -> RunningHomeserver:
+def homeserver_spec() -> dict:
+    """Further HomeserverSpec fields (e.g. ``x_forwarded``)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def homeserver(hs_backend: str, homeserver_modules, homeserver_extra, homeserver_spec,
+               tmp_path_factory) -> RunningHomeserver:
     """One real Synapse per test module and backend, stopped by pid afterwards."""
     hs = RunningHomeserver(tmp_path_factory.mktemp(f"hs-{hs_backend}"), hs_backend,
-                           modules=homeserver_modules, extra=homeserver_extra)
+                           modules=homeserver_modules, extra=homeserver_extra, spec=homeserver_spec)
     hs.start()
     try:
         yield hs

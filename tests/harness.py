@@ -97,7 +97,8 @@ class RunningHomeserver:
 
     _users = itertools.count()
 
-    def __init__(self, data_dir: Path, backend: str, modules: list | None = None, extra: dict | None = None):
+    def __init__(self, data_dir: Path, backend: str, modules: list | None = None, extra: dict | None = None,
+                 spec: dict | None = None):
         self.backend = backend
         self.database = PostgresDatabase() if backend == "postgres" else None
         spec = HomeserverSpec(
@@ -105,6 +106,7 @@ class RunningHomeserver:
             database=self.database.synapse_config() if self.database else None,
             modules=modules,
             extra={**RELAXED_RATE_LIMITS, **(extra or {})},
+            **(spec or {}),
         )
         self.hs = Homeserver(spec)
         self._clients: list[AsyncClient] = []

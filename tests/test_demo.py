@@ -7,7 +7,9 @@ import os
 import signal
 import subprocess
 import sys
+import io
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -20,18 +22,33 @@ from test_zone_endpoint import call_zone
 LGWAN_CHAT = str(Path(sys.executable).parent / "lgwan-chat")
 
 
+OFFSET = 1000
+
+
+def free_pair() -> int:
+    """A port p with p, p+1 (the entrances) and p+OFFSET, p+OFFSET+1 (Synapse behind nginx) free."""
+    while True:
+        port = free_port()
+        if port + OFFSET + 1 < 65536 and not any(port_in_use(p) for p in (port + 1, port + OFFSET, port + OFFSET + 1)):
+            return port
+
+
 class Demo:
-    def __init__(self, data_dir: Path):
+    def __init__(self, data_dir: Path, env: dict | None = None):
         self.data_dir = data_dir
-        self.ports = {"internet": free_port(), "lgwan": free_port()}
+        base = free_pair()
+        self.ports = {"internet": base, "lgwan": base + 1}
         self.output = data_dir.parent / "demo-output.txt"
+        self.env = {**os.environ, **(env or {})}
+
+    def args(self) -> list[str]:
+        return [LGWAN_CHAT, "demo", "--data-dir", str(self.data_dir), "--internet-port", str(self.ports["internet"]),
+                "--lgwan-port", str(self.ports["lgwan"]), "--synapse-port-offset", str(OFFSET)]
 
     def start(self) -> None:
         with open(self.output, "w") as out:
-            self.process = subprocess.Popen(
-                [LGWAN_CHAT, "demo", "--data-dir", str(self.data_dir),
-                 "--internet-port", str(self.ports["internet"]), "--lgwan-port", str(self.ports["lgwan"])],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.process = subprocess.Popen(self.args(), stdout=out, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, env=self.env)
         deadline = time.monotonic() + 90
         while "Press Ctrl-C to stop." not in self.text():
             assert self.process.poll() is None, self.text()
@@ -80,6 +97,8 @@ async def test_demo_starts_everything_and_resumes_with_the_same_data(demo):
     assert {u["department"] for u in creds["users"]} >= {"soumu", "doboku-douro"}
     assert creds["bots"] == {}
     assert (demo.data_dir / "logs" / "homeserver.log").stat().st_size > 0
+    assert "LGWAN 系のダウンロード制限（メディアゲート）は無効です" not in text  # nginx is in front
+    assert (demo.data_dir / "logs" / "nginx-error.log").exists()
 
     # A staff member logs in through each zone's listener and gets that zone.
     staff = creds["users"][0]
@@ -89,11 +108,19 @@ async def test_demo_starts_everything_and_resumes_with_the_same_data(demo):
         await client.close()
     # The admin account is a server admin.
     admin = await login(creds["listeners"]["lgwan"], creds["admin"]["user_id"], creds["admin"]["password"])
-    request = urllib.request.Request(
-        creds["listeners"]["lgwan"] + f"/_synapse/admin/v1/users/{creds['admin']['user_id']}/admin",
-        headers={"Authorization": f"Bearer {admin.access_token}"})
+    admin_path = f"/_synapse/admin/v1/users/{creds['admin']['user_id']}/admin"
+    synapse_lgwan = f"http://127.0.0.1:{demo.ports['lgwan'] + OFFSET}"  # behind nginx, for the operator
+    request = urllib.request.Request(synapse_lgwan + admin_path, headers={"Authorization": f"Bearer {admin.access_token}"})
     with urllib.request.urlopen(request, timeout=10) as r:
         assert json.loads(r.read()) == {"admin": True}
+    # The admin API is not reachable through the entrances clients use.
+    request = urllib.request.Request(creds["listeners"]["lgwan"] + admin_path,
+                                     headers={"Authorization": f"Bearer {admin.access_token}"})
+    try:
+        urllib.request.urlopen(request, timeout=10)
+        raise AssertionError("admin API exposed through nginx")
+    except urllib.error.HTTPError as e:
+        assert e.code == 404
     room = await admin.room_create(name="全庁お知らせ")
     assert isinstance(room, RoomCreateResponse)
     await admin.close()
@@ -118,10 +145,50 @@ def test_demo_refuses_to_start_on_a_broken_config(demo):
     demo.data_dir.mkdir(parents=True)
     (demo.data_dir / "organisation.yaml").write_text(
         "organisation:\n  municipality: {id: x, name: {ja: 市}}\n  departments: []\n", encoding="utf-8")
-    result = subprocess.run([LGWAN_CHAT, "demo", "--data-dir", str(demo.data_dir),
-                             "--internet-port", str(demo.ports["internet"]),
-                             "--lgwan-port", str(demo.ports["lgwan"])],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(demo.args(), capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "organisation.departments: 少なくとも 1 個必要です" in result.stderr
     assert not (demo.data_dir / "homeserver.pid").exists()
+
+
+async def test_demo_gates_media_for_lgwan_devices(demo):
+    """Through the demo's nginx: a photo from a phone does not open on an office PC."""
+    demo.start()
+    creds = json.loads((demo.data_dir / "credentials.json").read_text(encoding="utf-8"))
+    staff = creds["users"][2]
+    phone = await login(creds["listeners"]["internet"], staff["user_id"], staff["password"])
+    pc = await login(creds["listeners"]["lgwan"], staff["user_id"], staff["password"])
+    data = b"\x89PNG\r\n\x1a\n" + b"road-photo" * 50
+    uploaded, _ = await phone.upload(io.BytesIO(data), content_type="image/png", filename="photo.png",
+                                     filesize=len(data))
+    server_and_id = uploaded.content_uri[len("mxc://"):]
+    for url, client, expected in ((creds["listeners"]["internet"], phone, 200), (creds["listeners"]["lgwan"], pc, 403)):
+        request = urllib.request.Request(f"{url}/_matrix/client/v1/media/download/{server_and_id}",
+                                         headers={"Authorization": f"Bearer {client.access_token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as r:
+                status, body = r.status, r.read()
+        except urllib.error.HTTPError as e:
+            status, body = e.code, e.read()
+        assert status == expected
+        assert (body == data) == (expected == 200)
+    await phone.close()
+    await pc.close()
+    assert demo.interrupt() == 0
+
+
+async def test_demo_without_nginx_says_the_gate_is_off(tmp_path):
+    demo = Demo(tmp_path / "demo", env={"LGWAN_CHAT_NGINX": "none"})
+    try:
+        demo.start()
+        assert "LGWAN 系のダウンロード制限（メディアゲート）は無効です" in demo.text()
+        assert "the LGWAN download gate (media gate) is OFF" in demo.text()
+        creds = json.loads((demo.data_dir / "credentials.json").read_text(encoding="utf-8"))
+        staff = creds["users"][0]
+        client = await login(creds["listeners"]["lgwan"], staff["user_id"], staff["password"])
+        assert call_zone(creds["listeners"]["lgwan"], client.access_token)[1]["zone"] == "lgwan"
+        await client.close()
+        assert demo.interrupt() == 0
+    finally:
+        if getattr(demo, "process", None) and demo.process.poll() is None:
+            demo.process.kill()

@@ -172,3 +172,92 @@ def test_remote_media_only_from_trusted_servers(homeserver):
     assert gate_verdict(lgwan, "/_matrix/client/v1/media/download/lgwan.test/\u00e9") == 403  # not ASCII
     # On the internet side everything may be fetched.
     assert gate_verdict(internet, "/_matrix/client/v1/media/download/elsewhere.example/abc") == 200
+
+
+def mxc_urls(value) -> set[str]:
+    """Every mxc:// URL anywhere in a JSON value (what a client could try to open)."""
+    if isinstance(value, str):
+        return {value} if value.startswith("mxc://") else set()
+    if isinstance(value, dict):
+        return set().union(*(mxc_urls(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(mxc_urls(v) for v in value)) if value else set()
+    return set()
+
+
+def raw_sync(url: str, token: str) -> dict:
+    request = urllib.request.Request(f"{url}/_matrix/client/v3/sync?timeout=0&full_state=true",
+                                     headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=20) as r:
+        return json.loads(r.read())
+
+
+def image(mxc: str) -> dict:
+    return {"msgtype": "m.image", "body": "photo.png", "url": mxc,
+            "info": {"mimetype": "image/png", "w": 64, "h": 48, "thumbnail_url": mxc}}
+
+
+SMUGGLERS = {
+    "image message": lambda mxc, root: ("m.room.message", image(mxc), None),
+    "edit (m.new_content)": lambda mxc, root: (
+        "m.room.message", {"msgtype": "m.text", "body": "* photo", "m.new_content": image(mxc),
+                           "m.relates_to": {"rel_type": "m.replace", "event_id": root}}, None),
+    "reply": lambda mxc, root: (
+        "m.room.message", {**image(mxc), "m.relates_to": {"m.in_reply_to": {"event_id": root}}}, None),
+    "thread": lambda mxc, root: (
+        "m.room.message", {**image(mxc), "m.relates_to": {"rel_type": "m.thread", "event_id": root}}, None),
+    "sticker": lambda mxc, root: ("m.sticker", {"body": "了解", "url": mxc, "info": {"mimetype": "image/png"}}, None),
+    "room avatar": lambda mxc, root: ("m.room.avatar", {"url": mxc}, ""),
+    "state event with an image pack": lambda mxc, root: (
+        "im.ponies.room_emotes", {"images": {"ok": {"url": mxc}}, "pack": {"display_name": "pack"}}, ""),
+}
+
+
+@pytest.mark.parametrize("smuggler", list(SMUGGLERS))
+async def test_no_event_kind_carries_untrusted_media_into_lgwan(homeserver, nginx_front, devices, smuggler):
+    phone, pc = devices
+    photo = png((90, 90, 30))
+    server, media_id = await upload(phone, photo)
+    mxc = f"mxc://{server}/{media_id}"
+    room = await phone.room_create(name="持ち込みテスト", is_direct=False)
+    root = await phone.room_send(room.room_id, "m.room.message", {"msgtype": "m.text", "body": "報告"})
+    event_type, content, state_key = SMUGGLERS[smuggler](mxc, root.event_id)
+    if state_key is None:
+        sent = await phone.room_send(room.room_id, event_type, content)
+    else:
+        sent = await phone.room_put_state(room.room_id, event_type, content, state_key=state_key)
+    assert not hasattr(sent, "status_code"), sent
+
+    # The office PC receives the reference (the rules do not hide events) ...
+    assert mxc in mxc_urls(raw_sync(nginx_front.url("lgwan"), pc.access_token)["rooms"]["join"][room.room_id])
+    # ... but never the file behind it.
+    for kind in ("download", "thumbnail"):
+        status, _, body = fetch(f"{nginx_front.url('lgwan')}/_matrix/client/v1/media/{kind}/{server}/{media_id}"
+                                "?width=32&height=32", pc.access_token)
+        assert body != photo and status in (200, 403)
+
+
+async def test_profile_avatar_from_phone_is_not_opened_on_office_pc(nginx_front, devices):
+    phone, pc = devices
+    server, media_id = await upload(phone, png((1, 2, 3)))
+    await phone.set_avatar(f"mxc://{server}/{media_id}")
+    profile = await pc.get_profile(phone.user_id)
+    assert profile.avatar_url == f"mxc://{server}/{media_id}"
+    status, _, body = fetch(f"{nginx_front.url('lgwan')}/_matrix/client/v1/media/thumbnail/{server}/{media_id}"
+                            "?width=32&height=32", pc.access_token)
+    assert (status, body) == (200, PLACEHOLDER.read_bytes())
+
+
+async def test_redact_and_resend_from_the_office_pc_does_not_launder(nginx_front, devices):
+    """The phone's photo is redacted; the PC posts the same mxc itself: still untrusted."""
+    phone, pc = devices
+    photo = png((7, 7, 7))
+    server, media_id = await upload(phone, photo)
+    room = await phone.room_create(name="再送テスト")
+    await pc.join(room.room_id)
+    sent = await phone.room_send(room.room_id, "m.room.message", image(f"mxc://{server}/{media_id}"))
+    await phone.room_redact(room.room_id, sent.event_id, reason="誤送信")
+    await pc.room_send(room.room_id, "m.room.message", image(f"mxc://{server}/{media_id}"))
+    status, _, body = fetch(f"{nginx_front.url('lgwan')}/_matrix/client/v1/media/download/{server}/{media_id}",
+                            pc.access_token)
+    assert status == 403 and body != photo
