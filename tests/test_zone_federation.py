@@ -1,0 +1,135 @@
+"""Zone rules for what arrives over federation, with real homeservers federating on loopback.
+
+Ours (the suite, on the backend under test) federates with two stock Synapses: one listed in
+trusted_remote_servers (a neighbouring municipality on LGWAN) and one not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import urllib.error
+import urllib.request
+
+import pytest
+from nio import JoinResponse, RoomGetStateEventError, RoomPutStateResponse, RoomSendResponse, UploadResponse
+
+from federation import federating_homeserver, make_tls
+
+
+@pytest.fixture(scope="module")
+def federation_tls(tmp_path_factory):
+    return make_tls(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="module")
+def neighbours(federation_tls, tmp_path_factory):
+    """(trusted, untrusted) stock homeservers."""
+    servers = [federating_homeserver(tmp_path_factory.mktemp(name), "sqlite", federation_tls, modules=[])
+               for name in ("trusted", "untrusted")]
+    try:
+        for server in servers:
+            server.start()
+        yield servers
+    finally:
+        for server in servers:
+            server.close()
+
+
+@pytest.fixture(scope="module")
+def homeserver(hs_backend, neighbours, federation_tls, tmp_path_factory):
+    trusted, _ = neighbours
+    ours = federating_homeserver(
+        tmp_path_factory.mktemp(f"ours-{hs_backend}"), hs_backend, federation_tls,
+        modules=[{"module": "synapse_modules.zones.ZonePolicyModule",
+                  "config": {"trusted_remote_servers": [trusted.server_name]}}])
+    ours.start()
+    try:
+        yield ours
+    finally:
+        ours.close()
+
+
+@pytest.fixture
+async def remote_login(neighbours):
+    logged_in = []
+
+    async def login(server, prefix):
+        client = await server.login(server.new_user(prefix), "internet")
+        logged_in.append(server)
+        return client
+
+    yield login
+    for server in logged_in:
+        await server.close_clients()
+
+
+async def shared_room(ours_client, remote_client, name: str, remote_power: int = 0) -> str:
+    room = await ours_client.room_create(name=name, invite=[remote_client.user_id],
+                                         power_level_override={"users": {remote_client.user_id: remote_power}})
+    assert not hasattr(room, "status_code"), room
+    for _ in range(100):  # the invite travels over federation
+        if isinstance(await remote_client.join(room.room_id), JoinResponse):
+            return room.room_id
+        await asyncio.sleep(0.1)
+    raise AssertionError("remote user could not join")
+
+
+async def timeline_types(client, room_id: str, until_body: str) -> list[str]:
+    """Event types in our client's view of the room, once a marker message has arrived."""
+    for _ in range(100):
+        response = await client.room_messages(room_id, start="", limit=50)
+        if any(getattr(e, "body", None) == until_body for e in response.chunk):
+            return [e.source["type"] for e in response.chunk]
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{until_body!r} never arrived over federation")
+
+
+async def test_remote_call_into_an_lgwan_only_room_never_reaches_our_users(homeserver, login, neighbours,
+                                                                           remote_login):
+    pc = await login(homeserver.new_user("office"), "lgwan")
+    remote = await remote_login(neighbours[0], "neighbour")
+    room_id = await shared_room(pc, remote, "広域連携（LGWAN 専用）")
+    assert isinstance(await pc.room_put_state(room_id, "jp.lgwan.room.zone", {"lgwan_only": True}),
+                      RoomPutStateResponse)
+    await asyncio.sleep(0.5)  # let the marker reach the neighbour
+    invite = {"call_id": "c9", "lifetime": 60000, "version": "1", "party_id": "x",
+              "offer": {"type": "offer", "sdp": "v=0"}}
+    assert isinstance(await remote.room_send(room_id, "m.call.invite", invite), RoomSendResponse)
+    assert isinstance(await remote.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": "後続"}),
+                      RoomSendResponse)
+    types = await timeline_types(pc, room_id, "後続")
+    assert "m.call.invite" not in types
+
+
+async def test_remote_server_cannot_turn_on_encryption_in_our_room(homeserver, login, neighbours, remote_login):
+    pc = await login(homeserver.new_user("office"), "lgwan")
+    remote = await remote_login(neighbours[0], "admin")
+    room_id = await shared_room(pc, remote, "暗号化テスト", remote_power=100)
+    assert isinstance(await remote.room_put_state(room_id, "m.room.encryption",
+                                                  {"algorithm": "m.megolm.v1.aes-sha2"}), RoomPutStateResponse)
+    assert isinstance(await remote.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": "目印"}),
+                      RoomSendResponse)
+    await timeline_types(pc, room_id, "目印")
+    assert isinstance(await pc.room_get_state_event(room_id, "m.room.encryption"), RoomGetStateEventError)
+
+
+@pytest.mark.parametrize("which, expected", [(0, 200), (1, 403)])
+async def test_office_pc_opens_media_only_from_trusted_servers(homeserver, nginx_front, login, neighbours,
+                                                              remote_login, which, expected):
+    pc = await login(homeserver.new_user("office"), "lgwan", via=nginx_front)
+    remote = await remote_login(neighbours[which], "sender")
+    data = b"%PDF-1.4 remote document " * 20
+    uploaded, _ = await remote.upload(io.BytesIO(data), content_type="application/pdf", filename="通知.pdf",
+                                      filesize=len(data))
+    assert isinstance(uploaded, UploadResponse)
+    server_and_id = uploaded.content_uri[len("mxc://"):]
+    request = urllib.request.Request(f"{nginx_front.url('lgwan')}/_matrix/client/v1/media/download/{server_and_id}",
+                                     headers={"Authorization": f"Bearer {pc.access_token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as r:
+            status, body = r.status, r.read()
+    except urllib.error.HTTPError as e:
+        status, body = e.code, e.read()
+    assert status == expected
+    assert (body == data) == (expected == 200)  # fetched from the neighbour over federation when allowed
