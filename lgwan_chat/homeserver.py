@@ -175,7 +175,7 @@ class Homeserver:
         console = open(self.console_log_path, "ab")
         self.process = subprocess.Popen(args, stdout=console, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, cwd=self.data_dir,
-                                        env=_child_env(), start_new_session=True)
+                                        env=child_env(), start_new_session=True)
         console.close()
         self.wait_healthy(timeout)
 
@@ -266,7 +266,7 @@ def _http_json(method: str, url: str, body: Any = None, token: str | None = None
         raise HttpError(e.code, parsed) from None
 
 
-def _child_env() -> dict[str, str]:
+def child_env() -> dict[str, str]:
     env = dict(os.environ)
     # Synapse must import our modules: make the checkout importable even when
     # the suite is not installed into the interpreter running it.

@@ -2,10 +2,10 @@
 
 Synapse has no migration framework for modules. Each module lists its
 migrations (lists of portable SQL statements); the main process applies the
-missing ones in one transaction and records the version in
-``lgwan_schema_versions``. Workers never run DDL: until the main process has
-migrated they refuse to use the tables (a clear error, only ever seen during
-the very first start of a deployment).
+missing ones in one transaction as soon as it starts, and records the version
+in ``lgwan_schema_versions``. Workers never run DDL: their first use waits
+(bounded) until the main process has migrated, since in a deployment with
+workers the main process may never see a client request itself.
 """
 
 from __future__ import annotations
@@ -23,12 +23,18 @@ class SchemaNotReady(RuntimeError):
     pass
 
 
+#: How long a worker waits for the main process to create the tables.
+WORKER_WAIT_SECONDS = 60.0
+
+
 class ModuleStore:
     def __init__(self, api: ModuleApi, module: str, migrations: Sequence[Sequence[str]]):
         self._api = api
         self._module = module
         self._migrations = migrations
         self._ready = False
+        if api.worker_name is None:
+            api.delayed_background_call(0, self._ensure_schema, desc=f"lgwan_{module}_migrate")
 
     @property
     def version(self) -> int:
@@ -36,24 +42,35 @@ class ModuleStore:
 
     async def run(self, desc: str, func: Callable[..., T], *args: Any) -> T:
         """``api.run_db_interaction`` once the module's tables are there."""
-        if not self._ready:
-            await self._ensure_schema()
+        await self._ensure_schema()
         return await self._api.run_db_interaction(f"lgwan_{self._module}_{desc}", func, *args)
 
     async def _ensure_schema(self) -> None:
-        # Two first uses may race inside one process; a failed attempt (e.g. PostgreSQL
-        # refusing a concurrent CREATE TABLE) is simply tried again.
-        for attempt in range(3):
-            try:
-                await self._api.run_db_interaction(f"lgwan_{self._module}_schema", self._migrate_txn)
-                self._ready = True
-                return
-            except SchemaNotReady:
-                raise
-            except Exception:
-                if attempt == 2:
-                    raise
-                await self._api.sleep(0.2)
+        if self._ready:
+            return
+        if self._api.worker_name is None:
+            # Two first uses may race inside the main process; a failed attempt (e.g.
+            # PostgreSQL refusing a concurrent CREATE TABLE) is simply tried again.
+            for attempt in range(3):
+                try:
+                    await self._api.run_db_interaction(f"lgwan_{self._module}_schema", self._migrate_txn)
+                    break
+                except Exception:
+                    if attempt == 2:
+                        raise
+                    await self._api.sleep(0.2)
+        else:
+            waited = 0.0
+            while True:
+                try:
+                    await self._api.run_db_interaction(f"lgwan_{self._module}_schema", self._migrate_txn)
+                    break
+                except SchemaNotReady:
+                    if waited >= WORKER_WAIT_SECONDS:
+                        raise
+                    await self._api.sleep(0.5)
+                    waited += 0.5
+        self._ready = True
 
     def _migrate_txn(self, txn: Any) -> None:
         is_main = self._api.worker_name is None

@@ -73,7 +73,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "hs_backend" in metafunc.fixturenames:
-        metafunc.parametrize("hs_backend", metafunc.config.stash[_BACKENDS], scope="module")
+        # A test module may need a backend (e.g. workers need PostgreSQL): HOMESERVER_BACKENDS = [...]
+        wanted = getattr(metafunc.module, "HOMESERVER_BACKENDS", BACKENDS)
+        backends = [b for b in metafunc.config.stash[_BACKENDS] if b in wanted]
+        metafunc.parametrize("hs_backend", backends, scope="module")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

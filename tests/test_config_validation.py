@@ -138,3 +138,21 @@ def test_synapse_refuses_to_start_with_a_bad_module_config(tmp_path):
     console = hs.console_log_path.read_text(encoding="utf-8")
     assert "modules.<item 0>.config.zone_source" in console
     assert "「dns」は使えません" in console and "'dns' is not allowed" in console
+
+
+def test_zone_media_keys_are_validated(tmp_path, capsys):
+    bad = write(tmp_path, """\
+modules:
+  - module: synapse_modules.zones.ZonePolicyModule
+    config:
+      trusted_uploaders: [sanitizer-bot]
+      trusted_remote_servers: ["https://pref.example"]
+      untrusted_internet_media: "yes"
+      guest_zone: everywhere
+""")
+    assert main(["check-config", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "modules[0].config.trusted_uploaders[0]: 「sanitizer-bot」は形式が正しくありません（Matrix のユーザー ID" in err
+    assert "modules[0].config.trusted_remote_servers[0]: 「https://pref.example」は形式が正しくありません" in err
+    assert "modules[0].config.untrusted_internet_media: 真偽値（true / false） である必要があります" in err
+    assert "modules[0].config.guest_zone: 「everywhere」は使えません" in err
