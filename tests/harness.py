@@ -10,6 +10,8 @@ import itertools
 import os
 import secrets
 import sqlite3
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -158,3 +160,23 @@ class RunningHomeserver:
             return conn.execute(sql, args).fetchall()
         finally:
             conn.close()
+
+
+def http_get(url: str, token: str | None = None, headers: dict | None = None,
+             timeout: float = 30) -> tuple[int, str, bytes]:
+    """(status, content type, body) of a GET, errors included: what a client would see."""
+    request = urllib.request.Request(url, headers=headers or {})
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as r:
+            return r.status, r.headers.get("Content-Type", ""), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Content-Type", ""), e.read()
+
+
+async def download(base_url: str, client: AsyncClient, mxc: str) -> tuple[int, bytes]:
+    """Fetch an mxc:// URL as ``client`` through ``base_url`` (authenticated media)."""
+    status, _, body = http_get(f"{base_url}/_matrix/client/v1/media/download/{mxc[len('mxc://'):]}",
+                               client.access_token)
+    return status, body

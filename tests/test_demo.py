@@ -9,14 +9,13 @@ import subprocess
 import sys
 import io
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 from nio import AsyncClient, JoinedRoomsResponse, LoginResponse, RoomCreateResponse
 
 from lgwan_chat.homeserver import free_port, port_in_use
+from harness import download, http_get
 from test_zone_endpoint import call_zone
 
 LGWAN_CHAT = str(Path(sys.executable).parent / "lgwan-chat")
@@ -110,17 +109,10 @@ async def test_demo_starts_everything_and_resumes_with_the_same_data(demo):
     admin = await login(creds["listeners"]["lgwan"], creds["admin"]["user_id"], creds["admin"]["password"])
     admin_path = f"/_synapse/admin/v1/users/{creds['admin']['user_id']}/admin"
     synapse_lgwan = f"http://127.0.0.1:{demo.ports['lgwan'] + OFFSET}"  # behind nginx, for the operator
-    request = urllib.request.Request(synapse_lgwan + admin_path, headers={"Authorization": f"Bearer {admin.access_token}"})
-    with urllib.request.urlopen(request, timeout=10) as r:
-        assert json.loads(r.read()) == {"admin": True}
+    status, _, body = http_get(synapse_lgwan + admin_path, admin.access_token)
+    assert (status, json.loads(body)) == (200, {"admin": True})
     # The admin API is not reachable through the entrances clients use.
-    request = urllib.request.Request(creds["listeners"]["lgwan"] + admin_path,
-                                     headers={"Authorization": f"Bearer {admin.access_token}"})
-    try:
-        urllib.request.urlopen(request, timeout=10)
-        raise AssertionError("admin API exposed through nginx")
-    except urllib.error.HTTPError as e:
-        assert e.code == 404
+    assert http_get(creds["listeners"]["lgwan"] + admin_path, admin.access_token)[0] == 404
     room = await admin.room_create(name="全庁お知らせ")
     assert isinstance(room, RoomCreateResponse)
     await admin.close()
@@ -161,15 +153,8 @@ async def test_demo_gates_media_for_lgwan_devices(demo):
     data = b"\x89PNG\r\n\x1a\n" + b"road-photo" * 50
     uploaded, _ = await phone.upload(io.BytesIO(data), content_type="image/png", filename="photo.png",
                                      filesize=len(data))
-    server_and_id = uploaded.content_uri[len("mxc://"):]
     for url, client, expected in ((creds["listeners"]["internet"], phone, 200), (creds["listeners"]["lgwan"], pc, 403)):
-        request = urllib.request.Request(f"{url}/_matrix/client/v1/media/download/{server_and_id}",
-                                         headers={"Authorization": f"Bearer {client.access_token}"})
-        try:
-            with urllib.request.urlopen(request, timeout=10) as r:
-                status, body = r.status, r.read()
-        except urllib.error.HTTPError as e:
-            status, body = e.code, e.read()
+        status, body = await download(url, client, uploaded.content_uri)
         assert status == expected
         assert (body == data) == (expected == 200)
     await phone.close()

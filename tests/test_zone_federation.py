@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import io
-import urllib.error
-import urllib.request
 
 import pytest
 from nio import JoinResponse, RoomGetStateEventError, RoomPutStateResponse, RoomSendResponse, UploadResponse
 
 from federation import federating_homeserver, make_tls
+from harness import download
 
 
 @pytest.fixture(scope="module")
@@ -123,13 +122,6 @@ async def test_office_pc_opens_media_only_from_trusted_servers(homeserver, nginx
     uploaded, _ = await remote.upload(io.BytesIO(data), content_type="application/pdf", filename="通知.pdf",
                                       filesize=len(data))
     assert isinstance(uploaded, UploadResponse)
-    server_and_id = uploaded.content_uri[len("mxc://"):]
-    request = urllib.request.Request(f"{nginx_front.url('lgwan')}/_matrix/client/v1/media/download/{server_and_id}",
-                                     headers={"Authorization": f"Bearer {pc.access_token}"})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as r:
-            status, body = r.status, r.read()
-    except urllib.error.HTTPError as e:
-        status, body = e.code, e.read()
+    status, body = await download(nginx_front.url("lgwan"), pc, uploaded.content_uri)
     assert status == expected
     assert (body == data) == (expected == 200)  # fetched from the neighbour over federation when allowed

@@ -18,6 +18,7 @@ import pytest
 from nio import UploadResponse
 from PIL import Image
 
+from harness import http_get as fetch
 from lgwan_chat.i18n import t
 from synapse_modules.zones.rest.media_pending import PLACEHOLDER
 
@@ -35,17 +36,6 @@ def png(colour=(200, 30, 30)) -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (64, 48), colour).save(out, "PNG")
     return out.getvalue()
-
-
-def fetch(url: str, token: str | None = None) -> tuple[int, str, bytes]:
-    request = urllib.request.Request(url)
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=20) as r:
-            return r.status, r.headers.get("Content-Type", ""), r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.headers.get("Content-Type", ""), e.read()
 
 
 async def upload(client, data: bytes, name: str = "現場写真.png") -> tuple[str, str]:
@@ -155,12 +145,7 @@ async def test_sanitizer_uploads_are_trusted_from_any_zone(homeserver, nginx_fro
 
 
 def gate_verdict(base_url: str, uri: str) -> int:
-    request = urllib.request.Request(base_url + "/_synapse/client/lgwan/v1/media_gate", headers={"X-Original-URI": uri})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as r:
-            return r.status
-    except urllib.error.HTTPError as e:
-        return e.code
+    return fetch(base_url + "/_synapse/client/lgwan/v1/media_gate", headers={"X-Original-URI": uri})[0]
 
 
 def test_remote_media_only_from_trusted_servers(homeserver):
