@@ -57,3 +57,18 @@ def test_every_servlet_authenticates_through_one_cached_auth_object():
         method = auth_class.get_user_by_req
         assert inspect.iscoroutinefunction(method), auth_class
         assert list(inspect.signature(method).parameters)[:2] == ["self", "request"], auth_class
+
+
+SYNAPSE_COLUMNS_READ_BY_READ_STATUS = {
+    "events": ["event_id", "room_id", "stream_ordering", "sender", "origin_server_ts", "outlier",
+               "rejection_reason", "state_key", "type"],
+    "event_relations": ["event_id", "relates_to_id", "relation_type"],
+    "current_state_events": ["room_id", "type", "state_key", "membership", "event_stream_ordering"],
+    "receipts_linearized": ["room_id", "receipt_type", "user_id", "thread_id", "event_stream_ordering", "data"],
+}
+
+
+def test_synapse_tables_read_by_the_read_status_module_still_exist(homeserver):
+    """synapse_modules/read_status/synapse_tables.py reads these columns on SQLite and PostgreSQL."""
+    for table, columns in SYNAPSE_COLUMNS_READ_BY_READ_STATUS.items():
+        homeserver.query(f"SELECT {', '.join(columns)} FROM {table} LIMIT 0")

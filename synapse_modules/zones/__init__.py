@@ -37,11 +37,10 @@ from .store import ZoneStore
 
 class ZonePolicyModule:
     def __init__(self, config: ZonesConfig, api: ModuleApi):
-        self._config = config
-        self._store = ZoneStore(api)
-        media = MediaRules(config, self._store, api.server_name)
-        wrap_request_authentication(api, DeviceZoneGuard(config, self._store, media.upload_devices).check)
-        events = EventRules(config, self._store, api)
+        store = ZoneStore(api)
+        media = MediaRules(config, store, api.server_name)
+        wrap_request_authentication(api, DeviceZoneGuard(config, store, media.upload_devices).check)
+        events = EventRules(config, store, api)
         api.register_spam_checker_callbacks(check_event_for_spam=events.check_event_for_spam,
                                             check_media_file_for_spam=media.check_media_file_for_spam)
         api.register_third_party_rules_callbacks(on_create_room=events.check_room_creation)

@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""Read status latency in a big room: 5,000 joined members, 10,000 events, receipts spread.
+
+Builds the room through the real client APIs of a real Synapse with every suite module
+(SQLite, and PostgreSQL when reachable), then times
+- single queries  GET  /rooms/{room}/read_status/{event}  on events spread over the history,
+- batch queries   POST /rooms/{room}/read_status  with 50 consecutive event IDs,
+- the same batch as the room's last 50 events (GET ?limit=50),
+and prints p50 / p95 per backend. Targets: single p95 < 20 ms, batch of 50 p95 < 100 ms.
+
+    make bench-read-status
+    .venv/bin/python bench/read_status.py --members 500 --events 1000   # a quicker look
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.send_throughput import machine  # noqa: E402
+from lgwan_chat.homeserver import RELAXED_RATE_LIMITS, Homeserver, HomeserverSpec  # noqa: E402
+from lgwan_chat.postgres import PostgresDatabase, postgres_unreachable_reason  # noqa: E402
+
+PREFIX = "/_synapse/client/lgwan/v1/rooms"
+
+
+async def call(session, method, url, token, body=None):
+    async with session.request(method, url, json=body, headers={"Authorization": f"Bearer {token}"}) as r:
+        payload = await r.json()
+        if r.status != 200:
+            raise RuntimeError(f"{method} {url}: {r.status} {payload}")
+        return payload
+
+
+async def bounded(n: int, jobs):
+    """Run coroutines with at most ``n`` in flight."""
+    semaphore = asyncio.Semaphore(n)
+
+    async def run(job):
+        async with semaphore:
+            return await job
+
+    return await asyncio.gather(*(run(j) for j in jobs))
+
+
+async def populate(session, hs: Homeserver, members: int, events: int, seed: int) -> tuple[str, list[str], str]:
+    rng = random.Random(seed)
+    url = hs.url("internet")
+    started = time.perf_counter()
+    tokens = [hs.register(f"staff{i:05d}", "bench")["access_token"] for i in range(members)]
+    print(f"  registered {members} users in {time.perf_counter() - started:.0f}s", flush=True)
+    owner = tokens[0]
+    room = (await call(session, "POST", f"{url}/_matrix/client/v3/createRoom", owner,
+                       {"preset": "public_chat", "name": "全職員"}))["room_id"]
+    started = time.perf_counter()
+    await bounded(16, [call(session, "POST", f"{url}/_matrix/client/v3/join/{quote(room)}", t, {})
+                       for t in tokens[1:]])
+    print(f"  {members} joined in {time.perf_counter() - started:.0f}s", flush=True)
+
+    senders = tokens[: max(2, members // 50)]  # a few staff write, everyone reads
+    event_ids: list[str] = []
+    roots: list[str] = []
+    threaded: set[str] = set()
+    started = time.perf_counter()
+    for start in range(0, events, 200):
+        async def send(n: int) -> tuple[str, bool]:
+            content = {"msgtype": "m.text", "body": f"連絡 {n}"}
+            in_thread = bool(roots) and rng.random() < 0.05  # some replies in threads
+            if in_thread:
+                content["m.relates_to"] = {"rel_type": "m.thread", "event_id": rng.choice(roots)}
+            token = senders[n % len(senders)]
+            sent = await call(session, "PUT", f"{url}/_matrix/client/v3/rooms/{quote(room)}/send/m.room.message/b{n}",
+                              token, content)
+            return sent["event_id"], in_thread
+        chunk = await bounded(20, [send(n) for n in range(start, min(events, start + 200))])
+        event_ids.extend(e for e, _ in chunk)
+        threaded.update(e for e, in_thread in chunk if in_thread)
+        roots.extend(e for e, in_thread in chunk[:4] if not in_thread)
+    print(f"  {events} events in {time.perf_counter() - started:.0f}s", flush=True)
+
+    started = time.perf_counter()
+
+    async def read(token: str) -> None:
+        event = event_ids[min(len(event_ids) - 1, int(len(event_ids) * rng.random() ** 0.5))]  # most read recent
+        body = {"thread_id": "main"} if event not in threaded and rng.random() < 0.2 else {}
+        await call(session, "POST", f"{url}/_matrix/client/v3/rooms/{quote(room)}/receipt/m.read/{quote(event)}",
+                   token, body)
+
+    await bounded(20, [read(t) for t in tokens])
+    print(f"  {members} receipts in {time.perf_counter() - started:.0f}s", flush=True)
+    return room, event_ids, owner
+
+
+def percentile(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p))]
+
+
+async def measure(session, hs: Homeserver, room: str, event_ids: list[str], token: str, queries: int,
+                  seed: int) -> dict:
+    rng = random.Random(seed)
+    url = hs.url("internet")  # where the token's device is bound
+    single, batch, recent = [], [], []
+    for _ in range(queries):
+        event = rng.choice(event_ids)
+        started = time.perf_counter()
+        answer = await call(session, "GET", f"{url}{PREFIX}/{quote(room)}/read_status/{quote(event)}", token)
+        single.append(1000 * (time.perf_counter() - started))
+        assert answer["read_count"] + answer["unread_count"] > 0
+    for _ in range(max(10, queries // 4)):
+        start = rng.randrange(0, len(event_ids) - 50)
+        started = time.perf_counter()
+        await call(session, "POST", f"{url}{PREFIX}/{quote(room)}/read_status", token,
+                   {"event_ids": event_ids[start:start + 50]})
+        batch.append(1000 * (time.perf_counter() - started))
+        started = time.perf_counter()
+        await call(session, "GET", f"{url}{PREFIX}/{quote(room)}/read_status?limit=50", token)
+        recent.append(1000 * (time.perf_counter() - started))
+    return {name: {"p50_ms": statistics.median(v), "p95_ms": percentile(v, 0.95), "n": len(v)}
+            for name, v in (("single", single), ("batch_50", batch), ("recent_50", recent))}
+
+
+async def run_backend(backend: str, args) -> dict:
+    database = PostgresDatabase() if backend == "postgres" else None
+    with tempfile.TemporaryDirectory(prefix=f"lgwan-bench-rs-{backend}-") as tmp:
+        hs = Homeserver(HomeserverSpec(
+            data_dir=Path(tmp), access_log_level="WARNING",
+            database=database.synapse_config() if database else None,
+            extra={**RELAXED_RATE_LIMITS, "bcrypt_rounds": 4}))  # fast password hashing: setup only
+        hs.start()
+        try:
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+                print(f"{backend}: building a room of {args.members} members and {args.events} events", flush=True)
+                room, event_ids, token = await populate(session, hs, args.members, args.events, args.seed)
+                result = await measure(session, hs, room, event_ids, token, args.queries, args.seed)
+        finally:
+            hs.stop()
+            if database:
+                database.drop()
+    for name, r in result.items():
+        print(f"{backend:>8} {name:>10}: p50 {r['p50_ms']:6.1f} ms  p95 {r['p95_ms']:6.1f} ms  (n={r['n']})", flush=True)
+    return result
+
+
+async def main(args) -> dict:
+    backends = ["sqlite"] + (["postgres"] if postgres_unreachable_reason() is None else [])
+    results = {b: await run_backend(b, args) for b in backends}
+    summary = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "members": args.members,
+               "events": args.events, "results": results}
+    print(f"\n{summary['date']} | {summary['machine']} | {args.members} members, {args.events} events")
+    return summary
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--members", type=int, default=5000)
+    parser.add_argument("--events", type=int, default=10000)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    summary = asyncio.run(main(args))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(summary, indent=2, ensure_ascii=False))

@@ -1,0 +1,37 @@
+"""Configuration of the read status module (``config:`` of its ``modules:`` entry)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from lgwan_chat.configcheck.issues import ConfigIssue, raise_config_error
+from lgwan_chat.configcheck.schema import mapping, validate
+
+SCHEMA = mapping({
+    # most events one batch request may ask about
+    "max_batch": {"type": "integer", "minimum": 1, "maximum": 500},
+    # events counted by GET .../read_status without an explicit list
+    "default_recent": {"type": "integer", "minimum": 1, "maximum": 500},
+})
+
+DEFAULTS = {"max_batch": 100, "default_recent": 50}
+
+
+@attrs.frozen
+class ReadStatusConfig:
+    max_batch: int
+    default_recent: int
+
+
+def check(raw: Any) -> list[ConfigIssue]:
+    return validate(raw, SCHEMA)
+
+
+def parse(raw: Any) -> ReadStatusConfig:
+    raw = raw or {}
+    raise_config_error(check(raw))
+    merged = {**DEFAULTS, **raw}
+    return ReadStatusConfig(max_batch=merged["max_batch"], default_recent=min(merged["default_recent"],
+                                                                              merged["max_batch"]))

@@ -1,0 +1,121 @@
+"""Read status routes under ``/_synapse/client/lgwan/v1/rooms/{roomId}/``.
+
+- ``GET  read_status/{eventId}``: who has and has not read one event.
+- ``POST read_status`` ``{"event_ids": [...]}``: read / unread counts for many events.
+- ``GET  read_status?limit=N``: the same for the room's last N events.
+
+Only joined members of the room may ask. Everything is read in one database
+transaction; nothing is added to sending events or receipts.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from synapse.api.errors import Codes, SynapseError
+from synapse.module_api import ModuleApi
+
+from lgwan_chat.i18n import LANGUAGES, both, t
+from synapse_modules._errors import refusal
+
+from .. import synapse_tables as tables
+from ..config import ReadStatusConfig
+from ..status import Counter, build, status
+
+if TYPE_CHECKING:
+    from synapse.http.site import SynapseRequest
+
+
+def error(code: int, errcode: str, key: str, **params: Any) -> SynapseError:
+    return SynapseError(code, both(key, **params), errcode,
+                        additional_fields={"jp.lgwan.message": {lang: t(key, lang, **params) for lang in LANGUAGES}})
+
+
+class ReadStatusRoutes:
+    def __init__(self, api: ModuleApi, config: ReadStatusConfig):
+        self._api = api
+        self._config = config
+
+    async def _member(self, request: "SynapseRequest") -> str:
+        return (await self._api.get_user_by_req(request)).user.to_string()
+
+    async def one(self, request: "SynapseRequest", room_id: str, event_id: str) -> tuple[int, dict]:
+        user_id = await self._member(request)
+
+        def txn(cur: Any) -> dict | str:
+            members = tables.joined_members(cur, room_id)
+            if user_id not in members:
+                return "not_member"
+            event = tables.event_positions(cur, room_id, [event_id]).get(event_id)
+            if event is None:
+                return "unknown_event"
+            reads = build(members, tables.public_read_receipts(cur, room_id),
+                          tables.last_sent(cur, room_id, event.stream_ordering))
+            result = status(reads, event)
+            read = [{"user_id": u, "ts": ts if ts is not None else
+                     tables.first_sent_at_or_after(cur, room_id, u, event.stream_ordering)}
+                    for u, ts in result.read]
+            read.sort(key=lambda r: (r["ts"] or 0, r["user_id"]))
+            return {"event_id": event_id, "read": read, "unread": result.unread,
+                    "read_count": len(read), "unread_count": len(result.unread)}
+
+        answer = await self._api.run_db_interaction("lgwan_read_status_one", txn)
+        self._raise_for(answer, room_id, event_id)
+        return 200, answer
+
+    async def many(self, request: "SynapseRequest", room_id: str) -> tuple[int, dict]:
+        user_id = await self._member(request)
+        event_ids = self._event_ids(request)
+        limit = self._limit(request) if event_ids is None else None
+
+        def txn(cur: Any) -> dict | str:
+            members = tables.joined_members(cur, room_id)
+            if user_id not in members:
+                return "not_member"
+            if event_ids is None:
+                events = tables.recent_events(cur, room_id, limit)
+            else:
+                found = tables.event_positions(cur, room_id, event_ids)
+                events = [found[e] for e in event_ids if e in found]
+            since = min((e.stream_ordering for e in events), default=0)
+            reads = build(members, tables.public_read_receipts(cur, room_id), tables.last_sent(cur, room_id, since))
+            counter = Counter(reads, events)
+            counted = []
+            for event in events:
+                read, unread = counter.counts(event)
+                counted.append({"event_id": event.event_id, "read_count": read, "unread_count": unread})
+            missing = [] if event_ids is None else [e for e in event_ids if e not in {c["event_id"] for c in counted}]
+            return {"room_id": room_id, "events": counted, "not_found": missing}
+
+        answer = await self._api.run_db_interaction("lgwan_read_status_many", txn)
+        self._raise_for(answer, room_id, None)
+        return 200, answer
+
+    def _event_ids(self, request: "SynapseRequest") -> list[str] | None:
+        if request.method != b"POST":
+            return None
+        try:
+            body = json.loads(request.content.read() or b"{}")
+        except ValueError:
+            raise error(400, Codes.NOT_JSON, "read_status.bad_batch", limit=self._config.max_batch)
+        ids = body.get("event_ids") if isinstance(body, dict) else None
+        if (not isinstance(ids, list) or not ids or len(ids) > self._config.max_batch
+                or not all(isinstance(i, str) and i.startswith("$") for i in ids)):
+            raise error(400, Codes.BAD_JSON, "read_status.bad_batch", limit=self._config.max_batch)
+        return list(dict.fromkeys(ids))
+
+    def _limit(self, request: "SynapseRequest") -> int:
+        raw = request.args.get(b"limit", [b""])[0].decode("ascii", "replace")
+        if not raw:
+            return self._config.default_recent
+        if not raw.isdigit() or not 1 <= int(raw) <= self._config.max_batch:
+            raise error(400, Codes.INVALID_PARAM, "read_status.bad_limit", limit=self._config.max_batch)
+        return int(raw)
+
+    @staticmethod
+    def _raise_for(answer: dict | str, room_id: str, event_id: str | None) -> None:
+        if answer == "not_member":
+            raise refusal("not_member", "read_status.not_member")
+        if answer == "unknown_event":
+            raise error(404, Codes.NOT_FOUND, "read_status.unknown_event", event_id=event_id)

@@ -1,0 +1,114 @@
+"""Reading Synapse's own tables (receipts, events, membership): the only SQL on Synapse's schema.
+
+Synapse offers no module API for "who has read what", so these queries read
+its tables directly, read-only, with portable SQL. Each function depends on
+the columns named in its docstring; ``tests/test_synapse_internals.py`` checks
+them against a real Synapse database and fails loudly if an upgrade changes
+them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NamedTuple
+
+
+class EventPosition(NamedTuple):
+    event_id: str
+    stream_ordering: int
+    sender: str
+    origin_server_ts: int
+    #: The thread root if the event is in a thread, else None (main timeline).
+    thread_id: str | None
+
+
+class Receipt(NamedTuple):
+    user_id: str
+    #: None = unthreaded (covers every thread), "main" = main timeline, else a thread root.
+    thread_id: str | None
+    stream_ordering: int
+    ts: int
+
+
+class Sent(NamedTuple):
+    sender: str
+    thread_id: str | None
+    last_stream_ordering: int
+
+
+THREAD = "m.thread"
+
+
+def event_positions(txn: Any, room_id: str, event_ids: list[str]) -> dict[str, EventPosition]:
+    """``events(event_id, room_id, stream_ordering, sender, origin_server_ts, outlier,
+    rejection_reason)`` and ``event_relations(event_id, relates_to_id, relation_type)``."""
+    if not event_ids:
+        return {}
+    marks = ",".join("?" * len(event_ids))
+    txn.execute(
+        "SELECT e.event_id, e.stream_ordering, e.sender, e.origin_server_ts, r.relates_to_id"
+        " FROM events AS e LEFT JOIN event_relations AS r ON r.event_id = e.event_id AND r.relation_type = ?"
+        f" WHERE e.room_id = ? AND e.event_id IN ({marks}) AND NOT e.outlier AND e.rejection_reason IS NULL",
+        (THREAD, room_id, *event_ids))
+    return {row[0]: EventPosition(row[0], row[1], row[2], row[3] or 0, row[4]) for row in txn.fetchall()}
+
+
+def recent_events(txn: Any, room_id: str, limit: int) -> list[EventPosition]:
+    """The room's last ``limit`` timeline events that are not state (what a client shows)."""
+    txn.execute(
+        "SELECT e.event_id, e.stream_ordering, e.sender, e.origin_server_ts, r.relates_to_id"
+        " FROM events AS e LEFT JOIN event_relations AS r ON r.event_id = e.event_id AND r.relation_type = ?"
+        " WHERE e.room_id = ? AND e.state_key IS NULL AND NOT e.outlier AND e.rejection_reason IS NULL"
+        " ORDER BY e.stream_ordering DESC LIMIT ?",
+        (THREAD, room_id, limit))
+    return [EventPosition(row[0], row[1], row[2], row[3] or 0, row[4]) for row in txn.fetchall()]
+
+
+def joined_members(txn: Any, room_id: str) -> dict[str, int]:
+    """user id -> stream ordering of their current join:
+    ``current_state_events(room_id, type, state_key, membership, event_stream_ordering)``."""
+    txn.execute(
+        "SELECT state_key, event_stream_ordering FROM current_state_events"
+        " WHERE room_id = ? AND type = 'm.room.member' AND membership = 'join'",
+        (room_id,))
+    return {row[0]: row[1] or 0 for row in txn.fetchall()}
+
+
+def public_read_receipts(txn: Any, room_id: str) -> list[Receipt]:
+    """Every user's latest public ``m.read`` receipts (never ``m.read.private``):
+    ``receipts_linearized(room_id, receipt_type, user_id, thread_id, event_stream_ordering, data)``."""
+    txn.execute(
+        "SELECT user_id, thread_id, event_stream_ordering, data FROM receipts_linearized"
+        " WHERE room_id = ? AND receipt_type = 'm.read' AND event_stream_ordering IS NOT NULL",
+        (room_id,))
+    receipts = []
+    for user_id, thread_id, stream_ordering, data in txn.fetchall():
+        try:
+            ts = int(json.loads(data).get("ts", 0))
+        except (ValueError, TypeError, AttributeError):
+            ts = 0
+        receipts.append(Receipt(user_id, thread_id, stream_ordering, ts))
+    return receipts
+
+
+def last_sent(txn: Any, room_id: str, since_stream_ordering: int) -> list[Sent]:
+    """Per sender and thread, their last event at or after ``since``: sending implies having read.
+    Membership events do not count (joining is not reading)."""
+    txn.execute(
+        "SELECT e.sender, r.relates_to_id, MAX(e.stream_ordering)"
+        " FROM events AS e LEFT JOIN event_relations AS r ON r.event_id = e.event_id AND r.relation_type = ?"
+        " WHERE e.room_id = ? AND e.stream_ordering >= ? AND e.type <> 'm.room.member'"
+        " AND NOT e.outlier AND e.rejection_reason IS NULL"
+        " GROUP BY e.sender, r.relates_to_id",
+        (THREAD, room_id, since_stream_ordering))
+    return [Sent(row[0], row[1], row[2]) for row in txn.fetchall()]
+
+
+def first_sent_at_or_after(txn: Any, room_id: str, user_id: str, stream_ordering: int) -> int | None:
+    """origin_server_ts of the user's first event at or after a position (when they showed they read)."""
+    txn.execute(
+        "SELECT origin_server_ts FROM events WHERE room_id = ? AND sender = ? AND stream_ordering >= ?"
+        " AND type <> 'm.room.member' AND NOT outlier ORDER BY stream_ordering LIMIT 1",
+        (room_id, user_id, stream_ordering))
+    row = txn.fetchone()
+    return row[0] if row else None
