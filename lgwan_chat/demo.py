@@ -87,8 +87,8 @@ def run(data_dir: Path, internet_port: int = 8008, lgwan_port: int = 8018, synap
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, request_stop)
     exit_code = 0
     try:
         say("demo.starting_homeserver", log=homeserver.log_path)
@@ -132,13 +132,14 @@ def run(data_dir: Path, internet_port: int = 8008, lgwan_port: int = 8018, synap
                     say("demo.bot_exited", name=name, code=process.returncode,
                         log=data_dir / "logs" / f"{name}.log")
     finally:
-        say("demo.stopping")
+        # Printing can fail (a closed terminal or pipe) and must never leave a homeserver running.
+        _quietly(say, "demo.stopping")
         for process in bot_processes.values():
             _terminate(process)
         if nginx is not None:
             nginx.stop()
         homeserver.stop()
-        say("demo.stopped")
+        _quietly(say, "demo.stopped")
     return exit_code
 
 
@@ -202,6 +203,13 @@ def howto_params(credentials: dict, data_dir: Path) -> dict:
     return {"internet": credentials["listeners"]["internet"], "lgwan": credentials["listeners"]["lgwan"],
             "server_name": credentials["server_name"], "admin_user": credentials["admin"]["user_id"],
             "admin_password": credentials["admin"]["password"], "credentials": data_dir / "credentials.json"}
+
+
+def _quietly(func: Any, *args: Any, **kwargs: Any) -> None:
+    try:
+        func(*args, **kwargs)
+    except (BrokenPipeError, OSError):
+        pass
 
 
 def _password() -> str:

@@ -62,18 +62,37 @@ class Demo:
         return self.process.wait(60)
 
 
+def stop_everything_under(path: Path) -> None:
+    """Whatever a failed test left running for this demo (its Synapse, nginx) is killed."""
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if str(path).encode() in cmdline:
+                try:
+                    os.kill(int(proc.name), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+
 @pytest.fixture
 def demo(tmp_path):
     demo = Demo(tmp_path / "demo")
     yield demo
-    if getattr(demo, "process", None) and demo.process.poll() is None:
-        demo.process.kill()
-    pid_file = demo.data_dir / "homeserver.pid"
-    if pid_file.exists():  # never leave a Synapse behind, whatever failed
+    stop_demo(demo)
+
+
+def stop_demo(demo: Demo) -> None:
+    process = getattr(demo, "process", None)
+    if process is not None and process.poll() is None:
+        process.send_signal(signal.SIGINT)  # lets the demo stop its children itself
         try:
-            os.kill(int(pid_file.read_text()), signal.SIGKILL)
-        except (ProcessLookupError, ValueError):
-            pass
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    stop_everything_under(demo.data_dir)
 
 
 async def login(url: str, user_id: str, password: str) -> AsyncClient:
@@ -175,5 +194,4 @@ async def test_demo_without_nginx_says_the_gate_is_off(tmp_path):
         await client.close()
         assert demo.interrupt() == 0
     finally:
-        if getattr(demo, "process", None) and demo.process.poll() is None:
-            demo.process.kill()
+        stop_demo(demo)

@@ -62,7 +62,7 @@ def test_every_servlet_authenticates_through_one_cached_auth_object():
 SYNAPSE_COLUMNS_READ_BY_READ_STATUS = {
     "events": ["event_id", "room_id", "stream_ordering", "sender", "origin_server_ts", "outlier",
                "rejection_reason", "state_key", "type"],
-    "event_relations": ["event_id", "relates_to_id", "relation_type"],
+    "event_relations": ["event_id", "relates_to_id", "relation_type", "aggregation_key"],
     "current_state_events": ["room_id", "type", "state_key", "membership", "event_stream_ordering"],
     "receipts_linearized": ["room_id", "receipt_type", "user_id", "thread_id", "event_stream_ordering", "data"],
 }

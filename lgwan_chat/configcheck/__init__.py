@@ -27,6 +27,7 @@ __all__ = ["ConfigIssue", "check_document", "check_file", "format_path", "raise_
 SUITE_MODULES: dict[str, str] = {
     "synapse_modules.zones.ZonePolicyModule": "synapse_modules.zones.config",
     "synapse_modules.read_status.ReadStatusModule": "synapse_modules.read_status.config",
+    "synapse_modules.stamps.StampsModule": "synapse_modules.stamps.config",
 }
 
 #: The suite's bots: name under ``bots:`` -> module holding ``check(config)``.

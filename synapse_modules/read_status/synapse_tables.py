@@ -112,3 +112,22 @@ def first_sent_at_or_after(txn: Any, room_id: str, user_id: str, stream_ordering
         (room_id, user_id, stream_ordering))
     row = txn.fetchone()
     return row[0] if row else None
+
+
+class Annotation(NamedTuple):
+    sender: str
+    key: str
+    origin_server_ts: int
+
+
+def annotations(txn: Any, room_id: str, event_id: str) -> list[Annotation]:
+    """Reactions (``m.annotation``) to an event, oldest first. Redacted reactions are gone from
+    ``event_relations(event_id, relates_to_id, relation_type, aggregation_key)`` already."""
+    txn.execute(
+        "SELECT e.sender, r.aggregation_key, e.origin_server_ts"
+        " FROM event_relations AS r JOIN events AS e ON e.event_id = r.event_id"
+        " WHERE r.relates_to_id = ? AND r.relation_type = 'm.annotation' AND e.room_id = ?"
+        " AND NOT e.outlier AND e.rejection_reason IS NULL AND r.aggregation_key IS NOT NULL"
+        " ORDER BY e.stream_ordering",
+        (event_id, room_id))
+    return [Annotation(row[0], row[1], row[2] or 0) for row in txn.fetchall()]

@@ -61,7 +61,7 @@ class ReadStatusRoutes:
                     "read_count": len(read), "unread_count": len(result.unread)}
 
         answer = await self._api.run_db_interaction("lgwan_read_status_one", txn)
-        self._raise_for(answer, room_id, event_id)
+        self.raise_for(answer, event_id)
         return 200, answer
 
     async def many(self, request: "SynapseRequest", room_id: str) -> tuple[int, dict]:
@@ -89,7 +89,7 @@ class ReadStatusRoutes:
             return {"room_id": room_id, "events": counted, "not_found": missing}
 
         answer = await self._api.run_db_interaction("lgwan_read_status_many", txn)
-        self._raise_for(answer, room_id, None)
+        self.raise_for(answer, None)
         return 200, answer
 
     def _event_ids(self, request: "SynapseRequest") -> list[str] | None:
@@ -114,7 +114,8 @@ class ReadStatusRoutes:
         return int(raw)
 
     @staticmethod
-    def _raise_for(answer: dict | str, room_id: str, event_id: str | None) -> None:
+    def raise_for(answer: dict | str, event_id: str | None) -> None:
+        """The refusals every room-scoped answer may turn into (shared with the stamps routes)."""
         if answer == "not_member":
             raise refusal("not_member", "read_status.not_member")
         if answer == "unknown_event":
