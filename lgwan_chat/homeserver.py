@@ -153,6 +153,11 @@ class Homeserver:
         self.spec.internet_port = ports.get("internet", self.spec.internet_port)
         self.spec.lgwan_port = ports.get("lgwan", self.spec.lgwan_port)
 
+    def reconfigure(self, **changes: Any) -> None:
+        """Change the spec (e.g. ``modules=``) for the next start; the data stays."""
+        self.spec = attrs.evolve(self.spec, **changes)
+        self.config_files = render(self.spec)
+
     @property
     def registration_shared_secret(self) -> str:
         return self._shared_secret

@@ -70,3 +70,27 @@ def wrap_request_authentication(api: Any, check: Any) -> None:
 
     get_user_by_req.__wrapped__ = original  # type: ignore[attr-defined]
     auth.get_user_by_req = get_user_by_req
+
+
+async def upload_media(api: Any, uploader: str, data: bytes, content_type: str, name: str) -> str:
+    """Store ``data`` in the media repository as uploaded by ``uploader``; returns its mxc:// URI.
+
+    The module API cannot upload media, and stamps must be real media so that
+    every client can show them: this calls the media repository of the
+    homeserver (``hs.get_media_repository().create_or_update_content``).
+    """
+    import io
+
+    from synapse.types import UserID
+
+    repository = api._hs.get_media_repository()
+    uri = await repository.create_or_update_content(content_type, name, io.BytesIO(data), len(data),
+                                                    UserID.from_string(uploader))
+    return str(uri)
+
+
+def active_local_users_txn(txn: Any) -> list[str]:
+    """Every active, non-guest, non-appservice local user (``users`` table), for backfills."""
+    txn.execute("SELECT name FROM users WHERE deactivated = 0 AND is_guest = 0 AND appservice_id IS NULL"
+                " ORDER BY name")
+    return [row[0] for row in txn.fetchall()]
