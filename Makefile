@@ -25,7 +25,8 @@ system-deps:
 demo: system-deps $(STAMP)
 	$(VENV)/bin/lgwan-chat demo
 
-test: system-deps $(STAMP)
+test: $(STAMP)
+	@bash scripts/install-system-deps.sh test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: system-deps $(STAMP)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the suite needs, when run as root; otherwise
-# lists what is missing. Idempotent: does nothing when everything is there.
+# Installs the Debian packages the suite needs (and, with the argument "test", what the
+# tests need), when run as root; otherwise lists what is missing. Idempotent.
 set -euo pipefail
 
 # package:command-or-library-it-provides
@@ -8,6 +8,10 @@ set -euo pipefail
 #   nginx-light the reverse proxy with auth_request, for the LGWAN media download gate
 #               (any nginx with auth_request will do: the check looks for the command)
 NEEDS=(libmagic1:libmagic.so.1 nginx-light:nginx)
+# With "test": what the tests need besides: chromium drives the sticker picker page.
+if [ "${1:-}" = "test" ]; then
+    NEEDS+=(chromium:chromium)
+fi
 
 missing=()
 for need in "${NEEDS[@]}"; do
