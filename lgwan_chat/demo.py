@@ -66,7 +66,7 @@ def run(data_dir: Path, internet_port: int = 8008, lgwan_port: int = 8018, synap
     offset = synapse_port_offset if use_nginx else 0
     homeserver = Homeserver(HomeserverSpec(data_dir=data_dir, server_name=SERVER_NAME,
                                            internet_port=internet_port + offset, lgwan_port=lgwan_port + offset,
-                                           modules=modules))
+                                           public_baseurl=f"http://127.0.0.1:{internet_port}", modules=modules))
     synapse_ports = {homeserver.spec.internet_port, homeserver.spec.lgwan_port}
     if use_nginx and synapse_ports & {internet_port, lgwan_port}:
         use_nginx = False  # a deployment made without nginx: Synapse already holds the client ports

@@ -76,6 +76,8 @@ class HomeserverSpec:
     bind_address: str = "127.0.0.1"
     #: Trust X-Forwarded-For from the proxy in front (then the proxy must overwrite it).
     x_forwarded: bool = False
+    #: The URL clients use (e.g. the proxy's); default: the internet listener itself.
+    public_baseurl: str | None = None
     #: Synapse ``database:`` block; None = SQLite in data_dir (the embedded default).
     database: dict | None = None
     #: Synapse ``modules:`` block; None = every module of the suite (config/modules.yaml).
@@ -100,7 +102,7 @@ def render(spec: HomeserverSpec) -> list[Path]:
     homeserver_yaml = data / "homeserver.yaml"
     values = {
         "server_name": spec.server_name,
-        "public_baseurl": spec.url("internet") + "/",
+        "public_baseurl": (spec.public_baseurl or spec.url("internet")).rstrip("/") + "/",
         "data_dir": str(data),
         "internet_port": spec.internet_port,
         "lgwan_port": spec.lgwan_port,

@@ -120,6 +120,18 @@ async def test_demo_starts_everything_and_resumes_with_the_same_data(demo):
 
     # A staff member logs in through each zone's listener and gets that zone.
     staff = creds["users"][0]
+    client = await login(creds["listeners"]["internet"], staff["user_id"], staff["password"])
+    for _ in range(100):  # the stamp pack is published in the background at startup
+        status, _, body = http_get(f"{creds['listeners']['internet']}/_matrix/client/v3/user/"
+                                   f"{staff['user_id']}/account_data/m.widgets", client.access_token)
+        if status == 200:
+            break
+        time.sleep(0.2)
+    picker = json.loads(body)["lgwan_stamps"]["content"]
+    assert picker["url"].startswith(creds["listeners"]["internet"] + "/_synapse/client/lgwan/v1/stamps/picker")
+    status, content_type, _ = http_get(picker["url"].split("?")[0])
+    assert (status, content_type) == (200, "text/html; charset=utf-8")  # served through the entrance
+    await client.close()
     for zone, url in creds["listeners"].items():
         client = await login(url, staff["user_id"], staff["password"])
         assert call_zone(url, client.access_token)[1]["zone"] == zone

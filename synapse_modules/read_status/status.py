@@ -95,29 +95,51 @@ def _receipt_ts(reads: RoomReads, user_id: str, timeline: str, at: int) -> int |
 
 
 class Counter:
-    """Read / unread counts for many events of one room, without a loop over members per event."""
+    """Read / unread counts for many events of one room, without a loop over members per event.
+
+    Per timeline, members' read positions are sorted once: "read" is then a bisection. "Unread"
+    also needs "joined at or before the event": events are answered in stream order while a
+    Fenwick tree collects the positions of the members who had joined by then, so any pattern of
+    joins costs O((members + events) log members).
+    """
 
     def __init__(self, reads: RoomReads, events: list[EventPosition]):
         self._reads = reads
-        earliest = min((e.stream_ordering for e in events), default=0)
-        # Members who joined before every asked event: counted with sorted positions and bisection.
-        self._early = [u for u, joined in reads.members.items() if joined <= earliest]
-        # The few who joined in between are checked one by one.
-        self._late = [(u, joined) for u, joined in reads.members.items() if joined > earliest]
-        self._sorted: dict[str, list[int]] = {}
+        self._answers: dict[str, tuple[int, int]] = {}
+        by_timeline: dict[str, list[EventPosition]] = defaultdict(list)
+        for event in events:
+            by_timeline[timeline_of(event)].append(event)
+        joins = sorted((joined, user) for user, joined in reads.members.items())
+        for timeline, timeline_events in by_timeline.items():
+            self._count_timeline(timeline, sorted(timeline_events, key=lambda e: e.stream_ordering), joins)
 
-    def _positions(self, timeline: str) -> list[int]:
-        if timeline not in self._sorted:
-            self._sorted[timeline] = sorted(position_for(self._reads, u, timeline) for u in self._early)
-        return self._sorted[timeline]
+    def _count_timeline(self, timeline: str, events: list[EventPosition], joins: list[tuple[int, str]]) -> None:
+        positions = {user: position_for(self._reads, user, timeline) for _, user in joins}
+        ranked = sorted(positions.values())
+        rank = {p: i + 1 for i, p in enumerate(sorted(set(ranked)))}  # 1-based ranks for the tree
+        tree = [0] * (len(rank) + 1)
+
+        def add(i: int) -> None:
+            while i < len(tree):
+                tree[i] += 1
+                i += i & -i
+
+        def prefix(i: int) -> int:  # how many added positions have rank <= i
+            total = 0
+            while i > 0:
+                total += tree[i]
+                i -= i & -i
+            return total
+
+        rank_values = sorted(rank)
+        joined = 0
+        for event in events:
+            while joined < len(joins) and joins[joined][0] <= event.stream_ordering:
+                add(rank[positions[joins[joined][1]]])
+                joined += 1
+            read = len(ranked) - bisect_left(ranked, event.stream_ordering)
+            unread = prefix(bisect_left(rank_values, event.stream_ordering))  # joined and below the event
+            self._answers[event.event_id] = (read, unread)
 
     def counts(self, event: EventPosition) -> tuple[int, int]:
-        positions = self._positions(timeline_of(event))
-        unread = bisect_left(positions, event.stream_ordering)
-        read = len(positions) - unread
-        for user_id, joined_at in self._late:
-            if position_for(self._reads, user_id, timeline_of(event)) >= event.stream_ordering:
-                read += 1
-            elif joined_at <= event.stream_ordering:
-                unread += 1
-        return read, unread
+        return self._answers[event.event_id]

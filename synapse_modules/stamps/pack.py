@@ -122,9 +122,16 @@ class PackPublisher:
                     logger.exception("Could not give the stamp pack to %s", user_id)
 
     async def on_user_registration(self, user_id: str) -> None:
-        room_id = await self.pack_room()
-        if room_id is not None and user_id != self.system_user:
-            await self.set_up_user(user_id, room_id)
+        """A new account gets the pack. Never fails the registration: while the pack room is
+        still being created at startup a join can be refused, and the startup backfill (which
+        lists users only once the room exists) sets such an account up instead."""
+        try:
+            room_id = await self.pack_room()
+            if room_id is not None and user_id != self.system_user:
+                await self.set_up_user(user_id, room_id)
+        except Exception:
+            logger.warning("Stamp pack not given to %s at registration; the startup backfill will", user_id,
+                           exc_info=True)
 
     async def set_up_user(self, user_id: str, room_id: str) -> None:
         state = await self._api.get_room_state(room_id, [("m.room.member", user_id)])
