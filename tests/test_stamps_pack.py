@@ -50,12 +50,40 @@ def client_get(homeserver, token: str, path: str) -> dict:
     return json.loads(body)
 
 
+def wait_until(condition, seconds: float = 30):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError("condition not met in time")
+
+
+def wait_for_pack(homeserver) -> None:
+    """The pack is published in the background at startup: wait until the pack room has it."""
+    alias = quote(f"#stamps:{homeserver.server_name}")
+    token = homeserver.new_user("waiter").access_token
+
+    def published() -> bool:
+        status, _, body = http_get(homeserver.url("internet") + f"/_matrix/client/v3/directory/room/{alias}", token)
+        if status != 200:
+            return False
+        room_id = json.loads(body)["room_id"]
+        status, _, body = http_get(homeserver.url("internet") + f"/_matrix/client/v3/rooms/{quote(room_id)}"
+                                   "/state/m.room.image_pack/", token)
+        return status == 200 and bool(json.loads(body).get("images"))
+
+    wait_until(published)
+
+
 def pack_room(homeserver, token: str) -> str:
     alias = quote(f"#stamps:{homeserver.server_name}")
     return client_get(homeserver, token, f"/_matrix/client/v3/directory/room/{alias}")["room_id"]
 
 
 async def test_new_staff_get_the_pack_in_every_client_family(homeserver, login):
+    wait_for_pack(homeserver)
     user = homeserver.new_user("newstaff")
     client = await login(user, "internet")
     token = client.access_token
@@ -109,16 +137,6 @@ def test_pack_room_belongs_to_the_pack(homeserver):
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=10)
     assert refused.value.code == 403
-
-
-def wait_until(condition, seconds: float = 30):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("condition not met in time")
 
 
 def test_existing_staff_are_backfilled_and_images_uploaded_once(tmp_path, hs_backend):

@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from harness import http_get
-from test_stamps_pack import SAMPLES, STAMPS, stamps_module
+from test_stamps_pack import SAMPLES, STAMPS, stamps_module, wait_for_pack
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # A closed network: Chromium must not try to reach anything on its own.
@@ -45,6 +45,7 @@ def pack_state(homeserver) -> dict:
 
 
 def open_picker(browser, homeserver, lang: str, tmp_path):
+    wait_for_pack(homeserver)
     page = browser.new_page()
     requests: list[str] = []
     page.on("request", lambda request: requests.append(request.url))
