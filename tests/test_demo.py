@@ -48,7 +48,7 @@ class Demo:
         with open(self.output, "w") as out:
             self.process = subprocess.Popen(self.args(), stdout=out, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL, env=self.env)
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 180  # first start registers accounts (bcrypt): slow on a busy machine
         while "Press Ctrl-C to stop." not in self.text():
             assert self.process.poll() is None, self.text()
             assert time.monotonic() < deadline, self.text()
