@@ -17,7 +17,7 @@ def test_counter_matches_status(seed):
     events = [EventPosition(f"$e{i}", i * 10, f"@u{rng.randrange(8)}:x", i, rng.choice([None, None, *roots]))
               for i in range(1, 40)]
     members = {f"@u{i}:x": rng.choice([0, 0, 0, rng.randrange(400)]) for i in range(12)}
-    receipts = [Receipt(u, rng.choice([None, MAIN, *roots]), rng.randrange(400), 1000 + n)
+    receipts = [Receipt(u, rng.choice([None, MAIN, *roots]), rng.randrange(400), f'{{"ts": {1000 + n}}}')
                 for n, u in enumerate(rng.sample(sorted(members) + ["@gone:x"], 8))]
     sent = [Sent(e.sender, e.thread_id, e.stream_ordering) for e in events if rng.random() < 0.3]
     reads = build(members, receipts, sent)
@@ -27,3 +27,10 @@ def test_counter_matches_status(seed):
         answer = status(reads, event)
         assert counter.counts(event) == (len(answer.read), len(answer.unread)), event
         assert "@gone:x" not in {u for u, _ in answer.read} | set(answer.unread)
+
+
+def test_receipt_time_is_read_from_synapse_json():
+    assert Receipt("@a:x", None, 1, '{"ts": 1700000000123}').ts == 1700000000123
+    assert Receipt("@a:x", None, 1, '{"ts":5,"x":1}').ts == 5
+    assert Receipt("@a:x", None, 1, "not json").ts == 0
+    assert Receipt("@a:x", None, 1, None).ts == 0

@@ -79,7 +79,8 @@ class ReadStatusRoutes:
                 found = tables.event_positions(cur, room_id, event_ids)
                 events = [found[e] for e in event_ids if e in found]
             since = min((e.stream_ordering for e in events), default=0)
-            reads = build(members, tables.public_read_receipts(cur, room_id), tables.last_sent(cur, room_id, since))
+            reads = build(members, tables.public_read_receipts(cur, room_id, with_time=False),
+                          tables.last_sent(cur, room_id, since))
             counter = Counter(reads, events)
             counted = []
             for event in events:

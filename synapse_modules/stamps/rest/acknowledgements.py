@@ -35,7 +35,7 @@ class AcknowledgementRoutes:
             event = tables.event_positions(cur, room_id, [event_id]).get(event_id)
             if event is None:
                 return "unknown_event"
-            reads = build(members, tables.public_read_receipts(cur, room_id),
+            reads = build(members, tables.public_read_receipts(cur, room_id, with_time=False),
                           tables.last_sent(cur, room_id, event.stream_ordering))
             seen = status(reads, event)
             by_key: dict[str, list[dict]] = {key: [] for key in self._config.acknowledgements}
