@@ -21,7 +21,8 @@ from synapse_modules._errors import refusal
 
 from .. import synapse_tables as tables
 from ..config import ReadStatusConfig
-from ..status import Counter, build, status
+from ..status import Counter, Status, build, status
+from ..synapse_tables import EventPosition
 
 if TYPE_CHECKING:
     from synapse.http.site import SynapseRequest
@@ -30,6 +31,21 @@ if TYPE_CHECKING:
 def error(code: int, errcode: str, key: str, **params: Any) -> SynapseError:
     return SynapseError(code, both(key, **params), errcode,
                         additional_fields={"jp.lgwan.message": {lang: t(key, lang, **params) for lang in LANGUAGES}})
+
+
+def event_status_txn(cur: Any, room_id: str, event_id: str, user_id: str,
+                     with_time: bool) -> tuple[EventPosition, Status] | str:
+    """One event's read status as ``user_id`` may see it, or "not_member" / "unknown_event".
+    Shared by the read status and the acknowledgement stamps routes."""
+    members = tables.joined_members(cur, room_id)
+    if user_id not in members:
+        return "not_member"
+    event = tables.event_positions(cur, room_id, [event_id]).get(event_id)
+    if event is None:
+        return "unknown_event"
+    reads = build(members, tables.public_read_receipts(cur, room_id, with_time=with_time),
+                  tables.last_sent(cur, room_id, event.stream_ordering))
+    return event, status(reads, event)
 
 
 class ReadStatusRoutes:
@@ -44,15 +60,10 @@ class ReadStatusRoutes:
         user_id = await self._member(request)
 
         def txn(cur: Any) -> dict | str:
-            members = tables.joined_members(cur, room_id)
-            if user_id not in members:
-                return "not_member"
-            event = tables.event_positions(cur, room_id, [event_id]).get(event_id)
-            if event is None:
-                return "unknown_event"
-            reads = build(members, tables.public_read_receipts(cur, room_id),
-                          tables.last_sent(cur, room_id, event.stream_ordering))
-            result = status(reads, event)
+            found = event_status_txn(cur, room_id, event_id, user_id, with_time=True)
+            if isinstance(found, str):
+                return found
+            event, result = found
             read = [{"user_id": u, "ts": ts if ts is not None else
                      tables.first_sent_at_or_after(cur, room_id, u, event.stream_ordering)}
                     for u, ts in result.read]

@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, Any
 from synapse.module_api import ModuleApi
 
 from synapse_modules.read_status import synapse_tables as tables
-from synapse_modules.read_status.rest.read_status import ReadStatusRoutes
-from synapse_modules.read_status.status import build, status
+from synapse_modules.read_status.rest.read_status import ReadStatusRoutes, event_status_txn
 
 from ..config import StampsConfig
 
@@ -29,15 +28,10 @@ class AcknowledgementRoutes:
         user_id = (await self._api.get_user_by_req(request)).user.to_string()
 
         def txn(cur: Any) -> dict | str:
-            members = tables.joined_members(cur, room_id)
-            if user_id not in members:
-                return "not_member"
-            event = tables.event_positions(cur, room_id, [event_id]).get(event_id)
-            if event is None:
-                return "unknown_event"
-            reads = build(members, tables.public_read_receipts(cur, room_id, with_time=False),
-                          tables.last_sent(cur, room_id, event.stream_ordering))
-            seen = status(reads, event)
+            found = event_status_txn(cur, room_id, event_id, user_id, with_time=False)
+            if isinstance(found, str):
+                return found
+            _, seen = found
             by_key: dict[str, list[dict]] = {key: [] for key in self._config.acknowledgements}
             for reaction in tables.annotations(cur, room_id, event_id):
                 by_key.setdefault(reaction.key, []).append({"user_id": reaction.sender,
