@@ -170,7 +170,8 @@ async def main(args) -> dict:
     results = {b: await run_backend(b, args) for b in backends}
     summary = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "members": args.members,
                "events": args.events, "results": results}
-    print(f"\n{summary['date']} | {summary['machine']} | {args.members} members, {args.events} events")
+    print(f"\n{summary['date']} | {summary['machine']} | {args.members} members, {args.events} events, "
+          f"backends: {', '.join(backends)}")
     return summary
 
 

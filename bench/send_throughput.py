@@ -100,7 +100,7 @@ def machine() -> str:
     from importlib.metadata import version
 
     return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-            f"matrix-synapse {version('matrix-synapse')}, SQLite")
+            f"matrix-synapse {version('matrix-synapse')}")
 
 
 async def main(args: argparse.Namespace) -> dict:
@@ -125,7 +125,7 @@ async def main(args: argparse.Namespace) -> dict:
                 for target in targets:
                     target.hs.stop()
     summary = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "machine": machine(),
-               "load": f"{args.users} users x {args.messages} messages, {args.rounds} rounds", "rounds": results}
+               "load": f"{args.users} users x {args.messages} messages, {args.rounds} rounds, SQLite", "rounds": results}
     for label in ("stock", "suite"):
         mine = [r for r in results if r["label"] == label]
         summary[label] = {key: statistics.median(r[key] for r in mine) for key in ("msgs_per_s", "p50_ms", "p95_ms")}
