@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import statistics
 import sys
@@ -29,7 +28,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.send_throughput import machine  # noqa: E402
+from bench.common import machine, run  # noqa: E402
 from lgwan_chat.homeserver import RELAXED_RATE_LIMITS, Homeserver, HomeserverSpec, suite_modules  # noqa: E402
 from lgwan_chat.postgres import PostgresDatabase, postgres_unreachable_reason  # noqa: E402
 
@@ -181,9 +180,4 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=10000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
-    summary = asyncio.run(main(args))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(summary, indent=2, ensure_ascii=False))
+    run(main, parser)

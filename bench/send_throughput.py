@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -29,6 +27,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import machine, run  # noqa: E402
 from lgwan_chat.homeserver import RELAXED_RATE_LIMITS, Homeserver, HomeserverSpec  # noqa: E402
 
 
@@ -87,22 +86,6 @@ async def _call(session: aiohttp.ClientSession, method: str, url: str, token: st
         return payload
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import os
-    from importlib.metadata import version
-
-    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-            f"matrix-synapse {version('matrix-synapse')}")
-
-
 async def main(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory(prefix="lgwan-bench-") as tmp:
         targets = [Target("stock", Path(tmp) / "stock", modules=[]),
@@ -150,9 +133,4 @@ if __name__ == "__main__":
     parser.add_argument("--messages", type=int, default=50, help="messages per user per round")
     parser.add_argument("--rounds", type=int, default=6, help="rounds per homeserver")
     parser.add_argument("--warmup", type=int, default=5, help="unmeasured messages per user first")
-    parser.add_argument("--json", type=Path, help="also write the results here")
-    args = parser.parse_args()
-    summary = asyncio.run(main(args))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(summary, indent=2, ensure_ascii=False))
+    run(main, parser)

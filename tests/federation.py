@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from harness import RunningHomeserver
+from harness import RunningHomeserver, client_listener
 from lgwan_chat.homeserver import free_port
 
 
@@ -55,10 +55,6 @@ def federating_homeserver(data_dir: Path, backend: str, tls: tuple[Path, Path, P
     """A homeserver named ``localhost:<port>`` with a TLS federation listener on that port."""
     ca, cert, key = tls
     federation_port, internet_port, lgwan_port = free_port(), free_port(), free_port()
-
-    def client_listener(port: int, tag: str) -> dict:
-        return {"port": port, "bind_addresses": ["127.0.0.1"], "type": "http", "tag": tag, "x_forwarded": False,
-                "resources": [{"names": ["client"], "compress": False}]}
 
     federation = {
         "listeners": [

@@ -23,6 +23,12 @@ from lgwan_chat.postgres import PostgresDatabase, postgres_unreachable_reason  #
 
 BACKENDS = ("sqlite", "postgres")
 
+def client_listener(port: int, tag: str) -> dict:
+    """A Synapse client listener on loopback with a zone tag (for hand-built listener lists)."""
+    return {"port": port, "bind_addresses": ["127.0.0.1"], "type": "http", "tag": tag, "x_forwarded": False,
+            "resources": [{"names": ["client"], "compress": False}]}
+
+
 @attrs.define
 class User:
     user_id: str

@@ -17,14 +17,9 @@ from pathlib import Path
 
 import yaml
 
-from harness import RunningHomeserver
+from harness import RunningHomeserver, client_listener
 from lgwan_chat.homeserver import child_env, free_port
 from lgwan_chat.templates import render
-
-
-def client_listener(port: int, tag: str) -> dict:
-    return {"port": port, "bind_addresses": ["127.0.0.1"], "type": "http", "tag": tag, "x_forwarded": False,
-            "resources": [{"names": ["client"], "compress": False}]}
 
 
 def main_with_workers(data_dir: Path, modules: list | None = None) -> RunningHomeserver:
