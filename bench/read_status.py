@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import random
 import statistics
 import sys
@@ -139,37 +141,100 @@ async def measure(session, hs: Homeserver, room: str, event_ids: list[str], toke
             for name, v in (("single", single), ("batch_50", batch), ("recent_50", recent))}
 
 
+async def measure_while_reading(session, hs: Homeserver, room: str, event_ids: list[str], members: int,
+                                queries: int, seed: int) -> dict:
+    """Single queries in a room that keeps moving: before each, another member sends a read receipt
+    (what a busy room looks like), so no answer can come from a view of the room older than that."""
+    rng = random.Random(seed + 1)
+    url = hs.url("internet")
+    tokens = []
+    for i in rng.sample(range(1, members), min(20, members - 1)):
+        login = await session.post(f"{url}/_matrix/client/v3/login", json={
+            "type": "m.login.password", "identifier": {"type": "m.id.user", "user": f"staff{i:05d}"},
+            "password": "bench"})
+        if login.status == 200:
+            tokens.append((await login.json())["access_token"])
+    asker = tokens.pop()
+    timings = []
+    for n in range(queries):
+        reader = tokens[n % len(tokens)]
+        await call(session, "POST", f"{url}/_matrix/client/v3/rooms/{quote(room)}/receipt/m.read/"
+                   f"{quote(event_ids[rng.randrange(len(event_ids) // 2, len(event_ids))])}", reader, {})
+        event = rng.choice(event_ids)
+        started = time.perf_counter()
+        await call(session, "GET", f"{url}{PREFIX}/{quote(room)}/read_status/{quote(event)}", asker)
+        timings.append(1000 * (time.perf_counter() - started))
+    return {"single_after_receipt": {"p50_ms": statistics.median(timings), "p95_ms": percentile(timings, 0.95),
+                                     "n": len(timings)}}
+
+
+def homeserver(data_dir: Path, database: PostgresDatabase | None, cache_rooms: int) -> Homeserver:
+    # Every suite module but stamps: the stamp pack joins each new account to the pack room,
+    # which would double the time to set up 5,000 accounts without touching read status.
+    modules = [m for m in suite_modules() if not m["module"].startswith("synapse_modules.stamps")]
+    for module in modules:
+        if module["module"].startswith("synapse_modules.read_status"):
+            module["config"] = {**(module.get("config") or {}), "cache_rooms": cache_rooms}
+    return Homeserver(HomeserverSpec(
+        data_dir=data_dir, access_log_level="WARNING", modules=modules,
+        database=database.synapse_config() if database else None,
+        extra={**RELAXED_RATE_LIMITS, "bcrypt_rounds": 4}))  # fast password hashing: setup only
+
+
 async def run_backend(backend: str, args) -> dict:
-    database = PostgresDatabase() if backend == "postgres" else None
-    with tempfile.TemporaryDirectory(prefix=f"lgwan-bench-rs-{backend}-") as tmp:
-        # Every suite module but stamps: the stamp pack joins each new account to the pack room,
-        # which would double the time to set up 5,000 accounts without touching read status.
-        modules = [m for m in suite_modules() if not m["module"].startswith("synapse_modules.stamps")]
-        hs = Homeserver(HomeserverSpec(
-            data_dir=Path(tmp), access_log_level="WARNING", modules=modules,
-            database=database.synapse_config() if database else None,
-            extra={**RELAXED_RATE_LIMITS, "bcrypt_rounds": 4}))  # fast password hashing: setup only
-        hs.start()
-        try:
-            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-                print(f"{backend}: building a room of {args.members} members and {args.events} events", flush=True)
-                room, event_ids, token = await populate(session, hs, args.members, args.events, args.seed)
-                result = await measure(session, hs, room, event_ids, token, args.queries, args.seed)
-        finally:
-            hs.stop()
-            if database:
-                database.drop()
-    for name, r in result.items():
-        print(f"{backend:>8} {name:>10}: p50 {r['p50_ms']:6.1f} ms  p95 {r['p95_ms']:6.1f} ms  (n={r['n']})", flush=True)
+    kept = args.keep.resolve() / backend if args.keep else None
+    state_file = kept / "bench-state.json" if kept else None
+    state = json.loads(state_file.read_text()) if state_file and state_file.exists() else None
+    if state:
+        database = PostgresDatabase(existing=state["database"]) if backend == "postgres" else None
+    else:
+        database = PostgresDatabase() if backend == "postgres" else None
+    result: dict = {}
+    with contextlib.ExitStack() as cleanup:
+        if kept:
+            kept.mkdir(parents=True, exist_ok=True)
+            data_dir = kept
+        else:
+            data_dir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix=f"lgwan-bench-rs-{backend}-")))
+        if database and not kept:
+            cleanup.callback(database.drop)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+            for cache_rooms in args.cache_rooms:
+                # Each setting on a freshly started Synapse: nothing in memory from the previous one.
+                hs = homeserver(data_dir, database, cache_rooms)
+                hs.start()
+                try:
+                    if state is None:
+                        print(f"{backend}: building a room of {args.members} members and {args.events} events",
+                              flush=True)
+                        room, event_ids, token = await populate(session, hs, args.members, args.events, args.seed)
+                        state = {"room": room, "event_ids": event_ids, "token": token, "members": args.members,
+                                 "database": database.name if database else None}
+                        if state_file:
+                            state_file.write_text(json.dumps(state))
+                    elif not result:
+                        print(f"{backend}: using the room kept in {kept}", flush=True)
+                    room, event_ids, token, members = (state["room"], state["event_ids"], state["token"],
+                                                       state["members"])
+                    timings = await measure(session, hs, room, event_ids, token, args.queries, args.seed)
+                    timings.update(await measure_while_reading(session, hs, room, event_ids, members,
+                                                               args.queries, args.seed))
+                finally:
+                    hs.stop()
+                result[f"cache_rooms={cache_rooms}"] = timings
+                for name, r in timings.items():
+                    print(f"{backend:>8} cache_rooms={cache_rooms:<4} {name:>20}: p50 {r['p50_ms']:6.1f} ms  "
+                          f"p95 {r['p95_ms']:6.1f} ms  (n={r['n']})", flush=True)
+    result["room"] = {"members": state["members"], "events": len(state["event_ids"])}
     return result
 
 
 async def main(args) -> dict:
     backends = ["sqlite"] + (["postgres"] if postgres_unreachable_reason() is None else [])
     results = {b: await run_backend(b, args) for b in backends}
-    summary = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "members": args.members,
-               "events": args.events, "results": results}
-    print(f"\n{summary['date']} | {summary['machine']} | {args.members} members, {args.events} events, "
+    summary = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "results": results}
+    rooms = {f"{r['room']['members']} members, {r['room']['events']} events" for r in results.values()}
+    print(f"\n{summary['date']} | {summary['machine']} | {'; '.join(sorted(rooms))} | "
           f"backends: {', '.join(backends)}")
     return summary
 
@@ -180,4 +245,11 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=10000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--cache-rooms", type=lambda v: [int(x) for x in v.split(",")], default=[0, 200],
+                        help="read status module's cache_rooms settings to measure, comma separated "
+                             "(default 0,200: without and with the room cache)")
+    parser.add_argument("--keep", type=Path,
+                        help="keep the homeservers and their room in this folder and use them again on the next "
+                             "run (building the room takes most of the time; the room's read receipts move on "
+                             "with every run)")
     run(main, parser)

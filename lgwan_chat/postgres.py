@@ -35,7 +35,13 @@ class PostgresDatabase:
 
     _counter = itertools.count()
 
-    def __init__(self) -> None:
+    def __init__(self, existing: str | None = None) -> None:
+        """A new database, or ``existing`` (a name this class made before) to use it again."""
+        if existing is not None:
+            if not existing.startswith("lgwan_test_") or not existing.replace("_", "").isalnum():
+                raise ValueError(f"not a database of ours: {existing!r}")
+            self.name = existing
+            return
         self.name = f"lgwan_test_{os.getpid()}_{next(self._counter)}_{secrets.token_hex(3)}"
         self._admin(f"CREATE DATABASE {self.name} ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
 

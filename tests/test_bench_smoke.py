@@ -23,3 +23,30 @@ def test_send_throughput_benchmark_compares_stock_and_suite(tmp_path):
     suite = [r["msgs_per_s"] for r in summary["rounds"] if r["label"] == "suite"]
     assert summary["round_ratios"] == [b / a for a, b in zip(stock, suite)]
     assert min(summary["round_ratios"]) <= summary["ratio"] <= max(summary["round_ratios"])
+
+
+def test_read_status_benchmark_builds_keeps_and_reuses_its_room(tmp_path):
+    bench = BENCH.parent / "read_status.py"
+    args = [sys.executable, str(bench), "--members", "12", "--events", "60", "--queries", "5",
+            "--keep", str(tmp_path / "kept")]
+    first = subprocess.run(args + ["--json", str(tmp_path / "first.json")], capture_output=True, text=True,
+                           timeout=600)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "building a room of 12 members and 60 events" in first.stdout
+    second = subprocess.run(args + ["--json", str(tmp_path / "second.json")], capture_output=True, text=True,
+                            timeout=600)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "building a room" not in second.stdout and "using the room kept in" in second.stdout
+    for run in ("first", "second"):
+        results = json.loads((tmp_path / f"{run}.json").read_text())["results"]
+        for backend in results.values():
+            assert backend["room"] == {"members": 12, "events": 60}
+            for setting in ("cache_rooms=0", "cache_rooms=200"):
+                assert set(backend[setting]) == {"single", "batch_50", "recent_50", "single_after_receipt"}
+                assert all(t["n"] > 0 and 0 < t["p50_ms"] <= t["p95_ms"] for t in backend[setting].values())
+    # Kept PostgreSQL databases are dropped by hand: this test cleans up after itself.
+    state = tmp_path / "kept" / "postgres" / "bench-state.json"
+    if state.exists():
+        from lgwan_chat.postgres import PostgresDatabase
+
+        PostgresDatabase(existing=json.loads(state.read_text())["database"]).drop()

@@ -34,3 +34,41 @@ def test_receipt_time_is_read_from_synapse_json():
     assert Receipt("@a:x", None, 1, '{"ts":5,"x":1}').ts == 5
     assert Receipt("@a:x", None, 1, "not json").ts == 0
     assert Receipt("@a:x", None, 1, None).ts == 0
+
+
+def test_a_receipt_committed_out_of_order_is_picked_up_once_settled():
+    """Two receipts written at once: stream id 11 commits before 10. Reading "after the highest
+    seen" would skip 10 for ever; the watermark reads again from a settled position."""
+    from synapse_modules.read_status.room_cache import SETTLE_SECONDS, Watermark
+
+    committed = {5}  # stream ids visible in the database
+    incorporated: set[int] = set()
+    now = 0.0
+    mark = Watermark(seen=5, now=now)
+    incorporated |= committed
+
+    def read(at: float) -> None:
+        bound = mark.read_from(at)
+        rows = {i for i in committed if bound is None or i > bound}
+        incorporated.update(rows)
+        mark.after_read(at, bound, max(rows, default=-1))
+
+    committed.add(11)
+    now += 0.1
+    read(now)
+    assert 11 in incorporated and mark.seen == 11
+    committed.add(10)  # commits late, below what was already seen
+    for step in range(1, 40):
+        read(now + step * SETTLE_SECONDS / 10)
+    assert 10 in incorporated
+    assert mark.safe is not None and mark.safe >= 5  # from here on, reads start at a settled position
+    committed.add(12)
+    read(now + 10 * SETTLE_SECONDS)
+    assert 12 in incorporated
+    # Settled: the same race now costs nothing, the next read already starts below it.
+    later = now + 11 * SETTLE_SECONDS
+    committed.add(14)
+    read(later)
+    committed.add(13)
+    read(later + 0.01)
+    assert 13 in incorporated

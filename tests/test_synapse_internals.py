@@ -64,7 +64,14 @@ SYNAPSE_COLUMNS_READ_BY_READ_STATUS = {
                "rejection_reason", "state_key", "type"],
     "event_relations": ["event_id", "relates_to_id", "relation_type", "aggregation_key"],
     "current_state_events": ["room_id", "type", "state_key", "membership", "event_stream_ordering"],
-    "receipts_linearized": ["room_id", "receipt_type", "user_id", "thread_id", "event_stream_ordering", "data"],
+    "receipts_linearized": ["room_id", "receipt_type", "user_id", "thread_id", "event_stream_ordering", "data",
+                            "stream_id"],
+}
+
+#: What keeps the read status cache's "what changed since" reads to a few index lookups.
+SYNAPSE_INDEXES_USED_BY_READ_STATUS = {
+    "events_room_stream": ("events", ["room_id", "stream_ordering"]),
+    "receipts_linearized_room_stream": ("receipts_linearized", ["room_id", "stream_id"]),
 }
 
 
@@ -72,3 +79,17 @@ def test_synapse_tables_read_by_the_read_status_module_still_exist(homeserver):
     """synapse_modules/read_status/synapse_tables.py reads these columns on SQLite and PostgreSQL."""
     for table, columns in SYNAPSE_COLUMNS_READ_BY_READ_STATUS.items():
         homeserver.query(f"SELECT {', '.join(columns)} FROM {table} LIMIT 0")
+
+
+def test_synapse_indexes_used_by_the_read_status_cache_still_exist(homeserver):
+    """synapse_modules/read_status/room_cache.py reads "after position N" through these indexes."""
+    for name, (table, columns) in SYNAPSE_INDEXES_USED_BY_READ_STATUS.items():
+        if homeserver.backend == "postgres":
+            rows = homeserver.query("SELECT indexdef FROM pg_indexes WHERE indexname = ? AND tablename = ?",
+                                    name, table)
+        else:
+            rows = homeserver.query("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ? AND tbl_name = ?",
+                                    name, table)
+        assert rows, f"Synapse no longer has index {name} on {table}"
+        definition = rows[0][0].replace(" ", "")
+        assert f"({','.join(columns)})" in definition, definition

@@ -14,7 +14,8 @@ Routes (members of the room only; see ``rest/read_status.py``)::
 
 The semantics (receipts on later events, threads, private receipts, members
 who joined or left) are in ``status.py``. Nothing runs when events or
-receipts are sent: the answer is computed from Synapse's tables on request.
+receipts are sent: the answer is computed from Synapse's tables on request, with each room's
+unchanged part kept in memory (``room_cache.py``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from synapse_modules._rest import room_router
 
 from .config import ReadStatusConfig, parse
 from .rest.read_status import ReadStatusRoutes
+from .room_cache import ROOM_READS
 
 EVENT_ROUTE = r"/(?P<room_id>[^/]+)/read_status/(?P<event_id>[^/]+)"
 BATCH_ROUTE = r"/(?P<room_id>[^/]+)/read_status"
@@ -34,6 +36,7 @@ BATCH_ROUTE = r"/(?P<room_id>[^/]+)/read_status"
 
 class ReadStatusModule:
     def __init__(self, config: ReadStatusConfig, api: ModuleApi):
+        ROOM_READS.max_rooms = config.cache_rooms
         routes = ReadStatusRoutes(api, config)
         router = room_router(api)
         router.add("GET", EVENT_ROUTE, routes.one)

@@ -28,28 +28,63 @@ from .synapse_tables import EventPosition, Receipt, Sent
 MAIN = "main"
 
 
-class RoomReads(NamedTuple):
-    """Everything needed to answer for any event of a room."""
+class ReadMark(NamedTuple):
+    """A receipt as kept: how far it reaches and when it was sent (parsed once)."""
 
-    members: dict[str, int]  # user -> join position
+    stream_ordering: int
+    ts: int
+
+
+class RoomReads(NamedTuple):
+    """Everything needed to answer for any event of a room. Never changed once built (a cached
+    copy is shared by concurrent requests): ``advance`` returns a new one."""
+
+    members: dict[str, int]  # joined user -> join position
     # user -> timeline -> furthest position known read (receipts and own events); timeline
-    # None = unthreaded receipt, MAIN = main timeline, else thread root
+    # None = unthreaded receipt, MAIN = main timeline, else thread root. Kept for users who
+    # left too (they may come back; only members are ever counted).
     positions: dict[str, dict[str | None, int]]
     # user -> timeline -> receipt (for the time it was read)
-    receipts: dict[str, dict[str | None, Receipt]]
+    receipts: dict[str, dict[str | None, ReadMark]]
+    # timeline -> members sorted by how far they read (built on first use)
+    timelines: dict[str, "TimelineIndex"]
 
 
 def build(members: dict[str, int], receipts: Iterable[Receipt], sent: Iterable[Sent]) -> RoomReads:
-    positions: dict[str, dict[str | None, int]] = defaultdict(dict)
-    by_user: dict[str, dict[str | None, Receipt]] = defaultdict(dict)
+    return advance(RoomReads(dict(members), {}, {}, {}), {}, receipts, sent)
+
+
+def advance(reads: RoomReads, membership: dict[str, int | None], receipts: Iterable[Receipt],
+            sent: Iterable[Sent]) -> RoomReads:
+    """``reads`` moved on by what happened since: membership changes (user -> join position, or
+    None = no longer joined), newer receipts and newer own events. Only touched users are copied."""
+    members = reads.members
+    if membership:
+        members = dict(members)
+        for user_id, joined_at in membership.items():
+            if joined_at is None:
+                members.pop(user_id, None)
+            else:
+                members[user_id] = joined_at
+    positions = dict(reads.positions)
+    by_user = dict(reads.receipts)
+    copied: set[str] = set()
+
+    def timelines_of(user_id: str) -> dict[str | None, int]:
+        if user_id not in copied:
+            positions[user_id] = dict(positions.get(user_id, {}))
+            copied.add(user_id)
+        return positions[user_id]
+
     for receipt in receipts:
-        if receipt.user_id in members:
-            by_user[receipt.user_id][receipt.thread_id] = receipt
-            _advance(positions[receipt.user_id], receipt.thread_id, receipt.stream_ordering)
+        marks = by_user[receipt.user_id] = dict(by_user.get(receipt.user_id, {}))
+        old = marks.get(receipt.thread_id)
+        if old is None or receipt.stream_ordering >= old.stream_ordering:
+            marks[receipt.thread_id] = ReadMark(receipt.stream_ordering, receipt.ts)
+        _advance(timelines_of(receipt.user_id), receipt.thread_id, receipt.stream_ordering)
     for item in sent:
-        if item.sender in members:
-            _advance(positions[item.sender], item.thread_id or MAIN, item.last_stream_ordering)
-    return RoomReads(members, positions, by_user)
+        _advance(timelines_of(item.sender), item.thread_id or MAIN, item.last_stream_ordering)
+    return RoomReads(members, positions, by_user, {})
 
 
 def _advance(timelines: dict[str | None, int], timeline: str | None, position: int) -> None:
@@ -69,28 +104,45 @@ def timeline_of(event: EventPosition) -> str:
     return event.thread_id or MAIN
 
 
+class TimelineIndex(NamedTuple):
+    """The members of a room sorted by how far they have read one timeline."""
+
+    positions: list[int]
+    users: list[str]
+
+
+def timeline_index(reads: RoomReads, timeline: str) -> TimelineIndex:
+    index = reads.timelines.get(timeline)
+    if index is None:
+        ranked = sorted((position_for(reads, user, timeline), user) for user in reads.members)
+        index = reads.timelines[timeline] = TimelineIndex([p for p, _ in ranked], [u for _, u in ranked])
+    return index
+
+
 class Status(NamedTuple):
     read: list[tuple[str, int | None]]  # (user, receipt ts or None when shown by sending)
     unread: list[str]
 
 
 def status(reads: RoomReads, event: EventPosition) -> Status:
+    """Members who read the event (a bisection in the timeline's index) and those who did not."""
     timeline = timeline_of(event)
-    read: list[tuple[str, int | None]] = []
-    unread: list[str] = []
-    for user_id, joined_at in reads.members.items():
-        if position_for(reads, user_id, timeline) >= event.stream_ordering:
-            read.append((user_id, _receipt_ts(reads, user_id, timeline, event.stream_ordering)))
-        elif joined_at <= event.stream_ordering:
-            unread.append(user_id)
+    index = timeline_index(reads, timeline)
+    at = event.stream_ordering
+    first_reader = bisect_left(index.positions, at)
+    read = [(user_id, _receipt_ts(reads, user_id, timeline, at)) for user_id in index.users[first_reader:]]
+    members = reads.members
+    unread = [user_id for user_id in index.users[:first_reader] if members[user_id] <= at]
     return Status(read, sorted(unread))
 
 
 def _receipt_ts(reads: RoomReads, user_id: str, timeline: str, at: int) -> int | None:
     """The time of the earliest receipt that covers the event (Synapse keeps only the latest
     receipt per timeline, so this is when the member had read at least up to it)."""
-    times = [r.ts for key, r in reads.receipts.get(user_id, {}).items()
-             if key in (None, timeline) and r.stream_ordering >= at]
+    marks = reads.receipts.get(user_id)
+    if not marks:
+        return None
+    times = [mark.ts for key, mark in marks.items() if key in (None, timeline) and mark.stream_ordering >= at]
     return min(times) if times else None
 
 

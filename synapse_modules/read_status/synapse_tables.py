@@ -32,6 +32,8 @@ class Receipt(NamedTuple):
     stream_ordering: int
     #: Synapse's JSON ``data`` of the receipt (holds ``ts``); None when not asked for.
     data: str | None = None
+    #: Position in Synapse's receipts stream (each new receipt takes a higher one).
+    stream_id: int = 0
 
     @property
     def ts(self) -> int:
@@ -91,29 +93,77 @@ def joined_members(txn: Any, room_id: str) -> dict[str, int]:
     return {row[0]: row[1] or 0 for row in txn.fetchall()}
 
 
-def public_read_receipts(txn: Any, room_id: str, with_time: bool = True) -> list[Receipt]:
-    """Every user's latest public ``m.read`` receipts (never ``m.read.private``):
-    ``receipts_linearized(room_id, receipt_type, user_id, thread_id, event_stream_ordering, data)``.
-    Counting needs no time: ``with_time=False`` leaves Synapse's JSON out."""
-    data = "data" if with_time else "NULL"
+def public_read_receipts(txn: Any, room_id: str, after_stream_id: int = -1) -> list[Receipt]:
+    """Every user's latest public ``m.read`` receipts (never ``m.read.private``) written after a
+    position of the receipts stream (all of them by default): ``receipts_linearized(room_id,
+    receipt_type, user_id, thread_id, event_stream_ordering, data, stream_id)``, index
+    ``(room_id, stream_id)``."""
     txn.execute(
-        f"SELECT user_id, thread_id, event_stream_ordering, {data} FROM receipts_linearized"
-        " WHERE room_id = ? AND receipt_type = 'm.read' AND event_stream_ordering IS NOT NULL",
-        (room_id,))
+        "SELECT user_id, thread_id, event_stream_ordering, data, stream_id FROM receipts_linearized"
+        " WHERE room_id = ? AND stream_id > ? AND receipt_type = 'm.read' AND event_stream_ordering IS NOT NULL",
+        (room_id, after_stream_id))
     return [Receipt(*row) for row in txn.fetchall()]
 
 
-def last_sent(txn: Any, room_id: str, since_stream_ordering: int) -> list[Sent]:
-    """Per sender and thread, their last event at or after ``since``: sending implies having read.
-    Membership events do not count (joining is not reading)."""
+#: Before every stream position (backfilled history has negative positions).
+FROM_START = -(2 ** 62)
+
+
+class Since(NamedTuple):
+    """What happened in a room after a stream position."""
+
+    #: Per sender and thread, their last event: sending implies having read.
+    sent: list[Sent]
+    #: Users whose membership event is among them (their membership may have changed).
+    membership_changed: set[str]
+    #: The highest stream ordering seen (the position to ask from next time).
+    last_stream_ordering: int
+
+
+def events_since(txn: Any, room_id: str, after_stream_ordering: int = FROM_START) -> Since:
+    """The room's events after a position, summed up: ``events(room_id, stream_ordering, type,
+    sender, state_key, outlier, rejection_reason)`` (index ``(room_id, stream_ordering)``) and
+    ``event_relations``. Membership events do not count as sending (joining is not reading); from
+    the start, who is a member comes from ``joined_members`` instead of the membership history."""
     txn.execute(
         "SELECT e.sender, r.relates_to_id, MAX(e.stream_ordering)"
         " FROM events AS e LEFT JOIN event_relations AS r ON r.event_id = e.event_id AND r.relation_type = ?"
-        " WHERE e.room_id = ? AND e.stream_ordering >= ? AND e.type <> 'm.room.member'"
+        " WHERE e.room_id = ? AND e.stream_ordering > ? AND e.type <> 'm.room.member'"
         " AND NOT e.outlier AND e.rejection_reason IS NULL"
         " GROUP BY e.sender, r.relates_to_id",
-        (THREAD, room_id, since_stream_ordering))
-    return [Sent(row[0], row[1], row[2]) for row in txn.fetchall()]
+        (THREAD, room_id, after_stream_ordering))
+    sent = [Sent(row[0], row[1], row[2]) for row in txn.fetchall()]
+    highest = max((item.last_stream_ordering for item in sent), default=after_stream_ordering)
+    changed: set[str] = set()
+    if after_stream_ordering == FROM_START:
+        txn.execute("SELECT MAX(stream_ordering) FROM events WHERE room_id = ?", (room_id,))
+        row = txn.fetchone()
+        highest = max(highest, row[0] if row and row[0] is not None else highest)
+    else:
+        txn.execute(
+            "SELECT state_key, stream_ordering FROM events WHERE room_id = ? AND stream_ordering > ?"
+            " AND type = 'm.room.member' AND NOT outlier AND rejection_reason IS NULL",
+            (room_id, after_stream_ordering))
+        for state_key, stream_ordering in txn.fetchall():
+            changed.add(state_key)
+            highest = max(highest, stream_ordering)
+    return Since(sent, changed, highest)
+
+
+def memberships(txn: Any, room_id: str, user_ids: set[str]) -> dict[str, int | None]:
+    """user id -> stream ordering of their current join, or None if not joined now
+    (``current_state_events``, as ``joined_members``)."""
+    found: dict[str, int | None] = dict.fromkeys(user_ids)
+    users = sorted(user_ids)
+    for start in range(0, len(users), 500):  # bounded IN lists (SQLite's variable limit)
+        chunk = users[start:start + 500]
+        txn.execute(
+            "SELECT state_key, event_stream_ordering FROM current_state_events"
+            f" WHERE room_id = ? AND type = 'm.room.member' AND membership = 'join'"
+            f" AND state_key IN ({','.join('?' * len(chunk))})",
+            (room_id, *chunk))
+        found.update({row[0]: row[1] or 0 for row in txn.fetchall()})
+    return found
 
 
 def first_sent_at_or_after(txn: Any, room_id: str, user_id: str, stream_ordering: int) -> int | None:

@@ -5,7 +5,8 @@
 - ``GET  read_status?limit=N``: the same for the room's last N events.
 
 Only joined members of the room may ask. Everything is read in one database
-transaction; nothing is added to sending events or receipts.
+transaction (the unchanged part of a room from memory, see ``room_cache.py``); nothing is
+added to sending events or receipts.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from synapse_modules._errors import refusal
 
 from .. import synapse_tables as tables
 from ..config import ReadStatusConfig
-from ..status import Counter, Status, build, status
+from ..room_cache import ROOM_READS
+from ..status import Counter, Status, status
 from ..synapse_tables import EventPosition
 
 if TYPE_CHECKING:
@@ -33,18 +35,15 @@ def error(code: int, errcode: str, key: str, **params: Any) -> SynapseError:
                         additional_fields={"jp.lgwan.message": {lang: t(key, lang, **params) for lang in LANGUAGES}})
 
 
-def event_status_txn(cur: Any, room_id: str, event_id: str, user_id: str,
-                     with_time: bool) -> tuple[EventPosition, Status] | str:
+def event_status_txn(cur: Any, room_id: str, event_id: str, user_id: str) -> tuple[EventPosition, Status] | str:
     """One event's read status as ``user_id`` may see it, or "not_member" / "unknown_event".
     Shared by the read status and the acknowledgement stamps routes."""
-    members = tables.joined_members(cur, room_id)
-    if user_id not in members:
+    reads = ROOM_READS.reads(cur, room_id)
+    if user_id not in reads.members:
         return "not_member"
     event = tables.event_positions(cur, room_id, [event_id]).get(event_id)
     if event is None:
         return "unknown_event"
-    reads = build(members, tables.public_read_receipts(cur, room_id, with_time=with_time),
-                  tables.last_sent(cur, room_id, event.stream_ordering))
     return event, status(reads, event)
 
 
@@ -60,7 +59,7 @@ class ReadStatusRoutes:
         user_id = await self._member(request)
 
         def txn(cur: Any) -> dict | str:
-            found = event_status_txn(cur, room_id, event_id, user_id, with_time=True)
+            found = event_status_txn(cur, room_id, event_id, user_id)
             if isinstance(found, str):
                 return found
             event, result = found
@@ -81,17 +80,14 @@ class ReadStatusRoutes:
         limit = self._limit(request) if event_ids is None else None
 
         def txn(cur: Any) -> dict | str:
-            members = tables.joined_members(cur, room_id)
-            if user_id not in members:
+            reads = ROOM_READS.reads(cur, room_id)
+            if user_id not in reads.members:
                 return "not_member"
             if event_ids is None:
                 events = tables.recent_events(cur, room_id, limit)
             else:
                 found = tables.event_positions(cur, room_id, event_ids)
                 events = [found[e] for e in event_ids if e in found]
-            since = min((e.stream_ordering for e in events), default=0)
-            reads = build(members, tables.public_read_receipts(cur, room_id, with_time=False),
-                          tables.last_sent(cur, room_id, since))
             counter = Counter(reads, events)
             counted = []
             for event in events:

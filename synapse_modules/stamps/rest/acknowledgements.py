@@ -28,7 +28,7 @@ class AcknowledgementRoutes:
         user_id = (await self._api.get_user_by_req(request)).user.to_string()
 
         def txn(cur: Any) -> dict | str:
-            found = event_status_txn(cur, room_id, event_id, user_id, with_time=False)
+            found = event_status_txn(cur, room_id, event_id, user_id)
             if isinstance(found, str):
                 return found
             _, seen = found

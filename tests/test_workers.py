@@ -1,15 +1,20 @@
-"""The zone module on a Synapse deployment with workers (PostgreSQL + Redis, as in production).
+"""The suite's modules on a Synapse deployment with workers (PostgreSQL + Redis, as in production).
 
-The module is instantiated in every process: the main process creates its tables, the workers
-use them, a device bound through one process is refused in its wrong zone by every other
-process, and the event rules run where the event is created (the worker).
+Every module is instantiated in every process: the main process creates the tables, the workers
+use them; a device bound through one process is refused in its wrong zone by every other
+process; the event rules run where the event is created (the worker); each process keeps its own
+read status cache and every one of them answers with the latest receipts, whichever process
+wrote them.
 """
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import pytest
 from nio import RoomCreateResponse, RoomSendError, RoomSendResponse, SyncResponse
 
+from test_read_status import call as call_json
 from test_zone_endpoint import call_zone
 from workers import Worker, WorkerFront, main_with_workers
 
@@ -69,3 +74,33 @@ def test_only_the_main_process_migrated_the_schema(homeserver):
 
     versions = dict(homeserver.query("SELECT module, version FROM lgwan_schema_versions"))
     assert versions == {"zones": len(ZONES), "stamps": len(STAMPS)}
+
+
+async def test_read_status_is_current_in_every_process(homeserver, deployment, login):
+    _, front = deployment
+    url_worker, url_main = front.url("internet"), homeserver.url("internet")
+    kacho = await login(homeserver.new_user("kacho"), "internet", via=front)
+    staff = [await login(homeserver.new_user("staff"), "internet", via=front) for _ in range(3)]
+    room = await kacho.room_create(name="既読ワーカー", invite=[c.user_id for c in staff])
+    assert isinstance(room, RoomCreateResponse), room
+    for client in staff:
+        await client.join(room.room_id)
+    notice = await kacho.room_send(room.room_id, "m.room.message", {"msgtype": "m.text", "body": "全員確認してください"})
+    path = f"/_synapse/client/lgwan/v1/rooms/{quote(room.room_id)}/read_status/{quote(notice.event_id)}"
+
+    def readers(url: str) -> int:
+        status, body = call_json(url, kacho.access_token, path=path)
+        assert status == 200, body
+        return body["read_count"]
+
+    assert readers(url_worker) == readers(url_main) == 1  # both processes now hold the room in memory
+    for n, client in enumerate(staff, start=2):
+        if n % 2:  # a reply, created on the worker (reading by writing) ...
+            sent = await client.room_send(room.room_id, "m.room.message", {"msgtype": "m.text", "body": "確認しました"})
+            assert isinstance(sent, RoomSendResponse), sent
+        else:  # ... or a receipt, written by the main process (the receipts stream writer)
+            status, body = call_json(url_main, client.access_token, "POST",
+                                     f"/_matrix/client/v3/rooms/{quote(room.room_id)}/receipt/m.read/"
+                                     f"{quote(notice.event_id)}", {"_": 0})
+            assert status == 200, body
+        assert readers(url_worker) == readers(url_main) == n
