@@ -29,6 +29,12 @@ def refusal(reason: str, message_key: str, errcode: str = Codes.FORBIDDEN, **par
     return SynapseError(403, fields.pop("error"), errcode, additional_fields=fields)
 
 
+def error(code: int, errcode: str, message_key: str, **params: Any) -> SynapseError:
+    """Any other error a person reads (e.g. a malformed parameter: 400), in Japanese and English."""
+    return SynapseError(code, both(message_key, **params), errcode,
+                        additional_fields={MESSAGE_FIELD: {lang: t(message_key, lang, **params) for lang in LANGUAGES}})
+
+
 def spam_verdict(reason: str, message_key: str, errcode: str = Codes.FORBIDDEN,
                  **params: Any) -> tuple[str, dict[str, Any]]:
     """To return from a spam-checker callback: Synapse merges the dict into its 403, ``error`` included."""

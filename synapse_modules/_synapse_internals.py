@@ -94,3 +94,28 @@ def active_local_users_txn(txn: Any) -> list[str]:
     txn.execute("SELECT name FROM users WHERE deactivated = 0 AND is_guest = 0 AND appservice_id IS NULL"
                 " ORDER BY name")
     return [row[0] for row in txn.fetchall()]
+
+
+async def events_seen_by(api: Any, user_id: str, event_ids: list[str]) -> dict[str, tuple[Any, Any | None]]:
+    """Each event ``user_id`` may see now, as Synapse serves it to clients, with its latest edit.
+
+    The module API cannot read events. This does for many events what
+    ``GET /rooms/{roomId}/event/{eventId}`` does for one (``EventHandler.get_event``):
+    the store returns redacted events pruned (``internal_metadata.is_redacted()``),
+    ``filter_and_transform_events_for_client`` drops what the user may not see
+    (history visibility, ignored senders, soft-failed events) and prunes erased
+    senders' events, and ``get_applicable_edits`` gives the latest valid edit
+    (``m.replace`` by the same sender; ``content["m.new_content"]``). Events the
+    server does not have or the user may not see are absent. For rooms the user
+    is joined to (``is_peeking=False``).
+    """
+    from synapse.storage.databases.main.events_worker import EventRedactBehaviour
+    from synapse.visibility import filter_and_transform_events_for_client
+
+    hs = api._hs
+    store = hs.get_datastores().main
+    found = await store.get_events(event_ids, redact_behaviour=EventRedactBehaviour.redact)
+    visible = [f.event for f in await filter_and_transform_events_for_client(
+        hs.get_storage_controllers(), user_id, list(found.values()), is_peeking=False)]
+    edits = await store.get_applicable_edits([e.event_id for e in visible if not e.internal_metadata.is_redacted()])
+    return {e.event_id: (e, edits.get(e.event_id)) for e in visible}

@@ -7,6 +7,8 @@ request origin through the same helper inside a real Synapse process.
 from __future__ import annotations
 
 from types import SimpleNamespace
+
+import attrs
 from typing import get_type_hints
 
 from synapse.logging.context import ContextRequest, LoggingContext, PreserveLoggingContext
@@ -57,6 +59,36 @@ def test_every_servlet_authenticates_through_one_cached_auth_object():
         method = auth_class.get_user_by_req
         assert inspect.iscoroutinefunction(method), auth_class
         assert list(inspect.signature(method).parameters)[:2] == ["self", "request"], auth_class
+
+
+def test_events_seen_by_still_finds_synapse_event_reading_and_visibility():
+    """events_seen_by (bookmarks) reads events as GET /rooms/{roomId}/event/{eventId} does.
+
+    The live counterpart is test_bookmarks.py (edits, redactions, history visibility)."""
+    import inspect
+
+    from synapse.events.utils import FilteredEvent
+    from synapse.handlers.events import EventHandler
+    from synapse.server import HomeServer
+    from synapse.storage.databases.main import DataStore
+    from synapse.storage.databases.main.events_worker import EventRedactBehaviour
+    from synapse.synapse_rust.events import EventInternalMetadata
+    from synapse.visibility import filter_and_transform_events_for_client
+
+    for name in ("get_datastores", "get_storage_controllers"):
+        assert callable(getattr(HomeServer, name, None)), f"HomeServer lost {name}"
+    get_events = inspect.signature(DataStore.get_events)
+    assert list(get_events.parameters)[:2] == ["self", "event_ids"]
+    assert get_events.parameters["redact_behaviour"].default is EventRedactBehaviour.redact
+    edits = inspect.getattr_static(DataStore, "get_applicable_edits")  # a cached-list descriptor
+    assert list(inspect.signature(edits.orig).parameters) == ["self", "event_ids"]
+    filtering = inspect.signature(filter_and_transform_events_for_client)
+    assert list(filtering.parameters)[:4] == ["storage", "user_id", "events", "is_peeking"]
+    assert "event" in attrs.fields_dict(FilteredEvent), "filtered events no longer carry .event"
+    assert callable(EventInternalMetadata({}).is_redacted)
+    # Synapse's own single-event read still goes through the same two steps.
+    source = inspect.getsource(EventHandler.get_event)
+    assert "self.store.get_event(" in source and "filter_and_transform_events_for_client(" in source
 
 
 SYNAPSE_COLUMNS_READ_BY_READ_STATUS = {

@@ -69,11 +69,35 @@ async def test_event_rules_apply_on_the_worker_that_creates_the_event(homeserver
 
 
 def test_only_the_main_process_migrated_the_schema(homeserver):
+    from synapse_modules.bookmarks.store import MIGRATIONS as BOOKMARKS
     from synapse_modules.stamps.store import MIGRATIONS as STAMPS
     from synapse_modules.zones.store import MIGRATIONS as ZONES
 
     versions = dict(homeserver.query("SELECT module, version FROM lgwan_schema_versions"))
-    assert versions == {"zones": len(ZONES), "stamps": len(STAMPS)}
+    assert versions == {"zones": len(ZONES), "stamps": len(STAMPS), "bookmarks": len(BOOKMARKS)}
+
+
+async def test_bookmarks_made_and_removed_through_a_worker_show_in_every_process(homeserver, deployment, login):
+    """Only the background-tasks process (main) watches reactions; every process answers."""
+    from test_bookmarks import PATH as BOOKMARKS, eventually
+
+    _, front = deployment
+    staff = await login(homeserver.new_user("bm"), "internet", via=front)
+    room = await staff.room_create(name="ブックマーク")
+    assert isinstance(room, RoomCreateResponse), room
+    notice = await staff.room_send(room.room_id, "m.room.message", {"msgtype": "m.text", "body": "締切は金曜"})
+    reaction = await staff.room_send(room.room_id, "m.reaction", {"m.relates_to": {
+        "rel_type": "m.annotation", "event_id": notice.event_id, "key": "🔖"}})
+    assert isinstance(reaction, RoomSendResponse), reaction
+
+    def listed(expected: list[str]) -> None:
+        for url in (front.url("internet"), homeserver.url("internet")):
+            status, body = call_json(url, staff.access_token, path=BOOKMARKS)
+            assert status == 200 and [b["event_id"] for b in body["bookmarks"]] == expected, body
+
+    await eventually(lambda: listed([notice.event_id]))
+    await staff.room_redact(room.room_id, reaction.event_id)
+    await eventually(lambda: listed([]))
 
 
 async def test_read_status_is_current_in_every_process(homeserver, deployment, login):

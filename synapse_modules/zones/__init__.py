@@ -15,7 +15,8 @@ Load it in homeserver.yaml (every key: config/modules.yaml, docs/admin-guide)::
 - records media uploaded from the internet side as untrusted and answers the
   LGWAN-side nginx's ``auth_request`` for every media fetch (``media_gate``),
   with a "waiting for sanitization" placeholder (``media_pending``);
-- tells a client its zone at ``GET /_synapse/client/lgwan/v1/zone``.
+- tells a client its zone at ``GET /_synapse/client/lgwan/v1/zone``, and whether a
+  file is untrusted at ``GET /_synapse/client/lgwan/v1/media_status/{serverName}/{mediaId}``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from .config import ZonesConfig, parse
 from .device_binding import DeviceZoneGuard
 from .event_rules import EventRules
 from .media import MediaRules
-from .rest import media_gate, media_pending
+from .rest import media_gate, media_pending, media_status
 from .rest import zone as zone_rest
 from .store import ZoneStore
 
@@ -47,6 +48,7 @@ class ZonePolicyModule:
         api.register_web_resource(zone_rest.PATH, zone_rest.ZoneResource(api, config))
         api.register_web_resource(media_gate.PATH, media_gate.MediaGateResource(config, media))
         api.register_web_resource(media_pending.PATH, media_pending.MediaPendingResource())
+        api.register_web_resource(media_status.PATH, media_status.MediaStatusResource(api, media))
 
     @staticmethod
     def parse_config(raw: dict[str, Any]) -> ZonesConfig:

@@ -74,7 +74,13 @@ class MediaRules:
             return True
         if parsed is None or zone is None:
             return False
-        server = parsed.server_name or self._server_name
-        if server != self._server_name:
-            return server in self._config.trusted_remote_servers
-        return not await self._store.is_untrusted(parsed.media_id)
+        return not await self.untrusted(parsed.server_name or self._server_name, parsed.media_id)
+
+    async def untrusted(self, server_name: str, media_id: str) -> bool:
+        """Is this media kept from LGWAN devices (uploaded from the internet side, or from a
+        server not in ``trusted_remote_servers``)? Also answered by ``media_status``."""
+        if not self._config.untrusted_internet_media:
+            return False
+        if server_name != self._server_name:
+            return server_name not in self._config.trusted_remote_servers
+        return await self._store.is_untrusted(media_id)
