@@ -17,7 +17,7 @@ import os
 
 import pytest
 
-pytest_plugins = ["pytester"]
+pytest_plugins = ["pytester", "bots_harness"]
 
 from harness import BACKENDS, RunningHomeserver, postgres_unreachable_reason
 
