@@ -1,9 +1,9 @@
-"""Bots of the lgwan-chat suite, on one shared matrix-nio runtime.
+"""Bots of the lgwan-chat suite, on one shared matrix-nio runtime (``bots/runtime``).
 
 ``AVAILABLE`` names every bot that exists: ``lgwan-chat demo`` registers an
-account for each and starts it. The shared runtime and the first bot (memo
-pad) come with their own issue; until then the list is empty.
+account for each, writes its configuration (config/bots.template.yaml) and
+starts it.
 """
 
-#: bot name -> importable module with a ``main(config_path)`` entry point
-AVAILABLE: dict[str, str] = {}
+#: bot name -> importable module run as ``python -m MODULE --config bots.yaml``
+AVAILABLE: dict[str, str] = {"memo": "bots.memo"}

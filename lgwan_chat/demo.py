@@ -27,7 +27,7 @@ import bots
 from lgwan_chat import organisation as org
 from lgwan_chat.configcheck import check_file
 from lgwan_chat.homeserver import Homeserver, HomeserverError, HomeserverSpec, HttpError, port_in_use
-from lgwan_chat.templates import config_dir
+from lgwan_chat.templates import config_dir, render
 from lgwan_chat.i18n import both, t
 from lgwan_chat.nginx import Nginx, NginxError, NginxSpec, nginx_binary
 
@@ -153,6 +153,12 @@ def ensure_accounts(homeserver: Homeserver, data_dir: Path, organisation: org.Or
     path = data_dir / "credentials.json"
     if path.exists():
         credentials = json.loads(path.read_text(encoding="utf-8"))
+        missing = [name for name in bots.AVAILABLE if name not in credentials.get("bots", {})]
+        if missing:  # a deployment made before these bots existed
+            server = credentials["server_name"]
+            credentials.setdefault("bots", {}).update({n: f"@{n}-bot:{server}" for n in missing})
+            credentials.setdefault("bot_passwords", {}).update({n: _password() for n in missing})
+            path.write_text(json.dumps(credentials, ensure_ascii=False, indent=2), encoding="utf-8")
     else:
         server = homeserver.server_name
         credentials = {
@@ -184,9 +190,32 @@ def ensure_accounts(homeserver: Homeserver, data_dir: Path, organisation: org.Or
     return credentials
 
 
+def write_bot_config(data_dir: Path, credentials: dict) -> list:
+    """bots.yaml (first run only: then it is the admin's) and each bot's password file (0600).
+    Returns the problems check-config finds in bots.yaml."""
+    secrets_dir = data_dir / "secrets"
+    secrets_dir.mkdir(mode=0o700, exist_ok=True)
+    for name in credentials["bots"]:
+        secret = secrets_dir / f"{name}-bot.password"
+        secret.touch(mode=0o600)
+        secret.write_text(credentials["bot_passwords"][name], encoding="utf-8")
+    target = data_dir / "bots.yaml"
+    if not target.exists():
+        render("bots.template.yaml", target, {
+            "internet_url": credentials["listeners"]["internet"], "lgwan_url": credentials["listeners"]["lgwan"],
+            "server_name": credentials["server_name"], "data_dir": data_dir})
+    return check_file(target)
+
+
 def start_bots(data_dir: Path, homeserver: Homeserver, credentials: dict) -> dict[str, subprocess.Popen]:
     if not bots.AVAILABLE:
         say("demo.no_bots")
+    issues = write_bot_config(data_dir, credentials)
+    if issues:
+        for issue in issues:
+            print(issue.format(), file=sys.stderr)
+        say("demo.bots_not_started", path=data_dir / "bots.yaml")
+        return {}
     processes = {}
     for name, module in bots.AVAILABLE.items():
         log = data_dir / "logs" / f"{name}.log"

@@ -15,7 +15,7 @@ import pytest
 from nio import AsyncClient, JoinedRoomsResponse, LoginResponse, RoomCreateResponse
 
 from lgwan_chat.homeserver import free_port, port_in_use
-from harness import download, http_get
+from harness import bot_answer, bot_replies, download, http_get, wait_for_members
 from test_zone_endpoint import call_zone
 
 LGWAN_CHAT = str(Path(sys.executable).parent / "lgwan-chat")
@@ -105,7 +105,7 @@ async def test_demo_starts_everything_and_resumes_with_the_same_data(demo):
     demo.start()
     text = demo.text()
     assert "ログイン方法" in text and "How to log in" in text
-    assert "このバージョンにはまだボットがありません" in text  # says so instead of silently starting nothing
+    assert "ボット「memo」を起動しています" in text
 
     creds = json.loads((demo.data_dir / "credentials.json").read_text(encoding="utf-8"))
     assert oct((demo.data_dir / "credentials.json").stat().st_mode & 0o777) == "0o600"
@@ -113,7 +113,8 @@ async def test_demo_starts_everything_and_resumes_with_the_same_data(demo):
     assert creds["server_name"] == "demo-city.test" and creds["registration_shared_secret"]
     assert creds["admin"]["user_id"] == "@admin:demo-city.test"
     assert {u["department"] for u in creds["users"]} >= {"soumu", "doboku-douro"}
-    assert creds["bots"] == {}
+    assert creds["bots"] == {"memo": "@memo-bot:demo-city.test"}
+    assert oct((demo.data_dir / "secrets" / "memo-bot.password").stat().st_mode & 0o777) == "0o600"
     assert (demo.data_dir / "logs" / "homeserver.log").stat().st_size > 0
     assert "LGWAN 系のダウンロード制限（メディアゲート）は無効です" not in text  # nginx is in front
     assert (demo.data_dir / "logs" / "nginx-error.log").exists()
@@ -148,6 +149,20 @@ async def test_demo_starts_everything_and_resumes_with_the_same_data(demo):
     assert isinstance(room, RoomCreateResponse)
     await admin.close()
 
+    # The memo pad bot runs: a DM with it answers !ヘルプ and keeps a memo.
+    staff_pc = await login(creds["listeners"]["lgwan"], staff["user_id"], staff["password"])
+    dm = await staff_pc.room_create(is_direct=True, invite=[creds["bots"]["memo"]])
+    assert isinstance(dm, RoomCreateResponse), dm
+    await wait_for_members(staff_pc, dm.room_id, 2)
+    assert "使えるコマンド" in (await bot_answer(staff_pc, dm.room_id, "!ヘルプ"))["body"]
+    memo = await staff_pc.room_send(dm.room_id, "m.room.message", {"msgtype": "m.text", "body": "議事録は金曜までに提出"})
+    assert "メモ #1 を保存しました" in (await bot_replies(staff_pc, dm.room_id, memo.event_id))[0]["content"]["body"]
+    # 🔖 on a message bookmarks it (bookmarks module) and the memo bot may list it (readers).
+    await staff_pc.room_send(dm.room_id, "m.reaction", {"m.relates_to": {
+        "rel_type": "m.annotation", "event_id": memo.event_id, "key": "🔖"}})
+    assert "議事録は金曜までに提出" in (await bot_answer(staff_pc, dm.room_id, "!ブックマーク"))["body"]
+    await staff_pc.close()
+
     assert demo.interrupt() == 0
     assert "すべて停止しました" in demo.text()
     assert not port_in_use(demo.ports["internet"]) and not port_in_use(demo.ports["lgwan"])
@@ -161,6 +176,9 @@ async def test_demo_starts_everything_and_resumes_with_the_same_data(demo):
     rooms = await admin.joined_rooms()
     assert isinstance(rooms, JoinedRoomsResponse) and room.room_id in rooms.rooms
     await admin.close()
+    staff_pc = await login(creds["listeners"]["lgwan"], staff["user_id"], staff["password"])
+    assert "議事録は金曜までに提出" in (await bot_answer(staff_pc, dm.room_id, "!一覧"))["body"]  # the memo survived
+    await staff_pc.close()
     assert demo.interrupt() == 0
 
 

@@ -28,10 +28,11 @@ SUITE_MODULES: dict[str, str] = {
     "synapse_modules.zones.ZonePolicyModule": "synapse_modules.zones.config",
     "synapse_modules.read_status.ReadStatusModule": "synapse_modules.read_status.config",
     "synapse_modules.stamps.StampsModule": "synapse_modules.stamps.config",
+    "synapse_modules.bookmarks.BookmarksModule": "synapse_modules.bookmarks.config",
 }
 
 #: The suite's bots: name under ``bots:`` -> module holding ``check(config)``.
-SUITE_BOTS: dict[str, str] = {}
+SUITE_BOTS: dict[str, str] = {"memo": "bots.memo.config"}
 
 
 def _checker(module_name: str) -> Callable[[Any], list[ConfigIssue]]:

@@ -1,0 +1,1 @@
+"""The memo pad bot (メモ帳ボット): ``python -m bots.memo --config bots.yaml``."""
