@@ -358,11 +358,22 @@ async def wait_replies(client: AsyncClient, room_id: str, event_id: str, count: 
         await asyncio.sleep(0.2)
 
 
+async def answer(client: AsyncClient, room_id: str, message: str | dict, sender: str | None = None,
+                 timeout: float = 30) -> dict:
+    """Send a text (or a whole message content); the content of the (first) reply to it."""
+    if isinstance(message, str):
+        event_id = await send_text(client, room_id, message)
+    else:
+        sent = await client.room_send(room_id, "m.room.message", message)
+        assert isinstance(sent, RoomSendResponse), sent
+        event_id = sent.event_id
+    return (await wait_replies(client, room_id, event_id, sender=sender, timeout=timeout))[0]["content"]
+
+
 async def ask(client: AsyncClient, room_id: str, body: str, sender: str | None = None,
               timeout: float = 30) -> str:
     """Send ``body``; the text of the (first) reply to it."""
-    event_id = await send_text(client, room_id, body)
-    return (await wait_replies(client, room_id, event_id, sender=sender, timeout=timeout))[0]["content"]["body"]
+    return (await answer(client, room_id, body, sender, timeout))["body"]
 
 
 async def membership(client: AsyncClient, room_id: str, user_id: str) -> str | None:

@@ -6,19 +6,17 @@ Used by ``conftest.py``; the process control itself is ``lgwan_chat.homeserver``
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
 import secrets
 import sqlite3
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import attrs
-from nio import AsyncClient, JoinedMembersResponse, LoginResponse, RoomSendResponse
+from nio import AsyncClient, LoginResponse
 
 from lgwan_chat.homeserver import RELAXED_RATE_LIMITS, Homeserver, HomeserverSpec
 from lgwan_chat.postgres import PostgresDatabase, postgres_unreachable_reason  # noqa: F401 (re-exported)
@@ -127,36 +125,3 @@ async def download(base_url: str, client: AsyncClient, mxc: str) -> tuple[int, b
                                client.access_token)
     return status, body
 
-
-async def wait_for_members(client: AsyncClient, room_id: str, count: int, timeout: float = 60) -> None:
-    """Until the room has ``count`` joined members (e.g. a bot accepted the invitation)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        members = await client.joined_members(room_id)
-        if isinstance(members, JoinedMembersResponse) and len(members.members) >= count:
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{room_id} did not reach {count} joined members in {timeout} s")
-
-
-async def bot_replies(client: AsyncClient, room_id: str, event_id: str, count: int = 1,
-                      timeout: float = 60) -> list[dict]:
-    """The bot's replies to ``event_id`` (oldest first) once there are ``count`` of them."""
-    deadline = time.monotonic() + timeout
-    while True:
-        page = await client.room_messages(room_id, limit=100)
-        found = [e.source for e in reversed(page.chunk)
-                 if (e.source.get("content", {}).get("m.relates_to") or {}).get("m.in_reply_to", {}).get("event_id")
-                 == event_id]
-        if len(found) >= count or time.monotonic() > deadline:
-            assert len(found) >= count, f"{len(found)} replies to {event_id}, expected {count}"
-            return found
-        await asyncio.sleep(0.2)
-
-
-async def bot_answer(client: AsyncClient, room_id: str, message: str | dict, timeout: float = 60) -> dict:
-    """Send a message (text or full content) into a room with a bot; the content of its reply."""
-    content = {"msgtype": "m.text", "body": message} if isinstance(message, str) else message
-    sent = await client.room_send(room_id, "m.room.message", content)
-    assert isinstance(sent, RoomSendResponse), sent
-    return (await bot_replies(client, room_id, sent.event_id, timeout=timeout))[0]["content"]

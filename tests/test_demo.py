@@ -15,7 +15,8 @@ import pytest
 from nio import AsyncClient, JoinedRoomsResponse, LoginResponse, RoomCreateResponse
 
 from lgwan_chat.homeserver import free_port, port_in_use
-from harness import bot_answer, bot_replies, download, http_get, wait_for_members
+from bots_harness import answer, wait_membership, wait_replies
+from harness import download, http_get
 from test_zone_endpoint import call_zone
 
 LGWAN_CHAT = str(Path(sys.executable).parent / "lgwan-chat")
@@ -153,14 +154,14 @@ async def test_demo_starts_everything_and_resumes_with_the_same_data(demo):
     staff_pc = await login(creds["listeners"]["lgwan"], staff["user_id"], staff["password"])
     dm = await staff_pc.room_create(is_direct=True, invite=[creds["bots"]["memo"]])
     assert isinstance(dm, RoomCreateResponse), dm
-    await wait_for_members(staff_pc, dm.room_id, 2)
-    assert "使えるコマンド" in (await bot_answer(staff_pc, dm.room_id, "!ヘルプ"))["body"]
+    await wait_membership(staff_pc, dm.room_id, creds["bots"]["memo"], "join")
+    assert "使えるコマンド" in (await answer(staff_pc, dm.room_id, "!ヘルプ"))["body"]
     memo = await staff_pc.room_send(dm.room_id, "m.room.message", {"msgtype": "m.text", "body": "議事録は金曜までに提出"})
-    assert "メモ #1 を保存しました" in (await bot_replies(staff_pc, dm.room_id, memo.event_id))[0]["content"]["body"]
+    assert "メモ #1 を保存しました" in (await wait_replies(staff_pc, dm.room_id, memo.event_id))[0]["content"]["body"]
     # 🔖 on a message bookmarks it (bookmarks module) and the memo bot may list it (readers).
     await staff_pc.room_send(dm.room_id, "m.reaction", {"m.relates_to": {
         "rel_type": "m.annotation", "event_id": memo.event_id, "key": "🔖"}})
-    assert "議事録は金曜までに提出" in (await bot_answer(staff_pc, dm.room_id, "!ブックマーク"))["body"]
+    assert "議事録は金曜までに提出" in (await answer(staff_pc, dm.room_id, "!ブックマーク"))["body"]
     await staff_pc.close()
 
     assert demo.interrupt() == 0
@@ -177,7 +178,7 @@ async def test_demo_starts_everything_and_resumes_with_the_same_data(demo):
     assert isinstance(rooms, JoinedRoomsResponse) and room.room_id in rooms.rooms
     await admin.close()
     staff_pc = await login(creds["listeners"]["lgwan"], staff["user_id"], staff["password"])
-    assert "議事録は金曜までに提出" in (await bot_answer(staff_pc, dm.room_id, "!一覧"))["body"]  # the memo survived
+    assert "議事録は金曜までに提出" in (await answer(staff_pc, dm.room_id, "!一覧"))["body"]  # the memo survived
     await staff_pc.close()
     assert demo.interrupt() == 0
 

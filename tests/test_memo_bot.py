@@ -14,8 +14,8 @@ import pytest
 from nio import RoomCreateResponse, RoomSendResponse, UploadResponse
 from PIL import Image
 
-from bots_harness import BotProcess
-from harness import bot_answer, bot_replies, download, wait_for_members
+from bots_harness import BotProcess, answer, wait_membership, wait_replies
+from harness import download
 
 BOT = "memo"
 
@@ -49,7 +49,7 @@ async def staff(homeserver, login, memo_bot):
     pc = await login(user, "lgwan")
     dm = await pc.room_create(is_direct=True, invite=[memo_bot.user_id])
     assert isinstance(dm, RoomCreateResponse), dm
-    await wait_for_members(pc, dm.room_id, 2)
+    await wait_membership(pc, dm.room_id, memo_bot.user_id, "join")
     return phone, pc, dm.room_id
 
 
@@ -62,83 +62,83 @@ def png(colour=(200, 30, 30)) -> bytes:
 async def send_file(client, room_id: str, data: bytes, name: str, mimetype: str, msgtype: str) -> dict:
     uploaded, _ = await client.upload(io.BytesIO(data), content_type=mimetype, filename=name, filesize=len(data))
     assert isinstance(uploaded, UploadResponse), uploaded
-    return await bot_answer(client, room_id, {"msgtype": msgtype, "body": name, "url": uploaded.content_uri,
+    return await answer(client, room_id, {"msgtype": msgtype, "body": name, "url": uploaded.content_uri,
                                               "info": {"mimetype": mimetype, "size": len(data)}})
 
 
 async def test_everything_sent_in_the_dm_is_kept_and_listed_newest_first(staff):
     phone, pc, dm = staff
-    assert "メモ #1 を保存しました" in (await bot_answer(pc, dm, "来週の打合せ資料を準備"))["body"]
-    link = await bot_answer(phone, dm, "現場の地図 https://example.lg.jp/map?id=3 を確認")
+    assert "メモ #1 を保存しました" in (await answer(pc, dm, "来週の打合せ資料を準備"))["body"]
+    link = await answer(phone, dm, "現場の地図 https://example.lg.jp/map?id=3 を確認")
     assert "メモ #2" in link["body"] and "https://example.lg.jp/map?id=3" in link["body"]
     # The link arrives on the other device as a clickable link.
     assert '<a href="https://example.lg.jp/map?id=3">' in link["formatted_body"]
     for n in range(3, 6):
-        await bot_answer(pc, dm, f"メモ本文 {n}")
+        await answer(pc, dm, f"メモ本文 {n}")
 
-    first = (await bot_answer(pc, dm, "!一覧"))["body"]
+    first = (await answer(pc, dm, "!一覧"))["body"]
     assert "1/2 ページ、全 5 件" in first
     assert first.index("#5") < first.index("#4") < first.index("#3") and "#2" not in first
     assert "!一覧 2" in first  # how to see more
-    second = (await bot_answer(pc, dm, "！一覧　２"))["body"]  # full-width prefix, space and digit
+    second = (await answer(pc, dm, "！一覧　２"))["body"]  # full-width prefix, space and digit
     assert "#2" in second and "#1" in second and "[リンク]" in second
-    assert "3 ページ目はありません" in (await bot_answer(pc, dm, "!list 3"))["body"]
+    assert "3 ページ目はありません" in (await answer(pc, dm, "!list 3"))["body"]
 
 
 async def test_search_ignores_width_and_kana(staff):
     _, pc, dm = staff
-    await bot_answer(pc, dm, "カタカナの資料は共有フォルダ")
-    await bot_answer(pc, dm, "ひらがなのメモ")
-    await bot_answer(pc, dm, "ＰＤＦ版は課長に送付")
-    found = (await bot_answer(pc, dm, "!検索 ｶﾀｶﾅ"))["body"]
+    await answer(pc, dm, "カタカナの資料は共有フォルダ")
+    await answer(pc, dm, "ひらがなのメモ")
+    await answer(pc, dm, "ＰＤＦ版は課長に送付")
+    found = (await answer(pc, dm, "!検索 ｶﾀｶﾅ"))["body"]
     assert "カタカナの資料" in found and "ひらがな" not in found
-    assert "カタカナの資料" in (await bot_answer(pc, dm, "!search かたかな"))["body"]
-    assert "ＰＤＦ版" in (await bot_answer(pc, dm, "!検索 pdf 課長"))["body"]  # every word, any width/case
-    assert "見つかりませんでした" in (await bot_answer(pc, dm, "!検索 予算 課長"))["body"]
-    await bot_answer(pc, dm, "申請は1000件")
-    assert "見つかりませんでした" in (await bot_answer(pc, dm, "!検索 100%"))["body"]  # % is not a wildcard
-    assert "見つかりませんでした" in (await bot_answer(pc, dm, "!検索 申請_"))["body"]  # nor is _
+    assert "カタカナの資料" in (await answer(pc, dm, "!search かたかな"))["body"]
+    assert "ＰＤＦ版" in (await answer(pc, dm, "!検索 pdf 課長"))["body"]  # every word, any width/case
+    assert "見つかりませんでした" in (await answer(pc, dm, "!検索 予算 課長"))["body"]
+    await answer(pc, dm, "申請は1000件")
+    assert "見つかりませんでした" in (await answer(pc, dm, "!検索 100%"))["body"]  # % is not a wildcard
+    assert "見つかりませんでした" in (await answer(pc, dm, "!検索 申請_"))["body"]  # nor is _
 
 
 async def test_show_tag_and_delete(staff):
     _, pc, dm = staff
-    await bot_answer(pc, dm, "予算要求の締切は12月5日")
-    await bot_answer(pc, dm, "会議室の予約")
-    tagged = (await bot_answer(pc, dm, "!タグ 1 会議、予算"))["body"]
+    await answer(pc, dm, "予算要求の締切は12月5日")
+    await answer(pc, dm, "会議室の予約")
+    tagged = (await answer(pc, dm, "!タグ 1 会議、予算"))["body"]
     assert "#会議" in tagged and "#予算" in tagged
-    assert "#会議" in (await bot_answer(pc, dm, "!タグ ＃１ -予算"))["body"]
-    assert "#予算" not in (await bot_answer(pc, dm, "!タグ 1"))["body"]
-    tags = (await bot_answer(pc, dm, "!タグ一覧"))["body"]
+    assert "#会議" in (await answer(pc, dm, "!タグ ＃１ -予算"))["body"]
+    assert "#予算" not in (await answer(pc, dm, "!タグ 1"))["body"]
+    tags = (await answer(pc, dm, "!タグ一覧"))["body"]
     assert "#会議 (1)" in tags
-    assert "予算要求の締切" in (await bot_answer(pc, dm, "!タグ一覧 会議"))["body"]
-    shown = (await bot_answer(pc, dm, "!表示 1"))["body"]
+    assert "予算要求の締切" in (await answer(pc, dm, "!タグ一覧 会議"))["body"]
+    shown = (await answer(pc, dm, "!表示 1"))["body"]
     assert "メモ #1" in shown and "予算要求の締切は12月5日" in shown and "タグ: #会議" in shown
-    assert "削除しました" in (await bot_answer(pc, dm, "!削除 1"))["body"]
-    assert "メモ #1 はありません" in (await bot_answer(pc, dm, "!表示 1"))["body"]
-    assert "予算要求" not in (await bot_answer(pc, dm, "!一覧"))["body"]
+    assert "削除しました" in (await answer(pc, dm, "!削除 1"))["body"]
+    assert "メモ #1 はありません" in (await answer(pc, dm, "!表示 1"))["body"]
+    assert "予算要求" not in (await answer(pc, dm, "!一覧"))["body"]
     # A new memo never reuses a deleted number.
-    assert "メモ #3" in (await bot_answer(pc, dm, "新しいメモ"))["body"]
+    assert "メモ #3" in (await answer(pc, dm, "新しいメモ"))["body"]
     # Deleting the message itself (in any client) deletes its memo.
     sent = await pc.room_send(dm, "m.room.message", {"msgtype": "m.text", "body": "間違えて送ったメモ"})
-    await bot_replies(pc, dm, sent.event_id)
+    await wait_replies(pc, dm, sent.event_id)
     await pc.room_redact(dm, sent.event_id)
     # (the bot handles the room's events in order: the deletion before the next command)
-    assert "間違えて送った" not in (await bot_answer(pc, dm, "!一覧"))["body"]
+    assert "間違えて送った" not in (await answer(pc, dm, "!一覧"))["body"]
 
 
 async def test_commands_typed_wrong_get_a_helpful_answer(staff):
     _, pc, dm = staff
-    assert "数字を指定してください" in (await bot_answer(pc, dm, "!表示 さん"))["body"]
-    assert "番号 を指定してください" in (await bot_answer(pc, dm, "!削除"))["body"]
-    unknown = (await bot_answer(pc, dm, "!いちらん"))["body"]
+    assert "数字を指定してください" in (await answer(pc, dm, "!表示 さん"))["body"]
+    assert "番号 を指定してください" in (await answer(pc, dm, "!削除"))["body"]
+    unknown = (await answer(pc, dm, "!いちらん"))["body"]
     assert "「いちらん」というコマンドはありません" in unknown and "!ヘルプ" in unknown
-    help_text = (await bot_answer(pc, dm, "!ヘルプ"))["body"]
+    help_text = (await answer(pc, dm, "!ヘルプ"))["body"]
     for name in ("!一覧", "!list", "!検索", "!エクスポート", "!ブックマーク", "!ノート作成"):
         assert name in help_text
-    assert "!検索 ｶﾀｶﾅ" in (await bot_answer(pc, dm, "!ヘルプ 検索"))["body"]
-    assert "Replies are now in English" in (await bot_answer(pc, dm, "!language en"))["body"]
-    assert "No memo contains" in (await bot_answer(pc, dm, "!search nothing-like-this"))["body"]
-    assert "日本語" in (await bot_answer(pc, dm, "!言語 ja"))["body"]
+    assert "!検索 ｶﾀｶﾅ" in (await answer(pc, dm, "!ヘルプ 検索"))["body"]
+    assert "Replies are now in English" in (await answer(pc, dm, "!language en"))["body"]
+    assert "No memo contains" in (await answer(pc, dm, "!search nothing-like-this"))["body"]
+    assert "日本語" in (await answer(pc, dm, "!言語 ja"))["body"]
 
 
 async def test_files_from_the_phone_wait_for_sanitization_and_stay_out_of_exports(staff, homeserver):
@@ -147,19 +147,19 @@ async def test_files_from_the_phone_wait_for_sanitization_and_stay_out_of_export
     assert "メモ #1" in from_phone["body"] and "無害化が済んでから" in from_phone["body"]
     from_pc = await send_file(pc, dm, "課長へ\n=SUM(A1)".encode(), "報告.txt", "text/plain", "m.file")
     assert "メモ #2" in from_pc["body"] and "無害化" not in from_pc["body"]
-    await bot_answer(pc, dm, "=HYPERLINK(\"http://evil\") の形の文字列")
+    await answer(pc, dm, "=HYPERLINK(\"http://evil\") の形の文字列")
 
     # Re-posting a memo's file: the same file, as a message of the DM, opened on this device.
     repost = await pc.room_send(dm, "m.room.message", {"msgtype": "m.text", "body": "!ファイル 2"})
     assert isinstance(repost, RoomSendResponse)
-    replies = await bot_replies(pc, dm, repost.event_id)
+    replies = await wait_replies(pc, dm, repost.event_id)
     assert "メモ #2 のファイルを送りました" in replies[0]["content"]["body"]
     page = await pc.room_messages(dm, limit=10)
     files = [e.source["content"] for e in page.chunk if e.source.get("content", {}).get("msgtype") == "m.file"
              and e.source.get("sender") != pc.user_id]
     assert files and files[0]["body"] == "報告.txt"
 
-    export = await bot_answer(pc, dm, "!エクスポート csv")
+    export = await answer(pc, dm, "!エクスポート csv")
     assert "メモ 3 件を書き出しました（入れられなかった添付ファイル: 1 件）" in export["body"]
     page = await pc.room_messages(dm, limit=10)
     archive = next(e.source["content"] for e in page.chunk
@@ -177,7 +177,7 @@ async def test_files_from_the_phone_wait_for_sanitization_and_stay_out_of_export
     assert rows[1][5] == "添付ファイルは無害化待ちのため含めていません"
     assert rows[3][3].startswith("'=HYPERLINK")  # a formula is kept as text
 
-    markdown = await bot_answer(pc, dm, "!export")
+    markdown = await answer(pc, dm, "!export")
     assert "Exported" in markdown["body"] or "書き出しました" in markdown["body"]
 
 
@@ -185,8 +185,8 @@ async def test_memo_commands_belong_in_the_dm(homeserver, login, memo_bot):
     user, other = homeserver.new_user("kakari"), homeserver.new_user("kacho")
     pc = await login(user, "lgwan")
     room = await pc.room_create(name="土木課", invite=[memo_bot.user_id, other.user_id])
-    await wait_for_members(pc, room.room_id, 2)
-    assert "ダイレクトメッセージでのみ使えます" in (await bot_answer(pc, room.room_id, "!一覧"))["body"]
+    await wait_membership(pc, room.room_id, memo_bot.user_id, "join")
+    assert "ダイレクトメッセージでのみ使えます" in (await answer(pc, room.room_id, "!一覧"))["body"]
 
 
 async def test_room_notes_are_messages_every_client_shows_with_their_history(homeserver, login, memo_bot):
@@ -194,33 +194,33 @@ async def test_room_notes_are_messages_every_client_shows_with_their_history(hom
     member = await login(homeserver.new_user("kakari"), "internet")
     room = await owner.room_create(name="工事記録", invite=[memo_bot.user_id, member.user_id])
     await member.join(room.room_id)
-    await wait_for_members(owner, room.room_id, 3)
+    await wait_membership(owner, room.room_id, memo_bot.user_id, "join")
 
-    created = await bot_answer(member, room.room_id, "!ノート作成 「県道12号 補修」\n11/20 着工前: 路面にひび割れ3か所")
+    created = await answer(member, room.room_id, "!ノート作成 「県道12号 補修」\n11/20 着工前: 路面にひび割れ3か所")
     assert "ノート #1「県道12号 補修」を作りました" in created["body"]
     assert "ピン留めする権限がない" in created["body"]  # a member's power level cannot pin
     page = await owner.room_messages(room.room_id, limit=20)
     note = next(e for e in page.chunk if "📝 ノート #1" in e.source.get("content", {}).get("body", ""))
     assert "路面にひび割れ3か所" in note.source["content"]["body"]  # readable in any client as is
 
-    edited = await bot_answer(member, room.room_id, "!ノート編集 1\n11/21 完了後: 補修済み、写真あり")
+    edited = await answer(member, room.room_id, "!ノート編集 1\n11/21 完了後: 補修済み、写真あり")
     assert "第 2 版" in edited["body"]
     page = await owner.room_messages(room.room_id, limit=20)
     edit = next(e.source for e in page.chunk
                 if (e.source.get("content", {}).get("m.relates_to") or {}).get("rel_type") == "m.replace")
     assert edit["content"]["m.relates_to"]["event_id"] == note.event_id
     assert "補修済み" in edit["content"]["m.new_content"]["body"]
-    history = (await bot_answer(owner, room.room_id, "!ノート履歴 1"))["body"]
+    history = (await answer(owner, room.room_id, "!ノート履歴 1"))["body"]
     assert history.index("第 1 版") < history.index("ひび割れ") < history.index("第 2 版") < history.index("補修済み")
-    assert "県道12号 補修" in (await bot_answer(owner, room.room_id, "!ノート一覧"))["body"]
-    assert "ノート #9 はありません" in (await bot_answer(owner, room.room_id, "!ノート 9"))["body"]
+    assert "県道12号 補修" in (await answer(owner, room.room_id, "!ノート一覧"))["body"]
+    assert "ノート #9 はありません" in (await answer(owner, room.room_id, "!ノート 9"))["body"]
 
     # With the power to pin (given by the room's creator), the next note is pinned.
     levels = await owner.room_get_state_event(room.room_id, "m.room.power_levels")
     content = dict(levels.content)
     content["users"] = {**content.get("users", {}), memo_bot.user_id: 50}
     await owner.room_put_state(room.room_id, "m.room.power_levels", content)
-    pinned_reply = await bot_answer(owner, room.room_id, "!ノート作成 議事録\n出席者: 5名")
+    pinned_reply = await answer(owner, room.room_id, "!ノート作成 議事録\n出席者: 5名")
     assert "ピン留め" not in pinned_reply["body"]
     pins = await owner.room_get_state_event(room.room_id, "m.room.pinned_events")
     assert len(pins.content["pinned"]) == 1
@@ -237,9 +237,9 @@ async def test_bookmarks_made_with_a_reaction_anywhere_are_listed_in_the_dm(staf
         "rel_type": "m.annotation", "event_id": message.event_id, "key": "🔖"}})
     assert isinstance(reaction, RoomSendResponse), reaction
 
-    listed = await bot_answer(pc, dm, "!ブックマーク")
+    listed = await answer(pc, dm, "!ブックマーク")
     assert "年末調整の書類は12/10締切です" in listed["body"] and "総務課" in listed["body"]
     assert message.event_id.replace("$", "%24") in listed["formatted_body"]  # a link to the message
 
     await pc.room_redact(room.room_id, reaction.event_id)  # the reaction taken back
-    assert "ブックマークはありません" in (await bot_answer(pc, dm, "!ブックマーク"))["body"]
+    assert "ブックマークはありません" in (await answer(pc, dm, "!ブックマーク"))["body"]
