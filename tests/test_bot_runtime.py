@@ -120,7 +120,7 @@ async def test_replies_in_japanese_by_default_and_in_english_for_who_asks(homese
     help_ja = await ask(a, room, "!ヘルプ")
     assert help_ja.startswith(t("bot.help_header", "ja"))
     assert "!こだま <テキスト>  (!echo) — テキストをそのまま返します" in help_ja
-    assert "!言語 [言語（ja / en）]  (!language)" in help_ja
+    assert "!言語 [言語（ja / en）] [ルーム（ルーム全体の既定にする場合）]  (!language)" in help_ja
     assert await ask(a, room, "!数 ７") == "数は 7 です"
     assert await ask(a, room, "!こだま 設定も届く") == "> 設定も届く"  # the bot's own option
 

@@ -141,6 +141,20 @@ async def test_commands_typed_wrong_get_a_helpful_answer(staff):
     assert "日本語" in (await answer(pc, dm, "!言語 ja"))["body"]
 
 
+async def test_a_room_can_choose_english_for_everyone(homeserver, login, memo_bot):
+    owner = await login(homeserver.new_user("kacho"), "lgwan")
+    guest_staff = await login(homeserver.new_user("foreign"), "internet")
+    room = await owner.room_create(name="International exchange", invite=[memo_bot.user_id, guest_staff.user_id])
+    await guest_staff.join(room.room_id)
+    await wait_membership(owner, room.room_id, memo_bot.user_id, "join")
+    assert "This room's default reply language is now English" in (await answer(owner, room.room_id, "!言語 en 部屋"))["body"]
+    assert "This room has no notes yet" in (await answer(guest_staff, room.room_id, "!notes"))["body"]
+    assert "このルームにノートはまだありません" not in (await answer(owner, room.room_id, "!ノート一覧"))["body"]
+    await answer(owner, room.room_id, "!言語 ja")  # a person's own choice wins over the room's
+    assert "このルームにノートはまだありません" in (await answer(owner, room.room_id, "!ノート一覧"))["body"]
+    assert "指定できません" in (await answer(owner, room.room_id, "!言語 en みんな"))["body"]
+
+
 async def test_files_from_the_phone_wait_for_sanitization_and_stay_out_of_exports(staff, homeserver):
     phone, pc, dm = staff
     from_phone = await send_file(phone, dm, png(), "現場写真.png", "image/png", "m.image")
@@ -243,3 +257,27 @@ async def test_bookmarks_made_with_a_reaction_anywhere_are_listed_in_the_dm(staf
 
     await pc.room_redact(room.room_id, reaction.event_id)  # the reaction taken back
     assert "ブックマークはありません" in (await answer(pc, dm, "!ブックマーク"))["body"]
+
+
+async def test_memos_sent_while_the_bot_is_down_are_kept_once_each(homeserver, login, bot_process):
+    bot = bot_process(BOT, ["-m", "bots.memo"], storage=homeserver.backend).start().wait_ready()
+    pc = await login(homeserver.new_user("staff"), "lgwan")
+    dm = await pc.room_create(is_direct=True, invite=[bot.user_id])
+    await wait_membership(pc, dm.room_id, bot.user_id, "join")
+    assert "メモ #1" in (await answer(pc, dm.room_id, "停止前のメモ"))["body"]
+    assert bot.stop() == 0
+    sent = []
+    for n in range(3):
+        event = await pc.room_send(dm.room_id, "m.room.message", {"msgtype": "m.text", "body": f"停止中のメモ {n}"})
+        sent.append(event.event_id)
+    bot.start().wait_ready()
+    for number, event_id in enumerate(sent, start=2):
+        replies = await wait_replies(pc, dm.room_id, event_id)
+        assert len(replies) == 1 and f"メモ #{number} を保存しました" in replies[0]["content"]["body"]
+    listing = (await answer(pc, dm.room_id, "!一覧"))["body"]
+    assert "全 4 件" in listing  # nothing lost, nothing doubled
+    assert bot.stop() == 0
+    bot.start().wait_ready()  # a restart with nothing new: no reply is sent again
+    assert "全 4 件" in (await answer(pc, dm.room_id, "!一覧"))["body"]
+    for event_id in sent:
+        assert len(await wait_replies(pc, dm.room_id, event_id)) == 1

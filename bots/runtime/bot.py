@@ -130,7 +130,8 @@ class Bot:
             max_timeout_retry_wait_time=MAX_BACKOFF_S))
         builtin = [
             Command("ヘルプ", "help", "bot.cmd.help", self._help, (Arg("command", required=False),)),
-            Command("言語", "language", "bot.cmd.language", self._language, (Arg("language", required=False),)),
+            Command("言語", "language", "bot.cmd.language", self._language,
+                    (Arg("language", required=False), Arg("scope", required=False)), "bot.example.language"),
         ]
         self.commands = CommandSet([*app.commands(), *builtin])
         self._http: aiohttp.ClientSession | None = None
@@ -378,7 +379,9 @@ class Bot:
             return
         await ctx.reply_text(self.commands.help(ctx.lang, prefix))
 
-    async def _language(self, ctx: Context, language: str | None) -> None:
+    async def _language(self, ctx: Context, language: str | None, scope: str | None) -> None:
+        """Per person by default; ``ルーム`` / ``room`` sets the room's default (for everyone in it
+        who has not chosen a language of their own)."""
         aliases = {"ja": "ja", "日本語": "ja", "japanese": "ja", "en": "en", "english": "en", "英語": "en"}
         if language is None:
             await ctx.reply("bot.language_now", language=ctx.t(f"bot.language_name.{ctx.lang}"))
@@ -386,6 +389,15 @@ class Bot:
         chosen = aliases.get(unicodedata.normalize("NFKC", language).casefold())
         if chosen is None:
             await ctx.reply("bot.language_unknown", value=language)
+            return
+        for_room = scope is not None and unicodedata.normalize("NFKC", scope).casefold() in ("room", "ルーム", "部屋")
+        if scope is not None and not for_room:
+            await ctx.reply("bot.language_scope_unknown", value=scope)
+            return
+        if for_room:
+            self.storage.set_setting("room", ctx.room_id, "lang", chosen)
+            ctx.lang = self.language_for(ctx.sender, ctx.room_id)
+            await ctx.reply("bot.language_set_room", language=ctx.t(f"bot.language_name.{chosen}"))
             return
         self.storage.set_setting("user", ctx.sender, "lang", chosen)
         ctx.lang = chosen
