@@ -64,6 +64,18 @@ class PostgresDatabase:
         finally:
             conn.close()
 
+    def analyze(self) -> None:
+        """Refresh the planner's statistics, as autovacuum would (it may be off on a test machine)."""
+        import psycopg2
+
+        conn = psycopg2.connect(dbname=self.name, **PG_SETTINGS)
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute("ANALYZE")
+        finally:
+            conn.close()
+
     def query(self, sql: str, *args: Any) -> list[tuple]:
         import psycopg2
 

@@ -19,9 +19,9 @@ was not sent to them). Members who left are not counted.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from typing import Iterable, NamedTuple
+from typing import Callable, Iterable, NamedTuple
 
 from .synapse_tables import EventPosition, Receipt, Sent
 
@@ -84,7 +84,16 @@ def advance(reads: RoomReads, membership: dict[str, int | None], receipts: Itera
         _advance(timelines_of(receipt.user_id), receipt.thread_id, receipt.stream_ordering)
     for item in sent:
         _advance(timelines_of(item.sender), item.thread_id or MAIN, item.last_stream_ordering)
-    return RoomReads(members, positions, by_user, {})
+    moved = RoomReads(members, positions, by_user, {})
+    changed = copied | set(membership)
+    if len(changed) <= _PATCH_LIMIT:
+        # A busy room changes by a receipt or two between questions: move those members within the
+        # sorted indexes instead of sorting thousands again.
+        for timeline, index in reads.timelines.items():
+            moved.timelines[timeline] = _patched(
+                index, changed, lambda u, t=timeline: position_for(reads, u, t) if u in reads.members else None,
+                lambda u, t=timeline: _entry(moved, u, t) if u in moved.members else None)
+    return moved
 
 
 def _advance(timelines: dict[str | None, int], timeline: str | None, position: int) -> None:
@@ -105,18 +114,73 @@ def timeline_of(event: EventPosition) -> str:
 
 
 class TimelineIndex(NamedTuple):
-    """The members of a room sorted by how far they have read one timeline."""
+    """The members of a room sorted by how far they have read one timeline, with, per member, the
+    earliest time among their receipts for it and the lowest position among those receipts: for an
+    event at or below that position every receipt reaches it, so that time is the answer."""
 
     positions: list[int]
     users: list[str]
+    first_ts: list[int | None]
+    lowest_receipt: list[int]
+
+
+_NEVER = 2 ** 63
+#: More changed members than this since the last question: build the indexes again instead.
+_PATCH_LIMIT = 256
+#: A timeline no event is in: its index holds unthreaded receipts only, the base of thread indexes.
+_UNTHREADED = "\x00unthreaded"
+
+
+def _entry(reads: RoomReads, user: str, timeline: str) -> tuple[int, int | None, int]:
+    """(position, earliest receipt time, lowest receipt position) of a member in a timeline."""
+    marks = [m for k, m in (reads.receipts.get(user) or {}).items() if k is None or k == timeline]
+    return (position_for(reads, user, timeline), min((m.ts for m in marks), default=None),
+            min((m.stream_ordering for m in marks), default=_NEVER))
 
 
 def timeline_index(reads: RoomReads, timeline: str) -> TimelineIndex:
     index = reads.timelines.get(timeline)
-    if index is None:
+    if index is not None:
+        return index
+    if timeline in (MAIN, _UNTHREADED):
         ranked = sorted((position_for(reads, user, timeline), user) for user in reads.members)
-        index = reads.timelines[timeline] = TimelineIndex([p for p, _ in ranked], [u for _, u in ranked])
+        entries = [_entry(reads, user, timeline) for _, user in ranked]
+        index = TimelineIndex([p for p, _ in ranked], [u for _, u in ranked], [e[1] for e in entries],
+                              [e[2] for e in entries])
+    else:
+        # A thread: everyone reads it as far as their unthreaded receipt, but for the few members
+        # with a receipt or a message of their own in it.
+        base = timeline_index(reads, _UNTHREADED)
+        own = {u for u, known in reads.positions.items() if timeline in known}
+        own |= {u for u, marks in reads.receipts.items() if timeline in marks}
+        index = _patched(base, own & reads.members.keys(), lambda u: position_for(reads, u, _UNTHREADED),
+                         lambda u: _entry(reads, u, timeline))
+    reads.timelines[timeline] = index
     return index
+
+
+def _patched(index: TimelineIndex, users: set[str], old_position: Callable[[str], int | None],
+             new_entry: Callable[[str], tuple[int, int | None, int] | None]) -> TimelineIndex:
+    """``index`` with ``users`` taken out from where they were (``old_position``, None = not in it)
+    and put back where they are now (``new_entry``, None = no longer a member)."""
+    positions, members, first_ts, lowest = (list(index.positions), list(index.users), list(index.first_ts),
+                                            list(index.lowest_receipt))
+    for user in users:
+        position = old_position(user)
+        if position is not None:
+            lo = bisect_left(positions, position)
+            i = bisect_left(members, user, lo, bisect_right(positions, position, lo))
+            if i < len(members) and members[i] == user:
+                del positions[i], members[i], first_ts[i], lowest[i]
+        entry = new_entry(user)
+        if entry is not None:
+            lo = bisect_left(positions, entry[0])
+            i = bisect_left(members, user, lo, bisect_right(positions, entry[0], lo))
+            positions.insert(i, entry[0])
+            members.insert(i, user)
+            first_ts.insert(i, entry[1])
+            lowest.insert(i, entry[2])
+    return TimelineIndex(positions, members, first_ts, lowest)
 
 
 class Status(NamedTuple):
@@ -125,24 +189,28 @@ class Status(NamedTuple):
 
 
 def status(reads: RoomReads, event: EventPosition) -> Status:
-    """Members who read the event (a bisection in the timeline's index) and those who did not."""
+    """Members who read the event (a bisection in the timeline's index) and those who did not.
+    A reader's time is that of the earliest receipt covering the event (Synapse keeps only the
+    latest receipt per timeline, so this is when they had read at least up to it); None when only
+    writing after it shows they read it."""
     timeline = timeline_of(event)
     index = timeline_index(reads, timeline)
     at = event.stream_ordering
     first_reader = bisect_left(index.positions, at)
-    read = [(user_id, _receipt_ts(reads, user_id, timeline, at)) for user_id in index.users[first_reader:]]
+    read = [(user_id, ts if ts is None or lowest >= at else _covering_ts(reads, user_id, timeline, at))
+            for user_id, ts, lowest in zip(index.users[first_reader:], index.first_ts[first_reader:],
+                                           index.lowest_receipt[first_reader:])]
     members = reads.members
     unread = [user_id for user_id in index.users[:first_reader] if members[user_id] <= at]
-    return Status(read, sorted(unread))
+    unread.sort()
+    return Status(read, unread)
 
 
-def _receipt_ts(reads: RoomReads, user_id: str, timeline: str, at: int) -> int | None:
-    """The time of the earliest receipt that covers the event (Synapse keeps only the latest
-    receipt per timeline, so this is when the member had read at least up to it)."""
-    marks = reads.receipts.get(user_id)
-    if not marks:
-        return None
-    times = [mark.ts for key, mark in marks.items() if key in (None, timeline) and mark.stream_ordering >= at]
+def _covering_ts(reads: RoomReads, user_id: str, timeline: str, at: int) -> int | None:
+    """The earliest time among the user's receipts that reach the event (the rare case of a member
+    with both an unthreaded and a timeline receipt, one of them below the event)."""
+    times = [mark.ts for key, mark in (reads.receipts.get(user_id) or {}).items()
+             if key in (None, timeline) and mark.stream_ordering >= at]
     return min(times) if times else None
 
 

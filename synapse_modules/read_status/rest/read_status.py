@@ -63,10 +63,11 @@ class ReadStatusRoutes:
             if isinstance(found, str):
                 return found
             event, result = found
-            read = [{"user_id": u, "ts": ts if ts is not None else
-                     tables.first_sent_at_or_after(cur, room_id, u, event.stream_ordering)}
-                    for u, ts in result.read]
-            read.sort(key=lambda r: (r["ts"] or 0, r["user_id"]))
+            # Who showed they read it by writing after it: when they first wrote (one query for all).
+            by_writing = [u for u, ts in result.read if ts is None]
+            wrote = tables.first_sent_at_or_after(cur, room_id, by_writing, event.stream_ordering) if by_writing else {}
+            # In the order they read (who read least far first); clients sort by "ts" as they like.
+            read = [{"user_id": u, "ts": ts if ts is not None else wrote.get(u)} for u, ts in result.read]
             return {"event_id": event_id, "read": read, "unread": result.unread,
                     "read_count": len(read), "unread_count": len(result.unread)}
 
