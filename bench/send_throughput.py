@@ -28,7 +28,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import machine, run  # noqa: E402
-from lgwan_chat.homeserver import RELAXED_RATE_LIMITS, Homeserver, HomeserverSpec  # noqa: E402
+from lgwan_chat.homeserver import suite_modules, RELAXED_RATE_LIMITS, Homeserver, HomeserverSpec  # noqa: E402
 
 
 class Target:
@@ -89,7 +89,8 @@ async def _call(session: aiohttp.ClientSession, method: str, url: str, token: st
 async def main(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory(prefix="lgwan-bench-") as tmp:
         targets = [Target("stock", Path(tmp) / "stock", modules=[]),
-                   Target("suite", Path(tmp) / "suite", modules=None)]
+                   Target("suite", Path(tmp) / "suite",
+                          modules=[m for m in suite_modules() if not m["module"].startswith(tuple(args.without))])]
         results: list[dict] = []
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
             try:
@@ -133,4 +134,6 @@ if __name__ == "__main__":
     parser.add_argument("--messages", type=int, default=50, help="messages per user per round")
     parser.add_argument("--rounds", type=int, default=6, help="rounds per homeserver")
     parser.add_argument("--warmup", type=int, default=5, help="unmeasured messages per user first")
+    parser.add_argument("--without", action="append", default=[], metavar="MODULE",
+                        help="leave a suite module out (e.g. synapse_modules.bookmarks), to see what it costs")
     run(main, parser)

@@ -60,7 +60,8 @@ async def eventually(check, timeout: float = 15.0):
 
 
 def rows_for(homeserver, target: str, count: int) -> None:
-    assert homeserver.query("SELECT COUNT(*) FROM lgwan_bookmarks WHERE target_event_id = ?", target) == [(count,)]
+    assert homeserver.query("SELECT COUNT(*) FROM lgwan_bookmarks WHERE target_event_id = ? AND removed = 0",
+                            target) == [(count,)]
 
 
 def listed(room: Room, name: str, expected: list[str]) -> dict:
@@ -96,7 +97,8 @@ async def test_a_bookmark_reaction_bookmarks_the_message(homeserver, login):
 
     await redact(room, "yamada", reaction)  # taking the reaction back removes the bookmark
     await eventually(lambda: listed(room, "yamada", []))
-    assert homeserver.query("SELECT 1 FROM lgwan_bookmarks WHERE reaction_event_id = ?", reaction) == []
+    # kept as a tombstone: a process reading the reaction late cannot bring the bookmark back
+    assert homeserver.query("SELECT removed FROM lgwan_bookmarks WHERE reaction_event_id = ?", reaction) == [(1,)]
 
 
 async def test_with_or_without_the_variation_selector_one_bookmark(homeserver, login):

@@ -46,7 +46,7 @@ def test_receipt_time_is_read_from_synapse_json():
 def test_a_receipt_committed_out_of_order_is_picked_up_once_settled():
     """Two receipts written at once: stream id 11 commits before 10. Reading "after the highest
     seen" would skip 10 for ever; the watermark reads again from a settled position."""
-    from synapse_modules.read_status.room_cache import SETTLE_SECONDS, Watermark
+    from synapse_modules._streams import SETTLE_SECONDS, Watermark
 
     committed = {5}  # stream ids visible in the database
     incorporated: set[int] = set()

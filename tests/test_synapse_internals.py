@@ -125,3 +125,17 @@ def test_synapse_indexes_used_by_the_read_status_cache_still_exist(homeserver):
         assert rows, f"Synapse no longer has index {name} on {table}"
         definition = rows[0][0].replace(" ", "")
         assert f"({','.join(columns)})" in definition, definition
+
+
+SYNAPSE_COLUMNS_READ_BY_BOOKMARKS = {
+    "events": ["event_id", "type", "sender", "room_id", "stream_ordering", "origin_server_ts", "outlier",
+               "rejection_reason"],
+    "event_relations": ["event_id", "relates_to_id", "relation_type", "aggregation_key"],
+    "redactions": ["event_id", "redacts"],
+}
+
+
+def test_synapse_tables_read_by_the_bookmarks_feed_still_exist(homeserver):
+    """synapse_modules/bookmarks/synapse_tables.py reads these columns on SQLite and PostgreSQL."""
+    for table, columns in SYNAPSE_COLUMNS_READ_BY_BOOKMARKS.items():
+        homeserver.query(f"SELECT {', '.join(columns)} FROM {table} LIMIT 0")

@@ -8,7 +8,7 @@ Load it in homeserver.yaml (every key: config/modules.yaml, docs/admin-guide)::
           readers: ["@memo:city.example.lg.jp"]
 
 - ``reactions.py``: a 🔖 reaction by a local user, in any room, adds a bookmark; redacting the
-  reaction removes it (``on_new_event``, on one process).
+  reaction removes it (read from Synapse's tables: nothing is added to sending events).
 - ``GET /_synapse/client/lgwan/v1/bookmarks``: the caller's bookmarks, newest first, or any
   user's for the accounts in ``readers`` (the memo bot's ``!ブックマーク``); see ``rest/bookmarks.py``.
 """
@@ -20,7 +20,7 @@ from typing import Any
 from synapse.module_api import ModuleApi
 
 from .config import BookmarksConfig, parse
-from .reactions import ReactionWatcher
+from .reactions import ReactionFeed
 from .rest.bookmarks import PATH, BookmarksResource
 from .store import BookmarkStore
 
@@ -28,12 +28,10 @@ from .store import BookmarkStore
 class BookmarksModule:
     def __init__(self, config: BookmarksConfig, api: ModuleApi):
         store = BookmarkStore(api)
-        api.register_web_resource(PATH, BookmarksResource(api, config, store))
-        # Every process is told of every new event; only one may write, so that a reaction and its
-        # redaction are applied in order. Elsewhere no callback: Synapse then skips loading the
-        # room's state for each event just to call modules.
+        feed = ReactionFeed(api, config, store)
+        api.register_web_resource(PATH, BookmarksResource(api, config, store, feed))
         if api.should_run_background_tasks():
-            api.register_third_party_rules_callbacks(on_new_event=ReactionWatcher(api, config, store).on_new_event)
+            feed.start()
 
     @staticmethod
     def parse_config(raw: dict[str, Any]) -> BookmarksConfig:

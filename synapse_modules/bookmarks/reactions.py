@@ -1,72 +1,64 @@
-"""Bookmarks come and go with 🔖 reactions, seen in every room through ``on_new_event``.
+"""Bookmarks come and go with 🔖 reactions, read from Synapse's own tables after the fact.
 
-The memo bot only sees rooms it was invited to; this callback sees every event
-of the homeserver after it is persisted. It is registered on one process only
-(the background-tasks instance: every process is told of every event, and a
-process without the callback pays nothing). Each 🔖 reaction costs one indexed
-insert, each redaction by a local user one indexed delete; other events return
-at once.
+The memo bot only sees rooms it was invited to, so bookmarks are found here, for every room.
+Not through the ``on_new_event`` callback: with any such callback registered, Synapse loads the
+room's whole state for every new event before calling it, which cost about 3 % of send
+throughput in our benchmark (docs/benchmarks.md). Instead a feed reads what was persisted since
+its last position (events' ``stream_ordering`` index): once a second on the background-tasks
+process, and right before every bookmarks answer on whichever process serves it, so answers are
+current and sending a message costs nothing.
+
+Several processes may read the same rows: inserts are idempotent (keyed by the reaction) and a
+redaction leaves a tombstone, so a reaction read late never brings its bookmark back. Rows
+committed out of order are read again (``synapse_modules/_streams.py``); the position that is
+known complete is kept in the database for the next start.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections import OrderedDict
-from typing import Any, AsyncIterator
+import time
+from typing import Any
 
 from twisted.internet import defer
 
 from synapse.module_api import ModuleApi, make_deferred_yieldable
 
+from synapse_modules._streams import Watermark
+
+from . import synapse_tables as tables
 from .config import BookmarksConfig, normalize_key
 from .store import BookmarkStore
 
-REMEMBERED_REDACTIONS = 10_000
+POLL_SECONDS = 1.0
 
 
-class ReactionWatcher:
+class ReactionFeed:
     def __init__(self, api: ModuleApi, config: BookmarksConfig, store: BookmarkStore):
         self._api = api
         self._keys = config.reaction_keys
         self._store = store
-        # Synapse calls this from one background task per sent event, so a quick "bookmark, then
-        # take it back" may reach the redaction first. Redactions are remembered (bounded) and
-        # writes done one at a time, so a late reaction never brings its bookmark back.
-        self._redacted: OrderedDict[str, None] = OrderedDict()
-        self._lock = defer.DeferredLock()
+        self._mark: Watermark | None = None
+        self._lock = defer.DeferredLock()  # one catch-up at a time in this process
 
-    async def on_new_event(self, event: Any, state: Any) -> None:
-        if event.type == "m.reaction":
-            target = self._bookmarked(event)
-            if target is None:
-                return
-            async with self._one_write_at_a_time():
-                if event.event_id not in self._redacted:
-                    await self._store.add(event.event_id, event.sender, event.room_id, target,
-                                          event.origin_server_ts)
-        elif event.type == "m.room.redaction" and isinstance(event.redacts, str) and self._api.is_mine(event.sender):
-            # A local redaction is in force as soon as it exists (Synapse checked the sender may
-            # redact). Another server's redaction of our user's reaction is not trusted to remove it.
-            self._redacted[event.redacts] = None
-            if len(self._redacted) > REMEMBERED_REDACTIONS:
-                self._redacted.popitem(last=False)
-            async with self._one_write_at_a_time():
-                await self._store.remove(event.redacts)
+    def start(self) -> None:
+        """Keep up in the background (on the background-tasks process only)."""
+        self._api.looping_background_call(self.catch_up, POLL_SECONDS * 1000, desc="lgwan_bookmarks_feed")
 
-    def _bookmarked(self, reaction: Any) -> str | None:
-        """The event a local user's bookmarking reaction points at, else None."""
-        relation = reaction.content.get("m.relates_to")
-        if not isinstance(relation, dict) or relation.get("rel_type") != "m.annotation":
-            return None
-        key, target = relation.get("key"), relation.get("event_id")
-        if not isinstance(key, str) or normalize_key(key) not in self._keys or not isinstance(target, str):
-            return None
-        return target if self._api.is_mine(reaction.sender) else None
-
-    @contextlib.asynccontextmanager
-    async def _one_write_at_a_time(self) -> AsyncIterator[None]:
+    async def catch_up(self) -> None:
         await make_deferred_yieldable(self._lock.acquire())
         try:
-            yield
+            if self._mark is None:
+                kept = await self._store.run("feed_position", tables.feed_start)
+                self._mark = Watermark(kept, time.monotonic(), safe=kept)
+            now = time.monotonic()
+            read_from = self._mark.read_from(now)
+            found = await self._store.run("feed_read", tables.reactions_and_redactions_since, read_from)
+            bookmarks = []
+            for reaction in found.reactions:
+                if (self._api.is_mine(reaction.sender) and normalize_key(reaction.key) in self._keys):
+                    bookmarks.append(reaction)
+            removed = [r.redacts for r in found.redactions if self._api.is_mine(r.sender)]
+            self._mark.after_read(now, read_from, found.highest)
+            await self._store.apply(bookmarks, removed, self._mark.safe)
         finally:
             self._lock.release()

@@ -21,6 +21,16 @@ MIGRATIONS = [
         )""",
         "CREATE INDEX IF NOT EXISTS lgwan_bookmarks_user ON lgwan_bookmarks (user_id, created_ts)",
     ],
+    [
+        # Bookmarks are read from Synapse's tables by a feed (reactions.py), possibly by several
+        # processes: a redacted reaction stays as a tombstone so that reading it late adds nothing.
+        "ALTER TABLE lgwan_bookmarks ADD COLUMN removed INTEGER NOT NULL DEFAULT 0",
+        # Where the feed has read everything up to (one row).
+        """CREATE TABLE IF NOT EXISTS lgwan_bookmarks_feed (
+            id INTEGER NOT NULL PRIMARY KEY,
+            stream_ordering BIGINT NOT NULL
+        )""",
+    ],
 ]
 
 
@@ -35,19 +45,29 @@ class BookmarkStore:
     def __init__(self, api: ModuleApi):
         self._db = ModuleStore(api, "bookmarks", MIGRATIONS)
 
-    async def add(self, reaction_event_id: str, user_id: str, room_id: str, target_event_id: str, ts: int) -> None:
+    async def run(self, desc: str, func: Any, *args: Any) -> Any:
+        return await self._db.run(desc, func, *args)
+
+    async def apply(self, reactions: list, removed: list[str], safe_position: int | None) -> None:
+        """New bookmarking reactions, redacted ones (tombstones) and the feed's position, at once."""
+
         def txn(cur: Any) -> None:
-            cur.execute("INSERT INTO lgwan_bookmarks (reaction_event_id, user_id, room_id, target_event_id, created_ts)"
-                        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (reaction_event_id) DO NOTHING",
-                        (reaction_event_id, user_id, room_id, target_event_id, ts))
+            for r in reactions:
+                cur.execute("INSERT INTO lgwan_bookmarks (reaction_event_id, user_id, room_id, target_event_id,"
+                            " created_ts) VALUES (?, ?, ?, ?, ?) ON CONFLICT (reaction_event_id) DO NOTHING",
+                            (r.event_id, r.sender, r.room_id, r.target_event_id, r.origin_server_ts))
+            for reaction_event_id in removed:
+                cur.execute("INSERT INTO lgwan_bookmarks (reaction_event_id, user_id, room_id, target_event_id,"
+                            " created_ts, removed) VALUES (?, '', '', '', 0, 1)"
+                            " ON CONFLICT (reaction_event_id) DO UPDATE SET removed = 1", (reaction_event_id,))
+            if safe_position is not None:
+                cur.execute("INSERT INTO lgwan_bookmarks_feed (id, stream_ordering) VALUES (1, ?)"
+                            " ON CONFLICT (id) DO UPDATE SET stream_ordering = excluded.stream_ordering"
+                            " WHERE lgwan_bookmarks_feed.stream_ordering < excluded.stream_ordering",
+                            (safe_position,))
 
-        await self._db.run("add", txn)
-
-    async def remove(self, reaction_event_id: str) -> None:
-        def txn(cur: Any) -> None:
-            cur.execute("DELETE FROM lgwan_bookmarks WHERE reaction_event_id = ?", (reaction_event_id,))
-
-        await self._db.run("remove", txn)
+        if reactions or removed or safe_position is not None:
+            await self._db.run("apply", txn)
 
     async def page(self, user_id: str, limit: int, before: tuple[int, str] | None) -> tuple[list[Bookmark], bool]:
         """``user_id``'s bookmarked messages, newest first, each once; ``before`` = (ts, event id) of the
@@ -59,7 +79,7 @@ class BookmarkStore:
                 having = " HAVING MAX(created_ts) < ? OR (MAX(created_ts) = ? AND target_event_id < ?)"
                 args += [before[0], before[0], before[1]]
             cur.execute("SELECT room_id, target_event_id, MAX(created_ts) AS ts FROM lgwan_bookmarks"
-                        " WHERE user_id = ? GROUP BY room_id, target_event_id" + having +
+                        " WHERE user_id = ? AND removed = 0 GROUP BY room_id, target_event_id" + having +
                         " ORDER BY ts DESC, target_event_id DESC LIMIT ?", (*args, limit + 1))
             return [Bookmark(*row) for row in cur.fetchall()]
 

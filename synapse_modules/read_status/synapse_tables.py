@@ -107,8 +107,7 @@ def public_read_receipts(txn: Any, room_id: str, after_stream_id: int = -1) -> l
     return [Receipt(*row[:5]) for row in txn.fetchall() if row[5] == "m.read" and row[2] is not None]
 
 
-#: Before every stream position (backfilled history has negative positions).
-FROM_START = -(2 ** 62)
+from .._streams import FROM_START  # noqa: E402 (one definition for every stream reader)
 
 
 class Since(NamedTuple):

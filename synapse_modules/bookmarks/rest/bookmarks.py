@@ -24,6 +24,7 @@ from ..config import BookmarksConfig
 from ..store import Bookmark, BookmarkStore
 
 if TYPE_CHECKING:
+    from ..reactions import ReactionFeed
     from synapse.http.site import SynapseRequest
 
 PATH = "/_synapse/client/lgwan/v1/bookmarks"
@@ -63,11 +64,12 @@ def text_of(content: Any) -> tuple[str | None, str | None]:
 
 
 class BookmarksResource(DirectServeJsonResource):
-    def __init__(self, api: ModuleApi, config: BookmarksConfig, store: BookmarkStore):
+    def __init__(self, api: ModuleApi, config: BookmarksConfig, store: BookmarkStore, feed: "ReactionFeed"):
         super().__init__()
         self._api = api
         self._config = config
         self._store = store
+        self._feed = feed
 
     async def _async_render_GET(self, request: "SynapseRequest") -> tuple[int, dict]:
         caller = (await self._api.get_user_by_req(request)).user.to_string()
@@ -76,6 +78,7 @@ class BookmarksResource(DirectServeJsonResource):
         user_id = self._user_id(request) or caller
         if user_id != caller and caller not in self._config.readers:
             raise refusal("not_reader", "bookmarks.not_reader")
+        await self._feed.catch_up()  # what was reacted a moment ago is in the answer
         bookmarks, more = await self._store.page(user_id, limit, before)
         answer: dict[str, Any] = {"bookmarks": await self._describe(user_id, bookmarks)}
         if more:
