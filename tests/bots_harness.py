@@ -30,7 +30,6 @@ import atexit
 import ctypes
 import itertools
 import json
-import os
 import re
 import secrets
 import signal

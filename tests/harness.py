@@ -7,7 +7,6 @@ Used by ``conftest.py``; the process control itself is ``lgwan_chat.homeserver``
 from __future__ import annotations
 
 import itertools
-import os
 import secrets
 import sqlite3
 import urllib.error

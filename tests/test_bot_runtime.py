@@ -7,7 +7,6 @@ with a nio client) or what an admin sees (exit codes, the account's devices, the
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
@@ -277,7 +276,7 @@ async def test_sigterm_during_long_work_stops_quickly_and_the_work_is_done_after
     bot = started(echo_bot(bot_process))
     client = await login(homeserver.new_user("term"), "lgwan")
     room = await room_with(client, bot)
-    slow = await send_text(client, room, "!遅い 30")
+    await send_text(client, room, "!遅い 30")
     await bot.await_log("slow: started")
     began = time.monotonic()
     bot.stop(timeout=10)

@@ -110,7 +110,7 @@ async def test_guessed_and_reencoded_urls_are_refused_too(homeserver, nginx_fron
         f"/_matrix/client/v1/MEDIA/download/{server}/{media_id}",
         f"//_matrix/client/v1/media/download/{server}/{media_id}",
         f"/_matrix/client/v1/media/download/{server}/{media_id}/../{media_id}",
-        f"/_matrix/client/v1/media/preview_url?url=http://127.0.0.1/",
+        "/_matrix/client/v1/media/preview_url?url=http://127.0.0.1/",
         f"/_matrix/federation/v1/media/download/{media_id}",  # another homeserver asking
         f"/_matrix/federation/v1/media/thumbnail/{media_id}?width=32&height=32",
     ]

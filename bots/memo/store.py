@@ -7,7 +7,7 @@ commands. A memo is keyed by the event it came from, so handling an event twice 
 from __future__ import annotations
 
 import json
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from bots.runtime.storage import Storage
 

@@ -36,7 +36,7 @@ from nio import (AsyncClient, AsyncClientConfig, ErrorResponse, LoginResponse, M
 
 from lgwan_chat.i18n import LANGUAGES, t
 
-from .commands import Arg, Command, CommandSet, Invocation, ParseError, split_prefix
+from .commands import Arg, Command, CommandSet, ParseError, split_prefix
 from .config import RuntimeConfig
 from .storage import RUNTIME_MIGRATIONS, Storage
 

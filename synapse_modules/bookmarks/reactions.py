@@ -17,7 +17,6 @@ known complete is kept in the database for the next start.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from twisted.internet import defer
 

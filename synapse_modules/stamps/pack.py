@@ -14,7 +14,6 @@ New users are set up when they register (``on_user_registration``, on whichever 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from synapse.api.errors import SynapseError
 from synapse.module_api import ModuleApi
