@@ -53,6 +53,16 @@ async def staff(homeserver, login, memo_bot):
     return phone, pc, dm.room_id
 
 
+async def room_with_bot(homeserver, login, bot, name: str):
+    """A room made by a section chief on an office PC, with a member on a phone and the bot."""
+    owner = await login(homeserver.new_user("kacho"), "lgwan")
+    member = await login(homeserver.new_user("kakari"), "internet")
+    room = await owner.room_create(name=name, invite=[bot.user_id, member.user_id])
+    await member.join(room.room_id)
+    await wait_membership(owner, room.room_id, bot.user_id, "join")
+    return owner, member, room
+
+
 def png(colour=(200, 30, 30)) -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (32, 24), colour).save(out, "PNG")
@@ -142,11 +152,7 @@ async def test_commands_typed_wrong_get_a_helpful_answer(staff):
 
 
 async def test_a_room_can_choose_english_for_everyone(homeserver, login, memo_bot):
-    owner = await login(homeserver.new_user("kacho"), "lgwan")
-    guest_staff = await login(homeserver.new_user("foreign"), "internet")
-    room = await owner.room_create(name="International exchange", invite=[memo_bot.user_id, guest_staff.user_id])
-    await guest_staff.join(room.room_id)
-    await wait_membership(owner, room.room_id, memo_bot.user_id, "join")
+    owner, guest_staff, room = await room_with_bot(homeserver, login, memo_bot, "International exchange")
     assert "This room's default reply language is now English" in (await answer(owner, room.room_id, "!言語 en 部屋"))["body"]
     assert "This room has no notes yet" in (await answer(guest_staff, room.room_id, "!notes"))["body"]
     assert "このルームにノートはまだありません" not in (await answer(owner, room.room_id, "!ノート一覧"))["body"]
@@ -204,11 +210,7 @@ async def test_memo_commands_belong_in_the_dm(homeserver, login, memo_bot):
 
 
 async def test_room_notes_are_messages_every_client_shows_with_their_history(homeserver, login, memo_bot):
-    owner = await login(homeserver.new_user("kacho"), "lgwan")
-    member = await login(homeserver.new_user("kakari"), "internet")
-    room = await owner.room_create(name="工事記録", invite=[memo_bot.user_id, member.user_id])
-    await member.join(room.room_id)
-    await wait_membership(owner, room.room_id, memo_bot.user_id, "join")
+    owner, member, room = await room_with_bot(homeserver, login, memo_bot, "工事記録")
 
     created = await answer(member, room.room_id, "!ノート作成 「県道12号 補修」\n11/20 着工前: 路面にひび割れ3か所")
     assert "ノート #1「県道12号 補修」を作りました" in created["body"]

@@ -217,7 +217,8 @@ def _covering_ts(reads: RoomReads, user_id: str, timeline: str, at: int) -> int 
 class Counter:
     """Read / unread counts for many events of one room, without a loop over members per event.
 
-    Per timeline, members' read positions are sorted once: "read" is then a bisection. "Unread"
+    Per timeline, members' read positions come sorted from the room's timeline index (kept with
+    the room between questions): "read" is then a bisection. "Unread"
     also needs "joined at or before the event": events are answered in stream order while a
     Fenwick tree collects the positions of the members who had joined by then, so any pattern of
     joins costs O((members + events) log members).
@@ -234,9 +235,11 @@ class Counter:
             self._count_timeline(timeline, sorted(timeline_events, key=lambda e: e.stream_ordering), joins)
 
     def _count_timeline(self, timeline: str, events: list[EventPosition], joins: list[tuple[int, str]]) -> None:
-        positions = {user: position_for(self._reads, user, timeline) for _, user in joins}
-        ranked = sorted(positions.values())
-        rank = {p: i + 1 for i, p in enumerate(sorted(set(ranked)))}  # 1-based ranks for the tree
+        index = timeline_index(self._reads, timeline)
+        positions = dict(zip(index.users, index.positions))
+        ranked = index.positions
+        rank_values = sorted(set(ranked))
+        rank = {p: i + 1 for i, p in enumerate(rank_values)}  # 1-based ranks for the tree
         tree = [0] * (len(rank) + 1)
 
         def add(i: int) -> None:
@@ -251,7 +254,6 @@ class Counter:
                 i -= i & -i
             return total
 
-        rank_values = sorted(rank)
         joined = 0
         for event in events:
             while joined < len(joins) and joins[joined][0] <= event.stream_ordering:

@@ -14,11 +14,10 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from synapse.api.errors import Codes, SynapseError
+from synapse.api.errors import Codes
 from synapse.module_api import ModuleApi
 
-from lgwan_chat.i18n import LANGUAGES, both, t
-from synapse_modules._errors import refusal
+from synapse_modules._errors import error, refusal
 
 from .. import synapse_tables as tables
 from ..config import ReadStatusConfig
@@ -28,11 +27,6 @@ from ..synapse_tables import EventPosition
 
 if TYPE_CHECKING:
     from synapse.http.site import SynapseRequest
-
-
-def error(code: int, errcode: str, key: str, **params: Any) -> SynapseError:
-    return SynapseError(code, both(key, **params), errcode,
-                        additional_fields={"jp.lgwan.message": {lang: t(key, lang, **params) for lang in LANGUAGES}})
 
 
 def event_status_txn(cur: Any, room_id: str, event_id: str, user_id: str) -> tuple[EventPosition, Status] | str:
