@@ -7,7 +7,15 @@ set -euo pipefail
 #   libmagic1   python-magic (file type by content)
 #   nginx-light the reverse proxy with auth_request, for the LGWAN media download gate
 #               (any nginx with auth_request will do: the check looks for the command)
-NEEDS=(libmagic1:libmagic.so.1 nginx-light:nginx)
+#   bubblewrap, poppler-utils, qpdf, LibreOffice (no GUI) + python3-uno, fonts-noto-cjk:
+#               the sanitizer bot's renderers, jailed by bubblewrap; without the CJK fonts
+#               Japanese documents would render as empty boxes
+NEEDS=(libmagic1:libmagic.so.1 nginx-light:nginx bubblewrap:bwrap poppler-utils:pdftoppm qpdf:qpdf
+       libreoffice-core-nogui:soffice libreoffice-writer-nogui:/usr/lib/libreoffice/program/libswlo.so
+       libreoffice-calc-nogui:/usr/lib/libreoffice/program/libsclo.so
+       libreoffice-impress-nogui:/usr/lib/libreoffice/program/libsdlo.so
+       python3-uno:/usr/lib/python3/dist-packages/uno.py
+       fonts-noto-cjk:/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc)
 # With "test": what the tests need besides: chromium drives the sticker picker page.
 if [ "${1:-}" = "test" ]; then
     NEEDS+=(chromium:chromium)
@@ -16,7 +24,9 @@ fi
 missing=()
 for need in "${NEEDS[@]}"; do
     pkg=${need%%:*} probe=${need#*:}
-    if [[ $probe == *.so* ]]; then
+    if [[ $probe == /* ]]; then
+        [ -e "$probe" ] || missing+=("$pkg")
+    elif [[ $probe == *.so* ]]; then
         ldconfig -p 2>/dev/null | grep -q "$probe" || missing+=("$pkg")
     else
         command -v "$probe" >/dev/null || [ -x "/usr/sbin/$probe" ] || missing+=("$pkg")

@@ -2,7 +2,9 @@
 
 One YAML catalogue per language (``ja.yaml``, ``en.yaml``) with the same keys
 and the same ``{placeholders}``; a test keeps them in step. Japanese is the
-default language everywhere.
+default language everywhere. A large feature may keep its messages in files of
+its own (``ja.sanitizer.yaml``, ``en.sanitizer.yaml``): merged into the
+catalogue, a key defined twice is an error.
 """
 
 from __future__ import annotations
@@ -22,8 +24,15 @@ _DIR = Path(__file__).resolve().parent
 def catalogue(lang: str) -> dict[str, str]:
     if lang not in LANGUAGES:
         raise ValueError(f"unknown language {lang!r}")
-    with open(_DIR / f"{lang}.yaml", encoding="utf-8") as f:
-        return yaml.safe_load(f)
+    merged: dict[str, str] = {}
+    for path in [_DIR / f"{lang}.yaml", *sorted(_DIR.glob(f"{lang}.*.yaml"))]:
+        with open(path, encoding="utf-8") as f:
+            part = yaml.safe_load(f) or {}
+        twice = set(part) & set(merged)
+        if twice:
+            raise ValueError(f"{path.name}: message keys defined twice: {sorted(twice)}")
+        merged.update(part)
+    return merged
 
 
 class Msg:

@@ -1,0 +1,47 @@
+"""Checks on every output before it is delivered: the engine's last word, whatever the handler did."""
+
+from __future__ import annotations
+
+import io
+
+import pikepdf
+
+from .detect import detect
+from .result import Output, Refusal
+
+#: what may be delivered, by libmagic type of the output bytes
+DELIVERABLE = {"image/png", "image/jpeg", "application/pdf", "text/plain", "text/csv", "application/zip"}
+#: PDF names that make a document act (run script, open something, carry files)
+FORBIDDEN_PDF_NAMES = ("/JavaScript", "/JS", "/OpenAction", "/AA", "/Launch", "/EmbeddedFile",
+                       "/EmbeddedFiles", "/RichMedia", "/XFA", "/GoToR", "/SubmitForm", "/ImportData")
+
+
+def pdf_active_content(data: bytes) -> list[str]:
+    """Forbidden names found anywhere in the PDF (every object, every dictionary key)."""
+    found: set[str] = set()
+    with pikepdf.open(io.BytesIO(data)) as pdf:
+        for obj in pdf.objects:
+            if isinstance(obj, (pikepdf.Dictionary, pikepdf.Stream)):
+                for key in obj.keys():
+                    if key in FORBIDDEN_PDF_NAMES:
+                        found.add(key)
+                if isinstance(obj, pikepdf.Dictionary) and obj.get("/S") in FORBIDDEN_PDF_NAMES:
+                    found.add(str(obj.get("/S")))
+        for key in pdf.Root.keys():
+            if key in FORBIDDEN_PDF_NAMES:
+                found.add(key)
+    return sorted(found)
+
+
+def verify(output: Output) -> None:
+    detected = detect(output.data)
+    text_like = detected.mime in ("text/plain", "text/csv") and output.mimetype.startswith("text/")
+    if detected.mime not in DELIVERABLE or (detected.mime != output.mimetype and not text_like):
+        raise Refusal("sanitizer.refused.verify_failed", what=detected.mime)
+    if detected.mime == "application/pdf":
+        try:
+            left = pdf_active_content(output.data)
+        except pikepdf.PdfError:
+            raise Refusal("sanitizer.refused.verify_failed", what="PDF") from None
+        if left:
+            raise Refusal("sanitizer.refused.verify_failed", what=" ".join(left))
