@@ -6,6 +6,9 @@ shortcuts, disk images, unknown) are routed to a refusal with a reason and what 
 
 from __future__ import annotations
 
+import io
+import zipfile
+
 import attrs
 import magic
 
@@ -63,7 +66,32 @@ def _kind(mime: str) -> str:
     return "unknown"
 
 
+#: OOXML main folder -> MIME type, and the ODF types, for packages libmagic calls plain zip
+OOXML_FOLDERS = {"word/": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+                 "xl/": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                 "ppt/": "application/vnd.openxmlformats-officedocument.presentationml.presentation"}
+
+
+def _office_package(data: bytes) -> str | None:
+    """libmagic knows OOXML only when [Content_Types].xml or _rels/.rels come first in the zip (as
+    Office writes them); other writers order members freely. The members' names decide here."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            names = z.namelist()
+            if "[Content_Types].xml" in names:
+                return next((mime for folder, mime in OOXML_FOLDERS.items()
+                             if any(n.startswith(folder) for n in names)), None)
+            if "mimetype" in names:
+                mime = z.open("mimetype").read(100).decode("ascii", "replace").strip()
+                return mime if mime in OFFICE else None
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return None
+    return None
+
+
 def detect(data: bytes) -> Detected:
     mime = magic.from_buffer(data, mime=True) or "application/octet-stream"
+    if mime in ("application/zip", "application/octet-stream") and data[:4] == b"PK\x03\x04":
+        mime = _office_package(data) or mime
     description = magic.from_buffer(data) or ""
     return Detected(mime=mime, description=description, kind=_kind(mime))

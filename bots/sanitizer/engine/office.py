@@ -1,11 +1,165 @@
-"""(being written: refuses everything until then)"""
+"""Office documents: OOXML (Word/Excel/PowerPoint 2007+), ODF, RTF and legacy binary doc/xls/ppt.
 
-from .result import Refusal
+First refused when encrypted (msoffcrypto for OLE and OOXML; ODF's manifest). Then, before any
+renderer sees the bytes, OOXML loses its active parts (:mod:`ooxml`) and ODF its macro libraries.
+
+- ``rasterize``: a warm LibreOffice (one per sandboxed worker, at most ``concurrency`` of them)
+  converts to PDF, which :func:`pdf.rasterize` turns into pixels and a new PDF. LibreOffice loads with
+  macros never executed and links never updated, in a sandbox with no network and no host files.
+- ``strip-active``: the stripped OOXML itself (docm → docx) is delivered. Other formats cannot be
+  stripped reliably here (binary doc/xls/ppt and xlsb keep macros in streams we do not rewrite), so
+  they are rasterized, and the person is told so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import zipfile
+
+import msoffcrypto
+import olefile
+
+from . import ooxml, pdf
+from .filenames import output_name
+from .result import Note, Output, Product, Refusal
+from .sandbox import SANDBOX_WORKERS, Limits, SandboxError, WarmWorker, WorkerPool
+
+#: LibreOffice reads its configuration from these (bound read-only into the sandbox)
+LIBREOFFICE_PATHS = ("/etc/libreoffice", "/var/lib/libreoffice")
+#: the system Python, whose ``uno`` module belongs to the installed LibreOffice
+SYSTEM_PYTHON = "/usr/bin/python3"
+OLE_MAGIC = bytes.fromhex("d0cf11e0a1b11ae1")
+#: legacy binary type (libmagic) -> the extension LibreOffice is given as a hint
+OLE_EXTENSIONS = {"application/msword": "doc", "application/vnd.ms-excel": "xls",
+                  "application/vnd.ms-powerpoint": "ppt"}
+#: streams of an OLE file that hold VBA or Excel 4 macros
+OLE_MACRO_STREAMS = ("macros", "_vba_project_cur", "vba", "_vba_project")
+MANIFEST = "urn:oasis:names:tc:opendocument:xmlns:manifest:1.0"
+#: what the worker answers when LibreOffice died before the file reached it (workers/office_worker.py)
+RENDERER_GONE = "renderer-gone"
 
 
-async def sanitize(job):
-    raise Refusal("sanitizer.refused.policy")
+async def warm(engine) -> None:
+    """Start LibreOffice before the first file (its cold start takes seconds)."""
+    await _pool(engine).warm()
 
 
-async def warm(engine):
-    pass
+def _pool(engine) -> WorkerPool:
+    return engine.pool("office", lambda: WorkerPool(lambda: _worker(engine), engine.policies.concurrency))
+
+
+def _worker(engine) -> WarmWorker:
+    policies = engine.policies
+    # CPU time is counted over the whole life of the process: one job's worth per job it may do
+    limits = Limits(memory_mb=policies.renderer_memory_mb, cpu_s=policies.timeout_s * policies.office_jobs_per_process,
+                    file_mb=max(64, 4 * policies.max_file_mb))
+    return WarmWorker(engine.sandbox, [SYSTEM_PYTHON, "-B", f"{SANDBOX_WORKERS}/office_worker.py"], limits=limits,
+                      max_jobs=policies.office_jobs_per_process, python=True, extra_ro=LIBREOFFICE_PATHS,
+                      env={"SAL_USE_VCLPLUGIN": "svp"})
+
+
+async def sanitize(job) -> Product:
+    data, removed = job.data, set()
+    if _is_zip(data) and "[Content_Types].xml" in _names(data):
+        limits = ooxml.Limits(max_total_bytes=job.policies.archive.max_total_mb * 1024 * 1024)
+        stripped = await asyncio.to_thread(ooxml.strip, data, limits)
+        data, removed, extension = stripped.data, set(stripped.removed), stripped.kind
+        if job.policy == "strip-active" and stripped.kind in ooxml.PACKAGE:
+            suffix, mimetype = ooxml.PACKAGE[stripped.kind]
+            return Product(outputs=(Output(data, output_name(job.filename, suffix), mimetype),),
+                           removed=_notes(removed))
+    elif _is_zip(data) and "mimetype" in _names(data):
+        data, extension, found = _strip_odf(data)
+        removed |= found
+    elif data.startswith(OLE_MAGIC):
+        _refuse_encrypted_ole(data)
+        extension = OLE_EXTENSIONS.get(job.detected.mime, "doc")
+        if _ole_has_macros(data):
+            removed.add("macros")
+    elif data.lstrip()[:5] == b"{\\rtf":
+        extension = "rtf"
+    else:
+        raise Refusal("sanitizer.refused.broken", "sanitizer.instead.pdf")
+    limitations = (Note("sanitizer.limit.rasterized_instead"),) if job.policy == "strip-active" else ()
+    converted = await _convert(job, data, extension)
+    return await pdf.rasterize(job, converted, removed=_notes(removed), limitations=limitations)
+
+
+def _notes(removed: set[str]) -> tuple[Note, ...]:
+    return tuple(Note(f"sanitizer.removed.{what}") for what in sorted(removed))
+
+
+async def _convert(job, data: bytes, extension: str) -> bytes:
+    """PDF from a warm LibreOffice; once more on a fresh one if the warm one had died meanwhile."""
+    request = {"ext": extension, "max_pages": job.policies.max_pages + 1}  # one more: pdf.py refuses over the cap
+    pool = _pool(job.engine)
+
+    async def call() -> bytes:
+        async with pool.worker() as worker:
+            return (await worker.call(request, data, job.remaining()))[1]
+
+    try:
+        return await call()
+    except SandboxError as e:
+        if str(e) != RENDERER_GONE:
+            raise
+    return await call()  # the dead worker was stopped: this starts a fresh one
+
+
+def _is_zip(data: bytes) -> bool:
+    return data[:4] == b"PK\x03\x04"
+
+
+def _names(data: bytes) -> set[str]:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            return set(z.namelist())
+    except zipfile.BadZipFile:
+        raise Refusal("sanitizer.refused.broken", "sanitizer.instead.pdf") from None
+
+
+def _refuse_encrypted_ole(data: bytes) -> None:
+    try:
+        encrypted = msoffcrypto.OfficeFile(io.BytesIO(data)).is_encrypted()
+    except Exception:  # a format msoffcrypto does not know: LibreOffice decides whether it can be read
+        return
+    if encrypted:
+        raise Refusal("sanitizer.refused.encrypted", "sanitizer.instead.unencrypted")
+
+
+def _ole_has_macros(data: bytes) -> bool:
+    try:
+        with olefile.OleFileIO(io.BytesIO(data)) as ole:
+            return any(part.lower() in OLE_MACRO_STREAMS for entry in ole.listdir(streams=True, storages=True)
+                       for part in entry)
+    except OSError:
+        return False
+
+
+def _strip_odf(data: bytes) -> tuple[bytes, str, set[str]]:
+    """ODF without its macro libraries (Basic/, Scripts/); refused when encrypted."""
+    parts = ooxml.read_zip(data, ooxml.Limits())
+    mimetype = parts.get("mimetype", b"").decode("ascii", "replace").strip()
+    extension = {"text": "odt", "spreadsheet": "ods", "presentation": "odp", "graphics": "odg"}.get(
+        mimetype.rsplit(".", 1)[-1], "odt")
+    manifest = ooxml.parse(parts, "META-INF/manifest.xml")
+    if any(el.tag == f"{{{MANIFEST}}}encryption-data" for el in manifest.iter()):
+        raise Refusal("sanitizer.refused.encrypted", "sanitizer.instead.unencrypted")
+    macros = [n for n in parts if n.startswith(("Basic/", "Scripts/"))]
+    if not macros:
+        return data, extension, set()
+    for name in macros:
+        del parts[name]
+    for entry in list(manifest):
+        if entry.get(f"{{{MANIFEST}}}full-path", "").startswith(("Basic/", "Scripts/")):
+            manifest.remove(entry)
+    parts["META-INF/manifest.xml"] = ooxml.serialize(manifest, parts["META-INF/manifest.xml"])
+    # ODF wants "mimetype" first and stored, so that the type can be read at a fixed offset
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("mimetype", parts.pop("mimetype", b""), compress_type=zipfile.ZIP_STORED)
+        for name, content in parts.items():
+            z.writestr(name, content)
+    return buffer.getvalue(), extension, {"macros"}
+

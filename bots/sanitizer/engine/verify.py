@@ -6,11 +6,13 @@ import io
 
 import pikepdf
 
+from . import ooxml
 from .detect import detect
 from .result import Output, Refusal
 
 #: what may be delivered, by libmagic type of the output bytes
-DELIVERABLE = {"image/png", "image/jpeg", "application/pdf", "text/plain", "text/csv", "application/zip"}
+DELIVERABLE = {"image/png", "image/jpeg", "application/pdf", "text/plain", "text/csv", "application/zip",
+               *(mime for _, mime in ooxml.PACKAGE.values())}
 #: PDF names that make a document act (run script, open something, carry files)
 FORBIDDEN_PDF_NAMES = ("/JavaScript", "/JS", "/OpenAction", "/AA", "/Launch", "/EmbeddedFile",
                        "/EmbeddedFiles", "/RichMedia", "/XFA", "/GoToR", "/SubmitForm", "/ImportData")
@@ -45,3 +47,10 @@ def verify(output: Output) -> None:
             raise Refusal("sanitizer.refused.verify_failed", what="PDF") from None
         if left:
             raise Refusal("sanitizer.refused.verify_failed", what=" ".join(left))
+    if detected.mime in {mime for _, mime in ooxml.PACKAGE.values()}:  # strip-active Office output
+        try:
+            left = ooxml.active_parts(output.data)
+        except Exception:
+            raise Refusal("sanitizer.refused.verify_failed", what="OOXML") from None
+        if left:
+            raise Refusal("sanitizer.refused.verify_failed", what=" ".join(left)[:200])

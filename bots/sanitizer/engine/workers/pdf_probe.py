@@ -21,6 +21,11 @@ ACTIVE = {"/JavaScript": "javascript", "/JS": "javascript", "/OpenAction": "acti
           "/RichMedia": "multimedia", "/XFA": "forms", "/AcroForm": "forms"}
 
 
+def _destination(obj, key):
+    """An /OpenAction that only says which page to show first (LibreOffice writes one) does nothing."""
+    return key == "/OpenAction" and isinstance(obj.get(key), pikepdf.Array)
+
+
 def probe(path):
     try:
         pdf = pikepdf.open(path)
@@ -30,12 +35,12 @@ def probe(path):
     with pdf:
         for obj in pdf.objects:
             if isinstance(obj, (pikepdf.Dictionary, pikepdf.Stream)):
-                found.update(ACTIVE[k] for k in obj.keys() if k in ACTIVE)
+                found.update(ACTIVE[k] for k in obj.keys() if k in ACTIVE and not _destination(obj, k))
                 for key in ("/S", "/Subtype"):
                     value = obj.get(key)
                     if isinstance(value, pikepdf.Name) and str(value) in ACTIVE:
                         found.add(ACTIVE[str(value)])
-        found.update(ACTIVE[k] for k in pdf.Root.keys() if k in ACTIVE)
+        found.update(ACTIVE[k] for k in pdf.Root.keys() if k in ACTIVE and not _destination(pdf.Root, k))
         widest = tallest = 0.0
         for page in pdf.pages:
             box = [float(v) for v in page.cropbox]
