@@ -200,11 +200,42 @@ def write_bot_config(data_dir: Path, credentials: dict) -> list:
         secret.touch(mode=0o600)
         secret.write_text(credentials["bot_passwords"][name], encoding="utf-8")
     target = data_dir / "bots.yaml"
+    values = {"internet_url": credentials["listeners"]["internet"], "lgwan_url": credentials["listeners"]["lgwan"],
+              "server_name": credentials["server_name"], "data_dir": data_dir}
     if not target.exists():
-        render("bots.template.yaml", target, {
-            "internet_url": credentials["listeners"]["internet"], "lgwan_url": credentials["listeners"]["lgwan"],
-            "server_name": credentials["server_name"], "data_dir": data_dir})
+        render("bots.template.yaml", target, values)
+    else:
+        add_missing_bots(target, values)
     return check_file(target)
+
+
+def add_missing_bots(target: Path, values: dict) -> None:
+    """A bots.yaml made before some bots existed gets their blocks from the template appended
+    (what the admin edited stays as it is)."""
+    have = (yaml.safe_load(target.read_text(encoding="utf-8")) or {}).get("bots") or {}
+    missing = [name for name in bots.AVAILABLE if name not in have]
+    if not missing:
+        return
+    rendered = target.with_suffix(".template-rendered")
+    render("bots.template.yaml", rendered, values)
+    blocks, current, pending = {}, None, []
+    for line in rendered.read_text(encoding="utf-8").splitlines(keepends=True)[1:]:  # after "bots:"
+        top = line.startswith("  ") and not line.startswith("   ") and line.rstrip().endswith(":") \
+            and not line.lstrip().startswith("#")
+        if top:
+            current = line.strip()[:-1]
+            blocks[current] = pending + [line]
+            pending = []
+        elif line.lstrip().startswith("#") and line.startswith("  #") or not line.strip():
+            pending.append(line)  # comments above the next bot belong to it
+        elif current is not None:
+            blocks[current] += pending + [line]
+            pending = []
+    rendered.unlink()
+    with open(target, "a", encoding="utf-8") as f:
+        for name in missing:
+            f.write("\n" + "".join(blocks[name]))
+    say("demo.bots_added", names=", ".join(missing), path=target)
 
 
 def start_bots(data_dir: Path, homeserver: Homeserver, credentials: dict) -> dict[str, subprocess.Popen]:

@@ -36,6 +36,7 @@ class NginxSpec:
     synapse_internet: str  # Synapse's internet-tagged listener, host:port
     synapse_lgwan: str  # Synapse's lgwan-tagged listener, host:port
     log_dir: Path | None = None  # default: PREFIX/logs
+    upload_page: str = "127.0.0.1:8030"  # the sanitizer bot's upload page (upload.listen in bots.yaml)
 
 
 class NginxError(RuntimeError):
@@ -54,7 +55,8 @@ class Nginx:
         self.conf = self.prefix / "nginx.conf"
         render("nginx/lgwan-chat-sites.conf.template", self.sites_conf, {
             "internet_listen": spec.internet_listen, "lgwan_listen": spec.lgwan_listen,
-            "synapse_internet": spec.synapse_internet, "synapse_lgwan": spec.synapse_lgwan})
+            "synapse_internet": spec.synapse_internet, "synapse_lgwan": spec.synapse_lgwan,
+            "upload_page": spec.upload_page})
         # As root, nginx workers would run as "nobody" and could not use our directory.
         user = f"user {getpass.getuser()};" if os.geteuid() == 0 else ""
         render("nginx/standalone.conf.template", self.conf,

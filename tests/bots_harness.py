@@ -258,6 +258,25 @@ class BotProcess:
         finally:
             conn.close()
 
+    def execute(self, sql: str, *args: Any) -> int:
+        """Change the bot's own database (e.g. move a deadline into the past); rows changed."""
+        if self.postgres_dsn is not None:
+            import psycopg2
+
+            conn = psycopg2.connect(self.postgres_dsn)
+            try:
+                with conn, conn.cursor() as cur:
+                    cur.execute(sql.replace("?", "%s"), args)
+                    return cur.rowcount
+            finally:
+                conn.close()
+        conn = sqlite3.connect(str(self.sqlite_path))
+        try:
+            with conn:
+                return conn.execute(sql, args).rowcount
+        finally:
+            conn.close()
+
     def stored(self, key: str) -> str | None:
         """A value the runtime keeps in ``bot_session`` (access_token, device_id, next_batch)."""
         rows = self.query("SELECT value FROM bot_session WHERE key = ?", key)

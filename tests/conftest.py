@@ -125,7 +125,8 @@ def nginx_front(homeserver: RunningHomeserver, tmp_path_factory):
     nginx = Nginx(NginxSpec(prefix=tmp_path_factory.mktemp("nginx"),
                             internet_listen=f"127.0.0.1:{free_port()}", lgwan_listen=f"127.0.0.1:{free_port()}",
                             synapse_internet=f"127.0.0.1:{spec.internet_port}",
-                            synapse_lgwan=f"127.0.0.1:{spec.lgwan_port}"))
+                            synapse_lgwan=f"127.0.0.1:{spec.lgwan_port}",
+                            upload_page=f"127.0.0.1:{free_port()}"))
     nginx.start()
     try:
         yield nginx

@@ -240,16 +240,9 @@ class MemoBot(BotApp):
             await ctx.reply("memo.none")
             return
         data, skipped = await build_export(self, ctx, memos, "csv" if chosen == "csv" else "md")
-        from nio import UploadResponse
-        import io
-
         name = time.strftime("memo-%Y%m%d-%H%M.zip")
-        uploaded, _ = await self.bot.client.upload(lambda *_: io.BytesIO(data), content_type="application/zip",
-                                                   filename=name, filesize=len(data))
-        if not isinstance(uploaded, UploadResponse):
-            raise RuntimeError(f"export upload failed: {uploaded}")
-        await ctx.send("m.room.message", {"msgtype": "m.file", "body": name, "filename": name,
-                                          "url": uploaded.content_uri,
+        mxc = await self.bot.upload(data, "application/zip", name)
+        await ctx.send("m.room.message", {"msgtype": "m.file", "body": name, "filename": name, "url": mxc,
                                           "info": {"mimetype": "application/zip", "size": len(data)}})
         await ctx.reply("memo.exported", count=len(memos), skipped=skipped)
 

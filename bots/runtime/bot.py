@@ -23,16 +23,18 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import html
+import io
 import itertools
 import logging
 import random
 import time
 import unicodedata
 from typing import Any, Awaitable, Callable, Sequence
+from urllib.parse import quote
 
 import aiohttp
 from nio import (AsyncClient, AsyncClientConfig, ErrorResponse, LoginResponse, MessageDirection,
-                 RoomMessagesResponse, SyncResponse, WhoamiResponse)
+                 RoomMessagesResponse, SyncResponse, UploadResponse, WhoamiResponse)
 
 from lgwan_chat.i18n import LANGUAGES, t
 
@@ -48,6 +50,12 @@ MAX_BACKOFF_S = 60.0
 #: recorded as handled, so handled again after the restart, its replies deduplicated by txn id)
 STOP_GRACE_S = 3.0
 HANDLED_KEPT_MS = 14 * 24 * 3600 * 1000
+#: room versions where the creator is an ordinary power level (12 and later: creators outrank all)
+PRE_CREATOR_POWER_VERSIONS = {str(v) for v in range(1, 12)}
+
+
+class TooLarge(Exception):
+    """A download went past the size the bot accepts."""
 
 
 class BotApp:
@@ -73,6 +81,9 @@ class BotApp:
 
     async def on_joined(self, bot: "Bot", room_id: str, inviter: str, direct: bool) -> None:
         """The bot accepted an invitation."""
+
+    async def stop(self) -> None:
+        """The bot is stopping: close what ``start`` opened (servers, worker processes)."""
 
 
 class Context:
@@ -159,6 +170,10 @@ class Bot:
             stopping.cancel()
             if not work.done():
                 work.cancel()
+            try:
+                await self.app.stop()
+            except Exception:
+                log.exception("the bot's own stop failed")
             if self._http is not None:
                 await self._http.close()
             await self.client.close()  # the session only: never log out, the device stays bound
@@ -452,17 +467,72 @@ class Bot:
                     return chosen
         return self.config.language
 
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        if self._http is None:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300))
+        return self._http
+
+    async def power_level(self, room_id: str, user_id: str) -> float:
+        """``user_id``'s power level in the room, asked of the server (current, not cached).
+        Creators in room version 12 and later have no number: they outrank everyone (inf)."""
+        create = await self._state_event(room_id, "m.room.create") or {}
+        created = create.get("content") if isinstance(create.get("content"), dict) else {}
+        creators = [create.get("sender")]
+        if str(created.get("room_version", "1")) not in PRE_CREATOR_POWER_VERSIONS:
+            extra = created.get("additional_creators")
+            if user_id in creators + (extra if isinstance(extra, list) else []):
+                return float("inf")
+        levels = (await self._state_event(room_id, "m.room.power_levels") or {}).get("content")
+        if not isinstance(levels, dict):  # no power levels event: the creator 100, others 0
+            return 100 if user_id in creators else 0
+        users = levels.get("users") if isinstance(levels.get("users"), dict) else {}
+        level = users.get(user_id, levels.get("users_default", 0))
+        return level if isinstance(level, int) else 0
+
+    async def _state_event(self, room_id: str, event_type: str, state_key: str = "") -> dict | None:
+        """A whole state event (sender included), or None when there is none or it cannot be read."""
+        url = (f"{self.config.homeserver_url}/_matrix/client/v3/rooms/{quote(room_id)}/state/"
+               f"{quote(event_type)}/{quote(state_key)}")
+        async with self.http.get(url, params={"format": "event"},
+                                 headers={"Authorization": f"Bearer {self.client.access_token}"}) as response:
+            body = await response.json(content_type=None) if response.status == 200 else None
+        return body if isinstance(body, dict) else None
+
     async def suite_api(self, path: str, params: dict | None = None) -> tuple[int, Any]:
         """GET one of the suite's module routes (``/_synapse/client/lgwan/v1/...``) as the bot."""
-        if self._http is None:
-            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
-        async with self._http.get(self.config.homeserver_url + path, params=params or {},
+        async with self.http.get(self.config.homeserver_url + path, params=params or {},
                                headers={"Authorization": f"Bearer {self.client.access_token}"}) as response:
             try:
                 body = await response.json(content_type=None)
             except ValueError:
                 body = None
             return response.status, body
+
+    async def download(self, mxc: str, max_bytes: int) -> bytes:
+        """The bytes of ``mxc://server/id`` (authenticated media); ``TooLarge`` past ``max_bytes``,
+        counted while reading (a size claimed by the sender is not trusted)."""
+        server, _, media_id = mxc.removeprefix("mxc://").partition("/")
+        if not mxc.startswith("mxc://") or not server or not media_id or "/" in media_id:
+            raise ValueError(f"not a media URI: {mxc!r}")
+        url = f"{self.config.homeserver_url}/_matrix/client/v1/media/download/{quote(server)}/{quote(media_id)}"
+        async with self.http.get(url, headers={"Authorization": f"Bearer {self.client.access_token}"}) as response:
+            if response.status != 200:
+                raise RuntimeError(f"download {mxc}: HTTP {response.status}")
+            data = bytearray()
+            async for chunk in response.content.iter_chunked(256 * 1024):
+                data += chunk
+                if len(data) > max_bytes:
+                    raise TooLarge(mxc)
+            return bytes(data)
+
+    async def upload(self, data: bytes, content_type: str, filename: str) -> str:
+        """Upload to the media repository; returns the ``mxc://`` URI."""
+        uploaded, _ = await self.client.upload(lambda *_: io.BytesIO(data), content_type=content_type,
+                                               filename=filename, filesize=len(data))
+        if not isinstance(uploaded, UploadResponse):
+            raise RuntimeError(f"upload of {filename} failed: {uploaded}")
+        return uploaded.content_uri
 
     async def send(self, room_id: str, event_type: str, content: dict, txn_key: str | None = None) -> str | None:
         """Send an event; with ``txn_key`` the same key never sends twice (Synapse deduplicates

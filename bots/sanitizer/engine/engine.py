@@ -188,6 +188,12 @@ class Sanitizer:
                       outputs=product.outputs, removed=product.removed, limitations=product.limitations,
                       pages=product.pages)
 
+    def too_large(self) -> Result:
+        """The refusal for a file not even read in full because it is over ``max_file_mb``."""
+        return Result(verdict="refused", detected="", kind="file", policy="refuse",
+                      reason=Note("sanitizer.refused.too_large", {"limit_mb": self.policies.max_file_mb}),
+                      instead=Note("sanitizer.instead.smaller"))
+
     @staticmethod
     def _refused(detected: Detected, policy: str, refusal: Refusal) -> Result:
         return Result(verdict="refused", detected=detected.mime, kind=detected.kind, policy=policy,

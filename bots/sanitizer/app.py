@@ -1,0 +1,283 @@
+"""The sanitization bot (無害化ボット).
+
+- In a room it is in, every file or image posted from an internet-zone device (the zone module
+  marks such uploads untrusted: ``media_status``) is sanitized and the sanitized copy posted as a
+  reply with a one-line report; a refusal is a reply too. LGWAN devices cannot open the original
+  (the media gate) but can open the bot's copy.
+- In a DM, any file sent to the bot is sanitized and sent back, or into the room chosen with
+  ``!送信先`` (the sender must be a member of it).
+- ``!アップロードURL`` in a room makes a one-time link to the upload page (upload_page/) for an
+  outside contractor with no account; what they upload is sanitized and posted into that room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import time
+import unicodedata
+from pathlib import Path
+from typing import Any, Sequence
+
+from nio import RoomResolveAliasResponse
+
+from bots.runtime import Arg, Bot, BotApp, Command, Context
+from bots.runtime.bot import TooLarge
+
+from . import config as sanitizer_config
+from .delivery import deliver
+from .engine import AuditLog, Result, Sanitizer
+from .links import MIGRATIONS, LinkStore, TermsError, parse_terms
+
+log = logging.getLogger("lgwan_chat.sanitizer")
+
+FILE_MSGTYPES = ("m.image", "m.file", "m.video", "m.audio")
+_CLEAR = {"解除", "なし", "clear", "none", "off"}
+
+
+def _when(ms: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ms / 1000))
+
+
+class SanitizerBot(BotApp):
+    name = "sanitizer"
+    schema = sanitizer_config.SCHEMA
+    migrations = MIGRATIONS
+
+    def __init__(self) -> None:
+        self.bot: Bot | None = None
+        self.options = sanitizer_config.SanitizerOptions()
+        self.engine: Sanitizer | None = None
+        self.links: LinkStore | None = None
+        self.page: Any = None
+        self._warming: asyncio.Task | None = None
+
+    async def start(self, bot: Bot) -> None:
+        self.bot = bot
+        self.options = sanitizer_config.options(bot.config.options)
+        work_dir = Path(self.options.work_dir or self._default_work_dir(bot))
+        audit_path = self.options.engine.audit_log or str(work_dir / "audit.jsonl")
+        self.engine = Sanitizer(self.options.engine, runtime_dir=work_dir / "engine", audit=AuditLog(audit_path))
+        self.links = LinkStore(bot.storage)
+        self._warming = asyncio.ensure_future(self._warm())
+        if self.options.upload.enabled:
+            from .upload_page.server import UploadPage
+
+            self.page = UploadPage(self)
+            await self.page.start()
+
+    @staticmethod
+    def _default_work_dir(bot: Bot) -> Path:
+        base = bot.config.sqlite_path.parent if bot.config.sqlite_path else Path.cwd()
+        return base / "sanitizer-work"
+
+    async def _warm(self) -> None:
+        try:
+            await self.engine.warm()
+            log.info("renderers warm")
+        except Exception:  # the first Office file starts LibreOffice instead
+            log.exception("could not start the renderers ahead of time")
+
+    async def stop(self) -> None:
+        if self._warming is not None:
+            self._warming.cancel()
+        if self.page is not None:
+            await self.page.stop()
+        if self.engine is not None:
+            await self.engine.close()
+
+    def commands(self) -> Sequence[Command]:
+        return [
+            Command("送信先", "target", "sanitizer.cmd.target", self.target, (Arg("room", required=False),),
+                    "sanitizer.example.target", where="direct"),
+            Command("アップロードURL", "upload-url", "sanitizer.cmd.upload_url", self.upload_url,
+                    (Arg("terms", required=False, kind="text"),), "sanitizer.example.upload_url", where="room"),
+            Command("アップロードURL一覧", "upload-urls", "sanitizer.cmd.upload_urls", self.upload_urls, (),
+                    "sanitizer.example.upload_urls", where="room"),
+            Command("アップロードURL取消", "upload-url-revoke", "sanitizer.cmd.upload_url_revoke", self.revoke,
+                    (Arg("number", kind="int"),), "sanitizer.example.upload_url_revoke", where="room"),
+        ]
+
+    # --- files in rooms and DMs ---
+
+    async def on_message(self, ctx: Context) -> str | None:
+        if ctx.content.get("msgtype") not in FILE_MSGTYPES:
+            return None
+        mxc = ctx.content.get("url")
+        if not isinstance(mxc, str):
+            if ctx.is_direct or isinstance(ctx.content.get("file"), dict):
+                await ctx.reply("sanitizer.encrypted_media" if ctx.content.get("file") else "sanitizer.no_file")
+            return "no-file"
+        if ctx.is_direct:
+            return await self._from_direct(ctx, mxc)
+        if not self.options.sanitize_rooms or not await self._untrusted(mxc):
+            return "trusted"
+        result = await self._sanitize(ctx, mxc)
+        await deliver(self.bot, ctx.room_id, result, result.report(ctx.lang), txn_key=ctx.event_id,
+                      reply_to=ctx.event_id)
+        return result.verdict
+
+    async def _untrusted(self, mxc: str) -> bool:
+        server, _, media_id = mxc.removeprefix("mxc://").partition("/")
+        status, body = await self.bot.suite_api(f"/_synapse/client/lgwan/v1/media_status/{server}/{media_id}")
+        if status != 200 or not isinstance(body, dict):
+            # Cannot tell (module off, server trouble): sanitize. A needless copy beats a missed one.
+            log.warning("media_status unavailable; sanitizing", extra={"mxc": mxc, "status": status})
+            return True
+        return bool(body.get("untrusted"))
+
+    async def _sanitize(self, ctx: Context, mxc: str) -> Result:
+        content = ctx.content
+        name = content.get("filename") if isinstance(content.get("filename"), str) else content.get("body")
+        name = name if isinstance(name, str) and name else "file"
+        claimed = (content.get("info") or {}).get("mimetype") if isinstance(content.get("info"), dict) else None
+        limit = self.options.engine.max_file_mb * 1024 * 1024
+        try:
+            data = await self.bot.download(mxc, limit)
+        except TooLarge:
+            return self.engine.too_large()
+        return await self.engine.sanitize(data, name, claimed if isinstance(claimed, str) else None,
+                                          source={"room_id": ctx.room_id, "event_id": ctx.event_id,
+                                                  "sender": ctx.sender, "mxc": mxc})
+
+    async def _from_direct(self, ctx: Context, mxc: str) -> str:
+        target = self.bot.storage.setting("user", ctx.sender, "sanitizer_target")
+        if target and not await self._may_post(ctx.sender, target):
+            await ctx.reply("sanitizer.target_lost", room=self._room_name(target))
+            self.bot.storage.set_setting("user", ctx.sender, "sanitizer_target", None)
+            target = None
+        result = await self._sanitize(ctx, mxc)
+        report = result.report(ctx.lang)
+        if target is None or not result.ok:
+            await deliver(self.bot, ctx.room_id, result, report, txn_key=ctx.event_id, reply_to=ctx.event_id)
+            return result.verdict
+        room_lang = self.bot.language_for("", target)
+        who = self._display_name(ctx.sender, target)
+        await deliver(self.bot, target, result,
+                      ctx.t("sanitizer.forwarded", who=who) + " " + result.report(room_lang),
+                      txn_key=f"{ctx.event_id}/target")
+        await ctx.reply("sanitizer.sent_to_target", room=self._room_name(target), report=report)
+        return "forwarded"
+
+    # --- !送信先 ---
+
+    async def target(self, ctx: Context, room: str | None) -> None:
+        if room is None:
+            current = self.bot.storage.setting("user", ctx.sender, "sanitizer_target")
+            await ctx.reply("sanitizer.target_now" if current else "sanitizer.target_none",
+                            room=self._room_name(current) if current else "")
+            return
+        if unicodedata.normalize("NFKC", room).casefold() in _CLEAR:
+            self.bot.storage.set_setting("user", ctx.sender, "sanitizer_target", None)
+            await ctx.reply("sanitizer.target_cleared")
+            return
+        room_id = await self._resolve(room)
+        if room_id is None:
+            await ctx.reply("sanitizer.target_unknown", room=room)
+            return
+        if room_id not in self.bot.client.rooms:
+            await ctx.reply("sanitizer.target_bot_not_in", room=room)
+            return
+        if not await self._may_post(ctx.sender, room_id):
+            await ctx.reply("sanitizer.target_not_member", room=room)
+            return
+        self.bot.storage.set_setting("user", ctx.sender, "sanitizer_target", room_id)
+        await ctx.reply("sanitizer.target_set", room=self._room_name(room_id))
+
+    async def _resolve(self, text: str) -> str | None:
+        text = text.strip().strip("<>")
+        if "matrix.to/#/" in text:
+            text = text.split("matrix.to/#/", 1)[1].split("?", 1)[0]
+            from urllib.parse import unquote
+            text = unquote(text)
+        if text.startswith("!") and ":" in text:
+            return text
+        if text.startswith("#") and ":" in text:
+            response = await self.bot.client.room_resolve_alias(text)
+            return response.room_id if isinstance(response, RoomResolveAliasResponse) else None
+        # a room name the bot knows, if exactly one room has it
+        matches = [r.room_id for r in self.bot.client.rooms.values()
+                   if (r.display_name or "").casefold() == text.casefold()]
+        return matches[0] if len(matches) == 1 else None
+
+    async def _may_post(self, user_id: str, room_id: str) -> bool:
+        room = self.bot.client.rooms.get(room_id)
+        return room is not None and user_id in room.users
+
+    def _room_name(self, room_id: str) -> str:
+        room = self.bot.client.rooms.get(room_id)
+        return room.display_name if room is not None and room.display_name else room_id
+
+    def _display_name(self, user_id: str, room_id: str) -> str:
+        room = self.bot.client.rooms.get(room_id)
+        user = room.users.get(user_id) if room is not None else None
+        return f"{user.display_name} ({user_id})" if user is not None and user.display_name else user_id
+
+    # --- upload links ---
+
+    async def _may_make_links(self, ctx: Context) -> bool:
+        minimum = self.options.upload.min_power_level
+        return minimum <= 0 or await self.bot.power_level(ctx.room_id, ctx.sender) >= minimum
+
+    async def upload_url(self, ctx: Context, terms: str | None) -> None:
+        upload = self.options.upload
+        if not upload.enabled:
+            await ctx.reply("sanitizer.upload_disabled")
+            return
+        if not await self._may_make_links(ctx):
+            await ctx.reply("sanitizer.upload_not_allowed", level=upload.min_power_level)
+            return
+        try:
+            chosen = parse_terms(terms, upload.default_hours, upload.max_hours, upload.default_max_mb, upload.max_mb)
+        except TermsError as e:
+            await ctx.reply_text(ctx.t(e.key, **e.params) + "\n" + ctx.t("sanitizer.example.upload_url"))
+            return
+        token, link = self.links.create(ctx.room_id, ctx.sender, chosen.hours, chosen.max_uses, chosen.max_mb,
+                                        ctx.event_id)
+        url = upload.public_url + token
+        uses = ctx.t("sanitizer.uses_once") if link.max_uses == 1 else (
+            ctx.t("sanitizer.uses_many") if link.max_uses is None else ctx.t("sanitizer.uses_n", n=link.max_uses))
+        text = ctx.t("sanitizer.upload_link", number=link.number, url=url, expires=_when(link.expires_ts),
+                     uses=uses, max_mb=link.max_mb)
+        anchor = f'<a href="{html.escape(url, quote=True)}">{html.escape(url)}</a>'
+        await ctx.reply_text(text, html.escape(text).replace(html.escape(url), anchor).replace("\n", "<br>"))
+
+    async def upload_urls(self, ctx: Context) -> None:
+        links = self.links.in_room(ctx.room_id)
+        if not links:
+            await ctx.reply("sanitizer.upload_links_none")
+            return
+        now = int(time.time() * 1000)
+        lines = [ctx.t("sanitizer.upload_links_header")]
+        for link in links:
+            lines.append(ctx.t("sanitizer.upload_links_line", number=link.number, state=ctx.t(
+                f"sanitizer.link_state.{link.state(now)}"), expires=_when(link.expires_ts), uses=link.uses,
+                max_uses=link.max_uses if link.max_uses is not None else "∞", created_by=link.created_by))
+        await ctx.reply_text("\n".join(lines))
+
+    async def revoke(self, ctx: Context, number: int) -> None:
+        if not await self._may_make_links(ctx):
+            await ctx.reply("sanitizer.upload_not_allowed", level=self.options.upload.min_power_level)
+            return
+        done = self.links.revoke(ctx.room_id, number)
+        await ctx.reply("sanitizer.upload_link_revoked" if done else "sanitizer.upload_link_unknown", number=number)
+
+    # --- for the upload page ---
+
+    async def deliver_upload(self, room_id: str, token_key: str, uploader: str, results: list[Result]) -> None:
+        """Post what a contractor uploaded into the link's room: one notice naming them, then each
+        file (its report, then the sanitized copy) as a reply to that notice."""
+        lang = self.bot.language_for("", room_id)
+        from lgwan_chat.i18n import t
+
+        header = t("sanitizer.upload_arrived", lang, who=uploader, count=len(results),
+                   sanitized=sum(1 for r in results if r.ok))
+        header_id = await self.bot.send(room_id, "m.room.message", {"msgtype": "m.notice", "body": header,
+                                                                     "m.mentions": {}},
+                                        txn_key=f"{token_key}/header")
+        for index, result in enumerate(results):
+            name = result.outputs[0].filename if result.ok else "-"
+            await deliver(self.bot, room_id, result, f"{index + 1}. {result.report(lang)}",
+                          txn_key=f"{token_key}/{index}", reply_to=header_id)
+            log.info("upload delivered", extra={"room_id": room_id, "file": name, "verdict": result.verdict})

@@ -1,0 +1,313 @@
+"""The sanitization bot (無害化ボット) as staff and contractors meet it: real Synapse behind the suite's
+nginx, a real bot process with the real engine (sandboxed renderers), real nio users, and the
+contractor upload page in a real headless Chromium.
+
+A member of staff has a phone (internet zone) and an office PC (LGWAN zone). What the phone posts
+waits for sanitization: the PC cannot open it, only the bot's sanitized copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+import shutil
+import time
+
+import pytest
+from nio import RoomCreateResponse, RoomSendResponse, UploadResponse
+from PIL import Image
+from playwright.async_api import async_playwright
+
+from bots_harness import BotProcess, ask, room_events, wait_membership, wait_replies
+from harness import download
+
+BOT = "sanitizer"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                 "--disable-background-networking", "--disable-component-update"]
+
+
+@pytest.fixture(scope="module")
+def homeserver_modules():
+    from lgwan_chat.homeserver import suite_modules
+
+    modules = suite_modules()
+    for module in modules:
+        if module["module"].startswith("synapse_modules.zones"):
+            module["config"] = {**module["config"], "trusted_uploaders": [f"@{BOT}-bot:lgwan.test"]}
+    return modules
+
+
+@pytest.fixture(scope="module")
+def sanitizer_bot(homeserver, nginx_front, tmp_path_factory):
+    internet = f"http://{nginx_front.spec.internet_listen}"
+    with BotProcess(homeserver, tmp_path_factory.mktemp("sanitizer-bot"), BOT, entry=["-m", "bots.sanitizer"],
+                    options={"upload": {"listen": nginx_front.spec.upload_page, "public_url": f"{internet}/upload/",
+                                        "default_max_mb": 5, "max_files": 3, "min_power_level": 50}},
+                    zone="internet", storage=homeserver.backend) as bot:
+        bot.start().wait_ready()
+        yield bot
+        assert bot.stop() == 0
+
+
+@pytest.fixture
+async def staff(homeserver, login, nginx_front, sanitizer_bot):
+    """Phone and office PC of one person (through nginx, as deployed), a colleague, a shared room
+    with the bot in it."""
+    user = homeserver.new_user("staff")
+    phone = await login(user, "internet", via=nginx_front)
+    pc = await login(user, "lgwan", via=nginx_front)
+    colleague = await login(homeserver.new_user("colleague"), "lgwan", via=nginx_front)
+    room = await pc.room_create(name="総務課", invite=[sanitizer_bot.user_id, colleague.user_id])
+    assert isinstance(room, RoomCreateResponse), room
+    await colleague.join(room.room_id)
+    await wait_membership(pc, room.room_id, sanitizer_bot.user_id, "join")
+    return phone, pc, room.room_id
+
+
+def jpeg_with_gps() -> bytes:
+    image = Image.new("RGB", (320, 240), (30, 120, 200))
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"  # Make
+    gps = {1: "N", 2: (35.0, 41.0, 22.0), 3: "E", 4: (139.0, 41.0, 30.0)}
+    exif[0x8825] = gps
+    out = io.BytesIO()
+    image.save(out, "JPEG", exif=exif)
+    return out.getvalue()
+
+
+async def post_file(client, room_id: str, data: bytes, name: str, mimetype: str, msgtype: str = "m.file") -> str:
+    uploaded, _ = await client.upload(io.BytesIO(data), content_type=mimetype, filename=name, filesize=len(data))
+    assert isinstance(uploaded, UploadResponse), uploaded
+    sent = await client.room_send(room_id, "m.room.message", {
+        "msgtype": msgtype, "body": name, "url": uploaded.content_uri, "info": {"mimetype": mimetype,
+                                                                               "size": len(data)}})
+    assert isinstance(sent, RoomSendResponse), sent
+    return sent.event_id
+
+
+def lgwan_url(nginx_front) -> str:
+    return f"http://{nginx_front.spec.lgwan_listen}"
+
+
+async def test_a_photo_from_a_phone_reaches_the_office_pc_only_as_a_sanitized_copy(staff, nginx_front,
+                                                                                   sanitizer_bot):
+    phone, pc, room = staff
+    original = jpeg_with_gps()
+    event_id = await post_file(phone, room, original, "現場写真.jpg", "image/jpeg", "m.image")
+    report, copy = await wait_replies(pc, room, event_id, count=2, sender=sanitizer_bot.user_id, timeout=60)
+    assert report["content"]["msgtype"] == "m.notice"
+    assert report["content"]["body"].startswith("無害化しました")
+    assert "位置情報" in report["content"]["body"]
+    assert copy["content"]["msgtype"] == "m.image"
+    # The office PC: the original waits for sanitization, the bot's copy opens.
+    original_mxc = next(e for e in await room_events(pc, room) if e["event_id"] == event_id)["content"]["url"]
+    status, _ = await download(lgwan_url(nginx_front), pc, original_mxc)
+    assert status == 403
+    status, body = await download(lgwan_url(nginx_front), pc, copy["content"]["url"])
+    assert status == 200
+    sanitized = Image.open(io.BytesIO(body))
+    assert sanitized.size == (320, 240)
+    assert not sanitized.getexif(), "EXIF (with GPS) must be gone"
+    assert b"PhoneMaker" not in body
+
+
+async def test_files_from_the_office_pc_are_left_alone(staff, sanitizer_bot):
+    phone, pc, room = staff
+    event_id = await post_file(pc, room, b"memo from the office\n", "memo.txt", "text/plain")
+    # a later file from the phone is answered: by then the PC's file has been seen and skipped
+    later = await post_file(phone, room, b"from the phone\n", "phone.txt", "text/plain")
+    await wait_replies(pc, room, later, count=2, sender=sanitizer_bot.user_id, timeout=60)
+    assert not [e for e in await room_events(pc, room)
+                if (e["content"].get("m.relates_to") or {}).get("m.in_reply_to", {}).get("event_id") == event_id]
+
+
+async def test_an_executable_named_pdf_is_refused_with_a_reason_and_nothing_delivered(staff, sanitizer_bot):
+    phone, pc, room = staff
+    fake = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00" + b"\x00" * 48 + b"PE\x00\x00" + b"\x00" * 200
+    event_id = await post_file(phone, room, fake, "請求書.pdf", "application/pdf")
+    (refusal,) = await wait_replies(pc, room, event_id, count=1, sender=sanitizer_bot.user_id, timeout=60)
+    body = refusal["content"]["body"]
+    assert body.startswith("このファイル（実行ファイル）はお渡しできません")
+    assert "代わりに" in body
+    time.sleep(1)
+    replies = [e for e in await room_events(pc, room) if e["sender"] == sanitizer_bot.user_id
+               and (e["content"].get("m.relates_to") or {}).get("m.in_reply_to", {}).get("event_id") == event_id]
+    assert [e["content"]["msgtype"] for e in replies] == ["m.notice"], "no file may follow a refusal"
+
+
+async def test_a_file_sent_in_a_dm_comes_back_sanitized_or_goes_to_the_chosen_room(homeserver, login, staff,
+                                                                                  sanitizer_bot):
+    phone, pc, room = staff
+    dm = await phone.room_create(is_direct=True, invite=[sanitizer_bot.user_id])
+    await wait_membership(phone, dm.room_id, sanitizer_bot.user_id, "join")
+    event_id = await post_file(phone, dm.room_id, "議事録\r\n1. 予算\r\n".encode("cp932"), "議事録.txt", "text/plain")
+    report, copy = await wait_replies(phone, dm.room_id, event_id, count=2, sender=sanitizer_bot.user_id,
+                                      timeout=60)
+    assert copy["content"]["body"] == "議事録.txt"
+    status, body = await download(homeserver.url("internet"), phone, copy["content"]["url"])
+    assert status == 200 and body.decode("utf-8").replace("\r\n", "\n") == "議事録\n1. 予算\n"
+
+    # A room the person is not in cannot be the target.
+    other = await (await login(homeserver.new_user("other"), "lgwan")).room_create(
+        name="人事課", invite=[sanitizer_bot.user_id])
+    await wait_membership(pc, room, sanitizer_bot.user_id, "join")
+    time.sleep(1)
+    assert "メンバーではない" in await ask(phone, dm.room_id, f"!送信先 {other.room_id}", sanitizer_bot.user_id)
+    assert "送信先をルーム「総務課」にしました" in await ask(phone, dm.room_id, f"!送信先 {room}",
+                                                          sanitizer_bot.user_id)
+    event_id = await post_file(phone, dm.room_id, b"second file\n", "second.txt", "text/plain")
+    (confirmation,) = await wait_replies(phone, dm.room_id, event_id, count=1, sender=sanitizer_bot.user_id,
+                                         timeout=60)
+    assert "「総務課」に届けました" in confirmation["content"]["body"]
+    delivered = [e for e in await room_events(pc, room) if e["sender"] == sanitizer_bot.user_id
+                 and e["content"].get("body") == "second.txt"]
+    assert len(delivered) == 1
+    assert "!送信先 解除" in await ask(phone, dm.room_id, "!送信先", sanitizer_bot.user_id)
+    assert "解除しました" in await ask(phone, dm.room_id, "!送信先 解除", sanitizer_bot.user_id)
+
+
+# --- the contractor upload page ---
+
+
+@pytest.fixture
+async def browser():
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        await chromium.close()
+
+
+def link_in(reply: str) -> str:
+    found = re.search(r"https?://\S+/upload/\S+", reply)
+    assert found, reply
+    return found.group(0)
+
+
+async def test_a_contractor_uploads_through_a_one_time_link_without_javascript(staff, sanitizer_bot, browser,
+                                                                              tmp_path):
+    phone, pc, room = staff
+    reply = await ask(pc, room, "!アップロードURL 1回 2MB", sanitizer_bot.user_id)
+    assert "1回限り" in reply and "2MB" in reply
+    url = link_in(reply)
+    (tmp_path / "見積書.csv").write_bytes("品目,金額\n机,=1+2\n".encode("cp932"))
+    context = await browser.new_context(java_script_enabled=False)
+    page = await context.new_page()
+    await page.goto(url)
+    assert await page.title() == "ファイルの送付"
+    await page.fill("input[name=name]", "山田 太郎")
+    await page.fill("input[name=org]", "株式会社サンプル建設")
+    await page.set_input_files("input[name=files]", str(tmp_path / "見積書.csv"))
+    await page.click("button[type=submit]")
+    await page.wait_for_selector("ul.results")
+    await page.screenshot(path=str(tmp_path / "upload-done.png"))
+    assert await page.title() == "送信しました"
+    assert "担当者に届けました" in await page.inner_text("ul.results")
+    # In the room: who sent it, then the sanitized file (formula neutralised).
+    header = await wait_for(pc, room, lambda e: "外部からのアップロード" in e["content"].get("body", ""))
+    assert "山田 太郎（株式会社サンプル建設）" in header["content"]["body"]
+    (report, copy) = await wait_replies(pc, room, header["event_id"], count=2, sender=sanitizer_bot.user_id)
+    assert copy["content"]["body"] == "見積書.csv"
+    status, body = await download(pc.homeserver, pc, copy["content"]["url"])
+    assert status == 200 and body.startswith(b"\xef\xbb\xbf") and "'=1+2" in body.decode("utf-8-sig")
+    # Single use: the same link now gets a clear page, not the form.
+    await page.goto(url)
+    assert "すでに使われています" in await page.inner_text("main")
+    # A forged token and a cut-off link: a clear page too.
+    response = await page.goto(url[:-5] + "AAAAA")
+    assert response.status == 404 and "正しくありません" in await page.inner_text("main")
+    response = await page.goto(url.rsplit("/", 1)[0] + "/short")
+    assert response.status == 404
+    await context.close()
+
+
+async def test_with_javascript_the_page_shows_progress_and_checks_sizes_before_sending(staff, sanitizer_bot,
+                                                                                       browser, tmp_path):
+    phone, pc, room = staff
+    url = link_in(await ask(pc, room, "!アップロードURL 複数 1MB 24時間", sanitizer_bot.user_id))
+    (tmp_path / "big.txt").write_bytes(b"x" * (1024 * 1024 + 10))
+    (tmp_path / "small.txt").write_bytes("連絡事項\n".encode())
+    page = await browser.new_page()
+    requests: list = []
+    page.on("request", lambda r: requests.append((r.method, r.resource_type)))
+    await page.goto(url + "?lang=ja")
+    await page.fill("input[name=name]", "佐藤")
+    await page.set_input_files("input[name=files]", str(tmp_path / "big.txt"))
+    await page.click("button[type=submit]")
+    await page.wait_for_selector("#client-problem:not([hidden])")
+    assert "大きすぎます" in await page.inner_text("#client-problem")
+    assert ("POST", "xhr") not in requests and ("POST", "document") not in requests
+    await page.set_input_files("input[name=files]", str(tmp_path / "small.txt"))
+    await page.click("button[type=submit]")
+    await page.wait_for_selector("ul.results")
+    assert ("POST", "xhr") in requests
+    # a link for many uses still opens after a submission
+    await page.goto(url)
+    assert await page.title() == "ファイルの送付"
+    await page.close()
+
+
+async def test_expired_and_revoked_links_and_who_may_make_them(homeserver, login, staff, sanitizer_bot, browser):
+    phone, pc, room = staff
+    url = link_in(await ask(pc, room, "!アップロードURL", sanitizer_bot.user_id))
+    numbers = re.findall(r"#(\d+)", await ask(pc, room, "!アップロードURL一覧", sanitizer_bot.user_id))
+    number = int(numbers[-1])
+    assert "取り消しました" in await ask(pc, room, f"!アップロードURL取消 {number}", sanitizer_bot.user_id)
+    page = await browser.new_page()
+    response = await page.goto(url)
+    assert response.status == 410 and "取り消されています" in await page.inner_text("main")
+    # Time passing: the link's expiry moved into the past in the bot's own database.
+    url = link_in(await ask(pc, room, "!アップロードURL", sanitizer_bot.user_id))
+    assert sanitizer_bot.execute("UPDATE sanitizer_upload_links SET expires_ts = 1 WHERE room_id = ?"
+                                 " AND revoked = 0 AND uses = 0", room) == 1
+    response = await page.goto(url)
+    assert response.status == 410 and "有効期限が切れています" in await page.inner_text("main")
+    await page.close()
+    # Terms not understood get the reason and an example.
+    reply = await ask(pc, room, "!アップロードURL 3ヶ月", sanitizer_bot.user_id)
+    assert "「3ヶ月」が分かりません" in reply
+    # Only power level >= 50 (min_power_level of this bot) may make or revoke links.
+    colleague = await login(homeserver.new_user("kakari"), "lgwan")
+    await pc.room_invite(room, colleague.user_id)
+    await colleague.join(room)
+    await asyncio.sleep(1)  # the bot sees the new member's power level (the default: 0)
+    assert "権限レベル 50 以上" in await ask(colleague, room, "!アップロードURL", sanitizer_bot.user_id)
+    assert "権限レベル 50 以上" in await ask(colleague, room, f"!アップロードURL取消 {number}",
+                                        sanitizer_bot.user_id)
+
+
+async def wait_for(client, room_id: str, wanted, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for event in await room_events(client, room_id):
+            if event.get("type") == "m.room.message" and wanted(event):
+                return event
+        await asyncio.sleep(0.3)
+    raise AssertionError("no such event")
+
+
+async def test_the_upload_page_answers_bad_requests_with_pages_not_stack_traces(staff, sanitizer_bot,
+                                                                               nginx_front):
+    import urllib.error
+    import urllib.request
+
+    phone, pc, room = staff
+    url = link_in(await ask(pc, room, "!アップロードURL", sanitizer_bot.user_id))
+    # not a multipart form
+    request = urllib.request.Request(url, data=b"garbage", method="POST",
+                                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+    with pytest.raises(urllib.error.HTTPError) as bad:
+        urllib.request.urlopen(request, timeout=30)
+    page = bad.value.read().decode()
+    assert bad.value.code == 400 and "送信の形式が正しくありません" in page and "Traceback" not in page
+    # a body larger than the link allows, announced up front
+    big = b"--b\r\nContent-Disposition: form-data; name=\"files\"; filename=\"a.txt\"\r\n\r\n" + b"x" * (6 << 20)
+    request = urllib.request.Request(url, data=big + b"\r\n--b--\r\n", method="POST",
+                                     headers={"Content-Type": "multipart/form-data; boundary=b"})
+    with pytest.raises(urllib.error.HTTPError) as large:
+        urllib.request.urlopen(request, timeout=30)
+    assert large.value.code == 413
+    # the link was not used up by either
+    with urllib.request.urlopen(url, timeout=30) as response:
+        assert response.status == 200 and "ファイルの送付" in response.read().decode()
