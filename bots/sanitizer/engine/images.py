@@ -22,6 +22,8 @@ MAX_JOBS = 100
 CPU_S_PER_JOB = 10
 MIMETYPES = {"JPEG": "image/jpeg", "PNG": "image/png"}
 EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png"}
+#: formats delivered as PNG (named in the report)
+CONVERTED = ("GIF", "WEBP", "BMP", "TIFF")
 #: what the worker may say it found -> message (anything else it says is ignored)
 FOUND = {"exif": "sanitizer.removed.exif", "gps": "sanitizer.removed.gps", "xmp": "sanitizer.removed.xmp",
          "icc": "sanitizer.removed.icc", "iptc": "sanitizer.removed.iptc", "text": "sanitizer.removed.image_text"}
@@ -36,14 +38,15 @@ def _pool(job: Job) -> WorkerPool:
 
 def _notes(answer: dict) -> tuple[tuple[Note, ...], tuple[Note, ...]]:
     removed = [Note(FOUND[name]) for name in answer["found"] if name in FOUND]
+    trailing, frames = int(answer["trailing"]), int(answer["frames"])
     if answer["appended_zip"]:
-        removed.append(Note("sanitizer.removed.appended_zip", {"bytes": answer["trailing"]}))
-    elif answer["trailing"]:
-        removed.append(Note("sanitizer.removed.trailing_data", {"bytes": answer["trailing"]}))
+        removed.append(Note("sanitizer.removed.appended_zip", {"bytes": trailing}))
+    elif trailing:
+        removed.append(Note("sanitizer.removed.trailing_data", {"bytes": trailing}))
     limitations = []
-    if answer["frames"] > 1:
-        limitations.append(Note("sanitizer.limit.first_frame_only", {"frames": answer["frames"]}))
-    if answer["format"] != answer["source"] and answer["source"] != "MPO":
+    if frames > 1:
+        limitations.append(Note("sanitizer.limit.first_frame_only", {"frames": frames}))
+    if answer["format"] != answer["source"] and answer["source"] in CONVERTED:
         limitations.append(Note("sanitizer.limit.converted_to_png", {"source": answer["source"]}))
     return tuple(removed), tuple(limitations)
 

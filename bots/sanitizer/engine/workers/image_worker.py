@@ -28,6 +28,9 @@ FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
 warnings.simplefilter("error", Image.DecompressionBombWarning)
 
 MAX_PAYLOAD = 2048 * 1024 * 1024
+GPS_IFD = 0x8825
+#: Exif IFD, ImageDescription, Make, Model, Software, DateTime, Artist, HostComputer, Copyright
+TIFF_PERSONAL_TAGS = (0x8769, 0x010E, 0x010F, 0x0110, 0x0131, 0x0132, 0x013B, 0x013C, 0x8298)
 
 
 def _png_end(data):
@@ -112,10 +115,11 @@ def _metadata(im):
     """Names of what the original carries besides pixels (all of it is left behind)."""
     found = []
     exif = im.getexif()
-    if exif:
+    # a TIFF's own tags read as EXIF: only camera, author and capture tags count there
+    if exif and (im.format != "TIFF" or any(tag in exif for tag in TIFF_PERSONAL_TAGS)):
         found.append("exif")
-        if exif.get_ifd(0x8825) or 0x8825 in exif:
-            found.append("gps")
+    if exif.get_ifd(GPS_IFD) or GPS_IFD in exif:
+        found.append("gps")
     info = im.info
     if "xmp" in info or "XML:com.adobe.xmp" in info:
         found.append("xmp")
