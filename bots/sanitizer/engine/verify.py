@@ -19,20 +19,30 @@ FORBIDDEN_PDF_NAMES = ("/JavaScript", "/JS", "/OpenAction", "/AA", "/Launch", "/
 
 
 def pdf_active_content(data: bytes) -> list[str]:
-    """Forbidden names found anywhere in the PDF (every object, every dictionary key)."""
+    """Forbidden names found anywhere in the PDF (every object, every dictionary key, nested ones too)."""
     found: set[str] = set()
     with pikepdf.open(io.BytesIO(data)) as pdf:
-        for obj in pdf.objects:
-            if isinstance(obj, (pikepdf.Dictionary, pikepdf.Stream)):
-                for key in obj.keys():
-                    if key in FORBIDDEN_PDF_NAMES:
-                        found.add(key)
-                if isinstance(obj, pikepdf.Dictionary) and obj.get("/S") in FORBIDDEN_PDF_NAMES:
-                    found.add(str(obj.get("/S")))
-        for key in pdf.Root.keys():
+        for obj in [*pdf.objects, pdf.trailer]:
+            _scan(obj, found)
+    return sorted(found)
+
+
+def _scan(obj: pikepdf.Object, found: set[str]) -> None:
+    """One object and what it holds directly (indirect ones are scanned on their own)."""
+    if isinstance(obj, (pikepdf.Dictionary, pikepdf.Stream)):
+        for key in obj.keys():
             if key in FORBIDDEN_PDF_NAMES:
                 found.add(key)
-    return sorted(found)
+            value = obj.get(key)
+            if isinstance(value, (pikepdf.Dictionary, pikepdf.Array)) and not value.is_indirect:
+                _scan(value, found)
+        action = obj.get("/S")
+        if isinstance(action, pikepdf.Name) and str(action) in FORBIDDEN_PDF_NAMES:
+            found.add(str(action))
+    elif isinstance(obj, pikepdf.Array):
+        for item in obj:
+            if isinstance(item, (pikepdf.Dictionary, pikepdf.Array)) and not item.is_indirect:
+                _scan(item, found)
 
 
 def verify(output: Output) -> None:

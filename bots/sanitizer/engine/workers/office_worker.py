@@ -62,8 +62,15 @@ class Converter:
     def __init__(self):
         self.process, self.desktop = start_office()
 
+    def alive(self):
+        try:
+            self.desktop.getFrames()  # a round trip to soffice.bin (oosplash may outlive it)
+            return self.process.poll() is None
+        except Exception:
+            return False
+
     def convert(self, header, payload):
-        if self.process.poll() is not None:
+        if not self.alive():
             return {"error": RENDERER_GONE, "worker_ok": False}, b""
         import uno
         os.makedirs(WORK, exist_ok=True)

@@ -26,6 +26,25 @@ def _destination(obj, key):
     return key == "/OpenAction" and isinstance(obj.get(key), pikepdf.Array)
 
 
+def _scan(obj, found):
+    """One object and what it holds directly (indirect objects are scanned on their own)."""
+    if isinstance(obj, (pikepdf.Dictionary, pikepdf.Stream)):
+        for key in obj.keys():
+            if key in ACTIVE and not _destination(obj, key):
+                found.add(ACTIVE[key])
+            value = obj.get(key)
+            if isinstance(value, (pikepdf.Dictionary, pikepdf.Array)) and not value.is_indirect:
+                _scan(value, found)
+        for key in ("/S", "/Subtype"):
+            value = obj.get(key)
+            if isinstance(value, pikepdf.Name) and str(value) in ACTIVE:
+                found.add(ACTIVE[str(value)])
+    elif isinstance(obj, pikepdf.Array):
+        for item in obj:
+            if isinstance(item, (pikepdf.Dictionary, pikepdf.Array)) and not item.is_indirect:
+                _scan(item, found)
+
+
 def probe(path):
     try:
         pdf = pikepdf.open(path)
@@ -33,14 +52,8 @@ def probe(path):
         return {"password": True}
     found = set()
     with pdf:
-        for obj in pdf.objects:
-            if isinstance(obj, (pikepdf.Dictionary, pikepdf.Stream)):
-                found.update(ACTIVE[k] for k in obj.keys() if k in ACTIVE and not _destination(obj, k))
-                for key in ("/S", "/Subtype"):
-                    value = obj.get(key)
-                    if isinstance(value, pikepdf.Name) and str(value) in ACTIVE:
-                        found.add(ACTIVE[str(value)])
-        found.update(ACTIVE[k] for k in pdf.Root.keys() if k in ACTIVE and not _destination(pdf.Root, k))
+        for obj in [*pdf.objects, pdf.trailer]:
+            _scan(obj, found)
         widest = tallest = 0.0
         for page in pdf.pages:
             box = [float(v) for v in page.cropbox]
