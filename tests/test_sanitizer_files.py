@@ -128,6 +128,13 @@ async def test_animated_gif_keeps_its_first_frame_and_says_so(engine):
     assert [n.params for n in result.limitations if n.key == "sanitizer.limit.first_frame_only"] == [{"frames": 3}]
 
 
+async def test_16_bit_grey_png_keeps_its_tones(engine):
+    grey16 = Image.linear_gradient("L").resize((64, 64)).point(lambda v: v * 257, "I").convert("I;16")
+    out = Image.open(io.BytesIO(only_output(await engine.sanitize(encode(grey16, "PNG"), "scan16.png"))))
+    low, high = out.getextrema()
+    assert out.mode == "L" and low < 10 and high > 245  # not clipped to white
+
+
 async def test_broken_image_is_refused_with_an_image_reason(engine):
     result = await engine.sanitize(encode(photo(64, 64), "PNG")[:300], "cut.png")
     assert not result.ok and result.reason.key == "sanitizer.refused.image_broken"

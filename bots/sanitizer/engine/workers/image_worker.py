@@ -3,7 +3,7 @@ pixels alone out (JPEG stays JPEG, everything else becomes PNG), plus what was f
 
 Request header: ``{"max_pixels": N}``. Answer: ``{"format", "width", "height", "found": [...],
 "trailing": bytes after the image's end, "appended_zip": bool, "frames": n}`` and the new image; or
-``{"refused": "image_too_large", "width", "height"}``. A file Pillow cannot read raises ValueError
+``{"refused": "image_too_large"}``. A file Pillow cannot read raises ValueError
 (bad file, worker fine); anything stranger ends the worker and a fresh one serves the next file.
 """
 
@@ -136,9 +136,11 @@ def _metadata(im):
 def _pixels_only(im):
     """A new image holding the (upright) pixels and nothing else."""
     ImageOps.exif_transpose(im, in_place=True)
+    if im.mode.startswith("I;16") or (im.mode == "I" and im.getextrema()[1] > 255):
+        im = im.convert("I").point(lambda v: v * (1 / 257))  # 16-bit grey: scaled, not clipped to white
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
         mode = "RGBA"
-    elif im.mode in ("1", "L", "I;16", "I;16B", "I;16L", "I", "F"):
+    elif im.mode in ("1", "L", "I", "F"):
         mode = "L"
     else:
         mode = "RGB"
@@ -158,7 +160,7 @@ def handle(header, payload):
         raise ValueError(f"unreadable image: {e}") from None
     width, height = im.size
     if width * height > max_pixels:  # frames of GIF/WebP/TIFF may not pass through Pillow's own check
-        return {"refused": "image_too_large", "width": width, "height": height}, b""
+        return {"refused": "image_too_large"}, b""
     source = im.format  # a camera's MPO is a JPEG followed by more JPEGs: Pillow names it MPO
     try:
         frames = getattr(im, "n_frames", 1)
@@ -166,7 +168,7 @@ def handle(header, payload):
         found = _metadata(im)
         clean = _pixels_only(im)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        return {"refused": "image_too_large", "width": width, "height": height}, b""
+        return {"refused": "image_too_large"}, b""
     except (OSError, SyntaxError, ValueError, struct.error, EOFError) as e:
         raise ValueError(f"undecodable image: {e}") from None
     out = io.BytesIO()
