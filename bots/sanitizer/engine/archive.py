@@ -32,7 +32,7 @@ import attrs
 
 from lgwan_chat.i18n import t
 
-from .filenames import clean, output_name
+from .filenames import RESERVED, clean, output_name
 from .result import Note, Output, Product, Refusal, Result
 
 if TYPE_CHECKING:
@@ -103,17 +103,21 @@ def safe_parts(name: str) -> list[str] | None:
     if any(part.strip() == ".." for part in parts):
         return None
     cleaned = [c for c in (clean(part) for part in parts) if c]
+    # a folder called CON or aux.txt cannot be made on Windows (file names get this from output_name)
+    cleaned[:-1] = ["_" + c if c.split(".")[0].upper() in RESERVED else c for c in cleaned[:-1]]
     return cleaned or None
 
 
 def is_special(info: zipfile.ZipInfo) -> bool:
     """A symbolic link, device, FIFO...: anything with a Unix mode that is not a file or folder."""
-    kind = stat.S_IFMT(info.external_attr >> 16)  # 0 when the archiver wrote no type (most do not)
+    kind = stat.S_IFMT(info.external_attr >> 16)  # 0 when the archiver wrote no Unix mode (Windows)
     return kind not in (0, stat.S_IFREG, stat.S_IFDIR)
 
 
-def read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: _Budget, max_ratio: int) -> bytes:
+def read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: _Budget, max_ratio: int,
+                archive_size: int) -> bytes:
     """The member's bytes, counted as they come out: the sizes in its header are not trusted."""
+    compressed = max(1, min(info.compress_size, archive_size))  # a header may claim more than there is
     chunks = []
     size = 0
     with archive.open(info) as f:
@@ -122,7 +126,7 @@ def read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: _Budget
             budget.bytes_left -= len(chunk)
             if budget.bytes_left < 0:
                 raise _Exceeded("bytes")
-            if size > RATIO_FLOOR and size > max_ratio * max(info.compress_size, 1):
+            if size > RATIO_FLOOR and size > max_ratio * compressed:
                 raise _Exceeded("ratio")
             chunks.append(chunk)
     return b"".join(chunks)
@@ -224,7 +228,7 @@ async def _sanitize(job: Job, budget: _Budget) -> Product:
             done.append(_Done(shown(name), reason=Note("sanitizer.member.link")))
             continue
         try:
-            data = await asyncio.to_thread(read_member, archive, info, budget, limits.max_ratio)
+            data = await asyncio.to_thread(read_member, archive, info, budget, limits.max_ratio, len(job.data))
         except _Exceeded as e:
             raise _exceeded(job, str(e)) from None
         except NotImplementedError:
