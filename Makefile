@@ -8,7 +8,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench bench-read-status system-deps venv clean-demo
+.PHONY: demo test bench bench-read-status bench-sanitize system-deps venv clean-demo
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ bench: system-deps $(STAMP)
 # Read status latency in a room of 5,000 members and 10,000 events (about 15 minutes a backend).
 bench-read-status: system-deps $(STAMP)
 	$(PY) bench/read_status.py $(BENCH_ARGS)
+
+# File sanitization: seconds per file and page, memory, LibreOffice cold and warm (about a minute).
+bench-sanitize: system-deps $(STAMP)
+	$(PY) bench/sanitize.py $(BENCH_ARGS)
 
 # Forget the demo deployment (accounts, rooms, messages) to start from scratch.
 clean-demo:

@@ -89,7 +89,7 @@ def docx(body: str = "", *, main_type: str = DOCX_MAIN, document_rels: tuple = (
 
 def japanese_docx(pages: int = 1) -> bytes:
     """Japanese text in a Japanese font Office names (ＭＳ 明朝): rendered with Noto CJK as fallback."""
-    per_page = 14  # paragraphs of ~2.5 lines at 11 pt fill an A4 page
+    per_page = 15  # paragraphs of ~2.5 lines at 11 pt: 20 pages of A4 for pages=20 (LibreOffice 7.4, Noto CJK)
     body = "".join(paragraph(f"第{i + 1}項　{JAPANESE}") for i in range(pages * per_page))
     return docx(body)
 

@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""File sanitization speed and memory through the real engine (sandbox, warm LibreOffice).
+
+Generates (no downloads) a 12 MP JPEG, a 10-page PDF, a 20-page Japanese docx, a 5,000-row xlsx and a
+zip of 100 files; sanitizes each ``--runs`` times with the default policies (150 dpi) and prints a
+Markdown table: seconds per file (first run and median), per page, and peak memory.
+
+Memory: ``engine`` is this process's peak RSS (ru_maxrss: it rebuilds the PDFs from the pixels).
+``renderers`` is the peak of the summed RSS of every process below this one (bwrap, pdftoppm, the
+probe, the image worker, LibreOffice's workers and soffice.bin), sampled from /proc every 20 ms while
+the file is sanitized, less what they held just before it (the idle warm workers, shown on their
+own). RUSAGE_CHILDREN would miss them: warm workers are not reaped between files, and soffice.bin is
+a grandchild in the sandbox's PID namespace. LibreOffice's cold start (a fresh sandbox and profile)
+is reported on its own.
+Targets on a 2-core machine: JPEG <= 0.5 s, PDF <= 0.5 s a page, warm Office conversion of 20 pages
+<= 3 s.
+
+    make bench-sanitize
+    .venv/bin/python bench/sanitize.py --runs 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import resource
+import statistics
+import sys
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+import corpus_documents as corpus  # noqa: E402
+from bench.common import machine, run  # noqa: E402
+from bots.sanitizer.engine import Policies, Sanitizer, office  # noqa: E402
+
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+def photo_jpeg() -> bytes:
+    """4000x3000 (12 MP) with noise and shapes, so that it compresses like a photo, not like a flat color."""
+    noise = Image.effect_noise((4000, 3000), 40)
+    image = Image.merge("RGB", (noise, noise.rotate(90, expand=False), noise.transpose(Image.Transpose.FLIP_LEFT_RIGHT)))
+    draw = ImageDraw.Draw(image)
+    for i in range(0, 4000, 250):
+        draw.ellipse((i, i % 3000, i + 400, (i % 3000) + 300), fill=(i % 255, 120, 200))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90, exif=Image.Exif())
+    return buffer.getvalue()
+
+
+def hundred_file_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        for i in range(100):
+            if i % 4 == 0:
+                small = Image.new("RGB", (320, 240), (i * 2, 100, 150))
+                image = io.BytesIO()
+                small.save(image, "PNG")
+                z.writestr(f"写真/{i:03d}.png", image.getvalue())
+            elif i % 4 == 1:
+                z.writestr(f"表/{i:03d}.csv", "番号,金額\n" + "".join(f"{n},{n * 10}\n" for n in range(50)))
+            else:
+                z.writestr(f"メモ/{i:03d}.txt", f"議事録 {i}\n" + "本日の議題について確認しました。\n" * 20)
+    return buffer.getvalue()
+
+
+def _descendants_rss(root: int) -> int:
+    """Summed RSS (bytes) of every process below ``root``."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(stat[1]), []).append(int(entry))
+        rss[int(entry)] = int(stat[21]) * PAGE_SIZE
+    total, todo = 0, [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            total += rss.get(child, 0)
+            todo.append(child)
+    return total
+
+
+class PeakSampler:
+    """Peak summed RSS of this process's descendants while in the ``with`` block."""
+
+    def __init__(self, interval: float = 0.02):
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+
+    def __enter__(self) -> "PeakSampler":
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _descendants_rss(os.getpid()))
+            self._stop.wait(self.interval)
+
+
+async def main(args: argparse.Namespace) -> dict:
+    print(f"# Sanitization benchmark\n\n{machine()}\n", flush=True)
+    files = [
+        ("12 MP JPEG", "写真.jpg", photo_jpeg()),
+        ("10-page PDF", "資料.pdf", corpus.text_pdf(10)),
+        ("20-page docx (Japanese)", "申請案内.docx", corpus.japanese_docx(20)),
+        ("5,000-row xlsx", "台帳.xlsx", corpus.ledger_xlsx(5000)),
+        ("100-file zip", "提出書類.zip", hundred_file_zip()),
+    ]
+    summary: dict = {"machine": machine(), "dpi": Policies().dpi, "files": []}
+    async with Sanitizer(Policies()) as engine:
+        started = time.perf_counter()
+        await engine.warm()
+        summary["libreoffice_cold_start_s"] = round(time.perf_counter() - started, 2)
+        summary["libreoffice_idle_rss_mb"] = round(_descendants_rss(os.getpid()) / 2 ** 20)
+        print(f"LibreOffice cold start (sandbox, fresh profile, {engine.policies.concurrency} workers): "
+              f"{summary['libreoffice_cold_start_s']} s, idle RSS {summary['libreoffice_idle_rss_mb']} MB\n", flush=True)
+
+        rows = []
+        for label, name, data in files:
+            times, peak, result = [], 0, None
+            for _ in range(args.runs):
+                idle = _descendants_rss(os.getpid())
+                with PeakSampler() as sampler:
+                    started = time.perf_counter()
+                    result = await engine.sanitize(data, name)
+                    times.append(time.perf_counter() - started)
+                peak = max(peak, sampler.peak - idle)
+            assert result is not None
+            pages = result.pages or 0
+            median = statistics.median(times)
+            row = {"file": label, "size_kb": round(len(data) / 1024), "verdict": result.verdict,
+                   "report": result.report("en"), "pages": pages, "first_s": round(times[0], 2),
+                   "median_s": round(median, 2), "per_page_s": round(median / pages, 3) if pages else None,
+                   "renderers_peak_mb": round(peak / 2 ** 20),
+                   "output_kb": round(sum(len(o.data) for o in result.outputs) / 1024)}
+            rows.append(row)
+            print(f"  {label}: {row['median_s']} s ({result.verdict})", flush=True)
+
+        # LibreOffice alone on the 20-page docx (the conversion, without the rasterization after it)
+        docx = next(data for label, _, data in files if "docx" in label)
+        async with office._pool(engine).worker() as worker:
+            conversions = []
+            for _ in range(args.runs):
+                started = time.perf_counter()
+                await worker.call({"ext": "docx"}, docx, 120)
+                conversions.append(time.perf_counter() - started)
+        summary["libreoffice_docx20_conversion_s"] = round(statistics.median(conversions), 2)
+        summary["libreoffice_processes_started"] = office._pool(engine).started
+
+    summary["engine_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    summary["files"] = rows
+    print("\n| file | size | result | pages | first run | median | per page | renderers' peak RSS above idle | output |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        per_page = f"{r['per_page_s']:.3f} s" if r["per_page_s"] is not None else "-"
+        print(f"| {r['file']} | {r['size_kb']:,} KB | {r['verdict']} | {r['pages'] or '-'} | {r['first_s']:.2f} s "
+              f"| {r['median_s']:.2f} s | {per_page} | {r['renderers_peak_mb']} MB | {r['output_kb']:,} KB |")
+    print(f"\nLibreOffice: cold start {summary['libreoffice_cold_start_s']} s; warm conversion of the 20-page docx "
+          f"to PDF alone {summary['libreoffice_docx20_conversion_s']} s (median of {args.runs}); "
+          f"processes started in the whole run: {summary['libreoffice_processes_started']}.")
+    print(f"Engine process peak RSS (ru_maxrss): {summary['engine_peak_rss_mb']} MB. Runs per file: {args.runs}, "
+          f"{summary['dpi']} dpi.")
+    for r in rows:
+        print(f"- {r['file']}: {r['report']}")
+    return summary
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3, help="sanitizations of each file (first and median shown)")
+    run(main, parser)
