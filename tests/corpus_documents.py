@@ -268,3 +268,44 @@ def encrypted_docx() -> bytes:
     out = io.BytesIO()
     msoffcrypto.format.ooxml.OOXMLFile(plain).encrypt("secret", out)
     return out.getvalue()
+
+
+ODF_TEXT = "application/vnd.oasis.opendocument.text"
+
+
+def odt(text: str = "ODF本文", *, macros: bool = False, encrypted: bool = False) -> bytes:
+    """An OpenDocument text; ``macros`` adds a Basic library run on open, ``encrypted`` marks content.xml
+    as encrypted the way LibreOffice's manifest does."""
+    content = ('<?xml version="1.0" encoding="UTF-8"?><office:document-content '
+               'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+               'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.2">'
+               f'<office:body><office:text><text:p>{escape(text)}</text:p></office:text></office:body>'
+               '</office:document-content>')
+    m = "urn:oasis:names:tc:opendocument:xmlns:manifest:1.0"
+    entries = [f'<manifest:file-entry manifest:full-path="/" manifest:media-type="{ODF_TEXT}"/>',
+               '<manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml">'
+               + ('<manifest:encryption-data manifest:checksum-type="SHA1/1K" manifest:checksum="AAAA">'
+                  '<manifest:algorithm manifest:algorithm-name="Blowfish CFB" manifest:initialisation-vector="AAAA"/>'
+                  '</manifest:encryption-data>' if encrypted else "") + '</manifest:file-entry>']
+    parts = {"content.xml": content}
+    if macros:
+        parts["Basic/script-lc.xml"] = ('<?xml version="1.0" encoding="UTF-8"?><library:libraries '
+                                        'xmlns:library="http://openoffice.org/2000/library"/>')
+        parts["Basic/Standard/Module1.xml"] = ('<?xml version="1.0" encoding="UTF-8"?><script:module '
+                                               'xmlns:script="http://openoffice.org/2000/script" script:name="Module1" '
+                                               'script:language="StarBasic">Sub Main\nShell("calc")\nEnd Sub'
+                                               '</script:module>')
+        entries += [f'<manifest:file-entry manifest:full-path="{p}" manifest:media-type="text/xml"/>'
+                    for p in ("Basic/script-lc.xml", "Basic/Standard/Module1.xml")]
+    parts["META-INF/manifest.xml"] = (f'<?xml version="1.0" encoding="UTF-8"?><manifest:manifest xmlns:manifest="{m}" '
+                                      f'manifest:version="1.2">{"".join(entries)}</manifest:manifest>')
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("mimetype", ODF_TEXT, compress_type=zipfile.ZIP_STORED)
+        for name, data in parts.items():
+            z.writestr(name, data)
+    return buffer.getvalue()
+
+
+def rtf(text: str = "RTF-VISIBLE") -> bytes:
+    return ("{\\rtf1\\ansi\\deff0{\\fonttbl{\\f0 Times New Roman;}}\\f0\\fs24 " + text + "\\par}").encode()

@@ -224,6 +224,32 @@ async def test_ooxml_is_recognised_whatever_the_order_of_its_members(engine):
     assert detect(buffer.getvalue()).kind == "office"
 
 
+async def test_odf_macro_library_is_removed_and_encrypted_odf_refused(engine):
+    result = await rasterized(engine, corpus.odt("ODF-VISIBLE", macros=True), "議事録.odt")
+    assert "macros" in removed(result)
+    assert "ODF-VISIBLE" in result.outputs[1].data.decode()
+
+    result = await engine.sanitize(corpus.odt(encrypted=True), "秘密.odt")
+    assert result.reason.key == "sanitizer.refused.encrypted" and not result.outputs
+
+
+async def test_rtf_and_legacy_word_are_rasterized_also_under_strip_active(engine, stripping, tmp_path):
+    # a .doc as LibreOffice writes one (no Word here to write one with macros)
+    (tmp_path / "legacy.docx").write_bytes(corpus.docx(corpus.paragraph("LEGACY-VISIBLE")))
+    subprocess.run(["soffice", f"-env:UserInstallation=file://{tmp_path}/profile", "--headless", "--convert-to", "doc",
+                    "--outdir", str(tmp_path), str(tmp_path / "legacy.docx")], check=True, capture_output=True,
+                   timeout=120)
+    doc = (tmp_path / "legacy.doc").read_bytes()
+    assert detect(doc).mime == "application/msword"
+    for data, name, text in ((doc, "古い.doc", "LEGACY-VISIBLE"), (corpus.rtf(), "文書.rtf", "RTF-VISIBLE")):
+        result = await rasterized(engine, data, name)
+        assert text in result.outputs[1].data.decode()
+        # strip-active cannot rewrite these formats: they are rasterized, and the person is told
+        result = await stripping.sanitize(data, name)
+        assert result.ok and result.outputs[0].mimetype == "application/pdf", result.report("en")
+        assert "sanitizer.limit.rasterized_instead" in {n.key for n in result.limitations}
+
+
 # --- PDF threats ---
 
 async def test_pdf_scripts_actions_and_attachments_are_gone_but_the_text_is_visible(engine):
@@ -280,6 +306,24 @@ async def test_page_cap_and_timeout_refuse(tmp_path):
     async with Sanitizer(Policies(timeout_s=1), runtime_dir=tmp_path / "slow") as hurried:
         result = await hurried.sanitize(corpus.text_pdf(200), "大量.pdf")
     assert result.reason.key == "sanitizer.refused.timeout" and not result.outputs
+
+
+async def test_office_timeout_refuses_and_replaces_libreoffice(tmp_path):
+    async with Sanitizer(Policies(timeout_s=1, concurrency=1), runtime_dir=tmp_path) as hurried:
+        await hurried.warm()
+        result = await hurried.sanitize(corpus.japanese_docx(pages=300), "長文.docx")  # ~2 s in LibreOffice alone
+        assert result.reason.key == "sanitizer.refused.timeout" and not result.outputs
+        hurried.policies = Policies(concurrency=1)
+        result = await hurried.sanitize(corpus.docx(), "next.docx")
+        assert result.ok, result.report("en")
+        assert office._pool(hurried).started == 2  # the one that timed out was not reused
+
+
+async def test_office_page_cap_refuses(tmp_path):
+    async with Sanitizer(Policies(max_pages=2, concurrency=1), runtime_dir=tmp_path) as capped:
+        result = await capped.sanitize(corpus.japanese_docx(pages=4), "長い.docx")
+    assert result.reason.key == "sanitizer.refused.over_page_limit" and not result.outputs
+    assert "上限（2ページ）" in result.report("ja")
 
 
 # --- LibreOffice's life ---

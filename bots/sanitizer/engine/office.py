@@ -83,7 +83,7 @@ async def sanitize(job) -> Product:
         raise Refusal("sanitizer.refused.broken", "sanitizer.instead.pdf")
     limitations = (Note("sanitizer.limit.rasterized_instead"),) if job.policy == "strip-active" else ()
     converted = await _convert(job, data, extension)
-    return await pdf.rasterize(job, converted, removed=_notes(removed), limitations=limitations)
+    return await pdf.rasterize(job, converted, removed=_notes(removed), limitations=limitations, complete=False)
 
 
 def _notes(removed: set[str]) -> tuple[Note, ...]:

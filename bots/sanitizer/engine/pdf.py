@@ -56,8 +56,12 @@ async def sanitize(job) -> Product:
     return await rasterize(job, job.data)
 
 
-async def rasterize(job, pdf: bytes, *, removed: Iterable[Note] = (), limitations: Iterable[Note] = ()) -> Product:
-    """The image PDF of ``pdf`` (and its text as a .txt when the policy asks), for ``job``."""
+async def rasterize(job, pdf: bytes, *, removed: Iterable[Note] = (), limitations: Iterable[Note] = (),
+                    complete: bool = True) -> Product:
+    """The image PDF of ``pdf`` (and its text as a .txt when the policy asks), for ``job``.
+
+    ``complete=False``: ``pdf`` holds only the first pages of a longer document (LibreOffice is asked
+    for one page over the cap), so its page count is not the document's."""
     workdir = job.workdir / "pdf"
     (workdir / "out").mkdir(parents=True)
     (workdir / "in.pdf").write_bytes(pdf)
@@ -67,6 +71,8 @@ async def rasterize(job, pdf: bytes, *, removed: Iterable[Note] = (), limitation
     pages = int(info["pages"])
     if pages < 1:
         raise Refusal("sanitizer.refused.empty")
+    if pages > job.policies.max_pages and not complete:
+        raise Refusal("sanitizer.refused.over_page_limit", "sanitizer.instead.smaller", limit=job.policies.max_pages)
     if pages > job.policies.max_pages:
         raise Refusal("sanitizer.refused.too_many_pages", "sanitizer.instead.smaller",
                       pages=pages, limit=job.policies.max_pages)
