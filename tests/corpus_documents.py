@@ -309,3 +309,27 @@ def odt(text: str = "ODF本文", *, macros: bool = False, encrypted: bool = Fals
 
 def rtf(text: str = "RTF-VISIBLE") -> bytes:
     return ("{\\rtf1\\ansi\\deff0{\\fonttbl{\\f0 Times New Roman;}}\\f0\\fs24 " + text + "\\par}").encode()
+
+
+def docx_disguised_vba() -> bytes:
+    """VBA under an image's name and type: Word finds it by the relationship's type alone."""
+    vba = OLE_MAGIC + b"\x00" * 504 + b"Attribute VB_Name = \"ThisDocument\""
+    return docx(paragraph("偽装マクロ"), main_type=DOCM_MAIN,
+                document_rels=(("rIdV", f"{MSR}/vbaProject", "media/image9.png"),),
+                parts={"word/media/image9.png": vba})
+
+
+def docx_links(image_url: str) -> bytes:
+    """A web link (kept), a link that runs a local program (removed), and a hyperlink relationship used as
+    an image's ``r:link`` (the renderer would fetch it)."""
+    body = (paragraph("リンク集")
+            + '<w:p><w:hyperlink r:id="rIdWeb"><w:r><w:t>WEB-LINK</w:t></w:r></w:hyperlink></w:p>'
+            + '<w:p><w:hyperlink r:id="rIdRun"><w:r><w:t>RUN-LINK</w:t></w:r></w:hyperlink></w:p>'
+            + '<w:p><w:r><w:drawing><wp:inline><wp:extent cx="100000" cy="100000"/><wp:docPr id="2" name="p"/>'
+              '<a:graphic><a:graphicData uri="http://schemas.openxmlformats.org/drawingml/2006/picture"><pic:pic>'
+              '<pic:nvPicPr><pic:cNvPr id="2" name="p"/><pic:cNvPicPr/></pic:nvPicPr>'
+              '<pic:blipFill><a:blip r:link="rIdTrick"/></pic:blipFill><pic:spPr/></pic:pic></a:graphicData>'
+              '</a:graphic></wp:inline></w:drawing></w:r></w:p>')
+    return docx(body, document_rels=(("rIdWeb", f"{R}/hyperlink", "https://www.city.example.lg.jp/", "External"),
+                                     ("rIdRun", f"{R}/hyperlink", "file:///C:/Windows/System32/calc.exe", "External"),
+                                     ("rIdTrick", f"{R}/hyperlink", image_url, "External")))

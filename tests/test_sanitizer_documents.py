@@ -206,6 +206,22 @@ async def test_excel4_macro_sheet_and_dde_formula_are_removed(engine, stripping)
     assert "cmd" not in sheet and "<f>" not in sheet and "<v>0</v>" in sheet  # cached value kept
 
 
+async def test_vba_found_by_its_relationship_whatever_its_name(stripping):
+    result, parts = await stripped(stripping, corpus.docx_disguised_vba(), "偽装.docm")
+    assert "macros" in removed(result)
+    assert "word/media/image9.png" not in parts
+    assert b"vbaProject" not in parts["word/_rels/document.xml.rels"]
+
+
+async def test_web_links_kept_program_links_and_link_tricks_removed(stripping):
+    result, parts = await stripped(stripping, corpus.docx_links("http://127.0.0.1:9/track.png"), "リンク集.docx")
+    rels, document = parts["word/_rels/document.xml.rels"].decode(), parts["word/document.xml"].decode()
+    assert "https://www.city.example.lg.jp/" in rels and 'r:id="rIdWeb"' in document  # a web link still works
+    assert "calc.exe" not in rels and "RUN-LINK" in document  # the text stays, the link goes
+    assert "r:link" not in document  # a hyperlink's URL used as an image: not fetched
+    assert "external_links" in removed(result)
+
+
 async def test_stripping_keeps_namespace_declarations_office_needs(stripping):
     _, parts = await stripped(stripping, corpus.docx_remote_template("http://127.0.0.1:9/t.dotm"), "a.docx")
     settings = parts["word/settings.xml"].decode()

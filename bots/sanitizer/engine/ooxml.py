@@ -68,20 +68,39 @@ PACKAGE = {
     "pptx": (".pptx", "application/vnd.openxmlformats-officedocument.presentationml.presentation"),
 }
 
-#: dropped parts, by what they are shown to the person as: (name pattern, content type pattern)
+#: dropped parts, by what they are shown to the person as: patterns of the part's name, of its content
+#: type, and of the type of a relationship pointing at it (Office finds VBA by that relationship,
+#: whatever the part is called and whatever content type it claims)
 DROPPED_PARTS = (
     ("macros", re.compile(r"(^|/)(vbaproject[^/]*\.bin|vbadata\.xml|attachedtoolbars\.bin|keymapcustomizations\.xml)$"
                           r"|(^|/)customui/", re.I),
      re.compile(r"vbaproject|vbadata|vbaprojectsignature|keymapcustomizations|attachedtoolbars|ui\.extensibility",
-                re.I)),
-    ("excel4_macros", re.compile(r"^xl/(macrosheets|dialogsheets)/", re.I),
-     re.compile(r"macrosheet|dialogsheet", re.I)),
-    ("ole_objects", re.compile(r"(^|/)embeddings/", re.I), re.compile(r"oleobject|package$", re.I)),
-    ("activex", re.compile(r"(^|/)activex/", re.I), re.compile(r"activex", re.I)),
-    ("external_links", re.compile(r"^xl/externallinks/", re.I), re.compile(r"externallink", re.I)),
+                re.I),
+     re.compile(r"/(vbaProject|vbaProjectSignature|wordVbaData|attachedToolbars|keyMapCustomizations|"
+                r"ui/extensibility)$", re.I)),
+    ("excel4_macros", re.compile(r"^xl/(macrosheets|dialogsheets)/", re.I), re.compile(r"macrosheet|dialogsheet", re.I),
+     re.compile(r"/(xlMacrosheet|xlIntlMacrosheet|dialogsheet)$", re.I)),
+    ("ole_objects", re.compile(r"(^|/)embeddings/", re.I), re.compile(r"oleobject", re.I),
+     re.compile(r"/(oleObject|package)$", re.I)),
+    ("activex", re.compile(r"(^|/)activex/", re.I), re.compile(r"activex", re.I),
+     re.compile(r"/(control|activeXControlBinary)$", re.I)),
+    # other workbooks, database and web queries
+    ("external_links", re.compile(r"^xl/(externallinks/|connections\.xml$|querytables/)", re.I),
+     re.compile(r"externallink|spreadsheetml\.(connections|querytable)", re.I),
+     re.compile(r"/(externalLink|externalLinkPath|connections|queryTable)$", re.I)),
 )
-#: field instructions that run something or fetch something
-_FIELD = re.compile(r"^\W*(DDEAUTO|DDE|INCLUDETEXT|INCLUDEPICTURE|LINK|IMPORT)\b", re.I)
+#: a relationship target that is not a part of the package, whatever TargetMode says
+_OUTSIDE = re.compile(r"^([a-z][a-z0-9+.-]*:|\\\\|//)", re.I)
+#: the hyperlinks kept (file:, UNC and other schemes open programs or leak credentials when clicked)
+_SAFE_LINK = re.compile(r"^\s*(https?|mailto):", re.I)
+#: elements that may use a hyperlink relationship (any other use of one is a trick)
+_HYPERLINK_ELEMENTS = {"hyperlink", "hlinkClick", "hlinkHover", "hlinkMouseOver"}
+#: field instructions that run something or fetch something (anywhere: fields nest)
+_FIELD = re.compile(r"\b(DDEAUTO|DDE|INCLUDETEXT|INCLUDEPICTURE|LINK|IMPORT)\b", re.I)
+#: PowerPoint click and hover actions that start a program or a macro
+_PPACTION = re.compile(r"^\s*ppaction://(program|macro)", re.I)
+VML = "urn:schemas-microsoft-com:vml"
+O = "urn:schemas-microsoft-com:office:office"
 #: a worksheet formula calling DDE (app|'topic'!item), or reading another workbook ([1]Sheet!A1)
 _DDE_FORMULA = re.compile(r"[\w.]+\|'?[^'!\"]*'?!")
 _EXTERNAL_FORMULA = re.compile(r"\[\d+\]")
@@ -124,36 +143,42 @@ def strip(data: bytes, limits: Limits = Limits()) -> Stripped:
 
     removed: set[str] = set()
     changed: dict[str, ET.Element] = {}
+    relationships = {name: parse(parts, name) for name in parts if name.endswith(".rels")}
+    targeted = {_resolve(_rels_source(name), rel.get("Target", "")): what
+                for name, rels in relationships.items() for rel in rels
+                if not _external(rel) and (what := _dropped("", "", rel.get("Type", "")))}
     dropped: set[str] = set()
     for name in list(parts):
-        what = _dropped(name, content_type(name))
+        what = targeted.get(name) or _dropped(name, content_type(name))
         if what:
             removed.add(what)
             dropped.add(name)
             del parts[name]
-    for name in [n for n in parts if n.endswith(".rels")]:
+    for name, rels in relationships.items():
         source = _rels_source(name)
-        if source and source not in parts:
-            del parts[name]  # the relationships of a dropped part
+        if name not in parts or (source and source not in parts):
+            parts.pop(name, None)  # the relationships of a dropped part
             continue
-        rels = parse(parts, name)
-        gone = set()
+        gone, hyperlinks = set(), set()
         for rel in list(rels):
-            target, external = rel.get("Target", ""), rel.get("TargetMode") == "External"
-            if external and rel.get("Type") == HYPERLINK:
-                continue
-            if external:
-                removed.add("external_template" if rel.get("Type") == TEMPLATE else "external_links")
-            elif _resolve(source, target) not in dropped:
+            kind_of, target = rel.get("Type", ""), rel.get("Target", "")
+            if _external(rel):
+                if kind_of == HYPERLINK and _SAFE_LINK.match(target):
+                    hyperlinks.add(rel.get("Id"))
+                    continue
+                removed.add("external_template" if kind_of == TEMPLATE else "external_links")
+            elif _resolve(source, target) not in dropped and not _dropped("", "", kind_of):
                 continue
             rels.remove(rel)
             gone.add(rel.get("Id"))
         if gone:
             changed[name] = rels
-            if source and source.endswith(".xml"):
-                tree = changed[source] if source in changed else parse(parts, source)
-                _drop_references(tree, gone)
-                changed[source] = tree
+        if (gone or hyperlinks) and source.endswith(".xml"):
+            tree = changed[source] if source in changed else parse(parts, source)
+            _drop_references(tree, gone)
+            if _drop_references(tree, hyperlinks, keep=_HYPERLINK_ELEMENTS):
+                removed.add("external_links")  # a hyperlink's URL used as an image's or a template's
+            changed[source] = tree
     for name in [n for n in parts if n.endswith(".xml") and not n.startswith("[")]:
         tree = changed[name] if name in changed else parse(parts, name)
         found = _neutralize(tree)
@@ -189,8 +214,11 @@ def active_parts(data: bytes) -> list[str]:
         found += [f"part: {n}" for n in names if _dropped(n, "")]
         for name in (n for n in names if n.endswith(".rels")):
             for rel in SafeET.fromstring(z.read(name)):
-                if rel.get("TargetMode") == "External" and rel.get("Type") != HYPERLINK:
-                    found.append(f"external: {rel.get('Target')}")
+                target = rel.get("Target", "")
+                if _external(rel) and not (rel.get("Type") == HYPERLINK and _SAFE_LINK.match(target)):
+                    found.append(f"external: {target}")
+                elif _dropped("", "", rel.get("Type", "")):
+                    found.append(f"relationship: {rel.get('Type')}")
     return found
 
 
@@ -233,11 +261,16 @@ def parse(parts: dict[str, bytes], name: str) -> ET.Element:
         raise Refusal("sanitizer.refused.broken", "sanitizer.instead.pdf") from None
 
 
-def _dropped(name: str, content_type: str) -> str | None:
-    for what, name_pattern, type_pattern in DROPPED_PARTS:
-        if (name and name_pattern.search(name)) or (content_type and type_pattern.search(content_type)):
+def _dropped(name: str, content_type: str, relationship: str = "") -> str | None:
+    for what, name_pattern, type_pattern, relationship_pattern in DROPPED_PARTS:
+        if (name and name_pattern.search(name)) or (content_type and type_pattern.search(content_type)) \
+                or (relationship and relationship_pattern.search(relationship)):
             return what
     return None
+
+
+def _external(rel: ET.Element) -> bool:
+    return rel.get("TargetMode", "").lower() == "external" or bool(_OUTSIDE.match(rel.get("Target", "")))
 
 
 def _rels_source(rels_name: str) -> str:
@@ -252,18 +285,25 @@ def _resolve(source: str, target: str) -> str:
     return posixpath.normpath(posixpath.join(posixpath.dirname(source), target))
 
 
-def _drop_references(root: ET.Element, ids: set[str]) -> None:
-    """Remove what refers to relationships that are gone: the element, or only an ``r:link``."""
+def _drop_references(root: ET.Element, ids: set[str], keep: set[str] = frozenset()) -> bool:
+    """Remove what refers to relationships ``ids`` (but elements named in ``keep``): the element, only an
+    ``r:link``, or a Word hyperlink around its text. True if anything was removed."""
+    found = False
     for parent in list(root.iter()):
         for child in list(parent):
             refs = {k: v for k, v in child.attrib.items() if k.startswith(f"{{{R}}}") and v in ids}
-            if not refs:
+            if not refs or child.tag.rsplit("}", 1)[-1] in keep:
                 continue
+            found = True
             if set(refs) == {f"{{{R}}}link"}:
                 del child.attrib[f"{{{R}}}link"]
-            else:
-                parent.remove(child)
+                continue
+            at = list(parent).index(child)
+            parent.remove(child)
+            if child.tag == f"{{{W}}}hyperlink":  # the link goes, its text stays
+                parent[at:at] = list(child)
     _drop_bare_containers(root)
+    return found
 
 
 def _drop_bare_containers(root: ET.Element) -> None:
@@ -299,14 +339,23 @@ def _neutralize(root: ET.Element) -> set[str]:
                     depth = max(0, depth - 1)
         elif el.tag == f"{{{W}}}instrText" and collecting:
             instruction.append(el)
-        elif el.tag == f"{{{W}}}fldSimple" and _FIELD.match(el.get(f"{{{W}}}instr", "")):
+        elif el.tag == f"{{{W}}}fldSimple" and _FIELD.search(el.get(f"{{{W}}}instr", "")):
             found.add(_field_kind(el.get(f"{{{W}}}instr", "")))
             el.set(f"{{{W}}}instr", "")
+        elif el.tag.startswith(f"{{{VML}}}"):
+            # VML shapes may name an image by path or URL: src="file://...", o:href="\\\\host\\share"
+            for attribute in ("src", f"{{{O}}}href"):
+                if el.get(attribute):
+                    del el.attrib[attribute]
+                    found.add("external_links")
     for parent in list(root.iter()):
         for child in list(parent):
             if child.tag == f"{{{W}}}mailMerge":
                 parent.remove(child)
                 found.add("external_links")
+            elif child.tag.rsplit("}", 1)[-1] in _HYPERLINK_ELEMENTS and _PPACTION.match(child.get("action", "")):
+                parent.remove(child)
+                found.add("macros" if "macro" in child.get("action", "").lower() else "actions")
             elif child.tag == f"{{{S}}}f" and child.text:
                 if _DDE_FORMULA.search(child.text) or _EXTERNAL_FORMULA.search(child.text):
                     found.add("dde" if _DDE_FORMULA.search(child.text) else "external_links")
@@ -321,8 +370,7 @@ def _neutralize(root: ET.Element) -> set[str]:
 def _clear_field(pieces: Iterable[ET.Element]) -> set[str]:
     pieces = list(pieces)
     text = "".join(p.text or "" for p in pieces)
-    # a nested field ({ {QUOTE "DDE"} ... }) can spell DDE itself: any DDE anywhere counts
-    if not (_FIELD.match(text) or re.search(r"\bDDE", text, re.I)):
+    if not _FIELD.search(text):
         return set()
     for piece in pieces:
         piece.text = ""
