@@ -135,7 +135,15 @@ async def _render(job, workdir: Path, pages: int, dpi: int) -> list[Page]:
                 raise Refusal("sanitizer.refused.broken", "sanitizer.instead.pdf")
             return await asyncio.to_thread(_compress, files, job.policies.max_megapixels)
 
-    chunks = await asyncio.gather(*(run(first, last) for first, last in runs))
+    tasks = [asyncio.ensure_future(run(first, last)) for first, last in runs]
+    try:
+        chunks = await asyncio.gather(*tasks)
+    except BaseException:
+        # one run failed or the job was cancelled: stop the others before the job's folder goes
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
     return [page for chunk in chunks for page in chunk]
 
 
