@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """File sanitization speed and memory through the real engine (sandbox, warm LibreOffice).
 
-Generates (no downloads) a 12 MP JPEG, a 10-page PDF, a 20-page Japanese docx, a 5,000-row xlsx and a
-zip of 100 files; sanitizes each ``--runs`` times with the default policies (150 dpi) and prints a
+Generates (no downloads) a 12 MP JPEG, a 10-page text PDF, a 5-page PDF of 12 MP photos, a 20-page
+Japanese docx, a 5,000-row xlsx and a zip of 100 files; sanitizes each ``--runs`` times with the default policies (150 dpi) and prints a
 Markdown table: seconds per file (first run and median), per page, and peak memory.
 
 Memory: ``engine`` is this process's peak RSS (ru_maxrss: it rebuilds the PDFs from the pixels).
@@ -32,6 +32,7 @@ import time
 import zipfile
 from pathlib import Path
 
+import pikepdf
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -53,6 +54,20 @@ def photo_jpeg() -> bytes:
         draw.ellipse((i, i % 3000, i + 400, (i % 3000) + 300), fill=(i % 255, 120, 200))
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=90, exif=Image.Exif())
+    return buffer.getvalue()
+
+
+def photo_pdf(jpeg: bytes, pages: int) -> bytes:
+    """Each page an A4 landscape holding the 12 MP photo (a scanned or photo-heavy PDF)."""
+    pdf = pikepdf.new()
+    for _ in range(pages):
+        image = pdf.make_stream(jpeg, Type=pikepdf.Name.XObject, Subtype=pikepdf.Name.Image, Width=4000, Height=3000,
+                                ColorSpace=pikepdf.Name.DeviceRGB, BitsPerComponent=8, Filter=pikepdf.Name.DCTDecode)
+        pdf.pages.append(pikepdf.Page(pikepdf.Dictionary(
+            Type=pikepdf.Name.Page, MediaBox=[0, 0, 842, 595], Resources=pikepdf.Dictionary(XObject=pikepdf.Dictionary(
+                Photo=image)), Contents=pdf.make_stream(b"q 842 0 0 595 0 0 cm /Photo Do Q"))))
+    buffer = io.BytesIO()
+    pdf.save(buffer)
     return buffer.getvalue()
 
 
@@ -118,9 +133,11 @@ class PeakSampler:
 
 async def main(args: argparse.Namespace) -> dict:
     print(f"# Sanitization benchmark\n\n{machine()}\n", flush=True)
+    jpeg = photo_jpeg()
     files = [
-        ("12 MP JPEG", "写真.jpg", photo_jpeg()),
-        ("10-page PDF", "資料.pdf", corpus.text_pdf(10)),
+        ("12 MP JPEG", "写真.jpg", jpeg),
+        ("10-page PDF (text)", "資料.pdf", corpus.text_pdf(10)),
+        ("5-page PDF (12 MP photos)", "現場写真.pdf", photo_pdf(jpeg, 5)),
         ("20-page docx (Japanese)", "申請案内.docx", corpus.japanese_docx(20)),
         ("5,000-row xlsx", "台帳.xlsx", corpus.ledger_xlsx(5000)),
         ("100-file zip", "提出書類.zip", hundred_file_zip()),
