@@ -333,3 +333,14 @@ def docx_links(image_url: str) -> bytes:
     return docx(body, document_rels=(("rIdWeb", f"{R}/hyperlink", "https://www.city.example.lg.jp/", "External"),
                                      ("rIdRun", f"{R}/hyperlink", "file:///C:/Windows/System32/calc.exe", "External"),
                                      ("rIdTrick", f"{R}/hyperlink", image_url, "External")))
+
+
+def strict_docx(text: str = "STRICT-VISIBLE") -> bytes:
+    """ISO 29500 Strict: the same package with the purl.oclc.org namespaces Word writes for it."""
+    members = {}
+    with zipfile.ZipFile(io.BytesIO(docx(paragraph(text)))) as z:
+        for name in z.namelist():
+            members[name] = z.read(name).replace(b"http://schemas.openxmlformats.org/wordprocessingml/2006/main",
+                                                 b"http://purl.oclc.org/ooxml/wordprocessingml/main")
+    types = members.pop("[Content_Types].xml")
+    return _package(types.decode(), members)

@@ -266,6 +266,13 @@ async def test_rtf_and_legacy_word_are_rasterized_also_under_strip_active(engine
         assert "sanitizer.limit.rasterized_instead" in {n.key for n in result.limitations}
 
 
+async def test_strict_ooxml_is_rasterized_under_strip_active(stripping):
+    # Strict's namespaces are not the ones the field and formula checks read: never delivered as it is
+    result = await stripping.sanitize(corpus.strict_docx(), "strict.docx")
+    assert result.ok and result.outputs[0].mimetype == "application/pdf", result.report("en")
+    assert "sanitizer.limit.rasterized_instead" in {n.key for n in result.limitations}
+
+
 # --- PDF threats ---
 
 async def test_pdf_scripts_actions_and_attachments_are_gone_but_the_text_is_visible(engine):

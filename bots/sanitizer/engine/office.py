@@ -7,8 +7,8 @@ renderer sees the bytes, OOXML loses its active parts (:mod:`ooxml`) and ODF its
   converts to PDF, which :func:`pdf.rasterize` turns into pixels and a new PDF. LibreOffice loads with
   macros never executed and links never updated, in a sandbox with no network and no host files.
 - ``strip-active``: the stripped OOXML itself (docm → docx) is delivered. Other formats cannot be
-  stripped reliably here (binary doc/xls/ppt and xlsb keep macros in streams we do not rewrite), so
-  they are rasterized, and the person is told so.
+  stripped reliably here (binary doc/xls/ppt and xlsb keep macros in streams we do not rewrite;
+  Strict OOXML's fields are not read), so they are rasterized, and the person is told so.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ async def sanitize(job) -> Product:
         limits = ooxml.Limits(max_total_bytes=job.policies.archive.max_total_mb * 1024 * 1024)
         stripped = await asyncio.to_thread(ooxml.strip, data, limits)
         data, removed, extension = stripped.data, set(stripped.removed), stripped.kind
-        if job.policy == "strip-active" and stripped.kind in ooxml.PACKAGE:
+        if job.policy == "strip-active" and stripped.deliverable:
             suffix, mimetype = ooxml.PACKAGE[stripped.kind]
             return Product(outputs=(Output(data, output_name(job.filename, suffix), mimetype),),
                            removed=_notes(removed))

@@ -36,6 +36,8 @@ CT = "http://schemas.openxmlformats.org/package/2006/content-types"
 W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 S = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 MC = "http://schemas.openxmlformats.org/markup-compatibility/2006"
+#: where the namespaces of ISO 29500 Strict documents start
+STRICT = "http://purl.oclc.org/ooxml/"
 HYPERLINK = f"{R}/hyperlink"
 TEMPLATE = f"{R}/attachedTemplate"
 
@@ -118,6 +120,13 @@ class Stripped:
     data: bytes
     kind: str  # docx | xlsx | pptx | xlsb
     removed: tuple[str, ...]  # sanitizer.removed.<what>, in a stable order
+    #: ISO 29500 Strict: its own namespaces, which the field and formula checks here do not read, so
+    #: only its parts and relationships were stripped: to be rasterized, never delivered as it is
+    strict: bool = False
+
+    @property
+    def deliverable(self) -> bool:
+        return self.kind in PACKAGE and not self.strict
 
 
 @attrs.frozen
@@ -132,10 +141,11 @@ def strip(data: bytes, limits: Limits = Limits()) -> Stripped:
     types = parse(parts, "[Content_Types].xml")  # refuses when missing
     overrides = {el.get("PartName", "").lstrip("/"): el for el in types.iter(f"{{{CT}}}Override")}
     defaults = {el.get("Extension", "").lower(): el for el in types.iter(f"{{{CT}}}Default")}
-    kind = next((MAIN_TYPES[el.get("ContentType")] for el in overrides.values()
-                 if el.get("ContentType") in MAIN_TYPES), None)
-    if kind is None:
+    main = next((name for name, el in overrides.items() if el.get("ContentType") in MAIN_TYPES), None)
+    if main is None:
         raise Refusal("sanitizer.refused.broken", "sanitizer.instead.pdf")
+    kind = MAIN_TYPES[overrides[main].get("ContentType")]
+    strict = main.endswith(".xml") and parse(parts, main).tag.startswith(f"{{{STRICT}")
 
     def content_type(name: str) -> str:
         el = overrides.get(name) or defaults.get(name.rsplit(".", 1)[-1].lower())
@@ -198,7 +208,7 @@ def strip(data: bytes, limits: Limits = Limits()) -> Stripped:
         parts[name] = serialize(tree, parts[name])
     order = [n for n in ("[Content_Types].xml", "_rels/.rels") if n in parts]
     return Stripped(_write(parts, order + [n for n in parts if n not in order]), kind,
-                    tuple(sorted(removed)))
+                    tuple(sorted(removed)), strict)
 
 
 def active_parts(data: bytes) -> list[str]:
