@@ -70,7 +70,7 @@ def run(data_dir: Path, internet_port: int = 8008, lgwan_port: int = 8018, synap
     synapse_ports = {homeserver.spec.internet_port, homeserver.spec.lgwan_port}
     if use_nginx and synapse_ports & {internet_port, lgwan_port}:
         use_nginx = False  # a deployment made without nginx: Synapse already holds the client ports
-    public_ports = {internet_port, lgwan_port}
+    public_ports = {internet_port, lgwan_port, int(upload_listen(data_dir, internet_port).rsplit(":", 1)[1])}
     for port in sorted(public_ports | synapse_ports):
         if port_in_use(port):
             say("demo.port_busy", port=port)
@@ -103,7 +103,8 @@ def run(data_dir: Path, internet_port: int = 8008, lgwan_port: int = 8018, synap
                                     internet_listen=f"127.0.0.1:{internet_port}",
                                     lgwan_listen=f"127.0.0.1:{lgwan_port}",
                                     synapse_internet=f"127.0.0.1:{homeserver.spec.internet_port}",
-                                    synapse_lgwan=f"127.0.0.1:{homeserver.spec.lgwan_port}"))
+                                    synapse_lgwan=f"127.0.0.1:{homeserver.spec.lgwan_port}",
+                                    upload_page=upload_listen(data_dir, internet_port)))
             say("demo.starting_nginx", log=nginx.error_log)
             try:
                 nginx.start()
@@ -111,7 +112,7 @@ def run(data_dir: Path, internet_port: int = 8008, lgwan_port: int = 8018, synap
                 say("demo.nginx_failed", problem=e)
                 return 1
         credentials = ensure_accounts(homeserver, data_dir, organisation, listeners)
-        bot_processes = start_bots(data_dir, homeserver, credentials)
+        bot_processes = start_bots(data_dir, homeserver, credentials, upload_listen(data_dir, internet_port))
         print(t("demo.howto", "ja", **howto_params(credentials, data_dir)), flush=True)
         print(t("demo.howto", "en", **howto_params(credentials, data_dir)), flush=True)
         reported: set[str] = set()
@@ -190,7 +191,7 @@ def ensure_accounts(homeserver: Homeserver, data_dir: Path, organisation: org.Or
     return credentials
 
 
-def write_bot_config(data_dir: Path, credentials: dict) -> list:
+def write_bot_config(data_dir: Path, credentials: dict, upload_page: str) -> list:
     """bots.yaml (first run only: then it is the admin's) and each bot's password file (0600).
     Returns the problems check-config finds in bots.yaml."""
     secrets_dir = data_dir / "secrets"
@@ -201,7 +202,7 @@ def write_bot_config(data_dir: Path, credentials: dict) -> list:
         secret.write_text(credentials["bot_passwords"][name], encoding="utf-8")
     target = data_dir / "bots.yaml"
     values = {"internet_url": credentials["listeners"]["internet"], "lgwan_url": credentials["listeners"]["lgwan"],
-              "server_name": credentials["server_name"], "data_dir": data_dir}
+              "server_name": credentials["server_name"], "data_dir": data_dir, "upload_listen": upload_page}
     if not target.exists():
         render("bots.template.yaml", target, values)
     else:
@@ -238,10 +239,21 @@ def add_missing_bots(target: Path, values: dict) -> None:
     say("demo.bots_added", names=", ".join(missing), path=target)
 
 
-def start_bots(data_dir: Path, homeserver: Homeserver, credentials: dict) -> dict[str, subprocess.Popen]:
+def upload_listen(data_dir: Path, internet_port: int) -> str:
+    """Where the sanitizer bot's upload page listens: as bots.yaml says once it exists (the admin may
+    have changed it), else next to the demo's ports (8030 for the default 8008)."""
+    try:
+        doc = yaml.safe_load((data_dir / "bots.yaml").read_text(encoding="utf-8")) or {}
+        return str(doc["bots"]["sanitizer"]["upload"]["listen"])
+    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        return f"127.0.0.1:{internet_port + 22}"
+
+
+def start_bots(data_dir: Path, homeserver: Homeserver, credentials: dict,
+               upload_page: str) -> dict[str, subprocess.Popen]:
     if not bots.AVAILABLE:
         say("demo.no_bots")
-    issues = write_bot_config(data_dir, credentials)
+    issues = write_bot_config(data_dir, credentials, upload_page)
     if issues:
         for issue in issues:
             print(issue.format(), file=sys.stderr)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from nio import AsyncClient, JoinedRoomsResponse, LoginResponse, RoomCreateResponse
+from PIL import Image
 
 from lgwan_chat.homeserver import free_port, port_in_use
 from bots_harness import answer, wait_membership, wait_replies
@@ -114,7 +115,8 @@ async def test_demo_starts_everything_and_resumes_with_the_same_data(demo):
     assert creds["server_name"] == "demo-city.test" and creds["registration_shared_secret"]
     assert creds["admin"]["user_id"] == "@admin:demo-city.test"
     assert {u["department"] for u in creds["users"]} >= {"soumu", "doboku-douro"}
-    assert creds["bots"] == {"memo": "@memo-bot:demo-city.test"}
+    assert creds["bots"] == {"memo": "@memo-bot:demo-city.test", "sanitizer": "@sanitizer-bot:demo-city.test"}
+    assert "ボット「sanitizer」を起動しています" in text
     assert oct((demo.data_dir / "secrets" / "memo-bot.password").stat().st_mode & 0o777) == "0o600"
     assert (demo.data_dir / "logs" / "homeserver.log").stat().st_size > 0
     assert "LGWAN 系のダウンロード制限（メディアゲート）は無効です" not in text  # nginx is in front
@@ -162,6 +164,26 @@ async def test_demo_starts_everything_and_resumes_with_the_same_data(demo):
     await staff_pc.room_send(dm.room_id, "m.reaction", {"m.relates_to": {
         "rel_type": "m.annotation", "event_id": memo.event_id, "key": "🔖"}})
     assert "議事録は金曜までに提出" in (await answer(staff_pc, dm.room_id, "!ブックマーク"))["body"]
+
+    # The sanitizer bot runs: a photo from the phone reaches the office PC as a sanitized copy.
+    phone = await login(creds["listeners"]["internet"], staff["user_id"], staff["password"])
+    colleague = creds["users"][1]
+    team = await staff_pc.room_create(name="総務課", invite=[creds["bots"]["sanitizer"], colleague["user_id"]])
+    await wait_membership(staff_pc, team.room_id, creds["bots"]["sanitizer"], "join")
+    photo = io.BytesIO()
+    Image.new("RGB", (64, 48), (10, 120, 60)).save(photo, "JPEG")
+    uploaded, _ = await phone.upload(io.BytesIO(photo.getvalue()), content_type="image/jpeg", filename="現場.jpg",
+                                     filesize=len(photo.getvalue()))
+    posted = await phone.room_send(team.room_id, "m.room.message", {
+        "msgtype": "m.image", "body": "現場.jpg", "url": uploaded.content_uri, "info": {"mimetype": "image/jpeg"}})
+    report, copy = await wait_replies(staff_pc, team.room_id, posted.event_id, count=2, timeout=120)
+    assert report["content"]["body"].startswith("無害化しました")
+    assert (await download(creds["listeners"]["lgwan"], staff_pc, uploaded.content_uri))[0] == 403
+    assert (await download(creds["listeners"]["lgwan"], staff_pc, copy["content"]["url"]))[0] == 200
+    # The contractor upload page answers through the internet entrance (a forged link: a clear page).
+    status, content_type, body = http_get(f"{creds['listeners']['internet']}/upload/{'x' * 43}")
+    assert status == 404 and content_type.startswith("text/html") and "正しくありません" in body.decode()
+    await phone.close()
     await staff_pc.close()
 
     assert demo.interrupt() == 0

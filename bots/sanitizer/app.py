@@ -191,7 +191,7 @@ class SanitizerBot(BotApp):
             text = text.split("matrix.to/#/", 1)[1].split("?", 1)[0]
             from urllib.parse import unquote
             text = unquote(text)
-        if text.startswith("!") and ":" in text:
+        if text.startswith("!") and len(text) > 1:  # room version 12 IDs have no ":server" part
             return text
         if text.startswith("#") and ":" in text:
             response = await self.bot.client.room_resolve_alias(text)

@@ -43,7 +43,8 @@ async def show_form(request: web.Request) -> web.Response:
 <form method="post" enctype="multipart/form-data" action="?lang={lang}" id="upload-form"
       data-max-bytes="{link.max_mb * 1024 * 1024}" data-max-files="{options.max_files}"
       data-too-large="{escape(t("upload.problem.too_large", lang, max_mb=link.max_mb), quote=True)}"
-      data-too-many="{escape(t("upload.problem.too_many", lang, max_files=options.max_files), quote=True)}">
+      data-too-many="{escape(t("upload.problem.too_many", lang, max_files=options.max_files), quote=True)}"
+      data-failed="{escape(t("upload.problem.error", lang), quote=True)}">
 <label>{label("upload.name")} <span class="required">{label("upload.required")}</span>
 <input type="text" name="name" required maxlength="100" autocomplete="name"></label>
 <label>{label("upload.org")}

@@ -12,6 +12,7 @@ from lgwan_chat.i18n import LANGUAGES, t
 #: no framing, no referrer (the token is in the URL), nothing from elsewhere, nothing cached
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self';"
+                               " connect-src 'self';"
                                " form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",

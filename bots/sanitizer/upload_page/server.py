@@ -53,8 +53,9 @@ class UploadPage:
         self._runner: web.AppRunner | None = None
 
     def application(self) -> web.Application:
-        # no size cap here: submit.py counts while streaming and answers with a page of its own
-        app = web.Application(middlewares=[_errors], client_max_size=0)
+        # submit.py counts while streaming and answers with a page of its own; this cap is aiohttp's
+        # own, for any single part it reads whole
+        app = web.Application(middlewares=[_errors], client_max_size=(self.options.max_mb + 1) * 1024 * 1024)
         app["prefix"] = self.prefix
         app["links"] = self.bot_app.links
         app["bot_app"] = self.bot_app

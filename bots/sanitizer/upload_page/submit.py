@@ -44,9 +44,11 @@ async def _read(request: web.Request, max_bytes: int, max_files: int) -> tuple[d
     reader = await request.multipart()
     async for part in reader:
         if part.name in ("name", "org"):
-            raw = await part.read(decode=False)
-            if len(raw) > MAX_FIELD:
-                raise _Rejected("bad_field", 400)
+            raw = bytearray()
+            while chunk := await part.read_chunk(MAX_FIELD):
+                raw += chunk
+                if len(raw) > MAX_FIELD:
+                    raise _Rejected("bad_field", 400)
             fields[part.name] = raw.decode("utf-8", errors="replace")
         elif part.name == "files" and part.filename:
             if len(files) >= max_files:

@@ -36,7 +36,11 @@
       document.write(xhr.responseText);
       document.close();
     });
-    xhr.addEventListener("error", function () { progress.hidden = true; show(form.dataset.tooLarge); });
+    xhr.addEventListener("error", function () {
+      progress.hidden = true;
+      form.querySelector("button").disabled = false;
+      show(form.dataset.failed);
+    });
     form.querySelector("button").disabled = true;
     progress.hidden = false;
     xhr.send(new FormData(form));
