@@ -42,8 +42,9 @@ def homeserver_modules():
 @pytest.fixture(scope="module")
 def sanitizer_bot(homeserver, nginx_front, tmp_path_factory):
     internet = f"http://{nginx_front.spec.internet_listen}"
-    with BotProcess(homeserver, tmp_path_factory.mktemp("sanitizer-bot"), BOT, entry=["-m", "bots.sanitizer"],
-                    options={"upload": {"listen": nginx_front.spec.upload_page, "public_url": f"{internet}/upload/",
+    folder = tmp_path_factory.mktemp("sanitizer-bot")
+    with BotProcess(homeserver, folder, BOT, entry=["-m", "bots.sanitizer"],
+                    options={"work_dir": str(folder / "work"), "upload": {"listen": nginx_front.spec.upload_page, "public_url": f"{internet}/upload/",
                                         "default_max_mb": 5, "max_files": 3, "min_power_level": 50}},
                     zone="internet", storage=homeserver.backend) as bot:
         bot.start().wait_ready()

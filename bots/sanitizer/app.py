@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import tempfile
 import time
 import unicodedata
 from pathlib import Path
@@ -69,8 +70,11 @@ class SanitizerBot(BotApp):
 
     @staticmethod
     def _default_work_dir(bot: Bot) -> Path:
-        base = bot.config.sqlite_path.parent if bot.config.sqlite_path else Path.cwd()
-        return base / "sanitizer-work"
+        """Next to the bot's SQLite file; with PostgreSQL storage, under the system's temporary
+        folder (set ``work_dir`` and ``engine.audit_log`` to keep the audit log somewhere lasting)."""
+        if bot.config.sqlite_path:
+            return bot.config.sqlite_path.parent / "sanitizer-work"
+        return Path(tempfile.gettempdir()) / f"lgwan-chat-{bot.config.name}-work"
 
     async def _warm(self) -> None:
         try:

@@ -178,7 +178,9 @@ class Sanitizer:
                                                            seconds=self.policies.timeout_s))
         except SandboxError as e:
             log.warning("renderer failed", extra={"kind": kind, "mime": detected.mime, "error": str(e)})
-            return self._refused(detected, policy, Refusal("sanitizer.refused.broken", "sanitizer.instead.pdf"))
+            instead = {"image": "sanitizer.instead.image", "pdf": "sanitizer.instead.pdf",
+                       "office": "sanitizer.instead.pdf"}.get(kind, "sanitizer.instead.common")
+            return self._refused(detected, policy, Refusal("sanitizer.refused.broken", instead))
         except Exception:
             log.exception("sanitizer failed", extra={"kind": kind, "mime": detected.mime})
             return self._refused(detected, policy, Refusal("sanitizer.refused.error"))
