@@ -61,8 +61,8 @@ def _worker(engine) -> WarmWorker:
 
 async def sanitize(job) -> Product:
     data, removed = job.data, set()
+    limits = ooxml.Limits(max_total_bytes=job.policies.archive.max_total_mb * 1024 * 1024)
     if _is_zip(data) and "[Content_Types].xml" in _names(data):
-        limits = ooxml.Limits(max_total_bytes=job.policies.archive.max_total_mb * 1024 * 1024)
         stripped = await asyncio.to_thread(ooxml.strip, data, limits)
         data, removed, extension = stripped.data, set(stripped.removed), stripped.kind
         if job.policy == "strip-active" and stripped.deliverable:
@@ -70,7 +70,7 @@ async def sanitize(job) -> Product:
             return Product(outputs=(Output(data, output_name(job.filename, suffix), mimetype),),
                            removed=_notes(removed))
     elif _is_zip(data) and "mimetype" in _names(data):
-        data, extension, found = _strip_odf(data)
+        data, extension, found = _strip_odf(data, limits)
         removed |= found
     elif data.startswith(OLE_MAGIC):
         _refuse_encrypted_ole(data)
@@ -137,9 +137,9 @@ def _ole_has_macros(data: bytes) -> bool:
         return False
 
 
-def _strip_odf(data: bytes) -> tuple[bytes, str, set[str]]:
+def _strip_odf(data: bytes, limits: ooxml.Limits) -> tuple[bytes, str, set[str]]:
     """ODF without its macro libraries (Basic/, Scripts/); refused when encrypted."""
-    parts = ooxml.read_zip(data, ooxml.Limits())
+    parts = ooxml.read_zip(data, limits)
     mimetype = parts.get("mimetype", b"").decode("ascii", "replace").strip()
     extension = {"text": "odt", "spreadsheet": "ods", "presentation": "odp", "graphics": "odg"}.get(
         mimetype.rsplit(".", 1)[-1], "odt")
