@@ -32,6 +32,12 @@ def main(argv: list[str] | None = None) -> int:
         "check-config", help="設定 YAML を検証 / validate the suite's YAML files")
     check.add_argument("files", nargs="+", type=Path, metavar="FILE")
 
+    sanitize = commands.add_parser(
+        "sanitize", help="ファイルを無害化（ボットなしで）/ sanitize files without the bot")
+    from bots.sanitizer.engine.cli import add_arguments
+
+    add_arguments(sanitize)
+
     args = parser.parse_args(argv)
     if args.command == "demo":
         from lgwan_chat import demo as demo_mod
@@ -39,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
         return demo_mod.run(args.data_dir, args.internet_port, args.lgwan_port, args.synapse_port_offset)
     if args.command == "check-config":
         return check_config(args.files)
+    if args.command == "sanitize":
+        from bots.sanitizer.engine.cli import run
+
+        return run(args)
     return 2
 
 

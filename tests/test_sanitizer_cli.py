@@ -1,0 +1,50 @@
+"""``lgwan-chat sanitize``: the engine from the command line, as an admin would use it for a file
+that came by USB or email."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+LGWAN_CHAT = str(Path(sys.executable).parent / "lgwan-chat")
+
+
+def sanitize(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([LGWAN_CHAT, "sanitize", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+def test_files_are_sanitized_into_the_output_folder_and_refusals_set_the_exit_code(tmp_path):
+    (tmp_path / "名簿.csv").write_bytes("氏名,メモ\n山田,=HYPERLINK(\"http://x\")\n".encode("cp932"))
+    (tmp_path / "請求書.pdf").write_bytes(b"MZ\x90\x00" + b"\x00" * 60 + b"PE\x00\x00" + b"\x00" * 100)
+    result = sanitize("名簿.csv", "請求書.pdf", "--out", "out", "--audit", "audit.jsonl", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr  # one file was refused
+    assert "名簿.csv: 無害化しました" in result.stdout
+    assert "請求書.pdf: このファイル（実行ファイル）はお渡しできません" in result.stdout
+    delivered = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert delivered == ["名簿.csv"]  # nothing of the executable
+    text = (tmp_path / "out" / "名簿.csv").read_bytes().decode("utf-8-sig")
+    assert "'=HYPERLINK" in text
+    records = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["verdict"] for r in records] == ["sanitized", "refused"]
+    assert records[1]["detected"] == "application/x-dosexec" and records[1]["outputs"] == []
+
+
+def test_english_json_and_policies_from_a_config_file(tmp_path):
+    (tmp_path / "note.txt").write_text("hello\n", encoding="utf-8")
+    (tmp_path / "policies.yaml").write_text("engine:\n  policies:\n    text: refuse\n", encoding="utf-8")
+    result = sanitize("note.txt", "--config", "policies.yaml", "--lang", "en", "--json", cwd=tmp_path)
+    assert result.returncode == 1
+    line = json.loads(result.stdout)
+    assert line["verdict"] == "refused" and "not accepted by configuration" in line["report"]
+
+
+def test_a_bad_config_or_a_missing_file_is_a_clear_error(tmp_path):
+    (tmp_path / "note.txt").write_text("hello\n", encoding="utf-8")
+    (tmp_path / "policies.yaml").write_text("engine:\n  policies:\n    text: shred\n", encoding="utf-8")
+    result = sanitize("note.txt", "--config", "policies.yaml", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "engine.policies.text" in result.stderr and "Traceback" not in result.stderr
+    result = sanitize("missing.docx", cwd=tmp_path)
+    assert result.returncode == 2 and "ファイルが見つかりません: missing.docx" in result.stderr
