@@ -184,6 +184,14 @@ async def test_executable_named_pdf_is_refused_as_executable(engine):
     assert "実行ファイル" in result.report("ja")
 
 
+async def test_video_and_audio_are_refused_with_their_own_reason(engine):
+    mp4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00" * 200
+    result = await engine.sanitize(mp4, "道路の損傷.mp4", "video/mp4")
+    assert not result.ok and not result.outputs and result.kind == "media"
+    assert "動画・音声の無害化には対応していません" in result.report("ja")
+    assert "スクリーンショット" in result.report("ja")  # what to send instead
+
+
 async def test_right_to_left_override_in_a_name(engine):
     result = await engine.sanitize(encode(photo(16, 16), "PNG"), "写真\u202egnp.exe")
     name = only_output(result) and result.outputs[0].filename

@@ -38,6 +38,7 @@ REFUSED_KINDS: dict[str, tuple[str, str]] = {
     "script": ("sanitizer.refused.script", "sanitizer.instead.text"),
     "html": ("sanitizer.refused.html", "sanitizer.instead.pdf"),
     "encrypted": ("sanitizer.refused.encrypted", "sanitizer.instead.unencrypted"),
+    "media": ("sanitizer.refused.media", "sanitizer.instead.media"),
     "unknown": ("sanitizer.refused.unknown", "sanitizer.instead.common"),
 }
 
