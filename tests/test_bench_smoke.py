@@ -50,3 +50,17 @@ def test_read_status_benchmark_builds_keeps_and_reuses_its_room(tmp_path):
         from lgwan_chat.postgres import PostgresDatabase
 
         PostgresDatabase(existing=json.loads(state.read_text())["database"]).drop()
+
+
+def test_sanitize_benchmark_sanitizes_every_sample_file(tmp_path):
+    out = tmp_path / "sanitize.json"
+    result = subprocess.run([sys.executable, str(BENCH.parent / "sanitize.py"), "--runs", "1", "--json", str(out)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads(out.read_text())
+    assert [f["file"] for f in summary["files"]] == ["12 MP JPEG", "10-page PDF (text)", "5-page PDF (12 MP photos)",
+                                                     "20-page docx (Japanese)", "5,000-row xlsx", "100-file zip"]
+    assert all(f["verdict"] == "sanitized" for f in summary["files"]), summary["files"]
+    pages = {f["file"]: f["pages"] for f in summary["files"]}
+    assert pages["10-page PDF (text)"] == 10 and pages["20-page docx (Japanese)"] == 20
+    assert "| file | size | result |" in result.stdout
