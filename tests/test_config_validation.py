@@ -156,3 +156,51 @@ modules:
     assert "modules[0].config.trusted_remote_servers[0]: 「https://pref.example」は形式が正しくありません" in err
     assert "modules[0].config.untrusted_internet_media: 真偽値（true / false） である必要があります" in err
     assert "modules[0].config.guest_zone: 「everywhere」は使えません" in err
+
+
+def test_sanitizer_bot_keys_are_checked_with_their_path(tmp_path, capsys):
+    bad = write(tmp_path, """\
+bots:
+  sanitizer:
+    homeserver: {internet: "http://127.0.0.1:8008"}
+    zone: internet
+    user_id: "@sanitizer-bot:city.example"
+    password: x
+    storage: {sqlite: /tmp/s.sqlite3}
+    engine:
+      policies: {pdf: shred}
+      dpi: 1200
+    upload:
+      default_hours: 500
+      max_hours: 100
+      public_url: "https://chat.example.lg.jp/upload"
+""")
+    assert main(["check-config", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}:9: bots.sanitizer.engine.policies.pdf: 「shred」は使えません。使える値: rasterize, refuse" in err
+    assert f"{bad}:10: bots.sanitizer.engine.dpi:" in err
+    assert "bots.sanitizer.upload.public_url:" in err
+    # the template's own sanitizer block is valid
+    from lgwan_chat.templates import render
+
+    rendered = tmp_path / "bots.yaml"
+    render("bots.template.yaml", rendered, {"internet_url": "http://127.0.0.1:8008", "lgwan_url": "http://127.0.0.1:8018",
+                                            "server_name": "city.example", "data_dir": tmp_path,
+                                            "upload_listen": "127.0.0.1:8030"})
+    assert main(["check-config", str(rendered)]) == 0
+
+
+def test_sanitizer_defaults_above_their_maxima_are_refused(tmp_path, capsys):
+    bad = write(tmp_path, """\
+bots:
+  sanitizer:
+    homeserver: {internet: "http://127.0.0.1:8008"}
+    zone: internet
+    user_id: "@sanitizer-bot:city.example"
+    password: x
+    storage: {sqlite: /tmp/s.sqlite3}
+    upload: {default_hours: 500, max_hours: 100}
+""")
+    assert main(["check-config", str(bad)]) == 1
+    assert "bots.sanitizer.upload.default_hours: default_hours が max_hours より大きくなっています" in \
+        capsys.readouterr().err
