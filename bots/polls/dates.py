@@ -69,7 +69,9 @@ _REL = re.compile(r"(?P<rel>今日|本日|きょう|明後日|あさって|明�
 _WEEKDAY = re.compile(r"(?:(?P<wk>再来週|来週|今週|次の|今度の)\s*の?\s*)?(?P<wd>[月火水木金土日])曜日?")
 _TIME = re.compile(
     r"(?P<ampm>午前|午後|am|pm|a\.m\.|p\.m\.)?\s*"
-    r"(?:(?P<h1>\d{1,2}):(?P<mi1>\d{2})|(?P<h2>\d{1,2})時(?:\s*(?P<mi2>\d{1,2})分|(?P<half>半))?|(?P<noon>正午))"
+    r"(?:(?P<h1>\d{1,2}):(?P<mi1>\d{2})|(?P<h2>\d{1,2})時(?:\s*(?P<mi2>\d{1,2})分|(?P<half>半))?|(?P<noon>正午)"
+    r"|(?P<h3>\d{1,2})(?=\s*(?:am|pm|a\.m\.|p\.m\.)(?![a-z]))"
+    r"|(?P<h4>\d{1,2})(?=\s*(?:-|~|〜|ー|−|–|—|から)\s*(?:午前|午後)?\s*\d{1,2}時))"  # 14-16時
     r"(?:\s*(?P<ampm2>am|pm|a\.m\.|p\.m\.)(?![a-z]))?",
     re.IGNORECASE)
 _ALL_DAY = re.compile(r"\s*(?:終日|一日中|all[\s-]?day)", re.IGNORECASE)
@@ -78,6 +80,7 @@ _RANGE = re.compile(r"\s*(?:-|~|〜|~|ー|−|–|—|から)\s*")
 _UNTIL = re.compile(r"\s*まで")
 _SPLIT = re.compile(r"[\n\r;、,・]+| / ")
 _SPACE = re.compile(r"\s+")
+_BULLET = re.compile(r"\s*(?:[-*•●○◯◎□■・>]\s+|\d{1,2}[.)]\s+|\(\d{1,2}\)\s*)")  # "- 12/3", "1. 12/3", "(1) 12/3"
 
 
 @attrs.frozen
@@ -86,6 +89,7 @@ class _When:
     time: tuple[int, int] | None  # (hour, minute); (24, 0) is the end of the day
     text: str  # as written, for error messages
     all_day_word: bool = False
+    ampm: str = ""  # "午後", "pm", ... as written before or after the time
 
 
 class _Reader:
@@ -98,6 +102,7 @@ class _Reader:
         self.today = today
         self.year = year  # the current year, for labels
         self.recently_past: datetime.date | None = None  # a date without year read as next year's
+        self.ampm = ""  # of the last time read
 
     def rest(self) -> str:
         return self.text[self.pos:]
@@ -115,6 +120,7 @@ class _Reader:
         date = self._date(on_or_after)
         time = None
         all_day = False
+        self.ampm = ""
         if date is not None:
             before = self.pos
             self.skip(_OF)
@@ -128,7 +134,7 @@ class _Reader:
         if date is None and time is None:
             self.pos = start
             return None
-        return _When(date, time, self.text[start:self.pos].strip(), all_day)
+        return _When(date, time, self.text[start:self.pos].strip(), all_day, self.ampm)
 
     def _date(self, on_or_after: datetime.date) -> datetime.date | None:
         m = _DATE.match(self.text, self.pos)
@@ -187,9 +193,10 @@ class _Reader:
         if m.group("noon"):
             hour, minute = 12, 0
         else:
-            hour = int(m.group("h1") or m.group("h2"))
+            hour = int(m.group("h1") or m.group("h2") or m.group("h3") or m.group("h4"))
             minute = 30 if m.group("half") else int(m.group("mi1") or m.group("mi2") or 0)
         ampm = (m.group("ampm") or m.group("ampm2") or "").lower().replace(".", "")
+        self.ampm = ampm
         if ampm and not m.group("noon"):
             if hour > 12:
                 raise DateError("polls.date.invalid", text=written)
@@ -283,6 +290,7 @@ def parse_candidates(text: str, now: datetime.datetime, tz: str = "Asia/Tokyo") 
     previous_date: datetime.date | None = None
     for segment in _SPLIT.split(_normalise(text)):
         reader = _Reader(segment.strip(), local)
+        reader.skip(_BULLET)
         while True:
             reader.skip(_SPACE)
             if reader.pos >= len(reader.text):
@@ -312,14 +320,11 @@ def _candidate(reader: _Reader, today: datetime.date, previous_date: datetime.da
     if date < today:  # 今週月曜 on a Wednesday
         raise DateError("polls.date.past", when=_date_label(date, reader.year))
     end_when: _When | None = None
-    before_range = reader.pos
     if reader.skip(_RANGE):
         end_when = reader.when(date)
-        if end_when is None:
-            reader.pos = before_range
-            if not reader.skip(re.compile(r"\s*から")):
-                raise DateError("polls.date.unknown", text=_excerpt(reader.text[begin:]))
-        else:
+        if end_when is None and reader.rest().strip():  # "14:00〜" alone is a start
+            raise DateError("polls.date.unknown", text=_excerpt(reader.text[begin:]))
+        elif end_when is not None:
             reader.skip(_UNTIL)
     written = reader.text[begin:reader.pos].strip()
     year = reader.year
@@ -345,11 +350,15 @@ def _candidate(reader: _Reader, today: datetime.date, previous_date: datetime.da
             if end <= start:
                 raise DateError("polls.date.end_before_start", text=_excerpt(written))
         else:
-            end = _at(start.date(), end_when.time, zone)
+            end_time = end_when.time
+            if first.ampm in ("午後", "pm") and not end_when.ampm and end_time[0] < 12 \
+                    and (end_time[0] + 12, end_time[1]) > first.time:  # 午後2時〜4時: 16:00
+                end_time = (end_time[0] + 12, end_time[1])
+            end = _at(start.date(), end_time, zone)
             if end == start:
                 raise DateError("polls.date.end_before_start", text=_excerpt(written))
             if end < start:  # 22:00-2:00: ends the next day
-                end = _at(start.date() + datetime.timedelta(days=1), end_when.time, zone)
+                end = _at(start.date() + datetime.timedelta(days=1), end_time, zone)
                 if end - start > datetime.timedelta(hours=OVERNIGHT_HOURS):
                     raise DateError("polls.date.end_before_start", text=_excerpt(written))
     return Candidate(start, end, False, _label(start, end, False, year)), date
