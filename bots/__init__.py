@@ -6,4 +6,4 @@ starts it.
 """
 
 #: bot name -> importable module run as ``python -m MODULE --config bots.yaml``
-AVAILABLE: dict[str, str] = {"memo": "bots.memo", "sanitizer": "bots.sanitizer"}
+AVAILABLE: dict[str, str] = {"memo": "bots.memo", "sanitizer": "bots.sanitizer", "polls": "bots.polls"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -16,7 +17,7 @@ from nio import AsyncClient, JoinedRoomsResponse, LoginResponse, RoomCreateRespo
 from PIL import Image
 
 from lgwan_chat.homeserver import free_port, port_in_use
-from bots_harness import answer, wait_membership, wait_replies
+from bots_harness import answer, room_events, wait_membership, wait_replies
 from harness import download, http_get
 from test_zone_endpoint import call_zone
 
@@ -115,8 +116,9 @@ async def test_demo_starts_everything_and_resumes_with_the_same_data(demo):
     assert creds["server_name"] == "demo-city.test" and creds["registration_shared_secret"]
     assert creds["admin"]["user_id"] == "@admin:demo-city.test"
     assert {u["department"] for u in creds["users"]} >= {"soumu", "doboku-douro"}
-    assert creds["bots"] == {"memo": "@memo-bot:demo-city.test", "sanitizer": "@sanitizer-bot:demo-city.test"}
-    assert "ボット「sanitizer」を起動しています" in text
+    assert creds["bots"] == {"memo": "@memo-bot:demo-city.test", "sanitizer": "@sanitizer-bot:demo-city.test",
+                             "polls": "@polls-bot:demo-city.test"}
+    assert "ボット「sanitizer」を起動しています" in text and "ボット「polls」を起動しています" in text
     assert oct((demo.data_dir / "secrets" / "memo-bot.password").stat().st_mode & 0o777) == "0o600"
     assert (demo.data_dir / "logs" / "homeserver.log").stat().st_size > 0
     assert "LGWAN 系のダウンロード制限（メディアゲート）は無効です" not in text  # nginx is in front
@@ -184,6 +186,19 @@ async def test_demo_starts_everything_and_resumes_with_the_same_data(demo):
     status, content_type, body = http_get(f"{creds['listeners']['internet']}/upload/{'x' * 43}")
     assert status == 404 and content_type.startswith("text/html") and "正しくありません" in body.decode()
     await phone.close()
+
+    # The polls bot runs: a survey becomes a native poll Element renders.
+    await staff_pc.room_invite(team.room_id, creds["bots"]["polls"])
+    await wait_membership(staff_pc, team.room_id, creds["bots"]["polls"], "join")
+    await staff_pc.room_send(team.room_id, "m.room.message", {"msgtype": "m.text",
+                                                              "body": "!アンケート 昼食は？ / 弁当 / 外食"})
+    for _ in range(150):
+        started = [e for e in await room_events(staff_pc, team.room_id)
+                   if e["type"] == "org.matrix.msc3381.poll.start"]
+        if started:
+            break
+        await asyncio.sleep(0.2)
+    assert started and started[0]["sender"] == creds["bots"]["polls"]
     await staff_pc.close()
 
     assert demo.interrupt() == 0

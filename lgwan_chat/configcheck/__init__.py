@@ -32,7 +32,8 @@ SUITE_MODULES: dict[str, str] = {
 }
 
 #: The suite's bots: name under ``bots:`` -> module holding ``check(config)``.
-SUITE_BOTS: dict[str, str] = {"memo": "bots.memo.config", "sanitizer": "bots.sanitizer.config"}
+SUITE_BOTS: dict[str, str] = {"memo": "bots.memo.config", "sanitizer": "bots.sanitizer.config",
+                             "polls": "bots.polls.config"}
 
 
 def _checker(module_name: str) -> Callable[[Any], list[ConfigIssue]]:
