@@ -220,6 +220,10 @@ def test_deadline_without_time_is_the_end_of_that_day():
     assert deadline("今週中") == at(11, 22, 23, 59)  # Sunday
     assert deadline("来週中") == at(11, 29, 23, 59)
     assert deadline("金曜") == at(11, 20, 23, 59)
+    assert deadline("明日中まで") == at(11, 19, 23, 59)
+    assert deadline("締切: 12/3中") == at(12, 3, 23, 59)
+    assert deadline("12/3(木)17時締切") == at(12, 3, 17)
+    assert deadline("30分後まで。") == at(11, 18, 10, 30)
 
 
 def test_deadline_durations():

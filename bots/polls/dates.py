@@ -368,7 +368,8 @@ def _candidate(reader: _Reader, today: datetime.date, previous_date: datetime.da
 
 _DURATION = re.compile(r"(?P<n>\d+)\s*(?P<unit>分|時間半|時間|日|週間|週)\s*後")
 _WITHIN = re.compile(r"(?P<what>今日|本日|明日|明後日|今週|来週)\s*中")
-_DEADLINE_TAIL = re.compile(r"\s*(?:まで(?:に)?|中|締め?切り?|〆切?)?\s*$")
+_DEADLINE_HEAD = re.compile(r"^(?:締め?切り?|〆切?|期限)\s*(?:[:は]|日時)?\s*")
+_DEADLINE_TAIL = re.compile(r"(?:\s*(?:まで(?:に)?|締め?切り?|〆切?|。|\.))+$")
 _END_OF_DAY = datetime.time(23, 59)
 
 
@@ -378,15 +379,15 @@ def parse_deadline(text: str, now: datetime.datetime, tz: str = "Asia/Tokyo") ->
     The candidate formats (one date/time, no range), plus ``17時`` (today, or tomorrow if that is
     past), ``今日17時``, ``今日中`` / ``明日中`` (23:59), ``今週中`` / ``来週中`` (Sunday 23:59), durations
     ``30分後`` ``2時間後`` ``1時間半後`` ``3日後`` ``1週間後``; a date without a time is 23:59 of that day.
-    A trailing ``まで`` / ``までに`` / ``締切`` is ignored.
+    A leading ``締切:`` and a trailing ``まで`` / ``までに`` / ``締切`` are ignored.
     """
     zone = _zone(tz)
     local = _local_now(now, zone)
     today = local.date()
-    s = _normalise(text).strip()
+    s = _DEADLINE_TAIL.sub("", _DEADLINE_HEAD.sub("", _normalise(text).strip())).strip()
     if not s:
         raise DateError("polls.date.empty")
-    m = _DURATION.fullmatch(s.rstrip("。").strip())
+    m = _DURATION.fullmatch(s)
     if m:
         n, unit = int(m.group("n")), m.group("unit")
         delta = {"分": datetime.timedelta(minutes=n), "時間": datetime.timedelta(hours=n),
@@ -395,9 +396,7 @@ def parse_deadline(text: str, now: datetime.datetime, tz: str = "Asia/Tokyo") ->
         if not delta:
             raise DateError("polls.date.past", when=_excerpt(text))
         return (local + delta).replace(microsecond=0)
-    tail = _DEADLINE_TAIL.search(s)
-    body = s[:tail.start()] if tail else s
-    m = _WITHIN.fullmatch(body + "中") if s.endswith("中") else None
+    m = _WITHIN.fullmatch(s)
     if m:
         what = m.group("what")
         if what in ("今週", "来週"):
@@ -406,7 +405,8 @@ def parse_deadline(text: str, now: datetime.datetime, tz: str = "Asia/Tokyo") ->
         days = {"今日": 0, "本日": 0, "明日": 1, "明後日": 2}[what]
         day = today + datetime.timedelta(days=days)
         return _check_future(datetime.datetime.combine(day, _END_OF_DAY, tzinfo=zone), local, text)
-    reader = _Reader(body.strip(), local)
+    body = s[:-1].strip() if s.endswith("中") else s  # 12/3中
+    reader = _Reader(body, local)
     when = reader.when(today)
     if when is None or reader.pos < len(reader.text):
         raise DateError("polls.date.unknown", text=_excerpt(body if when is None else reader.rest()))
