@@ -59,6 +59,32 @@ MIGRATIONS: list[list[str]] = [
             done_ts BIGINT)""",
         "CREATE INDEX IF NOT EXISTS poll_jobs_due ON poll_jobs (done_ts, due_ts)",
     ],
+    # tasks (tasks.py, task_store.py): a task, its assignees' done marks, the ✅ reactions behind them
+    [
+        """CREATE TABLE IF NOT EXISTS poll_tasks (
+            task_id TEXT NOT NULL PRIMARY KEY,
+            room_id TEXT NOT NULL,
+            number INTEGER NOT NULL,
+            title TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            created_ts BIGINT NOT NULL,
+            due_ts BIGINT,
+            message_event_id TEXT,
+            message_text TEXT,
+            edits INTEGER NOT NULL,
+            UNIQUE (room_id, number))""",
+        "CREATE INDEX IF NOT EXISTS poll_tasks_message ON poll_tasks (message_event_id)",
+        """CREATE TABLE IF NOT EXISTS poll_task_assignees (
+            task_id TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            user_id TEXT NOT NULL,
+            done_ts BIGINT,
+            PRIMARY KEY (task_id, user_id))""",
+        """CREATE TABLE IF NOT EXISTS poll_task_reactions (
+            event_id TEXT NOT NULL PRIMARY KEY,
+            task_id TEXT NOT NULL,
+            user_id TEXT NOT NULL)""",
+    ],
 ]
 
 
