@@ -34,8 +34,8 @@ SCHEMA: dict[str, dict] = {
         "rooms": {"type": "array", "items": string()},
         # organisation.yaml, for tallies by department
         "organisation_file": string(),
-        # minutes between reminders to those who have not answered (0: none)
-        "remind_every_minutes": {"type": "integer", "minimum": 0, "maximum": 24 * 60},
+        # minutes between reminders to those who have not answered (0: none; 0.5 is 30 seconds)
+        "remind_every_minutes": {"type": "number", "minimum": 0, "maximum": 24 * 60},
     }),
 }
 
@@ -52,7 +52,7 @@ class SafetyOptions:
     min_power_level: int = 50
     rooms: tuple[str, ...] = ()
     organisation_file: str | None = None
-    remind_every_minutes: int = 30
+    remind_every_minutes: float = 30
 
 
 @attrs.frozen

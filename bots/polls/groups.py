@@ -134,7 +134,7 @@ class Groups:
     async def resync(self, group: Group) -> None:
         """Every response the server holds for the group's polls (``/relations``), kept."""
         for poll in self.store.polls(group.group_id):
-            for event in await self._relations(group.room_id, poll.poll_event_id):
+            for event in await self._relations(poll.room_id, poll.poll_event_id):
                 if event.get("type") in events.RESPONSE_TYPES:
                     self.record(event)
         self.touch(group.group_id)
@@ -214,7 +214,7 @@ class Groups:
         if group.open:
             await self.resync(group)
             for poll in self.store.polls(group.group_id):
-                await self.bot.send(group.room_id, events.END, events.end_content(
+                await self.bot.send(poll.room_id, events.END, events.end_content(
                     poll.poll_event_id, t("polls.ended", lang)), txn_key=f"{group.group_id}/end/{poll.position}")
             self.store.close_group(group.group_id, now_ms())
             self.store.cancel_jobs(group.group_id)
