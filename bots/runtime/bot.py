@@ -58,6 +58,18 @@ class TooLarge(Exception):
     """A download went past the size the bot accepts."""
 
 
+def without_reply_fallback(body: str) -> str:
+    """A reply's body without the quote of the message replied to that clients before MSC2781
+    (Element among them) put first: ``> <@user:server> text`` lines, then a blank line."""
+    lines = body.split("\n")
+    quoted = 0
+    while quoted < len(lines) and lines[quoted].startswith(">"):
+        quoted += 1
+    if quoted and (quoted == len(lines) or not lines[quoted].strip()):
+        return "\n".join(lines[quoted + 1:])
+    return body
+
+
 class BotApp:
     """What a bot adds to the runtime. Override what the bot needs."""
 
@@ -356,6 +368,8 @@ class Bot:
             relation = ctx.content.get("m.relates_to") or {}
             if relation.get("rel_type") == "m.replace":
                 return "edit-ignored"  # an edit is not a new command or memo
+            if isinstance(body, str) and "m.in_reply_to" in relation:
+                body = without_reply_fallback(body)  # a command sent as a reply is still a command
             after = split_prefix(body, self.config.command_prefixes) if isinstance(body, str) else None
             # m.notice is what bots send and must never be answered (two bots would loop)
             if after is not None and ctx.content.get("msgtype") == "m.text":
