@@ -142,6 +142,14 @@ async def test_without_a_reply_target_the_bot_says_how_to_use_it(homeserver, log
     assert reply["body"] == "返信先のメッセージがこのルームに見つかりません"
 
 
+async def test_two_people_with_the_same_name_are_told_apart(homeserver, login, reads_bot):
+    (chief, first, second), room = await team(homeserver, login, reads_bot, ["課長", "佐藤", "佐藤"])
+    message = await post(chief, room, "回覧です")
+    reply = await answer(chief, room, plain_reply("!既読", message), reads_bot.user_id)
+    assert reply["body"].splitlines()[2] == "未読 2 人: " + "、".join(
+        sorted(f"佐藤 ({p.user_id})" for p in (first, second)))
+
+
 # --- without a homeserver ---
 
 

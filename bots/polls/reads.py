@@ -81,7 +81,7 @@ class Feature:
             return name_list(sorted((names(u) for u in users), key=str.casefold),
                              lambda more: ctx.t("polls.reads.more", count=more)) or ctx.t("polls.reads.nobody")
 
-        lines = [ctx.t("polls.reads.header", author=names(author) if author else "-", excerpt=excerpt),
+        lines = [ctx.t("polls.reads.header", message=self._described(ctx.lang, author, excerpt, names)),
                  ctx.t("polls.reads.read", count=len(read), names=listed(read)),
                  ctx.t("polls.reads.unread", count=len(unread), names=listed(unread))]
         await ctx.reply_text("\n".join(lines))
@@ -105,7 +105,7 @@ class Feature:
         lang = self.app.bot.language_for("", room_id)
         names = self._names(room_id)
         link = f"https://matrix.to/#/{quote(room_id, safe='!:')}/{quote(target, safe='$:')}"
-        text = self.app.t(lang, "polls.reads.reminder", author=names(author) if author else "-", excerpt=excerpt)
+        text = self.app.t(lang, "polls.reads.reminder", message=self._described(lang, author, excerpt, names))
         per_message = self.app.options.mentions_per_message
         for start in range(0, len(users), per_message):
             chunk = users[start:start + per_message]
@@ -171,10 +171,16 @@ class Feature:
         excerpt = first[:EXCERPT_CHARS] + ("…" if len(first) > EXCERPT_CHARS or body.strip() != first else "")
         return source.get("sender"), excerpt
 
+    def _described(self, lang: str, author: str | None, excerpt: str, names: Callable[[str], str]) -> str:
+        """How the answers name the message: its author and first words, when the bot could read it."""
+        if author is None:
+            return self.app.t(lang, "polls.reads.that_message")
+        return self.app.t(lang, "polls.reads.message", author=names(author), excerpt=excerpt)
+
     def _names(self, room_id: str) -> Callable[[str], str]:
         room = self.app.bot.client.rooms.get(room_id)
 
         def name(user_id: str) -> str:
-            user = room.users.get(user_id) if room is not None else None
-            return user.display_name if user is not None and user.display_name else user_id
+            # two people with the same display name are told apart by their IDs
+            return (room.user_name(user_id) if room is not None else None) or user_id
         return name
