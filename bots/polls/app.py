@@ -252,6 +252,9 @@ class PollsBot(BotApp):
 
     async def send_reminder(self, group: Group, txn: str) -> list[str]:
         """Mention (or DM) everyone in the room who has not answered; returns who they were."""
+        own = getattr(self.kinds[group.kind], "remind", None)
+        if own is not None:  # a kind whose polls are in several rooms reminds each room itself
+            return await own(group, txn)
         missing = await self.groups.not_answered(group)
         if not missing:
             return []
