@@ -220,6 +220,13 @@ async def test_a_check_for_all_rooms_tallies_every_room_in_one_summary(homeserve
                  "・総務課: 回答 1 / 1 人（軽傷 1）", "・土木課: 回答 1 / 2 人（無事（出勤可能） 1、未回答 1）"):
         assert line in lines, (line, text)
 
+    # !リマインド reminds each room's own non-responders there, never the office that asked
+    await starter.room_send(hq, "m.room.message", {"msgtype": "m.text", "body": "!リマインド 1"})
+    reminded = await wait_for(north[0], room_a, lambda e: bool(reminders(office, [e])))
+    assert reminded[-1]["content"]["m.mentions"]["user_ids"] == [north[1].user_id]
+    await asyncio.sleep(3)
+    assert not reminders(office, await room_events(starter, hq))
+
     closed = await ask(starter, hq, "!締切 1", office.bot.user_id)
     assert "締切済み" in closed and "回答 3 / 4 人" in closed
     for client, room, poll in ((north[0], room_a, poll_a), (south[0], room_b, poll_b)):
@@ -270,8 +277,10 @@ def test_the_summary_of_a_2000_person_check_is_correct_and_fast(tmp_path):
     assert "・無事（出勤可能）: 400 人" in lines and "・重傷: 400 人" in lines
     assert f"・その他・連絡希望: {contact} 人" in lines and f"⚠️ 要対応（{400 + contact} 人）:" in lines
     urgent = lines[lines.index(f"⚠️ 要対応（{400 + contact} 人）:") + 1:lines.index("部署別:")]
-    assert len(urgent) == 400 + contact and urgent[0] == "・職員 0003（第3課）: 重傷"
-    assert "・職員 1903（所属なし）: 重傷" in urgent  # not in the file: shown by the name the room knows
+    assert urgent[0] == "・職員 0003（第3課）: 重傷" and urgent[1] == "・職員 0008（第8課）: 重傷"
+    assert len(urgent) == 51 and urgent[-1] == f"ほか {400 + contact - 50} 人（全員の一覧は !CSV出力 1）"
+    # an edit carries body and HTML twice: the event stays far under Matrix's 64 KiB
+    assert 2 * (len(text.encode()) + len(formatted.encode())) < 32_000
     departments = lines[lines.index("部署別:") + 1:-1]
     assert [d.split(":")[0] for d in departments] == [f"・第{i}課" for i in range(20)] + ["・所属なし"]
     # department d03: staff n with n % 20 == 3 (95 of them): n % 5 == 3 -> all answered 重傷
@@ -282,6 +291,15 @@ def test_the_summary_of_a_2000_person_check_is_correct_and_fast(tmp_path):
     assert (f"・第4課: 回答 {answered_d04} / 95 人（その他・連絡希望 {answered_d04}、未回答 {95 - answered_d04}）"
             in departments)
     assert formatted.count("<br>") == len(lines) - 1
+
+
+def test_people_not_in_the_organisation_file_are_named_as_their_room_knows_them(tmp_path):
+    kind, group, polls, _, users = big_check(tmp_path)
+    tally = Tally({"serious": 1}, {users[1903]: ("serious",)}, frozenset(), None)
+    text, _ = kind.render(group, polls, [tally], "en", str)
+    assert "- 職員 1903 (Unassigned): Serious injury" not in text  # answers keep the poll's language
+    assert "- 職員 1903 (Unassigned): 重傷" in text.splitlines()
+    assert "answered 1 / 2000, not answered 1999" in text.splitlines()[0]
 
 
 def test_a_person_who_answered_in_two_rooms_counts_once_with_the_most_urgent_answer():

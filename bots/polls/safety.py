@@ -17,7 +17,7 @@ import html
 import logging
 import os
 import unicodedata
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Awaitable, Callable, Sequence
 
 import yaml
 
@@ -41,6 +41,9 @@ JOB = "safety_remind"
 #: the answers, least urgent first (a person's most urgent answer across rooms is theirs)
 ANSWER_IDS = ("safe_ok", "safe_no", "minor", "serious", "contact")
 URGENT = ("serious", "contact")
+#: names listed in the summary; the rest are counted (an event must stay under 64 KiB, and an edit
+#: carries the text four times: body, HTML, and both again as the new content)
+URGENT_SHOWN = 50
 _ALL = ("全体", "全庁", "all")
 
 
@@ -127,10 +130,13 @@ class SafetyKind:
     """Live summary: totals, answered / not answered, urgent people by name, departments."""
 
     def __init__(self, directory: Directory, members: Callable[[Sequence[str]], set[str]],
-                 names_in: Callable[[Sequence[str]], Callable[[str], str]]):
+                 names_in: Callable[[Sequence[str]], Callable[[str], str]],
+                 remind: Callable[[Group, str], Awaitable[list[str]]] | None = None):
         self.directory = directory
         self.members = members
         self.names_in = names_in
+        #: app.send_reminder (!リマインド) asks the kind: each room's own non-responders, in that room
+        self.remind = remind
         self._csv_lang = "ja"
 
     def render(self, group: Group, polls: Sequence[Poll], tallies: Sequence[Tally], lang: str,
@@ -160,10 +166,14 @@ class SafetyKind:
             head = t("polls.safety.urgent_title", lang, count=len(urgent))
             lines.append(head)
             html_lines.append(f"<b>{html.escape(head)}</b>")
-            for user in urgent:
+            for user in urgent[:URGENT_SHOWN]:
                 line = t("polls.safety.urgent_line", lang, name=names(user),
                          department=self.directory.label(self.directory.department(user), lang),
                          answer=texts.get(chosen[user], chosen[user]))
+                lines.append(line)
+                html_lines.append(html.escape(line))
+            if len(urgent) > URGENT_SHOWN:
+                line = t("polls.safety.urgent_more", lang, count=len(urgent) - URGENT_SHOWN, number=group.number)
                 lines.append(line)
                 html_lines.append(html.escape(line))
 
@@ -227,7 +237,7 @@ class Feature:
     def attach(self, app: "PollsBot") -> None:
         self.app = app
         self.kind = SafetyKind(Directory(app.options.safety.organisation_file), self._synced_members,
-                               self._names)
+                               self._names, self.remind)
         app.kinds[KIND] = self.kind
         app.jobs[JOB] = self._job_remind
 
@@ -371,11 +381,19 @@ class Feature:
     # --- reminders: each job fires once, then schedules the next ---
 
     async def _job_remind(self, group_id: str, job_id: str) -> None:
-        app = self.app
-        group = app.store.group(group_id)
+        group = self.app.store.group(group_id)
         if group is None or not group.open:
             return
-        polls = app.store.polls(group_id)
+        every = self.app.options.safety.remind_every_minutes
+        if await self.remind(group, job_id) and every:
+            n = int(job_id.rsplit("/", 1)[1]) + 1
+            self.app.store.schedule(f"{group_id}/{JOB}/{n}", now_ms() + int(every * 60_000), JOB, group_id)
+
+    async def remind(self, group: Group, txn: str) -> list[str]:
+        """Each room's members who have not answered, mentioned there (or a DM each); who they were.
+        Someone in two rooms is reminded once."""
+        app = self.app
+        polls = app.store.polls(group.group_id)
         done = self.kind.answered(group, polls, app.groups.tallies(group, polls))
         names = self._names([p.room_id for p in polls])
         reminded: set[str] = set()
@@ -389,13 +407,10 @@ class Feature:
                     await app.bot.send(await app.direct_room(user), "m.room.message", {
                         "msgtype": "m.text", "m.mentions": {}, "body": t(
                             "polls.safety.reminder_dm", app.bot.language_for(user), title=group.title,
-                            room=app.room_name(poll.room_id))}, txn_key=f"{job_id}/dm/{user}")
+                            room=app.room_name(poll.room_id))}, txn_key=f"{txn}/dm/{user}")
             else:
                 lang = app.bot.language_for("", poll.room_id)
                 text = t("polls.safety.reminder", lang, title=group.title, count=len(missing))
-                await app.groups.mention(poll.room_id, missing, text, f"{job_id}/{poll.position}",
+                await app.groups.mention(poll.room_id, missing, text, f"{txn}/{poll.position}",
                                          app.options.mentions_per_message, names)
-        every = app.options.safety.remind_every_minutes
-        if every and reminded:
-            n = int(job_id.rsplit("/", 1)[1]) + 1
-            app.store.schedule(f"{group_id}/{JOB}/{n}", now_ms() + int(every * 60_000), JOB, group_id)
+        return sorted(reminded)
