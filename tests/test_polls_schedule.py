@@ -11,6 +11,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bots.polls import events
+from bots.polls.dates import parse_candidates
+from bots.polls.schedule import ScheduleError, parse_spec
+from bots.polls.schedule import label as candidate_label
 from bots_harness import BotProcess, ask, room_events
 from harness import download
 from test_polls_bot import latest_summary, polls_in, team, vote, wait_for, wait_summary
@@ -61,7 +64,8 @@ async def test_a_schedule_is_one_poll_per_candidate_ranked_live_then_decided_wit
     await chief.room_send(room, "m.room.message", {"msgtype": "m.text", "body": (
         f"!日程調整 課内打ち合わせ\n{d1.month}月{d1.day}日\n{d2.month}/{d2.day}({wd2}) 14:00-15:30\n"
         f"{full_width}、{d3.month}/{d3.day} 15時\n締切 {deadline.month}/{deadline.day} 17時")})
-    await wait_for(chief, room, lambda e: len(polls_in([e])) and "候補4" in e["content"]["body"])
+    # the live summary comes after the header and every poll
+    await wait_for(chief, room, lambda e: "📅 日程調整 #1「課内打ち合わせ」" in e["content"].get("body", ""))
     evs = await room_events(chief, room)
     polls = polls_in(evs)
     starts = [p["content"][events.START] for p in polls]
@@ -119,7 +123,12 @@ async def test_a_schedule_is_one_poll_per_candidate_ranked_live_then_decided_wit
     ends = await wait_for(chief, room, lambda e: e["type"] == events.END)
     assert {e["content"]["m.relates_to"]["event_id"] for e in ends} == {c1, c2, c3, c4}
     text = await wait_summary(chief, room, summary, "✅ 決定: 候補2")
-    assert "締切済み" in text and "○ " in text.split("候補2", 2)[2]
+    lines = text.splitlines()
+    who = lines[lines.index(f"★ 候補2 {label(d2, '14:00-15:30')}: ○2 △1 ×0") + 1]
+    names = {c: (await c.get_displayname()).displayname or c.user_id for c in (chief, a, b)}
+    came, maybe, cannot = (part.strip() for part in who.split("／"))
+    assert "締切済み" in text and maybe == f"△ {names[b]}" and cannot == "× -"
+    assert sorted(came.removeprefix("○ ").split("、")) == sorted([names[chief], names[a]])
 
     # deciding twice is refused, not announced again
     reply = await ask(chief, room, "!日程決定 1 4", polls_bot.user_id)
@@ -158,3 +167,26 @@ async def test_dates_not_understood_and_past_deadlines_are_explained_in_japanese
     await chief.room_send(room, "m.room.message", {"msgtype": "m.text", "body": "!アンケート 昼食は？ / 弁当 / 外食"})
     await wait_for(chief, room, lambda e: len(polls_in([e])) and "昼食は？" in e["content"]["body"])
     assert "#2 は日程調整ではありません" in await ask(chief, room, "!日程決定 2 1", polls_bot.user_id)
+
+
+def test_the_spec_is_a_title_candidates_a_deadline_and_anonymous():
+    spec = parse_spec("忘年会\n12/3(水) 18:00\n・12月4日\n締切：12/1 17時\n匿名")
+    assert (spec.title, spec.candidates, spec.deadline, spec.anonymous) == (
+        "忘年会", "12/3(水) 18:00\n12月4日", "12/1 17時", True)
+    spec = parse_spec("面談　12/3 10:00、13時")  # one line, a full-width space after the title
+    assert (spec.title, spec.candidates, spec.deadline, spec.anonymous) == ("面談", "12/3 10:00、13時", None, False)
+    with pytest.raises(ScheduleError) as raised:
+        parse_spec("\n \n")
+    assert raised.value.key == "polls.schedule.no_title"
+
+
+def test_english_rooms_read_the_candidates_in_english():
+    d, e = day(10), day(12)
+    first, second, third = parse_candidates(f"{d.month}/{d.day} 14:00-15:30、{d.month}月{d.day}日、{d.month}/{d.day}-"
+                                            f"{e.month}/{e.day}", datetime.datetime.now(TZ))
+    year = f" {d.year}" if d.year != datetime.date.today().year else ""
+    assert candidate_label(first, "en") == f"{d:%a} {d.day} {d:%b}{year} 14:00-15:30"
+    assert candidate_label(second, "en") == f"{d:%a} {d.day} {d:%b}{year} (all day)"
+    assert candidate_label(third, "en").startswith(f"{d:%a} {d.day} {d:%b}") and candidate_label(third, "en").endswith(
+        f"{e:%a} {e.day} {e:%b}{year} (all day)")
+    assert candidate_label(first, "ja") == label(d, "14:00-15:30")
