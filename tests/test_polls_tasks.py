@@ -229,3 +229,24 @@ async def test_a_task_without_a_title_or_with_an_unknown_date_is_explained_in_ja
     await asyncio.sleep(1)
     assert not [e for e in await room_events(chief, room)
                 if e["content"].get("body", "").startswith("📝")], "no task was made"
+
+
+async def test_a_reaction_and_its_redaction_while_the_bot_is_down_count_after_it_comes_back(homeserver, login,
+                                                                                               polls_bot):
+    (chief, yamada, sato), room = await team(homeserver, login, polls_bot, names=("課長", "山田", "佐藤"))
+    NAMES.update({yamada.user_id: "山田", sato.user_id: "佐藤"})
+    _, message = await make_task(chief, room, polls_bot, with_pills("!タスク 契約書の確認", yamada, sato), 1)
+    assert "期限なし" in message["content"]["body"]
+    task_id = message["event_id"]
+    mark = await react(sato, room, task_id)
+    await wait_task(chief, room, task_id, "（1/2 人完了）")
+    polls_bot.kill()
+    await react(yamada, room, task_id, "☑️")
+    await sato.room_redact(room, mark)
+    polls_bot.start().wait_ready()
+    text = await wait_task(chief, room, task_id, "山田 ✅ 完了")
+    assert "佐藤 ⬜ 未完了" in text and "（1/2 人完了）" in text
+    edits = [e["content"]["m.new_content"]["body"] for e in await room_events(chief, room)
+             if (e["content"].get("m.relates_to") or {}) == {"rel_type": "m.replace", "event_id": task_id}]
+    # one edit for each change (佐藤 done; 山田 done, complete; 佐藤 not done), none sent twice
+    assert len(edits) == 3 and "状態: 完了（2/2 人完了）" in edits[1], edits

@@ -125,6 +125,7 @@ class Feature:
     # --- making a task ---
 
     async def create(self, ctx: Context, task: str) -> None:
+        # read again from the event, not ``task``: a pill's user ID is only in the HTML body
         text, assignees = mentioned_text(ctx.content, self.app.bot.config.user_id)
         try:
             title, when = parse_task(text)
