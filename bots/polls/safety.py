@@ -149,7 +149,7 @@ class SafetyKind:
         texts = dict(polls[0].answers) if polls else {a.id: a.text for a in answers(lang)}
         counts = {a: 0 for a in ANSWER_IDS}
         for answer in chosen.values():
-            counts[answer] = counts.get(answer, 0) + 1
+            counts[answer] += 1
         state = t("polls.state_closed" if not group.open else "polls.state_open", lang)
         lines = [t("polls.safety.summary_title", lang, number=group.number, title=group.title, state=state,
                    answered=len(chosen), total=len(people), missing=len(people) - len(chosen))]
