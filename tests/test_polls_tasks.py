@@ -4,9 +4,11 @@ who mention assignees with Element's pills, react ✅, take the reaction back, a
 from __future__ import annotations
 
 import asyncio
+import datetime
 import html
 import time
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import pytest
 from nio import RoomSendResponse
@@ -215,8 +217,8 @@ async def test_reminders_mention_only_those_not_done_once_each_and_stop_when_don
     assert "状態: 完了" in latest_summary(await room_events(chief, room), message["event_id"])
 
 
-async def test_a_task_without_a_title_or_with_an_unknown_date_is_explained_in_japanese(homeserver, login,
-                                                                                          polls_bot):
+async def test_bad_task_input_is_explained_in_japanese_and_a_due_time_written_last_needs_no_keyword(
+        homeserver, login, polls_bot):
     (chief, yamada), room = await team(homeserver, login, polls_bot, names=("課長", "山田"))
     NAMES[yamada.user_id] = "山田"
     reply = (await answer(chief, room, with_pills("!タスク", yamada, "期限 明日17時"), polls_bot.user_id))["body"]
@@ -224,11 +226,21 @@ async def test_a_task_without_a_title_or_with_an_unknown_date_is_explained_in_ja
     reply = await ask(chief, room, "!タスク 報告書 期限 そのうち", polls_bot.user_id)
     assert "「そのうち」を日時として読み取れませんでした" in reply
     assert "期限」の後に日時を書いてください" in await ask(chief, room, "!タスク 報告書 期限", polls_bot.user_id)
+    yesterday = datetime.datetime.now(ZoneInfo("Asia/Tokyo")) - datetime.timedelta(days=1)
+    reply = await ask(chief, room, f"!タスク 報告書 {yesterday.month}/{yesterday.day}まで", polls_bot.user_id)
+    assert "はもう過ぎています" in reply
     assert "!タスク" in await ask(chief, room, "!タスク", polls_bot.user_id)  # no argument at all
     assert "タスク #7 はありません" in await ask(chief, room, "!完了 7", polls_bot.user_id)
     await asyncio.sleep(1)
     assert not [e for e in await room_events(chief, room)
                 if e["content"].get("body", "").startswith("📝")], "no task was made"
+    # a due time written last with まで(に) needs no 期限; words that are no date stay in the title
+    _, message = await make_task(chief, room, polls_bot, with_pills("!タスク 会議室の予約", yamada, "明日 17時までに"), 1)
+    lines = message["content"]["body"].splitlines()
+    assert lines[0] == "📝 タスク #1: 会議室の予約" and lines[2].startswith("期限 ") and lines[2].endswith(" 17:00")
+    _, message = await make_task(chief, room, polls_bot, "!タスク 報告書の確認 月末まで", 2)
+    assert message["content"]["body"].splitlines()[0] == "📝 タスク #2: 報告書の確認 月末まで"
+    assert "期限なし" in message["content"]["body"]
 
 
 async def test_a_reaction_and_its_redaction_while_the_bot_is_down_count_after_it_comes_back(homeserver, login,

@@ -41,6 +41,7 @@ _TAG = re.compile(r"<[^>]+>")
 _BREAK = re.compile(r"<br\s*/?>|</p>|</div>", re.I)
 _DUE = re.compile(r"(?:^|\s)(?:期限|締め?切り?|〆切り?|due)(?:\s*[:：は]\s*|\s+|$)(?P<when>.*)$", re.I | re.S)
 _COMMAND = re.compile(r"^\s*[!！]\S+")
+_UNTIL = re.compile(r"まで(?:に)?$")
 
 
 class TaskSpecError(ValueError):
@@ -79,21 +80,43 @@ def mentioned_text(content: dict, bot_user: str) -> tuple[str, list[str]]:
     return text, unique
 
 
-def parse_task(text: str) -> tuple[str, str | None]:
-    """(title, due as written or None) from what follows ``!タスク`` with mentions taken out."""
-    due = _DUE.search(text)
-    when = None
-    if due is not None:
-        when = " ".join(due.group("when").split())
-        text = text[:due.start()]
+def parse_task(text: str, deadline: Callable[[str], int]) -> tuple[str, int | None]:
+    """(title, due time in ms or None) from what follows ``!タスク`` with mentions taken out: the due
+    time after 期限 / 締切 / due, or written last with まで(に) (``報告書の提出 12/3 17時まで``)."""
+    keyword = _DUE.search(text)
+    due = None
+    if keyword is not None:
+        when = " ".join(keyword.group("when").split())
+        text = text[:keyword.start()]
         if not when:
             raise TaskSpecError("polls.task.no_due")
+        due = deadline(when)
+    else:
+        text, due = _until(text, deadline)
     title = " ".join(text.split())
     if not title:
         raise TaskSpecError("polls.task.no_title")
     if len(title) > MAX_TITLE:
         raise TaskSpecError("polls.task.too_long", max=MAX_TITLE)
-    return title, when
+    return title, due
+
+
+def _until(text: str, deadline: Callable[[str], int]) -> tuple[str, int | None]:
+    """A due time as the last words, ending in まで(に): the longest of up to three words that reads
+    as one. None of them: part of the title (``月末まで`` is not a date), unless the last word
+    alone is a date that is wrong (past, impossible): that is said."""
+    words = text.split()
+    if not words or not _UNTIL.search(unicodedata.normalize("NFKC", words[-1])):
+        return text, None
+    last_error = None
+    for count in range(min(3, len(words)), 0, -1):
+        try:
+            return " ".join(words[:-count]), deadline(" ".join(words[-count:]))
+        except DateError as e:
+            last_error = e
+    if last_error is not None and last_error.key != "polls.date.unknown":
+        raise last_error
+    return text, None
 
 
 def is_done_key(key: Any) -> bool:
@@ -128,8 +151,7 @@ class Feature:
         # read again from the event, not ``task``: a pill's user ID is only in the HTML body
         text, assignees = mentioned_text(ctx.content, self.app.bot.config.user_id)
         try:
-            title, when = parse_task(text)
-            due = self.app.parse_deadline(when) if when else None
+            title, due = parse_task(text, self.app.parse_deadline)
         except (TaskSpecError, DateError) as e:
             await self.app.explain(ctx, e, "polls.example.task")
             return
