@@ -8,7 +8,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench bench-read-status bench-sanitize system-deps venv clean-demo
+.PHONY: demo test bench bench-read-status bench-sanitize bench-polls system-deps venv clean-demo
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ bench-read-status: system-deps $(STAMP)
 # File sanitization: seconds per file and page, memory, LibreOffice cold and warm (about a minute).
 bench-sanitize: system-deps $(STAMP)
 	$(PY) bench/sanitize.py $(BENCH_ARGS)
+
+# Polls bot: a survey answered by 2,000 members; the summary's delay after the last vote (~10 minutes).
+bench-polls: system-deps $(STAMP)
+	$(PY) bench/polls.py $(BENCH_ARGS)
 
 # Forget the demo deployment (accounts, rooms, messages) to start from scratch.
 clean-demo:

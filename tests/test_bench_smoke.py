@@ -64,3 +64,13 @@ def test_sanitize_benchmark_sanitizes_every_sample_file(tmp_path):
     pages = {f["file"]: f["pages"] for f in summary["files"]}
     assert pages["10-page PDF (text)"] == 10 and pages["20-page docx (Japanese)"] == 20
     assert "| file | size | result |" in result.stdout
+
+
+def test_polls_benchmark_counts_every_voter(tmp_path):
+    out = tmp_path / "polls.json"
+    result = subprocess.run([sys.executable, str(BENCH.parent / "polls.py"), "--members", "12", "--json", str(out)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads(out.read_text())["sqlite"]
+    assert summary["members"] == 12 and summary["summary_after_last_vote_s"] > 0
+    assert "summary counted everyone" in result.stdout
