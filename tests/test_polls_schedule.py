@@ -169,6 +169,27 @@ async def test_dates_not_understood_and_past_deadlines_are_explained_in_japanese
     assert "#2 は日程調整ではありません" in await ask(chief, room, "!日程決定 2 1", polls_bot.user_id)
 
 
+async def test_an_anonymous_schedule_closes_itself_at_its_deadline_with_the_ranking(homeserver, login, polls_bot):
+    (chief, a), room = await team(homeserver, login, polls_bot, size=2)
+    d = day(5)
+    await chief.room_send(room, "m.room.message", {"msgtype": "m.text", "body": (
+        f"!日程調整 係会議\n{d.month}/{d.day} 9時半\n{d.month}/{d.day} 午後2時から3時まで\n締切 1分後\n匿名")})
+    await wait_for(chief, room, lambda e: "📅 日程調整 #1「係会議」" in e["content"].get("body", ""))
+    polls = polls_in(await room_events(chief, room))
+    assert [p["content"][events.START]["question"][events.TEXT] for p in polls] == [
+        f"候補1: {label(d, '9:30')}", f"候補2: {label(d, '14:00-15:00')}"]
+    assert all(p["content"][events.START]["kind"] == events.UNDISCLOSED for p in polls)
+    await vote(a, room, polls[1]["event_id"], "ok")
+    await vote(a, room, polls[0]["event_id"], "ng")
+    await vote(chief, room, polls[1]["event_id"], "maybe")
+    final = await wait_for(chief, room, lambda e: "締切になりました" in e["content"].get("body", ""), timeout=100)
+    text = final[0]["content"]["body"]
+    assert "締切済み" in text and f"★ 候補2 {label(d, '14:00-15:00')}: ○1 △1 ×0" in text
+    assert text.index("候補2") < text.index("候補1") and "／" not in text  # anonymous: nobody named
+    ends = await wait_for(chief, room, lambda e: e["type"] == events.END)
+    assert len(ends) == 2
+
+
 def test_the_spec_is_a_title_candidates_a_deadline_and_anonymous():
     spec = parse_spec("忘年会\n12/3(水) 18:00\n・12月4日\n締切：12/1 17時\n匿名")
     assert (spec.title, spec.candidates, spec.deadline, spec.anonymous) == (

@@ -198,7 +198,6 @@ class Feature:
         app.schedule_deadline(group)
 
     async def decide(self, app: "PollsBot", ctx: Context, number: int, candidate: int) -> None:
-        index = candidate
         group = await app._group(ctx, number)
         if group is None:
             return
@@ -214,10 +213,10 @@ class Feature:
             await ctx.reply("polls.schedule.already_decided", number=number, index=decided,
                             label=label(candidates[decided - 1], ctx.lang))
             return
-        if not 1 <= index <= len(candidates):
-            await ctx.reply("polls.schedule.no_candidate", number=number, index=index, count=len(candidates))
+        if not 1 <= candidate <= len(candidates):
+            await ctx.reply("polls.schedule.no_candidate", number=number, index=candidate, count=len(candidates))
             return
-        app.store.set_group(group.group_id, options={**group.options, "decided": index, "decided_by": ctx.sender,
+        app.store.set_group(group.group_id, options={**group.options, "decided": candidate, "decided_by": ctx.sender,
                                                      "decided_event": ctx.event_id})
         lang = app.bot.language_for("", ctx.room_id)
         group = app.store.group(group.group_id)
@@ -225,8 +224,8 @@ class Feature:
             group = await app.groups.close(group, lang)
         else:
             await app.groups.refresh(group.group_id)
-        chosen = candidates[index - 1]
-        poll = app.store.polls(group.group_id)[index - 1]
+        chosen = candidates[candidate - 1]
+        poll = app.store.polls(group.group_id)[candidate - 1]
         tally = app.groups.tallies(group, [poll])[0]
         coming = sorted(u for u, chosen_ids in tally.choices.items() if OK in chosen_ids or MAYBE in chosen_ids)
         text = t("polls.schedule.decided", lang, number=group.number, title=group.title, label=label(chosen, lang))
