@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from nio import RoomSendResponse
 
-from bots_harness import BotProcess, answer, ask, room_events, wait_membership
+from bots_harness import BotProcess, answer, ask, room_events, wait_membership, wait_replies
 from test_polls_bot import latest_summary, wait_for
 
 BOT = "polls"
@@ -241,6 +241,11 @@ async def test_bad_task_input_is_explained_in_japanese_and_a_due_time_written_la
     _, message = await make_task(chief, room, polls_bot, "!タスク 報告書の確認 月末まで", 2)
     assert message["content"]["body"].splitlines()[0] == "📝 タスク #2: 報告書の確認 月末まで"
     assert "期限なし" in message["content"]["body"]
+    # someone not in the room: the task is made, and the author told
+    stranger = homeserver.new_user("staff").user_id
+    command = await send(chief, room, f"!タスク 書類の回収 {stranger}")
+    reply = (await wait_replies(chief, room, command, sender=polls_bot.user_id))[0]["content"]["body"]
+    assert reply == f"{stranger} はこのルームに参加していないため、タスク #3 が見えません。招待してください"
 
 
 async def test_a_reaction_and_its_redaction_while_the_bot_is_down_count_after_it_comes_back(homeserver, login,

@@ -167,6 +167,10 @@ class Feature:
             await self.app.bot.send(ctx.room_id, "m.reaction", {"m.relates_to": {
                 "rel_type": "m.annotation", "event_id": event_id, "key": "✅"}}, txn_key=f"{ctx.event_id}/task-react")
         self._schedule(created)
+        # a mistyped ID or someone not invited yet: the task is kept, but they cannot see it
+        outside = [a.user_id for a in created.assignees if a.user_id not in await self.app.groups.members(ctx.room_id)]
+        if outside:
+            await ctx.reply("polls.task.not_in_room", number=created.number, who="、".join(outside))
 
     def _schedule(self, task: Task) -> None:
         if task.due_ts is None:
