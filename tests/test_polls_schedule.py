@@ -205,7 +205,7 @@ def test_english_rooms_read_the_candidates_in_english():
     d, e = day(10), day(12)
     first, second, third = parse_candidates(f"{d.month}/{d.day} 14:00-15:30、{d.month}月{d.day}日、{d.month}/{d.day}-"
                                             f"{e.month}/{e.day}", datetime.datetime.now(TZ))
-    year = f" {d.year}" if d.year != datetime.date.today().year else ""
+    year = f" {d.year}" if d.year != datetime.datetime.now(TZ).year else ""
     assert candidate_label(first, "en") == f"{d:%a} {d.day} {d:%b}{year} 14:00-15:30"
     assert candidate_label(second, "en") == f"{d:%a} {d.day} {d:%b}{year} (all day)"
     assert candidate_label(third, "en").startswith(f"{d:%a} {d.day} {d:%b}") and candidate_label(third, "en").endswith(

@@ -91,8 +91,10 @@ def label(candidate: Candidate, lang: str) -> str:
     if lang == "ja":
         return candidate.label
 
+    this_year = datetime.datetime.now(candidate.start.tzinfo).year
+
     def day(d: datetime.date) -> str:
-        year = f" {d.year}" if d.year != datetime.date.today().year else ""
+        year = f" {d.year}" if d.year != this_year else ""
         return f"{WEEKDAYS_EN[d.weekday()]} {d.day} {MONTHS_EN[d.month - 1]}{year}"
 
     start, end = candidate.start, candidate.end
