@@ -219,6 +219,10 @@ async def test_a_check_for_all_rooms_tallies_every_room_in_one_summary(homeserve
     for line in ("・無事（出勤可能）: 1 人", "・軽傷: 1 人", "・重傷: 1 人", "・南 二（所属なし）: 重傷",
                  "・総務課: 回答 1 / 1 人（軽傷 1）", "・土木課: 回答 1 / 2 人（無事（出勤可能） 1、未回答 1）"):
         assert line in lines, (line, text)
+    newcomer = await office.person(login, "新人 一", None)  # joins room B during the check: one more to ask
+    await south[0].room_invite(room_b, newcomer.user_id)
+    await newcomer.join(room_b)
+    await wait_summary(starter, hq, summary, "回答 3 / 5 人・未回答 2 人")
 
     # !リマインド reminds each room's own non-responders there, never the office that asked
     await starter.room_send(hq, "m.room.message", {"msgtype": "m.text", "body": "!リマインド 1"})
@@ -228,13 +232,13 @@ async def test_a_check_for_all_rooms_tallies_every_room_in_one_summary(homeserve
     assert not reminders(office, await room_events(starter, hq))
 
     closed = await ask(starter, hq, "!締切 1", office.bot.user_id)
-    assert "締切済み" in closed and "回答 3 / 4 人" in closed
+    assert "締切済み" in closed and "回答 3 / 5 人" in closed
     for client, room, poll in ((north[0], room_a, poll_a), (south[0], room_b, poll_b)):
         ends = await wait_for(client, room, lambda e: e["type"] == events.END)
         assert ends[0]["content"]["m.relates_to"]["event_id"] == poll["event_id"]
     await vote(north[1], room_a, poll_a["event_id"], "safe_ok")  # after the end: not counted
     await asyncio.sleep(1.5)
-    assert latest_summary(await room_events(starter, hq), summary).count("回答 3 / 4 人") == 1
+    assert latest_summary(await room_events(starter, hq), summary).count("回答 3 / 5 人") == 1
 
 
 # --- pure: the summary of a large check ---

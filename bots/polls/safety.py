@@ -241,6 +241,14 @@ class Feature:
         app.kinds[KIND] = self.kind
         app.jobs[JOB] = self._job_remind
 
+    async def on_event(self, app: "PollsBot", ctx: Context) -> None:
+        """Someone joined or left a room a safety check asked: its not-answered count changed."""
+        if ctx.event.get("type") != "m.room.member":
+            return
+        for group in app.store.open_groups():
+            if group.kind == KIND and ctx.room_id in group.options.get("rooms", ()):
+                app.groups.touch(group.group_id)
+
     # --- members ---
 
     def _synced_members(self, room_ids: Sequence[str]) -> set[str]:
