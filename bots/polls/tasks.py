@@ -159,16 +159,18 @@ class Feature:
             await ctx.reply("polls.task.too_many", max=MAX_ASSIGNEES)
             return
         created = self.store.create(ctx.event_id, ctx.room_id, title, ctx.sender, due, assignees or [ctx.sender])
-        if created.message_event_id is None:
-            text, formatted, content = self._content(created, mention=True)
+        event_id = created.message_event_id
+        if event_id is None:
+            text, _, content = self._content(created, mention=True)
             event_id = await self.app.bot.send(ctx.room_id, "m.room.message", content, txn_key=f"{ctx.event_id}/task")
             self.store.set_message(created.task_id, event_id, text)
-            # a ✅ already there: one tap in Element marks done
-            await self.app.bot.send(ctx.room_id, "m.reaction", {"m.relates_to": {
-                "rel_type": "m.annotation", "event_id": event_id, "key": "✅"}}, txn_key=f"{ctx.event_id}/task-react")
+        # a ✅ already there: one tap in Element marks done
+        await self.app.bot.send(ctx.room_id, "m.reaction", {"m.relates_to": {
+            "rel_type": "m.annotation", "event_id": event_id, "key": "✅"}}, txn_key=f"{ctx.event_id}/task-react")
         self._schedule(created)
         # a mistyped ID or someone not invited yet: the task is kept, but they cannot see it
-        outside = [a.user_id for a in created.assignees if a.user_id not in await self.app.groups.members(ctx.room_id)]
+        members = set(await self.app.groups.members(ctx.room_id))
+        outside = [a.user_id for a in created.assignees if a.user_id not in members]
         if outside:
             await ctx.reply("polls.task.not_in_room", number=created.number, who="、".join(outside))
 
