@@ -204,3 +204,23 @@ bots:
     assert main(["check-config", str(bad)]) == 1
     assert "bots.sanitizer.upload.default_hours: default_hours が max_hours より大きくなっています" in \
         capsys.readouterr().err
+
+
+def test_polls_bot_keys_are_checked_with_their_path(tmp_path, capsys):
+    bad = write(tmp_path, """\
+bots:
+  polls:
+    homeserver: {lgwan: "http://127.0.0.1:8018"}
+    zone: lgwan
+    user_id: "@polls-bot:city.example"
+    password: x
+    storage: {sqlite: /tmp/p.sqlite3}
+    timezone: Asia/Tokio
+    remind_via: email
+    safety: {min_power_level: 500}
+""")
+    assert main(["check-config", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}:8: bots.polls.timezone: タイムゾーン「Asia/Tokio」がありません" in err
+    assert f"{bad}:9: bots.polls.remind_via: 「email」は使えません。使える値: mention, dm" in err
+    assert f"{bad}:10: bots.polls.safety.min_power_level:" in err

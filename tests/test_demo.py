@@ -28,10 +28,12 @@ OFFSET = 1000
 
 
 def free_pair() -> int:
-    """A port p with p, p+1 (the entrances) and p+OFFSET, p+OFFSET+1 (Synapse behind nginx) free."""
+    """A port p with p, p+1 (the entrances), p+22 (the upload page) and p+OFFSET, p+OFFSET+1 (Synapse
+    behind nginx) free."""
     while True:
         port = free_port()
-        if port + OFFSET + 1 < 65536 and not any(port_in_use(p) for p in (port + 1, port + OFFSET, port + OFFSET + 1)):
+        if port + OFFSET + 1 < 65536 and not any(port_in_use(p) for p in (port + 1, port + 22, port + OFFSET,
+                                                                             port + OFFSET + 1)):
             return port
 
 

@@ -176,3 +176,31 @@ async def test_votes_cast_while_the_bot_is_down_are_counted_after_it_comes_back(
     edits = [e for e in await room_events(chief, room)
              if (e["content"].get("m.relates_to") or {}).get("event_id") == summary]
     assert len({e["content"]["m.new_content"]["body"] for e in edits}) == len(edits), "no summary sent twice"
+
+
+async def test_before_the_deadline_those_who_have_not_answered_get_a_dm_once(homeserver, login, tmp_path):
+    with BotProcess(homeserver, tmp_path, BOT, entry=["-m", "bots.polls"], localpart="polls-dm-bot",
+                    options={"summary_interval_s": 0.2, "remind_via": "dm", "remind_before_minutes": 60},
+                    zone="lgwan", storage=homeserver.backend) as bot:
+        bot.start().wait_ready()
+        (chief, a, b), room = await team(homeserver, login, bot)
+        poll, summary = await make_survey(chief, room, bot, "!アンケート 研修の出欠 / 出席 / 欠席 / 締切 3日後")
+        assert "締切" in poll["content"][events.START]["question"][events.TEXT]  # written into the question
+        await vote(a, room, poll["event_id"], poll["content"][events.START]["answers"][0]["id"])
+        await wait_summary(chief, room, summary, "回答 1 人")
+        # an hour before the deadline: time passing, as the bot's job table sees it
+        assert bot.execute("UPDATE poll_jobs SET due_ts = 0 WHERE kind = 'remind'") == 1
+        deadline = time.monotonic() + 30
+        while True:
+            invites = [r for r in (await b.sync(timeout=1000)).rooms.invite]
+            if invites or time.monotonic() > deadline:
+                break
+        assert invites, "the member who did not answer gets a DM"
+        await b.join(invites[0])
+        dm = await wait_for(b, invites[0], lambda e: "まだ回答していません" in e["content"].get("body", ""))
+        assert "研修の出欠" in dm[0]["content"]["body"]
+        await asyncio.sleep(3)  # the job ran once: no second reminder, and none for the one who answered
+        assert len([e for e in await room_events(b, invites[0]) if "まだ回答していません" in
+                    e["content"].get("body", "")]) == 1
+        assert not (await a.sync(timeout=1000)).rooms.invite
+        bot.stop()

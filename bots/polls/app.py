@@ -66,18 +66,8 @@ class PollsBot(BotApp):
 
     @staticmethod
     def _load_features() -> list[Any]:
-        import importlib
-
-        features = []
-        for name in ("schedule", "tasks", "safety", "reads"):
-            try:
-                module = importlib.import_module(f"bots.polls.{name}")
-            except ModuleNotFoundError as e:
-                if e.name != f"bots.polls.{name}":
-                    raise
-                continue
-            features.append(module.Feature())
-        return features
+        from . import reads, safety, schedule, tasks
+        return [schedule.Feature(), tasks.Feature(), safety.Feature(), reads.Feature()]
 
     async def stop(self) -> None:
         if self._scheduler is not None:
