@@ -38,6 +38,11 @@ def main(argv: list[str] | None = None) -> int:
 
     add_arguments(sanitize)
 
+    guest = commands.add_parser("guest", help="外部の方のゲストアカウント / guest accounts for outside contractors")
+    from lgwan_chat.guests_cli import add_arguments as add_guest_arguments
+
+    add_guest_arguments(guest)
+
     args = parser.parse_args(argv)
     if args.command == "demo":
         from lgwan_chat import demo as demo_mod
@@ -49,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         from bots.sanitizer.engine.cli import run
 
         return run(args)
+    if args.command == "guest":
+        from lgwan_chat.guests_cli import run as run_guest
+
+        return run_guest(args)
     return 2
 
 

@@ -119,3 +119,19 @@ async def events_seen_by(api: Any, user_id: str, event_ids: list[str]) -> dict[s
         hs.get_storage_controllers(), user_id, list(found.values()), is_peeking=False)]
     edits = await store.get_applicable_edits([e.event_id for e in visible if not e.internal_metadata.is_redacted()])
     return {e.event_id: (e, edits.get(e.event_id)) for e in visible}
+
+
+async def deactivate_user(api: Any, user_id: str) -> None:
+    """Deactivate a local account as the admin API does (no erasure): it can no longer log in,
+    its tokens stop working, it leaves its rooms.
+
+    The module API cannot deactivate an account, and guest accounts must be
+    deactivated at expiry by the module itself: this calls Synapse's
+    ``DeactivateAccountHandler.deactivate_account(user_id, erase_data, requester, by_admin=...)``.
+    Runs on the main process (the handler's home).
+    """
+    from synapse.types import create_requester
+
+    handler = api._hs.get_deactivate_account_handler()
+    await handler.deactivate_account(user_id, erase_data=False, requester=create_requester(user_id), by_admin=True)
+

@@ -40,7 +40,7 @@ class ZonePolicyModule:
     def __init__(self, config: ZonesConfig, api: ModuleApi):
         store = ZoneStore(api)
         media = MediaRules(config, store, api.server_name)
-        wrap_request_authentication(api, DeviceZoneGuard(config, store, media.upload_devices).check)
+        wrap_request_authentication(api, DeviceZoneGuard(config, store, media.upload_devices, api).check)
         events = EventRules(config, store, api)
         api.register_spam_checker_callbacks(check_event_for_spam=events.check_event_for_spam,
                                             check_media_file_for_spam=media.check_media_file_for_spam)

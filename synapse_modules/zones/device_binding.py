@@ -7,6 +7,7 @@ from typing import Any
 from lgwan_chat.i18n import Msg
 from synapse_modules._errors import refusal
 from synapse_modules._synapse_internals import current_request_origin
+from synapse_modules.guests.lookup import is_registered_guest
 
 from .config import ZonesConfig
 from .media import UploadDevices
@@ -15,7 +16,8 @@ from .zone import zone_of
 
 
 class DeviceZoneGuard:
-    def __init__(self, config: ZonesConfig, store: ZoneStore, upload_devices: UploadDevices):
+    def __init__(self, config: ZonesConfig, store: ZoneStore, upload_devices: UploadDevices, api: Any = None):
+        self._api = api
         self._config = config
         self._store = store
         self._upload_devices = upload_devices
@@ -28,7 +30,9 @@ class DeviceZoneGuard:
         zone = zone_of(origin, self._config)
         if zone is None:
             raise refusal("unknown_zone", "zones.unknown_zone")
-        if requester.is_guest:
+        # Synapse's own guests, and the guest accounts of synapse_modules.guests
+        if requester.is_guest or (self._api is not None
+                                  and await is_registered_guest(self._api, requester.user.to_string())):
             if self._config.guest_zone is not None and zone != self._config.guest_zone:
                 raise refusal("guest_zone", "zones.guest_zone", zone=Msg("zone." + self._config.guest_zone))
             return
