@@ -32,6 +32,13 @@ def main(argv: list[str] | None = None) -> int:
         "check-config", help="設定 YAML を検証 / validate the suite's YAML files")
     check.add_argument("files", nargs="+", type=Path, metavar="FILE")
 
+    provision = commands.add_parser(
+        "provision", help="組織 YAML からルームとスペースを作成・更新 / create and update rooms and spaces "
+                          "from the organisation YAML")
+    from lgwan_chat.provisioning.cli import add_arguments as provision_arguments
+
+    provision_arguments(provision)
+
     sanitize = commands.add_parser(
         "sanitize", help="ファイルを無害化（ボットなしで）/ sanitize files without the bot")
     from bots.sanitizer.engine.cli import add_arguments
@@ -50,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
         return demo_mod.run(args.data_dir, args.internet_port, args.lgwan_port, args.synapse_port_offset)
     if args.command == "check-config":
         return check_config(args.files)
+    if args.command == "provision":
+        from lgwan_chat.provisioning.cli import run as provision
+
+        return provision(args)
     if args.command == "sanitize":
         from bots.sanitizer.engine.cli import run
 

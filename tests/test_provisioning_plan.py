@@ -204,3 +204,15 @@ def test_check_config_names_the_place_and_the_problem_in_both_languages(tmp_path
             " / role '部長' is not defined in organisation.roles (defined: 課長, 係長)") in result.stderr
     assert ("organisation.projects[0].members[1]: 職員「nobody」は organisation.staff に載っていません"
             " / 'nobody' is not listed in organisation.staff") in result.stderr
+
+
+def test_the_module_config_is_checked_by_check_config():
+    from lgwan_chat.configcheck import check_document
+
+    issues = check_document({"modules": [{"module": "synapse_modules.provisioning.ProvisioningModule",
+                                          "config": {"provisioner": "provisioner"}}]})
+    found = {(".".join(map(str, i.path)), i.key) for i in issues}
+    assert ("modules.0.config.organisation_file", "config.required") in found
+    assert any(path == "modules.0.config.provisioner" for path, _ in found), found
+    assert check_document({"modules": [{"module": "synapse_modules.provisioning.ProvisioningModule", "config": {
+        "organisation_file": "/etc/lgwan-chat/organisation.yaml", "provisioner": "@provisioner:city.example.jp"}}]}) == []

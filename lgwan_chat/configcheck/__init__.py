@@ -29,6 +29,7 @@ SUITE_MODULES: dict[str, str] = {
     "synapse_modules.read_status.ReadStatusModule": "synapse_modules.read_status.config",
     "synapse_modules.stamps.StampsModule": "synapse_modules.stamps.config",
     "synapse_modules.bookmarks.BookmarksModule": "synapse_modules.bookmarks.config",
+    "synapse_modules.provisioning.ProvisioningModule": "synapse_modules.provisioning.config",
     "synapse_modules.guests.GuestAccountsModule": "synapse_modules.guests.config",
 }
 
