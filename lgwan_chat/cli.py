@@ -50,6 +50,12 @@ def main(argv: list[str] | None = None) -> int:
 
     add_guest_arguments(guest)
 
+    federation = commands.add_parser(
+        "federation", help="フェデレーション許可リスト（署名・検証）/ the federation allow-list (sign, verify)")
+    from lgwan_chat.federation_cli import add_arguments as add_federation_arguments
+
+    add_federation_arguments(federation)
+
     args = parser.parse_args(argv)
     if args.command == "demo":
         from lgwan_chat import demo as demo_mod
@@ -69,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         from lgwan_chat.guests_cli import run as run_guest
 
         return run_guest(args)
+    if args.command == "federation":
+        from lgwan_chat.federation_cli import run as run_federation
+
+        return run_federation(args)
     return 2
 
 

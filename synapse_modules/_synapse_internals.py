@@ -135,3 +135,15 @@ async def deactivate_user(api: Any, user_id: str) -> None:
     handler = api._hs.get_deactivate_account_handler()
     await handler.deactivate_account(user_id, erase_data=False, requester=create_requester(user_id), by_admin=True)
 
+
+def federation_domain_whitelist(api: Any) -> list[str] | None:
+    """homeserver.yaml's ``federation_domain_whitelist`` as the running Synapse parsed it
+    (None: federation with every server).
+
+    The module API does not expose the homeserver's configuration, and the
+    federation allow-list module must check at start that Synapse's own whitelist
+    matches the list: this reads ``hs.config.federation.federation_domain_whitelist``
+    (a dict ``{domain: True}``, or None when the key is absent).
+    """
+    configured = api._hs.config.federation.federation_domain_whitelist
+    return None if configured is None else sorted(configured)

@@ -139,3 +139,19 @@ def test_synapse_tables_read_by_the_bookmarks_feed_still_exist(homeserver):
     """synapse_modules/bookmarks/synapse_tables.py reads these columns on SQLite and PostgreSQL."""
     for table, columns in SYNAPSE_COLUMNS_READ_BY_BOOKMARKS.items():
         homeserver.query(f"SELECT {', '.join(columns)} FROM {table} LIMIT 0")
+
+
+def test_federation_domain_whitelist_is_still_read_from_the_federation_config():
+    """The federation allow-list module compares the list with hs.config.federation.federation_domain_whitelist."""
+    from synapse.config.federation import FederationConfig
+
+    from synapse_modules._synapse_internals import federation_domain_whitelist
+
+    def api_for(raw: dict):
+        config = FederationConfig(SimpleNamespace())
+        config.read_config(raw)
+        return SimpleNamespace(_hs=SimpleNamespace(config=SimpleNamespace(federation=config)))
+
+    assert federation_domain_whitelist(api_for({"federation_domain_whitelist": ["b.test", "a.test"]})) \
+        == ["a.test", "b.test"]
+    assert federation_domain_whitelist(api_for({})) is None

@@ -8,6 +8,7 @@ fine: Synapse's own keys are left to Synapse):
   have their ``config`` checked by that module's rules.
 - ``organisation``: the municipality, its departments and staff.
 - ``bots``: configuration of the suite's bots.
+- ``federation``: the federation allow-list (``config/federation.yaml``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ SUITE_MODULES: dict[str, str] = {
     "synapse_modules.bookmarks.BookmarksModule": "synapse_modules.bookmarks.config",
     "synapse_modules.provisioning.ProvisioningModule": "synapse_modules.provisioning.config",
     "synapse_modules.guests.GuestAccountsModule": "synapse_modules.guests.config",
+    "synapse_modules.federation.FederationAllowListModule": "synapse_modules.federation.config",
 }
 
 #: The suite's bots: name under ``bots:`` -> module holding ``check(config)``.
@@ -86,10 +88,17 @@ def _check_bots(section: Any, doc: dict) -> Iterable[ConfigIssue]:
             yield issue.with_location(None, ("bots", name))
 
 
+def _check_federation(section: Any, doc: dict) -> Iterable[ConfigIssue]:
+    from synapse_modules.federation.allowlist import check_document as check_allowlist
+
+    return check_allowlist(doc)
+
+
 SECTIONS: dict[str, Callable[[Any, dict], Iterable[ConfigIssue]]] = {
     "modules": _check_modules,
     "organisation": _check_organisation,
     "bots": _check_bots,
+    "federation": _check_federation,
 }
 
 
