@@ -134,11 +134,14 @@ async def test_cli_creates_a_guest_held_to_the_internet_zone(homeserver, admin, 
     name = await client.get_displayname()
     assert isinstance(name, ProfileGetDisplayNameResponse) and name.displayname == "山田（〇〇建設）" + SUFFIX
 
-    # From the LGWAN listener its token is refused on its first request.
-    lgwan = await login(guest, "lgwan")
-    answer = await lgwan.sync(timeout=0)
-    assert not isinstance(answer, SyncResponse)
-    assert answer.status_code == "M_FORBIDDEN" and "インターネット" in answer.message, answer
+    # From the LGWAN listener it cannot log in...
+    refused_login = await try_login(homeserver, guest, "lgwan")
+    assert isinstance(refused_login, LoginError), refused_login
+    assert refused_login.status_code == "M_FORBIDDEN" and "インターネット" in refused_login.message, refused_login
+    # ...and its internet token is refused there too
+    status, body = http_json("GET", homeserver.url("lgwan") + "/_matrix/client/v3/account/whoami",
+                             client.access_token)
+    assert status == 403 and "インターネット" in body["error"], body
     # An ordinary staff account is not held like that (the rule is for guests).
     assert isinstance(await (await login(homeserver.new_user("staff"), "lgwan")).sync(timeout=0), SyncResponse)
 

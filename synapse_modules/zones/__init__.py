@@ -40,10 +40,12 @@ class ZonePolicyModule:
     def __init__(self, config: ZonesConfig, api: ModuleApi):
         store = ZoneStore(api)
         media = MediaRules(config, store, api.server_name)
-        wrap_request_authentication(api, DeviceZoneGuard(config, store, media.upload_devices, api).check)
+        guard = DeviceZoneGuard(config, store, media.upload_devices, api)
+        wrap_request_authentication(api, guard.check)
         events = EventRules(config, store, api)
         api.register_spam_checker_callbacks(check_event_for_spam=events.check_event_for_spam,
-                                            check_media_file_for_spam=media.check_media_file_for_spam)
+                                            check_media_file_for_spam=media.check_media_file_for_spam,
+                                            check_login_for_spam=guard.check_login)
         api.register_third_party_rules_callbacks(on_create_room=events.check_room_creation)
         api.register_web_resource(zone_rest.PATH, zone_rest.ZoneResource(api, config))
         api.register_web_resource(media_gate.PATH, media_gate.MediaGateResource(config, media))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from lgwan_chat.i18n import Msg
-from synapse_modules._errors import refusal
+from synapse_modules._errors import refusal, spam_verdict
 from synapse_modules._synapse_internals import current_request_origin
 from synapse_modules.guests.lookup import is_registered_guest
 
@@ -44,3 +44,13 @@ class DeviceZoneGuard:
             raise refusal("device_zone_mismatch", "zones.device_zone_mismatch", device=requester.device_id,
                           bound=Msg("zone." + bound), current=Msg("zone." + zone))
         self._upload_devices.note(origin, requester.device_id)
+
+    async def check_login(self, user_id: str, *args: Any, **kwargs: Any) -> Any:
+        """``check_login_for_spam``: a guest account of synapse_modules.guests logs in only from the guest zone."""
+        origin = current_request_origin()
+        if origin is None or self._api is None or self._config.guest_zone is None:
+            return "NOT_SPAM"
+        zone = zone_of(origin, self._config)
+        if zone != self._config.guest_zone and await is_registered_guest(self._api, user_id):
+            return spam_verdict("guest_zone", "zones.guest_zone", zone=Msg("zone." + self._config.guest_zone))
+        return "NOT_SPAM"
