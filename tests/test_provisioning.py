@@ -22,8 +22,9 @@ _cities = itertools.count()
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("provisioning")
+def files(tmp_path_factory, hs_backend) -> Path:
+    """The organisation file the module reads and the provisioning account's token: one per homeserver."""
+    return tmp_path_factory.mktemp(f"provisioning-{hs_backend}")
 
 
 @pytest.fixture(scope="module")
