@@ -120,14 +120,15 @@ def _create(admin: Admin, args: argparse.Namespace, out: Any) -> int:
     if status == 200:
         raise CliError(both("guests.cli_exists", user=user_id))
     password = args.password or secrets.token_urlsafe(12)
-    admin.call("PUT", user_path, {"password": password, "displayname": args.name, "admin": False})
+    # Marked as a guest first, so that the account is never an ordinary one, not even at registration.
+    _, marked = admin.call("POST", GUESTS_PATH, {"user_id": user_id, "display_name": args.name,
+                                                 "expires_ts": expires, "rooms": args.room})
     try:
-        _, guest = admin.call("POST", GUESTS_PATH, {"user_id": user_id, "display_name": args.name,
-                                                    "expires_ts": expires, "rooms": args.room})
+        admin.call("PUT", user_path, {"password": password, "displayname": marked["display_name"], "admin": False})
     except CliError:
-        # never leave an ordinary account behind when it could not be made a guest
-        admin.call("POST", "/_synapse/admin/v1/deactivate/" + quote(user_id, safe=""), {"erase": False})
+        admin.call("DELETE", GUESTS_PATH + "/" + quote(user_id, safe=""))  # forget the mark
         raise
+    _, guest = admin.call("POST", GUESTS_PATH + "/" + quote(user_id, safe="") + "/join", {})
     print(both("guests.cli_created", user=user_id, name=guest["display_name"], expires=date_of(expires),
                password=password), file=out)
     if guest.get("joined"):

@@ -130,7 +130,8 @@ async def test_cli_creates_a_guest_held_to_the_internet_zone(homeserver, admin, 
     client = await login(guest, "internet")
     synced = await client.sync(timeout=0)
     assert isinstance(synced, SyncResponse), synced
-    assert room_id in synced.rooms.join  # joined to the room it was given, at creation
+    # joined to the room it was given, at creation, and to nothing else (not the stamp pack room of all staff)
+    assert set(synced.rooms.join) == {room_id}, synced.rooms.join
     name = await client.get_displayname()
     assert isinstance(name, ProfileGetDisplayNameResponse) and name.displayname == "山田（〇〇建設）" + SUFFIX
 
@@ -168,7 +169,9 @@ async def test_internal_room_cannot_be_given_and_leaves_no_account(homeserver, a
     assert code == 1 and "組織内専用" in err
     assert isinstance(await try_login(homeserver, User("@leftover:lgwan.test", "", "leftover", ""), "internet"),
                       LoginError)
-    assert homeserver.query("SELECT deactivated FROM users WHERE name = ?", "@leftover:lgwan.test") == [(1,)]
+    assert homeserver.query("SELECT count(*) FROM users WHERE name = ?", "@leftover:lgwan.test") == [(0,)]
+    code, out, _ = guest_cli(homeserver, admin, capsys, "list")
+    assert "@leftover:" not in out
 
 
 async def test_only_admins_manage_guests(homeserver, capsys):

@@ -49,6 +49,10 @@ class GuestRules:
     async def user_may_join_room(self, user_id: str, room_id: str, is_invited: bool) -> Any:
         if not await self._guest(user_id):
             return NOT_SPAM
+        state = await self._api.get_room_state(room_id, [("m.room.member", user_id)])
+        member = state.get(("m.room.member", user_id))
+        if member is not None and member.membership == "join":
+            return NOT_SPAM  # already in: a profile change re-sends the join
         if not await self._store.may_join(user_id, room_id):
             return spam_verdict("guest_room_not_allowed", "guests.room_not_allowed")
         if await room_is_internal(self._api, room_id):

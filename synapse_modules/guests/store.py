@@ -123,6 +123,13 @@ class GuestStore:
             return [r[0] for r in t.fetchall()]
         return await self._store.run("rooms_of", txn)
 
+    async def remove(self, user_id: str) -> None:
+        """Forget a guest whose account was never created (the CLI's creation failed half-way)."""
+        def txn(t: Any) -> None:
+            t.execute("DELETE FROM lgwan_guest_rooms WHERE user_id = ?", (user_id,))
+            t.execute("DELETE FROM lgwan_guests WHERE user_id = ?", (user_id,))
+        await self._store.run("remove", txn)
+
     async def set_expiry(self, user_id: str, expires_ts: int) -> None:
         """A new expiry also means a new notice before it."""
         def txn(t: Any) -> None:

@@ -1,12 +1,14 @@
 """``/_synapse/client/lgwan/v1/guests``: server admins manage guest accounts (what ``lgwan-chat guest`` calls).
 
 - ``GET    .../guests``                  every guest
-- ``POST   .../guests``                  make an existing local account a guest:
-  ``{"user_id", "display_name", "expires_ts", "rooms": [room id or alias]}``; sets the
-  display name with the suffix and joins the guest to each room it can join now
+- ``POST   .../guests``                  mark a local account that does NOT exist yet as a guest:
+  ``{"user_id", "display_name", "expires_ts", "rooms": [room id or alias]}`` (then create the
+  account, e.g. with the admin API, and call ``.../join``)
+- ``POST   .../guests/{userId}/join``    once the account exists: display name with the suffix,
+  joined to each given room it can join now (``joined``, ``not_joined``)
 - ``GET    .../guests/{userId}``         one guest
 - ``PUT    .../guests/{userId}``         ``{"expires_ts"}``: extend (or shorten)
-- ``DELETE .../guests/{userId}``         revoke: deactivate now
+- ``DELETE .../guests/{userId}``         revoke: deactivate now (or forget it if the account was never created)
 - ``POST   .../guests/check``            tell and deactivate whoever is due, now
 """
 
@@ -76,6 +78,8 @@ class GuestsResource(DirectServeJsonResource):
         target = self._target(request)
         if target == "check":
             return 200, await self._expiry.run()
+        if target is not None and target.endswith("/join"):
+            return await self._join(target[:-len("/join")])
         if target is not None:
             raise SynapseError(405, "Method not allowed", Codes.UNRECOGNIZED)
         body = _json(request)
@@ -91,10 +95,10 @@ class GuestsResource(DirectServeJsonResource):
             raise error(400, Codes.INVALID_PARAM, "guests.bad_expiry")
         if not isinstance(rooms, list) or not all(isinstance(r, str) and r[:1] in "!#" for r in rooms):
             raise error(400, Codes.INVALID_PARAM, "guests.bad_rooms")
-        if await self._api.check_user_exists(user_id) is None:
-            raise error(404, Codes.NOT_FOUND, "guests.no_account", user=user_id)
-        if await self._api.is_user_admin(user_id):
-            raise error(400, Codes.INVALID_PARAM, "guests.admin_account", user=user_id)
+        # Marked before the account exists, so that nothing done at registration (e.g. joining
+        # the stamp pack room of all staff) happens to it as an ordinary account.
+        if await self._api.check_user_exists(user_id) is not None:
+            raise error(409, Codes.USER_IN_USE, "guests.account_exists", user=user_id)
         room_ids = []
         for room in rooms:
             room_id = await self._resolve(room)
@@ -105,17 +109,28 @@ class GuestsResource(DirectServeJsonResource):
         if not await self._store.add(user_id, display_name, expires_ts, caller, room_ids):
             raise error(409, Codes.USER_IN_USE, "guests.already_guest", user=user_id)
         note_guest(self._api, user_id)
-        await self._api.set_displayname(UserID.from_string(user_id), display_name)
+        guest = await self._store.get(user_id)
+        assert guest is not None
+        return 200, guest.as_json()
+
+    async def _join(self, user_id: str) -> tuple[int, Any]:
+        """Once the account exists: its display name with the suffix, and into each given room it can join now."""
+        guest = await self._store.get(user_id)
+        if guest is None:
+            raise error(404, Codes.NOT_FOUND, "guests.not_guest", user=user_id)
+        if await self._api.check_user_exists(user_id) is None:
+            raise error(404, Codes.NOT_FOUND, "guests.no_account", user=user_id)
+        profile = await self._api.get_profile_for_user(UserID.from_string(user_id).localpart)
+        if profile.display_name != guest.display_name:
+            await self._api.set_displayname(UserID.from_string(user_id), guest.display_name)
         joined, not_joined = [], []
-        for room_id in room_ids:
+        for room_id in guest.rooms:
             try:
                 await self._api.update_room_membership(user_id, user_id, room_id, "join")
                 joined.append(room_id)
             except Exception as e:  # e.g. an invite-only room: staff invite the guest, who then joins
                 logger.info("guest %s not joined to %s now: %s", user_id, room_id, e)
                 not_joined.append(room_id)
-        guest = await self._store.get(user_id)
-        assert guest is not None
         return 200, {**guest.as_json(), "joined": joined, "not_joined": not_joined}
 
     async def _async_render_PUT(self, request: "SynapseRequest") -> tuple[int, Any]:
@@ -138,6 +153,9 @@ class GuestsResource(DirectServeJsonResource):
         guest = await self._store.get(target) if target else None
         if guest is None:
             raise error(404, Codes.NOT_FOUND, "guests.not_guest", user=target)
+        if await self._api.check_user_exists(guest.user_id) is None:
+            await self._store.remove(guest.user_id)  # the account was never created
+            return 200, {**guest.as_json(), "removed": True}
         if guest.deactivated_ts is None:
             await self._expiry.deactivate(guest.user_id, "revoked")
         return 200, (await self._store.get(guest.user_id)).as_json()  # type: ignore[union-attr]
