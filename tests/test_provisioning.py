@@ -203,6 +203,16 @@ async def test_staff_registered_later_are_joined_to_their_rooms_at_registration(
            f"{city.people}.tanaka" in out
     city.register("tanaka")  # the module joins them as they register
     assert city.joined("tanaka") == {"(city)", "doboku-space", "douro-space", "doboku", "douro", "all-staff"}
+    # a chief registered later can post announcements at once: the levels were set for them beforehand
+    city.org["staff"].append({"localpart": f"{city.people}.ito", "display_name": "伊藤", "department": "soumu",
+                              "title": "課長"})
+    city.write()
+    assert city.provision()[0] == 0
+    city.register("ito")
+    assert city.joined("ito") == {"(city)", "soumu-space", "soumu", "all-staff"}
+    posted = await (await login(city.users["ito"])).room_send(
+        city.room_id("all-staff"), "m.room.message", {"msgtype": "m.text", "body": "着任しました"})
+    assert isinstance(posted, RoomSendResponse), posted
     # and they can talk there at once, but not post announcements
     client = await login(city.users["tanaka"])
     assert isinstance(await client.room_send(city.room_id("douro"), "m.room.message",
@@ -269,6 +279,33 @@ async def test_staff_added_to_the_yaml_are_joined_at_their_next_login(city, logi
     await login(city.users["tanaka"])
     assert city.joined("tanaka") == {"(city)", "doboku-space", "douro-space", "doboku", "douro", "all-staff"}
     assert city.provision()[1] == "変更はありません\n\nno changes\n"
+
+
+async def test_renames_promotions_and_a_moved_section_are_applied(city, login):
+    city.register("yamada", "suzuki", "sato", "tanaka")
+    assert city.provision()[0] == 0
+    doboku_space, douro_space = city.room_id("doboku-space"), city.room_id("douro-space")
+    city.org["departments"][1]["name"] = {"ja": "建設課", "en": "Construction Division"}
+    city.org["staff"][3]["title"] = "課長"  # 田中 promoted: may now post announcements
+    section = city.org["departments"][1].pop("sections")[0]
+    city.org["departments"][0]["sections"].append(section)  # 道路係 moves under 総務課
+    city.write()
+    code, out, err = city.provision("--allow-delete")
+    assert code == 0, err
+    assert f"#{city.muni}-doboku の名前を「建設課」に変更" in out
+    assert state_of(city.state("doboku"), "m.room.name") == {"name": "建設課"}
+    assert state_of(city.state("doboku-space"), "m.room.name") == {"name": "建設課"}
+    assert state_of(city.state("doboku"), "m.room.topic")["topic"] == "Construction Division"
+    # the section's space hangs under its new department only
+    assert state_of(city.state("soumu-space"), "m.space.child", douro_space) == {"via": [SERVER]}
+    assert state_of(city.state("doboku-space"), "m.space.child", douro_space) == {}
+    assert state_of(city.state("douro-space"), "m.space.parent", doboku_space) == {}
+    assert city.joined("tanaka") == {"(city)", "soumu-space", "douro-space", "soumu", "douro", "all-staff"}
+    tanaka = await login(city.users["tanaka"])
+    posted = await tanaka.room_send(city.room_id("all-staff"), "m.room.message",
+                                    {"msgtype": "m.text", "body": "道路係は総務課に移りました"})
+    assert isinstance(posted, RoomSendResponse), posted
+    assert city.provision("--allow-delete")[1] == "変更はありません\n\nno changes\n"
 
 
 async def test_a_broken_yaml_is_refused_before_anything_is_done(city):
