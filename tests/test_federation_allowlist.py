@@ -169,6 +169,13 @@ async def test_listed_servers_fetch_each_others_media(homeserver, login, neighbo
                                             filename="通知.pdf", filesize=len(data))
         assert isinstance(uploaded, UploadResponse)
         assert await download(base, reader, uploaded.content_uri) == (200, data)
+    outsider = await remote_login(neighbours[1], "outsider")
+    data = b"%PDF-1.4 unlisted " * 50
+    uploaded, _ = await outsider.upload(io.BytesIO(data), content_type="application/pdf", filename="x.pdf",
+                                        filesize=len(data))
+    assert isinstance(uploaded, UploadResponse)
+    status, body = await download(homeserver.url("internet"), staff, uploaded.content_uri)
+    assert status != 200 and body != data  # Synapse never asks the unlisted server
 
 
 async def test_inviting_a_user_of_an_unlisted_server_is_refused_with_the_reason(homeserver, login, neighbours,
@@ -206,6 +213,10 @@ async def test_unlisted_server_user_can_neither_invite_nor_join(homeserver, logi
     response = await outsider.join(f"#{local}:{homeserver.server_name}")
     assert not isinstance(response, JoinResponse)
     assert outsider.user_id not in await members(staff, room.room_id)
+    # and our staff cannot join theirs
+    await outsider.room_create(name="外部の公開ルーム", alias=f"open{homeserver.pid}", initial_state=[
+        {"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "public"}}])
+    assert not isinstance(await staff.join(f"#open{homeserver.pid}:{neighbours[1].server_name}"), JoinResponse)
 
 
 async def test_a_remote_member_cannot_bring_in_an_unlisted_user(homeserver, login, neighbours, remote_login):
@@ -282,6 +293,58 @@ async def test_group_rooms_open_to_listed_servers_and_limited_to_their_servers(h
                            {"user_id": neighbour.user_id})
     assert status == 403 and body["jp.lgwan.reason"] == "federation_group_server"
     assert f"#kenmin:{homeserver.server_name}" in body["error"]
+
+
+@pytest.fixture(scope="module")
+def open_homeserver(neighbours, federation_tls, tmp_path_factory):
+    """Ours again, but without federation_domain_whitelist (whitelist_check: warn): the module alone."""
+    listed, _ = neighbours
+    data = tmp_path_factory.mktemp("open")
+    path = data / "federation.yaml"
+    ours = federating_homeserver(data, "sqlite", federation_tls, modules=[
+        {"module": MODULE, "config": {"allowlist": str(path), "whitelist_check": "warn"}}])
+    path.write_text(allowlist_text([ours.server_name, listed.server_name]), encoding="utf-8")
+    ours.start()
+    try:
+        yield ours
+    finally:
+        ours.close()
+
+
+async def test_without_the_whitelist_the_module_still_refuses_unlisted_servers(open_homeserver, neighbours,
+                                                                              remote_login):
+    assert "federation_domain_whitelist" in open_homeserver.log_tail()  # the warning at start
+    staff = await open_homeserver.login(open_homeserver.new_user("staff"), "lgwan")
+    try:
+        outsider = await remote_login(neighbours[1], "outsider")
+        neighbour = await remote_login(neighbours[0], "neighbour")
+        # an invite from the unlisted server is refused (federated_user_may_invite)
+        theirs = await outsider.room_create(name="怪しい招待")
+        status, _ = request(outsider, "POST", f"/_matrix/client/v3/rooms/{quote(theirs.room_id)}/invite",
+                            {"user_id": staff.user_id})
+        assert status == 403
+        # one from a listed server arrives
+        listed_room = await neighbour.room_create(name="隣町から", invite=[staff.user_id])
+        assert isinstance(await join_eventually(staff, listed_room.room_id), JoinResponse)
+        # inviting the unlisted server's user is refused with the reason
+        room = await staff.room_create(name="連絡")
+        status, body = request(staff, "POST", f"/_matrix/client/v3/rooms/{quote(room.room_id)}/invite",
+                               {"user_id": outsider.user_id})
+        assert status == 403 and body["jp.lgwan.reason"] == "federation_server_not_listed"
+        # an unlisted user joining a public room through its alias never becomes a member here
+        public = await staff.room_create(name="広報", alias="kouhou", initial_state=[
+            {"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "public"}}])
+        # (without the whitelist their server may believe it joined: make_join has no module hook and
+        # the join is soft-failed here)
+        await outsider.join(f"#kouhou:{open_homeserver.server_name}")
+        await outsider.room_send(public.room_id, "m.room.message", {"msgtype": "m.text", "body": "部外者の投稿"})
+        for _ in range(30):
+            assert outsider.user_id not in await members(staff, public.room_id)
+            response = await staff.room_messages(public.room_id, start="", limit=50)
+            assert "部外者の投稿" not in [getattr(e, "body", None) for e in response.chunk]
+            await asyncio.sleep(0.1)
+    finally:
+        await open_homeserver.close_clients()
 
 
 # -- refusing to start ---------------------------------------------------------------------
