@@ -375,3 +375,15 @@ def test_config_errors_name_the_key():
         GuestAccountsModule.parse_config({"notify_days_before": -1})
     assert "notify_days_before" in str(e.value)
     assert GuestAccountsModule.parse_config({}).display_suffix == SUFFIX
+
+
+def test_check_config_names_bad_guest_keys(tmp_path, capsys):
+    path = tmp_path / "modules.yaml"
+    path.write_text("modules:\n  - module: synapse_modules.guests.GuestAccountsModule\n    config:\n"
+                    "      display_suffix: \"\"\n      notice_sender: system\n", encoding="utf-8")
+    assert cli.main(["check-config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "display_suffix" in err and "notice_sender" in err and ":5" in err, err
+    path.write_text("modules:\n  - module: synapse_modules.guests.GuestAccountsModule\n    config:\n"
+                    "      notice_sender: \"@system:city.example.lg.jp\"\n", encoding="utf-8")
+    assert cli.main(["check-config", str(path)]) == 0
