@@ -288,11 +288,19 @@ async def test_group_rooms_open_to_listed_servers_and_limited_to_their_servers(h
                            "jp.lgwan.room.internal/", {"internal": True})
     assert status == 403
     # the prefecture-only group: a listed municipality's user cannot be invited
-    only = await staff.room_create(name="県職員のみ", alias="kenmin")
+    only = await staff.room_create(name="県職員のみ", alias="kenmin", initial_state=public)
     status, body = request(staff, "POST", f"/_matrix/client/v3/rooms/{quote(only.room_id)}/invite",
                            {"user_id": neighbour.user_id})
     assert status == 403 and body["jp.lgwan.reason"] == "federation_group_server"
     assert f"#kenmin:{homeserver.server_name}" in body["error"]
+    # ... nor join it through the alias (make_join has no module hook: the join is soft-failed here)
+    await neighbour.join(f"#kenmin:{homeserver.server_name}")
+    await neighbour.room_send(only.room_id, "m.room.message", {"msgtype": "m.text", "body": "対象外の投稿"})
+    for _ in range(30):
+        assert neighbour.user_id not in await members(staff, only.room_id)
+        response = await staff.room_messages(only.room_id, start="", limit=50)
+        assert "対象外の投稿" not in [getattr(e, "body", None) for e in response.chunk]
+        await asyncio.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
