@@ -421,8 +421,9 @@ def test_check_config_reports_the_list_and_the_whitelist(tmp_path, signed_list, 
         "modules": [{"module": MODULE, "config": {"allowlist": str(path), "signing_public_key": public}},
                     {"module": MODULE, "config": {"allowlist": str(path), "signing_public_key": other_public}},
                     {"module": MODULE, "config": {"allowlist": str(tmp_path / "nosuch.yaml")}},
-                    {"module": MODULE, "config": {"allowlist": str(path), "signing_public_key": "abc",
-                                                  "whitelist_check": "never"}}]}), encoding="utf-8")
+                    {"module": MODULE, "config": {"allowlist": str(path), "whitelist_check": "never"}},
+                    {"module": MODULE, "config": {"allowlist": str(path), "signing_public_key": "abc"}}]}),
+        encoding="utf-8")
     assert main(["check-config", str(homeserver)]) == 1
     err = capsys.readouterr().err
     # the first entry is fine: its own server may be left out of the whitelist
@@ -431,6 +432,7 @@ def test_check_config_reports_the_list_and_the_whitelist(tmp_path, signed_list, 
     assert "署名が設定された公開鍵で検証できません" in err
     assert f"modules[2].config.allowlist: 許可リスト {tmp_path / 'nosuch.yaml'} を使えません" in err
     assert "modules[3].config.whitelist_check: 「never」は使えません" in err
+    assert "modules[4].config.signing_public_key: 公開鍵として読めません（ed25519 公開鍵の base64 を書いてください）" in err
     # the whitelist itself
     doc = yaml.safe_load(homeserver.read_text(encoding="utf-8"))
     doc["modules"] = doc["modules"][:1]
