@@ -112,6 +112,7 @@ def run(data_dir: Path, internet_port: int = 8008, lgwan_port: int = 8018, synap
                 say("demo.nginx_failed", problem=e)
                 return 1
         credentials = ensure_accounts(homeserver, data_dir, organisation, listeners)
+        provision(data_dir, homeserver, credentials)
         bot_processes = start_bots(data_dir, homeserver, credentials, upload_listen(data_dir, internet_port))
         print(t("demo.howto", "ja", **howto_params(credentials, data_dir)), flush=True)
         print(t("demo.howto", "en", **howto_params(credentials, data_dir)), flush=True)
@@ -189,6 +190,23 @@ def ensure_accounts(homeserver: Homeserver, data_dir: Path, organisation: org.Or
             if not (isinstance(e.body, dict) and e.body.get("errcode") == "M_USER_IN_USE"):
                 raise
     return credentials
+
+
+def provision(data_dir: Path, homeserver: Homeserver, credentials: dict) -> None:
+    """The organisation's rooms and spaces (lgwan-chat provision), brought up to date at every start.
+    A failure is reported and the demo goes on: chat works without the department rooms."""
+    secrets_dir = data_dir / "secrets"
+    secrets_dir.mkdir(mode=0o700, exist_ok=True)
+    secret = secrets_dir / "registration_shared_secret"
+    secret.touch(mode=0o600)
+    secret.write_text(credentials["registration_shared_secret"], encoding="utf-8")
+    log = data_dir / "logs" / "provision.log"
+    with open(log, "w", encoding="utf-8") as out:
+        code = subprocess.call(
+            [sys.executable, "-m", "lgwan_chat.cli", "provision", str(data_dir / "organisation.yaml"),
+             "--homeserver", homeserver.url("lgwan"), "--token-file", str(secrets_dir / "provisioner.token"),
+             "--shared-secret-file", str(secret)], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    say("demo.provisioned" if code == 0 else "demo.provision_failed", log=log)
 
 
 def write_bot_config(data_dir: Path, credentials: dict, upload_page: str) -> list:

@@ -237,7 +237,7 @@ class Homeserver:
                  displayname: str | None = None) -> dict:
         """Register through the shared-secret admin API; returns user_id, access_token, device_id."""
         url = self.url("lgwan") + "/_synapse/admin/v1/register"
-        nonce = _http_json("GET", url)["nonce"]
+        nonce = http_json("GET", url)["nonce"]
         mac = hmac.new(self._shared_secret.encode(), digestmod=hashlib.sha1)
         mac.update(b"\x00".join([nonce.encode(), localpart.encode(), password.encode(),
                                  b"admin" if admin else b"notadmin"]))
@@ -245,7 +245,7 @@ class Homeserver:
                 "mac": mac.hexdigest()}
         if displayname:
             body["displayname"] = displayname
-        return _http_json("POST", url, body)
+        return http_json("POST", url, body)
 
 
 class HttpError(RuntimeError):
@@ -254,15 +254,20 @@ class HttpError(RuntimeError):
         self.status = status
         self.body = body
 
+    @property
+    def errcode(self) -> str | None:
+        return self.body.get("errcode") if isinstance(self.body, dict) else None
 
-def _http_json(method: str, url: str, body: Any = None, token: str | None = None) -> Any:
+
+def http_json(method: str, url: str, body: Any = None, token: str | None = None, timeout: float = 30) -> Any:
+    """One JSON request to a homeserver; ``HttpError`` with the parsed error body otherwise."""
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method=method)
     request.add_header("Content-Type", "application/json")
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(request, timeout=30) as r:
+        with urllib.request.urlopen(request, timeout=timeout) as r:
             return json.loads(r.read() or b"{}")
     except urllib.error.HTTPError as e:
         raw = e.read()

@@ -9,9 +9,11 @@ target (Synapse blocks private ranges by default).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
 from pathlib import Path
+from typing import Iterator
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -71,3 +73,17 @@ def federating_homeserver(data_dir: Path, backend: str, tls: tuple[Path, Path, P
     return RunningHomeserver(data_dir, backend, modules=modules, extra={**federation, **(extra or {})},
                              spec={"server_name": f"localhost:{federation_port}", "internet_port": internet_port,
                                    "lgwan_port": lgwan_port})
+
+
+@contextlib.contextmanager
+def stock_homeservers(tmp_path_factory, tls: tuple[Path, Path, Path], names: tuple[str, ...]) -> Iterator[list]:
+    """Stock Synapse homeservers (no suite module, SQLite) federating with the test's own, started
+    in order and always closed."""
+    servers = [federating_homeserver(tmp_path_factory.mktemp(name), "sqlite", tls, modules=[]) for name in names]
+    try:
+        for server in servers:
+            server.start()
+        yield servers
+    finally:
+        for server in servers:
+            server.close()

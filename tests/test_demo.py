@@ -156,8 +156,14 @@ async def test_demo_starts_everything_and_resumes_with_the_same_data(demo):
     assert isinstance(room, RoomCreateResponse)
     await admin.close()
 
-    # The memo pad bot runs: a DM with it answers !ヘルプ and keeps a memo.
+    # The organisation's rooms were provisioned: the staff member is in their department's room.
     staff_pc = await login(creds["listeners"]["lgwan"], staff["user_id"], staff["password"])
+    assert "組織のルームとスペースを作成・更新しました" in text
+    department = next(m["department"] for m in creds["users"] if m["user_id"] == staff["user_id"])
+    alias = await staff_pc.room_resolve_alias(f"#demo-city-{department}:demo-city.test")
+    assert alias.room_id in (await staff_pc.joined_rooms()).rooms
+
+    # The memo pad bot runs: a DM with it answers !ヘルプ and keeps a memo.
     dm = await staff_pc.room_create(is_direct=True, invite=[creds["bots"]["memo"]])
     assert isinstance(dm, RoomCreateResponse), dm
     await wait_membership(staff_pc, dm.room_id, creds["bots"]["memo"], "join")

@@ -20,7 +20,7 @@ import yaml
 from nio import JoinResponse, RoomSendResponse, UploadResponse
 from signedjson.key import encode_verify_key_base64, generate_signing_key, get_verify_key
 
-from federation import federating_homeserver, make_tls
+from federation import federating_homeserver, make_tls, stock_homeservers
 from harness import download
 from lgwan_chat.cli import main
 from lgwan_chat.homeserver import Homeserver, HomeserverError, HomeserverSpec
@@ -95,15 +95,8 @@ def federation_tls(tmp_path_factory):
 @pytest.fixture(scope="module")
 def neighbours(federation_tls, tmp_path_factory):
     """(listed, unlisted) stock homeservers."""
-    servers = [federating_homeserver(tmp_path_factory.mktemp(name), "sqlite", federation_tls, modules=[])
-               for name in ("listed", "unlisted")]
-    try:
-        for server in servers:
-            server.start()
+    with stock_homeservers(tmp_path_factory, federation_tls, ("listed", "unlisted")) as servers:
         yield servers
-    finally:
-        for server in servers:
-            server.close()
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import io
 import pytest
 from nio import JoinResponse, RoomGetStateEventError, RoomPutStateResponse, RoomSendResponse, UploadResponse
 
-from federation import federating_homeserver, make_tls
+from federation import federating_homeserver, make_tls, stock_homeservers
 from harness import download
 
 
@@ -24,15 +24,8 @@ def federation_tls(tmp_path_factory):
 @pytest.fixture(scope="module")
 def neighbours(federation_tls, tmp_path_factory):
     """(trusted, untrusted) stock homeservers."""
-    servers = [federating_homeserver(tmp_path_factory.mktemp(name), "sqlite", federation_tls, modules=[])
-               for name in ("trusted", "untrusted")]
-    try:
-        for server in servers:
-            server.start()
+    with stock_homeservers(tmp_path_factory, federation_tls, ("trusted", "untrusted")) as servers:
         yield servers
-    finally:
-        for server in servers:
-            server.close()
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,35 @@
+"""The complete example of the admin guide (a city of two departments and a prefecture) is valid:
+what an admin copies from the guide passes check-config."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lgwan_chat.configcheck import check_file
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def example_blocks(guide: str) -> list[str]:
+    text = (DOCS / guide).read_text(encoding="utf-8")
+    start = text.index("#### 完全な例" if guide.endswith(".ja.md") else "#### Complete example")
+    section = text[start:text.index("### 4.10", start)]
+    return re.findall(r"```yaml\n(.*?)```", section, re.S)
+
+
+@pytest.mark.parametrize("guide", ["admin-guide.ja.md", "admin-guide.en.md"])
+def test_the_complete_example_passes_check_config(guide, tmp_path):
+    organisation, federation, homeserver = example_blocks(guide)
+    assert yaml.safe_load(organisation)["organisation"]["municipality"]["id"] == "city-a"
+    (tmp_path / "organisation.yaml").write_text(organisation, encoding="utf-8")
+    assert check_file(tmp_path / "organisation.yaml") == []
+    # the list as the prefecture writes it, before `lgwan-chat federation sign` adds the signature
+    unsigned = "\n".join(line for line in federation.splitlines() if not line.startswith("signatures:"))
+    (tmp_path / "federation.yaml").write_text(unsigned, encoding="utf-8")
+    assert check_file(tmp_path / "federation.yaml") == []
+    listed = {s["name"] for s in yaml.safe_load(unsigned)["federation"]["servers"]}
+    assert set(yaml.safe_load(homeserver)["federation_domain_whitelist"]) == listed
