@@ -1,9 +1,9 @@
 """``lgwan-chat guest ...``: guest accounts for outside contractors, from the admin's shell.
 
-Talks to a running homeserver with a server admin's access token: the Synapse
-admin API creates the account (``PUT /_synapse/admin/v2/users/{userId}``), the
-guests module (``/_synapse/client/lgwan/v1/guests``) marks it as a guest and
-enforces the rules. The expiry date is inclusive, in Japan time: ``--expires
+Talks to a running homeserver with a server admin's access token: the guests
+module (``/_synapse/client/lgwan/v1/guests``) creates the account, marks it as
+a guest and enforces the rules (the Synapse admin API only tells whether the
+account already exists). The expiry date is inclusive, in Japan time: ``--expires
 2026-12-31`` means usable until 2026-12-31 23:59 JST.
 """
 
@@ -13,7 +13,6 @@ import argparse
 import datetime
 import json
 import os
-import secrets
 import sys
 import urllib.error
 import urllib.request
@@ -115,27 +114,31 @@ def run(args: argparse.Namespace, out: Any = None) -> int:
 def _create(admin: Admin, args: argparse.Namespace, out: Any) -> int:
     expires = expires_ts(args.expires)
     user_id = admin.user_id(args.localpart)
-    user_path = "/_synapse/admin/v2/users/" + quote(user_id, safe="")
-    status, _ = admin.call("GET", user_path, ok=(200, 404))
+    status, _ = admin.call("GET", "/_synapse/admin/v2/users/" + quote(user_id, safe=""), ok=(200, 404))
     if status == 200:
         raise CliError(both("guests.cli_exists", user=user_id))
-    password = args.password or secrets.token_urlsafe(12)
-    # Marked as a guest first, so that the account is never an ordinary one, not even at registration.
-    _, marked = admin.call("POST", GUESTS_PATH, {"user_id": user_id, "display_name": args.name,
-                                                 "expires_ts": expires, "rooms": args.room})
-    try:
-        admin.call("PUT", user_path, {"password": password, "displayname": marked["display_name"], "admin": False})
-    except CliError:
-        admin.call("DELETE", GUESTS_PATH + "/" + quote(user_id, safe=""))  # forget the mark
-        raise
-    _, guest = admin.call("POST", GUESTS_PATH + "/" + quote(user_id, safe="") + "/join", {})
+    guest = create_guest(admin, user_id, args.name, expires, args.room, args.password)
     print(both("guests.cli_created", user=user_id, name=guest["display_name"], expires=date_of(expires),
-               password=password), file=out)
+               password=guest["password"]), file=out)
     if guest.get("joined"):
         print(both("guests.cli_joined", rooms=", ".join(guest["joined"])), file=out)
     if guest.get("not_joined"):
         print(both("guests.cli_not_joined", rooms=", ".join(guest["not_joined"])), file=out)
     return 0
+
+
+def create_guest(api: Any, user_id: str, name: str, expires: int, rooms: list[str],
+                 password: str | None = None) -> dict[str, Any]:
+    """The guests module creates the account (marked as a guest first, then registered with the
+    password, generated when None, named with the suffix and joined to the rooms it can join now):
+    ``POST .../guests/create``, for server admins and the module's ``managers``. ``api.call(method,
+    path, body)`` returns ``(status, answer)``; the answer has ``display_name``, ``joined``,
+    ``not_joined``, ``password``. Used by this CLI; the sanitizer bot sends the same request."""
+    body: dict[str, Any] = {"user_id": user_id, "display_name": name, "expires_ts": expires, "rooms": rooms}
+    if password is not None:
+        body["password"] = password
+    _, guest = api.call("POST", GUESTS_PATH + "/create", body)
+    return guest
 
 
 def _list(admin: Admin, args: argparse.Namespace, out: Any) -> int:

@@ -147,3 +147,18 @@ def federation_domain_whitelist(api: Any) -> list[str] | None:
     """
     configured = api._hs.config.federation.federation_domain_whitelist
     return None if configured is None else sorted(configured)
+
+
+async def register_password_user(api: Any, localpart: str, password: str, display_name: str) -> str:
+    """Create a local password account as the admin API does (``PUT /_synapse/admin/v2/users``);
+    returns its user ID.
+
+    The module API registers accounts without a password (``register_user``), and guest accounts
+    must be created by the guests module for its managers (who are not server admins) with an
+    initial password: this hashes it with ``hs.get_auth_handler().hash(password)`` and calls
+    ``hs.get_registration_handler().register_user(localpart, password_hash, default_display_name,
+    by_admin=True)``. Raises Synapse's SynapseError (e.g. ``M_USER_IN_USE``, ``M_INVALID_USERNAME``).
+    """
+    password_hash = await api._hs.get_auth_handler().hash(password)
+    return await api._hs.get_registration_handler().register_user(
+        localpart=localpart, password_hash=password_hash, default_display_name=display_name, by_admin=True)

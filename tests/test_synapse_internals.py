@@ -155,3 +155,41 @@ def test_federation_domain_whitelist_is_still_read_from_the_federation_config():
     assert federation_domain_whitelist(api_for({"federation_domain_whitelist": ["b.test", "a.test"]})) \
         == ["a.test", "b.test"]
     assert federation_domain_whitelist(api_for({})) is None
+
+
+def test_register_password_user_still_finds_the_password_hash_and_registration_handler():
+    """The guests module creates accounts with a password through hs.get_auth_handler().hash and
+    hs.get_registration_handler().register_user (what the admin API's PUT v2/users calls)."""
+    import asyncio
+    import inspect
+
+    from synapse.handlers.auth import AuthHandler
+    from synapse.handlers.register import RegistrationHandler
+    from synapse.server import HomeServer
+
+    from synapse_modules._synapse_internals import register_password_user
+
+    assert callable(HomeServer.get_auth_handler) and callable(HomeServer.get_registration_handler)
+    assert inspect.iscoroutinefunction(AuthHandler.hash)
+    assert list(inspect.signature(AuthHandler.hash).parameters) == ["self", "password"]
+    assert inspect.iscoroutinefunction(RegistrationHandler.register_user)
+    params = inspect.signature(RegistrationHandler.register_user).parameters
+    assert {"localpart", "password_hash", "default_display_name", "by_admin"} <= set(params)
+
+    calls = {}
+
+    class Auth:
+        async def hash(self, password):
+            return "hashed:" + password
+
+    class Registration:
+        async def register_user(self, **kwargs):
+            calls.update(kwargs)
+            return "@guest:lgwan.test"
+
+    hs = type("HS", (), {"get_auth_handler": lambda self: Auth(),
+                         "get_registration_handler": lambda self: Registration()})()
+    api = type("Api", (), {"_hs": hs})()
+    assert asyncio.run(register_password_user(api, "guest", "pw", "山田（外部）")) == "@guest:lgwan.test"
+    assert calls == {"localpart": "guest", "password_hash": "hashed:pw", "default_display_name": "山田（外部）",
+                     "by_admin": True}

@@ -513,15 +513,19 @@ class Bot:
             body = await response.json(content_type=None) if response.status == 200 else None
         return body if isinstance(body, dict) else None
 
-    async def suite_api(self, path: str, params: dict | None = None) -> tuple[int, Any]:
-        """GET one of the suite's module routes (``/_synapse/client/lgwan/v1/...``) as the bot."""
-        async with self.http.get(self.config.homeserver_url + path, params=params or {},
-                               headers={"Authorization": f"Bearer {self.client.access_token}"}) as response:
+    async def suite_api(self, path: str, params: dict | None = None, method: str = "GET",
+                        body: Any = None) -> tuple[int, Any]:
+        """Call one of the suite's module routes (``/_synapse/client/lgwan/v1/...``) as the bot:
+        GET by default, or ``method`` (POST, PUT, DELETE) with ``body`` sent as JSON when not None.
+        Returns the HTTP status and the decoded JSON answer (None when not JSON)."""
+        async with self.http.request(method, self.config.homeserver_url + path, params=params or {},
+                                     json=body,
+                                     headers={"Authorization": f"Bearer {self.client.access_token}"}) as response:
             try:
-                body = await response.json(content_type=None)
+                answer = await response.json(content_type=None)
             except ValueError:
-                body = None
-            return response.status, body
+                answer = None
+            return response.status, answer
 
     async def download(self, mxc: str, max_bytes: int) -> bytes:
         """The bytes of ``mxc://server/id`` (authenticated media); ``TooLarge`` past ``max_bytes``,

@@ -8,23 +8,32 @@
   ``!送信先`` (the sender must be a member of it).
 - ``!アップロードURL`` in a room makes a one-time link to the upload page (upload_page/) for an
   outside contractor with no account; what they upload is sanitized and posted into that room.
+- ``!ゲスト作成`` / ``!ゲスト一覧`` / ``!ゲスト延長`` / ``!ゲスト取消`` in a DM, for the staff listed in
+  ``guest_managers`` only: guest accounts for contractors who need one, through the guests module's
+  route (``/_synapse/client/lgwan/v1/guests``; the bot must be in that module's ``managers``). The
+  initial password is shown in the DM only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import html
 import logging
+import re
 import tempfile
 import time
 import unicodedata
 from pathlib import Path
 from typing import Any, Sequence
+from urllib.parse import quote
 
 from nio import RoomResolveAliasResponse
 
 from bots.runtime import Arg, Bot, BotApp, Command, Context
+from bots.polls.dates import DateError, parse_deadline
 from bots.runtime.bot import TooLarge
+from lgwan_chat.guests_cli import GUESTS_PATH, CliError, date_of, expires_ts
 
 from . import config as sanitizer_config
 from .delivery import deliver
@@ -35,6 +44,7 @@ log = logging.getLogger("lgwan_chat.sanitizer")
 
 FILE_MSGTYPES = ("m.image", "m.file", "m.video", "m.audio")
 _CLEAR = {"解除", "なし", "clear", "none", "off"}
+_LOCALPART = re.compile(r"[a-z0-9._=/+-]+")
 
 
 def _when(ms: int) -> str:
@@ -101,6 +111,14 @@ class SanitizerBot(BotApp):
                     "sanitizer.example.upload_urls", where="room"),
             Command("アップロードURL取消", "upload-url-revoke", "sanitizer.cmd.upload_url_revoke", self.revoke,
                     (Arg("number", kind="int"),), "sanitizer.example.upload_url_revoke", where="room"),
+            Command("ゲスト作成", "guest-create", "sanitizer.cmd.guest_create", self.guest_create,
+                    (Arg("guest_spec", kind="text"),), "sanitizer.example.guest_create", where="direct"),
+            Command("ゲスト一覧", "guests", "sanitizer.cmd.guests", self.guest_list, (),
+                    "sanitizer.example.guests", where="direct"),
+            Command("ゲスト延長", "guest-extend", "sanitizer.cmd.guest_extend", self.guest_extend,
+                    (Arg("localpart"), Arg("expiry")), "sanitizer.example.guest_extend", where="direct"),
+            Command("ゲスト取消", "guest-revoke", "sanitizer.cmd.guest_revoke", self.guest_revoke,
+                    (Arg("localpart"),), "sanitizer.example.guest_revoke", where="direct"),
         ]
 
     # --- files in rooms and DMs ---
@@ -266,6 +284,119 @@ class SanitizerBot(BotApp):
             return
         done = self.links.revoke(ctx.room_id, number)
         await ctx.reply("sanitizer.upload_link_revoked" if done else "sanitizer.upload_link_unknown", number=number)
+
+    # --- guest accounts (DM only, guest_managers only) ---
+
+    async def _guest_manager(self, ctx: Context) -> bool:
+        if ctx.sender in self.options.guest_managers:
+            return True
+        log.info("guest command refused", extra={"sender": ctx.sender})
+        await ctx.reply("sanitizer.guest_not_allowed")
+        return False
+
+    def _guest_user_id(self, localpart: str) -> str | None:
+        if localpart.startswith("@"):
+            return localpart
+        if not _LOCALPART.fullmatch(localpart):
+            return None
+        return f"@{localpart}:{self.bot.client.user_id.split(':', 1)[1]}"
+
+    @staticmethod
+    def _expiry(text: str) -> int | None:
+        """The end of that day in Japan time (ms): 2026-12-31 or 12/31; None if unreadable or past."""
+        try:
+            day = parse_deadline(text, datetime.datetime.now(datetime.timezone.utc))
+            return expires_ts(day.date().isoformat())
+        except (DateError, CliError):
+            return None
+
+    async def _guests_api(self, ctx: Context, method: str, user_id: str | None = None,
+                          body: Any = None, suffix: str = "") -> Any:
+        path = GUESTS_PATH + (f"/{quote(user_id, safe='')}" if user_id else "") + suffix
+        status, answer = await self.bot.suite_api(path, method=method, body=body)
+        if status == 200 and isinstance(answer, dict):
+            return answer
+        error = answer.get("error") if isinstance(answer, dict) else None
+        log.warning("guests route refused", extra={"status": status, "method": method, "path": path})
+        await ctx.reply("sanitizer.guest_failed", error=error or f"HTTP {status}")
+        return None
+
+    async def guest_create(self, ctx: Context, guest_spec: str) -> None:
+        if not await self._guest_manager(ctx):
+            return
+        words = guest_spec.split()
+        rooms: list[str] = []
+        while words and words[-1][:1] in ("#", "!"):
+            rooms.insert(0, words.pop())
+        if len(words) < 3:
+            await ctx.reply_text(ctx.t("sanitizer.guest_usage") + "\n" + ctx.t("sanitizer.example.guest_create"))
+            return
+        localpart, name, expiry = words[0], " ".join(words[1:-1]), words[-1]
+        user_id = self._guest_user_id(localpart)
+        if user_id is None:
+            await ctx.reply("sanitizer.guest_bad_localpart", localpart=localpart)
+            return
+        expires = self._expiry(expiry)
+        if expires is None:
+            await ctx.reply("sanitizer.guest_bad_date", value=expiry)
+            return
+        guest = await self._guests_api(ctx, "POST", body={"user_id": user_id, "display_name": name,
+                                                          "expires_ts": expires, "rooms": rooms}, suffix="/create")
+        if guest is None:
+            return
+        log.info("guest created", extra={"sender": ctx.sender, "guest": user_id})
+        lines = [ctx.t("sanitizer.guest_created", user=user_id, name=guest["display_name"],
+                       expires=date_of(expires), password=guest["password"])]
+        if guest.get("joined"):
+            lines.append(ctx.t("sanitizer.guest_joined", rooms=", ".join(map(self._room_name, guest["joined"]))))
+        if guest.get("not_joined"):
+            lines.append(ctx.t("sanitizer.guest_not_joined",
+                               rooms=", ".join(map(self._room_name, guest["not_joined"]))))
+        await ctx.reply_text("\n".join(lines))
+
+    async def guest_list(self, ctx: Context) -> None:
+        if not await self._guest_manager(ctx):
+            return
+        answer = await self._guests_api(ctx, "GET")
+        if answer is None:
+            return
+        if not answer.get("guests"):
+            await ctx.reply("sanitizer.guests_none")
+            return
+        lines = [ctx.t("sanitizer.guests_header")]
+        for g in answer["guests"]:
+            state = ("active" if g["deactivated_ts"] is None else
+                     "expired" if g["deactivated_reason"] == "expired" else "revoked")
+            lines.append(ctx.t("sanitizer.guests_line", user=g["user_id"], name=g["display_name"],
+                               expires=date_of(g["expires_ts"]), state=ctx.t(f"sanitizer.guest_state.{state}"),
+                               rooms=", ".join(map(self._room_name, g["rooms"])) or "-"))
+        await ctx.reply_text("\n".join(lines))
+
+    async def guest_extend(self, ctx: Context, localpart: str, expiry: str) -> None:
+        if not await self._guest_manager(ctx):
+            return
+        user_id = self._guest_user_id(localpart)
+        if user_id is None:
+            await ctx.reply("sanitizer.guest_bad_localpart", localpart=localpart)
+            return
+        expires = self._expiry(expiry)
+        if expires is None:
+            await ctx.reply("sanitizer.guest_bad_date", value=expiry)
+            return
+        if await self._guests_api(ctx, "PUT", user_id, {"expires_ts": expires}) is not None:
+            log.info("guest extended", extra={"sender": ctx.sender, "guest": user_id})
+            await ctx.reply("sanitizer.guest_extended", user=user_id, expires=date_of(expires))
+
+    async def guest_revoke(self, ctx: Context, localpart: str) -> None:
+        if not await self._guest_manager(ctx):
+            return
+        user_id = self._guest_user_id(localpart)
+        if user_id is None:
+            await ctx.reply("sanitizer.guest_bad_localpart", localpart=localpart)
+            return
+        if await self._guests_api(ctx, "DELETE", user_id) is not None:
+            log.info("guest revoked", extra={"sender": ctx.sender, "guest": user_id})
+            await ctx.reply("sanitizer.guest_revoked", user=user_id)
 
     # --- for the upload page ---
 

@@ -8,7 +8,7 @@ import attrs
 
 from bots.runtime import config as runtime
 from lgwan_chat.configcheck.issues import ConfigIssue
-from lgwan_chat.configcheck.schema import mapping, string
+from lgwan_chat.configcheck.schema import USER_ID, mapping, string
 
 from .engine import policy
 
@@ -35,6 +35,9 @@ SCHEMA: dict[str, dict] = {
         # lowest power level in the room that may make a link (0: every member)
         "min_power_level": {"type": "integer", "minimum": 0, "maximum": 100},
     }),
+    # staff who may create, list, extend and revoke guest accounts with !ゲスト作成 etc. in a DM
+    # (the bot's own account must be in the guests module's managers)
+    "guest_managers": {"type": "array", "items": USER_ID, "uniqueItems": True},
 }
 
 
@@ -57,6 +60,7 @@ class SanitizerOptions:
     sanitize_rooms: bool = True
     engine: policy.Policies = policy.Policies()
     upload: UploadOptions = UploadOptions()
+    guest_managers: frozenset[str] = frozenset()
 
 
 def check(raw: Any) -> list[ConfigIssue]:
@@ -74,4 +78,5 @@ def check(raw: Any) -> list[ConfigIssue]:
 def options(raw: dict[str, Any]) -> SanitizerOptions:
     upload = UploadOptions(**(raw.get("upload") or {}))
     return SanitizerOptions(work_dir=raw.get("work_dir"), sanitize_rooms=raw.get("sanitize_rooms", True),
-                            engine=policy.Policies.from_options(raw.get("engine")), upload=upload)
+                            engine=policy.Policies.from_options(raw.get("engine")), upload=upload,
+                            guest_managers=frozenset(raw.get("guest_managers") or ()))

@@ -21,6 +21,9 @@ SCHEMA = mapping({
     "notice_sender": {**USER_ID, "type": ["string", "null"]},
     # how often the background process looks for guests to tell or to deactivate
     "check_interval_seconds": {"type": "integer", "minimum": 10, "maximum": 86400},
+    # local accounts that may manage guests besides server admins (e.g. the sanitizer bot, whose
+    # ``guest_managers`` staff create guests from a direct chat)
+    "managers": {"type": "array", "items": USER_ID, "uniqueItems": True},
 })
 
 DEFAULTS: dict[str, Any] = {
@@ -28,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "notify_days_before": 3,
     "notice_sender": None,
     "check_interval_seconds": 300,
+    "managers": [],
 }
 
 
@@ -37,6 +41,7 @@ class GuestsConfig:
     notify_days_before: int
     notice_sender: str | None
     check_interval_seconds: int
+    managers: frozenset[str] = frozenset()
 
 
 def check(raw: Any) -> list[ConfigIssue]:
@@ -49,4 +54,5 @@ def parse(raw: Any) -> GuestsConfig:
     merged = {**DEFAULTS, **raw}
     return GuestsConfig(display_suffix=merged["display_suffix"], notify_days_before=merged["notify_days_before"],
                         notice_sender=merged["notice_sender"],
-                        check_interval_seconds=merged["check_interval_seconds"])
+                        check_interval_seconds=merged["check_interval_seconds"],
+                        managers=frozenset(merged["managers"]))

@@ -1,4 +1,10 @@
-"""``/_synapse/client/lgwan/v1/guests``: server admins manage guest accounts (what ``lgwan-chat guest`` calls).
+"""``/_synapse/client/lgwan/v1/guests``: server admins and the module's ``managers`` (e.g. the
+sanitizer bot) manage guest accounts (what ``lgwan-chat guest`` and the bot's ``!ゲスト作成`` call).
+
+- ``POST   .../guests/create``           the whole creation in one call: ``{"user_id", "display_name",
+  "expires_ts", "rooms", "password"?}``: marks the guest, registers the account with that password
+  (generated when absent), sets the display name, joins the rooms; answers the guest with
+  ``joined``, ``not_joined`` and ``password``
 
 - ``GET    .../guests``                  every guest
 - ``POST   .../guests``                  mark a local account that does NOT exist yet as a guest:
@@ -17,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import secrets
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -24,6 +31,7 @@ from synapse.api.errors import Codes, SynapseError
 from synapse.module_api import DirectServeJsonResource, ModuleApi, UserID
 
 from synapse_modules._errors import error, refusal
+from synapse_modules._synapse_internals import register_password_user
 
 from ..config import GuestsConfig
 from ..expiry import ExpiryCheck
@@ -39,6 +47,7 @@ logger = logging.getLogger(__name__)
 PATH = "/_synapse/client/lgwan/v1/guests"
 USER_ID = re.compile(r"@[!-9;-~]+:[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 MAX_NAME = 200
+MAX_PASSWORD = 512
 
 
 class GuestsResource(DirectServeJsonResource):
@@ -53,8 +62,8 @@ class GuestsResource(DirectServeJsonResource):
 
     async def _admin(self, request: "SynapseRequest") -> str:
         caller = (await self._api.get_user_by_req(request)).user.to_string()
-        if not await self._api.is_user_admin(caller):
-            raise refusal("not_admin", "guests.not_admin")
+        if caller not in self._config.managers and not await self._api.is_user_admin(caller):
+            raise refusal("not_admin", "guests.not_manager")
         return caller
 
     def _target(self, request: "SynapseRequest") -> str | None:
@@ -80,9 +89,32 @@ class GuestsResource(DirectServeJsonResource):
             return 200, await self._expiry.run()
         if target is not None and target.endswith("/join"):
             return await self._join(target[:-len("/join")])
+        if target == "create":
+            return await self._create(caller, _json(request))
         if target is not None:
             raise SynapseError(405, "Method not allowed", Codes.UNRECOGNIZED)
-        body = _json(request)
+        guest = await self._mark(caller, _json(request))
+        return 200, guest.as_json()
+
+    async def _create(self, caller: str, body: dict[str, Any]) -> tuple[int, Any]:
+        """Mark, register with a password, name and join: the one implementation of "create a guest"."""
+        password = body.get("password")
+        if password is None:
+            password = secrets.token_urlsafe(12)
+        if not isinstance(password, str) or not 8 <= len(password) <= MAX_PASSWORD:
+            raise error(400, Codes.INVALID_PARAM, "guests.bad_password", limit=MAX_PASSWORD)
+        guest = await self._mark(caller, body)
+        # Marked first, so that the account is never an ordinary one, not even at registration.
+        try:
+            await register_password_user(self._api, UserID.from_string(guest.user_id).localpart, password,
+                                         guest.display_name)
+        except Exception:
+            await self._store.remove(guest.user_id)  # forget the mark: nothing was created
+            raise
+        status, joined = await self._join(guest.user_id)
+        return status, {**joined, "password": password}
+
+    async def _mark(self, caller: str, body: dict[str, Any]) -> Any:
         user_id = body.get("user_id")
         name = body.get("display_name")
         expires_ts = body.get("expires_ts")
@@ -111,7 +143,7 @@ class GuestsResource(DirectServeJsonResource):
         note_guest(self._api, user_id)
         guest = await self._store.get(user_id)
         assert guest is not None
-        return 200, guest.as_json()
+        return guest
 
     async def _join(self, user_id: str) -> tuple[int, Any]:
         """Once the account exists: its display name with the suffix, and into each given room it can join now."""
