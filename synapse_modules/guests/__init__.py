@@ -8,11 +8,13 @@ Load it in homeserver.yaml::
           display_suffix: "（外部）"
           notify_days_before: 3
           notice_sender: "@system:city.example.lg.jp"
+          managers: ["@sanitizer-bot:city.example.lg.jp"]   # besides server admins
 
 A guest is an ordinary password account that this module marks as a guest in
 its own table (Synapse's own ``is_guest`` accounts cannot log in with a
-password). Admins create them with ``lgwan-chat guest create`` (admin API +
-``/_synapse/client/lgwan/v1/guests``, see ``rest/guests.py``). A guest:
+password). Admins create them with ``lgwan-chat guest create``, authorised staff with the
+sanitizer bot's ``!ゲスト作成`` in a DM (the bot is one of ``managers``); both call
+``POST /_synapse/client/lgwan/v1/guests/create``, see ``rest/guests.py``. A guest:
 
 - cannot create rooms (direct chats included);
 - can join only the rooms given by the admin (and the direct chat of its expiry notice);
