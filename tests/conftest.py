@@ -152,3 +152,19 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             # The homeserver's side of the story, from this test only.
             report.sections.append(("homeserver log", hs.log_tail(since=item.stash.get(_LOG_OFFSET, 0))))
     return report
+
+
+@pytest.fixture
+async def remote_login(neighbours):
+    """``await remote_login(server, prefix)``: a new user logged in on one of the test module's other
+    homeservers (its ``neighbours`` fixture, see tests/federation.py)."""
+    logged_in = []
+
+    async def login(server, prefix):
+        client = await server.login(server.new_user(prefix), "internet")
+        logged_in.append(server)
+        return client
+
+    yield login
+    for server in logged_in:
+        await server.close_clients()

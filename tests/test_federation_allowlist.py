@@ -120,20 +120,6 @@ def homeserver(hs_backend, neighbours, federation_tls, tmp_path_factory):
         ours.close()
 
 
-@pytest.fixture
-async def remote_login(neighbours):
-    logged_in = []
-
-    async def login(server, prefix):
-        client = await server.login(server.new_user(prefix), "internet")
-        logged_in.append(server)
-        return client
-
-    yield login
-    for server in logged_in:
-        await server.close_clients()
-
-
 async def test_listed_servers_exchange_invites_joins_and_messages(homeserver, login, neighbours, remote_login):
     staff = await login(homeserver.new_user("staff"), "lgwan")
     neighbour = await remote_login(neighbours[0], "neighbour")

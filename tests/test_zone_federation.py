@@ -42,20 +42,6 @@ def homeserver(hs_backend, neighbours, federation_tls, tmp_path_factory):
         ours.close()
 
 
-@pytest.fixture
-async def remote_login(neighbours):
-    logged_in = []
-
-    async def login(server, prefix):
-        client = await server.login(server.new_user(prefix), "internet")
-        logged_in.append(server)
-        return client
-
-    yield login
-    for server in logged_in:
-        await server.close_clients()
-
-
 async def shared_room(ours_client, remote_client, name: str, remote_power: int = 0) -> str:
     room = await ours_client.room_create(name=name, invite=[remote_client.user_id],
                                          power_level_override={"users": {remote_client.user_id: remote_power}})

@@ -310,6 +310,18 @@ class SanitizerBot(BotApp):
         except (DateError, CliError):
             return None
 
+    async def _guest_and_expiry(self, ctx: Context, localpart: str, expiry: str) -> tuple[str, int] | None:
+        """The guest's user ID and the expiry (ms), or None once the person was told what is wrong."""
+        user_id = self._guest_user_id(localpart)
+        if user_id is None:
+            await ctx.reply("sanitizer.guest_bad_localpart", localpart=localpart)
+            return None
+        expires = self._expiry(expiry)
+        if expires is None:
+            await ctx.reply("sanitizer.guest_bad_date", value=expiry)
+            return None
+        return user_id, expires
+
     async def _guests_api(self, ctx: Context, method: str, user_id: str | None = None,
                           body: Any = None, suffix: str = "") -> Any:
         path = GUESTS_PATH + (f"/{quote(user_id, safe='')}" if user_id else "") + suffix
@@ -332,14 +344,10 @@ class SanitizerBot(BotApp):
             await ctx.reply_text(ctx.t("sanitizer.guest_usage") + "\n" + ctx.t("sanitizer.example.guest_create"))
             return
         localpart, name, expiry = words[0], " ".join(words[1:-1]), words[-1]
-        user_id = self._guest_user_id(localpart)
-        if user_id is None:
-            await ctx.reply("sanitizer.guest_bad_localpart", localpart=localpart)
+        target = await self._guest_and_expiry(ctx, localpart, expiry)
+        if target is None:
             return
-        expires = self._expiry(expiry)
-        if expires is None:
-            await ctx.reply("sanitizer.guest_bad_date", value=expiry)
-            return
+        user_id, expires = target
         guest = await self._guests_api(ctx, "POST", body={"user_id": user_id, "display_name": name,
                                                           "expires_ts": expires, "rooms": rooms}, suffix="/create")
         if guest is None:
@@ -375,14 +383,10 @@ class SanitizerBot(BotApp):
     async def guest_extend(self, ctx: Context, localpart: str, expiry: str) -> None:
         if not await self._guest_manager(ctx):
             return
-        user_id = self._guest_user_id(localpart)
-        if user_id is None:
-            await ctx.reply("sanitizer.guest_bad_localpart", localpart=localpart)
+        target = await self._guest_and_expiry(ctx, localpart, expiry)
+        if target is None:
             return
-        expires = self._expiry(expiry)
-        if expires is None:
-            await ctx.reply("sanitizer.guest_bad_date", value=expiry)
-            return
+        user_id, expires = target
         if await self._guests_api(ctx, "PUT", user_id, {"expires_ts": expires}) is not None:
             log.info("guest extended", extra={"sender": ctx.sender, "guest": user_id})
             await ctx.reply("sanitizer.guest_extended", user=user_id, expires=date_of(expires))
