@@ -80,6 +80,14 @@ def _header(group: Group, lang: str, voters: int, deadline: str) -> str:
              voters=voters)
 
 
+def _who(group: Group, tally: Tally, answer_id: str, lang: str, names: Callable[[str], str]) -> str:
+    """Who chose ``answer_id``: shown once a disclosed poll is closed, never while it is open."""
+    if not group.disclosed or group.open:
+        return ""
+    who = [names(u) for u, chosen in sorted(tally.choices.items()) if answer_id in chosen]
+    return t("polls.summary_who", lang, names=("、" if lang == "ja" else ", ").join(who)) if who else ""
+
+
 @attrs.frozen
 class SurveyKind:
     format_deadline: Callable[[Group, str], str]
@@ -91,11 +99,7 @@ class SurveyKind:
         for answer_id, text in poll.answers:
             line = t("polls.summary_line", lang, answer=text, votes=tally.counts.get(answer_id, 0),
                      percent=tally.percent(answer_id))
-            if group.disclosed and not group.open:
-                who = [names(u) for u, chosen in sorted(tally.choices.items()) if answer_id in chosen]
-                if who:
-                    line += t("polls.summary_who", lang, names="、".join(who) if lang == "ja" else ", ".join(who))
-            lines.append(line)
+            lines.append(line + _who(group, tally, answer_id, lang, names))
         return "\n".join(lines), "<br>".join(html.escape(line) for line in lines)
 
     def answered(self, group: Group, polls: Sequence[Poll], tallies: Sequence[Tally]) -> set[str]:
@@ -117,11 +121,7 @@ class MultiKind:
             yes = tally.counts.get(YES, 0)
             line = t("polls.summary_line", lang, answer=poll.question, votes=yes,
                      percent=round(100 * yes / len(voters)) if voters else 0)
-            if group.disclosed and not group.open:
-                who = [names(u) for u, chosen in sorted(tally.choices.items()) if YES in chosen]
-                if who:
-                    line += t("polls.summary_who", lang, names="、".join(who) if lang == "ja" else ", ".join(who))
-            lines.append(line)
+            lines.append(line + _who(group, tally, YES, lang, names))
         return "\n".join(lines), "<br>".join(html.escape(line) for line in lines)
 
     def answered(self, group: Group, polls: Sequence[Poll], tallies: Sequence[Tally]) -> set[str]:
