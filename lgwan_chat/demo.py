@@ -6,6 +6,9 @@ demo staff and the bot accounts, and writes ``credentials.json``. Every run:
 validates the YAML, starts Synapse with every module and every bot, prints how
 to log in, and stops everything cleanly on Ctrl-C. Data lives in ``var/demo/``,
 so running again resumes where it stopped.
+
+Everything under ``var/demo/`` is for its owner only (directories 0700, files 0600): it holds
+tokens, password hashes, the federation signing key and the staff's messages and files.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 import yaml
 
 import bots
+from bots.runtime.storage import RUNTIME_MIGRATIONS, Storage
 from lgwan_chat import organisation as org
 from lgwan_chat.configcheck import check_file
 from lgwan_chat.homeserver import Homeserver, HomeserverError, HomeserverSpec, HttpError, port_in_use
@@ -45,7 +49,10 @@ def run(data_dir: Path, internet_port: int = 8008, lgwan_port: int = 8018, synap
     data_dir = data_dir.resolve()
     first_run = not (data_dir / "homeserver.yaml").exists()
     say("demo.generating" if first_run else "demo.resuming", path=data_dir)
+    # What the demo and the processes it starts (Synapse, nginx, bots) create: for the owner only.
+    os.umask(0o077)
     data_dir.mkdir(parents=True, exist_ok=True)
+    make_private(data_dir)  # a deployment made before this rule gets tightened
     for name in EDITABLE_FILES:
         if not (data_dir / name).exists():
             shutil.copyfile(config_dir() / name, data_dir / name)
@@ -64,12 +71,19 @@ def run(data_dir: Path, internet_port: int = 8008, lgwan_port: int = 8018, synap
 
     use_nginx = nginx_binary() is not None
     offset = synapse_port_offset if use_nginx else 0
+    # Behind nginx, Synapse takes the client's address from X-Forwarded-For, which nginx overwrites:
+    # login limits then count per staff PC, not per nginx. Without nginx, clients reach Synapse
+    # directly and the header is theirs to forge: not trusted.
     homeserver = Homeserver(HomeserverSpec(data_dir=data_dir, server_name=SERVER_NAME,
                                            internet_port=internet_port + offset, lgwan_port=lgwan_port + offset,
-                                           public_baseurl=f"http://127.0.0.1:{internet_port}", modules=modules))
+                                           public_baseurl=f"http://127.0.0.1:{internet_port}", modules=modules,
+                                           x_forwarded=use_nginx))
     synapse_ports = {homeserver.spec.internet_port, homeserver.spec.lgwan_port}
     if use_nginx and synapse_ports & {internet_port, lgwan_port}:
         use_nginx = False  # a deployment made without nginx: Synapse already holds the client ports
+    if not use_nginx and homeserver.trusts_forwarded_for:
+        say("demo.needs_nginx", path=data_dir / "homeserver.yaml")
+        return 1
     public_ports = {internet_port, lgwan_port, int(upload_listen(data_dir, internet_port).rsplit(":", 1)[1])}
     for port in sorted(public_ports | synapse_ports):
         if port_in_use(port):
@@ -111,9 +125,10 @@ def run(data_dir: Path, internet_port: int = 8008, lgwan_port: int = 8018, synap
             except NginxError as e:
                 say("demo.nginx_failed", problem=e)
                 return 1
-        credentials = ensure_accounts(homeserver, data_dir, organisation, listeners)
+        credentials, bot_sessions = ensure_accounts(homeserver, data_dir, organisation, listeners)
         provision(data_dir, homeserver, credentials)
-        bot_processes = start_bots(data_dir, homeserver, credentials, upload_listen(data_dir, internet_port))
+        bot_processes = start_bots(data_dir, homeserver, credentials, upload_listen(data_dir, internet_port),
+                                   bot_sessions)
         print(t("demo.howto", "ja", **howto_params(credentials, data_dir)), flush=True)
         print(t("demo.howto", "en", **howto_params(credentials, data_dir)), flush=True)
         reported: set[str] = set()
@@ -145,12 +160,24 @@ def run(data_dir: Path, internet_port: int = 8008, lgwan_port: int = 8018, synap
     return exit_code
 
 
+def make_private(data_dir: Path) -> None:
+    """Take group and other permissions away from the data directory and everything in it."""
+    for path in [data_dir, *data_dir.rglob("*")]:
+        if not path.is_symlink():
+            mode = path.stat().st_mode
+            if mode & 0o077:
+                path.chmod(mode & 0o700)
+
+
 def ensure_accounts(homeserver: Homeserver, data_dir: Path, organisation: org.Organisation,
-                    listeners: dict[str, str]) -> dict:
+                    listeners: dict[str, str]) -> tuple[dict, dict[str, dict]]:
     """Register what credentials.json lists, creating it first on the first run.
 
     Passwords are written before registering, so a run interrupted halfway
     resumes with the same passwords (an account that already exists is kept).
+    Registration (shared-secret admin API) is not a login: it spends nothing of the login
+    limits staff share behind one address. Returns the credentials and, for each bot registered
+    now, the session (access token, device) its registration created.
     """
     path = data_dir / "credentials.json"
     if path.exists():
@@ -178,18 +205,53 @@ def ensure_accounts(homeserver: Homeserver, data_dir: Path, organisation: org.Or
         path.write_text(json.dumps(credentials, ensure_ascii=False, indent=2), encoding="utf-8")
         say("demo.credentials_written", path=path)
     say("demo.registering")
-    accounts = [(credentials["admin"]["user_id"], credentials["admin"]["password"], True, "管理者 (Admin)")]
-    accounts += [(u["user_id"], u["password"], False, u.get("display_name")) for u in credentials["users"]]
-    accounts += [(uid, credentials["bot_passwords"][name], False, None)
+    device_names = bot_device_names(data_dir)
+    accounts = [(None, credentials["admin"]["user_id"], credentials["admin"]["password"], True, "管理者 (Admin)")]
+    accounts += [(None, u["user_id"], u["password"], False, u.get("display_name")) for u in credentials["users"]]
+    accounts += [(name, uid, credentials["bot_passwords"][name], False, None)
                  for name, uid in credentials["bots"].items()]
-    for user_id, password, admin, display_name in accounts:
+    bot_sessions = {}
+    for bot, user_id, password, admin, display_name in accounts:
         localpart = user_id[1:].split(":", 1)[0]
         try:
-            homeserver.register(localpart, password, admin=admin, displayname=display_name)
+            registered = homeserver.register(localpart, password, admin=admin, displayname=display_name,
+                                             device_name=device_names.get(bot) if bot else None)
         except HttpError as e:
             if not (isinstance(e.body, dict) and e.body.get("errcode") == "M_USER_IN_USE"):
                 raise
-    return credentials
+        else:
+            if bot:
+                bot_sessions[bot] = registered
+    return credentials, bot_sessions
+
+
+def bot_device_names(data_dir: Path) -> dict[str, str]:
+    """Each bot's device name, as bots.yaml says (the template's until the demo has written it)."""
+    path = data_dir / "bots.yaml"
+    if not path.exists():
+        path = config_dir() / "bots.template.yaml"
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return {name: str(bot["device_name"]) for name, bot in (doc.get("bots") or {}).items()
+                if isinstance(bot, dict) and bot.get("device_name")}
+    except (OSError, AttributeError, yaml.YAMLError):
+        return {}  # a broken bots.yaml is reported when the bots start
+
+
+def hand_over_sessions(bots_yaml: Path, sessions: dict[str, dict]) -> None:
+    """Give each bot registered in this run the session its registration created, so it starts
+    without a password login (a bot that already keeps a session keeps it)."""
+    doc = yaml.safe_load(bots_yaml.read_text(encoding="utf-8")) or {}
+    for name, session in sessions.items():
+        where = doc["bots"][name]["storage"]
+        storage = Storage(Path(where["sqlite"]) if "sqlite" in where else None, where.get("postgres"))
+        try:
+            storage.migrate("runtime", RUNTIME_MIGRATIONS)
+            if not storage.get("access_token"):
+                storage.put("access_token", session["access_token"])
+                storage.put("device_id", session["device_id"])
+        finally:
+            storage.close()
 
 
 def provision(data_dir: Path, homeserver: Homeserver, credentials: dict) -> None:
@@ -268,7 +330,7 @@ def upload_listen(data_dir: Path, internet_port: int) -> str:
 
 
 def start_bots(data_dir: Path, homeserver: Homeserver, credentials: dict,
-               upload_page: str) -> dict[str, subprocess.Popen]:
+               upload_page: str, sessions: dict[str, dict]) -> dict[str, subprocess.Popen]:
     if not bots.AVAILABLE:
         say("demo.no_bots")
     issues = write_bot_config(data_dir, credentials, upload_page)
@@ -277,6 +339,7 @@ def start_bots(data_dir: Path, homeserver: Homeserver, credentials: dict,
             print(issue.format(), file=sys.stderr)
         say("demo.bots_not_started", path=data_dir / "bots.yaml")
         return {}
+    hand_over_sessions(data_dir / "bots.yaml", sessions)
     processes = {}
     for name, module in bots.AVAILABLE.items():
         log = data_dir / "logs" / f"{name}.log"

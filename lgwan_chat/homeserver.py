@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import json
 import os
 import secrets
@@ -28,7 +29,7 @@ import attrs
 import yaml
 
 from lgwan_chat import SOURCE_ROOT
-from lgwan_chat.templates import config_dir
+from lgwan_chat.templates import config_dir, write_private
 from lgwan_chat.templates import render as render_template
 
 ZONES = ("internet", "lgwan")
@@ -116,20 +117,19 @@ def render(spec: HomeserverSpec) -> list[Path]:
     }
     if not homeserver_yaml.exists():
         render_template("homeserver.template.yaml", homeserver_yaml, values)
-        os.chmod(homeserver_yaml, 0o600)
     render_template("log.template.yaml", data / "log.config", values)
     if not (data / "signing.key").exists():
         from signedjson.key import generate_signing_key, write_signing_keys
 
-        with open(data / "signing.key", "w") as f:
-            write_signing_keys(f, [generate_signing_key("a_" + secrets.token_hex(2))])
+        key = io.StringIO()
+        write_signing_keys(key, [generate_signing_key("a_" + secrets.token_hex(2))])
+        write_private(data / "signing.key", key.getvalue())  # the federation key: 0600
     overrides: dict[str, Any] = {"modules": spec.modules if spec.modules is not None else suite_modules()}
     if spec.database is not None:
         overrides["database"] = spec.database
     overrides.update(spec.extra)
-    overrides_yaml = data / "overrides.yaml"
-    with open(overrides_yaml, "w", encoding="utf-8") as f:
-        yaml.safe_dump(overrides, f, allow_unicode=True, sort_keys=False)
+    overrides_yaml = data / "overrides.yaml"  # may hold the database password: 0600
+    write_private(overrides_yaml, yaml.safe_dump(overrides, allow_unicode=True, sort_keys=False))
     return [homeserver_yaml, overrides_yaml]
 
 
@@ -154,6 +154,8 @@ class Homeserver:
         ports = {lst.get("tag"): lst["port"] for lst in rendered.get("listeners", [])}
         self.spec.internet_port = ports.get("internet", self.spec.internet_port)
         self.spec.lgwan_port = ports.get("lgwan", self.spec.lgwan_port)
+        #: Whether a listener believes X-Forwarded-For: then only a proxy that overwrites it may reach it.
+        self.trusts_forwarded_for = any(lst.get("x_forwarded") for lst in rendered.get("listeners", []))
 
     def reconfigure(self, **changes: Any) -> None:
         """Change the spec (e.g. ``modules=``) for the next start; the data stays."""
@@ -234,8 +236,9 @@ class Homeserver:
     # --- admin API -------------------------------------------------------
 
     def register(self, localpart: str, password: str, admin: bool = False,
-                 displayname: str | None = None) -> dict:
-        """Register through the shared-secret admin API; returns user_id, access_token, device_id."""
+                 displayname: str | None = None, device_name: str | None = None) -> dict:
+        """Register through the shared-secret admin API; returns user_id, access_token, device_id
+        (a new device, named ``device_name``). No login limit applies: this is not a login."""
         url = self.url("lgwan") + "/_synapse/admin/v1/register"
         nonce = http_json("GET", url)["nonce"]
         mac = hmac.new(self._shared_secret.encode(), digestmod=hashlib.sha1)
@@ -245,6 +248,8 @@ class Homeserver:
                 "mac": mac.hexdigest()}
         if displayname:
             body["displayname"] = displayname
+        if device_name:
+            body["initial_device_display_name"] = device_name
         return http_json("POST", url, body)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import string
 from pathlib import Path
@@ -26,4 +27,12 @@ def render(name: str, target: Path, values: dict[str, Any]) -> None:
     missing = re.findall(r"\$\{(\w+)\}", text)
     if missing:
         raise KeyError(f"{name}: no value for {sorted(set(missing))}")
-    target.write_text(text, encoding="utf-8")
+    write_private(target, text)
+
+
+def write_private(target: Path, text: str) -> None:
+    """Write a file only its owner can read (0600): rendered configs hold secrets and passwords."""
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)

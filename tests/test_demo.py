@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from PIL import Image
 from lgwan_chat.homeserver import free_port, port_in_use
 from bots_harness import answer, room_events, wait_membership, wait_replies
 from harness import download, http_get
+from test_login_limits import outcome, password_login, whois_addresses
 from test_zone_endpoint import call_zone
 
 LGWAN_CHAT = str(Path(sys.executable).parent / "lgwan-chat")
@@ -104,6 +106,25 @@ async def login(url: str, user_id: str, password: str) -> AsyncClient:
     client = AsyncClient(url, user_id)
     assert isinstance(await client.login(password), LoginResponse)
     return client
+
+
+def readable_by_others(root: Path) -> list[str]:
+    """Everything under root (root included) that its group or other users may read, write or enter."""
+    return [f"{oct(path.stat().st_mode & 0o777)} {path}" for path in [root, *root.rglob("*")]
+            if not path.is_symlink() and path.stat().st_mode & 0o077]
+
+
+def assert_private(data_dir: Path) -> None:
+    """The demo's data: directories 0700, files 0600, from the secrets to the staff's files."""
+    for made in ("homeserver.db", "homeserver.db-wal", "homeserver.db-shm", "signing.key", "homeserver.yaml",
+                 "overrides.yaml", "log.config", "bots.yaml", "credentials.json", "secrets/provisioner.token",
+                 "logs/homeserver.log", "logs/nginx-access.log", "logs/memo.log", "bots/memo.sqlite3",
+                 "nginx/nginx.conf"):
+        assert (data_dir / made).is_file(), made  # the walk below covers what matters
+    assert [p for p in (data_dir / "media_store").rglob("*") if p.is_file()], "no media stored yet"
+    assert oct(data_dir.stat().st_mode & 0o777) == "0o700"
+    assert readable_by_others(data_dir) == []
+    assert not [p for p in data_dir.rglob("*") if p.is_file() and p.stat().st_mode & 0o777 != 0o600]
 
 
 async def test_demo_starts_everything_and_resumes_with_the_same_data(demo):
@@ -209,12 +230,22 @@ async def test_demo_starts_everything_and_resumes_with_the_same_data(demo):
     assert started and started[0]["sender"] == creds["bots"]["polls"]
     await staff_pc.close()
 
+    # Everything the demo, Synapse, nginx and the bots wrote is for the demo's owner only.
+    assert_private(demo.data_dir)
+
     assert demo.interrupt() == 0
     assert "すべて停止しました" in demo.text()
     assert not port_in_use(demo.ports["internet"]) and not port_in_use(demo.ports["lgwan"])
 
+    # A deployment made before the permissions rule (world-readable) is tightened on the next start.
+    for loose, mode in (("", 0o755), ("homeserver.db", 0o644), ("signing.key", 0o644), ("bots.yaml", 0o644),
+                        ("media_store", 0o755), ("logs/homeserver.log", 0o644)):
+        (demo.data_dir / loose).chmod(mode)
+    assert readable_by_others(demo.data_dir)
+
     # Run again: same accounts, same passwords, the room is still there.
     demo.start()
+    assert_private(demo.data_dir)
     assert "既存のデモ環境を使って再開します" in demo.text()
     again = json.loads((demo.data_dir / "credentials.json").read_text(encoding="utf-8"))
     assert again == creds
@@ -227,6 +258,13 @@ async def test_demo_starts_everything_and_resumes_with_the_same_data(demo):
     await staff_pc.close()
     assert demo.interrupt() == 0
 
+    # Made with nginx in front, Synapse believes X-Forwarded-For: it refuses to face clients directly.
+    without_nginx = subprocess.run(demo.args(), capture_output=True, text=True, timeout=120,
+                                   env={**demo.env, "LGWAN_CHAT_NGINX": "none"})
+    assert without_nginx.returncode == 1
+    assert "nginx なしで Synapse に直接つなぐと、送信元アドレスを偽れてしまいます" in without_nginx.stdout
+    assert not port_in_use(demo.ports["internet"] + OFFSET)
+
 
 def test_demo_refuses_to_start_on_a_broken_config(demo):
     demo.data_dir.mkdir(parents=True)
@@ -236,6 +274,43 @@ def test_demo_refuses_to_start_on_a_broken_config(demo):
     assert result.returncode == 1
     assert "organisation.departments: 少なくとも 1 個必要です" in result.stderr
     assert not (demo.data_dir / "homeserver.pid").exists()
+
+
+async def test_demo_lets_a_whole_office_log_in_from_one_address(demo):
+    """A fresh demo: the demo's own accounts and bots spent no logins, so every staff member gets in
+    at once through one entrance (one address, as behind an office proxy); guessing is throttled."""
+    demo.start()
+    creds = json.loads((demo.data_dir / "credentials.json").read_text(encoding="utf-8"))
+    logs = demo.data_dir / "logs"
+    for name in creds["bots"]:  # each bot starts on the session its registration made, not a login
+        for _ in range(300):
+            if "session restored" in (logs / f"{name}.log").read_text(encoding="utf-8"):
+                break
+            time.sleep(0.2)
+        assert "session restored" in (logs / f"{name}.log").read_text(encoding="utf-8")
+        assert "logged in" not in (logs / f"{name}.log").read_text(encoding="utf-8")
+    assert not re.search(r"POST /_matrix/client/[^/ ]+/login", (logs / "homeserver.log").read_text(encoding="utf-8"))
+
+    entrance = creds["listeners"]["lgwan"]
+    localparts = {u["user_id"]: u["user_id"][1:].split(":")[0] for u in creds["users"]}
+    results = await asyncio.gather(*(asyncio.to_thread(password_login, entrance, localparts[u["user_id"]],
+                                                       u["password"]) for u in creds["users"]))
+    assert [outcome(r) for r in results] == [(200, None)] * len(creds["users"])
+    guessed = localparts[creds["users"][0]["user_id"]]
+    assert [outcome(password_login(entrance, guessed, "wrong-" + str(n))) for n in range(10)] == \
+        [(403, "M_FORBIDDEN")] * 5 + [(429, "M_LIMIT_EXCEEDED")] * 5
+
+    # An admin sees the bots' devices named as bots.yaml says (one each: the registration's).
+    admin = await login(entrance, creds["admin"]["user_id"], creds["admin"]["password"])
+    synapse_lgwan = f"http://127.0.0.1:{demo.ports['lgwan'] + OFFSET}"
+    for name, user_id in creds["bots"].items():
+        status, _, body = http_get(f"{synapse_lgwan}/_synapse/admin/v2/users/{user_id}/devices", admin.access_token)
+        assert status == 200
+        assert [d["display_name"] for d in json.loads(body)["devices"]] == \
+            [{"memo": "メモ帳ボット (memo pad bot)", "sanitizer": "無害化ボット (sanitizer bot)",
+              "polls": "投票ボット (polls bot)"}[name]]
+    await admin.close()
+    assert demo.interrupt() == 0
 
 
 async def test_demo_gates_media_for_lgwan_devices(demo):
@@ -267,6 +342,17 @@ async def test_demo_without_nginx_says_the_gate_is_off(tmp_path):
         staff = creds["users"][0]
         client = await login(creds["listeners"]["lgwan"], staff["user_id"], staff["password"])
         assert call_zone(creds["listeners"]["lgwan"], client.access_token)[1]["zone"] == "lgwan"
+        # Clients reach Synapse directly here: an X-Forwarded-For they send is not believed.
+        assert http_get(creds["listeners"]["lgwan"] + "/_matrix/client/v3/account/whoami", client.access_token,
+                        headers={"X-Forwarded-For": "10.9.9.9"})[0] == 200
+        admin = await login(creds["listeners"]["lgwan"], creds["admin"]["user_id"], creds["admin"]["password"])
+        for _ in range(100):  # Synapse writes client addresses in batches
+            seen = whois_addresses(creds["listeners"]["lgwan"], admin.access_token, staff["user_id"])
+            if seen:
+                break
+            time.sleep(0.2)
+        assert seen == {"127.0.0.1"}
+        await admin.close()
         await client.close()
         assert demo.interrupt() == 0
     finally:
