@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import urllib.request
+
 import pytest
-from nio import RoomCreateResponse, RoomPutStateResponse
+from nio import RoomCreateResponse, RoomPutStateResponse, RoomSendResponse
 
 
 @pytest.fixture(scope="module")
@@ -19,3 +22,12 @@ async def test_encryption_allowed_when_configured(homeserver, login):
     other = await client.room_create()
     assert isinstance(await client.room_put_state(other.room_id, "m.room.encryption",
                                                   {"algorithm": "m.megolm.v1.aes-sha2"}), RoomPutStateResponse)
+    encrypted = {"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "AwgAEn", "sender_key": "k",
+                 "session_id": "s", "device_id": client.device_id}
+    assert isinstance(await client.room_send(other.room_id, "m.room.encrypted", encrypted), RoomSendResponse)
+
+
+def test_element_may_offer_encryption(homeserver):
+    """The well-known follows the module's switch: encryption offered, not on by default."""
+    with urllib.request.urlopen(homeserver.url("lgwan") + "/.well-known/matrix/client", timeout=10) as r:
+        assert json.loads(r.read())["io.element.e2ee"] == {"default": False}
