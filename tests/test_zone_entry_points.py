@@ -61,6 +61,7 @@ def widget_urls(base: str) -> list[tuple[str, bool]]:
         (f"{parts.scheme}://{host}.evil.example:{port}/{own}", False),
         (f"{parts.scheme}://{host}:{port + 1}/{own}", False),
         (f"{parts.scheme}://{host}:{port}@evil.example/{own}", False),
+        (f"{parts.scheme}://evil.example@{host}:{port}/{own}", False),  # user info: never ours
         (f"https://{host}:{port}/{own}", False),
         (f"{base}_synapse/client/lgwanx/page", False),
         (f"{base}_synapse/client/lgwan", False),
