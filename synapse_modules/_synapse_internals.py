@@ -162,3 +162,28 @@ async def register_password_user(api: Any, localpart: str, password: str, displa
     password_hash = await api._hs.get_auth_handler().hash(password)
     return await api._hs.get_registration_handler().register_user(
         localpart=localpart, password_hash=password_hash, default_display_name=display_name, by_admin=True)
+
+
+def set_client_well_known(api: Any, key: str, value: Any) -> None:
+    """Serve ``value`` under ``key`` in ``/.well-known/matrix/client`` (as if homeserver.yaml's
+    ``extra_well_known_client_content`` had it).
+
+    The module API cannot add to the client well-known, and whether Element offers
+    encryption must follow the zone module's ``allow_encryption`` in every process:
+    Synapse's ``WellKnownBuilder.get_well_known`` reads
+    ``hs.config.server.extra_well_known_client_content`` on every request, so this
+    sets the key there (a new dict: the parsed config is not shared with anything else).
+    """
+    server = api._hs.config.server
+    server.extra_well_known_client_content = {**(server.extra_well_known_client_content or {}), key: value}
+
+
+def is_url_preview_media_txn(txn: Any, media_id: str) -> bool:
+    """Was this local media made by Synapse's URL previewer (page images, oEmbed thumbnails)?
+
+    Synapse stores previewed files in ``local_media_repository`` with the page URL in its
+    ``url_cache`` column (``MediaRepositoryStore.store_local_media(..., url_cache=url)``),
+    NULL for uploads.
+    """
+    txn.execute("SELECT 1 FROM local_media_repository WHERE media_id = ? AND url_cache IS NOT NULL", (media_id,))
+    return txn.fetchone() is not None

@@ -193,3 +193,78 @@ def test_register_password_user_still_finds_the_password_hash_and_registration_h
     assert asyncio.run(register_password_user(api, "guest", "pw", "山田（外部）")) == "@guest:lgwan.test"
     assert calls == {"localpart": "guest", "password_hash": "hashed:pw", "default_display_name": "山田（外部）",
                      "by_admin": True}
+
+
+def test_well_known_is_built_from_the_server_config_on_every_request():
+    """set_client_well_known (zones: io.element.e2ee) replaces
+    hs.config.server.extra_well_known_client_content, which WellKnownBuilder reads per request.
+    The live counterparts are the well-known tests of test_zone_calls_and_encryption.py and
+    test_zone_encryption_allowed.py."""
+    import asyncio
+    import inspect
+
+    from synapse.config.server import ServerConfig
+    from synapse.rest.well_known import WellKnownBuilder
+
+    from synapse_modules._synapse_internals import set_client_well_known
+
+    assert "extra_well_known_client_content" in inspect.getsource(ServerConfig.read_config)
+    source = inspect.getsource(WellKnownBuilder.get_well_known)
+    assert "self._config.server.extra_well_known_client_content" in source
+    assert "self._config = hs.config" in inspect.getsource(WellKnownBuilder.__init__)
+
+    server = SimpleNamespace(serve_client_wellknown=True, public_baseurl="https://chat.example/",
+                             extra_well_known_client_content={"org.example": {"a": 1}})
+    config = SimpleNamespace(server=server, registration=SimpleNamespace(default_identity_server=None),
+                             mas=SimpleNamespace(enabled=False))
+    hs = SimpleNamespace(config=config, get_auth=lambda: None)
+    builder = WellKnownBuilder(hs)
+    set_client_well_known(SimpleNamespace(_hs=hs), "io.element.e2ee", {"force_disable": True})
+    served = asyncio.run(builder.get_well_known())
+    assert served["io.element.e2ee"] == {"force_disable": True}
+    assert served["org.example"] == {"a": 1}  # the admin's own keys stay
+
+
+def test_url_preview_media_is_still_marked_by_url_cache():
+    """is_url_preview_media_txn reads local_media_repository.url_cache, which Synapse's URL
+    previewer fills (store_local_media(..., url_cache=url)) and uploads leave NULL.
+    The live counterpart is test_zone_url_previews.py."""
+    import inspect
+    import sqlite3
+
+    from synapse.media.url_previewer import UrlPreviewer
+    from synapse.storage.databases.main.media_repository import MediaRepositoryStore
+
+    from synapse_modules._synapse_internals import is_url_preview_media_txn
+
+    assert "url_cache" in inspect.signature(MediaRepositoryStore.store_local_media).parameters
+    assert "url_cache=url" in inspect.getsource(UrlPreviewer._handle_url)
+    assert '"url_cache": url_cache' in inspect.getsource(MediaRepositoryStore.store_local_media)
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE local_media_repository (media_id TEXT, url_cache TEXT)")
+    db.execute("INSERT INTO local_media_repository VALUES ('preview', 'https://example.org/'), ('upload', NULL)")
+    assert is_url_preview_media_txn(db.cursor(), "preview") is True
+    assert is_url_preview_media_txn(db.cursor(), "upload") is False
+    assert is_url_preview_media_txn(db.cursor(), "absent") is False
+
+
+def test_room_creation_still_runs_the_callbacks_the_zone_rules_use():
+    """zones/event_rules.py relies on: createRoom calls on_create_room (admins included) before any
+    event is created; its events are persisted without check_event_for_spam; upgrades call
+    user_may_create_room (admins included) with creation_content and initial_state.
+    The live counterpart is test_zone_entry_points.py."""
+    import inspect
+
+    from synapse.handlers.room import RoomCreationHandler
+
+    create = inspect.getsource(RoomCreationHandler.create_room)
+    assert create.index("self._third_party_event_rules.on_create_room(") < create.index(
+        "self._send_events_for_new_room(")
+    assert "is_requester_admin=is_requester_admin" in create
+    send = inspect.getsource(RoomCreationHandler._send_events_for_new_room)
+    assert "check_event_for_spam" not in send  # why initial_state is checked in on_create_room
+    clone = inspect.getsource(RoomCreationHandler.clone_existing_room)
+    assert clone.index("user_may_create_room(") < clone.index("self._send_events_for_new_room(")
+    assert '"creation_content": dict(creation_content)' in clone and '"initial_state": [' in clone
+    between = clone[clone.index("user_may_create_room("):clone.index("self._send_events_for_new_room(")]
+    assert "is_requester_admin" not in between  # admins upgrading are checked too

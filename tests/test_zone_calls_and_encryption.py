@@ -1,7 +1,8 @@
 """Calls only from internet devices and never in LGWAN-only rooms; no end-to-end encryption.
 
 Through real nio clients on each zone's listener; each bypass (state endpoint, widgets,
-MatrixRTC membership, room creation with encryption) is its own test.
+MatrixRTC membership, room creation with encryption, encrypted events) is its own test. The
+generated space of entry points x forbidden things x tokens is test_zone_entry_points.py.
 """
 
 from __future__ import annotations
@@ -67,10 +68,12 @@ async def test_office_pc_cannot_add_a_jitsi_widget_but_can_remove_it(staff):
                                                  state_key="w1"), RoomPutStateResponse)
     assert isinstance(await pc.room_put_state(room_id, "im.vector.modular.widgets", {}, state_key="w1"),
                       RoomPutStateResponse)
-    # An ordinary (non-call) widget is not a call.
-    assert isinstance(await pc.room_put_state(room_id, "im.vector.modular.widgets",
-                                              {"type": "m.etherpad", "url": "https://pad.example/x"},
-                                              state_key="w2"), RoomPutStateResponse)
+    # Any other site's widget is refused from the office PC (allow-list), but not from the phone.
+    pad = {"type": "m.etherpad", "url": "https://pad.example/x"}
+    assert_refused(await pc.room_put_state(room_id, "im.vector.modular.widgets", pad, state_key="w2"),
+                   "widget_not_allowed")
+    assert isinstance(await phone.room_put_state(room_id, "im.vector.modular.widgets", pad, state_key="w2"),
+                      RoomPutStateResponse)
 
 
 async def test_no_call_at_all_in_an_lgwan_only_room(staff):
@@ -104,8 +107,19 @@ async def test_an_encrypted_room_cannot_be_created(staff):
     assert_refused(response, "encryption_disabled")
 
 
-def test_element_is_told_not_to_offer_encryption(homeserver):
-    with urllib.request.urlopen(homeserver.url("internet") + "/.well-known/matrix/client", timeout=10) as r:
+@pytest.mark.parametrize("zone", ["internet", "lgwan"])
+async def test_encrypted_events_are_refused(staff, zone):
+    """Text the server cannot read would escape every rule: refused like enabling encryption."""
+    phone, pc, room_id = staff
+    client = phone if zone == "internet" else pc
+    encrypted = {"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "AwgAEn", "sender_key": "k",
+                 "session_id": "s", "device_id": client.device_id}
+    assert_refused(await client.room_send(room_id, "m.room.encrypted", encrypted), "encryption_disabled")
+
+
+@pytest.mark.parametrize("zone", ["internet", "lgwan"])
+def test_element_is_told_not_to_offer_encryption(homeserver, zone):
+    with urllib.request.urlopen(homeserver.url(zone) + "/.well-known/matrix/client", timeout=10) as r:
         assert json.loads(r.read())["io.element.e2ee"] == {"default": False, "force_disable": True}
 
 

@@ -10,8 +10,12 @@ Load it in homeserver.yaml (every key: config/modules.yaml, docs/admin-guide)::
   (or the client IP);
 - binds each device to the zone of its first request and refuses its token
   from the other zone; guests are held to one zone;
-- refuses calls from LGWAN devices and any call in rooms marked LGWAN-only;
-- refuses end-to-end encryption unless allowed;
+- refuses calls from LGWAN devices and any call in rooms marked LGWAN-only, and
+  widgets from LGWAN devices unless the admin allows their URL, at every way an
+  event enters a room (``event_rules.py``: send, state, createRoom, upgrades,
+  redactions of the rules' own state, federation);
+- refuses end-to-end encryption unless allowed, and tells Element so in
+  ``/.well-known/matrix/client`` (``io.element.e2ee``);
 - records media uploaded from the internet side as untrusted and answers the
   LGWAN-side nginx's ``auth_request`` for every media fetch (``media_gate``),
   with a "waiting for sanitization" placeholder (``media_pending``);
@@ -25,7 +29,7 @@ from typing import Any
 
 from synapse.module_api import ModuleApi
 
-from synapse_modules._synapse_internals import wrap_request_authentication
+from synapse_modules._synapse_internals import set_client_well_known, wrap_request_authentication
 
 from .config import ZonesConfig, parse
 from .device_binding import DeviceZoneGuard
@@ -36,6 +40,16 @@ from .rest import zone as zone_rest
 from .store import ZoneStore
 
 
+#: Element reads this from /.well-known/matrix/client: with force_disable it offers no encryption.
+E2EE_WELL_KNOWN = "io.element.e2ee"
+
+
+def e2ee_well_known(config: ZonesConfig) -> dict[str, bool]:
+    if config.allow_encryption:
+        return {"default": False}
+    return {"default": False, "force_disable": True}
+
+
 class ZonePolicyModule:
     def __init__(self, config: ZonesConfig, api: ModuleApi):
         store = ZoneStore(api)
@@ -44,9 +58,11 @@ class ZonePolicyModule:
         wrap_request_authentication(api, guard.check)
         events = EventRules(config, store, api)
         api.register_spam_checker_callbacks(check_event_for_spam=events.check_event_for_spam,
+                                            user_may_create_room=events.user_may_create_room,
                                             check_media_file_for_spam=media.check_media_file_for_spam,
                                             check_login_for_spam=guard.check_login)
         api.register_third_party_rules_callbacks(on_create_room=events.check_room_creation)
+        set_client_well_known(api, E2EE_WELL_KNOWN, e2ee_well_known(config))
         api.register_web_resource(zone_rest.PATH, zone_rest.ZoneResource(api, config))
         api.register_web_resource(media_gate.PATH, media_gate.MediaGateResource(config, media))
         api.register_web_resource(media_pending.PATH, media_pending.MediaPendingResource())

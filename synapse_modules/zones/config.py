@@ -11,7 +11,7 @@ from typing import Any
 import attrs
 
 from lgwan_chat.configcheck.issues import ConfigIssue, raise_config_error
-from lgwan_chat.configcheck.schema import CIDR, LISTENER_TAG, SERVER_NAME, USER_ID, mapping, validate
+from lgwan_chat.configcheck.schema import CIDR, LISTENER_TAG, SERVER_NAME, USER_ID, mapping, string, validate
 
 ZONES = ("lgwan", "internet")
 _ZONE = {"enum": list(ZONES)}
@@ -36,8 +36,13 @@ SCHEMA = mapping(
         "refuse_calls_from_lgwan": {"type": "boolean"},
         # honour the jp.lgwan.room.zone {"lgwan_only": true} room marker: no calls at all there
         "lgwan_only_rooms": {"type": "boolean"},
-        # allow end-to-end encryption (m.room.encryption); off: content must stay inspectable
+        # allow end-to-end encryption (m.room.encryption, m.room.encrypted); off: content must
+        # stay inspectable. Also decides io.element.e2ee in /.well-known/matrix/client.
         "allow_encryption": {"type": "boolean"},
+        # widget URL prefixes LGWAN devices (and anyone in an LGWAN-only room) may add;
+        # null: only the suite's own pages on this homeserver (public_baseurl/_synapse/client/lgwan/)
+        "allowed_widget_urls": {"type": ["array", "null"],
+                                "items": string(pattern=r"^https?://[^\s]+$", **{"x-hint": "hint.url"})},
         # media uploaded from the internet side is untrusted: LGWAN devices cannot fetch it
         "untrusted_internet_media": {"type": "boolean"},
         # users whose uploads are trusted from any zone (the sanitization bot)
@@ -57,6 +62,7 @@ DEFAULTS: dict[str, Any] = {
     "refuse_calls_from_lgwan": True,
     "lgwan_only_rooms": True,
     "allow_encryption": False,
+    "allowed_widget_urls": None,
     "untrusted_internet_media": True,
     "trusted_uploaders": [],
     "trusted_remote_servers": [],
@@ -74,6 +80,7 @@ class ZonesConfig:
     refuse_calls_from_lgwan: bool
     lgwan_only_rooms: bool
     allow_encryption: bool
+    allowed_widget_urls: tuple[str, ...] | None
     untrusted_internet_media: bool
     trusted_uploaders: frozenset[str]
     trusted_remote_servers: frozenset[str]
@@ -84,13 +91,31 @@ def check(raw: Any) -> list[ConfigIssue]:
 
 
 def check_with_homeserver(raw: dict, homeserver: dict) -> list[ConfigIssue]:
-    """In a full homeserver.yaml: every zone's listener tag must exist."""
+    """In a full homeserver.yaml: every zone's listener tag must exist, and nothing in it
+    contradicts ``allow_encryption``."""
     merged = {**DEFAULTS, **raw}
+    return [*_listener_issues(merged, homeserver), *_encryption_issues(merged, homeserver)]
+
+
+def _listener_issues(merged: dict, homeserver: dict) -> list[ConfigIssue]:
     if merged["zone_source"] == "ip" or not isinstance(homeserver.get("listeners"), list):
         return []
     tags = {lst.get("tag") for lst in homeserver["listeners"] if isinstance(lst, dict)}
     return [ConfigIssue(("listener_zones", tag), "config.zone_listener_missing", {"zone": zone, "tag": tag})
             for tag, zone in merged["listener_zones"].items() if tag not in tags]
+
+
+def _encryption_issues(merged: dict, homeserver: dict) -> list[ConfigIssue]:
+    issues = []
+    # One source for io.element.e2ee: the module sets it from allow_encryption (zones/__init__.py).
+    well_known = homeserver.get("extra_well_known_client_content")
+    if isinstance(well_known, dict) and "io.element.e2ee" in well_known:
+        issues.append(ConfigIssue(("allow_encryption",), "config.zone_well_known_e2ee", {}))
+    # Synapse adds m.room.encryption to new rooms itself with this, past every module callback.
+    if not merged["allow_encryption"] and homeserver.get("encryption_enabled_by_default_for_room_type",
+                                                         "off") != "off":
+        issues.append(ConfigIssue(("allow_encryption",), "config.zone_encryption_by_default", {}))
+    return issues
 
 
 def parse(raw: Any) -> ZonesConfig:
@@ -108,6 +133,8 @@ def parse(raw: Any) -> ZonesConfig:
         refuse_calls_from_lgwan=merged["refuse_calls_from_lgwan"],
         lgwan_only_rooms=merged["lgwan_only_rooms"],
         allow_encryption=merged["allow_encryption"],
+        allowed_widget_urls=(None if merged["allowed_widget_urls"] is None
+                             else tuple(merged["allowed_widget_urls"])),
         untrusted_internet_media=merged["untrusted_internet_media"],
         trusted_uploaders=frozenset(merged["trusted_uploaders"]),
         trusted_remote_servers=frozenset(merged["trusted_remote_servers"]),

@@ -1,13 +1,27 @@
-"""Rules on events: calls and encryption.
+"""The zone policy (``policy.py``) at every way an event enters a room.
 
-Run in Synapse's ``check_event_for_spam``, which sees every event a local
-user sends (``/send``, ``/state``) and every event arriving over federation.
-Every event pays for this check, so each rule looks at the event type first
-and does nothing more for ordinary messages. (The third-party-rules
-``check_event_allowed`` would also see a new room's events, but makes Synapse
-load the whole room state for every event: measurably slower, see
-docs/benchmarks.md. A new room's ``initial_state`` is checked in
-``on_create_room`` instead.)
+Synapse 1.163 runs different module callbacks on different paths:
+
+- ``/send``, ``/state``, ``/redact`` and events arriving over federation:
+  the spam checker's ``check_event_for_spam`` (per event).
+- ``createRoom``: its events (create event, ``initial_state``, presets, power
+  levels) are built in ``RoomCreationHandler._send_events_for_new_room`` and
+  persisted WITHOUT ``check_event_for_spam``. Before anything is written,
+  Synapse calls the third-party-rules ``on_create_room(requester, config,
+  is_requester_admin)`` for everyone (server admins included) with the whole
+  request body: ``initial_state``, ``creation_content``, ``preset``,
+  ``power_level_content_override``. It is checked there.
+- Room upgrades: ``on_create_room`` is not called; ``clone_existing_room``
+  calls the spam checker's ``user_may_create_room(user_id, {"creation_content",
+  "initial_state"})`` for everyone (admins too) with what the new room gets
+  (a fixed list of state types and the old room's ``type``). Checked there; the
+  zone marker is inherited instead of copied (``room_zone.py``).
+
+The third-party-rules ``check_event_allowed`` would see all of these, but makes
+Synapse load the whole room state for every event: measurably slower (see
+docs/benchmarks.md), so it is not used. Power levels are no way in: Synapse
+merges ``power_level_content_override`` into ``m.room.power_levels`` only, and
+the rules here do not depend on power levels.
 """
 
 from __future__ import annotations
@@ -17,35 +31,16 @@ from typing import Any, Mapping
 from synapse.module_api import NOT_SPAM, ModuleApi
 
 from synapse_modules._errors import refusal, spam_verdict
-from synapse_modules._synapse_internals import event_device_id
+from synapse_modules._synapse_internals import current_request_origin, event_device_id
 
 from .config import ZonesConfig
+from .policy import PROTECTED_STATE, ROOM_ZONE_STATE, WIDGET_TYPES, EventPolicy, Refusal, is_call_start
+from .room_zone import is_lgwan_only, marks_lgwan_only, predecessor_of
 from .store import ZoneStore
+from .widgets import WidgetUrls
+from .zone import zone_of
 
-ENCRYPTION = "m.room.encryption"
-#: A room whose state has this event with ``{"lgwan_only": true}`` allows no call at all.
-ROOM_ZONE_STATE = "jp.lgwan.room.zone"
-
-# VoIP (m.call.*), MatrixRTC / Element Call membership and ring notifications, stable and unstable.
-CALL_TYPE_PREFIXES = ("m.call.", "org.matrix.call.", "org.matrix.msc3401.call", "m.rtc.",
-                      "org.matrix.msc4143.rtc.", "org.matrix.msc4075.")
-# Ending or declining a call is always allowed: only starting or joining one is refused.
-CALL_TEARDOWN_TYPES = frozenset({"m.call.hangup", "m.call.reject"})
-WIDGET_TYPES = frozenset({"im.vector.modular.widgets", "m.widget"})
-CALL_WIDGET_KINDS = frozenset({"jitsi", "m.jitsi", "io.element.call", "m.call"})
-CALL_WIDGET_URL_MARKS = ("jitsi", "element-call", "call.element.io")
-
-
-def is_call_start(event_type: str, content: Mapping[str, Any]) -> bool:
-    """Does this event start or join a call (as opposed to ending one, or being unrelated)?"""
-    if event_type in WIDGET_TYPES:
-        kind = str(content.get("type", "")).lower()
-        url = str(content.get("url", "")).lower()
-        return bool(content) and (kind in CALL_WIDGET_KINDS or any(m in url for m in CALL_WIDGET_URL_MARKS))
-    if not event_type.startswith(CALL_TYPE_PREFIXES) or event_type in CALL_TEARDOWN_TYPES:
-        return False
-    # Leaving a MatrixRTC call is an empty membership ({} or {"memberships": []}).
-    return bool(content) and content.get("memberships", True) != []
+REDACTION = "m.room.redaction"
 
 
 class EventRules:
@@ -53,37 +48,85 @@ class EventRules:
         self._config = config
         self._store = store
         self._api = api
+        self._policy = EventPolicy(config, WidgetUrls(config.allowed_widget_urls, api.public_baseurl))
+
+    # --- /send, /state, /redact, federation -----------------------------------------------
 
     async def check_event_for_spam(self, event: Any) -> Any:
         event_type = event.type
-        if event_type == ENCRYPTION and not self._config.allow_encryption:
-            return spam_verdict("encryption_disabled", "zones.encryption_disabled")
-        if is_call_start(event_type, event.content):
-            if self._config.lgwan_only_rooms and await self._is_lgwan_only(event.room_id):
-                return spam_verdict("call_in_lgwan_only_room", "zones.call_in_lgwan_only_room")
-            if self._config.refuse_calls_from_lgwan and await self._sender_zone(event) == "lgwan":
-                return spam_verdict("call_from_lgwan", "zones.call_from_lgwan")
-        return NOT_SPAM
+        if event_type == REDACTION:
+            found = await self._redaction_refusal(event)
+        else:
+            found = await self._refusal(event_type, event.content, event.room_id, lambda: self._sender_zone(event))
+        return NOT_SPAM if found is None else spam_verdict(found.reason, found.message_key)
 
-    async def _is_lgwan_only(self, room_id: str) -> bool:
-        state = await self._api.get_room_state(room_id, [(ROOM_ZONE_STATE, "")])
-        marker = state.get((ROOM_ZONE_STATE, ""))
-        return marker is not None and marker.content.get("lgwan_only") is True
+    async def _refusal(self, event_type: str, content: Mapping[str, Any], room_id: str | None,
+                       zone: Any, lgwan_only: bool | None = None) -> Refusal | None:
+        # Ordinary messages pay for nothing: only calls and widgets depend on the room's zone and
+        # the sender's (the zone passed for the others is never read).
+        if not (is_call_start(event_type, content) or event_type in WIDGET_TYPES):
+            return self._policy.refusal(event_type, content, None, False)
+        if lgwan_only is None:
+            lgwan_only = self._config.lgwan_only_rooms and await is_lgwan_only(self._api, room_id)
+        return self._policy.refusal(event_type, content, await zone(), lgwan_only)
+
+    async def _redaction_refusal(self, event: Any) -> Refusal | None:
+        """Refuse redacting the state the policy reads (whoever sends it: redaction needs no state power)."""
+        target = getattr(event, "redacts", None) or event.content.get("redacts")
+        state = await self._api.get_room_state(event.room_id, [(t, "") for t in PROTECTED_STATE])
+        if any(e.event_id == target for e in state.values()):
+            return Refusal("protected_state_redaction", "zones.protected_state_redaction")
+        return None
+
+    async def _sender_zone(self, event: Any) -> str | None:
+        if not self._api.is_mine(event.sender):
+            return "remote"  # another homeserver's user: its own server applies its zones
+        return await self._requester_zone(event.sender, event_device_id(event))
+
+    async def _requester_zone(self, user_id: str, device_id: str | None) -> str | None:
+        """A device's bound zone; for a token without a device (admin-issued, application
+        service) the zone of the entrance (listener) the request came through; None if unknown."""
+        if device_id is not None:
+            bound = await self._store.device_zone(user_id, device_id)
+            if bound is not None:
+                return bound
+        origin = current_request_origin()
+        if origin is None or origin.requester != user_id:
+            return None  # not this user's client request (server-side work): no zone, refused like LGWAN
+        return zone_of(origin, self._config)
+
+    # --- createRoom and room upgrades -----------------------------------------------------
 
     async def check_room_creation(self, requester: Any, request_content: Mapping[str, Any],
                                   is_requester_admin: bool) -> None:
-        """``on_create_room``: refuse an encrypted room before any of its events exists.
+        """``on_create_room``: everything a createRoom request puts into the new room, before any
+        of its events exists (a refusal later would leave a half-created room behind)."""
+        user_id = requester.user.to_string()
+        found = await self._creation_refusal(request_content,
+                                             lambda: self._requester_zone(user_id, requester.device_id))
+        if found is not None:
+            raise refusal(found.reason, found.message_key)
 
-        (The event rule alone would leave a half-created room behind: Synapse
-        persists the first events of a new room before ``initial_state``.)
-        """
-        if not self._config.allow_encryption:
-            for item in request_content.get("initial_state") or []:
-                if isinstance(item, dict) and item.get("type") == ENCRYPTION:
-                    raise refusal("encryption_disabled", "zones.encryption_disabled")
+    async def user_may_create_room(self, user_id: str, request_content: Mapping[str, Any]) -> Any:
+        """Room upgrades (and createRoom again, harmlessly): the new room's type and copied state."""
+        found = await self._creation_refusal(request_content, lambda: self._requester_zone(user_id, None))
+        return NOT_SPAM if found is None else spam_verdict(found.reason, found.message_key)
 
-    async def _sender_zone(self, event: Any) -> str | None:
-        device_id = event_device_id(event)
-        if device_id is None:
-            return None  # sent by the server itself or through the admin API
-        return await self._store.device_zone(event.sender, device_id)
+    async def _creation_refusal(self, content: Mapping[str, Any], zone: Any) -> Refusal | None:
+        creation = content.get("creation_content")
+        creation = creation if isinstance(creation, Mapping) else {}
+        found = self._policy.room_type_refusal(creation.get("type"))
+        if found is not None:
+            return found
+        items = [i for i in content.get("initial_state") or [] if isinstance(i, Mapping)]
+        contents = [(str(i.get("type")), i.get("content") if isinstance(i.get("content"), Mapping) else {})
+                    for i in items]
+        lgwan_only = self._config.lgwan_only_rooms and (
+            any(i.get("type") == ROOM_ZONE_STATE and i.get("state_key", "") == "" and marks_lgwan_only(i.get("content"))
+                for i in items)
+            or await is_lgwan_only(self._api, predecessor_of(creation)))
+        for event_type, event_content in contents:
+            found = await self._refusal(event_type, event_content, None, zone, lgwan_only)
+            if found is not None:
+                return found
+        return None

@@ -53,7 +53,7 @@ class MediaRules:
         if not self._config.untrusted_internet_media:
             return NOT_SPAM
         if file_info.server_name is not None or file_info.thumbnail is not None or file_info.url_cache:
-            return NOT_SPAM  # remote media, thumbnails and URL previews are not uploads
+            return NOT_SPAM  # remote media, thumbnails and URL previews (untrusted by their url_cache) are not uploads
         origin = current_request_origin()
         if origin is None:
             return NOT_SPAM  # created by the server itself, not by a client

@@ -7,6 +7,7 @@ from typing import Any
 from synapse.module_api import ModuleApi
 
 from synapse_modules._storage import ModuleStore
+from synapse_modules._synapse_internals import is_url_preview_media_txn
 
 MIGRATIONS = [
     [
@@ -98,8 +99,9 @@ class ZoneStore:
         await self._db.run("mark_untrusted", txn)
 
     async def is_untrusted(self, media_id: str) -> bool:
+        """Uploaded from the internet side, or fetched from the internet by Synapse's URL previewer."""
         def txn(cur: Any) -> bool:
             cur.execute("SELECT 1 FROM lgwan_untrusted_media WHERE media_id = ?", (media_id,))
-            return cur.fetchone() is not None
+            return cur.fetchone() is not None or is_url_preview_media_txn(cur, media_id)
 
         return await self._db.run("is_untrusted", txn)

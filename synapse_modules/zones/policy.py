@@ -1,0 +1,89 @@
+"""What the zone policy refuses, for one event, whichever way it enters a room.
+
+One function decides for an event sent with ``/send`` or ``/state``, for each
+``initial_state`` item of ``createRoom``, for what a room upgrade copies and for
+events arriving over federation (``event_rules.py`` feeds it from each entry
+point). It knows the sender's zone and whether the room is LGWAN-only.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import attrs
+
+from .config import ZonesConfig
+from .widgets import WidgetUrls
+
+ENCRYPTION = "m.room.encryption"
+ENCRYPTED = "m.room.encrypted"
+#: A room whose state has this event with ``{"lgwan_only": true}`` allows no call at all.
+ROOM_ZONE_STATE = "jp.lgwan.room.zone"
+CREATE = "m.room.create"
+#: State the policy reads: never redacted (a redacted marker loses ``lgwan_only``; a
+#: redacted create event loses ``predecessor`` and ``type`` in older room versions).
+PROTECTED_STATE = frozenset({ROOM_ZONE_STATE, CREATE})
+
+# VoIP (m.call.*), MatrixRTC / Element Call membership and ring notifications, stable and unstable.
+CALL_TYPE_PREFIXES = ("m.call.", "org.matrix.call.", "org.matrix.msc3401.call", "m.rtc.",
+                      "org.matrix.msc4143.rtc.", "org.matrix.msc4075.", "io.element.call.")
+# Ending or declining a call is always allowed: only starting or joining one is refused.
+CALL_TEARDOWN_TYPES = frozenset({"m.call.hangup", "m.call.reject"})
+WIDGET_TYPES = frozenset({"im.vector.modular.widgets", "m.widget"})
+#: Widget kinds that are calls (refused as calls, whatever their URL).
+CALL_WIDGET_KINDS = frozenset({"jitsi", "m.jitsi", "io.element.call", "m.call", "org.matrix.msc3401.call"})
+#: Room types (``creation_content.type``) known to be safe; any other (video rooms
+#: ``io.element.video`` / ``org.matrix.msc3417.call``, unknown ones) is refused.
+SAFE_ROOM_TYPES = frozenset({None, "m.space"})
+
+
+@attrs.frozen
+class Refusal:
+    reason: str
+    message_key: str
+
+
+def _refusal(reason: str) -> Refusal:
+    return Refusal(reason, "zones." + reason)
+
+
+def is_call_start(event_type: str, content: Mapping[str, Any]) -> bool:
+    """Does this event start or join a call (as opposed to ending one, or being unrelated)?"""
+    if event_type in WIDGET_TYPES:
+        return bool(content) and str(content.get("type", "")).lower() in CALL_WIDGET_KINDS
+    if not event_type.startswith(CALL_TYPE_PREFIXES) or event_type in CALL_TEARDOWN_TYPES:
+        return False
+    # Leaving a MatrixRTC call is an empty membership ({} or {"memberships": []}).
+    return bool(content) and content.get("memberships", True) != []
+
+
+class EventPolicy:
+    def __init__(self, config: ZonesConfig, widget_urls: WidgetUrls):
+        self._config = config
+        self._widget_urls = widget_urls
+
+    def refusal(self, event_type: str, content: Mapping[str, Any], zone: str | None,
+                lgwan_only_room: bool) -> Refusal | None:
+        """Why this event is refused, or None.
+
+        ``zone``: the sender's zone ("lgwan", "internet", "remote" for another
+        homeserver's user, None when it cannot be determined: refused like LGWAN).
+        """
+        if not self._config.allow_encryption and event_type in (ENCRYPTION, ENCRYPTED):
+            return _refusal("encryption_disabled")
+        lgwan_only = lgwan_only_room and self._config.lgwan_only_rooms
+        if is_call_start(event_type, content):
+            if lgwan_only:
+                return _refusal("call_in_lgwan_only_room")
+            if self._config.refuse_calls_from_lgwan and zone in ("lgwan", None):
+                return _refusal("call_from_lgwan")
+            return None
+        if event_type in WIDGET_TYPES and content:
+            # An LGWAN device (or anyone, in an LGWAN-only room) adds only the admin's widgets.
+            if (zone in ("lgwan", None) or lgwan_only) and not self._widget_urls.allows(content.get("url")):
+                return _refusal("widget_not_allowed")
+        return None
+
+    @staticmethod
+    def room_type_refusal(room_type: Any) -> Refusal | None:
+        return None if room_type in SAFE_ROOM_TYPES else _refusal("room_type_not_allowed")
