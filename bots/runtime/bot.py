@@ -38,6 +38,7 @@ from nio import (AsyncClient, AsyncClientConfig, ErrorResponse, LoginResponse, M
 
 from lgwan_chat.i18n import LANGUAGES, t
 
+from . import clock
 from .commands import Arg, Command, CommandSet, ParseError, split_prefix
 from .config import RuntimeConfig
 from .storage import RUNTIME_MIGRATIONS, Storage
@@ -117,6 +118,10 @@ class Context:
 
     def t(self, key: str, /, **params: Any) -> str:
         return t(key, self.lang, **params)
+
+    def when(self, ts_ms: int, with_zone: bool = True) -> str:
+        """A time for this reader in the configured zone, the zone said (not in lines of a list)."""
+        return self.bot.when(ts_ms, self.lang, with_zone)
 
     async def reply(self, key: str, /, html_text: str | None = None, **params: Any) -> str | None:
         """Answer in the sender's language, as a reply to the event."""
@@ -467,11 +472,43 @@ class Bot:
     # --- helpers for bots ---
 
     def is_direct(self, room_id: str) -> bool:
-        """A DM with the bot: invited as direct, or only the bot and one person in the room."""
-        if self.storage.setting("room", room_id, "direct_with"):
-            return True
+        """A DM with the bot: a room marked as one, i.e. the bot was invited with ``is_direct`` (what
+        a client sets when it starts a DM and records in its ``m.direct``), or the bot made it as a
+        DM (``mark_direct``). Never the member count: a new room with one colleague and the bot is a
+        room, and a DM stays a DM when someone else is invited."""
+        return bool(self.storage.setting("room", room_id, "direct_with"))
+
+    def mark_direct(self, room_id: str, user_id: str) -> None:
+        """The bot made ``room_id`` as a DM with ``user_id`` (``createRoom`` with ``is_direct``)."""
+        self.storage.set_setting("room", room_id, "direct_with", user_id)
+
+    def display_name(self, user_id: str, room_id: str | None = None) -> str:
+        """How clients show ``user_id``: the display name in ``room_id`` (or any room the bot shares
+        with them), from the synced room state; the user ID when there is none."""
+        rooms = [self.client.rooms.get(room_id)] if room_id else []
+        for room in rooms + list(self.client.rooms.values()):
+            user = room.users.get(user_id) if room is not None else None
+            if user is not None and user.display_name:
+                return user.display_name
+        return user_id
+
+    def joined_members(self, room_id: str) -> set[str]:
+        """Who has joined ``room_id`` as the bot's sync holds it (no request, any size); not the bot,
+        not those only invited."""
         room = self.client.rooms.get(room_id)
-        return room is not None and room.member_count == 2
+        if room is None:
+            return set()
+        return {u for u in room.users if u not in room.invited_users and u != self.config.user_id}
+
+    # --- times, in the configured time zone (clock.py) ---
+
+    def when(self, ts_ms: int, lang: str, with_zone: bool = True) -> str:
+        """``2026-12-05 21:15（日本時間）``."""
+        return clock.when(ts_ms, self.config.timezone, lang, with_zone)
+
+    def file_stamp(self) -> str:
+        """``20261205-2115`` now in the configured zone, for export file names."""
+        return clock.file_stamp(self.config.timezone)
 
     def language_for(self, user_id: str, room_id: str | None = None) -> str:
         for scope, key in (("user", user_id), ("room", room_id)):
