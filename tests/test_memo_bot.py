@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 import zipfile
 
 import pytest
@@ -240,6 +241,37 @@ async def test_room_notes_are_messages_every_client_shows_with_their_history(hom
     assert "ピン留め" not in pinned_reply["body"]
     pins = await owner.room_get_state_event(room.room_id, "m.room.pinned_events")
     assert len(pins.content["pinned"]) == 1
+
+
+async def test_notes_name_their_writers_and_times_as_people_read_them(homeserver, login, memo_bot):
+    """Writers by display name (as clients and the polls bot show them), never a user ID; times in
+    Japan time, the zone named, whatever the host's zone."""
+    writer = await login(homeserver.new_user("sato", displayname="佐藤 健二"), "lgwan")
+    editor = await login(homeserver.new_user("suzuki", displayname="鈴木 花子"), "lgwan")
+    room = await writer.room_create(name="道路管理", invite=[memo_bot.user_id, editor.user_id])
+    await editor.join(room.room_id)
+    await wait_membership(writer, room.room_id, memo_bot.user_id, "join")
+    window = [time.time() - 60, time.time()]
+    await answer(writer, room.room_id, "!ノート作成 巡回記録\n12/1 異常なし")
+    await answer(editor, room.room_id, "!ノート編集 1\n12/2 落下物1件 撤去済み")
+    window[1] = time.time() + 60
+
+    def japan_times(suffix: str) -> set[str]:
+        return {time.strftime("%Y-%m-%d %H:%M", time.gmtime(t + 9 * 3600)) + suffix
+                for t in range(int(window[0]), int(window[1]) + 1, 30)}
+
+    history = (await answer(writer, room.room_id, "!ノート履歴 1"))["body"]
+    lines = [line for line in history.splitlines() if line.startswith("第 ")]
+    assert [line.split("・")[:2] for line in lines] == [["第 1 版", "佐藤 健二"], ["第 2 版", "鈴木 花子"]], history
+    for line in lines:
+        assert line.split("・")[2] in japan_times("（日本時間）"), line
+    shown = (await answer(writer, room.room_id, "!ノート 1"))["body"]
+    listed = (await answer(writer, room.room_id, "!ノート一覧"))["body"]
+    for text in (history, shown, listed):
+        assert "@" not in text and "鈴木 花子" in text, text
+    await answer(editor, room.room_id, "!言語 en")
+    english = (await answer(editor, room.room_id, "!note-history 1"))["body"]
+    assert "佐藤 健二" in english and "(Japan time)" in english and "@" not in english, english
 
 
 async def test_bookmarks_made_with_a_reaction_anywhere_are_listed_in_the_dm(staff, homeserver, login):

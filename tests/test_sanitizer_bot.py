@@ -353,7 +353,7 @@ async def test_a_room_is_a_room_and_a_dm_is_a_dm_whatever_the_number_of_members(
             assert "ダイレクトメッセージでのみ使えます" in target, (case, target)
 
 
-async def test_expiries_are_shown_in_japan_time_and_say_so(staff, sanitizer_bot, browser):
+async def test_expiries_are_shown_in_japan_time_and_say_so(staff, sanitizer_bot, browser, tmp_path):
     """The host runs on UTC; the contractor and the staff read Japan time, with the zone named."""
     phone, pc, room = staff
     reply = await ask(pc, room, "!アップロードURL 3時間", sanitizer_bot.user_id)
@@ -367,6 +367,7 @@ async def test_expiries_are_shown_in_japan_time_and_say_so(staff, sanitizer_bot,
     page = await browser.new_page()
     await page.goto(link_in(reply))
     assert f"有効期限: {expiry}" in await page.inner_text("ul.terms")
+    await page.screenshot(path=str(tmp_path / "upload-form.png"))  # the user guide's picture
     await page.goto(link_in(reply) + "?lang=en")
     assert f"{jst(expires_ts)} (Japan time)" in await page.inner_text("ul.terms")
     await page.close()
@@ -411,6 +412,7 @@ async def test_refused_files_are_said_in_words_and_the_headline_says_they_were_n
         assert await page.locator("ul.results li.refused").count() == sum(1 for n in batch if n != "memo.txt")
         if "setup.exe" in batch:
             assert titles[2] in await page.inner_text("ul.results li.refused >> nth=0"), text
+            await page.screenshot(path=str(tmp_path / f"upload-refused.{lang}.png"))  # the user guide's picture
     await context.close()
     # the reports posted in the room say the same in words
     reports = [e["content"]["body"] for e in await room_events(pc, room) if e["sender"] == sanitizer_bot.user_id

@@ -131,7 +131,8 @@ class MemoBot(BotApp):
         if len(text) > 60:
             text = text[:60] + "…"
         tags = " ".join("#" + tag for tag in memo.tags)
-        return f"#{memo.number} {ctx.when(memo.created_ts, with_zone=False)} [{kind}] {text}" + (f"  {tags}" if tags else "")
+        when = ctx.when(memo.created_ts, with_zone=False)  # a list: the zone is said once, in !表示
+        return f"#{memo.number} {when} [{kind}] {text}" + (f"  {tags}" if tags else "")
 
     async def list(self, ctx: Context, page: int | None) -> None:
         page = page or 1

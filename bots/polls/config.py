@@ -8,6 +8,7 @@ import attrs
 
 from bots.runtime import clock
 from bots.runtime import config as runtime
+from lgwan_chat.configcheck.issues import ConfigIssue
 from lgwan_chat.configcheck.schema import USER_ID, mapping, string
 
 SCHEMA: dict[str, dict] = {
@@ -77,4 +78,5 @@ def options(raw: dict[str, Any], timezone: str = clock.DEFAULT_TIMEZONE) -> Poll
             safety[key] = tuple(safety[key])
     plain = {k: v for k, v in raw.items() if k in ("remind_via", "remind_before_minutes",
                                                     "mentions_per_message", "summary_interval_s")}
-    return PollsOptions(**plain, timezone=timezone, tasks=TaskOptions(**(raw.get("tasks") or {})), safety=SafetyOptions(**safety))
+    return PollsOptions(**plain, timezone=timezone, tasks=TaskOptions(**(raw.get("tasks") or {})),
+                        safety=SafetyOptions(**safety))

@@ -1,4 +1,4 @@
-"""A bot account's one-time setup on the homeserver, done by an admin (the demo does it itself).
+"""A bot account's one-time setup on the homeserver, done by an admin (or whatever registers it).
 
 Synapse limits how many messages an account may send (``rc_message``: by default a burst of 10,
 then one every 5 s). A person never notices; a bot that has answered a few commands does: a safety
