@@ -364,9 +364,11 @@ async def test_expiries_are_shown_in_japan_time_and_say_so(staff, sanitizer_bot,
     assert f"期限 {expiry}" in reply, reply
     listed = await ask(pc, room, "!アップロードURL一覧", sanitizer_bot.user_id)
     assert expiry in listed, listed
-    page = await browser.new_page()
+    page = await browser.new_page(viewport={"width": 800, "height": 720})
     await page.goto(link_in(reply))
     assert f"有効期限: {expiry}" in await page.inner_text("ul.terms")
+    await page.fill("input[name=name]", "山田 太郎")
+    await page.fill("input[name=org]", "株式会社サンプル建設")
     await page.screenshot(path=str(tmp_path / "upload-form.png"))  # the user guide's picture
     await page.goto(link_in(reply) + "?lang=en")
     assert f"{jst(expires_ts)} (Japan time)" in await page.inner_text("ul.terms")
@@ -392,7 +394,7 @@ async def test_refused_files_are_said_in_words_and_the_headline_says_they_were_n
     for name, data in samples.items():
         (tmp_path / name).write_bytes(data)
     (tmp_path / "memo.txt").write_bytes("連絡事項\n".encode())
-    context = await browser.new_context(java_script_enabled=False)
+    context = await browser.new_context(java_script_enabled=False, viewport={"width": 800, "height": 720})
     page = await context.new_page()
     titles = {"ja": ("お届けできませんでした", "一部のファイルをお届けできませんでした", "プログラム（実行ファイル）"),
               "en": ("Not delivered", "Some files were not delivered", "a program (executable)")}[lang]
