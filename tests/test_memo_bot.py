@@ -77,6 +77,10 @@ async def send_file(client, room_id: str, data: bytes, name: str, mimetype: str,
                                               "info": {"mimetype": mimetype, "size": len(data)}})
 
 
+def japan(seconds: float, form: str) -> str:
+    return time.strftime(form, time.gmtime(seconds + 9 * 3600))
+
+
 async def test_everything_sent_in_the_dm_is_kept_and_listed_newest_first(staff):
     phone, pc, dm = staff
     assert "メモ #1 を保存しました" in (await answer(pc, dm, "来週の打合せ資料を準備"))["body"]
@@ -180,11 +184,14 @@ async def test_files_from_the_phone_wait_for_sanitization_and_stay_out_of_export
              and e.source.get("sender") != pc.user_id]
     assert files and files[0]["body"] == "報告.txt"
 
+    exported_at = time.time()
     export = await answer(pc, dm, "!エクスポート csv")
     assert "メモ 3 件を書き出しました（入れられなかった添付ファイル: 1 件）" in export["body"]
     page = await pc.room_messages(dm, limit=10)
     archive = next(e.source["content"] for e in page.chunk
                    if e.source.get("content", {}).get("info", {}).get("mimetype") == "application/zip")
+    # named after when it was made in Japan time, whatever the host's zone
+    assert archive["body"] in {f"memo-{japan(exported_at + d, '%Y%m%d-%H%M')}.zip" for d in (-60, 0, 60)}
     status, data = await download(homeserver.url("lgwan"), pc, archive["url"])
     assert status == 200
     with zipfile.ZipFile(io.BytesIO(data)) as z:
@@ -195,6 +202,7 @@ async def test_files_from_the_phone_wait_for_sanitization_and_stay_out_of_export
     assert raw.startswith("\ufeff".encode())  # Excel reads the Japanese correctly
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
     assert rows[0] == ["番号", "作成日時", "種類", "内容", "タグ", "添付ファイル"]
+    assert rows[1][1] in {japan(exported_at - d, "%Y-%m-%d %H:%M") for d in range(0, 600, 30)}, rows[1]
     assert rows[1][5] == "添付ファイルは無害化待ちのため含めていません"
     assert rows[3][3].startswith("'=HYPERLINK")  # a formula is kept as text
 
@@ -257,8 +265,7 @@ async def test_notes_name_their_writers_and_times_as_people_read_them(homeserver
     window[1] = time.time() + 60
 
     def japan_times(suffix: str) -> set[str]:
-        return {time.strftime("%Y-%m-%d %H:%M", time.gmtime(t + 9 * 3600)) + suffix
-                for t in range(int(window[0]), int(window[1]) + 1, 30)}
+        return {japan(t, "%Y-%m-%d %H:%M") + suffix for t in range(int(window[0]), int(window[1]) + 1, 30)}
 
     history = (await answer(writer, room.room_id, "!ノート履歴 1"))["body"]
     lines = [line for line in history.splitlines() if line.startswith("第 ")]

@@ -11,9 +11,12 @@ from __future__ import annotations
 import asyncio
 import io
 import itertools
+import json
 import re
 import shutil
 import time
+import urllib.request
+from urllib.parse import quote
 
 import pytest
 from nio import RoomCreateResponse, RoomSendResponse, UploadResponse
@@ -332,6 +335,7 @@ async def test_a_room_is_a_room_and_a_dm_is_a_dm_whatever_the_number_of_members(
     with one colleague and the bot is a room; a DM stays a DM when a third person is added."""
     person = await login(homeserver.new_user("kouji", displayname="工事 担当"), "lgwan")
     third = await login(homeserver.new_user("hojo"), "lgwan")
+    rooms = {}
     for direct, extra in itertools.product((False, True), (False, True)):
         made = await person.room_create(name=None if direct else "工事打合せ", is_direct=direct,
                                         invite=[sanitizer_bot.user_id])
@@ -351,6 +355,22 @@ async def test_a_room_is_a_room_and_a_dm_is_a_dm_whatever_the_number_of_members(
         else:
             assert "アップロード URL #" in link and "/upload/" in link, (case, link)
             assert "ダイレクトメッセージでのみ使えます" in target, (case, target)
+        rooms[direct, extra] = room
+
+    # The bot keeps its DMs in its own m.direct, as clients do (on the server: it outlives its
+    # storage); a room added there is a DM to the bot from then on, whatever its size.
+    url = (f"{homeserver.url(sanitizer_bot.zone)}/_matrix/client/v3/user/{quote(sanitizer_bot.user_id)}"
+           "/account_data/m.direct")
+    token = sanitizer_bot.stored("access_token")
+    marked = json.loads(urllib.request.urlopen(urllib.request.Request(
+        url, headers={"Authorization": f"Bearer {token}"})).read())
+    assert sorted(marked[person.user_id]) == sorted([rooms[True, False], rooms[True, True]]), marked
+    marked[person.user_id].append(rooms[False, False])
+    urllib.request.urlopen(urllib.request.Request(url, data=json.dumps(marked).encode(), method="PUT", headers={
+        "Authorization": f"Bearer {token}", "Content-Type": "application/json"}))
+    deadline = time.monotonic() + 30
+    while "ルームで使ってください" not in await ask(person, rooms[False, False], "!アップロードURL", sanitizer_bot.user_id):
+        assert time.monotonic() < deadline, "the bot did not take its m.direct as the DM marking"
 
 
 async def test_expiries_are_shown_in_japan_time_and_say_so(staff, sanitizer_bot, browser, tmp_path):

@@ -272,7 +272,7 @@ class PollsBot(BotApp):
         if not room_id:
             raise RuntimeError(f"DM with {user_id}: {response}")
         self.bot.storage.set_setting("user", user_id, "polls_dm", room_id)
-        self.bot.mark_direct(room_id, user_id)
+        await self.bot.mark_direct(room_id, user_id)
         return room_id
 
     def room_name(self, room_id: str) -> str:

@@ -293,6 +293,9 @@ class Bot:
             pass
 
     async def _handle_sync(self, response: SyncResponse, since: str | None) -> None:
+        for event in response.account_data_events:
+            if getattr(event, "type", None) == "m.direct" and isinstance(getattr(event, "content", None), dict):
+                self._learn_direct(event.content)
         for room_id, invite in response.rooms.invite.items():
             await self._guard(self._on_invite(room_id, invite), what="invite", room_id=room_id)
         if since is None:
@@ -464,7 +467,7 @@ class Bot:
         if isinstance(joined, ErrorResponse):
             raise RuntimeError(f"join {room_id}: {joined}")
         if direct:
-            self.storage.set_setting("room", room_id, "direct_with", inviter)
+            await self.mark_direct(room_id, inviter)
         log.info("invite accepted", extra={"room_id": room_id, "inviter": inviter, "direct": direct})
         await self.app.on_joined(self, room_id, inviter, direct)
         return "joined"
@@ -474,13 +477,35 @@ class Bot:
     def is_direct(self, room_id: str) -> bool:
         """A DM with the bot: a room marked as one, i.e. the bot was invited with ``is_direct`` (what
         a client sets when it starts a DM and records in its ``m.direct``), or the bot made it as a
-        DM (``mark_direct``). Never the member count: a new room with one colleague and the bot is a
-        room, and a DM stays a DM when someone else is invited."""
+        DM. Never the member count: a new room with one colleague and the bot is a room, and a DM
+        stays a DM when someone else is invited."""
         return bool(self.storage.setting("room", room_id, "direct_with"))
 
-    def mark_direct(self, room_id: str, user_id: str) -> None:
-        """The bot made ``room_id`` as a DM with ``user_id`` (``createRoom`` with ``is_direct``)."""
+    async def mark_direct(self, room_id: str, user_id: str) -> None:
+        """``room_id`` is the bot's DM with ``user_id``: kept in the bot's storage and in its own
+        ``m.direct`` account data, as clients keep theirs (on the server, it outlives the storage:
+        read back at the next start)."""
         self.storage.set_setting("room", room_id, "direct_with", user_id)
+        url = (f"{self.config.homeserver_url}/_matrix/client/v3/user/{quote(self.config.user_id)}"
+               "/account_data/m.direct")
+        headers = {"Authorization": f"Bearer {self.client.access_token}"}
+        async with self.http.get(url, headers=headers) as response:
+            current = await response.json(content_type=None) if response.status == 200 else {}
+        current = current if isinstance(current, dict) else {}
+        rooms = current.get(user_id) if isinstance(current.get(user_id), list) else []
+        if room_id in rooms:
+            return
+        async with self.http.put(url, json={**current, user_id: [*rooms, room_id]}, headers=headers) as response:
+            if response.status != 200:
+                log.warning("could not record the DM in m.direct", extra={"room_id": room_id,
+                                                                         "status": response.status})
+
+    def _learn_direct(self, content: dict) -> None:
+        """The bot's own ``m.direct`` (from sync): its DMs, also those its storage does not know."""
+        for user_id, rooms in content.items():
+            for room_id in rooms if isinstance(rooms, list) else ():
+                if isinstance(room_id, str) and not self.storage.setting("room", room_id, "direct_with"):
+                    self.storage.set_setting("room", room_id, "direct_with", user_id)
 
     def display_name(self, user_id: str, room_id: str | None = None) -> str:
         """How clients show ``user_id``: the display name in ``room_id`` (or any room the bot shares
