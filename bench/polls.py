@@ -115,10 +115,12 @@ async def safety_start(session, hs: Homeserver, url: str, tokens: list[str], siz
         if bot_user in members["joined"] or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.2)
-    # a working day: the bot has answered people before the emergency
-    for n in range(8):  # (the owner's own limit is Synapse's too: a burst of 10)
+    # a working day: the bot has answered people before the emergency (several people: each
+    # person's own message limit is Synapse's default too)
+    askers = tokens[1:size] or [owner]
+    for n in range(8):
         await call(session, "PUT", f"{url}/_matrix/client/v3/rooms/{quote(room)}/send/m.room.message/warm{n}",
-                   owner, {"msgtype": "m.text", "body": "!投票一覧"})
+                   askers[n % len(askers)], {"msgtype": "m.text", "body": "!投票一覧"})
     await asyncio.sleep(3)  # the bot has caught up with the room (its replies sent)
     started = time.perf_counter()
     sent = await call(session, "PUT", f"{url}/_matrix/client/v3/rooms/{quote(room)}/send/m.room.message/safety",
