@@ -486,6 +486,12 @@ class Bot:
         ``m.direct`` account data, as clients keep theirs (on the server, it outlives the storage:
         read back at the next start)."""
         self.storage.set_setting("room", room_id, "direct_with", user_id)
+        try:
+            await self._record_direct(room_id, user_id)
+        except Exception:  # the storage has it: the copy in m.direct is a safeguard, not a reason to fail
+            log.warning("could not record the DM in m.direct", extra={"room_id": room_id}, exc_info=True)
+
+    async def _record_direct(self, room_id: str, user_id: str) -> None:
         url = (f"{self.config.homeserver_url}/_matrix/client/v3/user/{quote(self.config.user_id)}"
                "/account_data/m.direct")
         headers = {"Authorization": f"Bearer {self.client.access_token}"}
@@ -497,8 +503,7 @@ class Bot:
             return
         async with self.http.put(url, json={**current, user_id: [*rooms, room_id]}, headers=headers) as response:
             if response.status != 200:
-                log.warning("could not record the DM in m.direct", extra={"room_id": room_id,
-                                                                         "status": response.status})
+                raise RuntimeError(f"m.direct: HTTP {response.status}")
 
     def _learn_direct(self, content: dict) -> None:
         """The bot's own ``m.direct`` (from sync): its DMs, also those its storage does not know."""
