@@ -68,9 +68,12 @@ def test_sanitize_benchmark_sanitizes_every_sample_file(tmp_path):
 
 def test_polls_benchmark_counts_every_voter(tmp_path):
     out = tmp_path / "polls.json"
-    result = subprocess.run([sys.executable, str(BENCH.parent / "polls.py"), "--members", "12", "--json", str(out)],
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run([sys.executable, str(BENCH.parent / "polls.py"), "--members", "12", "--safety-sizes", "5,12",
+                             "--json", str(out)], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     summary = json.loads(out.read_text())["sqlite"]
-    assert summary["members"] == 12 and summary["summary_after_last_vote_s"] > 0
+    assert summary["survey"]["members"] == 12 and summary["survey"]["summary_after_last_vote_s"] > 0
     assert "summary counted everyone" in result.stdout
+    assert [s["members"] for s in summary["safety_start"]] == [5, 12]
+    assert all(0 < s["poll_visible_s"] <= s["summary_visible_s"] for s in summary["safety_start"]), summary
+    assert "safety check in a room of 12: poll visible" in result.stdout

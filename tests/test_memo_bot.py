@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 import zipfile
 
 import pytest
@@ -74,6 +75,10 @@ async def send_file(client, room_id: str, data: bytes, name: str, mimetype: str,
     assert isinstance(uploaded, UploadResponse), uploaded
     return await answer(client, room_id, {"msgtype": msgtype, "body": name, "url": uploaded.content_uri,
                                               "info": {"mimetype": mimetype, "size": len(data)}})
+
+
+def japan(seconds: float, form: str) -> str:
+    return time.strftime(form, time.gmtime(seconds + 9 * 3600))
 
 
 async def test_everything_sent_in_the_dm_is_kept_and_listed_newest_first(staff):
@@ -179,11 +184,14 @@ async def test_files_from_the_phone_wait_for_sanitization_and_stay_out_of_export
              and e.source.get("sender") != pc.user_id]
     assert files and files[0]["body"] == "報告.txt"
 
+    exported_at = time.time()
     export = await answer(pc, dm, "!エクスポート csv")
     assert "メモ 3 件を書き出しました（入れられなかった添付ファイル: 1 件）" in export["body"]
     page = await pc.room_messages(dm, limit=10)
     archive = next(e.source["content"] for e in page.chunk
                    if e.source.get("content", {}).get("info", {}).get("mimetype") == "application/zip")
+    # named after when it was made in Japan time, whatever the host's zone
+    assert archive["body"] in {f"memo-{japan(exported_at + d, '%Y%m%d-%H%M')}.zip" for d in (-60, 0, 60)}
     status, data = await download(homeserver.url("lgwan"), pc, archive["url"])
     assert status == 200
     with zipfile.ZipFile(io.BytesIO(data)) as z:
@@ -194,6 +202,7 @@ async def test_files_from_the_phone_wait_for_sanitization_and_stay_out_of_export
     assert raw.startswith("\ufeff".encode())  # Excel reads the Japanese correctly
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
     assert rows[0] == ["番号", "作成日時", "種類", "内容", "タグ", "添付ファイル"]
+    assert rows[1][1] in {japan(exported_at - d, "%Y-%m-%d %H:%M") for d in range(0, 600, 30)}, rows[1]
     assert rows[1][5] == "添付ファイルは無害化待ちのため含めていません"
     assert rows[3][3].startswith("'=HYPERLINK")  # a formula is kept as text
 
@@ -240,6 +249,36 @@ async def test_room_notes_are_messages_every_client_shows_with_their_history(hom
     assert "ピン留め" not in pinned_reply["body"]
     pins = await owner.room_get_state_event(room.room_id, "m.room.pinned_events")
     assert len(pins.content["pinned"]) == 1
+
+
+async def test_notes_name_their_writers_and_times_as_people_read_them(homeserver, login, memo_bot):
+    """Writers by display name (as clients and the polls bot show them), never a user ID; times in
+    Japan time, the zone named, whatever the host's zone."""
+    writer = await login(homeserver.new_user("sato", displayname="佐藤 健二"), "lgwan")
+    editor = await login(homeserver.new_user("suzuki", displayname="鈴木 花子"), "lgwan")
+    room = await writer.room_create(name="道路管理", invite=[memo_bot.user_id, editor.user_id])
+    await editor.join(room.room_id)
+    await wait_membership(writer, room.room_id, memo_bot.user_id, "join")
+    window = [time.time() - 60, time.time()]
+    await answer(writer, room.room_id, "!ノート作成 巡回記録\n12/1 異常なし")
+    await answer(editor, room.room_id, "!ノート編集 1\n12/2 落下物1件 撤去済み")
+    window[1] = time.time() + 60
+
+    def japan_times(suffix: str) -> set[str]:
+        return {japan(t, "%Y-%m-%d %H:%M") + suffix for t in range(int(window[0]), int(window[1]) + 1, 30)}
+
+    history = (await answer(writer, room.room_id, "!ノート履歴 1"))["body"]
+    lines = [line for line in history.splitlines() if line.startswith("第 ")]
+    assert [line.split("・")[:2] for line in lines] == [["第 1 版", "佐藤 健二"], ["第 2 版", "鈴木 花子"]], history
+    for line in lines:
+        assert line.split("・")[2] in japan_times("（日本時間）"), line
+    shown = (await answer(writer, room.room_id, "!ノート 1"))["body"]
+    listed = (await answer(writer, room.room_id, "!ノート一覧"))["body"]
+    for text in (history, shown, listed):
+        assert "@" not in text and "鈴木 花子" in text, text
+    await answer(editor, room.room_id, "!言語 en")
+    english = (await answer(editor, room.room_id, "!note-history 1"))["body"]
+    assert "佐藤 健二" in english and "(Japan time)" in english and "@" not in english, english
 
 
 async def test_bookmarks_made_with_a_reaction_anywhere_are_listed_in_the_dm(staff, homeserver, login):

@@ -84,6 +84,10 @@ async def room_with(office: Office, creator, others, alias: str | None = None) -
     return created.room_id
 
 
+def jst_stamp(seconds: float) -> str:
+    return time.strftime("%Y%m%d-%H%M", time.gmtime(seconds + 9 * 3600))
+
+
 def from_bot(office: Office, e: dict) -> bool:
     return e["sender"] == office.bot.user_id
 
@@ -143,8 +147,12 @@ async def test_an_authorised_person_starts_a_check_and_the_summary_counts_by_dep
     assert "・土木課: 回答 1 / 1 人（重傷 1）" in status and "回答 3 / 4 人" in status
     assert "このルームの #5 は安否確認ではありません" in await ask(chief, room, "!安否状況 5", office.bot.user_id)
 
+    # The export lists everyone asked: those who did not answer are the ones to follow up.
+    asked_at = [jst_stamp(time.time() + d) for d in (-60, 0)]
     await chief.room_send(room, "m.room.message", {"msgtype": "m.text", "body": "!CSV出力 1"})
     files = await wait_for(chief, room, lambda e: e["content"].get("msgtype") == "m.file")
+    name = files[0]["content"]["body"]
+    assert name in [f"safety-1-{s}.csv" for s in {*asked_at, jst_stamp(time.time())}], name  # Japan time
     status_code, body = await download(homeserver.url("lgwan"), chief, files[0]["content"]["url"])
     assert status_code == 200
     rows = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
@@ -153,7 +161,8 @@ async def test_an_authorised_person_starts_a_check_and_the_summary_counts_by_dep
     assert by_id[engineer.user_id][2:] == ["土木課", "重傷"]
     assert by_id[clerk.user_id][2:] == ["総務課 人事係", "無事（出勤可能）"]
     assert by_id[visitor.user_id][2:] == ["所属なし", "その他・連絡希望"]
-    assert chief.user_id not in by_id
+    assert by_id[chief.user_id] == ["山田 太郎", chief.user_id, "総務課", "未回答"]
+    assert set(by_id) == {chief.user_id, clerk.user_id, engineer.user_id, visitor.user_id}  # not the bot
 
     closed = await ask(chief, room, "!締切 1", office.bot.user_id)
     assert "締切済み" in closed and "・重傷: 1 人" in closed
@@ -239,6 +248,18 @@ async def test_a_check_for_all_rooms_tallies_every_room_in_one_summary(homeserve
     await vote(north[1], room_a, poll_a["event_id"], "safe_ok")  # after the end: not counted
     await asyncio.sleep(1.5)
     assert latest_summary(await room_events(starter, hq), summary).count("回答 3 / 5 人") == 1
+
+    # The CSV: one column per room asked; 未回答 where a person was asked and gave no answer anywhere.
+    await starter.room_send(hq, "m.room.message", {"msgtype": "m.text", "body": "!CSV出力 1"})
+    files = await wait_for(starter, hq, lambda e: e["content"].get("msgtype") == "m.file")
+    status_code, body = await download(homeserver.url("lgwan"), starter, files[0]["content"]["url"])
+    rows = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
+    by_id = {r[1]: r[2:] for r in rows[1:]}
+    assert by_id == {north[0].user_id: ["土木課", "無事（出勤可能）", ""],
+                     north[1].user_id: ["土木課", "未回答", ""],
+                     south[0].user_id: ["総務課", "", "軽傷"],
+                     south[1].user_id: ["所属なし", "", "重傷"],
+                     newcomer.user_id: ["所属なし", "", "未回答"]}, rows
 
 
 # --- pure: the summary of a large check ---

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
+import json
 import re
 import shutil
 import time
+import urllib.request
+from urllib.parse import quote
 
 import pytest
 from nio import RoomCreateResponse, RoomSendResponse, UploadResponse
@@ -312,3 +316,157 @@ async def test_the_upload_page_answers_bad_requests_with_pages_not_stack_traces(
     # the link was not used up by either
     with urllib.request.urlopen(url, timeout=30) as response:
         assert response.status == 200 and "ファイルの送付" in response.read().decode()
+
+
+# --- what staff and contractors ran into (issue 21) ---
+
+#: a MIME type as a person must never read it ("video/audio" is English, not a MIME type)
+MIME = re.compile(r"\b(?:application|video|audio|text|image|font|model|inode|chemical)/(?!audio\b|video\b)[\w.+-]+")
+
+
+def jst(ts_ms: int) -> str:
+    import datetime
+    return datetime.datetime.fromtimestamp(ts_ms / 1000, datetime.timezone(datetime.timedelta(hours=9))
+                                           ).strftime("%Y-%m-%d %H:%M")
+
+
+async def test_a_room_is_a_room_and_a_dm_is_a_dm_whatever_the_number_of_members(homeserver, login, sanitizer_bot):
+    """DM-ness is the room's DM marking (the invite's is_direct), never the member count: a new room
+    with one colleague and the bot is a room; a DM stays a DM when a third person is added."""
+    person = await login(homeserver.new_user("kouji", displayname="工事 担当"), "lgwan")
+    third = await login(homeserver.new_user("hojo"), "lgwan")
+    rooms = {}
+    for direct, extra in itertools.product((False, True), (False, True)):
+        made = await person.room_create(name=None if direct else "工事打合せ", is_direct=direct,
+                                        invite=[sanitizer_bot.user_id])
+        assert isinstance(made, RoomCreateResponse), made
+        room = made.room_id
+        await wait_membership(person, room, sanitizer_bot.user_id, "join")
+        if extra:
+            await person.room_invite(room, third.user_id)
+            await third.join(room)
+            await wait_membership(person, room, third.user_id, "join")
+        case = f"direct={direct}, members={3 if extra else 2}"
+        link = await ask(person, room, "!アップロードURL", sanitizer_bot.user_id)
+        target = await ask(person, room, "!送信先", sanitizer_bot.user_id)
+        if direct:
+            assert "ルームで使ってください" in link, (case, link)
+            assert "送信先" in target and "ダイレクトメッセージでのみ" not in target, (case, target)
+        else:
+            assert "アップロード URL #" in link and "/upload/" in link, (case, link)
+            assert "ダイレクトメッセージでのみ使えます" in target, (case, target)
+        rooms[direct, extra] = room
+
+    # The bot keeps its DMs in its own m.direct, as clients do (on the server: it outlives its
+    # storage); a room added there is a DM to the bot from then on, whatever its size.
+    url = (f"{homeserver.url(sanitizer_bot.zone)}/_matrix/client/v3/user/{quote(sanitizer_bot.user_id)}"
+           "/account_data/m.direct")
+    token = sanitizer_bot.stored("access_token")
+    marked = json.loads(urllib.request.urlopen(urllib.request.Request(
+        url, headers={"Authorization": f"Bearer {token}"})).read())
+    assert sorted(marked[person.user_id]) == sorted([rooms[True, False], rooms[True, True]]), marked
+    marked[person.user_id].append(rooms[False, False])
+    urllib.request.urlopen(urllib.request.Request(url, data=json.dumps(marked).encode(), method="PUT", headers={
+        "Authorization": f"Bearer {token}", "Content-Type": "application/json"}))
+    deadline = time.monotonic() + 30
+    while "ルームで使ってください" not in await ask(person, rooms[False, False], "!アップロードURL", sanitizer_bot.user_id):
+        assert time.monotonic() < deadline, "the bot did not take its m.direct as the DM marking"
+
+
+async def test_expiries_are_shown_in_japan_time_and_say_so(staff, sanitizer_bot, browser, tmp_path):
+    """The host runs on UTC; the contractor and the staff read Japan time, with the zone named."""
+    phone, pc, room = staff
+    reply = await ask(pc, room, "!アップロードURL 3時間", sanitizer_bot.user_id)
+    number = int(re.search(r"#(\d+)", reply).group(1))
+    ((expires_ts,),) = sanitizer_bot.query(
+        "SELECT expires_ts FROM sanitizer_upload_links WHERE room_id = ? AND number = ?", room, number)
+    expiry = f"{jst(expires_ts)}（日本時間）"
+    assert f"期限 {expiry}" in reply, reply
+    listed = await ask(pc, room, "!アップロードURL一覧", sanitizer_bot.user_id)
+    assert expiry in listed, listed
+    page = await browser.new_page(viewport={"width": 800, "height": 720})
+    await page.goto(link_in(reply))
+    assert f"有効期限: {expiry}" in await page.inner_text("ul.terms")
+    await page.fill("input[name=name]", "山田 太郎")
+    await page.fill("input[name=org]", "株式会社サンプル建設")
+    await page.screenshot(path=str(tmp_path / "upload-form.png"))  # the user guide's picture
+    await page.goto(link_in(reply) + "?lang=en")
+    assert f"{jst(expires_ts)} (Japan time)" in await page.inner_text("ul.terms")
+    await page.close()
+
+
+def refused_samples() -> dict[str, bytes]:
+    """Files the engine refuses, one of each kind whose reason names the file's type."""
+    mz = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00" + b"\x00" * 44 + b"\x40\x00\x00\x00" \
+        + b"PE\x00\x00" + b"\x00" * 200
+    elf = b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 8 + b"\x02\x00\x3e\x00\x01\x00\x00\x00" + b"\x00" * 200
+    mp4 = b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41" + b"\x00" * 200
+    noise = bytes((i * 131 + 7) % 256 for i in range(4096))
+    return {"setup.exe": mz, "tool.bin": elf, "movie.mp4": mp4, "data.dat": noise}
+
+
+@pytest.mark.parametrize("lang", ["ja", "en"])
+async def test_refused_files_are_said_in_words_and_the_headline_says_they_were_not_delivered(
+        staff, sanitizer_bot, browser, tmp_path, lang):
+    phone, pc, room = staff
+    url = link_in(await ask(pc, room, "!アップロードURL 複数 5MB", sanitizer_bot.user_id))
+    samples = refused_samples()
+    for name, data in samples.items():
+        (tmp_path / name).write_bytes(data)
+    (tmp_path / "memo.txt").write_bytes("連絡事項\n".encode())
+    context = await browser.new_context(java_script_enabled=False, viewport={"width": 800, "height": 720})
+    page = await context.new_page()
+    titles = {"ja": ("お届けできませんでした", "一部のファイルをお届けできませんでした", "プログラム（実行ファイル）"),
+              "en": ("Not delivered", "Some files were not delivered", "a program (executable)")}[lang]
+    names = list(samples)
+    # every refused kind (three per submission), then refused and accepted together
+    for batch, expected_title in ((names[:3], titles[0]), (names[3:] + ["memo.txt"], titles[1])):
+        await page.goto(url + f"?lang={lang}")
+        await page.fill("input[name=name]", "山田 太郎")
+        await page.set_input_files("input[name=files]", [str(tmp_path / n) for n in batch])
+        await page.click("button[type=submit]")
+        await page.wait_for_selector("ul.results")
+        text = await page.inner_text("main")
+        assert await page.title() == expected_title and await page.inner_text("h1") == expected_title, text
+        assert "送信しました" not in text and "Sent" != await page.inner_text("h1")
+        assert "受け付けました" not in text, text
+        assert not MIME.search(text), text
+        assert await page.locator("ul.results li.refused").count() == sum(1 for n in batch if n != "memo.txt")
+        if "setup.exe" in batch:
+            assert titles[2] in await page.inner_text("ul.results li.refused >> nth=0"), text
+            await page.screenshot(path=str(tmp_path / f"upload-refused.{lang}.png"))  # the user guide's picture
+    await context.close()
+    # the reports posted in the room say the same in words
+    reports = [e["content"]["body"] for e in await room_events(pc, room) if e["sender"] == sanitizer_bot.user_id
+               and e["content"].get("msgtype") == "m.notice"]
+    refusals = [r for r in reports if "お渡しできません" in r]
+    assert refusals and not [r for r in refusals if MIME.search(r)], refusals
+    assert any("プログラム（実行ファイル）" in r for r in refusals), refusals
+
+
+def test_every_type_the_engine_refuses_reads_as_words_in_both_languages():
+    """Every MIME type the engine names in a refusal (its refused sets, media, unknown types) is
+    said in words: the reason a person reads never carries a MIME type."""
+    from bots.sanitizer.delivery import file_type_words, report
+    from bots.sanitizer.engine import Result
+    from bots.sanitizer.engine import detect
+    from bots.sanitizer.engine.engine import REFUSED_KINDS
+    from bots.sanitizer.engine.result import Note
+    from lgwan_chat.i18n import catalogue
+
+    mimes = sorted(detect.EXECUTABLE | detect.SCRIPT | detect.HTML | detect.ENCRYPTED) + [
+        "video/mp4", "video/quicktime", "audio/mpeg", "audio/x-wav", "application/octet-stream", "font/ttf",
+        "image/x-icon", "text/x-c", "model/gltf-binary", "application/x-sqlite3", "inode/x-empty",
+        "application/vnd.microsoft.portable-executable; charset=binary", ""]
+    for lang in ("ja", "en"):
+        for mime in mimes:
+            words = file_type_words(mime, lang)
+            assert words and not MIME.search(words) and "/" not in words, (mime, words)
+            for kind, (reason, instead) in REFUSED_KINDS.items():
+                result = Result(verdict="refused", detected=mime, kind=kind, policy="refuse",
+                                reason=Note(reason, {"mime": mime}), instead=Note(instead))
+                said = report(result, lang)
+                assert not MIME.search(said), (kind, mime, said)
+                if "{mime}" in catalogue(lang)[reason]:
+                    assert words in said, (kind, mime, said)
+    assert file_type_words("application/vnd.microsoft.portable-executable", "ja") == "プログラム（実行ファイル）"

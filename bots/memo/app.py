@@ -28,10 +28,6 @@ _FILE_KINDS = {"m.image": "image", "m.file": "file", "m.video": "video", "m.audi
 _SEARCH_LIMIT = 20
 
 
-def _when(ts: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts / 1000))
-
-
 class MemoBot(BotApp):
     name = "memo"
     schema = memo_config.SCHEMA
@@ -135,7 +131,8 @@ class MemoBot(BotApp):
         if len(text) > 60:
             text = text[:60] + "…"
         tags = " ".join("#" + tag for tag in memo.tags)
-        return f"#{memo.number} {_when(memo.created_ts)} [{kind}] {text}" + (f"  {tags}" if tags else "")
+        when = ctx.when(memo.created_ts, with_zone=False)  # a list: the zone is said once, in !表示
+        return f"#{memo.number} {when} [{kind}] {text}" + (f"  {tags}" if tags else "")
 
     async def list(self, ctx: Context, page: int | None) -> None:
         page = page or 1
@@ -173,7 +170,7 @@ class MemoBot(BotApp):
         memo = await self._memo(ctx, number)
         if memo is None:
             return
-        lines = [ctx.t("memo.show_header", number=memo.number, when=_when(memo.created_ts),
+        lines = [ctx.t("memo.show_header", number=memo.number, when=ctx.when(memo.created_ts),
                        kind=ctx.t(f"memo.kind.{memo.kind}"))]
         if memo.kind in _FILE_KINDS.values():
             lines.append(ctx.t("memo.show_file", name=memo.filename or "-", size=memo.size or "-",
@@ -240,7 +237,7 @@ class MemoBot(BotApp):
             await ctx.reply("memo.none")
             return
         data, skipped = await build_export(self, ctx, memos, "csv" if chosen == "csv" else "md")
-        name = time.strftime("memo-%Y%m%d-%H%M.zip")
+        name = f"memo-{self.bot.file_stamp()}.zip"
         mxc = await self.bot.upload(data, "application/zip", name)
         await ctx.send("m.room.message", {"msgtype": "m.file", "body": name, "filename": name, "url": mxc,
                                           "info": {"mimetype": "application/zip", "size": len(data)}})
@@ -269,8 +266,8 @@ class MemoBot(BotApp):
             text = " ".join(str(text).split())[:80]
             where = item.get("room_name") or item.get("room_id")
             link = item.get("permalink") or ""  # the module builds it (its permalink_base)
-            sender = item.get("sender") or ""
-            when = _when(item["origin_server_ts"]) if item.get("origin_server_ts") else ""
+            sender = self.bot.display_name(item["sender"]) if item.get("sender") else ""
+            when = ctx.when(item["origin_server_ts"]) if item.get("origin_server_ts") else ""
             lines.append(f"・{where} {when} {sender}: {text}\n  {link}")
             anchors.append(f"・{html.escape(str(where))} {html.escape(text)} "
                            f'<a href="{html.escape(link, quote=True)}">{html.escape(ctx.t("memo.open"))}</a>')
@@ -283,7 +280,8 @@ class MemoBot(BotApp):
 
     def _note_message(self, lang_ctx: Context, note: Note) -> tuple[str, str]:
         header = lang_ctx.t("notes.header", number=note.number, title=note.title, version=note.version,
-                            editor=note.editor, when=_when(note.edited_ts))
+                            editor=self.bot.display_name(note.editor, lang_ctx.room_id),
+                            when=lang_ctx.when(note.edited_ts))
         text = f"{header}\n\n{note.body}"
         formatted = f"<h4>{html.escape(header)}</h4><p>{html.escape(note.body).replace(chr(10), '<br>')}</p>"
         return text, formatted
@@ -326,7 +324,8 @@ class MemoBot(BotApp):
         lines = [ctx.t("notes.list_header", count=len(notes))]
         for note in notes:
             lines.append(ctx.t("notes.list_line", number=note.number, title=note.title, version=note.version,
-                               editor=note.editor, when=_when(note.edited_ts)))
+                               editor=self.bot.display_name(note.editor, ctx.room_id),
+                               when=ctx.when(note.edited_ts, with_zone=False)))
         await ctx.reply_text("\n".join(lines))
 
     async def note_show(self, ctx: Context, number: int) -> None:
@@ -342,7 +341,8 @@ class MemoBot(BotApp):
             return
         lines = [ctx.t("notes.history_header", number=number, title=note.title)]
         for version, editor, ts, body in self.store.note_history(ctx.room_id, number):
-            lines.append(ctx.t("notes.history_line", version=version, editor=editor, when=_when(ts)))
+            lines.append(ctx.t("notes.history_line", version=version,
+                               editor=self.bot.display_name(editor, ctx.room_id), when=ctx.when(ts)))
             lines.append("  " + body.replace("\n", "\n  "))
         await ctx.reply_text("\n".join(lines))
 

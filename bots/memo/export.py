@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import time
 import zipfile
 from typing import TYPE_CHECKING, Any
 
@@ -66,17 +65,13 @@ async def build_export(app: "MemoBot", ctx: "Context", memos: list["Memo"], fmt:
     return out.getvalue(), len(notes)
 
 
-def _when(ts: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts / 1000))
-
-
 def _csv(ctx: "Context", memos: list["Memo"], files: dict[int, str], notes: dict[int, str]) -> bytes:
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\r\n")
     writer.writerow([ctx.t(f"memo.export_column.{c}") for c in ("number", "created", "kind", "text", "tags",
                                                                   "attachment")])
     for memo in memos:
-        writer.writerow([memo.number, _when(memo.created_ts), ctx.t(f"memo.kind.{memo.kind}"),
+        writer.writerow([memo.number, ctx.when(memo.created_ts, with_zone=False), ctx.t(f"memo.kind.{memo.kind}"),
                          _no_formula(memo.body), " ".join(memo.tags),
                          files.get(memo.number) or notes.get(memo.number, "")])
     return "\ufeff".encode() + text.getvalue().encode("utf-8")
@@ -90,7 +85,7 @@ def _no_formula(value: str) -> str:
 def _markdown(ctx: "Context", memos: list["Memo"], files: dict[int, str], notes: dict[int, str]) -> bytes:
     lines: list[Any] = [f"# {ctx.t('memo.export_title')}", ""]
     for memo in memos:
-        lines.append(f"## #{memo.number} {_when(memo.created_ts)} ({ctx.t(f'memo.kind.{memo.kind}')})")
+        lines.append(f"## #{memo.number} {ctx.when(memo.created_ts)} ({ctx.t(f'memo.kind.{memo.kind}')})")
         if memo.tags:
             lines.append(" ".join("#" + t for t in memo.tags))
         lines.append("")

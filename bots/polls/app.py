@@ -13,7 +13,6 @@ import csv
 import datetime
 import io
 import logging
-import time
 from typing import Any, Callable, Sequence
 from zoneinfo import ZoneInfo
 
@@ -53,7 +52,7 @@ class PollsBot(BotApp):
 
     async def start(self, bot: Bot) -> None:
         self.bot = bot
-        self.options = polls_config.options(bot.config.options)
+        self.options = polls_config.options(bot.config.options, bot.config.timezone)
         self.store = PollStore(bot.storage)
         self.kinds = {"survey": SurveyKind(self.deadline_text), "multi": MultiKind(self.deadline_text)}
         self.jobs = {"close": self._job_close, "remind": self._job_remind}
@@ -273,6 +272,7 @@ class PollsBot(BotApp):
         if not room_id:
             raise RuntimeError(f"DM with {user_id}: {response}")
         self.bot.storage.set_setting("user", user_id, "polls_dm", room_id)
+        await self.bot.mark_direct(room_id, user_id)
         return room_id
 
     def room_name(self, room_id: str) -> str:
@@ -284,14 +284,15 @@ class PollsBot(BotApp):
         if group is None or not await self._may_manage(ctx, group):
             return
         data = self.csv_bytes(group, ctx.lang)
-        name = f"{group.kind}-{group.number}-{time.strftime('%Y%m%d-%H%M')}.csv"
+        name = f"{group.kind}-{group.number}-{self.bot.file_stamp()}.csv"
         mxc = await self.bot.upload(data, "text/csv", name)
         await ctx.send("m.room.message", {"msgtype": "m.file", "body": name, "filename": name, "url": mxc,
                                           "info": {"mimetype": "text/csv", "size": len(data)}, "m.mentions": {}})
 
     def csv_bytes(self, group: Group, lang: str) -> bytes:
-        """UTF-8 with a BOM (Excel opens Japanese correctly); one row per person who answered, or only
-        the counts when the poll is anonymous."""
+        """UTF-8 with a BOM (Excel opens Japanese correctly); one row per person asked (those who
+        did not answer marked 未回答: they are the ones to follow up), or only the counts when the
+        poll is anonymous."""
         polls = self.store.polls(group.group_id)
         tallies = self.groups.tallies(group, polls)
         out = io.StringIO()
@@ -305,11 +306,15 @@ class PollsBot(BotApp):
                     writer.writerow([_cell(poll.question), _cell(text), tally.counts.get(answer_id, 0)])
         else:
             names = self.groups.name_of(group)
-            people = sorted(set().union(*(set(t_.choices) for t_ in tallies)) if tallies else set())
+            answered = set().union(*(set(t_.choices) for t_ in tallies)) if tallies else set()
+            asked = {p.room_id: self.bot.joined_members(p.room_id) for p in polls}
+            people = sorted(answered.union(*asked.values()))
+            missing = self.t(lang, "polls.csv.not_answered")
             writer.writerow([self.t(lang, "polls.csv.name"), self.t(lang, "polls.csv.user_id"),
                              *(column.header(lang) if column else ()), *(_cell(p.question) for p in polls)])
             for person in people:
                 answers = ["、".join(p.answer_text(a) for a in tally.choices.get(person, ()))
+                           or (missing if person not in answered and person in asked[p.room_id] else "")
                            for p, tally in zip(polls, tallies)]
                 writer.writerow([_cell(names(person)), person, *(column.values(person) if column else ()),
                                  *(_cell(a) for a in answers)])

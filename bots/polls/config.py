@@ -6,13 +6,12 @@ from typing import Any
 
 import attrs
 
+from bots.runtime import clock
 from bots.runtime import config as runtime
 from lgwan_chat.configcheck.issues import ConfigIssue
 from lgwan_chat.configcheck.schema import USER_ID, mapping, string
 
 SCHEMA: dict[str, dict] = {
-    # time zone deadlines and dates are written in / 締切や日時のタイムゾーン
-    "timezone": string(),
     # reminders to people who have not answered: mentions in the room, or a DM each
     "remind_via": {"enum": ["mention", "dm"]},
     # automatic reminder this many minutes before a deadline (0: none)
@@ -57,7 +56,8 @@ class SafetyOptions:
 
 @attrs.frozen
 class PollsOptions:
-    timezone: str = "Asia/Tokyo"
+    #: the runtime's ``timezone`` (a key every bot shares), copied here for the features' use
+    timezone: str = clock.DEFAULT_TIMEZONE
     remind_via: str = "mention"
     remind_before_minutes: int = 60
     mentions_per_message: int = 50
@@ -67,23 +67,16 @@ class PollsOptions:
 
 
 def check(raw: Any) -> list[ConfigIssue]:
-    """What ``lgwan-chat check-config`` runs for ``bots: polls:``."""
-    issues = runtime.check(raw, SCHEMA)
-    zone = raw.get("timezone") if isinstance(raw, dict) else None
-    if isinstance(zone, str):
-        try:
-            from zoneinfo import ZoneInfo
-            ZoneInfo(zone)
-        except Exception:
-            issues.append(ConfigIssue(("timezone",), "config.polls_timezone_unknown", {"value": zone}))
-    return issues
+    """What ``lgwan-chat check-config`` runs for ``bots: polls:`` (``timezone`` is a shared key)."""
+    return runtime.check(raw, SCHEMA)
 
 
-def options(raw: dict[str, Any]) -> PollsOptions:
+def options(raw: dict[str, Any], timezone: str = clock.DEFAULT_TIMEZONE) -> PollsOptions:
     safety = dict(raw.get("safety") or {})
     for key in ("starters", "rooms"):
         if key in safety:
             safety[key] = tuple(safety[key])
-    plain = {k: v for k, v in raw.items() if k in ("timezone", "remind_via", "remind_before_minutes",
+    plain = {k: v for k, v in raw.items() if k in ("remind_via", "remind_before_minutes",
                                                     "mentions_per_message", "summary_interval_s")}
-    return PollsOptions(**plain, tasks=TaskOptions(**(raw.get("tasks") or {})), safety=SafetyOptions(**safety))
+    return PollsOptions(**plain, timezone=timezone, tasks=TaskOptions(**(raw.get("tasks") or {})),
+                        safety=SafetyOptions(**safety))

@@ -27,6 +27,8 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
+from bots.runtime import clock
+
 WEEKDAYS_JA = "月火水木金土日"
 WEEKDAYS_EN = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -226,7 +228,7 @@ def _next_occurrence(month: int, day: int, on_or_after: datetime.date, written: 
 
 
 def _zone(tz: str) -> ZoneInfo:
-    return ZoneInfo(tz)
+    return clock.zone(tz)
 
 
 def _local_now(now: datetime.datetime, zone: ZoneInfo) -> datetime.datetime:

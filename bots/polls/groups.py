@@ -167,12 +167,7 @@ class Groups:
         return self.kinds[group.kind].render(group, polls, self.tallies(group, polls), lang, self.name_of(group))
 
     def name_of(self, group: Group) -> Callable[[str], str]:
-        room = self.bot.client.rooms.get(group.room_id)
-
-        def name(user_id: str) -> str:
-            user = room.users.get(user_id) if room is not None else None
-            return user.display_name if user is not None and user.display_name else user_id
-        return name
+        return lambda user_id: self.bot.display_name(user_id, group.room_id)
 
     async def refresh(self, group_id: str) -> None:
         group = self.store.group(group_id)

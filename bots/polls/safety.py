@@ -255,25 +255,15 @@ class Feature:
         """Joined members of the rooms as the bot's sync holds them: no request, any size."""
         people: set[str] = set()
         for room_id in dict.fromkeys(room_ids):
-            room = self.app.bot.client.rooms.get(room_id)
-            if room is not None:  # nio's users include the invited, who have not joined
-                people.update(u for u in room.users if u not in room.invited_users)
-        people.discard(self.app.bot.config.user_id)
+            people |= self.app.bot.joined_members(room_id)
         return people
 
     def _names(self, room_ids: Sequence[str]) -> Callable[[str], str]:
-        """Display names from the organisation, then from any of the rooms."""
-        rooms = [self.app.bot.client.rooms.get(r) for r in dict.fromkeys(room_ids)]
+        """Display names from the organisation, then as the rooms know them."""
+        first = room_ids[0] if room_ids else None
 
         def name(user_id: str) -> str:
-            known = self.kind.directory.name(user_id)
-            if known:
-                return known
-            for room in rooms:
-                user = room.users.get(user_id) if room is not None else None
-                if user is not None and user.display_name:
-                    return user.display_name
-            return user_id
+            return self.kind.directory.name(user_id) or self.app.bot.display_name(user_id, first)
         return name
 
     # --- starting ---

@@ -85,6 +85,13 @@ MIGRATIONS: list[list[str]] = [
             task_id TEXT NOT NULL,
             user_id TEXT NOT NULL)""",
     ],
+    # DM-ness is a room's DM marking, no longer its member count: the DMs the bot made for
+    # reminders before (kept per user as polls_dm) are marked as the runtime marks them now
+    [
+        """INSERT INTO bot_settings (scope, scope_id, key, value)
+           SELECT 'room', value, 'direct_with', scope_id FROM bot_settings WHERE scope = 'user' AND key = 'polls_dm'
+           ON CONFLICT (scope, scope_id, key) DO NOTHING""",
+    ],
 ]
 
 

@@ -190,12 +190,7 @@ class Feature:
     # --- the task message ---
 
     def _names(self, room_id: str) -> Callable[[str], str]:
-        room = self.app.bot.client.rooms.get(room_id)
-
-        def name(user_id: str) -> str:
-            user = room.users.get(user_id) if room is not None else None
-            return user.display_name if user is not None and user.display_name else user_id
-        return name
+        return lambda user_id: self.app.bot.display_name(user_id, room_id)
 
     def _state(self, task: Task, lang: str) -> str:
         if task.complete:

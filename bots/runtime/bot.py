@@ -38,6 +38,7 @@ from nio import (AsyncClient, AsyncClientConfig, ErrorResponse, LoginResponse, M
 
 from lgwan_chat.i18n import LANGUAGES, t
 
+from . import clock
 from .commands import Arg, Command, CommandSet, ParseError, split_prefix
 from .config import RuntimeConfig
 from .storage import RUNTIME_MIGRATIONS, Storage
@@ -117,6 +118,10 @@ class Context:
 
     def t(self, key: str, /, **params: Any) -> str:
         return t(key, self.lang, **params)
+
+    def when(self, ts_ms: int, with_zone: bool = True) -> str:
+        """A time for this reader in the configured zone, the zone said (not in lines of a list)."""
+        return self.bot.when(ts_ms, self.lang, with_zone)
 
     async def reply(self, key: str, /, html_text: str | None = None, **params: Any) -> str | None:
         """Answer in the sender's language, as a reply to the event."""
@@ -288,6 +293,9 @@ class Bot:
             pass
 
     async def _handle_sync(self, response: SyncResponse, since: str | None) -> None:
+        for event in response.account_data_events:
+            if getattr(event, "type", None) == "m.direct" and isinstance(getattr(event, "content", None), dict):
+                self._learn_direct(event.content)
         for room_id, invite in response.rooms.invite.items():
             await self._guard(self._on_invite(room_id, invite), what="invite", room_id=room_id)
         if since is None:
@@ -459,7 +467,7 @@ class Bot:
         if isinstance(joined, ErrorResponse):
             raise RuntimeError(f"join {room_id}: {joined}")
         if direct:
-            self.storage.set_setting("room", room_id, "direct_with", inviter)
+            await self.mark_direct(room_id, inviter)
         log.info("invite accepted", extra={"room_id": room_id, "inviter": inviter, "direct": direct})
         await self.app.on_joined(self, room_id, inviter, direct)
         return "joined"
@@ -467,11 +475,70 @@ class Bot:
     # --- helpers for bots ---
 
     def is_direct(self, room_id: str) -> bool:
-        """A DM with the bot: invited as direct, or only the bot and one person in the room."""
-        if self.storage.setting("room", room_id, "direct_with"):
-            return True
+        """A DM with the bot: a room marked as one, i.e. the bot was invited with ``is_direct`` (what
+        a client sets when it starts a DM and records in its ``m.direct``), or the bot made it as a
+        DM. Never the member count: a new room with one colleague and the bot is a room, and a DM
+        stays a DM when someone else is invited."""
+        return bool(self.storage.setting("room", room_id, "direct_with"))
+
+    async def mark_direct(self, room_id: str, user_id: str) -> None:
+        """``room_id`` is the bot's DM with ``user_id``: kept in the bot's storage and in its own
+        ``m.direct`` account data, as clients keep theirs (on the server, it outlives the storage:
+        read back at the next start)."""
+        self.storage.set_setting("room", room_id, "direct_with", user_id)
+        try:
+            await self._record_direct(room_id, user_id)
+        except Exception:  # the storage has it: the copy in m.direct is a safeguard, not a reason to fail
+            log.warning("could not record the DM in m.direct", extra={"room_id": room_id}, exc_info=True)
+
+    async def _record_direct(self, room_id: str, user_id: str) -> None:
+        url = (f"{self.config.homeserver_url}/_matrix/client/v3/user/{quote(self.config.user_id)}"
+               "/account_data/m.direct")
+        headers = {"Authorization": f"Bearer {self.client.access_token}"}
+        async with self.http.get(url, headers=headers) as response:
+            current = await response.json(content_type=None) if response.status == 200 else {}
+        current = current if isinstance(current, dict) else {}
+        rooms = current.get(user_id) if isinstance(current.get(user_id), list) else []
+        if room_id in rooms:
+            return
+        async with self.http.put(url, json={**current, user_id: [*rooms, room_id]}, headers=headers) as response:
+            if response.status != 200:
+                raise RuntimeError(f"m.direct: HTTP {response.status}")
+
+    def _learn_direct(self, content: dict) -> None:
+        """The bot's own ``m.direct`` (from sync): its DMs, also those its storage does not know."""
+        for user_id, rooms in content.items():
+            for room_id in rooms if isinstance(rooms, list) else ():
+                if isinstance(room_id, str) and not self.storage.setting("room", room_id, "direct_with"):
+                    self.storage.set_setting("room", room_id, "direct_with", user_id)
+
+    def display_name(self, user_id: str, room_id: str | None = None) -> str:
+        """How clients show ``user_id``: the display name in ``room_id`` (or any room the bot shares
+        with them), from the synced room state; the user ID when there is none."""
+        rooms = [self.client.rooms.get(room_id)] if room_id else []
+        for room in rooms + list(self.client.rooms.values()):
+            user = room.users.get(user_id) if room is not None else None
+            if user is not None and user.display_name:
+                return user.display_name
+        return user_id
+
+    def joined_members(self, room_id: str) -> set[str]:
+        """Who has joined ``room_id`` as the bot's sync holds it (no request, any size); not the bot,
+        not those only invited."""
         room = self.client.rooms.get(room_id)
-        return room is not None and room.member_count == 2
+        if room is None:
+            return set()
+        return {u for u in room.users if u not in room.invited_users and u != self.config.user_id}
+
+    # --- times, in the configured time zone (clock.py) ---
+
+    def when(self, ts_ms: int, lang: str, with_zone: bool = True) -> str:
+        """``2026-12-05 21:15（日本時間）``."""
+        return clock.when(ts_ms, self.config.timezone, lang, with_zone)
+
+    def file_stamp(self) -> str:
+        """``20261205-2115`` now in the configured zone, for export file names."""
+        return clock.file_stamp(self.config.timezone)
 
     def language_for(self, user_id: str, room_id: str | None = None) -> str:
         for scope, key in (("user", user_id), ("room", room_id)):

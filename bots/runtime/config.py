@@ -18,6 +18,8 @@ from lgwan_chat.configcheck.issues import ConfigIssue, format_path
 from lgwan_chat.configcheck.schema import USER_ID, mapping, string, validate
 from lgwan_chat.i18n import LANGUAGES
 
+from . import clock
+
 URL = string(pattern=r"^https?://[^\s/]+(/.*)?$", **{"x-hint": "hint.url"})
 ROOM_ID = string(pattern=r"^!.+:.+$", **{"x-hint": "hint.room_id"})
 
@@ -35,6 +37,8 @@ RUNTIME_SCHEMA: dict[str, dict] = {
     "storage": mapping({"sqlite": string(), "postgres": string()}, minProperties=1, maxProperties=1),
     # language of replies unless a user or room chose another
     "language": {"enum": list(LANGUAGES)},
+    # time zone of every time the bot shows or reads (deadlines, expiries, export names)
+    "timezone": string(),
     # which invitations the bot accepts
     "invites": mapping({
         "from": {"enum": ["local", "any", "none"]},
@@ -71,6 +75,8 @@ class RuntimeConfig:
     json_logs: bool
     #: The bot's own keys, validated by its schema.
     options: dict[str, Any]
+    #: time zone of what the bot shows (clock.py)
+    timezone: str = clock.DEFAULT_TIMEZONE
 
     @property
     def server_name(self) -> str:
@@ -89,6 +95,12 @@ def check(raw: Any, bot_schema: dict[str, dict]) -> list[ConfigIssue]:
             issues.append(ConfigIssue(("zone",), "config.bot_zone_without_url", {"zone": zone}))
         if "password" not in raw and "password_file" not in raw:
             issues.append(ConfigIssue(("password",), "config.bot_password_missing"))
+        tz = raw.get("timezone")
+        if isinstance(tz, str):
+            try:
+                clock.zone(tz)
+            except Exception:  # ValueError, ZoneInfoNotFoundError, or a path-like name
+                issues.append(ConfigIssue(("timezone",), "config.bot_timezone_unknown", {"value": tz}))
     return issues
 
 
@@ -137,4 +149,4 @@ def load(path: str | Path, name: str, bot_schema: dict[str, dict]) -> RuntimeCon
                              tuple(invites.get("allowed_rooms", ()))),
         command_prefixes=tuple(raw.get("command_prefixes", ("!", "！"))),
         json_logs=raw.get("json_logs", os.environ.get("LGWAN_CHAT_JSON_LOGS") == "1"),
-        options=own)
+        options=own, timezone=raw.get("timezone", clock.DEFAULT_TIMEZONE))

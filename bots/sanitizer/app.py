@@ -36,7 +36,7 @@ from bots.runtime.bot import TooLarge
 from lgwan_chat.guests_cli import GUESTS_PATH, CliError, date_of, expires_ts
 
 from . import config as sanitizer_config
-from .delivery import deliver
+from .delivery import deliver, report
 from .engine import AuditLog, Result, Sanitizer
 from .links import MIGRATIONS, LinkStore, TermsError, parse_terms
 
@@ -45,10 +45,6 @@ log = logging.getLogger("lgwan_chat.sanitizer")
 FILE_MSGTYPES = ("m.image", "m.file", "m.video", "m.audio")
 _CLEAR = {"解除", "なし", "clear", "none", "off"}
 _LOCALPART = re.compile(r"[a-z0-9._=/+-]+")
-
-
-def _when(ms: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ms / 1000))
 
 
 class SanitizerBot(BotApp):
@@ -136,7 +132,7 @@ class SanitizerBot(BotApp):
         if not self.options.sanitize_rooms or not await self._untrusted(mxc):
             return "trusted"
         result = await self._sanitize(ctx, mxc)
-        await deliver(self.bot, ctx.room_id, result, result.report(ctx.lang), txn_key=ctx.event_id,
+        await deliver(self.bot, ctx.room_id, result, report(result, ctx.lang), txn_key=ctx.event_id,
                       reply_to=ctx.event_id)
         return result.verdict
 
@@ -170,16 +166,16 @@ class SanitizerBot(BotApp):
             self.bot.storage.set_setting("user", ctx.sender, "sanitizer_target", None)
             target = None
         result = await self._sanitize(ctx, mxc)
-        report = result.report(ctx.lang)
+        said = report(result, ctx.lang)
         if target is None or not result.ok:
-            await deliver(self.bot, ctx.room_id, result, report, txn_key=ctx.event_id, reply_to=ctx.event_id)
+            await deliver(self.bot, ctx.room_id, result, said, txn_key=ctx.event_id, reply_to=ctx.event_id)
             return result.verdict
         room_lang = self.bot.language_for("", target)
         who = self._display_name(ctx.sender, target)
         await deliver(self.bot, target, result,
-                      ctx.t("sanitizer.forwarded", who=who) + " " + result.report(room_lang),
+                      ctx.t("sanitizer.forwarded", who=who) + " " + report(result, room_lang),
                       txn_key=f"{ctx.event_id}/target")
-        await ctx.reply("sanitizer.sent_to_target", room=self._room_name(target), report=report)
+        await ctx.reply("sanitizer.sent_to_target", room=self._room_name(target), report=said)
         return "forwarded"
 
     # --- !送信先 ---
@@ -232,9 +228,8 @@ class SanitizerBot(BotApp):
         return room.display_name if room is not None and room.display_name else room_id
 
     def _display_name(self, user_id: str, room_id: str) -> str:
-        room = self.bot.client.rooms.get(room_id)
-        user = room.users.get(user_id) if room is not None else None
-        return f"{user.display_name} ({user_id})" if user is not None and user.display_name else user_id
+        name = self.bot.display_name(user_id, room_id)
+        return f"{name} ({user_id})" if name != user_id else user_id
 
     # --- upload links ---
 
@@ -260,7 +255,7 @@ class SanitizerBot(BotApp):
         url = upload.public_url + token
         uses = ctx.t("sanitizer.uses_once") if link.max_uses == 1 else (
             ctx.t("sanitizer.uses_many") if link.max_uses is None else ctx.t("sanitizer.uses_n", n=link.max_uses))
-        text = ctx.t("sanitizer.upload_link", number=link.number, url=url, expires=_when(link.expires_ts),
+        text = ctx.t("sanitizer.upload_link", number=link.number, url=url, expires=ctx.when(link.expires_ts),
                      uses=uses, max_mb=link.max_mb)
         anchor = f'<a href="{html.escape(url, quote=True)}">{html.escape(url)}</a>'
         await ctx.reply_text(text, html.escape(text).replace(html.escape(url), anchor).replace("\n", "<br>"))
@@ -274,8 +269,9 @@ class SanitizerBot(BotApp):
         lines = [ctx.t("sanitizer.upload_links_header")]
         for link in links:
             lines.append(ctx.t("sanitizer.upload_links_line", number=link.number, state=ctx.t(
-                f"sanitizer.link_state.{link.state(now)}"), expires=_when(link.expires_ts), uses=link.uses,
-                max_uses=link.max_uses if link.max_uses is not None else "∞", created_by=link.created_by))
+                f"sanitizer.link_state.{link.state(now)}"), expires=ctx.when(link.expires_ts), uses=link.uses,
+                max_uses=link.max_uses if link.max_uses is not None else "∞",
+                created_by=self.bot.display_name(link.created_by, ctx.room_id)))
         await ctx.reply_text("\n".join(lines))
 
     async def revoke(self, ctx: Context, number: int) -> None:
@@ -417,6 +413,6 @@ class SanitizerBot(BotApp):
                                         txn_key=f"{token_key}/header")
         for index, result in enumerate(results):
             name = result.outputs[0].filename if result.ok else "-"
-            await deliver(self.bot, room_id, result, f"{index + 1}. {result.report(lang)}",
+            await deliver(self.bot, room_id, result, f"{index + 1}. {report(result, lang)}",
                           txn_key=f"{token_key}/{index}", reply_to=header_id)
             log.info("upload delivered", extra={"room_id": room_id, "file": name, "verdict": result.verdict})

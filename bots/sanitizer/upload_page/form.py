@@ -7,6 +7,7 @@ from html import escape
 
 from aiohttp import web
 
+from bots.runtime import clock
 from lgwan_chat.i18n import t
 
 from .html import language, page, problem
@@ -28,7 +29,7 @@ async def show_form(request: web.Request) -> web.Response:
         return problem(request, trouble[0], trouble[1])
     lang = language(request)
     options = request.app["options"]
-    expires = time.strftime("%Y-%m-%d %H:%M", time.localtime(link.expires_ts / 1000))
+    expires = clock.when(link.expires_ts, request.app["timezone"], lang)
     uses = t("upload.single_use" if link.max_uses == 1 else "upload.multi_use", lang)
 
     def label(key: str) -> str:

@@ -60,6 +60,7 @@ class UploadPage:
         app["links"] = self.bot_app.links
         app["bot_app"] = self.bot_app
         app["options"] = self.options
+        app["timezone"] = self.bot_app.bot.config.timezone
         app.router.add_get(self.prefix + "_static/{name}", _static)
         app.router.add_get(self.prefix + "{token}", show_form)
         app.router.add_post(self.prefix + "{token}", receive)

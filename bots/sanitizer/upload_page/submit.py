@@ -17,6 +17,7 @@ from aiohttp import web
 from lgwan_chat.i18n import t
 
 from ..engine.filenames import clean
+from ..delivery import report
 from ..links import token_hash
 from .form import link_problem
 from .html import language, page, problem
@@ -113,8 +114,13 @@ async def receive(request: web.Request) -> web.Response:
     for (filename, _, _), result in zip(files, results):
         mark = "ok" if result.ok else "refused"
         items.append(f'<li class="{mark}"><strong>{escape(clean(filename))}</strong>: '
-                     f'{escape(t(f"upload.result_{mark}", lang))} {escape(result.report(lang))}</li>')
+                     f'{escape(t(f"upload.result_{mark}", lang))} {escape(report(result, lang))}</li>')
     again = used.max_uses is None or used.uses < used.max_uses
-    body = (f'<p>{escape(t("upload.done_intro", lang, count=len(files)))}</p><ul class="results">{"".join(items)}</ul>'
+    # the headline says what happened: delivered, not delivered, or some of each
+    refused = sum(1 for r in results if not r.ok)
+    outcome = "" if not refused else "_refused" if refused == len(results) else "_partly"
+    intro = t(f"upload.done_intro{outcome}", lang, count=len(files), refused=refused)
+    body = (f'<p class="outcome{outcome.replace("_", " ")}">{escape(intro)}</p>'
+            f'<ul class="results">{"".join(items)}</ul>'
             + (f'<p><a href="?lang={lang}">{escape(t("upload.send_more", lang))}</a></p>' if again else ""))
-    return page(request, "upload.done_title", body)
+    return page(request, f"upload.done_title{outcome}", body)
