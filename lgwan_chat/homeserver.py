@@ -252,6 +252,13 @@ class Homeserver:
             body["initial_device_display_name"] = device_name
         return http_json("POST", url, body)
 
+    def login(self, user_id: str, password: str) -> str:
+        """A password login (it spends the login limits: only for what registration cannot give);
+        returns the access token."""
+        body = {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": user_id},
+                "password": password, "initial_device_display_name": "lgwan-chat"}
+        return http_json("POST", self.url("lgwan") + "/_matrix/client/v3/login", body)["access_token"]
+
 
 class HttpError(RuntimeError):
     def __init__(self, status: int, body: Any):
