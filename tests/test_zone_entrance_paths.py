@@ -128,8 +128,11 @@ def media_routes(server: str, media_id: str) -> list[Route]:
     return routes
 
 
-SEPARATORS = ("%2F", "%2f", "%5C", "%5c")
-DOTS = ("..", "%2E%2E", "%2e.", ".%2E", "%2E", ".")
+#: How "/" and ".." can be spelled so that nginx still reads a separator and a parent segment
+#: (upper, lower and mixed-case hex); and spellings it does not resolve (kept as they are).
+SEPARATORS = ("%2F", "%2f")
+CLIMBS = ("..", "%2E%2E", "%2e%2E", ".%2E", "%2e.")
+NOT_RESOLVED = ("%5C..", "%5c%2E%2E", "%2F.", "%2f%2E", "%00..")
 
 
 def escape(char: str, upper: bool) -> str:
@@ -153,16 +156,21 @@ def spellings(route: Route, hide_behind: tuple[str, ...] = ()) -> Iterator[tuple
                                                              *segs[i + 1:]))
         # escaped separators and dot segments inside the segment, 1-8 levels, each spelling
         for depth in range(1, 9):
-            sep, dots = SEPARATORS[depth % len(SEPARATORS)], DOTS[depth % len(DOTS)]
-            climb = (sep + dots) * depth
-            yield f"segment {i}: {depth} levels {sep}{dots}", join((*segs[:i], seg + climb, *segs[i + 1:]))
-            yield f"segment {i}: {depth} levels {sep}{dots} then back", join(
-                (*segs[:i], seg + climb + sep + sep.join(segs[max(0, i + 1 - depth):i + 1]), *segs[i + 1:]))
+            for n, (sep, dots) in enumerate(itertools.product(SEPARATORS, CLIMBS)):
+                if n % 5 != depth % 5:  # two spellings at each depth, each of the ten at some depth
+                    continue
+                climb = (sep + dots) * depth
+                yield f"segment {i}: {depth} levels {sep}{dots}", join((*segs[:i], seg + climb, *segs[i + 1:]))
+                yield f"segment {i}: {depth} levels {sep}{dots} then back", join(
+                    (*segs[:i], seg + climb + sep + sep.join(segs[max(0, i + 1 - depth):i + 1]), *segs[i + 1:]))
+                for target in hide_behind:  # what nginx would resolve the path to
+                    yield f"segment {i}: {depth} levels into {target}", join(
+                        (*segs[:i], seg + climb + sep + target.replace("/", sep), *segs[i + 1:]))
             # literal "/" with dot segments spelled every way
+            dots = CLIMBS[depth % len(CLIMBS)]
             yield f"segment {i}: {depth} literal levels {dots}", join((*segs[:i + 1], *([dots] * depth), *segs[i + 1:]))
-            for target in hide_behind:  # what nginx would resolve the path to
-                yield f"segment {i}: {depth} levels into {target}", join(
-                    (*segs[:i], seg + climb + sep + target.strip("/").replace("/", sep), *segs[i + 1:]))
+        for odd in NOT_RESOLVED:
+            yield f"segment {i}: {odd}", join((*segs[:i], seg + odd, *segs[i + 1:]))
         yield f"segment {i}: doubled slash", join((*segs[:i], "", *segs[i:]))
         yield f"segment {i}: ; parameter", join((*segs[:i], seg + ";x=1", *segs[i + 1:]))
         yield f"segment {i}: . segment", join((*segs[:i], ".", *segs[i:]))
@@ -305,7 +313,9 @@ ALLOWED_TARGETS = ("_matrix/client/versions", "_matrix/media/v3/config", "_synap
 def admin_routes(user_id: str) -> list[Route]:
     return [Route("server version", ("_synapse", "admin", "v1", "server_version")),
             Route("user details", ("_synapse", "admin", "v2", "users", quote(user_id, safe=""))),
-            Route("registration tokens", ("_synapse", "admin", "v1", "registration_tokens"))]
+            Route("registration tokens", ("_synapse", "admin", "v1", "registration_tokens")),
+            # a path parameter that takes anything ("[^/]*"): where a resolved suffix hides
+            Route("registration token", ("_synapse", "admin", "v1", "registration_tokens", "abcd"))]
 
 
 def test_admin_api_is_unreachable_through_either_entrance(homeserver, wires):
@@ -459,3 +469,12 @@ def test_access_log_never_holds_a_token(nginx_front, wires):
     assert "/_matrix/client/v3/account/whoami?since=s1&access_token=***&timeout=0 " in log
     assert "/upload/*** " in log
     assert "access_token=plain" not in log
+
+
+@pytest.mark.parametrize("guide", ["admin-guide.ja.md", "admin-guide.en.md"])
+def test_the_admin_guide_shows_the_tested_configuration(guide):
+    """What an admin copies from §3 is the file the tests run (followed literally, it keeps the gate)."""
+    text = (ROOT / "docs" / guide).read_text(encoding="utf-8")
+    section = text[text.index("## 3. "):text.index("## 4. ")]
+    blocks = re.findall(r"```nginx\n(.*?)```", section, re.S)
+    assert blocks == [TEMPLATE.read_text(encoding="utf-8")]
