@@ -49,14 +49,15 @@ class Nginx:
         self.prefix = Path(spec.prefix)
         self.process: subprocess.Popen | None = None
         self.log_dir = Path(spec.log_dir) if spec.log_dir else self.prefix / "logs"
-        for path in (self.log_dir, self.prefix / "tmp"):
+        for path in (self.log_dir, self.prefix / "tmp", self.prefix / "cache"):
             path.mkdir(parents=True, exist_ok=True)
         self.sites_conf = self.prefix / "lgwan-chat-sites.conf"
         self.conf = self.prefix / "nginx.conf"
         render("nginx/lgwan-chat-sites.conf.template", self.sites_conf, {
             "internet_listen": spec.internet_listen, "lgwan_listen": spec.lgwan_listen,
             "synapse_internet": spec.synapse_internet, "synapse_lgwan": spec.synapse_lgwan,
-            "upload_page": spec.upload_page, "log_dir": str(self.log_dir)})
+            "upload_page": spec.upload_page, "log_dir": str(self.log_dir),
+            "cache_dir": str(self.prefix / "cache")})
         # As root, nginx workers would run as "nobody" and could not use our directory.
         user = f"user {getpass.getuser()};" if os.geteuid() == 0 else ""
         render("nginx/standalone.conf.template", self.conf,

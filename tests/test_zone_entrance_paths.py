@@ -11,12 +11,14 @@ front of the real Synapse.
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import io
 import itertools
 import json
 import re
 import socket
+import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -301,6 +303,64 @@ async def test_url_previews_are_refused_to_lgwan(wires, devices):
     for path in ("/_matrix/client/v1/media/preview_url?url=http%3A%2F%2F127.0.0.1%2F",
                  "/_matrix/media/v3/preview_url?url=http%3A%2F%2F127.0.0.1%2F"):
         assert is_pending_refusal(wires["lgwan"].send(path, headers={"Authorization": f"Bearer {pc.access_token}"}))
+
+
+def create_media_id(base_url: str, token: str) -> tuple[str, str]:
+    """``POST /_matrix/media/v1/create``: a media ID whose content is uploaded later."""
+    request = urllib.request.Request(base_url + "/_matrix/media/v1/create", data=b"{}", method="POST",
+                                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as r:
+        server, media_id = json.loads(r.read())["content_uri"][len("mxc://"):].split("/", 1)
+    return server, media_id
+
+
+def upload_to(base_url: str, token: str, server: str, media_id: str, data: bytes) -> int:
+    request = urllib.request.Request(f"{base_url}/_matrix/media/v3/upload/{server}/{media_id}", data=data,
+                                     method="PUT", headers={"Authorization": f"Bearer {token}",
+                                                            "Content-Type": "image/png"})
+    with urllib.request.urlopen(request, timeout=30) as r:
+        return r.status
+
+
+async def test_a_download_waiting_for_an_upload_does_not_pass_the_gate(nginx_front, devices):
+    """An LGWAN download of a media ID created on the internet side, started before its upload:
+    Synapse would hold it past the gate and serve the upload. The gate refuses it at once."""
+    phone, pc = devices
+    photo = png((120, 0, 120))
+    server, media_id = create_media_id(nginx_front.url("internet"), phone.access_token)
+    waiting: dict = {}
+
+    def download() -> None:
+        waiting["reply"] = http_get(f"{nginx_front.url('lgwan')}/_matrix/client/v1/media/download/{server}/{media_id}"
+                                    "?timeout_ms=20000", pc.access_token)
+
+    thread = threading.Thread(target=download)
+    thread.start()
+    await asyncio.sleep(1)
+    assert upload_to(nginx_front.url("internet"), phone.access_token, server, media_id, photo) == 200
+    thread.join()
+    status, _, body = waiting["reply"]
+    assert body != photo
+    assert (status, json.loads(body)["jp.lgwan.reason"]) == (403, "media_not_uploaded_yet")
+    # After the upload: untrusted, like any file from the internet side.
+    status, _, body = http_get(f"{nginx_front.url('lgwan')}/_matrix/client/v1/media/download/{server}/{media_id}",
+                               pc.access_token)
+    assert (status, json.loads(body)["jp.lgwan.reason"]) == (403, "media_pending_sanitization")
+
+
+async def test_an_lgwan_upload_opens_once_its_content_is_there(nginx_front, devices):
+    """"Not uploaded yet" is not a final verdict: nginx must not keep it."""
+    _, pc = devices
+    document = png((0, 90, 0))
+    lgwan = nginx_front.url("lgwan")
+    server, media_id = create_media_id(lgwan, pc.access_token)
+    for kind in ("download", "thumbnail"):
+        status, _, body = http_get(f"{lgwan}/_matrix/client/v1/media/{kind}/{server}/{media_id}"
+                                   "?width=32&height=32&timeout_ms=0", pc.access_token)
+        assert (status, json.loads(body)["jp.lgwan.reason"]) == (403, "media_not_uploaded_yet"), kind
+    assert upload_to(lgwan, pc.access_token, server, media_id, document) == 200
+    status, _, body = http_get(f"{lgwan}/_matrix/client/v1/media/download/{server}/{media_id}", pc.access_token)
+    assert (status, body) == (200, document)
 
 
 # ---- the admin API: unreachable through both entrances, however it is spelled ----------------
