@@ -9,7 +9,8 @@ alternating gated and ungated rounds so both see the same machine state. Prints
 downloads/s, MB/s, p50 and p95 per round and the ratio gated/ungated of the median
 throughputs, per file size. Record results in docs/benchmarks.md.
 
-    make bench-media-gate                                     # 8 clients x 100 downloads, 5 rounds, 2 sizes
+    make bench-media-gate                                     # 8 clients x 100 downloads, 6 rounds, 2 sizes
+    make bench-media-gate BENCH_ARGS=--no-gate-cache         # every download asks the gate (first openings)
     .venv/bin/python bench/media_gate.py --clients 2 --downloads 10 --rounds 1 --sizes 32768
 """
 
@@ -34,18 +35,21 @@ from lgwan_chat.homeserver import RELAXED_RATE_LIMITS, Homeserver, HomeserverSpe
 from lgwan_chat.nginx import Nginx, NginxSpec  # noqa: E402
 
 GATE_LINE = "        auth_request /_lgwan_chat/gate;\n"
+CACHE_LINE = "        proxy_cache lgwan_chat_gate;\n"
 ZONES = [{"module": "synapse_modules.zones.ZonePolicyModule", "config": {}}]
 
 
-def entrance(prefix: Path, hs: Homeserver, gated: bool) -> Nginx:
+def entrance(prefix: Path, hs: Homeserver, gated: bool, gate_cache: bool = True) -> Nginx:
     nginx = Nginx(NginxSpec(prefix=prefix, internet_listen=f"127.0.0.1:{free_port()}",
                             lgwan_listen=f"127.0.0.1:{free_port()}",
                             synapse_internet=f"127.0.0.1:{hs.spec.internet_port}",
                             synapse_lgwan=f"127.0.0.1:{hs.spec.lgwan_port}"))
+    text = nginx.sites_conf.read_text(encoding="utf-8")
+    assert GATE_LINE in text and CACHE_LINE in text, "the template's gate lines changed: update bench/media_gate.py"
     if not gated:
-        text = nginx.sites_conf.read_text(encoding="utf-8")
-        assert GATE_LINE in text, "the template's gate line changed: update bench/media_gate.py"
         nginx.sites_conf.write_text(text.replace(GATE_LINE, ""), encoding="utf-8")
+    elif not gate_cache:  # every download asks Synapse, as the first opening of each file does
+        nginx.sites_conf.write_text(text.replace(CACHE_LINE, ""), encoding="utf-8")
     return nginx
 
 
@@ -91,11 +95,12 @@ async def round_(session: aiohttp.ClientSession, base: str, token: str, media: s
 
 async def main(args: argparse.Namespace) -> dict:
     summary: dict = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "machine": machine(),
-                     "load": f"{args.clients} clients x {args.downloads} downloads, {args.rounds} rounds",
+                     "load": f"{args.clients} clients x {args.downloads} downloads, {args.rounds} rounds"
+                             + (", gate verdicts not cached" if args.no_gate_cache else ""),
                      "sizes": {}}
     with tempfile.TemporaryDirectory(prefix="bench-media-gate-") as tmp:
         hs = Homeserver(HomeserverSpec(data_dir=Path(tmp) / "hs", modules=ZONES, extra=dict(RELAXED_RATE_LIMITS)))
-        nginxes = {"gated": entrance(Path(tmp) / "gated", hs, True),
+        nginxes = {"gated": entrance(Path(tmp) / "gated", hs, True, gate_cache=not args.no_gate_cache),
                    "ungated": entrance(Path(tmp) / "ungated", hs, False)}
         hs.start()
         try:
@@ -146,8 +151,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=8, help="parallel downloading clients")
     parser.add_argument("--downloads", type=int, default=100, help="downloads per client and round")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--warmup", type=int, default=1, help="short rounds before measuring")
+    parser.add_argument("--no-gate-cache", action="store_true",
+                        help="gated entrance without nginx's cache of final verdicts (every download asks Synapse)")
     parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=[32768, 1048576],
                         help="file sizes in bytes, comma-separated")
     run(main, parser)
