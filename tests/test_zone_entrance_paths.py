@@ -152,7 +152,7 @@ def spellings(route: Route, hide_behind: tuple[str, ...] = ()) -> Iterator[tuple
 
     for i, seg in enumerate(segs):
         for upper in (True, False):
-            # one character of the segment escaped (a letter, or the first "_"/"." it has)
+            # one character of the segment escaped: its first and last, and each "_", "." or "-"
             for j in {0, len(seg) - 1, *(k for k, c in enumerate(seg) if c in "_.-")}:
                 yield f"segment {i}: char {j} escaped", join((*segs[:i], seg[:j] + escape(seg[j], upper) + seg[j + 1:],
                                                              *segs[i + 1:]))
@@ -177,9 +177,10 @@ def spellings(route: Route, hide_behind: tuple[str, ...] = ()) -> Iterator[tuple
         yield f"segment {i}: ; parameter", join((*segs[:i], seg + ";x=1", *segs[i + 1:]))
         yield f"segment {i}: . segment", join((*segs[:i], ".", *segs[i:]))
         yield f"segment {i}: x/.. segment", join((*segs[:i], "x", "..", *segs[i:]))
-    yield "trailing escaped slash", join(segs) .replace(query, "") + "%2F" + query
-    yield "trailing ;", join(segs).replace(query, "") + ";" + query
-    yield "backslash", join(segs).replace("/", "\\", 2)
+    plain = "/" + "/".join(segs)
+    yield "trailing escaped slash", plain + "%2F" + query
+    yield "trailing ;", plain + ";" + query
+    yield "backslashes for slashes", plain.replace("/", "\\", 2) + query
 
 
 #: (request-line form, token in the query string?): each variant is sent in one of these, in turn.
@@ -296,6 +297,20 @@ async def test_trusted_media_is_served_through_the_gate_unchanged(homeserver, ng
         status, _, body = http_get(f"{nginx_front.url('lgwan')}/_matrix/client/v1/media/download/{server}/{media_id}",
                                    pc.access_token)
         assert (status, body) == (200, data)
+
+
+async def test_a_final_verdict_is_asked_for_once_a_minute(homeserver, nginx_front, devices):
+    """nginx keeps what the gate marks final: opening a file again does not ask Synapse again."""
+    phone, pc = devices
+    data = png((30, 60, 90))
+    for uploader in (pc, phone):  # trusted, then untrusted: both final
+        server, media_id = await upload(uploader, data)
+        path = f"/_matrix/client/v1/media/download/{server}/{media_id}"
+        since = homeserver.log_size()
+        replies = [http_get(nginx_front.url("lgwan") + path, pc.access_token)[0] for _ in range(3)]
+        assert replies == ([200] * 3 if uploader is pc else [403] * 3)
+        asked = homeserver.log_tail(since=since, max_chars=10**6).count('"GET /_synapse/client/lgwan/v1/media_gate ')
+        assert asked == 1
 
 
 async def test_url_previews_are_refused_to_lgwan(wires, devices):
