@@ -7,6 +7,7 @@ child process; used by ``lgwan-chat demo`` and the tests.
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import shutil
 import signal
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import attrs
 
+from lgwan_chat.i18n import LANGUAGES, both, t
 from lgwan_chat.templates import render
 
 
@@ -112,7 +114,7 @@ class Nginx:
 
 #: The errors nginx answers itself: status -> (Matrix errcode, message key under ``nginx.``).
 #: The sites template holds each body literally (admins copy it as is); a test checks that
-#: every body there equals ``error_body(status)``.
+#: every body there equals ``error_body(*ERROR_PAGES[status])``.
 ERROR_PAGES = {
     400: ("M_UNRECOGNIZED", "bad_request"),
     404: ("M_UNRECOGNIZED", "not_found"),
@@ -130,10 +132,6 @@ TO_DEVICE_REFUSAL = ("M_FORBIDDEN", "to_device_refused")
 
 def error_body(errcode: str, reason: str) -> str:
     """A Matrix error as the suite's modules give it: ``error`` Japanese / English, and each apart."""
-    import json
-
-    from lgwan_chat.i18n import LANGUAGES, both, t
-
     key = f"nginx.{reason}"
     return json.dumps({"errcode": errcode, "error": both(key), "jp.lgwan.reason": reason,
                        "jp.lgwan.message": {lang: t(key, lang) for lang in LANGUAGES}},
