@@ -8,7 +8,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench bench-read-status bench-sanitize bench-polls system-deps venv clean-demo
+.PHONY: demo test bench bench-read-status bench-sanitize bench-polls bench-media-gate system-deps venv clean-demo
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ bench-sanitize: system-deps $(STAMP)
 # Polls bot: a survey answered by 2,000 members; the summary's delay after the last vote (~10 minutes).
 bench-polls: system-deps $(STAMP)
 	$(PY) bench/polls.py $(BENCH_ARGS)
+
+# LGWAN downloads through the nginx media gate vs without it, 32 KB and 1 MB files (a few minutes).
+bench-media-gate: system-deps $(STAMP)
+	$(PY) bench/media_gate.py $(BENCH_ARGS)
 
 # Forget the demo deployment (accounts, rooms, messages) to start from scratch.
 clean-demo:

@@ -7,6 +7,7 @@ child process; used by ``lgwan-chat demo`` and the tests.
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import shutil
 import signal
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import attrs
 
+from lgwan_chat.i18n import LANGUAGES, both, t
 from lgwan_chat.templates import render
 
 
@@ -49,14 +51,15 @@ class Nginx:
         self.prefix = Path(spec.prefix)
         self.process: subprocess.Popen | None = None
         self.log_dir = Path(spec.log_dir) if spec.log_dir else self.prefix / "logs"
-        for path in (self.log_dir, self.prefix / "tmp"):
+        for path in (self.log_dir, self.prefix / "tmp", self.prefix / "cache"):
             path.mkdir(parents=True, exist_ok=True)
         self.sites_conf = self.prefix / "lgwan-chat-sites.conf"
         self.conf = self.prefix / "nginx.conf"
         render("nginx/lgwan-chat-sites.conf.template", self.sites_conf, {
             "internet_listen": spec.internet_listen, "lgwan_listen": spec.lgwan_listen,
             "synapse_internet": spec.synapse_internet, "synapse_lgwan": spec.synapse_lgwan,
-            "upload_page": spec.upload_page})
+            "upload_page": spec.upload_page, "log_dir": str(self.log_dir),
+            "cache_dir": str(self.prefix / "cache")})
         # As root, nginx workers would run as "nobody" and could not use our directory.
         user = f"user {getpass.getuser()};" if os.geteuid() == 0 else ""
         render("nginx/standalone.conf.template", self.conf,
@@ -66,6 +69,10 @@ class Nginx:
     @property
     def error_log(self) -> Path:
         return self.log_dir / "nginx-error.log"
+
+    @property
+    def access_log(self) -> Path:
+        return self.log_dir / "nginx-access.log"
 
     def url(self, zone: str) -> str:
         return "http://" + {"internet": self.spec.internet_listen, "lgwan": self.spec.lgwan_listen}[zone]
@@ -103,3 +110,29 @@ class Nginx:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+#: The errors nginx answers itself: status -> (Matrix errcode, message key under ``nginx.``).
+#: The sites template holds each body literally (admins copy it as is); a test checks that
+#: every body there equals ``error_body(*ERROR_PAGES[status])``.
+ERROR_PAGES = {
+    400: ("M_UNRECOGNIZED", "bad_request"),
+    404: ("M_UNRECOGNIZED", "not_found"),
+    405: ("M_UNRECOGNIZED", "method_not_allowed"),
+    413: ("M_TOO_LARGE", "too_large"),
+    414: ("M_TOO_LARGE", "uri_too_long"),
+    500: ("M_UNKNOWN", "server_error"),
+    502: ("M_UNKNOWN", "unavailable"),
+    503: ("M_UNKNOWN", "unavailable"),
+    504: ("M_UNKNOWN", "unavailable"),
+}
+#: The LGWAN entrance's refusal of a to-device message type not on its allow-list.
+TO_DEVICE_REFUSAL = ("M_FORBIDDEN", "to_device_refused")
+
+
+def error_body(errcode: str, reason: str) -> str:
+    """A Matrix error as the suite's modules give it: ``error`` Japanese / English, and each apart."""
+    key = f"nginx.{reason}"
+    return json.dumps({"errcode": errcode, "error": both(key), "jp.lgwan.reason": reason,
+                       "jp.lgwan.message": {lang: t(key, lang) for lang in LANGUAGES}},
+                      ensure_ascii=False, separators=(",", ":"))

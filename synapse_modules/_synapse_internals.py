@@ -89,6 +89,14 @@ async def upload_media(api: Any, uploader: str, data: bytes, content_type: str, 
     return str(uri)
 
 
+async def local_media_has_content(api: Any, media_id: str) -> bool:
+    """Has this local media ID received its content? False for an unknown ID, and for one
+    created with ``/_matrix/media/v1/create`` whose upload has not happened yet (Synapse
+    sets ``media_length`` only once the content is stored, after the media spam checks)."""
+    media = await api._hs.get_datastores().main.get_local_media(media_id)
+    return media is not None and media.media_length is not None
+
+
 def active_local_users_txn(txn: Any) -> list[str]:
     """Every active, non-guest, non-appservice local user (``users`` table), for backfills."""
     txn.execute("SELECT name FROM users WHERE deactivated = 0 AND is_guest = 0 AND appservice_id IS NULL"

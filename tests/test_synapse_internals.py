@@ -268,3 +268,13 @@ def test_room_creation_still_runs_the_callbacks_the_zone_rules_use():
     assert '"creation_content": dict(creation_content)' in clone and '"initial_state": [' in clone
     between = clone[clone.index("user_may_create_room("):clone.index("self._send_events_for_new_room(")]
     assert "is_requester_admin" not in between  # admins upgrading are checked too
+
+
+def test_local_media_still_gets_its_length_only_once_uploaded():
+    """The LGWAN media gate asks local_media_has_content: hs datastore get_local_media -> LocalMedia.media_length
+    (None while a /_matrix/media/v1/create ID waits for its upload). Live: tests/test_zone_entrance_paths.py."""
+    from synapse.storage.databases.main.media_repository import LocalMedia, MediaRepositoryStore
+
+    assert "media_length" in attrs.fields_dict(LocalMedia)
+    assert callable(getattr(MediaRepositoryStore, "get_local_media"))
+    assert get_type_hints(LocalMedia)["media_length"] == int | None

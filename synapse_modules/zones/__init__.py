@@ -64,7 +64,7 @@ class ZonePolicyModule:
         api.register_third_party_rules_callbacks(on_create_room=events.check_room_creation)
         set_client_well_known(api, E2EE_WELL_KNOWN, e2ee_well_known(config))
         api.register_web_resource(zone_rest.PATH, zone_rest.ZoneResource(api, config))
-        api.register_web_resource(media_gate.PATH, media_gate.MediaGateResource(config, media))
+        api.register_web_resource(media_gate.PATH, media_gate.MediaGateResource(config, media, api))
         api.register_web_resource(media_pending.PATH, media_pending.MediaPendingResource())
         api.register_web_resource(media_status.PATH, media_status.MediaStatusResource(api, media))
 

@@ -4,17 +4,27 @@ nginx passes the original request URI in ``X-Original-URI`` and calls this on
 the listener of its own zone, so the zone is decided exactly as for any other
 request. 200 lets nginx serve the media; 403 makes it answer with the
 "waiting for sanitization" placeholder instead.
+
+A verdict that can never change is marked cacheable (``X-Accel-Expires``), so the
+LGWAN entrance asks again only after that many seconds: "untrusted" is final (a
+mark is never removed), so are an unknown path, remote media (decided by the
+configuration) and local media that already has its content (its upload, and the
+untrusted mark of an internet-side upload, happened before the content became
+visible). Local media without content is refused and never cached: a media ID from
+``/_matrix/media/v1/create`` gets its content, and so its zone, only at upload, and
+Synapse would hold a download that passed the gate until then.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from synapse.module_api import DirectServeJsonResource
 
 from synapse_modules._errors import refusal
-from synapse_modules._synapse_internals import current_request_origin
+from synapse_modules._synapse_internals import current_request_origin, local_media_has_content
 
+from .. import media_paths
 from ..config import ZonesConfig
 from ..media import MediaRules
 from ..zone import zone_of
@@ -24,6 +34,11 @@ if TYPE_CHECKING:
 
 PATH = "/_synapse/client/lgwan/v1/media_gate"
 ORIGINAL_URI_HEADER = b"X-Original-URI"
+#: nginx forwards this to media_pending (auth_request_set), which words its answer by it.
+REASON_HEADER = b"X-Lgwan-Gate-Reason"
+#: How long nginx may keep a final verdict (seconds); bounds how long a change of
+#: ``trusted_remote_servers`` takes to reach the entrance.
+FINAL_VERDICT_SECONDS = 60
 
 
 def original_uri(request: "SynapseRequest") -> str | None:
@@ -38,15 +53,30 @@ def original_uri(request: "SynapseRequest") -> str | None:
 
 
 class MediaGateResource(DirectServeJsonResource):
-    def __init__(self, config: ZonesConfig, rules: MediaRules):
+    def __init__(self, config: ZonesConfig, rules: MediaRules, api: Any):
         super().__init__()
         self._config = config
         self._rules = rules
+        self._api = api
 
     async def _async_render_GET(self, request: "SynapseRequest") -> tuple[int, dict]:
         uri = original_uri(request)
         origin = current_request_origin()
         zone = zone_of(origin, self._config) if origin is not None else None
         if uri is None or not await self._rules.may_fetch(zone, uri):
+            if uri is not None and zone is not None:
+                final(request)
             raise refusal("media_pending_sanitization", "zones.media_pending_sanitization")
+        parsed = media_paths.parse(uri)
+        if (zone != "internet" and self._config.untrusted_internet_media
+                and isinstance(parsed, media_paths.MediaRequest)
+                and parsed.server_name in (None, self._api.server_name)
+                and not await local_media_has_content(self._api, parsed.media_id)):
+            request.setHeader(REASON_HEADER, b"media_not_uploaded_yet")
+            raise refusal("media_not_uploaded_yet", "nginx.media_not_uploaded_yet")
+        final(request)
         return 200, {}
+
+
+def final(request: "SynapseRequest") -> None:
+    request.setHeader(b"X-Accel-Expires", str(FINAL_VERDICT_SECONDS).encode())

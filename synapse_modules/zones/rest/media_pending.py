@@ -3,7 +3,8 @@
 nginx answers a refused media fetch with this (``error_page 403``): a
 thumbnail becomes a picture saying the file is waiting for sanitization (so
 the timeline shows why, not a broken image); a download becomes a 403 whose
-message says the same in Japanese and English.
+message says the same in Japanese and English. A file whose upload has not happened
+yet (the gate's reason, passed on by nginx) is refused saying so instead.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from synapse.module_api import DirectServeJsonResource
 from synapse_modules._errors import refusal
 
 from .. import media_paths
-from .media_gate import original_uri
+from .media_gate import REASON_HEADER, original_uri
 
 if TYPE_CHECKING:
     from synapse.http.site import SynapseRequest
@@ -31,6 +32,8 @@ class MediaPendingResource(DirectServeJsonResource):
         self._png = PLACEHOLDER.read_bytes()
 
     async def _async_render_GET(self, request: "SynapseRequest") -> tuple[int, dict] | None:
+        if request.getHeader(REASON_HEADER) == b"media_not_uploaded_yet":
+            raise refusal("media_not_uploaded_yet", "nginx.media_not_uploaded_yet")
         parsed = media_paths.parse(original_uri(request) or "")
         if isinstance(parsed, media_paths.MediaRequest) and parsed.kind == "thumbnail":
             request.setResponseCode(200)
