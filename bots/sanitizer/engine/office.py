@@ -72,11 +72,11 @@ class Prepared:
     deliver: tuple[str, str] | None = None  # (suffix, mimetype) when strip-active delivers it as it is
 
 
-def prepare(data: bytes, mime: str, policy: str, max_total_bytes: int, max_ratio: int) -> Prepared:
+def prepare(data: bytes, mime: str, policy: str, max_total_bytes: int) -> Prepared:
     """Budgets first, then encryption and active parts out (runs inside the sandbox: parse_worker.py)."""
     limits = ooxml.Limits(max_total_bytes=max_total_bytes)
     if _is_zip(data):
-        budgets.check_package(data, max_ratio)
+        budgets.check_package(data, max_total_bytes)
     if _is_zip(data) and "[Content_Types].xml" in _names(data):
         stripped = ooxml.strip(data, limits)
         deliver = ooxml.PACKAGE[stripped.kind] if policy == "strip-active" and stripped.deliverable else None
@@ -94,8 +94,7 @@ def prepare(data: bytes, mime: str, policy: str, max_total_bytes: int, max_ratio
 
 async def sanitize(job) -> Product:
     answer, data = await jail.call(job.engine, "office", job.data, job.remaining(), mime=job.detected.mime,
-                                   policy=job.policy, max_total_bytes=job.policies.archive.max_total_mb * 1024 * 1024,
-                                   max_ratio=job.policies.archive.max_ratio)
+                                   policy=job.policy, max_total_bytes=job.policies.archive.max_total_mb * 1024 * 1024)
     removed = {str(what) for what in answer.get("removed") or ()}
     if not data or not all(what.isidentifier() for what in removed):
         raise SandboxError(f"office worker answered {answer!r}"[:300])

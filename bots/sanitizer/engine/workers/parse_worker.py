@@ -45,8 +45,7 @@ def op_text(header, payload):
 
 
 def op_office(header, payload):
-    prepared = office.prepare(payload, str(header["mime"]), str(header["policy"]),
-                              int(header["max_total_bytes"]), int(header["max_ratio"]))
+    prepared = office.prepare(payload, str(header["mime"]), str(header["policy"]), int(header["max_total_bytes"]))
     return {"extension": prepared.extension, "removed": sorted(prepared.removed),
             "deliver": list(prepared.deliver) if prepared.deliver else None}, prepared.data
 
