@@ -288,3 +288,15 @@ async def test_zip_names_at_the_limits_are_kept(engine):
 async def test_long_japanese_file_names_are_shortened_to_fit_linux(engine):
     result = await engine.sanitize("本文\n".encode(), "あ" * 150 + ".txt")
     assert len(result.outputs[0].filename.encode()) <= MAX_NAME_BYTES
+
+
+async def test_a_member_that_runs_out_of_time_is_refused_alone(tmp_path):
+    # 300 pages take far longer than 10 s to rasterize; the archive keeps a tenth of its time to pack
+    async with Sanitizer(Policies(timeout_s=10), runtime_dir=tmp_path) as engine:
+        archive = small_zip({"a.txt": "先に届くファイル\n".encode(), "b.docx": documents.japanese_docx(pages=300)})
+        result = await engine.sanitize(archive, "mixed.zip")
+        assert result.ok, result.report("en")
+        files = unzip(result.outputs[0].data)
+        assert "a.txt" in files and not any(name.startswith("b") for name in files)
+        assert "時間内に終わりませんでした" in files[REPORT_NAME].decode("utf-8-sig") or \
+            "time limit" in files[REPORT_NAME].decode("utf-8-sig")

@@ -59,6 +59,8 @@ STORED = {"image/jpeg", "image/png", "application/zip"}
 _DRIVE = re.compile(r"^[A-Za-z]:")
 #: names listed in the one-line report (the text file inside lists all)
 NAMES_IN_REPORT = 5
+#: the share of the archive's time kept for packing: a member that runs out of time is refused alone
+PACKING_TIME = 0.1
 #: what extracts on both Windows and Linux (see the module's docstring)
 MAX_NAME_BYTES = 255
 MAX_PATH_CHARS = 200
@@ -329,7 +331,8 @@ async def _sanitize(job: Job, budget: _Budget) -> Product:
             done.append(_Done(entry["name"], reason=Note(entry["status"], _limits_of(entry["status"]))))
             continue
         parts = entry["parts"]
-        result = await job.engine.sanitize_member(blob[at:at + size], parts[-1], job.depth + 1)
+        result = await job.engine.sanitize_member(blob[at:at + size], parts[-1], job.depth + 1,
+                                                  deadline=job.deadline - PACKING_TIME * job.policies.timeout_s)
         if not result.ok:
             if result.reason is not None and result.reason.key in WHOLE:
                 raise Refusal(result.reason.key, result.instead.key if result.instead else None,

@@ -152,9 +152,10 @@ class Sanitizer:
         self._audit(result, data, filename, claimed_mimetype, source)
         return result
 
-    async def sanitize_member(self, data: bytes, filename: str, depth: int) -> Result:
-        """A member of an archive: the same rules, within the archive's own slot and deadline."""
-        return await self._sanitize(data, filename, depth=depth)
+    async def sanitize_member(self, data: bytes, filename: str, depth: int, deadline: float | None = None) -> Result:
+        """A member of an archive: the same rules, within the archive's own slot, and done by ``deadline``
+        (earlier than the archive's: a member that takes too long is refused alone)."""
+        return await self._sanitize(data, filename, depth=depth, deadline=deadline)
 
     async def _detect(self, data: bytes, timeout: float) -> Detected:
         """libmagic in the sandbox; whatever goes wrong there, the type is unknown (and refused)."""
@@ -168,14 +169,15 @@ class Sanitizer:
             return Detected("application/octet-stream", "unknown")
         return Detected(mime, kind_of(mime))
 
-    async def _sanitize(self, data: bytes, filename: str, depth: int) -> Result:
+    async def _sanitize(self, data: bytes, filename: str, depth: int, deadline: float | None = None) -> Result:
         if len(data) > self.policies.max_file_mb * 1024 * 1024:
             return self._refused(Detected("", "file"), "refuse", Refusal("sanitizer.refused.too_large",
                                                                          "sanitizer.instead.smaller",
                                                                          limit_mb=self.policies.max_file_mb))
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.policies.timeout_s  # detection, the work and the checks: all within it
-        detected = await self._detect(data, self.policies.timeout_s)
+        # detection, the work and the checks: all within it
+        deadline = min(loop.time() + self.policies.timeout_s, deadline or float("inf"))
+        detected = await self._detect(data, max(0.1, deadline - loop.time()))
         kind = detected.kind
         if kind in ("text", "csv") and Path(clean(filename)).suffix.lower() in SCRIPT_EXTENSIONS:
             kind = "script"  # libmagic calls a .bat or .ps1 plain text; its name says what it is for
