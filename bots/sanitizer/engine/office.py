@@ -77,7 +77,7 @@ def prepare(data: bytes, mime: str, policy: str, max_total_bytes: int) -> Prepar
     limits = ooxml.Limits(max_total_bytes=max_total_bytes)
     if _is_zip(data):
         budgets.check_package(data, max_total_bytes)
-    if _is_zip(data) and "[Content_Types].xml" in _names(data):
+    if _is_zip(data) and "[content_types].xml" in {n.lower() for n in _names(data)}:  # OPC: case-insensitive
         stripped = ooxml.strip(data, limits)
         deliver = ooxml.PACKAGE[stripped.kind] if policy == "strip-active" and stripped.deliverable else None
         return Prepared(stripped.data, stripped.kind, frozenset(stripped.removed), deliver)
