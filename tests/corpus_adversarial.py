@@ -143,7 +143,7 @@ def xlsx_long_formula(length: int = 50_000, char: str = "a") -> bytes:
 # --- CSV and text ---
 
 
-def csv_number_like_cell(length: int = 200_000) -> bytes:
+def csv_number_like_cell(length: int = 30_000) -> bytes:
     """One cell ``-1111...1x``: starts like a formula, nearly a number (the old pattern was quadratic)."""
     return b"name,value\r\nA,-" + b"1" * length + b"x\r\n"
 
