@@ -42,6 +42,7 @@ import attrs
 from lgwan_chat.i18n import t
 
 from .budgets import RATIO_FLOOR
+from .detect import detect
 from .filenames import MAX_STEM, RESERVED, clean, output_name
 from .result import Note, Output, Product, Refusal, Result
 from .sandbox import SandboxError
@@ -205,6 +206,7 @@ def unpack(data: bytes, bytes_left: int, entries_left: int, max_ratio: int) -> t
             raise Refusal("sanitizer.refused.zip_inconsistent", "sanitizer.instead.rezip") from None
         bytes_left -= len(member)
         entry["size"] = len(member)
+        entry["mime"] = detect(member).mime  # here, while the bytes are in the jail anyway
         blobs.append(member)
     return members, b"".join(blobs)
 
@@ -294,8 +296,11 @@ def _members(answer: dict, blob: bytes) -> list[tuple[dict, int, int]]:
             if status not in STATUSES or len(date) != 6 or not all(isinstance(p, str) and p for p in parts) \
                     or size < 0 or (status == "ok" and not parts):
                 raise ValueError(status)
-            members.append(({"name": name[:MAX_PATH_CHARS], "parts": list(parts), "status": status, "date": date},
-                            at, size))
+            mime = entry.get("mime")
+            if status == "ok" and not (isinstance(mime, str) and 0 < len(mime) < 200):
+                raise ValueError(mime)
+            members.append(({"name": name[:MAX_PATH_CHARS], "parts": list(parts), "status": status, "date": date,
+                             "mime": mime}, at, size))
             at += size
     except (KeyError, TypeError, ValueError) as e:
         raise SandboxError(f"zip worker answered nonsense: {e!r}"[:300]) from None
@@ -332,7 +337,8 @@ async def _sanitize(job: Job, budget: _Budget) -> Product:
             continue
         parts = entry["parts"]
         result = await job.engine.sanitize_member(blob[at:at + size], parts[-1], job.depth + 1,
-                                                  deadline=job.deadline - PACKING_TIME * job.policies.timeout_s)
+                                                  deadline=job.deadline - PACKING_TIME * job.policies.timeout_s,
+                                                  mime=entry["mime"])
         if not result.ok:
             if result.reason is not None and result.reason.key in WHOLE:
                 raise Refusal(result.reason.key, result.instead.key if result.instead else None,

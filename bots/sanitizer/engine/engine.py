@@ -152,24 +152,27 @@ class Sanitizer:
         self._audit(result, data, filename, claimed_mimetype, source)
         return result
 
-    async def sanitize_member(self, data: bytes, filename: str, depth: int, deadline: float | None = None) -> Result:
+    async def sanitize_member(self, data: bytes, filename: str, depth: int, deadline: float | None = None,
+                              mime: str | None = None) -> Result:
         """A member of an archive: the same rules, within the archive's own slot, and done by ``deadline``
-        (earlier than the archive's: a member that takes too long is refused alone)."""
-        return await self._sanitize(data, filename, depth=depth, deadline=deadline)
+        (earlier than the archive's: a member that takes too long is refused alone). ``mime``: its type
+        as detected by the jailed worker that unpacked it (saves asking again)."""
+        return await self._sanitize(data, filename, depth=depth, deadline=deadline, mime=mime)
 
-    async def _detect(self, data: bytes, timeout: float) -> Detected:
+    async def _detect(self, data: bytes, timeout: float, mime: str | None = None) -> Detected:
         """libmagic in the sandbox; whatever goes wrong there, the type is unknown (and refused)."""
-        try:
-            answer, _ = await jail.call(self, "detect", data, timeout)
-            mime = answer.get("mime")
-        except (Refusal, SandboxError) as e:
-            log.warning("type detection failed", extra={"error": str(e)})
-            mime = None
+        if mime is None:
+            try:
+                answer, _ = await jail.call(self, "detect", data, timeout)
+                mime = answer.get("mime")
+            except (Refusal, SandboxError) as e:
+                log.warning("type detection failed", extra={"error": str(e)})
         if not isinstance(mime, str) or not 0 < len(mime) < 200:
             return Detected("application/octet-stream", "unknown")
         return Detected(mime, kind_of(mime))
 
-    async def _sanitize(self, data: bytes, filename: str, depth: int, deadline: float | None = None) -> Result:
+    async def _sanitize(self, data: bytes, filename: str, depth: int, deadline: float | None = None,
+                        mime: str | None = None) -> Result:
         if len(data) > self.policies.max_file_mb * 1024 * 1024:
             return self._refused(Detected("", "file"), "refuse", Refusal("sanitizer.refused.too_large",
                                                                          "sanitizer.instead.smaller",
@@ -177,7 +180,7 @@ class Sanitizer:
         loop = asyncio.get_running_loop()
         # detection, the work and the checks: all within it
         deadline = min(loop.time() + self.policies.timeout_s, deadline or float("inf"))
-        detected = await self._detect(data, max(0.1, deadline - loop.time()))
+        detected = await self._detect(data, max(0.1, deadline - loop.time()), mime)
         kind = detected.kind
         if kind in ("text", "csv") and Path(clean(filename)).suffix.lower() in SCRIPT_EXTENSIONS:
             kind = "script"  # libmagic calls a .bat or .ps1 plain text; its name says what it is for
@@ -197,8 +200,8 @@ class Sanitizer:
             product = await asyncio.wait_for(self._handlers[kind](job), job.remaining())
             if not product.outputs:
                 raise Refusal("sanitizer.refused.empty")
-            for output in product.outputs:
-                await verify(self, output, job.remaining())
+            for at, output in enumerate(product.outputs):
+                await verify(self, output, job.remaining(), product.checks[at] if at < len(product.checks) else None)
         except Refusal as refusal:
             return self._refused(detected, policy, refusal)
         except (asyncio.TimeoutError, SandboxTimeout):

@@ -156,5 +156,7 @@ async def sanitize(job: Job) -> Product:
         raise SandboxError(f"text worker answered {answer!r}"[:300])
     # the name is made here again: the worker's answer is untrusted
     extension = {"text/plain": ".txt", "text/csv": ".csv", "text/tab-separated-values": ".tsv"}[mimetype]
+    check = answer.get("check")
     return Product(outputs=(Output(data, output_name(job.filename, extension), mimetype),),
-                   removed=jail.notes(answer.get("removed")), limitations=jail.notes(answer.get("limitations")))
+                   removed=jail.notes(answer.get("removed")), limitations=jail.notes(answer.get("limitations")),
+                   checks=(check if isinstance(check, dict) else None,))

@@ -69,11 +69,18 @@ def problem(data: bytes, mimetype: str) -> str | None:
     return None
 
 
-async def verify(engine, output: Output, timeout: float) -> None:
-    """The check of :func:`problem`, asked of a jailed worker; its answer is checked here once more."""
+def answer(data: bytes, mimetype: str) -> dict:
+    """The check's answer as the jailed worker sends it: the detected type and the problem found."""
+    return {"mime": detect(data).mime, "problem": problem(data, mimetype)}
+
+
+async def verify(engine, output: Output, timeout: float, checked: dict | None = None) -> None:
+    """The check of :func:`problem`, asked of a jailed worker (or ``checked``: its answer given with the
+    output by the worker that made it); the answer is checked here once more."""
     from . import jail
-    answer, _ = await jail.call(engine, "verify", output.data, timeout, mimetype=output.mimetype)
-    found, mime = answer.get("problem"), answer.get("mime")
+    if checked is None:
+        checked, _ = await jail.call(engine, "verify", output.data, timeout, mimetype=output.mimetype)
+    found, mime = checked.get("problem"), checked.get("mime")
     if found is not None:
         raise Refusal("sanitizer.refused.verify_failed", what=str(found)[:200])
     text_like = mime in ("text/plain", "text/csv") and output.mimetype.startswith("text/")
