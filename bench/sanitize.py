@@ -270,3 +270,9 @@ def pattern_rows() -> list[tuple[str, float]]:
         text = prefix + unit * 100_000 + terminator
         rows.append((name.replace("|", "\\|"), min(patterns._work(pattern, text, 1) for _ in range(3)) / 1e9))
     return rows
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3, help="sanitizations of each file (first and median shown)")
+    run(main, parser)
