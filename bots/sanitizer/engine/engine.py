@@ -50,6 +50,10 @@ REFUSED_KINDS: dict[str, tuple[str, str]] = {
 }
 
 
+#: what type detection is sent of a file that is no ZIP (more than libmagic's own bytes_max, 7 MiB)
+DETECT_BYTES = 8 * 1024 * 1024
+
+
 @attrs.frozen
 class Job:
     """One file (or one member of an archive) being sanitized."""
@@ -162,8 +166,11 @@ class Sanitizer:
     async def _detect(self, data: bytes, timeout: float, mime: str | None = None) -> Detected:
         """libmagic in the sandbox; whatever goes wrong there, the type is unknown (and refused)."""
         if mime is None:
+            # libmagic reads no more of a buffer than its bytes_max (7 MiB): the rest need not cross the pipe,
+            # but a ZIP's directory is at its end (OOXML and ODF are told apart by their members' names)
+            head = data if data[:2] == b"PK" else data[:DETECT_BYTES]
             try:
-                answer, _ = await jail.call(self, "detect", data, timeout)
+                answer, _ = await jail.call(self, "detect", head, timeout)
                 mime = answer.get("mime")
             except (Refusal, SandboxError) as e:
                 log.warning("type detection failed", extra={"error": str(e)})
