@@ -157,7 +157,8 @@ async def test_pdf_with_a_doubly_compressed_content_stream_is_refused_before_ren
 
 
 async def test_pdf_image_declaring_too_many_pixels_is_refused_before_rendering(engine):
-    refused(await engine.sanitize(adv.pdf_huge_image(30000, 30000), "huge.pdf"), "sanitizer.refused.pdf_image_too_large")
+    result = await engine.sanitize(adv.pdf_huge_image(30000, 30000), "huge.pdf")
+    refused(result, "sanitizer.refused.pdf_image_too_large")
 
 
 async def test_docx_inflating_to_150_mb_of_xml_is_refused_unparsed(engine):

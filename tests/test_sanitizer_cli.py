@@ -67,5 +67,6 @@ def test_a_batch_goes_on_after_files_that_crashed_or_blew_up_the_engine(tmp_path
     records = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [r["verdict"] for r in records] == ["sanitized", "refused", "refused", "sanitized", "refused", "sanitized"]
     assert [r["reason"]["key"] for r in records if r["reason"]] == [
-        "sanitizer.refused.part_too_large", "sanitizer.refused.pdf_stream_bomb", "sanitizer.refused.jpeg_too_many_scans"]
+        "sanitizer.refused.part_too_large", "sanitizer.refused.pdf_stream_bomb",
+        "sanitizer.refused.jpeg_too_many_scans"]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["1-segments.jpg", "4-名簿.csv", "6-メモ.txt"]

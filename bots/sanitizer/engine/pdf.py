@@ -48,7 +48,8 @@ UNTRUSTED_PATTERNS = (_PPM_HEADER, _DIGITS)
 #: down, but decodes it whole first): 200 MP with the default 50 MP
 IMAGE_PIXELS_FACTOR = 4
 #: what the probe's budget check may answer (workers/pdf_probe.py) -> reason
-BUDGET_REFUSALS = {"stream_ratio": "sanitizer.refused.pdf_stream_bomb", "inflated_total": "sanitizer.refused.pdf_stream_bomb",
+BUDGET_REFUSALS = {"stream_ratio": "sanitizer.refused.pdf_stream_bomb",
+                   "inflated_total": "sanitizer.refused.pdf_stream_bomb",
                    "image_pixels": "sanitizer.refused.pdf_image_too_large"}
 
 

@@ -2,8 +2,9 @@
 stripping, ZIP reading, output checks: jail.py) run as separate processes in a bubblewrap sandbox.
 
 Inside: no network (own network namespace), no host files but read-only system libraries and the
-Python runtime (and for the parse worker the project's ``bots/`` and ``lgwan_chat/`` code), a private ``/tmp``, an unprivileged uid, no capabilities, its own session (no
-terminal tricks), and rlimits on memory, CPU time, file size and open files. It dies with us.
+Python runtime (and for the parse worker the project's ``bots/`` and ``lgwan_chat/`` code), a private
+``/tmp``, an unprivileged uid, no capabilities, its own session (no terminal tricks), and rlimits on
+memory, CPU time, file size and open files. It dies with us.
 Files reach it either through stdin/stdout (warm workers: nothing of the host is writable) or
 through a job directory made for one file and deleted afterwards.
 
