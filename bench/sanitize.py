@@ -15,6 +15,13 @@ is reported on its own.
 Targets on a 2-core machine: JPEG <= 0.5 s, PDF <= 0.5 s a page, warm Office conversion of 20 pages
 <= 3 s.
 
+Then the adversarial corpus of issue #14 (tests/corpus_adversarial.py: libmagic's limits, patterns
+that backtracked, CPU and memory bombs, CSV directives, ZIP names), each file once through the same
+engine: its verdict, its time, and the engine process's own peak RSS while it ran (sampled from
+/proc/self, children excluded: everything that parses the file is a jailed child). Targets: every
+file ends within ``timeout_s``, bombs are refused in < 1 s, the engine process stays < 500 MB. And
+the per-pattern timings of tests/test_sanitizer_patterns.py's worst inputs at 100,000 characters.
+
     make bench-sanitize
     .venv/bin/python bench/sanitize.py --runs 1
 """
@@ -38,6 +45,7 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+import corpus_adversarial as adversarial  # noqa: E402
 import corpus_documents as corpus  # noqa: E402
 from bench.common import machine, run  # noqa: E402
 from bots.sanitizer.engine import Policies, Sanitizer, office  # noqa: E402
@@ -108,12 +116,18 @@ def _descendants_rss(root: int) -> int:
     return total
 
 
+def _own_rss() -> int:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * PAGE_SIZE
+
+
 class PeakSampler:
-    """Peak summed RSS of this process's descendants while in the ``with`` block."""
+    """Peak summed RSS of this process's descendants (``peak``) and of this process alone (``own``)
+    while in the ``with`` block."""
 
     def __init__(self, interval: float = 0.02):
         self.interval = interval
         self.peak = 0
+        self.own = 0
         self._stop = threading.Event()
 
     def __enter__(self) -> "PeakSampler":
@@ -128,6 +142,7 @@ class PeakSampler:
     def _sample(self) -> None:
         while not self._stop.is_set():
             self.peak = max(self.peak, _descendants_rss(os.getpid()))
+            self.own = max(self.own, _own_rss())
             self._stop.wait(self.interval)
 
 
@@ -183,8 +198,11 @@ async def main(args: argparse.Namespace) -> dict:
         summary["libreoffice_docx20_conversion_s"] = round(statistics.median(conversions), 2)
         summary["libreoffice_processes_started"] = office._pool(engine).started
 
+        summary["adversarial"] = await adversarial_rows(engine)
+
     summary["engine_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     summary["files"] = rows
+    summary["patterns"] = pattern_rows()
     print("\n| file | size | result | pages | first run | median | per page | renderers' peak RSS above idle | output |")
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
@@ -198,7 +216,60 @@ async def main(args: argparse.Namespace) -> dict:
           f"{summary['dpi']} dpi.")
     for r in rows:
         print(f"- {r['file']}: {r['report']}")
+    print_adversarial(summary["adversarial"], engine.policies.timeout_s)
+    print("\n| pattern (worst generated input, 100,000 characters) | one call |\n|---|---:|")
+    for name, seconds in summary["patterns"]:
+        print(f"| `{name}` | {seconds * 1000:.2f} ms |")
     return summary
+
+
+async def adversarial_rows(engine: Sanitizer) -> list[dict]:
+    rows = []
+    for group, files in adversarial.classes().items():
+        for name, data in files:
+            with PeakSampler() as sampler:
+                started = time.perf_counter()
+                result = await engine.sanitize(data, name)
+                seconds = time.perf_counter() - started
+            rows.append({"class": group, "file": name, "size_kb": round(len(data) / 1024, 1),
+                         "verdict": result.verdict, "reason": result.reason.key if result.reason else "",
+                         "seconds": round(seconds, 3), "engine_rss_mb": round(sampler.own / 2 ** 20),
+                         "jail_peak_mb": round(sampler.peak / 2 ** 20)})
+            print(f"  {group} / {name}: {result.verdict} {rows[-1]['reason']} {seconds:.2f} s", flush=True)
+    return rows
+
+
+def print_adversarial(rows: list[dict], timeout_s: int) -> None:
+    print(f"\nAdversarial corpus: {len(rows)} files, {sum(r['size_kb'] for r in rows) / 1024:.1f} MB; "
+          f"{sum(r['verdict'] == 'sanitized' for r in rows)} sanitized, "
+          f"{sum(r['verdict'] == 'refused' for r in rows)} refused; timeout_s {timeout_s}.\n")
+    print("| class | files | sanitized / refused | worst time | engine process peak RSS | jailed workers' peak RSS |")
+    print("|---|---:|---|---:|---:|---:|")
+    for group in dict.fromkeys(r["class"] for r in rows):
+        mine = [r for r in rows if r["class"] == group]
+        print(f"| {group} | {len(mine)} | {sum(r['verdict'] == 'sanitized' for r in mine)} / "
+              f"{sum(r['verdict'] == 'refused' for r in mine)} | {max(r['seconds'] for r in mine):.2f} s | "
+              f"{max(r['engine_rss_mb'] for r in mine)} MB | {max(r['jail_peak_mb'] for r in mine)} MB |")
+    print()
+    for r in rows:
+        print(f"- {r['class']} / {r['file']} ({r['size_kb']:,} KB): {r['verdict']} {r['reason']} in {r['seconds']:.2f} s")
+
+
+def pattern_rows() -> list[tuple[str, float]]:
+    """One call (search, fullmatch and finditer) of each pattern on the worst of its generated inputs
+    made of one repeated character (picked at 20,000 characters, timed at 100,000)."""
+    import test_sanitizer_patterns as patterns
+    rows = []
+    for name, pattern in sorted(patterns.PATTERNS.items()):
+        if pattern.pattern in patterns.KNOWN_SUPERLINEAR:
+            continue
+        cases = [case for case in patterns.inputs(pattern) if len(case[1]) == 1 and case[2] in ("", "x")
+                 and len(case[0]) <= 1]
+        prefix, unit, terminator = max(cases, key=lambda case: patterns._work(
+            pattern, case[0] + case[1] * 20_000 + case[2], 1))
+        text = prefix + unit * 100_000 + terminator
+        rows.append((name.replace("|", "\\|"), min(patterns._work(pattern, text, 1) for _ in range(3)) / 1e9))
+    return rows
 
 
 if __name__ == "__main__":

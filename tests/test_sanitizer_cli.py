@@ -48,3 +48,25 @@ def test_a_bad_config_or_a_missing_file_is_a_clear_error(tmp_path):
     assert "engine.policies.text" in result.stderr and "Traceback" not in result.stderr
     result = sanitize("missing.docx", cwd=tmp_path)
     assert result.returncode == 2 and "ファイルが見つかりません: missing.docx" in result.stderr
+
+
+def test_a_batch_goes_on_after_files_that_crashed_or_blew_up_the_engine(tmp_path):
+    """The files of issue #14 between ordinary ones: each gets its line and its audit record, in order."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import corpus_adversarial as adv
+    files = {"1-segments.jpg": adv.jpeg_segments(60), "2-bomb.docx": adv.docx_xml_bomb(),
+             "3-double.pdf": adv.pdf_double_deflate(), "4-名簿.csv": adv.csv_separator(";"),
+             "5-scans.jpg": adv.progressive_jpeg(300), "6-メモ.txt": "最後のファイル\n".encode()}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    result = sanitize(*files, "--out", "out", "--audit", "audit.jsonl", "--lang", "en", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = [line for line in result.stdout.splitlines() if not line.startswith("  -> ")]
+    assert [line.split(":", 1)[0] for line in lines] == list(files)
+    records = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["verdict"] for r in records] == ["sanitized", "refused", "refused", "sanitized", "refused", "sanitized"]
+    assert [r["reason"]["key"] for r in records if r["reason"]] == [
+        "sanitizer.refused.part_too_large", "sanitizer.refused.pdf_stream_bomb",
+        "sanitizer.refused.jpeg_too_many_scans"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["1-segments.jpg", "4-名簿.csv", "6-メモ.txt"]

@@ -11,6 +11,16 @@ What skips ONE member (listed in the report and in ``無害化結果.txt`` insid
   - a path climbing out (``../``) or starting at a root or drive, a symbolic link or other special
     file, an unsupported compression method, any member the engine refuses (an .exe, a script...).
 
+Names bounded to what extracts on Windows and Linux: a member whose folder name is over 255 bytes
+(UTF-8; Linux's limit, and Windows' 255 characters are never fewer bytes), whose path in the new ZIP
+would be over ``MAX_PATH_CHARS`` characters (Windows' 260 less room for the folder it is unpacked to)
+or more than ``MAX_FOLDERS`` folders deep is skipped with that reason (never renamed: a shortened
+name could collide or mislead). File names are shortened anyway by ``filenames.output_name``.
+
+The ZIP itself (its directory, names, members' bytes) is read only inside the sandbox
+(:func:`unpack`, run by workers/parse_worker.py); the host gets the members' bytes back and handles
+each like a file of its own.
+
 Names without the UTF-8 flag are read as CP932 (what Japanese Windows writes); the new ZIP has UTF-8
 names, cleaned folder by folder, unique, each ending with the extension of what it now is.
 """
@@ -24,7 +34,6 @@ import re
 import stat
 import unicodedata
 import zipfile
-import zlib
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
@@ -32,15 +41,16 @@ import attrs
 
 from lgwan_chat.i18n import t
 
-from .filenames import RESERVED, clean, output_name
+from .budgets import RATIO_FLOOR
+from .detect import detect
+from .filenames import MAX_STEM, RESERVED, clean, output_name
 from .result import Note, Output, Product, Refusal, Result
+from .sandbox import SandboxError
 
 if TYPE_CHECKING:
     from .engine import Job
 
 CHUNK = 1024 * 1024
-#: below this a member may expand any number of times (a page of spaces compresses 1000x)
-RATIO_FLOOR = 1024 * 1024
 REPORT_NAME = "無害化結果.txt"
 #: refusals of a nested archive that refuse the archive around it too
 WHOLE = {"sanitizer.refused.zip_bomb", "sanitizer.refused.zip_ratio", "sanitizer.refused.zip_too_many_entries",
@@ -50,6 +60,17 @@ STORED = {"image/jpeg", "image/png", "application/zip"}
 _DRIVE = re.compile(r"^[A-Za-z]:")
 #: names listed in the one-line report (the text file inside lists all)
 NAMES_IN_REPORT = 5
+#: the share of the archive's time kept for packing: a member that runs out of time is refused alone
+PACKING_TIME = 0.1
+#: what extracts on both Windows and Linux (see the module's docstring)
+MAX_NAME_BYTES = 255
+MAX_PATH_CHARS = 200
+MAX_FOLDERS = 32
+#: room kept for the file's own name in a path: output_name's longest stem, " (99)" and an extension
+FILE_NAME_ROOM = MAX_STEM + 12
+#: member statuses a worker may answer (anything else is a worker gone wrong)
+STATUSES = {"ok", "sanitizer.member.unsafe_path", "sanitizer.member.link", "sanitizer.member.unsupported",
+            "sanitizer.member.too_deep", "sanitizer.member.name_too_long", "sanitizer.member.path_too_long"}
 
 
 @attrs.define
@@ -75,7 +96,7 @@ def _exceeded(job: Job, what: str) -> Refusal:
 
 
 class _Exceeded(Exception):
-    """A cap was reached while reading (raised in the reading thread, turned into a Refusal)."""
+    """A cap was reached while reading (turned into a Refusal)."""
 
 
 def member_name(info: zipfile.ZipInfo) -> str:
@@ -114,7 +135,7 @@ def is_special(info: zipfile.ZipInfo) -> bool:
     return kind not in (0, stat.S_IFREG, stat.S_IFDIR)
 
 
-def read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: _Budget, max_ratio: int,
+def read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, max_ratio: int,
                 archive_size: int) -> bytes:
     """The member's bytes, counted as they come out: the sizes in its header are not trusted."""
     compressed = max(1, min(info.compress_size, archive_size))  # a header may claim more than there is
@@ -123,13 +144,77 @@ def read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: _Budget
     with archive.open(info) as f:
         while chunk := f.read(CHUNK):
             size += len(chunk)
-            budget.bytes_left -= len(chunk)
-            if budget.bytes_left < 0:
+            if size > limit:
                 raise _Exceeded("bytes")
             if size > RATIO_FLOOR and size > max_ratio * compressed:
                 raise _Exceeded("ratio")
             chunks.append(chunk)
     return b"".join(chunks)
+
+
+def path_problem(parts: list[str]) -> str | None:
+    """Why a member's cleaned path could not be extracted everywhere (None when it can)."""
+    if len(parts) - 1 > MAX_FOLDERS:
+        return "sanitizer.member.too_deep"
+    if any(len(part.encode("utf-8")) > MAX_NAME_BYTES for part in parts[:-1]):
+        return "sanitizer.member.name_too_long"
+    # the file's own name is shortened by output_name (at most MAX_STEM characters and an extension)
+    if sum(len(part.encode("utf-16-le")) // 2 + 1 for part in parts[:-1]) + FILE_NAME_ROOM > MAX_PATH_CHARS:
+        return "sanitizer.member.path_too_long"
+    return None
+
+
+def unpack(data: bytes, bytes_left: int, entries_left: int, max_ratio: int) -> tuple[list[dict], bytes]:
+    """Each member (in the sandbox): its name, date and what became of it, and the read members' bytes one
+    after another (``size`` says how many are whose). Refusals for the whole archive are raised here."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        infos = archive.infolist()
+    except Exception:  # BadZipFile, EOFError, ValueError, NotImplementedError...
+        raise Refusal("sanitizer.refused.zip_inconsistent", "sanitizer.instead.rezip") from None
+    if len(infos) > entries_left:
+        raise Refusal("sanitizer.refused.zip_too_many_entries", "sanitizer.instead.smaller")
+    if any(info.flag_bits & 0x1 for info in infos):
+        raise Refusal("sanitizer.refused.encrypted", "sanitizer.instead.unencrypted")
+    members: list[dict] = []
+    blobs: list[bytes] = []
+    for info in infos:
+        if info.is_dir():
+            continue
+        name = member_name(info)
+        parts = safe_parts(name)
+        entry = {"name": shown(name), "date": list(_date(info)), "parts": parts or [], "size": 0, "status": "ok"}
+        members.append(entry)
+        if parts is None:
+            entry["status"] = "sanitizer.member.unsafe_path"
+            continue
+        entry["name"] = "/".join(parts)[:MAX_PATH_CHARS]
+        problem = path_problem(parts) or ("sanitizer.member.link" if is_special(info) else None)
+        if problem:
+            entry["status"] = problem
+            continue
+        try:
+            member = read_member(archive, info, bytes_left, max_ratio, len(data))
+        except _Exceeded as e:
+            if str(e) == "ratio":
+                raise Refusal("sanitizer.refused.zip_ratio", "sanitizer.instead.smaller", limit=max_ratio) from None
+            raise Refusal("sanitizer.refused.zip_bomb", "sanitizer.instead.smaller") from None
+        except NotImplementedError:
+            entry["status"] = "sanitizer.member.unsupported"
+            continue
+        except Exception:  # BadZipFile (CRC), EOFError, zlib.error, ...: a broken or doctored archive
+            raise Refusal("sanitizer.refused.zip_inconsistent", "sanitizer.instead.rezip") from None
+        bytes_left -= len(member)
+        entry["size"] = len(member)
+        entry["mime"] = detect(member).mime  # here, while the bytes are in the jail anyway
+        blobs.append(member)
+    return members, b"".join(blobs)
+
+
+def _limits_of(status: str) -> dict:
+    return {"sanitizer.member.too_deep": {"limit": MAX_FOLDERS},
+            "sanitizer.member.name_too_long": {"limit": MAX_NAME_BYTES},
+            "sanitizer.member.path_too_long": {"limit": MAX_PATH_CHARS}}.get(status, {})
 
 
 def _unique(path: str, used: set[str]) -> str:
@@ -200,43 +285,60 @@ async def sanitize(job: Job) -> Product:
         _BUDGET.reset(token)
 
 
+def _members(answer: dict, blob: bytes) -> list[tuple[dict, int, int]]:
+    """The worker's list checked (types, statuses, sizes adding up to the bytes it sent), with where in
+    ``blob`` each member's bytes are."""
+    members, at = [], 0
+    try:
+        for entry in answer["members"]:
+            name, parts, size, status = str(entry["name"]), entry["parts"], int(entry["size"]), entry["status"]
+            date = tuple(int(v) for v in entry["date"])
+            if status not in STATUSES or len(date) != 6 or not all(isinstance(p, str) and p for p in parts) \
+                    or size < 0 or (status == "ok" and not parts):
+                raise ValueError(status)
+            mime = entry.get("mime")
+            if status == "ok" and not (isinstance(mime, str) and 0 < len(mime) < 200):
+                raise ValueError(mime)
+            members.append(({"name": name[:MAX_PATH_CHARS], "parts": list(parts), "status": status, "date": date,
+                             "mime": mime}, at, size))
+            at += size
+    except (KeyError, TypeError, ValueError) as e:
+        raise SandboxError(f"zip worker answered nonsense: {e!r}"[:300]) from None
+    if at != len(blob):
+        raise SandboxError("zip worker's sizes do not add up")
+    return members
+
+
 async def _sanitize(job: Job, budget: _Budget) -> Product:
+    from . import jail
     limits = job.policies.archive
     try:
-        archive = zipfile.ZipFile(io.BytesIO(job.data))
-        infos = archive.infolist()
-    except (zipfile.BadZipFile, EOFError, ValueError, NotImplementedError):
-        raise Refusal("sanitizer.refused.zip_inconsistent", "sanitizer.instead.rezip") from None
-    budget.entries_left -= len(infos)
+        answer, blob = await jail.call(job.engine, "unzip", job.data, job.remaining(), bytes_left=budget.bytes_left,
+                                       entries_left=budget.entries_left, max_ratio=limits.max_ratio)
+    except Refusal as refusal:  # the worker knows what is left, the limits' figures are told from here
+        what = {"sanitizer.refused.zip_too_many_entries": "entries", "sanitizer.refused.zip_bomb": "bytes"}
+        if refusal.note.key in what:
+            raise _exceeded(job, what[refusal.note.key]) from None
+        raise
+    members_read = _members(answer, blob)
+    budget.entries_left -= len(members_read)
+    budget.bytes_left -= len(blob)  # nested archives get what is left
     if budget.entries_left < 0:
         raise _exceeded(job, "entries")
-    if any(info.flag_bits & 0x1 for info in infos):
-        raise Refusal("sanitizer.refused.encrypted", "sanitizer.instead.unencrypted")
+    if budget.bytes_left < 0:
+        raise _exceeded(job, "bytes")
 
     done: list[_Done] = []
     members: list[tuple[str, Output, tuple[int, ...]]] = []
     used = {REPORT_NAME.casefold()}
-    for info in infos:
-        if info.is_dir():
+    for entry, at, size in members_read:
+        if entry["status"] != "ok":
+            done.append(_Done(entry["name"], reason=Note(entry["status"], _limits_of(entry["status"]))))
             continue
-        name = member_name(info)
-        parts = safe_parts(name)
-        if parts is None:
-            done.append(_Done(shown(name), reason=Note("sanitizer.member.unsafe_path")))
-            continue
-        if is_special(info):
-            done.append(_Done(shown(name), reason=Note("sanitizer.member.link")))
-            continue
-        try:
-            data = await asyncio.to_thread(read_member, archive, info, budget, limits.max_ratio, len(job.data))
-        except _Exceeded as e:
-            raise _exceeded(job, str(e)) from None
-        except NotImplementedError:
-            done.append(_Done(shown(name), reason=Note("sanitizer.member.unsupported")))
-            continue
-        except (zipfile.BadZipFile, EOFError, zlib.error, ValueError, OSError):
-            raise Refusal("sanitizer.refused.zip_inconsistent", "sanitizer.instead.rezip") from None
-        result = await job.engine.sanitize_member(data, parts[-1], job.depth + 1)
+        parts = entry["parts"]
+        result = await job.engine.sanitize_member(blob[at:at + size], parts[-1], job.depth + 1,
+                                                  deadline=job.deadline - PACKING_TIME * job.policies.timeout_s,
+                                                  mime=entry["mime"])
         if not result.ok:
             if result.reason is not None and result.reason.key in WHOLE:
                 raise Refusal(result.reason.key, result.instead.key if result.instead else None,
@@ -244,7 +346,7 @@ async def _sanitize(job: Job, budget: _Budget) -> Product:
             done.append(_Done("/".join(parts), result=result))
             continue
         paths = tuple(_unique("/".join([*parts[:-1], o.filename]), used) for o in result.outputs)
-        members += [(path, output, _date(info)) for path, output in zip(paths, result.outputs)]
+        members += [(path, output, entry["date"]) for path, output in zip(paths, result.outputs)]
         done.append(_Done("/".join(parts), result=result, paths=paths))
 
     skipped = [d.name for d in done if not d.paths]

@@ -53,11 +53,10 @@ SCRIPT_EXTENSIONS = {".bat", ".cmd", ".ps1", ".psm1", ".vbs", ".vbe", ".js", ".j
 @attrs.frozen
 class Detected:
     mime: str
-    description: str
     kind: str
 
 
-def _kind(mime: str) -> str:
+def kind_of(mime: str) -> str:
     for kind, types in (("image", IMAGE), ("pdf", PDF), ("office", OFFICE), ("text", TEXT), ("csv", CSV),
                         ("archive", ARCHIVE), ("executable", EXECUTABLE), ("script", SCRIPT),
                         ("html", HTML), ("encrypted", ENCRYPTED)):
@@ -74,12 +73,16 @@ OOXML_FOLDERS = {"word/": "application/vnd.openxmlformats-officedocument.wordpro
                  "ppt/": "application/vnd.openxmlformats-officedocument.presentationml.presentation"}
 
 
+#: members looked at to recognise a package (a ZIP may list a million names)
+MAX_NAMES = 10_000
+
+
 def _office_package(data: bytes) -> str | None:
     """libmagic knows OOXML only when [Content_Types].xml or _rels/.rels come first in the zip (as
     Office writes them); other writers order members freely. The members' names decide here."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
-            names = z.namelist()
+            names = z.namelist()[:MAX_NAMES]
             if "[Content_Types].xml" in names:
                 return next((mime for folder, mime in OOXML_FOLDERS.items()
                              if any(n.startswith(folder) for n in names)), None)
@@ -92,8 +95,17 @@ def _office_package(data: bytes) -> str | None:
 
 
 def detect(data: bytes) -> Detected:
-    mime = magic.from_buffer(data, mime=True) or "application/octet-stream"
+    """Never raises: libmagic has internal limits (a JPEG with 60 comment segments exceeds its "name use
+    count" while it DESCRIBES the file) and any failure means "unknown", which is refused. Only the MIME
+    type is asked for: the description is where those limits are hit, and nothing routes by it.
+    Runs inside the sandbox (workers/parse_worker.py), never on the host."""
+    try:
+        mime = magic.from_buffer(data, mime=True) or "application/octet-stream"
+    except Exception:
+        mime = "application/octet-stream"
     if mime in ("application/zip", "application/octet-stream") and data[:4] == b"PK\x03\x04":
-        mime = _office_package(data) or mime
-    description = magic.from_buffer(data) or ""
-    return Detected(mime=mime, description=description, kind=_kind(mime))
+        try:
+            mime = _office_package(data) or mime
+        except Exception:  # zipfile raises more than it documents on doctored archives
+            pass
+    return Detected(mime=mime, kind=kind_of(mime))

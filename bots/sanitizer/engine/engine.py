@@ -6,7 +6,13 @@
 
 The type is decided by the bytes (libmagic), the policy by the type. Every error, timeout or check
 that fails refuses the file: the original is never what comes out. Outputs are checked once more
-here (type re-detected, PDFs scanned for active content) whatever the handler did.
+(type re-detected, PDFs scanned for active content) whatever the handler did.
+
+This process only orchestrates: every parse of untrusted bytes (detection, text, Office stripping,
+ZIP reading, image decoding, PDF probing and rendering, the output checks) runs in a sandboxed process
+under memory, CPU and wall-clock limits (jail.py, sandbox.py). ``timeout_s`` is enforced by killing
+those processes; no thread here runs long on a file's bytes. A crash, hang or blow-up of any of them
+ends as a refusal with a reason, an audit record, and the next file.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ from typing import Any, Awaitable, Callable
 import attrs
 
 from .audit import AuditLog
-from .detect import SCRIPT_EXTENSIONS, Detected, detect
+from . import jail
+from .detect import SCRIPT_EXTENSIONS, Detected, kind_of
 from .filenames import clean
 from .policy import Policies
 from .result import Note, Product, Refusal, Result
@@ -41,6 +48,10 @@ REFUSED_KINDS: dict[str, tuple[str, str]] = {
     "media": ("sanitizer.refused.media", "sanitizer.instead.media"),
     "unknown": ("sanitizer.refused.unknown", "sanitizer.instead.common"),
 }
+
+
+#: what type detection is sent of a file that is no ZIP (more than libmagic's own bytes_max, 7 MiB)
+DETECT_BYTES = 8 * 1024 * 1024
 
 
 @attrs.frozen
@@ -111,8 +122,9 @@ class Sanitizer:
         return self._pools[name]
 
     async def warm(self) -> None:
-        """Start what is slow to start (LibreOffice) before the first file arrives."""
+        """Start what is slow to start (LibreOffice, the parse worker) before the first file arrives."""
         from . import office
+        await jail.warm(self)
         await office.warm(self)
 
     async def close(self) -> None:
@@ -135,27 +147,53 @@ class Sanitizer:
         """Sanitize one file. Never raises for a bad file: the Result says refused, and why."""
         started = time.monotonic()
         async with self._slots:
-            result = await self._sanitize(data, filename, depth=0)
+            try:
+                result = await self._sanitize(data, filename, depth=0)
+            except Exception:  # the promise: never raises for a file (a bug here refuses it, and says so)
+                log.exception("sanitizer failed")
+                result = self._refused(Detected("", "unknown"), "refuse", Refusal("sanitizer.refused.error"))
         result = attrs.evolve(result, duration_s=round(time.monotonic() - started, 3), original_sha256=sha256(data))
         self._audit(result, data, filename, claimed_mimetype, source)
         return result
 
-    async def sanitize_member(self, data: bytes, filename: str, depth: int) -> Result:
-        """A member of an archive: the same rules, within the archive's own slot and deadline."""
-        return await self._sanitize(data, filename, depth=depth)
+    async def sanitize_member(self, data: bytes, filename: str, depth: int, deadline: float | None = None,
+                              mime: str | None = None) -> Result:
+        """A member of an archive: the same rules, within the archive's own slot, and done by ``deadline``
+        (earlier than the archive's: a member that takes too long is refused alone). ``mime``: its type
+        as detected by the jailed worker that unpacked it (saves asking again)."""
+        return await self._sanitize(data, filename, depth=depth, deadline=deadline, mime=mime)
 
-    async def _sanitize(self, data: bytes, filename: str, depth: int) -> Result:
-        detected = detect(data)
+    async def _detect(self, data: bytes, timeout: float, mime: str | None = None) -> Detected:
+        """libmagic in the sandbox; whatever goes wrong there, the type is unknown (and refused)."""
+        if mime is None:
+            # libmagic reads no more of a buffer than its bytes_max (7 MiB): the rest need not cross the pipe,
+            # but a ZIP's directory is at its end (OOXML and ODF are told apart by their members' names)
+            head = data if data[:2] == b"PK" else data[:DETECT_BYTES]
+            try:
+                answer, _ = await jail.call(self, "detect", head, timeout)
+                mime = answer.get("mime")
+            except (Refusal, SandboxError) as e:
+                log.warning("type detection failed", extra={"error": str(e)})
+        if not isinstance(mime, str) or not 0 < len(mime) < 200:
+            return Detected("application/octet-stream", "unknown")
+        return Detected(mime, kind_of(mime))
+
+    async def _sanitize(self, data: bytes, filename: str, depth: int, deadline: float | None = None,
+                        mime: str | None = None) -> Result:
+        if len(data) > self.policies.max_file_mb * 1024 * 1024:
+            return self._refused(Detected("", "file"), "refuse", Refusal("sanitizer.refused.too_large",
+                                                                         "sanitizer.instead.smaller",
+                                                                         limit_mb=self.policies.max_file_mb))
+        loop = asyncio.get_running_loop()
+        # detection, the work and the checks: all within it
+        deadline = min(loop.time() + self.policies.timeout_s, deadline or float("inf"))
+        detected = await self._detect(data, max(0.1, deadline - loop.time()), mime)
         kind = detected.kind
         if kind in ("text", "csv") and Path(clean(filename)).suffix.lower() in SCRIPT_EXTENSIONS:
             kind = "script"  # libmagic calls a .bat or .ps1 plain text; its name says what it is for
         if kind in ("text",) and Path(clean(filename)).suffix.lower() in (".csv", ".tsv"):
             kind = "csv"  # the name only chooses the stricter of two text policies
         detected = attrs.evolve(detected, kind=kind)
-        if len(data) > self.policies.max_file_mb * 1024 * 1024:
-            return self._refused(detected, "refuse", Refusal("sanitizer.refused.too_large",
-                                                             "sanitizer.instead.smaller",
-                                                             limit_mb=self.policies.max_file_mb))
         if kind in REFUSED_KINDS:
             reason, instead = REFUSED_KINDS[kind]
             return self._refused(detected, "refuse", Refusal(reason, instead, mime=detected.mime))
@@ -163,15 +201,14 @@ class Sanitizer:
         if policy == "refuse":
             return self._refused(detected, policy, Refusal("sanitizer.refused.policy", "sanitizer.instead.common"))
         workdir = Path(tempfile.mkdtemp(prefix="job-", dir=self.runtime_dir))
-        loop = asyncio.get_running_loop()
         job = Job(data=data, filename=filename, detected=detected, policy=policy, engine=self, workdir=workdir,
-                  deadline=loop.time() + self.policies.timeout_s, depth=depth)
+                  deadline=deadline, depth=depth)
         try:
-            product = await asyncio.wait_for(self._handlers[kind](job), self.policies.timeout_s)
+            product = await asyncio.wait_for(self._handlers[kind](job), job.remaining())
             if not product.outputs:
                 raise Refusal("sanitizer.refused.empty")
-            for output in product.outputs:
-                verify(output)
+            for at, output in enumerate(product.outputs):
+                await verify(self, output, job.remaining(), product.checks[at] if at < len(product.checks) else None)
         except Refusal as refusal:
             return self._refused(detected, policy, refusal)
         except (asyncio.TimeoutError, SandboxTimeout):

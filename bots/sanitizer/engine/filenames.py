@@ -13,6 +13,8 @@ import unicodedata
 RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
 _UNSAFE = re.compile(r'[\\/:*?"<>|]')
 MAX_STEM = 100
+#: Linux allows 255 bytes a name: a stem of 100 CJK characters is 300 bytes in UTF-8
+MAX_STEM_BYTES = 200
 
 
 def clean(name: str) -> str:
@@ -32,7 +34,7 @@ def stem(name: str) -> str:
     base = base.replace(".", "_").strip(" _") or "file"
     if base.split("_")[0].upper() in RESERVED or base.upper() in RESERVED:
         base = "_" + base
-    return base[:MAX_STEM]
+    return base[:MAX_STEM].encode("utf-8")[:MAX_STEM_BYTES].decode("utf-8", "ignore")
 
 
 def output_name(original: str, extension: str, suffix: str = "") -> str:

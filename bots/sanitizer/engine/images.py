@@ -62,6 +62,9 @@ async def sanitize(job: Job) -> Product:
             if worker.running:  # the worker said "bad file" and stayed sane (it is killed otherwise)
                 raise Refusal("sanitizer.refused.image_broken", "sanitizer.instead.image") from None
             raise
+    if answer.get("refused") == "jpeg_too_many_scans":
+        raise Refusal("sanitizer.refused.jpeg_too_many_scans", "sanitizer.instead.image",
+                      limit=int(answer.get("limit", 0)))
     if answer.get("refused") == "image_too_large":
         raise Refusal("sanitizer.refused.image_too_large", "sanitizer.instead.smaller_image",
                       limit_mp=job.policies.max_megapixels)

@@ -3,6 +3,9 @@
 First refused when encrypted (msoffcrypto for OLE and OOXML; ODF's manifest). Then, before any
 renderer sees the bytes, OOXML loses its active parts (:mod:`ooxml`) and ODF its macro libraries.
 
+Everything that reads the document's bytes before LibreOffice (:func:`prepare`: budgets, encryption,
+stripping) runs in a warm sandboxed worker (jail.py, workers/parse_worker.py), never on the host.
+
 - ``rasterize``: a warm LibreOffice (one per sandboxed worker, at most ``concurrency`` of them)
   converts to PDF, which :func:`pdf.rasterize` turns into pixels and a new PDF. LibreOffice loads with
   macros never executed and links never updated, in a sandbox with no network and no host files.
@@ -13,14 +16,14 @@ renderer sees the bytes, OOXML loses its active parts (:mod:`ooxml`) and ODF its
 
 from __future__ import annotations
 
-import asyncio
 import io
 import zipfile
 
+import attrs
 import msoffcrypto
 import olefile
 
-from . import ooxml, pdf
+from . import budgets, jail, ooxml, pdf
 from .filenames import output_name
 from .result import Note, Output, Product, Refusal
 from .sandbox import SANDBOX_WORKERS, Limits, SandboxError, WarmWorker, WorkerPool
@@ -59,28 +62,53 @@ def _worker(engine) -> WarmWorker:
                       env={"SAL_USE_VCLPLUGIN": "svp"})
 
 
-async def sanitize(job) -> Product:
-    data, removed = job.data, set()
-    limits = ooxml.Limits(max_total_bytes=job.policies.archive.max_total_mb * 1024 * 1024)
-    if _is_zip(data) and "[Content_Types].xml" in _names(data):
-        stripped = await asyncio.to_thread(ooxml.strip, data, limits)
-        data, removed, extension = stripped.data, set(stripped.removed), stripped.kind
-        if job.policy == "strip-active" and stripped.deliverable:
-            suffix, mimetype = ooxml.PACKAGE[stripped.kind]
-            return Product(outputs=(Output(data, output_name(job.filename, suffix), mimetype),),
-                           removed=_notes(removed))
-    elif _is_zip(data) and "mimetype" in _names(data):
+@attrs.frozen
+class Prepared:
+    """What :func:`prepare` made of a document, in the sandbox, before any renderer sees it."""
+
+    data: bytes
+    extension: str  # the hint LibreOffice is given
+    removed: frozenset[str]  # sanitizer.removed.<what>
+    deliver: tuple[str, str] | None = None  # (suffix, mimetype) when strip-active delivers it as it is
+
+
+def prepare(data: bytes, mime: str, policy: str, max_total_bytes: int) -> Prepared:
+    """Budgets first, then encryption and active parts out (runs inside the sandbox: parse_worker.py)."""
+    limits = ooxml.Limits(max_total_bytes=max_total_bytes)
+    if _is_zip(data):
+        budgets.check_package(data, max_total_bytes)
+    if _is_zip(data) and "[content_types].xml" in {n.lower() for n in _names(data)}:  # OPC: case-insensitive
+        stripped = ooxml.strip(data, limits)
+        deliver = ooxml.PACKAGE[stripped.kind] if policy == "strip-active" and stripped.deliverable else None
+        return Prepared(stripped.data, stripped.kind, frozenset(stripped.removed), deliver)
+    if _is_zip(data) and "mimetype" in _names(data):
         data, extension, found = _strip_odf(data, limits)
-        removed |= found
-    elif data.startswith(OLE_MAGIC):
+        return Prepared(data, extension, frozenset(found))
+    if data.startswith(OLE_MAGIC):
         _refuse_encrypted_ole(data)
-        extension = OLE_EXTENSIONS.get(job.detected.mime, "doc")
-        if _ole_has_macros(data):
-            removed.add("macros")
-    elif data.lstrip()[:5] == b"{\\rtf":
-        extension = "rtf"
-    else:
-        raise Refusal("sanitizer.refused.broken", "sanitizer.instead.pdf")
+        return Prepared(data, OLE_EXTENSIONS.get(mime, "doc"), frozenset({"macros"} if _ole_has_macros(data) else ()))
+    if data.lstrip()[:5] == b"{\\rtf":
+        return Prepared(data, "rtf", frozenset())
+    raise Refusal("sanitizer.refused.broken", "sanitizer.instead.pdf")
+
+
+async def sanitize(job) -> Product:
+    answer, data = await jail.call(job.engine, "office", job.data, job.remaining(), mime=job.detected.mime,
+                                   policy=job.policy, max_total_bytes=job.policies.archive.max_total_mb * 1024 * 1024)
+    removed = {str(what) for what in answer.get("removed") or ()}
+    if not data or not all(what.isidentifier() for what in removed):
+        raise SandboxError(f"office worker answered {answer!r}"[:300])
+    deliver = answer.get("deliver")
+    if deliver:
+        # the worker names one of the known package types, or nothing is delivered (verify.py checks the bytes)
+        kind = next((k for k, value in ooxml.PACKAGE.items() if list(value) == list(deliver)), None)
+        if kind is None:
+            raise SandboxError(f"office worker answered {answer!r}"[:300])
+        suffix, mimetype = ooxml.PACKAGE[kind]
+        return Product(outputs=(Output(data, output_name(job.filename, suffix), mimetype),), removed=_notes(removed))
+    extension = str(answer.get("extension", ""))
+    if not extension.isalnum() or len(extension) > 5:
+        raise SandboxError(f"office worker answered {answer!r}"[:300])
     limitations = (Note("sanitizer.limit.rasterized_instead"),) if job.policy == "strip-active" else ()
     converted = await _convert(job, data, extension)
     return await pdf.rasterize(job, converted, removed=_notes(removed), limitations=limitations, complete=False)

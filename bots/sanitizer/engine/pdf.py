@@ -42,6 +42,15 @@ PAGES_PER_RUN = 8
 JPEG_QUALITY = 85
 MAX_TEXT_BYTES = 16 * 1024 * 1024
 _PPM_HEADER = re.compile(rb"P6\s(\d{1,5})\s(\d{1,5})\s255\s")
+_DIGITS = re.compile(r"\D")
+UNTRUSTED_PATTERNS = (_PPM_HEADER, _DIGITS)
+#: an image inside a PDF may have this many times the pixels of a rendered page (the renderer scales it
+#: down, but decodes it whole first): 200 MP with the default 50 MP
+IMAGE_PIXELS_FACTOR = 4
+#: what the probe's budget check may answer (workers/pdf_probe.py) -> reason
+BUDGET_REFUSALS = {"stream_ratio": "sanitizer.refused.pdf_stream_bomb",
+                   "inflated_total": "sanitizer.refused.pdf_stream_bomb",
+                   "image_pixels": "sanitizer.refused.pdf_image_too_large"}
 
 
 @attrs.frozen
@@ -93,12 +102,17 @@ async def rasterize(job, pdf: bytes, *, removed: Iterable[Note] = (), limitation
 
 
 async def _probe(job, workdir: Path) -> dict:
-    done = await sandbox.run(job.sandbox, job.sandbox.python_worker("pdf_probe.py", "/job/in.pdf"), job_dir=workdir,
+    max_image_pixels = str(IMAGE_PIXELS_FACTOR * job.policies.max_megapixels * 1_000_000)
+    done = await sandbox.run(job.sandbox, job.sandbox.python_worker("pdf_probe.py", "/job/in.pdf", max_image_pixels),
+                             job_dir=workdir,
                              timeout=job.remaining(), limits=job.limits(), python=True, max_output=1024 * 1024)
     if done.returncode != 0:
         raise Refusal("sanitizer.refused.broken", "sanitizer.instead.pdf")
     try:
         info = json.loads(done.stdout)
+        over = info.get("over_budget")
+        if over in BUDGET_REFUSALS:
+            raise Refusal(BUDGET_REFUSALS[over], "sanitizer.instead.smaller")
         if not info["password"]:
             int(info["pages"]), float(info["width_pt"]), float(info["height_pt"])
     except (ValueError, KeyError, TypeError):
@@ -130,7 +144,7 @@ async def _render(job, workdir: Path, pages: int, dpi: int) -> list[Page]:
             done = await sandbox.run(job.sandbox, argv, job_dir=workdir, timeout=job.remaining(), limits=job.limits())
             if done.returncode != 0:
                 raise Refusal("sanitizer.refused.broken", "sanitizer.instead.pdf")
-            files = sorted(out.iterdir(), key=lambda p: int(re.sub(r"\D", "", p.name) or 0))
+            files = sorted(out.iterdir(), key=lambda p: int(_DIGITS.sub("", p.name) or 0))
             if len(files) != last - first + 1:
                 raise Refusal("sanitizer.refused.broken", "sanitizer.instead.pdf")
             return await asyncio.to_thread(_compress, files, job.policies.max_megapixels)

@@ -52,6 +52,9 @@ class Product:
     removed: tuple[Note, ...] = ()
     limitations: tuple[Note, ...] = ()
     pages: int | None = None
+    #: per output, what the jailed check (verify.problem) answered when the jailed worker that made the
+    #: output checked it in the same request (one round trip less); None: the engine asks for the check
+    checks: tuple[dict | None, ...] = ()
 
 
 @attrs.frozen

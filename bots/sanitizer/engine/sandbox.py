@@ -1,8 +1,10 @@
-"""Renderers (image decoder, pdftoppm, LibreOffice) run as separate processes in a bubblewrap sandbox.
+"""Renderers (image decoder, pdftoppm, LibreOffice) and the parse worker (type detection, text, Office
+stripping, ZIP reading, output checks: jail.py) run as separate processes in a bubblewrap sandbox.
 
 Inside: no network (own network namespace), no host files but read-only system libraries and the
-Python runtime, a private ``/tmp``, an unprivileged uid, no capabilities, its own session (no
-terminal tricks), and rlimits on memory, CPU time, file size and open files. It dies with us.
+Python runtime (and for the parse worker the project's ``bots/`` and ``lgwan_chat/`` code), a private
+``/tmp``, an unprivileged uid, no capabilities, its own session (no terminal tricks), and rlimits on
+memory, CPU time, file size and open files. It dies with us.
 Files reach it either through stdin/stdout (warm workers: nothing of the host is writable) or
 through a job directory made for one file and deleted afterwards.
 
@@ -35,6 +37,10 @@ from .workers import protocol
 WORKERS_DIR = Path(__file__).resolve().parent / "workers"
 #: where the worker scripts are seen inside the sandbox
 SANDBOX_WORKERS = "/worker"
+#: the project's code a worker may import (parse_worker.py imports the engine's pure modules): only these
+#: packages are bound, read-only, never the checkout's configuration or data
+PROJECT_CODE = tuple(str(Path(__file__).resolve().parents[3] / name) for name in ("bots", "lgwan_chat"))
+SANDBOX_CODE = "/code"
 PASSWD = "sandbox:x:65534:65534::/tmp:/bin/sh\n"
 GROUP = "sandbox:x:65534:\n"
 
@@ -85,7 +91,8 @@ class Sandbox:
                 path.write_text(text)
 
     def command(self, argv: Sequence[str], job_dir: Path | None = None, *, python: bool = False,
-                extra_ro: Sequence[str] = (), env: dict[str, str] | None = None) -> list[str]:
+                extra_ro: Sequence[str] = (), env: dict[str, str] | None = None,
+                code: Sequence[str] = ()) -> list[str]:
         cmd = [bwrap_path(), "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
                "--uid", "65534", "--gid", "65534", "--clearenv",
                "--ro-bind", "/usr", "/usr"]
@@ -104,6 +111,8 @@ class Sandbox:
             for path in python_paths():
                 cmd += ["--ro-bind", path, path]
             cmd += ["--ro-bind", str(WORKERS_DIR), SANDBOX_WORKERS]
+        for path in code:
+            cmd += ["--ro-bind", path, f"{SANDBOX_CODE}/{Path(path).name}"]
         if job_dir is not None:
             cmd += ["--bind", str(job_dir), "/job", "--chdir", "/job"]
         else:
@@ -170,8 +179,8 @@ class WarmWorker:
 
     def __init__(self, sandbox: Sandbox, argv: Sequence[str], *, limits: Limits, max_jobs: int,
                  python: bool = True, extra_ro: Sequence[str] = (), env: dict[str, str] | None = None,
-                 max_output: int = 512 * 1024 * 1024):
-        self._command = sandbox.command(argv, None, python=python, extra_ro=extra_ro, env=env)
+                 max_output: int = 512 * 1024 * 1024, code: Sequence[str] = ()):
+        self._command = sandbox.command(argv, None, python=python, extra_ro=extra_ro, env=env, code=code)
         self._limits = limits
         self._max_jobs = max_jobs
         self._max_output = max_output
@@ -209,11 +218,15 @@ class WarmWorker:
             await self.start()
         assert self._process is not None and self._process.stdin is not None
         self._jobs += 1
+        process = self._process
+
+        async def exchange() -> tuple[dict[str, Any], bytes]:
+            process.stdin.write(protocol.encode(header, payload))
+            await process.stdin.drain()  # within the deadline too: a stuck worker may stop reading
+            return await protocol.read_async(process.stdout, self._max_output)
+
         try:
-            self._process.stdin.write(protocol.encode(header, payload))
-            await self._process.stdin.drain()
-            answer, data = await asyncio.wait_for(protocol.read_async(self._process.stdout, self._max_output),
-                                                  timeout)
+            answer, data = await asyncio.wait_for(exchange(), timeout)
         except asyncio.TimeoutError:
             await self.stop()
             raise SandboxTimeout(f"worker timed out after {timeout:.0f} s") from None

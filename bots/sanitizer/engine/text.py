@@ -6,12 +6,18 @@ A CSV is parsed and written again, every cell that a spreadsheet would run as a 
 BOM and CRLF, which Excel needs to open Japanese CSV correctly. Plain numbers such as ``-5`` or
 ``+1.5e3`` are no formulas and stay as they are.
 
-Only the standard library's codecs and csv module read the bytes: no native parser, so no sandbox.
+Excel reads a first line ``sep=;`` as "the cells are separated by ;" (and does not show it): such a line
+is taken off and the file is read with that separator, so that the cells checked here are the cells
+Excel would show; the output is written with commas and no directive (a first cell that reads like one
+is quoted). A cell longer than Excel's own limit (32,767 characters) refuses the file.
+
+Runs inside the sandbox (workers/parse_worker.py calls :func:`run`); the host only sends the bytes.
+Every pattern here is applied to untrusted text: written without nested or overlapping quantifiers
+(linear time), listed in ``UNTRUSTED_PATTERNS`` and checked by tests/test_sanitizer_patterns.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import codecs
 import csv
 import io
@@ -21,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from .filenames import clean, output_name
 from .result import Note, Output, Product, Refusal
+from .sandbox import SandboxError
 
 if TYPE_CHECKING:
     from .engine import Job
@@ -37,7 +44,14 @@ ENCODING_NAMES = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8", "utf-16": "UTF-16", "e
 CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 HALF_WIDTH_KATAKANA = re.compile("[\uff61-\uff9f]")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-NUMBER = re.compile(r"[+-]?(\d[\d,]*)?\.?\d+([eE][+-]?\d+)?")
+#: a number, not a formula: ``-5``, ``+1,000``, ``-.5``, ``1.5e3``. The digits before the point and the
+#: digits after it are separate runs, so no run of digits can be split two ways (linear, no backtracking)
+NUMBER = re.compile(r"[+-]?(?:\d(?:[\d,]*\d)?(?:\.\d+)?|\.\d+)(?:[eE][+-]?\d+)?")
+#: Excel's separator directive, a first line of its own: ``sep=;``
+SEPARATOR_LINE = re.compile(r"sep=(.)\n?", re.I)
+#: the longest cell Excel holds (its specification's limit): longer ones are no spreadsheet
+MAX_CELL_CHARS = 32_767
+UNTRUSTED_PATTERNS = (CONTROLS, HALF_WIDTH_KATAKANA, NUMBER, SEPARATOR_LINE)
 
 csv.field_size_limit(256 * 1024 * 1024)  # a cell may be as large as the file; the file size is capped
 
@@ -78,7 +92,19 @@ def neutralise(cell: str) -> tuple[str, bool]:
     return cell, False
 
 
-def _sanitize(data: bytes, filename: str, is_csv: bool) -> Product:
+def separator(text: str, default: str) -> tuple[str, str, bool]:
+    """(text without a ``sep=`` first line, the separator to read with, whether there was one)."""
+    first = text.split("\n", 1)[0]
+    found = SEPARATOR_LINE.fullmatch(first)
+    if found is None:
+        return text, default, False
+    sep = found[1]
+    if sep in ('"', "\r") or sep.isalnum():
+        raise Refusal("sanitizer.refused.csv_separator", "sanitizer.instead.utf8", separator=repr(sep))
+    return text[len(first) + 1:], sep, True
+
+
+def run(data: bytes, filename: str, is_csv: bool) -> Product:
     text, codec = decode(data)
     text, controls = clean_text(text)
     if not text.strip():
@@ -94,14 +120,24 @@ def _sanitize(data: bytes, filename: str, is_csv: bool) -> Product:
         return Product(outputs=(output,), removed=tuple(removed), limitations=tuple(limitations))
     tsv = Path(clean(filename)).suffix.lower() == ".tsv"
     delimiter = "\t" if tsv else ","
+    text, reading, directive = separator(text, delimiter)
+    if directive:
+        removed.append(Note("sanitizer.removed.csv_separator", {"separator": reading}))
     out = io.StringIO()
     writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
     formulas = 0
     try:
-        for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter):
+        for number, row in enumerate(csv.reader(io.StringIO(text, newline=""), delimiter=reading)):
+            if any(len(cell) > MAX_CELL_CHARS for cell in row):
+                raise Refusal("sanitizer.refused.csv_cell_too_long", "sanitizer.instead.utf8", limit=MAX_CELL_CHARS)
             cells = [neutralise(cell) for cell in row]
             formulas += sum(changed for _, changed in cells)
-            writer.writerow([cell for cell, _ in cells])
+            row = [cell for cell, _ in cells]
+            if number == 0 and row and row[0][:4].lower() == "sep=":
+                # a first cell reading "sep=x" would become Excel's directive: quoted, it is a cell
+                csv.writer(out, delimiter=delimiter, lineterminator="\r\n", quoting=csv.QUOTE_ALL).writerow(row)
+            else:
+                writer.writerow(row)
     except csv.Error:
         raise Refusal("sanitizer.refused.csv_broken", "sanitizer.instead.utf8") from None
     if formulas:
@@ -112,5 +148,15 @@ def _sanitize(data: bytes, filename: str, is_csv: bool) -> Product:
 
 
 async def sanitize(job: Job) -> Product:
-    # a large CSV takes seconds of pure Python: off the event loop
-    return await asyncio.to_thread(_sanitize, job.data, job.filename, job.detected.kind == "csv")
+    from . import jail
+    answer, data = await jail.call(job.engine, "text", job.data, job.remaining(), filename=job.filename,
+                                   csv=job.detected.kind == "csv")
+    mimetype = answer.get("mimetype")
+    if mimetype not in ("text/plain", "text/csv", "text/tab-separated-values") or not data:
+        raise SandboxError(f"text worker answered {answer!r}"[:300])
+    # the name is made here again: the worker's answer is untrusted
+    extension = {"text/plain": ".txt", "text/csv": ".csv", "text/tab-separated-values": ".tsv"}[mimetype]
+    check = answer.get("check")
+    return Product(outputs=(Output(data, output_name(job.filename, extension), mimetype),),
+                   removed=jail.notes(answer.get("removed")), limitations=jail.notes(answer.get("limitations")),
+                   checks=(check if isinstance(check, dict) else None,))

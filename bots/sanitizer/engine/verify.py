@@ -45,22 +45,44 @@ def _scan(obj: pikepdf.Object, found: set[str]) -> None:
                 _scan(item, found)
 
 
-def verify(output: Output) -> None:
-    detected = detect(output.data)
-    text_like = detected.mime in ("text/plain", "text/csv") and output.mimetype.startswith("text/")
-    if detected.mime not in DELIVERABLE or (detected.mime != output.mimetype and not text_like):
-        raise Refusal("sanitizer.refused.verify_failed", what=detected.mime)
+def problem(data: bytes, mimetype: str) -> str | None:
+    """What is wrong with an output claimed to be ``mimetype`` (None: nothing). Runs in the sandbox
+    (workers/parse_worker.py): an output is made from untrusted bytes, and so is parsed like them."""
+    detected = detect(data)
+    text_like = detected.mime in ("text/plain", "text/csv") and mimetype.startswith("text/")
+    if detected.mime not in DELIVERABLE or (detected.mime != mimetype and not text_like):
+        return detected.mime
     if detected.mime == "application/pdf":
         try:
-            left = pdf_active_content(output.data)
+            left = pdf_active_content(data)
         except pikepdf.PdfError:
-            raise Refusal("sanitizer.refused.verify_failed", what="PDF") from None
+            return "PDF"
         if left:
-            raise Refusal("sanitizer.refused.verify_failed", what=" ".join(left))
+            return " ".join(left)
     if detected.mime in {mime for _, mime in ooxml.PACKAGE.values()}:  # strip-active Office output
         try:
-            left = ooxml.active_parts(output.data)
+            left = ooxml.active_parts(data)
         except Exception:
-            raise Refusal("sanitizer.refused.verify_failed", what="OOXML") from None
+            return "OOXML"
         if left:
-            raise Refusal("sanitizer.refused.verify_failed", what=" ".join(left)[:200])
+            return " ".join(left)[:200]
+    return None
+
+
+def answer(data: bytes, mimetype: str) -> dict:
+    """The check's answer as the jailed worker sends it: the detected type and the problem found."""
+    return {"mime": detect(data).mime, "problem": problem(data, mimetype)}
+
+
+async def verify(engine, output: Output, timeout: float, checked: dict | None = None) -> None:
+    """The check of :func:`problem`, asked of a jailed worker (or ``checked``: its answer given with the
+    output by the worker that made it); the answer is checked here once more."""
+    from . import jail
+    if checked is None:
+        checked, _ = await jail.call(engine, "verify", output.data, timeout, mimetype=output.mimetype)
+    found, mime = checked.get("problem"), checked.get("mime")
+    if found is not None:
+        raise Refusal("sanitizer.refused.verify_failed", what=str(found)[:200])
+    text_like = mime in ("text/plain", "text/csv") and output.mimetype.startswith("text/")
+    if mime not in DELIVERABLE or (mime != output.mimetype and not text_like):
+        raise Refusal("sanitizer.refused.verify_failed", what=str(mime)[:200])

@@ -28,9 +28,39 @@ FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
 warnings.simplefilter("error", Image.DecompressionBombWarning)
 
 MAX_PAYLOAD = 2048 * 1024 * 1024
+#: scans of a progressive JPEG decoded at most: each is one more pass over every pixel (30,000 scans of a
+#: 7000x7000 image take minutes); encoders write about 10, the most elaborate scan scripts a few dozen
+MAX_JPEG_SCANS = 100
 GPS_IFD = 0x8825
 #: Exif IFD, ImageDescription, Make, Model, Software, DateTime, Artist, HostComputer, Copyright
 TIFF_PERSONAL_TAGS = (0x8769, 0x010E, 0x010F, 0x0110, 0x0131, 0x0132, 0x013B, 0x013C, 0x8298)
+
+
+def _jpeg_scans(data, limit):
+    """How many scans (SOS markers) the first JPEG image has, counting stops past ``limit``: a walk over
+    the segments and the entropy-coded data between them, linear in the file's size."""
+    pos, scans = 2, 0
+    while pos + 4 <= len(data) and scans <= limit:
+        if data[pos] != 0xFF:
+            break
+        marker = data[pos + 1]
+        if marker == 0xFF:
+            pos += 1
+            continue
+        if marker == 0xD9:
+            break
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            pos += 2
+            continue
+        pos += 2 + struct.unpack(">H", data[pos + 2:pos + 4])[0]
+        if marker == 0xDA:
+            scans += 1
+            pos = data.find(b"\xff", pos)
+            while 0 <= pos < len(data) - 1 and (data[pos + 1] == 0 or 0xD0 <= data[pos + 1] <= 0xD7):
+                pos = data.find(b"\xff", pos + 2)
+            if pos < 0:
+                break
+    return scans
 
 
 def _png_end(data):
@@ -152,6 +182,8 @@ def _pixels_only(im):
 def handle(header, payload):
     max_pixels = int(header["max_pixels"])
     Image.MAX_IMAGE_PIXELS = max_pixels
+    if payload[:2] == b"\xff\xd8" and _jpeg_scans(payload, MAX_JPEG_SCANS) > MAX_JPEG_SCANS:
+        return {"refused": "jpeg_too_many_scans", "limit": MAX_JPEG_SCANS}, b""  # before any decoding
     try:
         im = Image.open(io.BytesIO(payload), formats=FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
