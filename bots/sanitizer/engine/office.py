@@ -62,7 +62,7 @@ def _worker(engine) -> WarmWorker:
 async def sanitize(job) -> Product:
     data, removed = job.data, set()
     limits = ooxml.Limits(max_total_bytes=job.policies.archive.max_total_mb * 1024 * 1024)
-    if _is_zip(data) and "[Content_Types].xml" in _names(data):
+    if _is_zip(data) and "[content_types].xml" in {n.lower() for n in _names(data)}:  # OPC: case-insensitive
         stripped = await asyncio.to_thread(ooxml.strip, data, limits)
         data, removed, extension = stripped.data, set(stripped.removed), stripped.kind
         if job.policy == "strip-active" and stripped.deliverable:

@@ -6,7 +6,7 @@ import io
 
 import pikepdf
 
-from . import ooxml
+from . import ooxml, ooxml_verify
 from .detect import detect
 from .result import Output, Refusal
 
@@ -59,7 +59,7 @@ def verify(output: Output) -> None:
             raise Refusal("sanitizer.refused.verify_failed", what=" ".join(left))
     if detected.mime in {mime for _, mime in ooxml.PACKAGE.values()}:  # strip-active Office output
         try:
-            left = ooxml.active_parts(output.data)
+            left = ooxml_verify.verify_package(output.data)
         except Exception:
             raise Refusal("sanitizer.refused.verify_failed", what="OOXML") from None
         if left:
