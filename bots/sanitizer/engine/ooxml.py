@@ -101,7 +101,7 @@ PACKAGE = {
 
 _OD = "application/vnd.openxmlformats-officedocument."
 #: content types of the parts kept (compared lower-cased); the value says whether the part is XML
-KEPT_CONTENT_TYPES: dict[str, bool] = {t.lower(): xml for t, xml in {
+_KEPT_CONTENT_TYPES: dict[str, bool] = {
     **{t: True for t in MAIN_TYPES if t.endswith("+xml")},
     **{f"{_OD}wordprocessingml.{p}+xml": True for p in (
         "styles", "settings", "webSettings", "fontTable", "numbering", "footnotes", "endnotes", "comments",
@@ -126,7 +126,10 @@ KEPT_CONTENT_TYPES: dict[str, bool] = {t.lower(): xml for t, xml in {
     # pictures: kept as they are, once their first bytes say they are that picture
     "image/png": False, "image/jpeg": False, "image/gif": False, "image/bmp": False, "image/tiff": False,
     "image/x-emf": False, "image/x-wmf": False, "image/emf": False, "image/wmf": False,
-}.items()}
+}
+KEPT_CONTENT_TYPES = {t.lower(): xml for t, xml in _KEPT_CONTENT_TYPES.items()}
+#: lower-cased -> as the standard spells it (written so in the output, for readers that compare exactly)
+SPELLING = {t.lower(): t for t in _KEPT_CONTENT_TYPES}
 #: a binary workbook's own parts (xlsb is only ever rasterized in the sandbox, never delivered)
 XLSB_CONTENT_TYPES = {t.lower() for t in (
     "application/vnd.ms-excel.worksheet", "application/vnd.ms-excel.sharedStrings",
@@ -558,7 +561,7 @@ def _drop_references(root: ET.Element, kept: set[str], links: set[str], removed:
     for child in root.iter():
         refs = {k for k, v in child.attrib.items()
                 if (_local(k)[0] in RELATIONSHIP_ATTRIBUTES or k == f"{{{O}}}relid")
-                and (v not in kept or (v in links and _local(child.tag)[1] not in _HYPERLINK_ELEMENTS))}
+                and v and (v not in kept or (v in links and _local(child.tag)[1] not in _HYPERLINK_ELEMENTS))}
         if not refs:
             continue
         if any(child.attrib[k] in links for k in refs):
@@ -872,8 +875,7 @@ def _write(parts: dict[str, bytes], graph: _Graph, content_type, kind: str) -> b
     overrides = []
     for name in graph.kept:
         ctype = content_type(_key(name))
-        if ctype in MAIN_TYPES_LOWER and kind in PLAIN_MAIN:
-            ctype = PLAIN_MAIN[kind]
+        ctype = PLAIN_MAIN[kind] if ctype in MAIN_TYPES_LOWER and kind in PLAIN_MAIN else SPELLING.get(ctype, ctype)
         overrides.append(f'<Override PartName="{escape("/" + name, QUOTE)}" ContentType="{escape(ctype, QUOTE)}"/>')
     members["[Content_Types].xml"] = _XML_DECLARATION + (
         f'<Types xmlns="{CT}"><Default Extension="rels" ContentType="{RELATIONSHIPS_TYPE}"/>'

@@ -341,11 +341,11 @@ def _field_problems(instruction: str) -> list[str]:
     if name == "HYPERLINK":
         arguments = _field_arguments(instruction)[1:]
         while arguments:
-            word = arguments.pop(0)
-            if word.upper() in ("\\L", "\\O", "\\T"):
+            word, quoted = arguments.pop(0)
+            if not quoted and word.upper() in ("\\L", "\\O", "\\T"):
                 if arguments:
                     arguments.pop(0)
-            elif not word.startswith("\\"):
+            elif quoted or not word.startswith("\\"):
                 scheme = urllib.parse.urlsplit(word.strip()).scheme.lower()
                 if scheme not in ("http", "https", "mailto") or "\\" in word:
                     return [f"field {instruction.strip()[:80]}"]
@@ -353,26 +353,25 @@ def _field_problems(instruction: str) -> list[str]:
     return []
 
 
-def _field_arguments(instruction: str) -> list[str]:
-    """Words of a field code; a quoted argument is one word (a plain scan, no pattern)."""
-    words, current, quoted = [], [], False
+def _field_arguments(instruction: str) -> list[tuple[str, bool]]:
+    """Words of a field code, each with whether it was quoted (a plain scan, no pattern)."""
+    words: list[tuple[str, bool]] = []
+    current: list[str] = []
+    quoted = False
     for c in instruction:
         if c == '"':
-            if quoted:
-                words.append("".join(current))
-                current = []
-            elif current:
-                words.append("".join(current))
+            if quoted or current:
+                words.append(("".join(current), quoted))
                 current = []
             quoted = not quoted
         elif c.isspace() and not quoted:
             if current:
-                words.append("".join(current))
+                words.append(("".join(current), False))
                 current = []
         else:
             current.append(c)
-    if current:
-        words.append("".join(current))
+    if current or quoted:
+        words.append(("".join(current), quoted))
     return words
 
 
