@@ -655,3 +655,28 @@ def test_strip_active_through_the_cli(tmp_path):
         assert out.is_file(), name  # delivered as an Office file, not an image PDF
         assert findings(out.read_bytes()) == [], name
     assert b"BODY-TEXT" in zipfile.ZipFile(tmp_path / "out" / "通常.docx").read("word/document.xml")
+
+
+# --- the admin guide's lists are the code's -----------------------------------------------------------
+
+@pytest.mark.parametrize("guide", ["docs/admin-guide.ja.md", "docs/admin-guide.en.md"])
+def test_the_admin_guide_lists_what_the_code_keeps_and_removes(guide):
+    from bots.sanitizer.engine import ooxml_verify
+
+    text = (Path(__file__).resolve().parent.parent / guide).read_text(encoding="utf-8")
+    section = text[text.index("`strip-active`"):]
+    kept_row = next(line for line in section.splitlines() if line.startswith(("| Excel の数式", "| Excel formulas")))
+    kept, removed_ = kept_row.split(" | ")[1:3]
+    kept_functions = set(re.findall(r"\b([A-Z][A-Z0-9.]*[A-Z0-9])\b", kept))
+    removed_functions = set(re.findall(r"\b([A-Z][A-Z0-9.]*[A-Z0-9])\b", removed_.split("DDE")[0]))
+    assert {"SUM", "AVERAGE", "IF", "VLOOKUP"} <= kept_functions and {"WEBSERVICE", "RTD"} <= removed_functions
+    for name in kept_functions:
+        assert ooxml.formula_is_inert(f"{name}(A1)") and not ooxml_verify._formula_problems(f"{name}(A1)"), name
+    for name in removed_functions:
+        assert not ooxml.formula_is_inert(f"{name}(A1)") and ooxml_verify._formula_problems(f"{name}(A1)"), name
+    fields_row = next(line for line in section.splitlines() if line.startswith(("| Word のフィールド", "| Word fields")))
+    kept, removed_ = fields_row.split(" | ")[1:3]
+    for name in re.findall(r"\b([A-Z]{3,})\b", kept.split("HYPERLINK")[0]):
+        assert ooxml.field_is_inert(f" {name} ") and not ooxml_verify._field_problems(f" {name} "), name
+    for name in re.findall(r"\b([A-Z]{3,})\b", removed_.split("HYPERLINK")[0]):
+        assert not ooxml.field_is_inert(f" {name} ") and ooxml_verify._field_problems(f" {name} "), name
