@@ -222,6 +222,7 @@ ACTIVE_ELEMENTS = {
 }
 #: VML attributes that name a file or URL to load
 VML_LINK_ATTRIBUTES = {"src", "href", f"{{{O}}}href", f"{{{O}}}althref"}
+_FIELD_TAGS = {f"{{{ns}}}{local}" for ns in WORD for local in ("fldChar", "instrText", "delInstrText", "fldSimple")}
 _HYPERLINK_ELEMENTS = {"hyperlink", "hlinkClick", "hlinkHover", "hlinkMouseOver"}
 _EMPTY_WHEN_BARE = {f"{{{W}}}object", f"{{{MC}}}AlternateContent", f"{{{MC}}}Choice", f"{{{MC}}}Fallback"}
 
@@ -524,9 +525,15 @@ class _Edits:
 
     def __init__(self, root: ET.Element):
         self.root = root
-        self.parents = {child: parent for parent in root.iter() for child in parent}
+        self._parents: dict[ET.Element, ET.Element] | None = None
         self.doomed: set[ET.Element] = set()
         self.replaced: dict[ET.Element, list[ET.Element]] = {}
+
+    @property
+    def parents(self) -> dict[ET.Element, ET.Element]:
+        if self._parents is None:  # made only for the parts that need it
+            self._parents = {child: parent for parent in self.root.iter() for child in parent}
+        return self._parents
 
     def drop(self, el: ET.Element) -> None:
         if el is not self.root:
@@ -559,6 +566,8 @@ def _drop_references(root: ET.Element, kept: set[str], links: set[str], removed:
     only an ``r:link``, or a Word hyperlink around its text. True if anything was removed."""
     edits = _Edits(root)
     for child in root.iter():
+        if not child.attrib:
+            continue
         refs = {k for k, v in child.attrib.items()
                 if (_local(k)[0] in RELATIONSHIP_ATTRIBUTES or k == f"{{{O}}}relid")
                 and v and (v not in kept or (v in links and _local(child.tag)[1] not in _HYPERLINK_ELEMENTS))}
@@ -589,8 +598,9 @@ def _neutralize(root: ET.Element, removed: _Removed, limits: Limits) -> set[str]
 
     _neutralize_fields(root, edits, note, limits)
     unsafe_shared: set[str] = set()
+    names: dict[str, tuple[str, str]] = {}  # tag -> (namespace, local name), split once per tag
     for el in root.iter():
-        namespace, local = _local(el.tag)
+        namespace, local = names.get(el.tag) or names.setdefault(el.tag, _local(el.tag))
         if local in ACTIVE_ELEMENTS and namespace in WORD | SHEET | PRESENTATION | {O}:
             note(ACTIVE_ELEMENTS[local], local)
             edits.drop(el)
@@ -767,9 +777,9 @@ def _neutralize_fields(root: ET.Element, edits: _Edits, note, limits: Limits) ->
         cut[end + 1] -= 1
 
     for i, el in enumerate(order):
-        namespace, local = _local(el.tag)
-        if namespace not in WORD:
+        if el.tag not in _FIELD_TAGS:
             continue
+        local = _local(el.tag)[1]
         if local == "fldChar":
             kind = next((v for k, v in el.attrib.items() if _local(k)[1] == "fldCharType"), "")
             if kind == "begin":
@@ -791,6 +801,8 @@ def _neutralize_fields(root: ET.Element, edits: _Edits, note, limits: Limits) ->
                 edits.replace(el, [c for c in el if _local(c.tag)[1] != "fldData"])
     while stack:  # never ended: judged up to the end of the part
         close(stack.pop(), len(order) - 1)
+    if not any(cut):
+        return
     depth = 0
     for i, el in enumerate(order):
         depth += cut[i]

@@ -269,12 +269,20 @@ def _xml_problems(content: bytes, links: set[str]) -> list[str]:
         return ["unreadable XML"]
     problems: list[str] = []
     open_fields: list[list[str]] = []  # instruction pieces of each field not yet at its separator
+    split: dict[str, tuple[str, str]] = {}  # name -> (namespace, local name), once per name
+
+    def names(tag: str) -> tuple[str, str]:
+        if tag not in split:
+            namespace, _, local = tag[1:].partition("}") if tag[:1] == "{" else ("", "", tag)
+            split[tag] = (namespace, local)
+        return split[tag]
+
     for el in root.iter():
-        namespace, _, local = el.tag[1:].partition("}") if el.tag[:1] == "{" else ("", "", el.tag)
+        namespace, local = names(el.tag)
         if local in FORBIDDEN_ELEMENTS:
             problems.append(f"element {local}")
         for attribute, value in el.attrib.items():
-            attribute_local = attribute.rsplit("}", 1)[-1]
+            attribute_local = names(attribute)[1]
             if value.strip().lower().startswith(FORBIDDEN_VALUE_STARTS):
                 problems.append(f"attribute {attribute_local}={value[:80]}")
             if namespace == "urn:schemas-microsoft-com:vml" and attribute_local in ("src", "href"):
