@@ -71,9 +71,9 @@ class Package:
         self.kind, self.naming = kind, naming
         self.main, self.main_type = self.MAIN[kind]
         self.second, second_type, second_rel = self.SECOND[kind]
-        self.rels: dict[str, list[tuple]] = {"": [("rIdMain", f"{R}/officeDocument", self.main)],
-                                             self.main: [("rIdSecond", second_rel, posixpath_rel(self.main, self.second))],
-                                             self.second: []}
+        self.rels: dict[str, list[tuple]] = {
+            "": [("rIdMain", f"{R}/officeDocument", self.main)],
+            self.main: [("rIdSecond", second_rel, posixpath_rel(self.main, self.second))], self.second: []}
         self.types = {self.main: self.main_type, self.second: second_type}
         self.parts: dict[str, bytes] = {}
         self.body: list[str] = []  # into the document body, the sheet's sheetData, the slide's shape tree
@@ -294,7 +294,8 @@ def field(instruction: str, simple: bool = False):
 
 def nested_field(pkg: Package, where: str) -> None:
     """An inert IF whose code holds an INCLUDETEXT: judged field by field."""
-    pkg.body.append('<w:p><w:r><w:fldChar w:fldCharType="begin"/></w:r><w:r><w:instrText> IF 1 = 1 "</w:instrText></w:r>'
+    pkg.body.append('<w:p><w:r><w:fldChar w:fldCharType="begin"/></w:r>'
+                    '<w:r><w:instrText> IF 1 = 1 "</w:instrText></w:r>'
                     '<w:r><w:fldChar w:fldCharType="begin"/></w:r>'
                     '<w:r><w:instrText> INCLUDETEXT "C:\\\\secret.txt" </w:instrText></w:r>'
                     '<w:r><w:fldChar w:fldCharType="separate"/></w:r><w:r><w:t>INNER</w:t></w:r>'
@@ -463,7 +464,8 @@ def findings(data: bytes) -> list[str]:
                 if local in FORBIDDEN_ELEMENTS:
                     found.append(f"{name}: <{local}>")
                 if local == "Relationship":
-                    external = el.get("TargetMode") == "External" or re.match(r"[a-z]+:|\\\\", el.get("Target", ""), re.I)
+                    target = el.get("Target", "")
+                    external = el.get("TargetMode") == "External" or re.match(r"[a-z]+:|\\\\", target, re.I)
                     if el.get("Type") not in SAFE_RELATIONSHIPS:
                         found.append(f"{name}: relationship {el.get('Type')}")
                     if external and not (el.get("Type") == f"{R}/hyperlink"
@@ -570,7 +572,8 @@ def legitimate(kind: str, naming: str = "plain") -> bytes:
         pkg.body.append('<row r="2"><c r="A2"><f>SUM(A1:A1)</f><v>7</v></c><c r="B2"><f>AVERAGE(A1:A2)</f><v>7</v></c>'
                         '<c r="C2"><f t="shared" ref="C2:C3" si="0">IF(A1&gt;5,"big","small")</f><v>1</v></c></row>'
                         '<row r="3"><c r="C3"><f t="shared" si="0"/><v>1</v></c></row>')
-        pkg.workbook_names.append('<definedName name="_xlnm.Print_Area" localSheetId="0">Sheet1!$A$1:$C$3</definedName>')
+        pkg.workbook_names.append('<definedName name="_xlnm.Print_Area" localSheetId="0">'
+                                  'Sheet1!$A$1:$C$3</definedName>')
         pkg.sheet_after.append('<conditionalFormatting sqref="A1"><cfRule type="expression" priority="1">'
                                '<formula>A1&gt;5</formula></cfRule></conditionalFormatting>'
                                '<dataValidations count="1"><dataValidation type="list" sqref="D1">'
@@ -628,6 +631,27 @@ def test_a_part_over_the_limit_or_two_members_for_one_part_are_refused():
         z.writestr("word/DOCUMENT.xml", b"<w:document/>")  # the same part as word/document.xml for OPC
     with pytest.raises(Refusal) as refused:
         ooxml.strip(buffer.getvalue())
+    assert refused.value.note.key == "sanitizer.refused.broken"
+
+
+def test_a_malformed_legacy_drawing_goes_alone_and_two_relationships_of_one_id_refuse():
+    from bots.sanitizer.engine import ooxml_verify
+
+    pkg = Package("xlsx")
+    pkg.add_part("xl/drawings/vmlDrawing1.vml", "<xml><v:shape><br></v:shape>", f"{OD}.vmlDrawing", pkg.second,
+                 f"{R}/vmlDrawing", "rIdVml")
+    pkg.sheet_after.append('<legacyDrawing r:id="rIdVml"/>')
+    stripped = ooxml.strip(pkg.build())
+    assert "other_parts" in stripped.removed and ooxml_verify.verify_package(stripped.data) == []
+    members = zipfile.ZipFile(io.BytesIO(stripped.data))
+    assert "xl/drawings/vmlDrawing1.vml" not in members.namelist()
+    assert b"legacyDrawing" not in members.read("xl/worksheets/sheet1.xml")  # no reference to what went
+    assert b"SHEET-TEXT" in members.read("xl/worksheets/sheet1.xml")
+
+    pkg = Package("docx")
+    pkg.add_rel(pkg.main, "rIdSecond", f"{R}/hyperlink", "https://www.city.example.lg.jp/")
+    with pytest.raises(Refusal) as refused:
+        ooxml.strip(pkg.build())
     assert refused.value.note.key == "sanitizer.refused.broken"
 
 

@@ -124,7 +124,8 @@ _KEPT_CONTENT_TYPES: dict[str, bool] = {
     "application/vnd.ms-office.chartstyle+xml": True, "application/vnd.ms-office.chartcolorstyle+xml": True,
     "application/vnd.openxmlformats-package.core-properties+xml": True,
     # pictures: kept as they are, once their first bytes say they are that picture
-    "image/png": False, "image/jpeg": False, "image/gif": False, "image/bmp": False, "image/tiff": False,
+    "image/png": False, "image/jpeg": False, "image/jpg": False, "image/gif": False, "image/bmp": False,
+    "image/tiff": False,
     "image/x-emf": False, "image/x-wmf": False, "image/emf": False, "image/wmf": False,
 }
 KEPT_CONTENT_TYPES = {t.lower(): xml for t, xml in _KEPT_CONTENT_TYPES.items()}
@@ -142,6 +143,7 @@ PICTURE_MAGIC = {
     "image/x-wmf": (b"\xd7\xcd\xc6\x9a", b"\x01\x00\x09\x00", b"\x02\x00\x09\x00"),
 }
 PICTURE_MAGIC["image/wmf"] = PICTURE_MAGIC["image/x-wmf"]
+PICTURE_MAGIC["image/jpg"] = PICTURE_MAGIC["image/jpeg"]  # not registered, but written by some tools
 
 #: relationship types kept (Strict's are read as their Transitional twins; compared lower-cased)
 KEPT_RELATIONSHIPS = {t.lower() for t in (
@@ -227,9 +229,9 @@ _HYPERLINK_ELEMENTS = {"hyperlink", "hlinkClick", "hlinkHover", "hlinkMouseOver"
 _EMPTY_WHEN_BARE = {f"{{{W}}}object", f"{{{MC}}}AlternateContent", f"{{{MC}}}Choice", f"{{{MC}}}Fallback"}
 
 #: a relationship target that is not a part of the package, whatever TargetMode says
-_OUTSIDE = re.compile(r"[a-z][a-z0-9+.-]*:|\\\\|//", re.I)
+_OUTSIDE = re.compile(r"\A(?:[a-z][a-z0-9+.-]*:|\\\\|//)", re.I)
 #: the external links kept: web and mail, one token, no spaces or backslashes
-_WEB_LINK = re.compile(r"(?:https?|mailto):[^\s\\]*\Z", re.I)
+_WEB_LINK = re.compile(r"\A(?:https?|mailto):[^\s\\]*\Z", re.I)
 #: names in a formula (a function when "(" follows): one class then one greedy run, found by finditer
 _NAME = re.compile(r"[^\W\d][\w.]*")
 #: a field instruction's words: a quoted argument or a run of other characters
@@ -259,7 +261,7 @@ class Stripped:
     removed: tuple[str, ...]  # sanitizer.removed.<what>, in a stable order
     #: ISO 29500 Strict: its own namespaces; stripped the same way but only ever rasterized
     strict: bool = False
-    #: what went, for the audit: (what, part name, relationship type, field or function), sorted
+    #: what went, for the audit: (what, the part, target, field or formula), sorted, 20 of each at most
     details: tuple[tuple[str, str], ...] = ()
 
     @property
@@ -305,16 +307,23 @@ def strip(data: bytes, limits: Limits = Limits()) -> Stripped:
 
     removed = _Removed()
     graph = _walk(parts, names, content_type, removed)
-    main = graph.main
-    kind = MAIN_TYPES_LOWER[content_type(_key(main))]
-    strict = parse(parts, main).tag.startswith(f"{{{STRICT}") if kind != "xlsb" else False
+    kind = MAIN_TYPES_LOWER[content_type(_key(graph.main))]
+    strict = False
+    for name in [n for n in graph.kept if content_type(_key(n)) == f"{_OD}vmlDrawing".lower()]:
+        try:  # legacy drawings (comment boxes) are not always well-formed: such a one goes, not the file
+            SafeET.fromstring(parts[name])
+        except (ET.ParseError, DefusedXmlException, ValueError):
+            removed.add("other_parts", name)
+            graph.drop_target(name)
     out: dict[str, bytes] = {}
     formulas_removed = False
-    for name in graph.kept:
+    for name in list(graph.kept):
         if not KEPT_CONTENT_TYPES.get(content_type(_key(name))):
             out[name] = parts[name]  # a picture (checked by its first bytes) or an xlsb part
             continue
         tree = parse(parts, name)
+        if name == graph.main:
+            strict = tree.tag.startswith(f"{{{STRICT}")
         kept_ids = {rel[0] for rel in graph.rels.get(name, ())}
         changed = _drop_references(tree, kept_ids, graph.links.get(name, set()), removed)
         found = _neutralize(tree, removed, limits)
@@ -374,17 +383,17 @@ def parse(parts: dict[str, bytes], name: str) -> ET.Element:
 
 def _key(name: str) -> str:
     """The name OPC compares: percent-decoded, case-folded, no leading slash."""
-    return urllib.parse.unquote(name.lstrip("/"), errors="strict").lower()
+    try:
+        return urllib.parse.unquote(name.lstrip("/"), errors="strict").lower()
+    except UnicodeDecodeError:
+        raise Refusal("sanitizer.refused.broken", "sanitizer.instead.pdf") from None
 
 
 def _part_names(parts: dict[str, bytes]) -> dict[str, str]:
     """key -> member name; two members that are the same part refuse the file."""
     names: dict[str, str] = {}
     for name in parts:
-        try:
-            key = _key(name)
-        except UnicodeDecodeError:
-            raise Refusal("sanitizer.refused.broken", "sanitizer.instead.pdf") from None
+        key = _key(name)
         if key in names or "%2f" in name.lower() or "%5c" in name.lower() or "\x00" in key:
             raise Refusal("sanitizer.refused.broken", "sanitizer.instead.pdf")
         names[key] = name
@@ -427,7 +436,7 @@ class _Graph:
     gone: dict[str, set[str]] = attrs.Factory(dict)
     #: source part -> ids of kept external hyperlinks (usable only by hyperlink elements)
     links: dict[str, set[str]] = attrs.Factory(dict)
-    #: member name -> its resolved key, for the relationships whose target is a kept part
+    #: (source, relationship id) -> the member its target is, for the relationships kept
     targets: dict[tuple[str, str], str] = attrs.Factory(dict)
 
     def drop_target(self, name: str) -> None:
@@ -446,13 +455,16 @@ def _walk(parts: dict[str, bytes], names: dict[str, str], content_type, removed:
         # pictures have no relationships of their own, whatever a member says
         xml = not source or KEPT_CONTENT_TYPES.get(content_type(_key(source)), False)
         rels_name = names.get(_key(_rels_name(source)) if source else "_rels/.rels") if xml else None
-        kept, gone, links = [], set(), set()
+        kept, gone, links, ids = [], set(), set(), set()
         for rel in (parse(parts, rels_name) if rels_name else []):
             rid, target = rel.get("Id", ""), rel.get("Target", "")
             kind = _relationship_type(rel.get("Type", ""))
             if rel.tag != f"{{{PKG_REL}}}Relationship" or not rid:
                 removed.add("other_parts", kind)
                 continue
+            if rid in ids:  # two relationships of one id: which one Office takes is not ours to guess
+                raise Refusal("sanitizer.refused.broken", "sanitizer.instead.pdf")
+            ids.add(rid)
             external = rel.get("TargetMode", "").strip().lower() == "external" or bool(_OUTSIDE.match(target))
             if external:
                 if kind == HYPERLINK.lower() and source and _WEB_LINK.match(target):
@@ -462,10 +474,7 @@ def _walk(parts: dict[str, bytes], names: dict[str, str], content_type, removed:
                     removed.add("external_template" if kind.endswith("/attachedtemplate") else "external_links", target)
                     gone.add(rid)
                 continue
-            try:
-                key = _key(_resolve(source, target))
-            except UnicodeDecodeError:
-                key = ""
+            key = _key(_resolve(source, target))
             name = names.get(key)
             ctype = content_type(key) if name else ""
             if kind not in KEPT_RELATIONSHIPS or not name or not _kept_part(ctype, parts[name]):

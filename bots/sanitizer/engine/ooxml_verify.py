@@ -63,6 +63,7 @@ drawingml.diagramstyle drawingml.diagramcolors extended-properties custom-proper
 PICTURES = {
     "image/png": lambda b: b[:8] == b"\x89PNG\r\n\x1a\n",
     "image/jpeg": lambda b: b[:3] == b"\xff\xd8\xff",
+    "image/jpg": lambda b: b[:3] == b"\xff\xd8\xff",
     "image/gif": lambda b: b[:6] in (b"GIF87a", b"GIF89a"),
     "image/bmp": lambda b: b[:2] == b"BM",
     "image/tiff": lambda b: b[:4] in (b"II*\x00", b"MM\x00*"),
