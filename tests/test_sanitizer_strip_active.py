@@ -704,3 +704,129 @@ def test_the_admin_guide_lists_what_the_code_keeps_and_removes(guide):
         assert ooxml.field_is_inert(f" {name} ") and not ooxml_verify._field_problems(f" {name} "), name
     for name in re.findall(r"\b([A-Z]{3,})\b", removed_.split("HYPERLINK")[0]):
         assert not ooxml.field_is_inert(f" {name} ") and ooxml_verify._field_problems(f" {name} "), name
+
+
+# --- ODF: the same principle before rasterizing ---------------------------------------------------------
+
+ODF_NS = ('xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+          'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" '
+          'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+          'xmlns:draw="urn:oasis:names:tc:opendocument:xmlns:drawing:1.0" '
+          'xmlns:script="urn:oasis:names:tc:opendocument:xmlns:script:1.0" '
+          'xmlns:xlink="http://www.w3.org/1999/xlink" xmlns:of="urn:oasis:names:tc:opendocument:xmlns:of:1.2" '
+          'office:version="1.2"')
+
+
+def odf_package(body: str, kind: str = "text", members: dict[str, tuple[str, bytes]] | None = None,
+                head: str = "") -> bytes:
+    content = (f'<?xml version="1.0" encoding="UTF-8"?><office:document-content {ODF_NS}>{head}<office:scripts/>'
+               f'<office:body><office:{kind}><text:p>ODF-TEXT</text:p>{body}</office:{kind}></office:body>'
+               '</office:document-content>')
+    media = f"application/vnd.oasis.opendocument.{kind}"
+    members = {"content.xml": ("text/xml", content.encode()), **(members or {})}
+    entries = f'<manifest:file-entry manifest:full-path="/" manifest:media-type="{media}"/>' + "".join(
+        f'<manifest:file-entry manifest:full-path="{p}" manifest:media-type="{t}"/>' for p, (t, _) in members.items())
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("mimetype", media, compress_type=zipfile.ZIP_STORED)
+        z.writestr("META-INF/manifest.xml", '<?xml version="1.0" encoding="UTF-8"?><manifest:manifest xmlns:manifest='
+                   f'"urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.2">{entries}'
+                   '</manifest:manifest>')
+        for name, (_, data) in members.items():
+            z.writestr(name, data)
+    return buffer.getvalue()
+
+
+def ods_cell(formula: str) -> str:
+    quoted = escape(formula, {chr(34): "&quot;"})
+    return (f'<table:table table:name="S"><table:table-row><table:table-cell table:formula="{quoted}" '
+            'office:value-type="float" office:value="42"><text:p>42</text:p></table:table-cell>'
+            '</table:table-row></table:table>')
+
+
+ODF_ATTACKS = {
+    "basic_library": lambda: odf_package("", members={"Basic/Standard/Module1.xml": ("text/xml", b"<m>Shell</m>"),
+                                                     "Scripts/python/x.py": ("", b"import os")}),
+    "event_listener": lambda: odf_package("", head='<office:event-listeners><script:event-listener script:language='
+                                          '"ooo:script" script:event-name="dom:load" xlink:href="vnd.sun.star.script:'
+                                          'Standard.Module1.Main?language=Basic&amp;location=document"/>'
+                                          '<script:event-listener script:language="ooo:script" '
+                                          'script:event-name="dom:load" script:macro-name="Standard.Module1.Main"/>'
+                                          '</office:event-listeners>'),
+    "linked_section": lambda: odf_package('<text:section text:name="s"><text:section-source '
+                                          'xlink:href="file:///etc/passwd"/></text:section>'),
+    "linked_image": lambda: odf_package('<text:p><draw:frame><draw:image xlink:href="file:////evil/share/x.png"/>'
+                                        '</draw:frame></text:p>'),
+    "file_link": lambda: odf_package('<text:p><text:a xlink:href="file:///C:/Windows/System32/calc.exe">RUN</text:a>'
+                                     '</text:p>'),
+    "ole_object": lambda: odf_package('<text:p><draw:frame><draw:object-ole xlink:href="./Object 1"/></draw:frame>'
+                                      '</text:p>', members={"Object 1": ("application/vnd.sun.star.oleobject", OLE)}),
+    "dde_field": lambda: odf_package('<text:p><text:dde-connection text:connection-name="c">SHOWN-RESULT'
+                                     '</text:dde-connection></text:p>',
+                                     head='<text:dde-connection-decls><text:dde-connection-decl office:name="c" '
+                                          'office:dde-application="cmd" office:dde-topic="/c calc" '
+                                          'office:dde-item="x"/>'
+                                          '</text:dde-connection-decls>'),
+    "macro_field": lambda: odf_package('<text:p><text:execute-macro text:name="AutoOpen">SHOWN-RESULT'
+                                       '</text:execute-macro></text:p>'),
+    "webservice": lambda: odf_package(ods_cell('of:=COM.MICROSOFT.WEBSERVICE("http://127.0.0.1:9/")'), "spreadsheet"),
+    "dde_formula": lambda: odf_package(ods_cell('of:=DDE("cmd";"/c calc";"x")'), "spreadsheet"),
+    "other_file": lambda: odf_package(ods_cell("of:=['file:///C:/secret.ods'#$Sheet1.A1]"), "spreadsheet"),
+}
+
+
+def odf_findings(data: bytes) -> list[str]:
+    found = []
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        for name in z.namelist():
+            raw = z.read(name)
+            if name.startswith(("Basic/", "Scripts/", "Object")) or raw.startswith(bytes.fromhex("d0cf11e0")):
+                found.append(f"member {name}")
+            if not name.endswith(".xml"):
+                continue
+            for el in etree.fromstring(raw).iter(etree.Element):
+                local = etree.QName(el).localname
+                if local in ("event-listener", "section-source", "dde-connection-decl", "execute-macro", "object-ole"):
+                    found.append(f"{name}: <{local}>")
+                href = el.get("{http://www.w3.org/1999/xlink}href", "")
+                if re.match(r"\s*(file:|\\\\|//|vnd\.sun\.star\.script)", href, re.I):
+                    found.append(f"{name}: href {href}")
+                formula = el.get("{urn:oasis:names:tc:opendocument:xmlns:table:1.0}formula", "")
+                functions = set(re.findall(r"([A-Za-z_][\w.]*)\(", formula)) - SAFE_FUNCTIONS
+                if functions or "#" in formula:
+                    found.append(f"{name}: formula {formula}")
+    return found
+
+
+@pytest.mark.parametrize("attack", ODF_ATTACKS)
+def test_odf_keeps_only_what_is_known_inert(attack):
+    from bots.sanitizer.engine import odf
+
+    original = ODF_ATTACKS[attack]()
+    assert odf_findings(original)
+    data, extension, removed = odf.strip(original, ooxml.Limits())
+    assert odf_findings(data) == []
+    assert removed and extension in ("odt", "ods")
+    text = b"".join(zipfile.ZipFile(io.BytesIO(data)).read(n) for n in zipfile.ZipFile(io.BytesIO(data)).namelist())
+    assert b"ODF-TEXT" in text
+    if attack.endswith("_field"):
+        assert b"SHOWN-RESULT" in text
+    if attack in ("webservice", "dde_formula", "other_file"):
+        assert b'office:value="42"' in text  # the value the cell showed
+
+
+def test_a_legitimate_odf_keeps_its_pictures_links_and_formulas():
+    from bots.sanitizer.engine import odf
+
+    body = ('<text:p><text:a xlink:href="https://www.city.example.lg.jp/">WEB-LINK</text:a>'
+            '<text:a xlink:href="#section2">INTERNAL-LINK</text:a></text:p>'
+            '<text:p><draw:frame><draw:image xlink:href="Pictures/a.png"/></draw:frame></text:p>'
+            + ods_cell("of:=SUM([.A1:.B2];[$'Sheet 2'.C3])"))
+    data, _, removed = odf.strip(odf_package(body, members={"Pictures/a.png": ("image/png", PNG)}), ooxml.Limits())
+    members = zipfile.ZipFile(io.BytesIO(data))
+    content = members.read("content.xml").decode()
+    assert removed == set()
+    assert members.read("Pictures/a.png") == PNG and "Pictures/a.png" in members.read("META-INF/manifest.xml").decode()
+    for kept in ("WEB-LINK", "https://www.city.example.lg.jp/", "#section2", "Pictures/a.png", "of:=SUM([.A1:.B2]"):
+        assert kept in content, kept
+    assert members.namelist()[0] == "mimetype" and members.getinfo("mimetype").compress_type == zipfile.ZIP_STORED
