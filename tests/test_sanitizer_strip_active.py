@@ -830,3 +830,18 @@ def test_a_legitimate_odf_keeps_its_pictures_links_and_formulas():
     for kept in ("WEB-LINK", "https://www.city.example.lg.jp/", "#section2", "Pictures/a.png", "of:=SUM([.A1:.B2]"):
         assert kept in content, kept
     assert members.namelist()[0] == "mimetype" and members.getinfo("mimetype").compress_type == zipfile.ZIP_STORED
+
+
+def test_what_the_stripper_keeps_the_verifier_accepts_and_it_needs_no_pattern():
+    """Two lists written apart must still agree, or good documents would be refused after stripping."""
+    from bots.sanitizer.engine import ooxml_verify
+
+    for name in ooxml.KEPT_FUNCTIONS:
+        assert ooxml_verify._formula_problems(f"{name}(A1)") == [], name
+    for name in ooxml.KEPT_FIELDS - {"="}:
+        assert ooxml_verify._field_problems(f" {name} ") == [], name
+    assert ooxml.KEPT_RELATIONSHIPS <= ooxml_verify.RELATIONSHIP_TYPES
+    relabelled = {t.lower() for t in ooxml.MAIN_TYPES} - {t.lower() for t in ooxml.PLAIN_MAIN.values()}
+    assert set(ooxml.KEPT_CONTENT_TYPES) - relabelled <= ooxml_verify.XML_TYPES | set(ooxml_verify.PICTURES)
+    source = Path(ooxml_verify.__file__).read_text(encoding="utf-8")
+    assert "import re" not in source and ooxml_verify.UNTRUSTED_PATTERNS == {}
