@@ -123,15 +123,9 @@ def ratio(pattern: re.Pattern, prefix: str, unit: str, terminator: str, tries: i
     return best_large / max(best_small, 1)
 
 
-#: patterns on branch ``stripactive`` (issue #14 item 2, ooxml.py is theirs): until it is merged, known
-KNOWN_SUPERLINEAR = {r"[\w.]+\|'?[^'!\"]*'?!"}
-
-
 @pytest.mark.parametrize("name", sorted(PATTERNS))
 def test_pattern_work_grows_linearly(name):
     pattern = PATTERNS[name]
-    if pattern.pattern in KNOWN_SUPERLINEAR:
-        pytest.xfail("quadratic DDE formula pattern of ooxml.py: rewritten on branch stripactive")
     worst = []
     for prefix, unit, terminator in inputs(pattern):
         if ratio(pattern, prefix, unit, terminator) > LIMIT:

@@ -23,7 +23,7 @@ import attrs
 import msoffcrypto
 import olefile
 
-from . import budgets, jail, ooxml, pdf
+from . import budgets, jail, odf, ooxml, pdf
 from .filenames import output_name
 from .result import Note, Output, Product, Refusal
 from .sandbox import SANDBOX_WORKERS, Limits, SandboxError, WarmWorker, WorkerPool
@@ -38,7 +38,6 @@ OLE_EXTENSIONS = {"application/msword": "doc", "application/vnd.ms-excel": "xls"
                   "application/vnd.ms-powerpoint": "ppt"}
 #: streams of an OLE file that hold VBA or Excel 4 macros
 OLE_MACRO_STREAMS = ("macros", "_vba_project_cur", "vba", "_vba_project")
-MANIFEST = "urn:oasis:names:tc:opendocument:xmlns:manifest:1.0"
 #: what the worker answers when LibreOffice died before the file reached it (workers/office_worker.py)
 RENDERER_GONE = "renderer-gone"
 
@@ -166,28 +165,5 @@ def _ole_has_macros(data: bytes) -> bool:
 
 
 def _strip_odf(data: bytes, limits: ooxml.Limits) -> tuple[bytes, str, set[str]]:
-    """ODF without its macro libraries (Basic/, Scripts/); refused when encrypted."""
-    parts = ooxml.read_zip(data, limits)
-    mimetype = parts.get("mimetype", b"").decode("ascii", "replace").strip()
-    extension = {"text": "odt", "spreadsheet": "ods", "presentation": "odp", "graphics": "odg"}.get(
-        mimetype.rsplit(".", 1)[-1], "odt")
-    manifest = ooxml.parse(parts, "META-INF/manifest.xml")
-    if any(el.tag == f"{{{MANIFEST}}}encryption-data" for el in manifest.iter()):
-        raise Refusal("sanitizer.refused.encrypted", "sanitizer.instead.unencrypted")
-    macros = [n for n in parts if n.startswith(("Basic/", "Scripts/"))]
-    if not macros:
-        return data, extension, set()
-    for name in macros:
-        del parts[name]
-    for entry in list(manifest):
-        if entry.get(f"{{{MANIFEST}}}full-path", "").startswith(("Basic/", "Scripts/")):
-            manifest.remove(entry)
-    parts["META-INF/manifest.xml"] = ooxml.serialize(manifest, parts["META-INF/manifest.xml"])
-    # ODF wants "mimetype" first and stored, so that the type can be read at a fixed offset
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr("mimetype", parts.pop("mimetype", b""), compress_type=zipfile.ZIP_STORED)
-        for name, content in parts.items():
-            z.writestr(name, content)
-    return buffer.getvalue(), extension, {"macros"}
-
+    """ODF with only what is known inert (:mod:`odf`); refused when encrypted."""
+    return odf.strip(data, limits)

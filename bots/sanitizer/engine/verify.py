@@ -6,7 +6,7 @@ import io
 
 import pikepdf
 
-from . import ooxml
+from . import ooxml, ooxml_verify
 from .detect import detect
 from .result import Output, Refusal
 
@@ -61,7 +61,7 @@ def problem(data: bytes, mimetype: str) -> str | None:
             return " ".join(left)
     if detected.mime in {mime for _, mime in ooxml.PACKAGE.values()}:  # strip-active Office output
         try:
-            left = ooxml.active_parts(data)
+            left = ooxml_verify.verify_package(data)
         except Exception:
             return "OOXML"
         if left:
