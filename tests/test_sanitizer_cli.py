@@ -22,6 +22,9 @@ def test_files_are_sanitized_into_the_output_folder_and_refusals_set_the_exit_co
     assert result.returncode == 1, result.stderr  # one file was refused
     assert "名簿.csv: 無害化しました" in result.stdout
     assert "請求書.pdf: このファイル（実行ファイル）はお渡しできません" in result.stdout
+    # the reason says what the file is in words; the MIME type is for the audit log only
+    assert "プログラム（実行ファイル）は、開くとパソコンで動く" in result.stdout
+    assert "application/" not in result.stdout
     delivered = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert delivered == ["名簿.csv"]  # nothing of the executable
     text = (tmp_path / "out" / "名簿.csv").read_bytes().decode("utf-8-sig")

@@ -10,54 +10,17 @@ from __future__ import annotations
 import io
 from typing import Any
 
-import attrs
 from PIL import Image
 
 from bots.runtime import Bot
 from lgwan_chat.i18n import t
 
 from .engine import Output, Result
-from .engine.result import Note
-
-#: MIME types (as libmagic names them) -> the words for them (``sanitizer.filetype.*``). A person
-#: reads "プログラム（実行ファイル）", never ``application/vnd.microsoft.portable-executable``; a type
-#: not listed is said by its family (below), and failing that as "this kind of file".
-_FILETYPES = {
-    **dict.fromkeys(("application/x-dosexec", "application/vnd.microsoft.portable-executable",
-                     "application/x-msdownload", "application/x-executable", "application/x-sharedlib",
-                     "application/x-pie-executable", "application/x-mach-binary"), "program"),
-    "application/x-msi": "installer",
-    "application/x-ms-shortcut": "shortcut",
-    "application/x-iso9660-image": "disc_image",
-    "application/java-archive": "java",
-    "application/octet-stream": "binary",
-    "inode/x-empty": "empty",
-    "application/x-empty": "empty",
-}
-_FAMILIES = {"video/": "video", "audio/": "audio", "image/": "image", "font/": "font", "text/": "text",
-             "model/": "model"}
-
-
-def file_type_words(mime: str, lang: str) -> str:
-    """What a person calls a file of this MIME type, in ``lang``."""
-    mime = (mime or "").split(";", 1)[0].strip().lower()
-    word = _FILETYPES.get(mime) or next((w for p, w in _FAMILIES.items() if mime.startswith(p)), "other")
-    return t(f"sanitizer.filetype.{word}", lang)
-
-
-def readable(result: Result, lang: str) -> Result:
-    """The result with any MIME type in its reason said in words (the engine keeps the MIME type
-    for the audit log; people read words)."""
-    reason = result.reason
-    if reason is None or "mime" not in reason.params:
-        return result
-    params = {**reason.params, "mime": file_type_words(str(reason.params["mime"]), lang)}
-    return attrs.evolve(result, reason=Note(reason.key, params))
-
+from .engine.filetypes import file_type_words  # noqa: F401 (re-exported)
 
 def report(result: Result, lang: str) -> str:
     """The one-line report a person reads: what was done, or why it was refused, in words."""
-    return readable(result, lang).report(lang)
+    return result.report(lang)
 
 
 def _file_content(output: Output, mxc: str) -> dict[str, Any]:

@@ -12,6 +12,8 @@ import attrs
 
 from lgwan_chat.i18n import t
 
+from .filetypes import file_type_words
+
 
 @attrs.frozen
 class Note:
@@ -80,7 +82,10 @@ class Result:
         """One line for the person: what it was, what was done, what was removed or lost."""
         kind = t(f"sanitizer.kind.{self.kind}", lang)
         if not self.ok:
-            text = t("sanitizer.report.refused", lang, kind=kind, reason=self.reason.text(lang) if self.reason else "-")
+            reason = self.reason
+            if reason is not None and "mime" in reason.params:  # said in words (the audit keeps the type)
+                reason = Note(reason.key, {**reason.params, "mime": file_type_words(str(reason.params["mime"]), lang)})
+            text = t("sanitizer.report.refused", lang, kind=kind, reason=reason.text(lang) if reason else "-")
             if self.instead is not None:
                 text += t("sanitizer.report.instead", lang, instead=self.instead.text(lang))
             return text
