@@ -32,6 +32,7 @@ def test_files_are_sanitized_into_the_output_folder_and_refusals_set_the_exit_co
     records = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [r["verdict"] for r in records] == ["sanitized", "refused"]
     assert records[1]["detected"] == "application/x-dosexec" and records[1]["outputs"] == []
+    assert (tmp_path / "audit.jsonl").stat().st_mode & 0o077 == 0  # who sent what: never readable by others
 
 
 def test_english_json_and_policies_from_a_config_file(tmp_path):
