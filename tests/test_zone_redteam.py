@@ -59,3 +59,128 @@ def test_no_token_reaches_the_error_log_when_synapse_is_down(tmp_path):
         logs += log.read_text(encoding="utf-8", errors="replace")
     leaked = [s for s in secrets if s in logs]
     assert not leaked, leaked
+
+
+# ---- (b) a call by an event type the rule does not know ------------------------------------
+
+import json  # noqa: E402
+import urllib.parse  # noqa: E402
+
+import pytest  # noqa: E402
+
+from lgwan_chat.i18n import t  # noqa: E402
+
+ZONE_MARKER = "jp.lgwan.room.zone"
+#: Call signalling and membership types clients use today (stable and unstable).
+CALL_TYPES = ("m.call.invite", "m.call.answer", "m.call.candidates", "m.call.member", "m.call.negotiate",
+              "org.matrix.msc3401.call.member", "org.matrix.msc3401.call", "m.rtc.notification",
+              "org.matrix.msc4075.rtc.notification", "org.matrix.msc4143.rtc.member")
+#: Call-ish types no rule lists: other MSC numbers, other vendors, future names.
+UNLISTED = ("org.matrix.msc4310.rtc.decline", "org.matrix.msc9999.call.invite", "io.element.video.invite",
+            "com.example.meeting.start", "net.jitsi.conference", "m.rtc", "m.call", "m.room.call",
+            "im.vector.modular.widgets.call", "m.widgets")
+#: The same text, spelt so a rule comparing prefixes misses it (a client may still act on it).
+SPELLINGS = (lambda s: s.upper(), lambda s: s.title(), lambda s: " " + s, lambda s: s + " ",
+             lambda s: s + "\t", lambda s: "\u200b" + s, lambda s: s.replace(".", "\uff0e"),
+             lambda s: s.replace("c", "\u0441"))  # fullwidth dot, Cyrillic es
+
+
+def unknown_types() -> list[str]:
+    types = set(UNLISTED)
+    for base in CALL_TYPES:
+        types.update(spell(base) for spell in SPELLINGS)
+    types.update(spell("m.room.message") for spell in SPELLINGS[:5])  # not the message type either
+    return sorted(types)
+
+
+#: Controls, accepted from anyone: (type, content, as state?)
+ORDINARY = [("m.room.message", {"msgtype": "m.text", "body": "了解です"}, False),
+            ("m.poll.start", {"m.poll": {"question": {"m.text": [{"body": "いつ？"}]}, "answers": []}}, False),
+            ("m.call.hangup", {"call_id": "c1", "party_id": "p1", "version": "1"}, False),
+            ("m.call.member", {}, True),  # leaving a call
+            ("m.room.topic", {"topic": "議題"}, True),
+            ("im.ponies.room_emotes", {"images": {}}, True),
+            ("jp.lgwan.room.internal", {"internal": True}, True)]
+
+
+def call_api(url: str, method: str, path: str, token: str, body) -> tuple[int, dict]:
+    request = urllib.request.Request(url + path, data=json.dumps(body).encode(), method=method,
+                                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as r:
+            return r.status, json.loads(r.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+def reason(status: int, body: dict) -> str | None:
+    """The refusal a person sees (None: accepted); a refusal is always the suite's 403 in ja and en."""
+    if status == 200:
+        return None
+    key = body.get("jp.lgwan.reason")
+    assert status == 403 and key and t(f"zones.{key}", "ja") in body["error"], (status, body)
+    assert t(f"zones.{key}", "en") in body["error"], body
+    return key
+
+
+def q(value: str) -> str:
+    return urllib.parse.quote(value, safe="")
+
+
+@pytest.fixture(scope="module")
+def homeserver_modules():
+    return [{"module": "synapse_modules.zones.ZonePolicyModule", "config": {}}]
+
+
+async def test_only_types_known_not_to_start_a_call_enter_from_lgwan(homeserver, login):
+    user = homeserver.new_user("staff")
+    phone, pc = await login(user, "internet"), await login(user, "lgwan")
+    url = {"internet": homeserver.url("internet"), "lgwan": homeserver.url("lgwan")}
+    token = {"internet": phone.access_token, "lgwan": pc.access_token}
+
+    def room(lgwan_only: bool) -> str:
+        initial = [{"type": ZONE_MARKER, "state_key": "", "content": {"lgwan_only": True}}] if lgwan_only else []
+        status, body = call_api(url["internet"], "POST", "/_matrix/client/v3/createRoom", token["internet"],
+                                {"initial_state": initial})
+        assert status == 200, body
+        return body["room_id"]
+
+    rooms = {False: room(False), True: room(True)}
+    n = iter(range(10**6))
+
+    def send(zone: str, lgwan_only: bool, event_type: str, content: dict, as_state: bool) -> str | None:
+        room_id = q(rooms[lgwan_only])
+        if as_state:
+            path = f"/_matrix/client/v3/rooms/{room_id}/state/{q(event_type)}/k{next(n)}"
+        else:
+            path = f"/_matrix/client/v3/rooms/{room_id}/send/{q(event_type)}/t{next(n)}"
+        return reason(*call_api(url[zone], "PUT", path, token[zone], content))
+
+    def create(zone: str, event_type: str, content: dict) -> str | None:
+        body = {"initial_state": [{"type": event_type, "state_key": "", "content": content}]}
+        return reason(*call_api(url[zone], "POST", "/_matrix/client/v3/createRoom", token[zone], body))
+
+    wrong = []
+    content = {"call_id": "c1", "party_id": "p1", "version": "1", "application": "m.call",
+               "offer": {"type": "offer", "sdp": "v=0"}, "type": "jitsi", "url": "https://meet.example/r"}
+    for event_type in unknown_types():
+        cases = {("send", "lgwan", False): send("lgwan", False, event_type, content, False),
+                 ("state", "lgwan", False): send("lgwan", False, event_type, content, True),
+                 ("send", "internet", True): send("internet", True, event_type, content, False),
+                 ("state", "internet", True): send("internet", True, event_type, content, True),
+                 ("createRoom", "lgwan", False): create("lgwan", event_type, content),
+                 ("send", "internet", False): send("internet", False, event_type, content, False)}
+        for (entry, zone, lgwan_only), got in cases.items():
+            refused = zone == "lgwan" or lgwan_only
+            if refused != (got is not None):
+                wrong.append(f"{entry} {event_type!r} from {zone} (LGWAN-only room: {lgwan_only}): {got}")
+    for zone, lgwan_only in (("lgwan", False), ("lgwan", True), ("internet", True)):
+        status, body = call_api(url[zone], "PUT", f"/_matrix/client/v3/rooms/{q(rooms[lgwan_only])}/send/"
+                                f"m.room.message/m{next(n)}", token[zone], {"msgtype": "m.text", "body": "確認"})
+        assert status == 200, body
+        reaction = {"m.relates_to": {"rel_type": "m.annotation", "event_id": body["event_id"], "key": "👍"}}
+        for event_type, ordinary, as_state in [*ORDINARY, ("m.reaction", reaction, False)]:
+            got = send(zone, lgwan_only, event_type, ordinary, as_state)
+            if got is not None:
+                wrong.append(f"ordinary {event_type} from {zone} (LGWAN-only room: {lgwan_only}): refused {got}")
+    assert not wrong, f"{len(wrong)} wrong:\n" + "\n".join(wrong)
