@@ -98,6 +98,7 @@ ORDINARY = [("m.room.message", {"msgtype": "m.text", "body": "了解です"}, Fa
             ("m.poll.start", {"m.poll": {"question": {"m.text": [{"body": "いつ？"}]}, "answers": []}}, False),
             ("m.call.hangup", {"call_id": "c1", "party_id": "p1", "version": "1"}, False),
             ("m.call.member", {}, True),  # leaving a call
+            ("m.key.verification.cancel", {"code": "m.user", "reason": "中止"}, False),
             ("m.room.topic", {"topic": "議題"}, True),
             ("im.ponies.room_emotes", {"images": {}}, True),
             ("jp.lgwan.room.internal", {"internal": True}, True)]

@@ -35,13 +35,15 @@ CALL_MEMBERSHIP_TYPES = frozenset({"m.call.member", "org.matrix.msc3401.call.mem
                                    "org.matrix.msc4143.rtc.member"})
 #: Event types known NOT to start or join a call (an allow-list: a type not here, e.g. the
 #: call signalling of a future MSC or another client's, counts as a call start). Messages,
-#: reactions, polls, location, the spec's room state, stamps (image packs), Element's widget
-#: layout and bot list; widgets have their own rule (below).
+#: reactions, polls, location, in-room device verification, the spec's room state, stamps
+#: (image packs), Element's widget layout and bot list; widgets have their own rule (below).
 SAFE_EVENT_TYPES = frozenset({
     "m.room.message", "m.sticker", "m.reaction", "m.room.redaction", "m.room.encrypted",
     "m.poll.start", "m.poll.response", "m.poll.end",
     "org.matrix.msc3381.poll.start", "org.matrix.msc3381.poll.response", "org.matrix.msc3381.poll.end",
     "m.beacon", "org.matrix.msc3672.beacon", "m.beacon_info", "org.matrix.msc3672.beacon_info",
+    "m.key.verification.ready", "m.key.verification.start", "m.key.verification.accept",
+    "m.key.verification.key", "m.key.verification.mac", "m.key.verification.done", "m.key.verification.cancel",
     "m.room.create", "m.room.member", "m.room.name", "m.room.topic", "m.room.avatar", "m.room.canonical_alias",
     "m.room.aliases", "m.room.join_rules", "m.room.guest_access", "m.room.history_visibility",
     "m.room.power_levels", "m.room.pinned_events", "m.room.server_acl", "m.room.tombstone", "m.room.encryption",
