@@ -1,18 +1,29 @@
 """Attacks from an outside review of the zone policy (issue 13's fixes), generated.
 
 Each test builds the variant space of one attack and sends it to the real nginx and/or
-Synapse: tokens reaching a log through nginx's error log, and event types the call rule
+Synapse: tokens reaching nginx's error log or Synapse's log, and event types the call rule
 did not know about (the rule is an allow-list of types known not to start a call).
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import urllib.error
+import urllib.parse
 import urllib.request
 
+import pytest
+
 from lgwan_chat.homeserver import free_port
+from lgwan_chat.i18n import t
 from lgwan_chat.nginx import Nginx, NginxSpec
+
+
+@pytest.fixture(scope="module")
+def homeserver_modules():
+    return [{"module": "synapse_modules.zones.ZonePolicyModule", "config": {}}]
+
 
 # ---- (c) a token in a log: nginx's error log writes the raw request line -------------------
 
@@ -62,13 +73,6 @@ def test_no_token_reaches_the_error_log_when_synapse_is_down(tmp_path):
 
 
 # ---- (b) a call by an event type the rule does not know ------------------------------------
-
-import json  # noqa: E402
-import urllib.parse  # noqa: E402
-
-import pytest  # noqa: E402
-
-from lgwan_chat.i18n import t  # noqa: E402
 
 ZONE_MARKER = "jp.lgwan.room.zone"
 #: Call signalling and membership types clients use today (stable and unstable).
@@ -126,11 +130,6 @@ def reason(status: int, body: dict) -> str | None:
 
 def q(value: str) -> str:
     return urllib.parse.quote(value, safe="")
-
-
-@pytest.fixture(scope="module")
-def homeserver_modules():
-    return [{"module": "synapse_modules.zones.ZonePolicyModule", "config": {}}]
 
 
 async def test_only_types_known_not_to_start_a_call_enter_from_lgwan(homeserver, login):
@@ -217,7 +216,7 @@ async def test_no_spelling_of_a_query_token_reaches_synapses_log(homeserver, ngi
     for zone in ("internet", "lgwan"):
         for path in paths:
             secret = f"SECRET{len(secrets)}x"
-            for n, query in enumerate(leaking_queries(secret)):
+            for query in leaking_queries(secret):
                 url = nginx_front.url(zone) + path + ("&" if "?" in path else "?") + query
                 try:
                     urllib.request.urlopen(url, timeout=30)
