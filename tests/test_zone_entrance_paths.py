@@ -390,13 +390,18 @@ def admin_routes(user_id: str) -> list[Route]:
             Route("user details", ("_synapse", "admin", "v2", "users", quote(user_id, safe=""))),
             Route("registration tokens", ("_synapse", "admin", "v1", "registration_tokens")),
             # a path parameter that takes anything ("[^/]*"): where a resolved suffix hides
-            Route("registration token", ("_synapse", "admin", "v1", "registration_tokens", "abcd"))]
+            Route("registration token", ("_synapse", "admin", "v1", "registration_tokens", "abcd")),
+            # Synapse serves one admin API in the client API too: whois (sessions, IP addresses)
+            *(Route(f"whois via client {version}", ("_matrix", "client", *version.split("/"), "admin", "whois",
+                                                   quote(user_id, safe="")))
+              for version in ("r0", "v3", "unstable", "api/v1"))]
 
 
 def test_admin_api_is_unreachable_through_either_entrance(homeserver, wires):
     admin = homeserver.new_user("admin", admin=True)
     # Straight to Synapse, the admin API answers (so a request that reached it would show).
-    assert http_get(homeserver.url("internet") + admin_routes(admin.user_id)[1].path, admin.access_token)[0] == 200
+    for route in admin_routes(admin.user_id)[1], admin_routes(admin.user_id)[-1]:
+        assert http_get(homeserver.url("internet") + route.path, admin.access_token)[0] == 200
     forms = itertools.cycle(FORMS)
     for zone, wire in wires.items():
         count = 0

@@ -62,8 +62,8 @@ class EventRules:
 
     async def _refusal(self, event_type: str, content: Mapping[str, Any], room_id: str | None,
                        zone: Any, lgwan_only: bool | None = None) -> Refusal | None:
-        # Ordinary messages pay for nothing: only calls and widgets depend on the room's zone and
-        # the sender's (the zone passed for the others is never read).
+        # Types on the allow-list (messages, state ...) pay for nothing: only possible calls and
+        # widgets depend on the room's zone and the sender's (the zone passed for the others is never read).
         if not (is_call_start(event_type, content) or event_type in WIDGET_TYPES):
             return self._policy.refusal(event_type, content, None, False)
         if lgwan_only is None:

@@ -10,7 +10,9 @@ LGWAN entrance asks again only after that many seconds: "untrusted" is final (a
 mark is never removed), so are an unknown path, remote media (decided by the
 configuration) and local media that already has its content (its upload, and the
 untrusted mark of an internet-side upload, happened before the content became
-visible). Local media without content is refused and never cached: a media ID from
+visible). An allow that holds only for the internet zone is never cached (nginx's cache
+is per path, and with ``zone_source: ip`` both zones can reach one entrance). Local media
+without content is refused and never cached: a media ID from
 ``/_matrix/media/v1/create`` gets its content, and so its zone, only at upload, and
 Synapse would hold a download that passed the gate until then.
 """
@@ -67,6 +69,10 @@ class MediaGateResource(DirectServeJsonResource):
             if uri is not None and zone is not None:
                 final(request)
             raise refusal("media_pending_sanitization", "zones.media_pending_sanitization")
+        if zone == "internet":
+            # Allowed for this client's zone only. nginx keeps verdicts per path, not per zone,
+            # and with zones by IP both zones can reach one entrance: never mark this final.
+            return 200, {}
         parsed = media_paths.parse(uri)
         if (zone != "internet" and self._config.untrusted_internet_media
                 and isinstance(parsed, media_paths.MediaRequest)
