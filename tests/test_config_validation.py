@@ -190,8 +190,31 @@ bots:
     assert main(["check-config", str(rendered)]) == 0
 
 
-def test_sanitizer_defaults_above_their_maxima_are_refused(tmp_path, capsys):
-    bad = write(tmp_path, """\
+@pytest.mark.parametrize("upload, path, said", [
+    ("{default_hours: 500, max_hours: 100}", "default_hours", "default_hours（500）が max_hours（100）"),
+    # one key alone is checked against the other's default: links of 72 h must not outlive max_hours: 24
+    ("{max_hours: 24}", "max_hours", "default_hours（72）が max_hours（24）"),
+    # and uploads of 100 MB must not pass max_mb: 50
+    ("{max_mb: 50}", "max_mb", "default_max_mb（100）が max_mb（50）"),
+    ("{default_max_mb: 600}", "default_max_mb", "default_max_mb（600）が max_mb（500）"),
+])
+def test_sanitizer_defaults_above_their_maxima_are_refused(tmp_path, capsys, upload, path, said):
+    bad = write(tmp_path, f"""\
+bots:
+  sanitizer:
+    homeserver: {{internet: "http://127.0.0.1:8008"}}
+    zone: internet
+    user_id: "@sanitizer-bot:city.example"
+    password: x
+    storage: {{sqlite: /tmp/s.sqlite3}}
+    upload: {upload}
+""")
+    assert main(["check-config", str(bad)]) == 1
+    assert f"bots.sanitizer.upload.{path}: {said}より大きくなっています" in capsys.readouterr().err
+
+
+def test_sanitizer_maxima_with_defaults_below_them_are_accepted(tmp_path):
+    good = write(tmp_path, """\
 bots:
   sanitizer:
     homeserver: {internet: "http://127.0.0.1:8008"}
@@ -199,11 +222,9 @@ bots:
     user_id: "@sanitizer-bot:city.example"
     password: x
     storage: {sqlite: /tmp/s.sqlite3}
-    upload: {default_hours: 500, max_hours: 100}
+    upload: {max_hours: 24, default_hours: 12, max_mb: 50, default_max_mb: 50}
 """)
-    assert main(["check-config", str(bad)]) == 1
-    assert "bots.sanitizer.upload.default_hours: default_hours が max_hours より大きくなっています" in \
-        capsys.readouterr().err
+    assert main(["check-config", str(good)]) == 0
 
 
 def test_polls_bot_keys_are_checked_with_their_path(tmp_path, capsys):

@@ -68,10 +68,12 @@ def check(raw: Any) -> list[ConfigIssue]:
     issues = runtime.check(raw, SCHEMA)
     upload = raw.get("upload") if isinstance(raw, dict) else None
     if isinstance(upload, dict) and not issues:
+        # on the merged value: `max_mb: 50` alone must not leave the default of 100 MB above it
+        merged = {**attrs.asdict(UploadOptions()), **upload}
         for low, high in (("default_hours", "max_hours"), ("default_max_mb", "max_mb")):
-            if low in upload and high in upload and upload[low] > upload[high]:
-                issues.append(ConfigIssue(("upload", low), "config.sanitizer_default_above_max",
-                                          {"key": low, "max_key": high}))
+            if merged[low] > merged[high]:
+                issues.append(ConfigIssue(("upload", low if low in upload else high), "config.sanitizer_default_above_max",
+                                          {"key": low, "max_key": high, "value": merged[low], "max": merged[high]}))
     return issues
 
 
