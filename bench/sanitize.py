@@ -261,8 +261,6 @@ def pattern_rows() -> list[tuple[str, float]]:
     import test_sanitizer_patterns as patterns
     rows = []
     for name, pattern in sorted(patterns.PATTERNS.items()):
-        if pattern.pattern in patterns.KNOWN_SUPERLINEAR:
-            continue
         cases = [case for case in patterns.inputs(pattern) if len(case[1]) == 1 and case[2] in ("", "x")
                  and len(case[0]) <= 1]
         prefix, unit, terminator = max(cases, key=lambda case: patterns._work(
