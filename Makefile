@@ -27,6 +27,7 @@ demo: system-deps $(STAMP)
 
 test: $(STAMP)
 	@bash scripts/install-system-deps.sh test
+	cd tests/interop && npm ci --no-audit --no-fund --prefer-offline
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: system-deps $(STAMP)

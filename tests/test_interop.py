@@ -26,10 +26,11 @@ INTEROP = Path(__file__).resolve().parent / "interop"
 SCRIPTS = {
     "zones": {"users": 4},
     "read_status": {"users": 4},
-    # "polls": {"users": 4, "bots": ["polls"]},
+    "polls": {"users": 4, "bots": ["polls"]},
 }
 BOTS = {
-    "polls": {"entry": ["-m", "bots.polls"], "options": {"summary_interval_s": 0.2}, "zone": "lgwan"},
+    # As shipped (config/bots.template.yaml): the summary's pace is what staff see in Element.
+    "polls": {"entry": ["-m", "bots.polls"], "options": {}, "zone": "lgwan"},
 }
 #: A whole script may take this long on a busy 2-core machine before it is stopped.
 SCRIPT_TIMEOUT_S = 900
@@ -105,7 +106,7 @@ def test_interop(script, homeserver, nginx_front, interop_bots, node_project, tm
     context_file = tmp_path / "context.json"
     context_file.write_text(json.dumps(context, ensure_ascii=False), encoding="utf-8")
     context_file.chmod(0o600)  # user passwords
-    run = subprocess.run(
+    run = subprocess.run(  # noqa: PLW1510 (the exit code is checked below, with the report)
         [*node_command(), "--test", "--test-reporter=tap", str(node_project / f"{script}.test.mjs")],
         cwd=node_project, capture_output=True, text=True, timeout=SCRIPT_TIMEOUT_S,
         env={**os.environ, "INTEROP_CONTEXT": str(context_file)})
