@@ -124,6 +124,33 @@ test("a survey: js-sdk's count (vote changes, spoiled votes, votes after the end
     assert.match(results, /締切済み/);
 });
 
+test("multiple choice: one yes/no poll per option, js-sdk's count (incl. a changed answer) matches !結果", async () => {
+    const roomId = await team();
+    await command(roomId, "!複数選択 参加できる研修 / 情報セキュリティ / 文書管理 / 法務");
+    const polls = await pollsOf(roomId, 3);
+    assert.deepEqual(polls.map((p) => p.pollEvent.question.text), ["情報セキュリティ", "文書管理", "法務"]);
+    for (const poll of polls) {
+        assert.deepEqual(poll.pollEvent.answers.map((a) => a.id), ["yes", "no"]);
+        assert.equal(poll.pollEvent.maxSelections, 1);
+    }
+    for (const poll of polls) await vote("sato", roomId, poll, "yes");
+    await vote("suzuki", roomId, polls[1], "yes");
+    await vote("suzuki", roomId, polls[0], "yes");
+    await vote("suzuki", roomId, polls[0], "no"); // changed
+    await vote("tanaka", roomId, polls[2], "yes", "no"); // two answers to a one-answer poll: the first counts
+    await vote("tanaka", roomId, polls[1], "maybe"); // not an answer of the poll: spoiled, counts for nobody
+    const expected = [{ yes: 1, no: 1 }, { yes: 2, no: 0 }, { yes: 2, no: 0 }];
+    const counted = async () => Promise.all(polls.map((poll) => countLikeElement(poll)));
+    await until("js-sdk to have every vote", async () => JSON.stringify(await counted()) === JSON.stringify(expected))
+        .catch(async () => assert.deepEqual(await counted(), expected));
+    // The bot reads the room in order: its answer to a command sent after the votes counts them all.
+    const results = await answerOf(roomId, "!結果 1");
+    assert.match(results, /・文書管理: 2 票/);
+    assert.match(results, /・情報セキュリティ: 1 票/);
+    assert.match(results, /・法務: 2 票/);
+    assert.ok(results.indexOf("文書管理") < results.indexOf("情報セキュリティ"), "best first");
+});
+
 test("schedule coordination: after !日程決定 js-sdk sees every poll ended and the summary Element shows says 締切済み", async () => {
     const roomId = await team();
     await command(roomId, `!日程調整 課内打ち合わせ\n${tokyoDay(10)} 10:00\n${tokyoDay(11)} 14:00-15:00`);
