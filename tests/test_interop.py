@@ -27,10 +27,14 @@ SCRIPTS = {
     "zones": {"users": 4},
     "read_status": {"users": 4},
     "polls": {"users": 4, "bots": ["polls"]},
+    "bookmarks": {"users": 2},
+    "memo": {"users": 1, "bots": ["memo"]},
+    "image_packs": {"users": 1},
 }
 BOTS = {
     # As shipped (config/bots.template.yaml): the summary's pace is what staff see in Element.
     "polls": {"entry": ["-m", "bots.polls"], "options": {}, "zone": "lgwan"},
+    "memo": {"entry": ["-m", "bots.memo"], "options": {}, "zone": "lgwan"},
 }
 #: A whole script may take this long on a busy 2-core machine before it is stopped.
 SCRIPT_TIMEOUT_S = 900
