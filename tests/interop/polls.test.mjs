@@ -151,6 +151,29 @@ test("multiple choice: one yes/no poll per option, js-sdk's count (incl. a chang
     assert.ok(results.indexOf("文書管理") < results.indexOf("情報セキュリティ"), "best first");
 });
 
+test("a safety check: js-sdk's count of the poll (a changed answer, a spoiled one) matches the bot's summary", async () => {
+    const roomId = await team();
+    await command(roomId, "!安否確認 震度5強の地震");
+    const [poll] = await pollsOf(roomId, 1);
+    assert.match(poll.pollEvent.question.text, /^【安否確認】震度5強の地震/);
+    assert.deepEqual(poll.pollEvent.answers.map((a) => a.id), ["safe_ok", "safe_no", "minor", "serious", "contact"]);
+    await vote("sato", roomId, poll, "safe_ok");
+    await vote("suzuki", roomId, poll, "minor");
+    await vote("suzuki", roomId, poll, "serious"); // the latest answer counts
+    await vote("tanaka", roomId, poll, "nonsense"); // spoiled: counts for nobody
+    const expected = { safe_ok: 1, safe_no: 0, minor: 0, serious: 1, contact: 0 };
+    await until("js-sdk to count the answers", async () => JSON.stringify(await countLikeElement(poll)) === JSON.stringify(expected))
+        .catch(async () => assert.deepEqual(await countLikeElement(poll), expected));
+    const summary = await until("the summary to count them", () => {
+        const text = summaryText(roomId, "安否確認");
+        return text?.includes("・重傷: 1 人") ? text : null;
+    });
+    for (const line of ["・無事（出勤可能）: 1 人", "・無事（出勤不可）: 0 人", "・軽傷: 0 人", "・重傷: 1 人", "・その他・連絡希望: 0 人"]) {
+        assert.ok(summary.split("\n").includes(line), `${line} in\n${summary}`);
+    }
+    assert.match(summary, /回答 2 \/ 4 人/);
+});
+
 test("schedule coordination: after !日程決定 js-sdk sees every poll ended and the summary Element shows says 締切済み", async () => {
     const roomId = await team();
     await command(roomId, `!日程調整 課内打ち合わせ\n${tokyoDay(10)} 10:00\n${tokyoDay(11)} 14:00-15:00`);
