@@ -27,6 +27,8 @@ demo: system-deps $(STAMP)
 
 test: $(STAMP)
 	@bash scripts/install-system-deps.sh test
+	@# Element's libraries for the interop tests, exactly as locked (again only when the lockfile changed)
+	cd tests/interop && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund --prefer-offline; }
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: system-deps $(STAMP)

@@ -16,9 +16,10 @@ NEEDS=(libmagic1:libmagic.so.1 nginx-light:nginx bubblewrap:bwrap poppler-utils:
        libreoffice-impress-nogui:/usr/lib/libreoffice/program/libsdlo.so
        python3-uno:/usr/lib/python3/dist-packages/uno.py
        fonts-noto-cjk:/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc)
-# With "test": what the tests need besides: chromium drives the sticker picker page.
+# With "test": what the tests need besides: chromium drives the sticker picker page; node and npm
+# run the interop tests with Element's own libraries (tests/interop, installed by `npm ci`).
 if [ "${1:-}" = "test" ]; then
-    NEEDS+=(chromium:chromium)
+    NEEDS+=(chromium:chromium nodejs:node npm:npm)
 fi
 
 missing=()

@@ -115,9 +115,15 @@ async def test_threads_main_timeline_and_unthreaded_receipts(homeserver, login):
     # An unthreaded receipt covers everything before it, threads included.
     room.receipt("tanaka", later_main)
     assert "tanaka" in room.readers(in_thread)[0] and "tanaka" in room.readers(root)[0]
-    # Replying in the thread is reading the thread, not the main timeline.
+    # Replying in the thread is reading the thread and its root, not the rest of the main timeline.
+    assert "sato" in room.readers(root)[1]
     await room.say("sato", "確認しました", thread_root=root)
-    assert "sato" in room.readers(in_thread)[0]
+    assert "sato" in room.readers(in_thread)[0] and "sato" in room.readers(root)[0]
+    assert "sato" in room.readers(later_main)[1]
+    status, body = call(room.url, room.clients["kacho"].access_token, "POST",
+                        f"{PREFIX}/{quote(room.room_id)}/read_status", {"event_ids": [root, later_main]})
+    assert [(e["read_count"], e["unread_count"]) for e in body["events"]] == [
+        (len(r), len(u)) for r, u in (room.readers(root), room.readers(later_main))]
 
 
 async def test_private_receipts_are_never_revealed(homeserver, login):

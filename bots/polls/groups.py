@@ -57,6 +57,9 @@ class Groups:
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
+        # One summary edit at a time per group, rendered inside the lock: an edit rendered before a
+        # close but sent after it would leave Element showing 受付中 on a closed group.
+        self._summary_locks: dict[str, asyncio.Lock] = {}
 
     # --- lifecycle ---
 
@@ -170,6 +173,11 @@ class Groups:
         return lambda user_id: self.bot.display_name(user_id, group.room_id)
 
     async def refresh(self, group_id: str) -> None:
+        lock = self._summary_locks.setdefault(group_id, asyncio.Lock())
+        async with lock:
+            await self._refresh(group_id)
+
+    async def _refresh(self, group_id: str) -> None:
         group = self.store.group(group_id)
         if group is None or group.summary_event_id is None:
             return

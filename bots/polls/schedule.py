@@ -218,14 +218,15 @@ class Feature:
         if not 1 <= candidate <= len(candidates):
             await ctx.reply("polls.schedule.no_candidate", number=number, index=candidate, count=len(candidates))
             return
-        app.store.set_group(group.group_id, options={**group.options, "decided": candidate, "decided_by": ctx.sender,
-                                                     "decided_event": ctx.event_id})
         lang = app.bot.language_for("", ctx.room_id)
-        group = app.store.group(group.group_id)
+        # Closed first, decided then: a summary rendered in between must not show the decision
+        # next to 受付中 (Element would keep showing whichever edit came last).
         if group.open:
             group = await app.groups.close(group, lang)
-        else:
-            await app.groups.refresh(group.group_id)
+        app.store.set_group(group.group_id, options={**group.options, "decided": candidate, "decided_by": ctx.sender,
+                                                     "decided_event": ctx.event_id})
+        group = app.store.group(group.group_id)
+        await app.groups.refresh(group.group_id)
         chosen = candidates[candidate - 1]
         poll = app.store.polls(group.group_id)[candidate - 1]
         tally = app.groups.tallies(group, [poll])[0]

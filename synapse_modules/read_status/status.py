@@ -7,7 +7,9 @@ position in the room's stream:
 - U's public ``m.read`` receipt for E's timeline: ``main`` for the main timeline, the
   thread root for an event in a thread (a receipt on a LATER event counts: reading a
   later message means having read the earlier ones);
-- U's last event in E's timeline (U sent E, or wrote after it). Membership changes do not count.
+- U's last event in E's timeline (U sent E, or wrote after it). Membership changes do not count;
+- E is a thread root and U wrote in its thread (nobody replies to a thread without its first
+  message on screen; Element's matrix-js-sdk counts it so too, see tests/interop/read_status).
 
 Private receipts (``m.read.private``) are never used, so a member who reads
 privately appears unread to others: revealing even a count would reveal them.
@@ -48,10 +50,12 @@ class RoomReads(NamedTuple):
     receipts: dict[str, dict[str | None, ReadMark]]
     # timeline -> members sorted by how far they read (built on first use)
     timelines: dict[str, "TimelineIndex"]
+    # thread root -> users who wrote in the thread (they have seen its root)
+    repliers: dict[str, frozenset[str]]
 
 
 def build(members: dict[str, int], receipts: Iterable[Receipt], sent: Iterable[Sent]) -> RoomReads:
-    return advance(RoomReads(dict(members), {}, {}, {}), {}, receipts, sent)
+    return advance(RoomReads(dict(members), {}, {}, {}, {}), {}, receipts, sent)
 
 
 def advance(reads: RoomReads, membership: dict[str, int | None], receipts: Iterable[Receipt],
@@ -82,9 +86,14 @@ def advance(reads: RoomReads, membership: dict[str, int | None], receipts: Itera
         if old is None or receipt.stream_ordering >= old.stream_ordering:
             marks[receipt.thread_id] = ReadMark(receipt.stream_ordering, receipt.ts)
         _advance(timelines_of(receipt.user_id), receipt.thread_id, receipt.stream_ordering)
+    repliers = reads.repliers
     for item in sent:
         _advance(timelines_of(item.sender), item.thread_id or MAIN, item.last_stream_ordering)
-    moved = RoomReads(members, positions, by_user, {})
+        if item.thread_id and item.sender not in repliers.get(item.thread_id, ()):
+            if repliers is reads.repliers:
+                repliers = dict(repliers)
+            repliers[item.thread_id] = repliers.get(item.thread_id, frozenset()) | {item.sender}
+    moved = RoomReads(members, positions, by_user, {}, repliers)
     changed = copied | set(membership)
     if len(changed) <= _PATCH_LIMIT:
         # A busy room changes by a receipt or two between questions: move those members within the
@@ -201,9 +210,20 @@ def status(reads: RoomReads, event: EventPosition) -> Status:
             for user_id, ts, lowest in zip(index.users[first_reader:], index.first_ts[first_reader:],
                                            index.lowest_receipt[first_reader:])]
     members = reads.members
-    unread = [user_id for user_id in index.users[:first_reader] if members[user_id] <= at]
+    repliers = _repliers(reads, event)
+    unread = [user_id for user_id in index.users[:first_reader] if members[user_id] <= at and user_id not in repliers]
     unread.sort()
+    if repliers:
+        shown = {user_id for user_id, _ in read}
+        read += [(user_id, None) for user_id in sorted(repliers - shown)]
     return Status(read, unread)
+
+
+def _repliers(reads: RoomReads, event: EventPosition) -> frozenset[str]:
+    """Members who wrote in the thread ``event`` is the root of (a root is in the main timeline)."""
+    if event.thread_id is not None:
+        return frozenset()
+    return reads.repliers.get(event.event_id, frozenset()) & reads.members.keys()
 
 
 def _covering_ts(reads: RoomReads, user_id: str, timeline: str, at: int) -> int | None:
@@ -261,6 +281,10 @@ class Counter:
                 joined += 1
             read = len(ranked) - bisect_left(ranked, event.stream_ordering)
             unread = prefix(bisect_left(rank_values, event.stream_ordering))  # joined and below the event
+            for user_id in _repliers(self._reads, event):  # below the root, yet read: they replied
+                if positions[user_id] < event.stream_ordering:
+                    read += 1
+                    unread -= self._reads.members[user_id] <= event.stream_ordering
             self._answers[event.event_id] = (read, unread)
 
     def counts(self, event: EventPosition) -> tuple[int, int]:
