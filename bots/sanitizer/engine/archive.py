@@ -41,7 +41,7 @@ import attrs
 
 from lgwan_chat.i18n import t
 
-from .budgets import RATIO_FLOOR
+from .budgets import inflated_size
 from .detect import detect
 from .filenames import MAX_STEM, RESERVED, clean, output_name
 from .result import Note, Output, Product, Refusal, Result
@@ -50,7 +50,6 @@ from .sandbox import SandboxError
 if TYPE_CHECKING:
     from .engine import Job
 
-CHUNK = 1024 * 1024
 REPORT_NAME = "無害化結果.txt"
 #: refusals of a nested archive that refuse the archive around it too
 WHOLE = {"sanitizer.refused.zip_bomb", "sanitizer.refused.zip_ratio", "sanitizer.refused.zip_too_many_entries",
@@ -138,17 +137,11 @@ def is_special(info: zipfile.ZipInfo) -> bool:
 def read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, max_ratio: int,
                 archive_size: int) -> bytes:
     """The member's bytes, counted as they come out: the sizes in its header are not trusted."""
-    compressed = max(1, min(info.compress_size, archive_size))  # a header may claim more than there is
-    chunks = []
-    size = 0
-    with archive.open(info) as f:
-        while chunk := f.read(CHUNK):
-            size += len(chunk)
-            if size > limit:
-                raise _Exceeded("bytes")
-            if size > RATIO_FLOOR and size > max_ratio * compressed:
-                raise _Exceeded("ratio")
-            chunks.append(chunk)
+    chunks: list[bytes] = []
+    try:
+        inflated_size(archive, info, limit, max_ratio, archive_size, keep=chunks)
+    except OverflowError as e:
+        raise _Exceeded("bytes" if str(e) == "size" else "ratio") from None
     return b"".join(chunks)
 
 

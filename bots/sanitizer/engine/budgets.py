@@ -57,10 +57,11 @@ def longest_formula(xml: bytes) -> int:
 
 
 def inflated_size(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, ratio: int,
-                  archive_size: int) -> int:
-    """The member's real size, read and counted (never taken from its header); raises ``OverflowError``
-    ("ratio" or "size") as soon as it goes over ``limit`` or ``ratio`` times its compressed size."""
-    compressed = max(1, min(info.compress_size, archive_size))
+                  archive_size: int, keep: list[bytes] | None = None) -> int:
+    """The member's real size, read and counted (never taken from its header; its chunks appended to
+    ``keep`` when given); raises ``OverflowError`` ("ratio" or "size") as soon as it goes over
+    ``limit`` or ``ratio`` times its compressed size."""
+    compressed = max(1, min(info.compress_size, archive_size))  # a header may claim more than there is
     size = 0
     with archive.open(info) as member:
         while chunk := member.read(CHUNK):
@@ -69,6 +70,8 @@ def inflated_size(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, r
                 raise OverflowError("size")
             if size > RATIO_FLOOR and size > ratio * compressed:
                 raise OverflowError("ratio")
+            if keep is not None:
+                keep.append(chunk)
     return size
 
 
