@@ -26,13 +26,13 @@ from urllib.parse import quote
 
 import attrs
 import pytest
-from nio import UploadResponse
 from PIL import Image
 
 from harness import http_get
 from lgwan_chat.homeserver import free_port
 from lgwan_chat.nginx import ERROR_PAGES, TO_DEVICE_REFUSAL, Nginx, NginxSpec, error_body
 from synapse_modules.zones.rest.media_pending import PLACEHOLDER
+from test_zone_media_gate import upload
 
 SANITIZER = "sanitizer-bot"
 ROOT = Path(__file__).resolve().parent.parent
@@ -226,14 +226,6 @@ def png(colour) -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (64, 48), colour).save(out, "PNG")
     return out.getvalue()
-
-
-async def upload(client, data: bytes) -> tuple[str, str]:
-    response, _ = await client.upload(io.BytesIO(data), content_type="image/png", filename="photo.png",
-                                      filesize=len(data))
-    assert isinstance(response, UploadResponse), response
-    server, media_id = response.content_uri[len("mxc://"):].split("/", 1)
-    return server, media_id
 
 
 @pytest.fixture
