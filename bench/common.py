@@ -7,9 +7,10 @@ import asyncio
 import json
 import os
 import platform
+from collections.abc import Awaitable, Callable
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 
 def machine() -> str:

@@ -30,9 +30,9 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import machine, run  # noqa: E402
-from lgwan_chat.homeserver import RELAXED_RATE_LIMITS, Homeserver, HomeserverSpec, free_port  # noqa: E402
-from lgwan_chat.nginx import Nginx, NginxSpec  # noqa: E402
+from bench.common import machine, run
+from lgwan_chat.homeserver import RELAXED_RATE_LIMITS, Homeserver, HomeserverSpec, free_port
+from lgwan_chat.nginx import Nginx, NginxSpec
 
 GATE_LINE = "        auth_request /_lgwan_chat/gate;\n"
 CACHE_LINE = "        proxy_cache lgwan_chat_gate;\n"

@@ -37,8 +37,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 from urllib.parse import quote
 
 import aiohttp
@@ -46,12 +46,12 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import machine, run  # noqa: E402
-from bench.read_status import bounded, call  # noqa: E402
-from bots.polls import events  # noqa: E402
-from bots.runtime.accounts import exempt_from_rate_limits  # noqa: E402
-from lgwan_chat.homeserver import RELAXED_RATE_LIMITS, Homeserver, HomeserverSpec, child_env, suite_modules  # noqa: E402
-from lgwan_chat.postgres import PostgresDatabase  # noqa: E402
+from bench.common import machine, run
+from bench.read_status import bounded, call
+from bots.polls import events
+from bots.runtime.accounts import exempt_from_rate_limits
+from lgwan_chat.homeserver import RELAXED_RATE_LIMITS, Homeserver, HomeserverSpec, child_env, suite_modules
+from lgwan_chat.postgres import PostgresDatabase
 
 
 def homeserver(data_dir: Path, database: PostgresDatabase | None, limits: Sequence[str] = ()) -> Homeserver:

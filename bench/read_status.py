@@ -30,9 +30,9 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import machine, run  # noqa: E402
-from lgwan_chat.homeserver import RELAXED_RATE_LIMITS, Homeserver, HomeserverSpec, suite_modules  # noqa: E402
-from lgwan_chat.postgres import PostgresDatabase, postgres_unreachable_reason  # noqa: E402
+from bench.common import machine, run
+from lgwan_chat.homeserver import RELAXED_RATE_LIMITS, Homeserver, HomeserverSpec, suite_modules
+from lgwan_chat.postgres import PostgresDatabase, postgres_unreachable_reason
 
 PREFIX = "/_synapse/client/lgwan/v1/rooms"
 

@@ -45,10 +45,11 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-import corpus_adversarial as adversarial  # noqa: E402
-import corpus_documents as corpus  # noqa: E402
-from bench.common import machine, run  # noqa: E402
-from bots.sanitizer.engine import Policies, Sanitizer, office  # noqa: E402
+import corpus_adversarial as adversarial
+import corpus_documents as corpus
+
+from bench.common import machine, run
+from bots.sanitizer.engine import Policies, Sanitizer, office
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
@@ -130,7 +131,7 @@ class PeakSampler:
         self.own = 0
         self._stop = threading.Event()
 
-    def __enter__(self) -> "PeakSampler":
+    def __enter__(self) -> PeakSampler:
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
         return self

@@ -27,8 +27,8 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import machine, run  # noqa: E402
-from lgwan_chat.homeserver import suite_modules, RELAXED_RATE_LIMITS, Homeserver, HomeserverSpec  # noqa: E402
+from bench.common import machine, run
+from lgwan_chat.homeserver import RELAXED_RATE_LIMITS, Homeserver, HomeserverSpec, suite_modules
 
 
 class Target:
