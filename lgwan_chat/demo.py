@@ -32,9 +32,9 @@ from bots.runtime.storage import RUNTIME_MIGRATIONS, Storage
 from lgwan_chat import organisation as org
 from lgwan_chat.configcheck import check_file
 from lgwan_chat.homeserver import Homeserver, HomeserverError, HomeserverSpec, HttpError, port_in_use
-from lgwan_chat.templates import config_dir, render
 from lgwan_chat.i18n import both, t
 from lgwan_chat.nginx import Nginx, NginxError, NginxSpec, nginx_binary
+from lgwan_chat.templates import config_dir, render
 
 SERVER_NAME = "demo-city.test"
 EDITABLE_FILES = ("modules.yaml", "organisation.yaml")
@@ -318,7 +318,7 @@ def add_missing_bots(target: Path, values: dict) -> None:
             current = line.strip()[:-1]
             blocks[current] = pending + [line]
             pending = []
-        elif line.lstrip().startswith("#") and line.startswith("  #") or not line.strip():
+        elif (line.lstrip().startswith("#") and line.startswith("  #")) or not line.strip():
             pending.append(line)  # comments above the next bot belong to it
         elif current is not None:
             blocks[current] += pending + [line]

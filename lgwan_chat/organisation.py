@@ -10,7 +10,8 @@ may post, and ``roles:`` gives the power level of each staff ``title``.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import attrs
 
@@ -106,7 +107,7 @@ class Room:
 class Department:
     id: str
     name: Name
-    sections: tuple["Department", ...] = ()
+    sections: tuple[Department, ...] = ()
     parent: str | None = None
     topic: Name | None = None
     rooms: tuple[Room, ...] = ()

@@ -14,15 +14,23 @@ fine: Synapse's own keys are left to Synapse):
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Iterable
 from pathlib import Path as FsPath
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from .issues import ConfigIssue, format_path, raise_config_error
 from .schema import validate
 from .yamlfile import load
 
-__all__ = ["ConfigIssue", "check_document", "check_file", "format_path", "raise_config_error",
-           "SUITE_MODULES", "SUITE_BOTS"]
+__all__ = [
+    "SUITE_BOTS",
+    "SUITE_MODULES",
+    "ConfigIssue",
+    "check_document",
+    "check_file",
+    "format_path",
+    "raise_config_error",
+]
 
 #: The suite's Synapse modules: ``module:`` path -> module holding ``check(config)``.
 SUITE_MODULES: dict[str, str] = {

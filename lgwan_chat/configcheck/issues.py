@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import attrs
 
@@ -35,7 +36,7 @@ class ConfigIssue:
     def message(self, lang: str) -> str:
         return t(self.key, lang, **self.params)
 
-    def with_location(self, file: str | None, prefix: Path = (), lines: dict | None = None) -> "ConfigIssue":
+    def with_location(self, file: str | None, prefix: Path = (), lines: dict | None = None) -> ConfigIssue:
         path = tuple(prefix) + tuple(self.path)
         line = self.line
         if lines is not None:

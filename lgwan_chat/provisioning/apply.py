@@ -94,7 +94,7 @@ class Homeserver:
     keys: dict[str, str] = attrs.Factory(dict)
 
     @classmethod
-    def connect(cls, base_url: str, token: str) -> "Homeserver":
+    def connect(cls, base_url: str, token: str) -> Homeserver:
         client = Client(base_url, token)
         user_id = client.call("GET", "/_matrix/client/v3/account/whoami")["user_id"]
         return cls(client, user_id, user_id.split(":", 1)[1])
