@@ -9,7 +9,8 @@ of its process instead.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from synapse.api.errors import Codes, SynapseError
@@ -36,7 +37,7 @@ class RoomRouter(DirectServeJsonResource):
         the handler gets the request and the unquoted groups as keyword arguments."""
         self._routes.append((method, re.compile("^" + re.escape(ROOMS_PREFIX) + pattern + "$"), handler))
 
-    async def _async_render(self, request: "SynapseRequest") -> tuple[int, Any]:
+    async def _async_render(self, request: SynapseRequest) -> tuple[int, Any]:
         path = request.path.decode("ascii")
         method = request.method.decode("ascii")
         allowed = False

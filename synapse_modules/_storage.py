@@ -10,7 +10,8 @@ workers the main process may never see a client request itself.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from synapse.module_api import ModuleApi
 

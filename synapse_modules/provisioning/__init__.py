@@ -27,7 +27,8 @@ from typing import Any
 import yaml
 from synapse.module_api import ModuleApi
 
-from lgwan_chat.organisation import Organisation, parse as parse_organisation
+from lgwan_chat.organisation import Organisation
+from lgwan_chat.organisation import parse as parse_organisation
 from lgwan_chat.provisioning.plan import rooms_of
 
 from .config import ProvisioningConfig, parse

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from typing import Callable, Iterable, NamedTuple
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 from .synapse_tables import EventPosition, Receipt, Sent
 
@@ -49,7 +50,7 @@ class RoomReads(NamedTuple):
     # user -> timeline -> receipt (for the time it was read)
     receipts: dict[str, dict[str | None, ReadMark]]
     # timeline -> members sorted by how far they read (built on first use)
-    timelines: dict[str, "TimelineIndex"]
+    timelines: dict[str, TimelineIndex]
     # thread root -> users who wrote in the thread (they have seen its root)
     repliers: dict[str, frozenset[str]]
 

@@ -39,7 +39,6 @@ from .rest import media_gate, media_pending, media_status
 from .rest import zone as zone_rest
 from .store import ZoneStore
 
-
 #: Element reads this from /.well-known/matrix/client: with force_disable it offers no encryption.
 E2EE_WELL_KNOWN = "io.element.e2ee"
 

@@ -26,7 +26,8 @@ the rules here do not depend on power levels.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from synapse.module_api import NOT_SPAM, ModuleApi
 

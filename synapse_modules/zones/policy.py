@@ -8,7 +8,8 @@ point). It knows the sender's zone and whether the room is LGWAN-only.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import attrs
 

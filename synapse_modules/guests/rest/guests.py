@@ -60,19 +60,19 @@ class GuestsResource(DirectServeJsonResource):
         self._store = store
         self._expiry = expiry
 
-    async def _admin(self, request: "SynapseRequest") -> str:
+    async def _admin(self, request: SynapseRequest) -> str:
         caller = (await self._api.get_user_by_req(request)).user.to_string()
         if caller not in self._config.managers and not await self._api.is_user_admin(caller):
             raise refusal("not_admin", "guests.not_manager")
         return caller
 
-    def _target(self, request: "SynapseRequest") -> str | None:
+    def _target(self, request: SynapseRequest) -> str | None:
         rest = request.path.decode("ascii")[len(PATH):]
         if rest in ("", "/"):
             return None
         return unquote(rest[1:])
 
-    async def _async_render_GET(self, request: "SynapseRequest") -> tuple[int, Any]:
+    async def _async_render_GET(self, request: SynapseRequest) -> tuple[int, Any]:
         await self._admin(request)
         target = self._target(request)
         if target is None:
@@ -82,7 +82,7 @@ class GuestsResource(DirectServeJsonResource):
             raise error(404, Codes.NOT_FOUND, "guests.not_guest", user=target)
         return 200, guest.as_json()
 
-    async def _async_render_POST(self, request: "SynapseRequest") -> tuple[int, Any]:
+    async def _async_render_POST(self, request: SynapseRequest) -> tuple[int, Any]:
         caller = await self._admin(request)
         target = self._target(request)
         if target == "check":
@@ -165,7 +165,7 @@ class GuestsResource(DirectServeJsonResource):
                 not_joined.append(room_id)
         return 200, {**guest.as_json(), "joined": joined, "not_joined": not_joined}
 
-    async def _async_render_PUT(self, request: "SynapseRequest") -> tuple[int, Any]:
+    async def _async_render_PUT(self, request: SynapseRequest) -> tuple[int, Any]:
         await self._admin(request)
         target = self._target(request)
         guest = await self._store.get(target) if target else None
@@ -179,7 +179,7 @@ class GuestsResource(DirectServeJsonResource):
         await self._store.set_expiry(guest.user_id, expires_ts)
         return 200, (await self._store.get(guest.user_id)).as_json()  # type: ignore[union-attr]
 
-    async def _async_render_DELETE(self, request: "SynapseRequest") -> tuple[int, Any]:
+    async def _async_render_DELETE(self, request: SynapseRequest) -> tuple[int, Any]:
         await self._admin(request)
         target = self._target(request)
         guest = await self._store.get(target) if target else None
@@ -202,7 +202,7 @@ class GuestsResource(DirectServeJsonResource):
         return room_id
 
 
-def _json(request: "SynapseRequest") -> dict[str, Any]:
+def _json(request: SynapseRequest) -> dict[str, Any]:
     try:
         body = json.loads(request.content.read() or b"{}")
     except ValueError:

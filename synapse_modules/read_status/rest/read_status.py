@@ -46,10 +46,10 @@ class ReadStatusRoutes:
         self._api = api
         self._config = config
 
-    async def _member(self, request: "SynapseRequest") -> str:
+    async def _member(self, request: SynapseRequest) -> str:
         return (await self._api.get_user_by_req(request)).user.to_string()
 
-    async def one(self, request: "SynapseRequest", room_id: str, event_id: str) -> tuple[int, dict]:
+    async def one(self, request: SynapseRequest, room_id: str, event_id: str) -> tuple[int, dict]:
         user_id = await self._member(request)
 
         def txn(cur: Any) -> dict | str:
@@ -69,7 +69,7 @@ class ReadStatusRoutes:
         self.raise_for(answer, event_id)
         return 200, answer
 
-    async def many(self, request: "SynapseRequest", room_id: str) -> tuple[int, dict]:
+    async def many(self, request: SynapseRequest, room_id: str) -> tuple[int, dict]:
         user_id = await self._member(request)
         event_ids = self._event_ids(request)
         limit = self._limit(request) if event_ids is None else None
@@ -95,7 +95,7 @@ class ReadStatusRoutes:
         self.raise_for(answer, None)
         return 200, answer
 
-    def _event_ids(self, request: "SynapseRequest") -> list[str] | None:
+    def _event_ids(self, request: SynapseRequest) -> list[str] | None:
         if request.method != b"POST":
             return None
         try:
@@ -108,7 +108,7 @@ class ReadStatusRoutes:
             raise error(400, Codes.BAD_JSON, "read_status.bad_batch", limit=self._config.max_batch)
         return list(dict.fromkeys(ids))
 
-    def _limit(self, request: "SynapseRequest") -> int:
+    def _limit(self, request: SynapseRequest) -> int:
         raw = request.args.get(b"limit", [b""])[0].decode("ascii", "replace")
         if not raw:
             return self._config.default_recent

@@ -24,7 +24,7 @@ class AcknowledgementRoutes:
         self._api = api
         self._config = config
 
-    async def get(self, request: "SynapseRequest", room_id: str, event_id: str) -> tuple[int, dict]:
+    async def get(self, request: SynapseRequest, room_id: str, event_id: str) -> tuple[int, dict]:
         user_id = (await self._api.get_user_by_req(request)).user.to_string()
 
         def txn(cur: Any) -> dict | str:
