@@ -14,7 +14,8 @@ from __future__ import annotations
 import html
 import re
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 from urllib.parse import quote
 
 from bots.runtime import Arg, Bot, BotApp, Command, Context

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from lgwan_chat.configcheck.issues import ConfigIssue
 from bots.runtime import config as runtime
+from lgwan_chat.configcheck.issues import ConfigIssue
 
 SCHEMA: dict[str, dict] = {
     # memos per page of !一覧 / !list

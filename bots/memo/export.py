@@ -29,7 +29,7 @@ def _safe_name(number: int, name: str | None) -> str:
     return f"attachments/{number:04d}-{cleaned[:120]}"
 
 
-async def build_export(app: "MemoBot", ctx: "Context", memos: list["Memo"], fmt: str) -> tuple[bytes, int]:
+async def build_export(app: MemoBot, ctx: Context, memos: list[Memo], fmt: str) -> tuple[bytes, int]:
     """The zip and how many attachments were left out."""
     limit = app.options["export_max_mb"] * 1024 * 1024
     files: dict[int, str] = {}
@@ -65,7 +65,7 @@ async def build_export(app: "MemoBot", ctx: "Context", memos: list["Memo"], fmt:
     return out.getvalue(), len(notes)
 
 
-def _csv(ctx: "Context", memos: list["Memo"], files: dict[int, str], notes: dict[int, str]) -> bytes:
+def _csv(ctx: Context, memos: list[Memo], files: dict[int, str], notes: dict[int, str]) -> bytes:
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\r\n")
     writer.writerow([ctx.t(f"memo.export_column.{c}") for c in ("number", "created", "kind", "text", "tags",
@@ -82,7 +82,7 @@ def _no_formula(value: str) -> str:
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
-def _markdown(ctx: "Context", memos: list["Memo"], files: dict[int, str], notes: dict[int, str]) -> bytes:
+def _markdown(ctx: Context, memos: list[Memo], files: dict[int, str], notes: dict[int, str]) -> bytes:
     lines: list[Any] = [f"# {ctx.t('memo.export_title')}", ""]
     for memo in memos:
         lines.append(f"## #{memo.number} {ctx.when(memo.created_ts)} ({ctx.t(f'memo.kind.{memo.kind}')})")

@@ -13,7 +13,8 @@ import csv
 import datetime
 import io
 import logging
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from bots.runtime import Arg, Bot, BotApp, Command, Context

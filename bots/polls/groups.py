@@ -18,7 +18,8 @@ import asyncio
 import hashlib
 import html
 import logging
-from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
 from lgwan_chat.i18n import t
@@ -49,7 +50,7 @@ def user_link(user_id: str, name: str) -> str:
 
 
 class Groups:
-    def __init__(self, bot: "Bot", store: PollStore, kinds: dict[str, Kind], summary_interval_s: float):
+    def __init__(self, bot: Bot, store: PollStore, kinds: dict[str, Kind], summary_interval_s: float):
         self.bot = bot
         self.store = store
         self.kinds = kinds

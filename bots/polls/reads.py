@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import html
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp

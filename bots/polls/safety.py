@@ -17,7 +17,8 @@ import html
 import logging
 import os
 import unicodedata
-from typing import TYPE_CHECKING, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -209,7 +210,7 @@ class SafetyKind:
 
     # the CSV export's department column (app.csv_bytes calls header(lang), then values per row)
     @property
-    def csv_extra(self) -> "SafetyKind":
+    def csv_extra(self) -> SafetyKind:
         return self
 
     def header(self, lang: str) -> list[str]:
@@ -223,10 +224,10 @@ class SafetyKind:
 
 class Feature:
     def __init__(self) -> None:
-        self.app: "PollsBot | None" = None
+        self.app: PollsBot | None = None
         self.kind: SafetyKind | None = None
 
-    def commands(self, app: "PollsBot") -> list[Command]:
+    def commands(self, app: PollsBot) -> list[Command]:
         return [
             Command("安否確認", "safety", "polls.cmd.safety", self.start,
                     (Arg("safety_scope", required=False, kind="text"),), "polls.example.safety", where="room"),
@@ -234,14 +235,14 @@ class Feature:
                     (Arg("number", required=False, kind="int"),), "polls.example.safety_status", where="room"),
         ]
 
-    def attach(self, app: "PollsBot") -> None:
+    def attach(self, app: PollsBot) -> None:
         self.app = app
         self.kind = SafetyKind(Directory(app.options.safety.organisation_file), self._synced_members,
                                self._names, self.remind)
         app.kinds[KIND] = self.kind
         app.jobs[JOB] = self._job_remind
 
-    async def on_event(self, app: "PollsBot", ctx: Context) -> None:
+    async def on_event(self, app: PollsBot, ctx: Context) -> None:
         """Someone joined or left a room a safety check asked: its not-answered count changed."""
         if ctx.event.get("type") != "m.room.member":
             return

@@ -12,7 +12,8 @@ import datetime
 import functools
 import html
 import unicodedata
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -172,7 +173,7 @@ class ScheduleKind:
 # --- the feature: commands ---
 
 class Feature:
-    def commands(self, app: "PollsBot") -> list[Command]:
+    def commands(self, app: PollsBot) -> list[Command]:
         return [
             Command("日程調整", "schedule", "polls.cmd.schedule", functools.partial(self.create, app),
                     (Arg("schedule_spec", kind="text"),), "polls.example.schedule", where="room"),
@@ -180,10 +181,10 @@ class Feature:
                     (Arg("number", kind="int"), Arg("candidate", kind="int")), "polls.example.decide", where="room"),
         ]
 
-    def attach(self, app: "PollsBot") -> None:
+    def attach(self, app: PollsBot) -> None:
         app.kinds[KIND] = ScheduleKind(app.deadline_text)
 
-    async def create(self, app: "PollsBot", ctx: Context, schedule_spec: str) -> None:
+    async def create(self, app: PollsBot, ctx: Context, schedule_spec: str) -> None:
         try:
             spec = parse_spec(schedule_spec)
             candidates = parse_candidates(spec.candidates, app.now(), app.options.timezone)
@@ -199,7 +200,7 @@ class Feature:
         await app.groups.create(group, app.header_text(group, lang), None, polls, txn=ctx.event_id)
         app.schedule_deadline(group)
 
-    async def decide(self, app: "PollsBot", ctx: Context, number: int, candidate: int) -> None:
+    async def decide(self, app: PollsBot, ctx: Context, number: int, candidate: int) -> None:
         group = await app._group(ctx, number)
         if group is None:
             return

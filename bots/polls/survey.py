@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import html
 import unicodedata
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import attrs
 
@@ -43,7 +43,7 @@ def parse_spec(text: str, min_options: int = 2, max_options: int = MAX_ANSWERS) 
     ``匿名`` lines."""
     text = (text or "").replace("／", "/")
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if len(lines) == 1 and " / " in lines[0] or (len(lines) == 1 and "/" in lines[0] and lines[0].count("/") >= 2):
+    if (len(lines) == 1 and " / " in lines[0]) or (len(lines) == 1 and "/" in lines[0] and lines[0].count("/") >= 2):
         lines = [part.strip() for part in lines[0].split("/") if part.strip()]
     deadline, anonymous, rest = None, False, []
     for line in lines:

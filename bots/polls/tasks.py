@@ -14,7 +14,8 @@ import hashlib
 import html
 import re
 import unicodedata
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from bots.runtime import Arg, Command, Context
@@ -128,7 +129,7 @@ class Feature:
         self.app: PollsBot | None = None
         self.store: TaskStore | None = None
 
-    def commands(self, app: "PollsBot") -> list[Command]:
+    def commands(self, app: PollsBot) -> list[Command]:
         return [
             Command("タスク", "task", "polls.cmd.task", self.create, (Arg("task", kind="text"),),
                     "polls.example.task", where="room"),
@@ -138,7 +139,7 @@ class Feature:
                     (Arg("task_filter", required=False, kind="text"),), "polls.example.tasks", where="room"),
         ]
 
-    def attach(self, app: "PollsBot") -> None:
+    def attach(self, app: PollsBot) -> None:
         self.app = app
         self.store = TaskStore(app.bot.storage)
         app.jobs["task_before"] = self._job_before
@@ -244,7 +245,7 @@ class Feature:
 
     # --- done and undone ---
 
-    async def on_event(self, app: "PollsBot", ctx: Context) -> None:
+    async def on_event(self, app: PollsBot, ctx: Context) -> None:
         kind = ctx.event.get("type")
         if kind == "m.reaction":
             relation = ctx.content.get("m.relates_to") or {}

@@ -29,12 +29,22 @@ import logging
 import random
 import time
 import unicodedata
-from typing import Any, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-from nio import (AsyncClient, AsyncClientConfig, ErrorResponse, LoginResponse, MessageDirection,
-                 RoomMessagesResponse, SyncResponse, UploadResponse, WhoamiResponse)
+from nio import (
+    AsyncClient,
+    AsyncClientConfig,
+    ErrorResponse,
+    LoginResponse,
+    MessageDirection,
+    RoomMessagesResponse,
+    SyncResponse,
+    UploadResponse,
+    WhoamiResponse,
+)
 
 from lgwan_chat.i18n import LANGUAGES, t
 
@@ -83,16 +93,16 @@ class BotApp:
     def commands(self) -> Sequence[Command]:
         return ()
 
-    async def start(self, bot: "Bot") -> None:
+    async def start(self, bot: Bot) -> None:
         """Called once logged in, before the first sync."""
 
-    async def on_message(self, ctx: "Context") -> None:
+    async def on_message(self, ctx: Context) -> None:
         """A message that is not a command (text, image, file...) in a room the bot is in."""
 
-    async def on_event(self, ctx: "Context") -> None:
+    async def on_event(self, ctx: Context) -> None:
         """Any other room event (reactions, redactions, state)."""
 
-    async def on_joined(self, bot: "Bot", room_id: str, inviter: str, direct: bool) -> None:
+    async def on_joined(self, bot: Bot, room_id: str, inviter: str, direct: bool) -> None:
         """The bot accepted an invitation."""
 
     async def stop(self) -> None:
@@ -102,7 +112,7 @@ class BotApp:
 class Context:
     """One event being handled: who, where, in which language, and how to answer."""
 
-    def __init__(self, bot: "Bot", room_id: str, event: dict):
+    def __init__(self, bot: Bot, room_id: str, event: dict):
         self.bot = bot
         self.room_id = room_id
         self.event = event

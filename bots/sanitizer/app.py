@@ -24,14 +24,15 @@ import re
 import tempfile
 import time
 import unicodedata
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 from urllib.parse import quote
 
 from nio import RoomResolveAliasResponse
 
-from bots.runtime import Arg, Bot, BotApp, Command, Context
 from bots.polls.dates import DateError, parse_deadline
+from bots.runtime import Arg, Bot, BotApp, Command, Context
 from bots.runtime.bot import TooLarge
 from lgwan_chat.guests_cli import GUESTS_PATH, CliError, date_of, expires_ts
 

@@ -37,7 +37,6 @@ import threading
 import urllib.parse
 import xml.etree.ElementTree as ET
 import zipfile
-
 from xml.sax.saxutils import escape
 
 import attrs

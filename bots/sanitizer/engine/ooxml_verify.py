@@ -22,7 +22,7 @@ import posixpath
 import urllib.parse
 import xml.etree.ElementTree as ET
 import zipfile
-from typing import Iterator
+from collections.abc import Iterator
 
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException

@@ -23,8 +23,8 @@ import math
 import os
 import re
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import attrs
 import pikepdf
@@ -211,4 +211,4 @@ async def _text(job, workdir: Path, pages: int) -> str:
     if done.returncode != 0:
         return ""
     text = done.stdout.decode("utf-8", errors="replace").replace("\f", "\n\n")
-    return "".join(c for c in text if c in "\n\t" or c >= " " and c != "\x7f")
+    return "".join(c for c in text if c in "\n\t" or (c >= " " and c != "\x7f"))

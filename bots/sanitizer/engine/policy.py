@@ -77,7 +77,7 @@ class Policies:
         return self.policies.get(kind, "refuse")
 
     @classmethod
-    def from_options(cls, raw: dict[str, Any] | None) -> "Policies":
+    def from_options(cls, raw: dict[str, Any] | None) -> Policies:
         """Typed policies from an already validated mapping (missing keys take the defaults)."""
         raw = dict(raw or {})
         policies = {k: v[0] for k, v in CHOICES.items()}

@@ -27,8 +27,9 @@ import shutil
 import signal
 import sys
 import sysconfig
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Sequence
+from typing import Any
 
 import attrs
 

@@ -16,8 +16,8 @@ from aiohttp import web
 
 from lgwan_chat.i18n import t
 
-from ..engine.filenames import clean
 from ..delivery import report
+from ..engine.filenames import clean
 from ..links import token_hash
 from .form import link_problem
 from .html import language, page, problem

@@ -16,7 +16,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import protocol  # noqa: E402
+import protocol
 
 #: the answer when LibreOffice died before the file was given to it: the file is not to blame (office.py)
 RENDERER_GONE = "renderer-gone"
