@@ -38,8 +38,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pytest
 import yaml
@@ -50,7 +51,7 @@ from lgwan_chat.homeserver import HttpError, child_env
 from lgwan_chat.postgres import PG_SETTINGS, PostgresDatabase
 
 REPO = Path(__file__).resolve().parent.parent
-_CREATED: list["BotProcess"] = []
+_CREATED: list[BotProcess] = []
 _READY = re.compile(r'(: ready( |$))|("msg": "ready")', re.M)
 
 
@@ -138,7 +139,7 @@ class BotProcess:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def start(self) -> "BotProcess":
+    def start(self) -> BotProcess:
         assert not self.running, f"{self.name} is already running"
         self._start_offset = self.log_size()
         log = open(self.log_path, "ab")
@@ -152,7 +153,7 @@ class BotProcess:
             log.close()
         return self
 
-    def wait_ready(self, timeout: float = 60) -> "BotProcess":
+    def wait_ready(self, timeout: float = 60) -> BotProcess:
         """Until this start has logged in and synced once (the runtime logs ``ready``)."""
         self.wait_log(_READY, timeout=timeout, what="ready")
         return self
@@ -222,7 +223,7 @@ class BotProcess:
             self.database.drop()
             self.database = None
 
-    def __enter__(self) -> "BotProcess":
+    def __enter__(self) -> BotProcess:
         return self
 
     def __exit__(self, *exc: Any) -> None:

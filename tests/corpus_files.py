@@ -97,15 +97,14 @@ HTML = b"<html><body><script>document.location='http://203.0.113.1/'</script></b
 BATCH = b"@echo off\r\ndel /q C:\\Users\\*\r\n"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def zip_of_zeros(size: int = 1024 ** 3) -> bytes:
     """One entry of ``size`` zero bytes, deflated while written (1 GB of zeros is about 1 MB)."""
     out = io.BytesIO()
     chunk = bytes(1024 * 1024)
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
-        with archive.open("zeros.bin", "w") as member:
-            for _ in range(size // len(chunk)):
-                member.write(chunk)
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive, archive.open("zeros.bin", "w") as member:
+        for _ in range(size // len(chunk)):
+            member.write(chunk)
     return out.getvalue()
 
 

@@ -21,8 +21,9 @@ import asyncio
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 if __name__ == "__main__":  # run as a script: the checkout must be importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

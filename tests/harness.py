@@ -62,7 +62,7 @@ class RunningHomeserver:
     def __getattr__(self, name: str) -> Any:  # url(), server_name, log_tail(), pid, ...
         return getattr(self.hs, name)
 
-    def start(self) -> "RunningHomeserver":
+    def start(self) -> RunningHomeserver:
         try:
             self.hs.start()
         except Exception:

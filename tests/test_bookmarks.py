@@ -15,11 +15,11 @@ from urllib.parse import quote, urlencode
 import pytest
 from nio import RoomPutStateResponse, RoomRedactResponse, RoomSendResponse
 from synapse.config import ConfigError
+from test_read_status import Room, call
 
 from lgwan_chat.configcheck import check_document
 from lgwan_chat.i18n import t
 from synapse_modules.bookmarks import BookmarksModule
-from test_read_status import Room, call
 
 PATH = "/_synapse/client/lgwan/v1/bookmarks"
 PERMALINK_BASE = "https://chat.example.lg.jp/#/room/"

@@ -10,6 +10,7 @@ import asyncio
 from types import SimpleNamespace
 
 import pytest
+from echo_bot import EchoBot
 from nio import RoomMessagesError, RoomMessagesResponse, SyncResponse
 from nio.events.invite_events import InviteEvent
 
@@ -17,7 +18,6 @@ from bots.runtime import Arg, Bot, Command
 from bots.runtime.commands import CommandSet, ParseError, parse_int, split_prefix
 from bots.runtime.config import InvitePolicy, RuntimeConfig
 from bots.runtime.storage import Storage
-from echo_bot import EchoBot
 from lgwan_chat.i18n import LANGUAGES, t
 
 PREFIXES = ("!", "！")

@@ -14,10 +14,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-from nio import AsyncClient, LoginResponse, RoomCreateResponse, RoomInviteResponse
-
 from bots_harness import ask, replies, room_events, send_text, wait_membership, wait_replies
 from harness import http_get
+from nio import AsyncClient, LoginResponse, RoomCreateResponse, RoomInviteResponse
+
 from lgwan_chat.cli import main as lgwan_chat
 from lgwan_chat.configcheck import SUITE_BOTS
 from lgwan_chat.i18n import t

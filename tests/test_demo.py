@@ -3,25 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
-import io
 import time
 from pathlib import Path
 
 import pytest
-from nio import AsyncClient, JoinedRoomsResponse, LoginResponse, RoomCreateResponse
-from PIL import Image
-
-from lgwan_chat.homeserver import free_port, port_in_use
 from bots_harness import answer, room_events, wait_membership, wait_replies
 from harness import download, http_get
+from nio import AsyncClient, JoinedRoomsResponse, LoginResponse, RoomCreateResponse
+from PIL import Image
 from test_login_limits import outcome, password_login, whois_addresses
 from test_zone_endpoint import call_zone
+
+from lgwan_chat.homeserver import free_port, port_in_use
 
 LGWAN_CHAT = str(Path(sys.executable).parent / "lgwan-chat")
 

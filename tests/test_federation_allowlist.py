@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from federation import federating_homeserver, make_tls, stock_homeservers
+from harness import download
 from nio import JoinResponse, RoomSendResponse, UploadResponse
 from signedjson.key import encode_verify_key_base64, generate_signing_key, get_verify_key
 
-from federation import federating_homeserver, make_tls, stock_homeservers
-from harness import download
 from lgwan_chat.cli import main
 from lgwan_chat.homeserver import Homeserver, HomeserverError, HomeserverSpec
 from synapse_modules.federation.allowlist import sign_text

@@ -11,15 +11,25 @@ import sqlite3
 import time
 import urllib.error
 import urllib.request
-from urllib.parse import quote
 from typing import Any
+from urllib.parse import quote
 
 import pytest
-from nio import (AsyncClient, JoinError, JoinResponse, LoginError, LoginResponse, ProfileGetDisplayNameResponse,
-                 RoomCreateError, RoomCreateResponse, RoomInviteError, RoomInviteResponse,
-                 SyncResponse)
-
 from harness import User
+from nio import (
+    AsyncClient,
+    JoinError,
+    JoinResponse,
+    LoginError,
+    LoginResponse,
+    ProfileGetDisplayNameResponse,
+    RoomCreateError,
+    RoomCreateResponse,
+    RoomInviteError,
+    RoomInviteResponse,
+    SyncResponse,
+)
+
 from lgwan_chat import cli
 from lgwan_chat.homeserver import suite_modules
 from lgwan_chat.postgres import PG_SETTINGS

@@ -19,7 +19,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from bots_harness import BotProcess
 
 INTEROP = Path(__file__).resolve().parent / "interop"
@@ -111,7 +110,7 @@ def test_interop(script, homeserver, nginx_front, interop_bots, node_project, tm
     context_file = tmp_path / "context.json"
     context_file.write_text(json.dumps(context, ensure_ascii=False), encoding="utf-8")
     context_file.chmod(0o600)  # user passwords
-    run = subprocess.run(  # noqa: PLW1510 (the exit code is checked below, with the report)
+    run = subprocess.run(
         [*node_command(), "--test", "--test-reporter=tap", str(node_project / f"{script}.test.mjs")],
         cwd=node_project, capture_output=True, text=True, timeout=SCRIPT_TIMEOUT_S,
         env={**os.environ, "INTEROP_CONTEXT": str(context_file)})
@@ -177,7 +176,7 @@ def widget_host(node_project):
     api_js = (node_project / "node_modules" / "matrix-widget-api" / "dist" / "api.js").read_bytes()
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (http.server's name)
+        def do_GET(self):
             body, kind = (api_js, "text/javascript") if self.path == "/api.js" else (HOST_PAGE.encode(), "text/html")
             self.send_response(200)
             self.send_header("Content-Type", kind + "; charset=utf-8")
@@ -202,11 +201,10 @@ def widget_host(node_project):
 def test_sticker_picker_hosted_by_matrix_widget_api(lang, homeserver, widget_host):
     from urllib.parse import quote
 
-    from playwright.sync_api import sync_playwright
-
     from harness import http_get
-    from test_stamps_picker_browser import CHROMIUM, CHROMIUM_ARGS
+    from playwright.sync_api import sync_playwright
     from test_stamps_pack import wait_for_pack
+    from test_stamps_picker_browser import CHROMIUM, CHROMIUM_ARGS
 
     wait_for_pack(homeserver)
     user = homeserver.new_user("sticker")

@@ -19,8 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import yaml
-
 from harness import RunningHomeserver
+
 from lgwan_chat.templates import config_dir
 
 #: Limits this module leaves as the template ships them.

@@ -12,11 +12,10 @@ import time
 import zipfile
 
 import pytest
-from nio import RoomCreateResponse, RoomSendResponse, UploadResponse
-from PIL import Image
-
 from bots_harness import BotProcess, answer, wait_membership, wait_replies
 from harness import download
+from nio import RoomCreateResponse, RoomSendResponse, UploadResponse
+from PIL import Image
 
 BOT = "memo"
 

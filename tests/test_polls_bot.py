@@ -9,11 +9,11 @@ import io
 import time
 
 import pytest
+from bots_harness import BotProcess, ask, room_events, wait_membership
+from harness import download
 from nio import RoomSendResponse
 
 from bots.polls import events
-from bots_harness import BotProcess, ask, room_events, wait_membership
-from harness import download
 
 BOT = "polls"
 

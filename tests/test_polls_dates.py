@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import datetime
 import re
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from bots.polls.dates import MAX_CANDIDATES, WEEKDAYS_JA, Candidate, DateError, format_when, parse_candidates, \
-    parse_deadline
+from bots.polls.dates import (
+    MAX_CANDIDATES,
+    WEEKDAYS_JA,
+    Candidate,
+    DateError,
+    format_when,
+    parse_candidates,
+    parse_deadline,
+)
 from bots.polls.ics import event_ics, fold
 from lgwan_chat.i18n import catalogue
-
-from zoneinfo import ZoneInfo
 
 JST = ZoneInfo("Asia/Tokyo")
 # Wednesday 18 November 2026, 10:00 in Tokyo. 12/3/2026 is a Thursday (木).

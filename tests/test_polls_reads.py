@@ -9,11 +9,11 @@ import time
 from urllib.parse import quote
 
 import pytest
+from bots_harness import BotProcess, answer, room_events, wait_membership
 from nio import RoomReadMarkersResponse, RoomSendResponse
 
 from bots.polls.reads import Feature, name_list, reply_target
 from bots.runtime.bot import without_reply_fallback
-from bots_harness import BotProcess, answer, room_events, wait_membership
 
 BOT = "polls"
 PER_MESSAGE = 2

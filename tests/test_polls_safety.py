@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 import yaml
+from bots_harness import BotProcess, ask, room_events, wait_membership
+from harness import download
 from nio import RoomCreateResponse
+from test_polls_bot import latest_summary, vote, wait_for, wait_summary
 
 from bots.polls import events
 from bots.polls.safety import ANSWER_IDS, Directory, SafetyKind, answers, most_urgent
 from bots.polls.store import Group, Poll
 from bots.polls.tally import Tally
-from bots_harness import BotProcess, ask, room_events, wait_membership
-from harness import download
-from test_polls_bot import latest_summary, vote, wait_for, wait_summary
 
 REMIND_EVERY_MINUTES = 0.1  # 6 seconds: long enough to vote in between, short enough to test
 DEPARTMENTS = [

@@ -11,9 +11,8 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import pytest
-from nio import RoomSendResponse
-
 from bots_harness import BotProcess, answer, ask, room_events, wait_membership, wait_replies
+from nio import RoomSendResponse
 from test_polls_bot import latest_summary, wait_for
 
 BOT = "polls"

@@ -8,9 +8,8 @@ import urllib.request
 from urllib.parse import quote
 
 import pytest
-from nio import RoomCreateResponse, RoomSendResponse
-
 from harness import http_get
+from nio import RoomCreateResponse, RoomSendResponse
 
 PREFIX = "/_synapse/client/lgwan/v1/rooms"
 
@@ -35,7 +34,7 @@ class Room:
         self.room_id = ""
 
     @classmethod
-    async def make(cls, homeserver, login, names: list[str]) -> "Room":
+    async def make(cls, homeserver, login, names: list[str]) -> Room:
         clients = {}
         for name in names:
             clients[name] = await login(homeserver.new_user(name), "internet")

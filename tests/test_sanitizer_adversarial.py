@@ -18,15 +18,15 @@ import textwrap
 import zipfile
 from pathlib import Path
 
-import pikepdf
-import pytest
-from PIL import Image
-
 import corpus_adversarial as adv
 import corpus_documents as documents
+import pikepdf
+import pytest
+from corpus_files import small_zip
+from PIL import Image
+
 from bots.sanitizer.engine import Policies, Sanitizer
 from bots.sanitizer.engine.archive import MAX_FOLDERS, MAX_NAME_BYTES, MAX_PATH_CHARS, REPORT_NAME
-from corpus_files import encode, photo, small_zip
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -241,7 +241,7 @@ async def test_csv_separator_line_is_read_and_removed(engine, sep):
 
 
 async def test_a_first_cell_reading_like_a_separator_line_stays_a_cell(engine):
-    result = await engine.sanitize("\"sep=;\"\r\n1,2\r\n".encode(), "x.csv")
+    result = await engine.sanitize(b"\"sep=;\"\r\n1,2\r\n", "x.csv")
     out = result.outputs[0].data
     assert excel_cells(out) == [["sep=;"], ["1", "2"]]
 

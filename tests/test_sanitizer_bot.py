@@ -19,12 +19,11 @@ import urllib.request
 from urllib.parse import quote
 
 import pytest
+from bots_harness import BotProcess, ask, room_events, wait_membership, wait_replies
+from harness import download
 from nio import RoomCreateResponse, RoomSendResponse, UploadResponse
 from PIL import Image
 from playwright.async_api import async_playwright
-
-from bots_harness import BotProcess, ask, room_events, wait_membership, wait_replies
-from harness import download
 
 BOT = "sanitizer"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -428,7 +427,7 @@ async def test_refused_files_are_said_in_words_and_the_headline_says_they_were_n
         await page.wait_for_selector("ul.results")
         text = await page.inner_text("main")
         assert await page.title() == expected_title and await page.inner_text("h1") == expected_title, text
-        assert "送信しました" not in text and "Sent" != await page.inner_text("h1")
+        assert "送信しました" not in text and await page.inner_text("h1") != "Sent"
         assert "受け付けました" not in text, text
         assert not MIME.search(text), text
         assert await page.locator("ul.results li.refused").count() == sum(1 for n in batch if n != "memo.txt")
@@ -448,8 +447,7 @@ def test_every_type_the_engine_refuses_reads_as_words_in_both_languages():
     """Every MIME type the engine names in a refusal (its refused sets, media, unknown types) is
     said in words: the reason a person reads never carries a MIME type."""
     from bots.sanitizer.delivery import file_type_words, report
-    from bots.sanitizer.engine import Result
-    from bots.sanitizer.engine import detect
+    from bots.sanitizer.engine import Result, detect
     from bots.sanitizer.engine.engine import REFUSED_KINDS
     from bots.sanitizer.engine.result import Note
     from lgwan_chat.i18n import catalogue

@@ -19,12 +19,12 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+import corpus_documents as corpus
 import pytest
 import pytest_asyncio
 from PIL import Image
 
-import corpus_documents as corpus
-from bots.sanitizer.engine import Policies, Sanitizer, office, ooxml, ooxml_verify
+from bots.sanitizer.engine import Policies, Sanitizer, office, ooxml_verify
 from bots.sanitizer.engine.detect import detect
 from bots.sanitizer.engine.sandbox import Sandbox
 from bots.sanitizer.engine.verify import pdf_active_content

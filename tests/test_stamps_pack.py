@@ -14,9 +14,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from harness import RunningHomeserver, http_get
 from PIL import Image
 
-from harness import RunningHomeserver, http_get
 from lgwan_chat.cli import main
 from synapse_modules.stamps.images import MAX_SIDE, StampImageError, load
 

@@ -7,10 +7,9 @@ request origin through the same helper inside a real Synapse process.
 from __future__ import annotations
 
 from types import SimpleNamespace
-
-import attrs
 from typing import get_type_hints
 
+import attrs
 from synapse.logging.context import ContextRequest, LoggingContext, PreserveLoggingContext
 from synapse.synapse_rust.events import EventInternalMetadata
 
@@ -276,5 +275,5 @@ def test_local_media_still_gets_its_length_only_once_uploaded():
     from synapse.storage.databases.main.media_repository import LocalMedia, MediaRepositoryStore
 
     assert "media_length" in attrs.fields_dict(LocalMedia)
-    assert callable(getattr(MediaRepositoryStore, "get_local_media"))
+    assert callable(MediaRepositoryStore.get_local_media)
     assert get_type_hints(LocalMedia)["media_length"] == int | None

@@ -26,13 +26,13 @@ from urllib.parse import quote
 
 import attrs
 import pytest
-from PIL import Image
-
 from harness import http_get
+from PIL import Image
+from test_zone_media_gate import upload
+
 from lgwan_chat.homeserver import free_port
 from lgwan_chat.nginx import ERROR_PAGES, TO_DEVICE_REFUSAL, Nginx, NginxSpec, error_body
 from synapse_modules.zones.rest.media_pending import PLACEHOLDER
-from test_zone_media_gate import upload
 
 SANITIZER = "sanitizer-bot"
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,10 +16,9 @@ import threading
 import urllib.parse
 
 import pytest
+from harness import http_get
 from nio import UploadResponse
 from PIL import Image
-
-from harness import http_get
 
 STATUS = "/_synapse/client/lgwan/v1/media_status"
 
@@ -44,7 +43,7 @@ def internet_page():
     image = png((10, 120, 200))
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (http.server's name)
+        def do_GET(self):
             if self.path.startswith("/photo.png"):
                 body, kind = image, "image/png"
             else:
