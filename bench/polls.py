@@ -75,9 +75,9 @@ def start_bot(hs: Homeserver, folder: Path, interval: float, exempt: bool = True
         "password": password, "storage": {"sqlite": str(folder / "polls.sqlite3")},
         "summary_interval_s": interval, "remind_before_minutes": 0}}}
     (folder / "bots.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
-    log = open(folder / "bot.log", "wb")
-    process = subprocess.Popen([sys.executable, "-m", "bots.polls", "--config", str(folder / "bots.yaml")],
-                               stdout=log, stderr=subprocess.STDOUT, env=child_env(), cwd=folder)
+    with open(folder / "bot.log", "wb") as log:  # the child keeps its own copy
+        process = subprocess.Popen([sys.executable, "-m", "bots.polls", "--config", str(folder / "bots.yaml")],
+                                   stdout=log, stderr=subprocess.STDOUT, env=child_env(), cwd=folder)
     deadline = time.monotonic() + 60
     while b"ready" not in (folder / "bot.log").read_bytes():
         if process.poll() is not None or time.monotonic() > deadline:

@@ -109,14 +109,15 @@ async def main(args: argparse.Namespace) -> dict:
                 for target in targets:
                     target.hs.stop()
     summary = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "machine": machine(),
-               "load": f"{args.users} users x {args.messages} messages, {args.rounds} rounds, SQLite", "rounds": results}
+               "load": f"{args.users} users x {args.messages} messages, {args.rounds} rounds, SQLite",
+               "rounds": results}
     for label in ("stock", "suite"):
         mine = [r for r in results if r["label"] == label]
         summary[label] = {key: statistics.median(r[key] for r in mine) for key in ("msgs_per_s", "p50_ms", "p95_ms")}
     # Each round runs both back to back: the ratio within a round cancels slow drift of the
     # machine; the median over rounds and its range show how much noise there is.
-    per_round = [suite["msgs_per_s"] / stock["msgs_per_s"]
-                 for stock, suite in zip(*([r for r in results if r["label"] == label] for label in ("stock", "suite")))]
+    stocks, suites = ([r for r in results if r["label"] == label] for label in ("stock", "suite"))
+    per_round = [suite["msgs_per_s"] / stock["msgs_per_s"] for stock, suite in zip(stocks, suites, strict=True)]
     summary["round_ratios"] = per_round
     summary["ratio"] = statistics.median(per_round)
     print(f"\n{summary['date']} | {summary['machine']} | {summary['load']}")
