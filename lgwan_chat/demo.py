@@ -13,6 +13,7 @@ tokens, password hashes, the federation signing key and the staff's messages and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -370,10 +371,8 @@ def howto_params(credentials: dict, data_dir: Path) -> dict:
 
 
 def _quietly(func: Any, *args: Any, **kwargs: Any) -> None:
-    try:
+    with contextlib.suppress(BrokenPipeError, OSError):
         func(*args, **kwargs)
-    except (BrokenPipeError, OSError):
-        pass
 
 
 def _password() -> str:

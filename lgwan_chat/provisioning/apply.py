@@ -117,10 +117,10 @@ class Homeserver:
         managed: set[str] = set()
         for room_id, state in states.items():
             for ev in state:
-                if ev["type"] == MARKER and ev["content"].get("municipality") == org.id:
-                    if not ev["content"].get("archived"):
-                        self.keys[room_id] = ev["content"]["key"]
-                        managed.add(room_id)
+                if (ev["type"] == MARKER and ev["content"].get("municipality") == org.id
+                        and not ev["content"].get("archived")):
+                    self.keys[room_id] = ev["content"]["key"]
+                    managed.add(room_id)
         for spec in desired(org):
             try:
                 room_id = self.client.call("GET", f"/_matrix/client/v3/directory/room/{_q(self.alias(spec.key))}")[

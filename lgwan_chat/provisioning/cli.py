@@ -25,12 +25,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--homeserver", required=True,
                         help="Synapse のクライアント API の URL / client API URL of the homeserver")
     parser.add_argument("--token-file", type=Path,
-                        help="設定用アカウントのアクセストークンのファイル / file holding the provisioning account's token")
+                        help="設定用アカウントのアクセストークンのファイル / "
+                             "file holding the provisioning account's token")
     parser.add_argument("--shared-secret-file", type=Path,
                         help="registration_shared_secret のファイル（トークンがないとき登録に使用）/ "
-                             "Synapse's registration shared secret, to register the account when the token file is missing")
+                             "Synapse's registration shared secret, "
+                             "to register the account when the token file is missing")
     parser.add_argument("--provisioner", default="provisioner",
-                        help="設定用アカウントの localpart / localpart of the provisioning account (default provisioner)")
+                        help="設定用アカウントの localpart / "
+                             "localpart of the provisioning account (default provisioner)")
     parser.add_argument("--admin-token", default=os.environ.get("LGWAN_ADMIN_TOKEN"),
                         help="既存の管理者のトークン / an existing server admin's token (or LGWAN_ADMIN_TOKEN)")
     parser.add_argument("--dry-run", action="store_true",
