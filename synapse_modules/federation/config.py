@@ -84,7 +84,7 @@ def whitelist_problem(allowlist: AllowList, configured: Any, own_server: str | N
 
 def check_with_homeserver(raw: dict, homeserver: dict) -> list[ConfigIssue]:
     """In a full homeserver.yaml: the whitelist must match the list."""
-    allowlist, issues = _load(raw)
+    allowlist, _issues = _load(raw)
     if allowlist is None or {**DEFAULTS, **raw}["whitelist_check"] != "refuse":
         return []
     problem = whitelist_problem(allowlist, homeserver.get("federation_domain_whitelist"),

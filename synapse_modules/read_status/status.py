@@ -209,7 +209,7 @@ def status(reads: RoomReads, event: EventPosition) -> Status:
     first_reader = bisect_left(index.positions, at)
     read = [(user_id, ts if ts is None or lowest >= at else _covering_ts(reads, user_id, timeline, at))
             for user_id, ts, lowest in zip(index.users[first_reader:], index.first_ts[first_reader:],
-                                           index.lowest_receipt[first_reader:])]
+                                           index.lowest_receipt[first_reader:], strict=True)]
     members = reads.members
     repliers = _repliers(reads, event)
     unread = [user_id for user_id in index.users[:first_reader] if members[user_id] <= at and user_id not in repliers]
@@ -257,7 +257,7 @@ class Counter:
 
     def _count_timeline(self, timeline: str, events: list[EventPosition], joins: list[tuple[int, str]]) -> None:
         index = timeline_index(self._reads, timeline)
-        positions = dict(zip(index.users, index.positions))
+        positions = dict(zip(index.users, index.positions, strict=True))
         ranked = index.positions
         rank_values = sorted(set(ranked))
         rank = {p: i + 1 for i, p in enumerate(rank_values)}  # 1-based ranks for the tree

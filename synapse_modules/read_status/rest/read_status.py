@@ -101,7 +101,7 @@ class ReadStatusRoutes:
         try:
             body = json.loads(request.content.read() or b"{}")
         except ValueError:
-            raise error(400, Codes.NOT_JSON, "read_status.bad_batch", limit=self._config.max_batch)
+            raise error(400, Codes.NOT_JSON, "read_status.bad_batch", limit=self._config.max_batch) from None
         ids = body.get("event_ids") if isinstance(body, dict) else None
         if (not isinstance(ids, list) or not ids or len(ids) > self._config.max_batch
                 or not all(isinstance(i, str) and i.startswith("$") for i in ids)):
