@@ -120,7 +120,8 @@ class MemoBot(BotApp):
         """Whether the zone module says the file came from the internet side and waits for
         sanitization (LGWAN devices cannot open it until then)."""
         server_media = mxc[len("mxc://"):]
-        status, body = await self.bot.suite_api("/_synapse/client/lgwan/v1/media_status/" + quote(server_media, safe="/"))
+        status, body = await self.bot.suite_api("/_synapse/client/lgwan/v1/media_status/"
+                                                + quote(server_media, safe="/"))
         return status == 200 and isinstance(body, dict) and bool(body.get("untrusted"))
 
     # --- memo commands ---

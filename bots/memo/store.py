@@ -117,7 +117,8 @@ class MemoStore:
         """Newest first; also the number of memos in all."""
         where, args = "m.owner = ? AND m.deleted = 0", [owner]
         if tag:
-            where += " AND EXISTS (SELECT 1 FROM memo_tags t WHERE t.owner = m.owner AND t.number = m.number AND t.tag = ?)"
+            where += (" AND EXISTS (SELECT 1 FROM memo_tags t"
+                      " WHERE t.owner = m.owner AND t.number = m.number AND t.tag = ?)")
             args.append(normalize(tag))
         total = self._db.one(f"SELECT COUNT(*) FROM memo_items m WHERE {where}", args)[0]
         rows = self._db.all(f"SELECT {_prefixed('m')} FROM memo_items m WHERE {where}"

@@ -302,7 +302,7 @@ class PollsBot(BotApp):
         if not group.disclosed:
             writer.writerow([self.t(lang, "polls.csv.question"), self.t(lang, "polls.csv.answer"),
                              self.t(lang, "polls.csv.votes")])
-            for poll, tally in zip(polls, tallies):
+            for poll, tally in zip(polls, tallies, strict=True):
                 for answer_id, text in poll.answers:
                     writer.writerow([_cell(poll.question), _cell(text), tally.counts.get(answer_id, 0)])
         else:
@@ -316,7 +316,7 @@ class PollsBot(BotApp):
             for person in people:
                 answers = ["、".join(p.answer_text(a) for a in tally.choices.get(person, ()))
                            or (missing if person not in answered and person in asked[p.room_id] else "")
-                           for p, tally in zip(polls, tallies)]
+                           for p, tally in zip(polls, tallies, strict=True)]
                 writer.writerow([_cell(names(person)), person, *(column.values(person) if column else ()),
                                  *(_cell(a) for a in answers)])
         return ("\ufeff" + out.getvalue()).encode("utf-8")

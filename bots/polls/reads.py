@@ -75,7 +75,7 @@ class Feature:
         found = await self._status(ctx, "polls.example.reads")
         if found is None:
             return
-        target, author, excerpt, read, unread = found
+        _target, author, excerpt, read, unread = found
         names = self._names(ctx.room_id)
 
         def listed(users: list[str]) -> str:

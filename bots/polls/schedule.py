@@ -119,7 +119,7 @@ def answers(lang: str) -> list[Answer]:
 def _ranked(polls: Sequence[Poll], tallies: Sequence[Tally],
             candidates: Sequence[Candidate]) -> list[tuple[Poll, Tally, Candidate]]:
     """Most ○, then most △, then fewest ×, then the earliest date."""
-    rows = list(zip(polls, tallies, candidates))
+    rows = list(zip(polls, tallies, candidates, strict=True))
     return sorted(rows, key=lambda r: (-r[1].counts.get(OK, 0), -r[1].counts.get(MAYBE, 0), r[1].counts.get(NG, 0),
                                        r[2].start, r[0].position))
 

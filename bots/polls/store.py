@@ -256,7 +256,8 @@ class PollStore:
     def schedule(self, job_id: str, due_ts: int, kind: str, ref: str) -> None:
         """A job (deadline, reminder) that runs once at ``due_ts``; scheduling it again moves it."""
         self.storage.execute("INSERT INTO poll_jobs (job_id, due_ts, kind, ref, done_ts) VALUES (?, ?, ?, ?, NULL)"
-                             " ON CONFLICT (job_id) DO UPDATE SET due_ts = excluded.due_ts", (job_id, due_ts, kind, ref))
+                             " ON CONFLICT (job_id) DO UPDATE SET due_ts = excluded.due_ts",
+                             (job_id, due_ts, kind, ref))
 
     def due_jobs(self, now: int) -> list[tuple[str, str, str]]:
         return [tuple(r) for r in self.storage.all(

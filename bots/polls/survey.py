@@ -116,7 +116,7 @@ class MultiKind:
                names: Callable[[str], str]) -> tuple[str, str]:
         voters = set().union(*(set(t_.choices) for t_ in tallies)) if tallies else set()
         lines = [_header(group, lang, len(voters), self.format_deadline(group, lang))]
-        ranked = sorted(zip(polls, tallies), key=lambda pt: (-pt[1].counts.get(YES, 0), pt[0].position))
+        ranked = sorted(zip(polls, tallies, strict=True), key=lambda pt: (-pt[1].counts.get(YES, 0), pt[0].position))
         for poll, tally in ranked:
             yes = tally.counts.get(YES, 0)
             line = t("polls.summary_line", lang, answer=poll.question, votes=yes,

@@ -21,6 +21,7 @@ messages and events, its tables. The runtime does the rest the same way for all 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import html
 import io
@@ -30,7 +31,7 @@ import random
 import time
 import unicodedata
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 import aiohttp
@@ -86,9 +87,9 @@ class BotApp:
 
     name = "bot"
     #: the bot's own config keys (JSON schema per key), validated with the runtime's
-    schema: dict[str, dict] = {}
+    schema: ClassVar[dict[str, dict]] = {}
     #: the bot's tables, as numbered lists of statements (see Storage.migrate)
-    migrations: list[list[str]] = []
+    migrations: ClassVar[list[list[str]]] = []
 
     def commands(self) -> Sequence[Command]:
         return ()
@@ -297,10 +298,8 @@ class Bot:
     async def _backoff(self, attempt: int, response: Any = None) -> None:
         retry_ms = getattr(response, "retry_after_ms", None)
         delay = retry_ms / 1000 if retry_ms else min(MAX_BACKOFF_S, 2 ** min(attempt, 6)) * random.uniform(0.5, 1.0)
-        try:
+        with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), delay)
-        except asyncio.TimeoutError:
-            pass
 
     async def _handle_sync(self, response: SyncResponse, since: str | None) -> None:
         for event in response.account_data_events:

@@ -174,7 +174,7 @@ def parse_int(word: str) -> int | None:
 def parse_args(command: Command, rest: str) -> dict[str, Any]:
     values: dict[str, Any] = {}
     remaining = rest
-    for index, arg in enumerate(command.args):
+    for arg in command.args:
         if arg.kind == "text":  # the rest of the message, newlines kept
             text = remaining.strip(" \u3000、，,")
             if not text and arg.required:

@@ -20,7 +20,8 @@ RUNTIME_MIGRATIONS: list[list[str]] = [
     [
         "CREATE TABLE IF NOT EXISTS bot_session (key TEXT NOT NULL PRIMARY KEY, value TEXT NOT NULL)",
         # handled_ts lets old rows be dropped: an event comes back only within a sync or two
-        "CREATE TABLE IF NOT EXISTS bot_handled_events (event_id TEXT NOT NULL PRIMARY KEY, handled_ts BIGINT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS bot_handled_events"
+        " (event_id TEXT NOT NULL PRIMARY KEY, handled_ts BIGINT NOT NULL)",
         """CREATE TABLE IF NOT EXISTS bot_settings (
             scope TEXT NOT NULL, scope_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
             PRIMARY KEY (scope, scope_id, key))""",
@@ -43,7 +44,8 @@ class Storage:
             self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
-        self.execute("CREATE TABLE IF NOT EXISTS bot_schema_versions (name TEXT NOT NULL PRIMARY KEY, version INTEGER NOT NULL)")
+        self.execute("CREATE TABLE IF NOT EXISTS bot_schema_versions"
+                     " (name TEXT NOT NULL PRIMARY KEY, version INTEGER NOT NULL)")
 
     def close(self) -> None:
         self._conn.close()
@@ -118,7 +120,8 @@ class Storage:
 
     def set_setting(self, scope: str, scope_id: str, key: str, value: str | None) -> None:
         if value is None:
-            self.execute("DELETE FROM bot_settings WHERE scope = ? AND scope_id = ? AND key = ?", (scope, scope_id, key))
+            self.execute("DELETE FROM bot_settings WHERE scope = ? AND scope_id = ? AND key = ?",
+                         (scope, scope_id, key))
         else:
             self.execute("INSERT INTO bot_settings (scope, scope_id, key, value) VALUES (?, ?, ?, ?)"
                          " ON CONFLICT (scope, scope_id, key) DO UPDATE SET value = excluded.value",

@@ -58,8 +58,8 @@ class UploadOptions:
 class SanitizerOptions:
     work_dir: str | None = None
     sanitize_rooms: bool = True
-    engine: policy.Policies = policy.Policies()
-    upload: UploadOptions = UploadOptions()
+    engine: policy.Policies = attrs.field(factory=policy.Policies)
+    upload: UploadOptions = attrs.field(factory=UploadOptions)
     guest_managers: frozenset[str] = frozenset()
 
 
@@ -72,7 +72,8 @@ def check(raw: Any) -> list[ConfigIssue]:
         merged = {**attrs.asdict(UploadOptions()), **upload}
         for low, high in (("default_hours", "max_hours"), ("default_max_mb", "max_mb")):
             if merged[low] > merged[high]:
-                issues.append(ConfigIssue(("upload", low if low in upload else high), "config.sanitizer_default_above_max",
+                issues.append(ConfigIssue(("upload", low if low in upload else high),
+                                          "config.sanitizer_default_above_max",
                                           {"key": low, "max_key": high, "value": merged[low], "max": merged[high]}))
     return issues
 

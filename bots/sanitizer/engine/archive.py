@@ -339,7 +339,7 @@ async def _sanitize(job: Job, budget: _Budget) -> Product:
             done.append(_Done("/".join(parts), result=result))
             continue
         paths = tuple(_unique("/".join([*parts[:-1], o.filename]), used) for o in result.outputs)
-        members += [(path, output, entry["date"]) for path, output in zip(paths, result.outputs)]
+        members += [(path, output, entry["date"]) for path, output in zip(paths, result.outputs, strict=True)]
         done.append(_Done("/".join(parts), result=result, paths=paths))
 
     skipped = [d.name for d in done if not d.paths]

@@ -56,7 +56,7 @@ MC = "http://schemas.openxmlformats.org/markup-compatibility/2006"
 #: where the namespaces of ISO 29500 Strict documents start
 STRICT = "http://purl.oclc.org/ooxml/"
 VML = "urn:schemas-microsoft-com:vml"
-O = "urn:schemas-microsoft-com:office:office"
+VML_OFFICE = "urn:schemas-microsoft-com:office:office"  # prefix o:, VML's companion
 HYPERLINK = f"{R}/hyperlink"
 RELATIONSHIPS_TYPE = "application/vnd.openxmlformats-package.relationships+xml"
 
@@ -223,7 +223,7 @@ ACTIVE_ELEMENTS = {
     "oleLink": "ole_objects", "ddeLink": "dde",
 }
 #: VML attributes that name a file or URL to load
-VML_LINK_ATTRIBUTES = {"src", "href", f"{{{O}}}href", f"{{{O}}}althref"}
+VML_LINK_ATTRIBUTES = {"src", "href", f"{{{VML_OFFICE}}}href", f"{{{VML_OFFICE}}}althref"}
 _FIELD_TAGS = {f"{{{ns}}}{local}" for ns in WORD for local in ("fldChar", "instrText", "delInstrText", "fldSimple")}
 _HYPERLINK_ELEMENTS = {"hyperlink", "hlinkClick", "hlinkHover", "hlinkMouseOver"}
 _EMPTY_WHEN_BARE = {f"{{{W}}}object", f"{{{MC}}}AlternateContent", f"{{{MC}}}Choice", f"{{{MC}}}Fallback"}
@@ -578,7 +578,7 @@ def _drop_references(root: ET.Element, kept: set[str], links: set[str], removed:
         if not child.attrib:
             continue
         refs = {k for k, v in child.attrib.items()
-                if (_local(k)[0] in RELATIONSHIP_ATTRIBUTES or k == f"{{{O}}}relid")
+                if (_local(k)[0] in RELATIONSHIP_ATTRIBUTES or k == f"{{{VML_OFFICE}}}relid")
                 and v and (v not in kept or (v in links and _local(child.tag)[1] not in _HYPERLINK_ELEMENTS))}
         if not refs:
             continue
@@ -610,10 +610,10 @@ def _neutralize(root: ET.Element, removed: _Removed, limits: Limits) -> set[str]
     names: dict[str, tuple[str, str]] = {}  # tag -> (namespace, local name), split once per tag
     for el in root.iter():
         namespace, local = names.get(el.tag) or names.setdefault(el.tag, _local(el.tag))
-        if local in ACTIVE_ELEMENTS and namespace in WORD | SHEET | PRESENTATION | {O}:
+        if local in ACTIVE_ELEMENTS and namespace in WORD | SHEET | PRESENTATION | {VML_OFFICE}:
             note(ACTIVE_ELEMENTS[local], local)
             edits.drop(el)
-        elif namespace in (VML, O):
+        elif namespace in (VML, VML_OFFICE):
             for attribute in [a for a in el.attrib if a in VML_LINK_ATTRIBUTES]:
                 note("external_links", el.get(attribute, ""))
                 del el.attrib[attribute]

@@ -38,7 +38,8 @@ def _text(value: str) -> str:
     return " ".join("".join(c for c in value if unicodedata.category(c)[0] != "C").split())[:100]
 
 
-async def _read(request: web.Request, max_bytes: int, max_files: int) -> tuple[dict[str, str], list[tuple[str, str | None, bytes]]]:
+async def _read(request: web.Request, max_bytes: int,
+                max_files: int) -> tuple[dict[str, str], list[tuple[str, str | None, bytes]]]:
     fields: dict[str, str] = {}
     files: list[tuple[str, str | None, bytes]] = []
     total = 0
@@ -111,7 +112,7 @@ async def receive(request: web.Request) -> web.Response:
                                        "remote": remote})
     lang = language(request)
     items = []
-    for (filename, _, _), result in zip(files, results):
+    for (filename, _, _), result in zip(files, results, strict=True):
         mark = "ok" if result.ok else "refused"
         items.append(f'<li class="{mark}"><strong>{escape(clean(filename))}</strong>: '
                      f'{escape(t(f"upload.result_{mark}", lang))} {escape(report(result, lang))}</li>')

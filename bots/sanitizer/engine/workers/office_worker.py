@@ -45,9 +45,9 @@ def start_office():
         try:
             context = resolver.resolve(f"uno:pipe,name={PIPE};urp;StarOffice.ComponentContext")
             break
-        except Exception:
+        except Exception as e:
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("LibreOffice did not start")
+                raise RuntimeError("LibreOffice did not start") from e
             time.sleep(0.1)
     desktop = context.ServiceManager.createInstanceWithContext("com.sun.star.frame.Desktop", context)
     return process, desktop
