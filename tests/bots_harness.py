@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import ctypes
 import itertools
 import json
@@ -56,10 +57,8 @@ _READY = re.compile(r'(: ready( |$))|("msg": "ready")', re.M)
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
-    try:
+    with contextlib.suppress(Exception):
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
 
 
 class BotProcess:
@@ -142,15 +141,12 @@ class BotProcess:
     def start(self) -> BotProcess:
         assert not self.running, f"{self.name} is already running"
         self._start_offset = self.log_size()
-        log = open(self.log_path, "ab")
-        try:
+        with open(self.log_path, "ab") as log:  # the child keeps its own copy
             self.process = subprocess.Popen(
                 [sys.executable, *self.entry, "--config", str(self.config_path)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 cwd=SOURCE_ROOT or REPO, env={**child_env(), "PYTHONUNBUFFERED": "1"},
                 start_new_session=True, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
-        finally:
-            log.close()
         return self
 
     def wait_ready(self, timeout: float = 60) -> BotProcess:
@@ -287,10 +283,8 @@ class BotProcess:
 @atexit.register
 def _kill_leftovers() -> None:
     for bot in _CREATED:
-        try:
+        with contextlib.suppress(Exception):
             bot.kill()
-        except Exception:
-            pass
 
 
 # --- pytest plugin: fixture, logs of failing tests, no leaks ---

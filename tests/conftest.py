@@ -16,10 +16,9 @@ from __future__ import annotations
 import os
 
 import pytest
+from harness import BACKENDS, RunningHomeserver, postgres_unreachable_reason
 
 pytest_plugins = ["pytester", "bots_harness"]
-
-from harness import BACKENDS, RunningHomeserver, postgres_unreachable_reason
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -21,7 +21,7 @@ def test_send_throughput_benchmark_compares_stock_and_suite(tmp_path):
     assert all(r["messages"] == 6 for r in summary["rounds"])
     stock = [r["msgs_per_s"] for r in summary["rounds"] if r["label"] == "stock"]
     suite = [r["msgs_per_s"] for r in summary["rounds"] if r["label"] == "suite"]
-    assert summary["round_ratios"] == [b / a for a, b in zip(stock, suite)]
+    assert summary["round_ratios"] == [b / a for a, b in zip(stock, suite, strict=True)]
     assert min(summary["round_ratios"]) <= summary["ratio"] <= max(summary["round_ratios"])
 
 
@@ -68,8 +68,9 @@ def test_sanitize_benchmark_sanitizes_every_sample_file(tmp_path):
 
 def test_polls_benchmark_counts_every_voter(tmp_path):
     out = tmp_path / "polls.json"
-    result = subprocess.run([sys.executable, str(BENCH.parent / "polls.py"), "--members", "12", "--safety-sizes", "5,12",
-                             "--json", str(out)], capture_output=True, text=True, timeout=600)
+    result = subprocess.run([sys.executable, str(BENCH.parent / "polls.py"), "--members", "12",
+                             "--safety-sizes", "5,12", "--json", str(out)],
+                            capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     summary = json.loads(out.read_text())["sqlite"]
     assert summary["survey"]["members"] == 12 and summary["survey"]["summary_after_last_vote_s"] > 0

@@ -165,7 +165,8 @@ def test_two_commands_with_one_name_are_refused():
         pass
 
     with pytest.raises(ValueError):
-        CommandSet([Command("一覧", "list", "bot.cmd.help", nothing), Command("リスト", "ＬＩＳＴ", "bot.cmd.help", nothing)])
+        CommandSet([Command("一覧", "list", "bot.cmd.help", nothing),
+                    Command("リスト", "ＬＩＳＴ", "bot.cmd.help", nothing)])
 
 
 def test_commands_of_a_bot_may_not_take_the_builtin_names():

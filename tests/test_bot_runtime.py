@@ -384,7 +384,7 @@ def test_check_config_names_file_line_key_and_problem(tmp_path, capsys, monkeypa
     assert lgwan_chat(["check-config", str(bad)]) == 1
     err = capsys.readouterr().err.splitlines()
     expected = expected_bad_config_lines(bad)
-    for line, start in zip(err, expected):
+    for line, start in zip(err, expected, strict=False):
         assert line.startswith(start), (line, start)
     assert "unknown key 'mysql'" in err[2] and "(did you mean 'from'?)" in err[3]
     assert err[len(expected):] == [f"{len(expected)} 件のエラーがあります / {len(expected)} error(s) found"]
@@ -397,7 +397,7 @@ def test_a_bot_with_a_bad_config_exits_2_naming_every_problem(tmp_path):
                             timeout=60)
     assert result.returncode == 2, result
     err = result.stderr.splitlines()
-    for line, start in zip(err, expected_bad_config_lines(bad)):
+    for line, start in zip(err, expected_bad_config_lines(bad), strict=False):
         assert line.startswith(start), (line, start)
     assert len(err) == 5
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -78,10 +79,8 @@ def stop_everything_under(path: Path) -> None:
             except OSError:
                 continue
             if str(path).encode() in cmdline:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(int(proc.name), signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
 
 
 @pytest.fixture
@@ -189,7 +188,8 @@ async def test_demo_starts_everything_and_resumes_with_the_same_data(demo):
     assert isinstance(dm, RoomCreateResponse), dm
     await wait_membership(staff_pc, dm.room_id, creds["bots"]["memo"], "join")
     assert "使えるコマンド" in (await answer(staff_pc, dm.room_id, "!ヘルプ"))["body"]
-    memo = await staff_pc.room_send(dm.room_id, "m.room.message", {"msgtype": "m.text", "body": "議事録は金曜までに提出"})
+    memo = await staff_pc.room_send(dm.room_id, "m.room.message",
+                                    {"msgtype": "m.text", "body": "議事録は金曜までに提出"})
     assert "メモ #1 を保存しました" in (await wait_replies(staff_pc, dm.room_id, memo.event_id))[0]["content"]["body"]
     # 🔖 on a message bookmarks it (bookmarks module) and the memo bot may list it (readers).
     await staff_pc.room_send(dm.room_id, "m.reaction", {"m.relates_to": {

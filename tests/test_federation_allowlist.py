@@ -411,7 +411,8 @@ def test_check_config_reports_the_list_and_the_whitelist(tmp_path, signed_list, 
     assert "署名が設定された公開鍵で検証できません" in err
     assert f"modules[2].config.allowlist: 許可リスト {tmp_path / 'nosuch.yaml'} を使えません" in err
     assert "modules[3].config.whitelist_check: 「never」は使えません" in err
-    assert "modules[4].config.signing_public_key: 公開鍵として読めません（ed25519 公開鍵の base64 を書いてください）" in err
+    assert ("modules[4].config.signing_public_key: "
+            "公開鍵として読めません（ed25519 公開鍵の base64 を書いてください）") in err
     # the whitelist itself
     doc = yaml.safe_load(homeserver.read_text(encoding="utf-8"))
     doc["modules"] = doc["modules"][:1]
@@ -442,7 +443,8 @@ federation:
     err = capsys.readouterr().err
     assert (f"{bad}:4: federation.servers[1].name: サーバー「pref.example.lg.jp」が重複しています"
             "（最初の定義: federation.servers[0]）") in err
-    assert f"{bad}:6: federation.groups[0].alias: サーバー「elsewhere.example.jp」は federation.servers に載っていません" in err
+    assert (f"{bad}:6: federation.groups[0].alias: "
+            "サーバー「elsewhere.example.jp」は federation.servers に載っていません") in err
 
 
 def test_shipped_sample_list_is_valid(capsys):

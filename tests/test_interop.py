@@ -155,7 +155,8 @@ api.on(`action:${mxwidgets.WidgetApiFromWidgetAction.SendSticker}`, async (ev) =
   api.transport.reply(ev.detail, {});
   const data = ev.detail.data;
   const content = {url: data.content.url, info: data.content.info || {}, body: data.description || data.name};
-  const response = await fetch(`${ctx.baseUrl}/_matrix/client/v3/rooms/${encodeURIComponent(ctx.roomId)}/send/m.sticker/interop${Date.now()}`,
+  const room = encodeURIComponent(ctx.roomId);
+  const response = await fetch(`${ctx.baseUrl}/_matrix/client/v3/rooms/${room}/send/m.sticker/interop${Date.now()}`,
       {method: "PUT", headers: {Authorization: `Bearer ${ctx.token}`, "Content-Type": "application/json"},
        body: JSON.stringify(content)});
   window.__sent.push({status: response.status, content, ...(await response.json())});

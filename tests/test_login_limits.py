@@ -78,9 +78,10 @@ def test_a_whole_office_logs_in_through_one_address(homeserver, nginx_front):
     entrance = nginx_front.url("lgwan")
     with ThreadPoolExecutor(max_workers=10) as pool:
         results = list(pool.map(lambda u: password_login(entrance, u.localpart, u.password), staff))
-    refused = [(u.localpart, outcome(r)) for u, r in zip(staff, results) if r[0] != 200]
+    refused = [(u.localpart, outcome(r)) for u, r in zip(staff, results, strict=True) if r[0] != 200]
     assert refused == []
-    assert all(body["user_id"] == user.user_id and body["access_token"] for user, (_, body) in zip(staff, results))
+    assert all(body["user_id"] == user.user_id and body["access_token"]
+               for user, (_, body) in zip(staff, results, strict=True))
 
 
 @pytest.mark.parametrize("attacker", ["one address", "a new address each try"])

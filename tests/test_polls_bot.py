@@ -104,7 +104,8 @@ SEEN: set[str] = set()
 async def test_a_survey_is_a_native_poll_counted_like_element_and_closed_with_names(homeserver, login,
                                                                                      polls_bot):
     (chief, a, b), room = await team(homeserver, login, polls_bot)
-    poll, summary = await make_survey(chief, room, polls_bot, "!アンケート 忘年会の会場は？\n居酒屋さくら\nホテル東\nどちらでも")
+    poll, summary = await make_survey(chief, room, polls_bot,
+                                      "!アンケート 忘年会の会場は？\n居酒屋さくら\nホテル東\nどちらでも")
     start = poll["content"][events.START]
     assert start["kind"] == events.DISCLOSED and start["max_selections"] == 1
     assert start["question"][events.TEXT] == "忘年会の会場は？"
@@ -135,8 +136,8 @@ async def test_a_survey_is_a_native_poll_counted_like_element_and_closed_with_na
 
 async def test_anonymous_multiple_choice_and_csv_export(homeserver, login, polls_bot):
     (chief, a, b), room = await team(homeserver, login, polls_bot)
-    sent = await chief.room_send(room, "m.room.message", {"msgtype": "m.text",
-                                                          "body": "!複数選択 参加できる研修 / 情報セキュリティ / 文書管理 / 匿名"})
+    body = "!複数選択 参加できる研修 / 情報セキュリティ / 文書管理 / 匿名"
+    sent = await chief.room_send(room, "m.room.message", {"msgtype": "m.text", "body": body})
     assert isinstance(sent, RoomSendResponse)
     await wait_for(chief, room, lambda e: e["type"] == events.START and e["sender"] == polls_bot.user_id)
     await asyncio.sleep(1)

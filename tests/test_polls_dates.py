@@ -313,8 +313,8 @@ def parse_ics(data: bytes) -> list[tuple[str, dict[str, str], str]]:
 
 def event(data: bytes) -> dict[str, tuple[dict[str, str], str]]:
     lines = parse_ics(data)
-    begin = [i for i, (n, _, v) in enumerate(lines) if (n, v) == ("BEGIN", "VEVENT")][0]
-    end = [i for i, (n, _, v) in enumerate(lines) if (n, v) == ("END", "VEVENT")][0]
+    begin = next(i for i, (n, _, v) in enumerate(lines) if (n, v) == ("BEGIN", "VEVENT"))
+    end = next(i for i, (n, _, v) in enumerate(lines) if (n, v) == ("END", "VEVENT"))
     return {n: (p, v) for n, p, v in lines[begin + 1:end]}
 
 

@@ -233,8 +233,8 @@ async def test_a_member_of_staff_moved_in_the_yaml_joins_the_new_department_at_t
     code, out, err = city.provision()
     assert code == 0, err
     assert f"{city.people}.tanaka を #{city.muni}-jinji に参加させる" in out
-    assert (f"{city.people}.tanaka は YAML では #{city.muni}-douro の所属ではありませんが、--allow-delete がないため外しません"
-            in out)
+    assert (f"{city.people}.tanaka は YAML では #{city.muni}-douro の所属ではありませんが、"
+            "--allow-delete がないため外しません" in out)
     assert city.joined("tanaka") == {"(city)", "doboku-space", "douro-space", "doboku", "douro", "all-staff",
                                      "soumu-space", "jinji-space", "soumu", "jinji", "dx"}
     # leaving the old rooms only with --allow-delete
@@ -311,7 +311,7 @@ async def test_renames_promotions_and_a_moved_section_are_applied(city, login):
 async def test_a_broken_yaml_is_refused_before_anything_is_done(city):
     city.org["staff"][0]["department"] = "kikaku"
     city.write()
-    code, out, err = city.provision()
+    code, _out, err = city.provision()
     assert code == 1
     assert "organisation.staff[0].department: 部署「kikaku」は organisation.departments に定義されていません" in err
     with pytest.raises(HttpError):

@@ -93,7 +93,7 @@ async def test_who_has_read_and_who_has_not(homeserver, login):
     await room.say("tanaka", "承知しました")
     assert room.readers(first) == ({"kacho", "sato", "suzuki", "tanaka"}, set())
 
-    status, body = room.status(first)
+    _status, body = room.status(first)
     assert all(isinstance(r["ts"], int) and r["ts"] > 0 for r in body["read"])
 
 
@@ -119,7 +119,7 @@ async def test_threads_main_timeline_and_unthreaded_receipts(homeserver, login):
     await room.say("sato", "確認しました", thread_root=root)
     assert "sato" in room.readers(in_thread)[0] and "sato" in room.readers(root)[0]
     assert "sato" in room.readers(later_main)[1]
-    status, body = call(room.url, room.clients["kacho"].access_token, "POST",
+    _status, body = call(room.url, room.clients["kacho"].access_token, "POST",
                         f"{PREFIX}/{quote(room.room_id)}/read_status", {"event_ids": [root, later_main]})
     assert [(e["read_count"], e["unread_count"]) for e in body["events"]] == [
         (len(r), len(u)) for r, u in (room.readers(root), room.readers(later_main))]
@@ -131,7 +131,7 @@ async def test_private_receipts_are_never_revealed(homeserver, login):
     room.receipt("sato", event, kind="m.read.private")
     read, unread = room.readers(event)
     assert (read, unread) == ({"kacho"}, {"sato"})
-    status, body = room.status(event, asker="sato")  # not even to the reader themselves
+    _status, body = room.status(event, asker="sato")  # not even to the reader themselves
     assert room.clients["sato"].user_id in body["unread"]
 
 

@@ -19,6 +19,7 @@ import sys
 import zipfile
 import zlib
 from pathlib import Path
+from typing import ClassVar
 from xml.sax.saxutils import escape
 
 import pytest
@@ -59,13 +60,15 @@ class Package:
     """A minimal docx/xlsx/pptx with places an attack adds to: ``body`` (the carrier part's content),
     ``rels[source]`` (relationships), ``parts`` and ``types``; ``naming`` says how members are named."""
 
-    MAIN = {"docx": ("word/document.xml", f"{OD}.wordprocessingml.document.main+xml"),
-            "xlsx": ("xl/workbook.xml", f"{OD}.spreadsheetml.sheet.main+xml"),
-            "pptx": ("ppt/presentation.xml", f"{OD}.presentationml.presentation.main+xml")}
+    MAIN: ClassVar[dict[str, tuple[str, str]]] = {
+        "docx": ("word/document.xml", f"{OD}.wordprocessingml.document.main+xml"),
+        "xlsx": ("xl/workbook.xml", f"{OD}.spreadsheetml.sheet.main+xml"),
+        "pptx": ("ppt/presentation.xml", f"{OD}.presentationml.presentation.main+xml")}
     #: the second part of each kind, reached from the main part (where attacks also go)
-    SECOND = {"docx": ("word/settings.xml", f"{OD}.wordprocessingml.settings+xml", f"{R}/settings"),
-              "xlsx": ("xl/worksheets/sheet1.xml", f"{OD}.spreadsheetml.worksheet+xml", f"{R}/worksheet"),
-              "pptx": ("ppt/slides/slide1.xml", f"{OD}.presentationml.slide+xml", f"{R}/slide")}
+    SECOND: ClassVar[dict[str, tuple[str, str, str]]] = {
+        "docx": ("word/settings.xml", f"{OD}.wordprocessingml.settings+xml", f"{R}/settings"),
+        "xlsx": ("xl/worksheets/sheet1.xml", f"{OD}.spreadsheetml.worksheet+xml", f"{R}/worksheet"),
+        "pptx": ("ppt/slides/slide1.xml", f"{OD}.presentationml.slide+xml", f"{R}/slide")}
 
     def __init__(self, kind: str, naming: str = "plain"):
         self.kind, self.naming = kind, naming
@@ -698,7 +701,8 @@ def test_the_admin_guide_lists_what_the_code_keeps_and_removes(guide):
         assert ooxml.formula_is_inert(f"{name}(A1)") and not ooxml_verify._formula_problems(f"{name}(A1)"), name
     for name in removed_functions:
         assert not ooxml.formula_is_inert(f"{name}(A1)") and ooxml_verify._formula_problems(f"{name}(A1)"), name
-    fields_row = next(line for line in section.splitlines() if line.startswith(("| Word のフィールド", "| Word fields")))
+    fields_row = next(line for line in section.splitlines()
+                      if line.startswith(("| Word のフィールド", "| Word fields")))
     kept, removed_ = fields_row.split(" | ")[1:3]
     for name in re.findall(r"\b([A-Z]{3,})\b", kept.split("HYPERLINK")[0]):
         assert ooxml.field_is_inert(f" {name} ") and not ooxml_verify._field_problems(f" {name} "), name

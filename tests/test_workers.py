@@ -109,7 +109,8 @@ async def test_read_status_is_current_in_every_process(homeserver, deployment, l
     assert isinstance(room, RoomCreateResponse), room
     for client in staff:
         await client.join(room.room_id)
-    notice = await kacho.room_send(room.room_id, "m.room.message", {"msgtype": "m.text", "body": "全員確認してください"})
+    notice = await kacho.room_send(room.room_id, "m.room.message",
+                                   {"msgtype": "m.text", "body": "全員確認してください"})
     path = f"/_synapse/client/lgwan/v1/rooms/{quote(room.room_id)}/read_status/{quote(notice.event_id)}"
 
     def readers(url: str) -> int:

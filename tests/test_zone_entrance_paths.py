@@ -207,7 +207,7 @@ def nginx_error(reply: Reply) -> str | None:
     except ValueError:
         return None
     reason = body.get("jp.lgwan.reason")
-    for status, (errcode, known) in ERROR_PAGES.items():
+    for _status, (errcode, known) in ERROR_PAGES.items():
         if reason == known and body == json.loads(error_body(errcode, known)):
             return reason
     return None
