@@ -24,6 +24,11 @@ ROOMS_PREFIX = "/_synapse/client/lgwan/v1/rooms"
 Handler = Callable[..., Awaitable[tuple[int, Any]]]
 
 
+def request_body(request: SynapseRequest) -> bytes:
+    """The body as sent (Twisted leaves ``content`` unset only before a request is read)."""
+    return request.content.read() if request.content is not None else b""
+
+
 class RoomRouter(DirectServeJsonResource):
     # Serve every path below the prefix (Twisted would otherwise look for child resources).
     isLeaf = True

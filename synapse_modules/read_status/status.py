@@ -100,9 +100,13 @@ def advance(reads: RoomReads, membership: dict[str, int | None], receipts: Itera
         # A busy room changes by a receipt or two between questions: move those members within the
         # sorted indexes instead of sorting thousands again.
         for timeline, index in reads.timelines.items():
-            moved.timelines[timeline] = _patched(
-                index, changed, lambda u, t=timeline: position_for(reads, u, t) if u in reads.members else None,
-                lambda u, t=timeline: _entry(moved, u, t) if u in moved.members else None)
+            def old_position(u: str, t: str = timeline) -> int | None:
+                return position_for(reads, u, t) if u in reads.members else None
+
+            def new_entry(u: str, t: str = timeline) -> tuple[int, int | None, int] | None:
+                return _entry(moved, u, t) if u in moved.members else None
+
+            moved.timelines[timeline] = _patched(index, changed, old_position, new_entry)
     return moved
 
 

@@ -63,7 +63,9 @@ def images_dir(raw: dict) -> Path:
 
 
 def _load_all(raw: dict) -> tuple[list[Stamp], list[ConfigIssue]]:
-    stamps, issues, seen = [], [], {}
+    stamps: list[Stamp] = []
+    issues: list[ConfigIssue] = []
+    seen: dict[str, int] = {}  # id -> index of its first definition
     base = images_dir(raw)
     for index, item in enumerate(raw.get("stamps", [])):
         if item["id"] in seen:

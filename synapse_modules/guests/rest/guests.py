@@ -31,6 +31,7 @@ from synapse.api.errors import Codes, SynapseError
 from synapse.module_api import DirectServeJsonResource, ModuleApi, UserID
 
 from synapse_modules._errors import error, refusal
+from synapse_modules._rest import request_body
 from synapse_modules._synapse_internals import register_password_user
 
 from ..config import GuestsConfig
@@ -204,7 +205,7 @@ class GuestsResource(DirectServeJsonResource):
 
 def _json(request: SynapseRequest) -> dict[str, Any]:
     try:
-        body = json.loads(request.content.read() or b"{}")
+        body = json.loads(request_body(request) or b"{}")
     except ValueError:
         body = None
     if not isinstance(body, dict):
