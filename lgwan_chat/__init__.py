@@ -12,6 +12,5 @@ __version__ = "0.1.0"
 
 #: The source checkout this package runs from (``pip install -e``), which holds
 #: ``config/`` templates. ``None`` when installed without the checkout.
-SOURCE_ROOT = Path(__file__).resolve().parent.parent
-if not (SOURCE_ROOT / "config" / "homeserver.template.yaml").is_file():
-    SOURCE_ROOT = None
+_CHECKOUT = Path(__file__).resolve().parent.parent
+SOURCE_ROOT: Path | None = _CHECKOUT if (_CHECKOUT / "config" / "homeserver.template.yaml").is_file() else None

@@ -136,13 +136,13 @@ def run(data_dir: Path, internet_port: int = 8008, lgwan_port: int = 8018, synap
         reported: set[str] = set()
         while not stopping:
             time.sleep(0.2)
-            code = homeserver.process.poll()
+            code = homeserver.exit_code()
             if code is not None:
                 say("demo.homeserver_exited", code=code, log=homeserver.log_path)
                 exit_code = 1
                 break
-            if nginx is not None and nginx.process.poll() is not None:
-                say("demo.nginx_exited", code=nginx.process.returncode, log=nginx.error_log)
+            if nginx is not None and (code := nginx.exit_code()) is not None:
+                say("demo.nginx_exited", code=code, log=nginx.error_log)
                 exit_code = 1
                 break
             for name, process in bot_processes.items():
@@ -208,11 +208,13 @@ def ensure_accounts(homeserver: Homeserver, data_dir: Path, organisation: org.Or
         say("demo.credentials_written", path=path)
     say("demo.registering")
     device_names = bot_device_names(data_dir)
-    accounts = [(None, credentials["admin"]["user_id"], credentials["admin"]["password"], True, "管理者 (Admin)")]
+    # (bot name or None, user id, password, admin, display name)
+    accounts: list[tuple[str | None, str, str, bool, str | None]] = [
+        (None, credentials["admin"]["user_id"], credentials["admin"]["password"], True, "管理者 (Admin)")]
     accounts += [(None, u["user_id"], u["password"], False, u.get("display_name")) for u in credentials["users"]]
     accounts += [(name, uid, credentials["bot_passwords"][name], False, None)
                  for name, uid in credentials["bots"].items()]
-    bot_sessions = {}
+    bot_sessions: dict[str, dict] = {}
     admin_token = None
     for bot, user_id, password, admin, display_name in accounts:
         localpart = user_id[1:].split(":", 1)[0]
@@ -311,7 +313,9 @@ def add_missing_bots(target: Path, values: dict) -> None:
         return
     rendered = target.with_suffix(".template-rendered")
     render("bots.template.yaml", rendered, values)
-    blocks, current, pending = {}, None, []
+    blocks: dict[str, list[str]] = {}
+    current: str | None = None
+    pending: list[str] = []
     for line in rendered.read_text(encoding="utf-8").splitlines(keepends=True)[1:]:  # after "bots:"
         top = line.startswith("  ") and not line.startswith("   ") and line.rstrip().endswith(":") \
             and not line.lstrip().startswith("#")

@@ -177,6 +177,10 @@ class Homeserver:
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
 
+    def exit_code(self) -> int | None:
+        """Synapse's exit code once it has exited; None while it runs (or before it starts)."""
+        return self.process.poll() if self.process else None
+
     def start(self, timeout: float = 60.0) -> None:
         args = [sys.executable, "-m", "synapse.app.homeserver"]
         for path in self.config_files:

@@ -232,7 +232,8 @@ def check(section: Any) -> list[ConfigIssue]:
                                           {"value": dept}))
     announcement = section.get("announcement")
     if isinstance(announcement, dict):
-        duplicate(announcement.get("id") if isinstance(announcement.get("id"), str) else DEFAULT_ANNOUNCEMENT_ID,
+        announcement_id = announcement.get("id")
+        duplicate(announcement_id if isinstance(announcement_id, str) else DEFAULT_ANNOUNCEMENT_ID,
                   ("announcement", "id"), first_seen)
 
     for dept_id in departments:  # the department's space is #<municipality>-<id>-space
@@ -281,14 +282,17 @@ def parse(section: Any) -> Organisation:
     if issues:
         raise ValueError("\n".join(i.format() for i in issues))
 
-    def name(raw: dict | None) -> Name | None:
-        return Name(ja=raw["ja"], en=raw.get("en")) if raw else None
+    def name(raw: dict) -> Name:
+        return Name(ja=raw["ja"], en=raw.get("en"))
+
+    def optional_name(raw: dict | None) -> Name | None:
+        return name(raw) if raw else None
 
     def room(raw: dict) -> Room:
-        return Room(id=raw["id"], name=name(raw["name"]), topic=name(raw.get("topic")))
+        return Room(id=raw["id"], name=name(raw["name"]), topic=optional_name(raw.get("topic")))
 
     def dept(raw: dict, parent: str | None) -> Department:
-        return Department(id=raw["id"], name=name(raw["name"]), parent=parent, topic=name(raw.get("topic")),
+        return Department(id=raw["id"], name=name(raw["name"]), parent=parent, topic=optional_name(raw.get("topic")),
                           rooms=tuple(room(r) for r in raw.get("rooms", [])),
                           sections=tuple(dept(s, raw["id"]) for s in raw.get("sections", [])))
 
@@ -298,12 +302,12 @@ def parse(section: Any) -> Organisation:
         name=name(section["municipality"]["name"]),
         departments=tuple(dept(d, None) for d in section["departments"]),
         staff=tuple(StaffMember(**m) for m in section.get("staff", [])),
-        roles=tuple(Role(title=r["title"], power_level=r["power_level"], name=name(r.get("name")))
+        roles=tuple(Role(title=r["title"], power_level=r["power_level"], name=optional_name(r.get("name")))
                     for r in section.get("roles", [])),
-        projects=tuple(Project(id=p["id"], name=name(p["name"]), topic=name(p.get("topic")),
+        projects=tuple(Project(id=p["id"], name=name(p["name"]), topic=optional_name(p.get("topic")),
                                departments=tuple(p.get("departments", [])), members=tuple(p.get("members", [])))
                        for p in section.get("projects", [])),
         announcement=None if raw_announcement is None else Announcement(
             name=name(raw_announcement["name"]), id=raw_announcement.get("id", DEFAULT_ANNOUNCEMENT_ID),
-            topic=name(raw_announcement.get("topic")), posters=tuple(raw_announcement.get("posters", []))),
+            topic=optional_name(raw_announcement.get("topic")), posters=tuple(raw_announcement.get("posters", []))),
     )

@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import jsonschema
@@ -61,8 +61,9 @@ def _translate(error: jsonschema.ValidationError) -> Iterator[ConfigIssue]:
     path = tuple(error.absolute_path)
     kind = error.validator
     value = error.instance
-    schema = error.schema
-    limit = error.validator_value
+    # Unset only on errors built by hand; validation always sets both.
+    schema: Mapping[str, Any] = error.schema if isinstance(error.schema, Mapping) else {}
+    limit: Any = error.validator_value  # the keyword's value in the schema: any JSON
 
     if kind == "required":
         for key in limit:

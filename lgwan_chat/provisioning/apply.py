@@ -157,7 +157,7 @@ class Homeserver:
                     lp = self.localpart(user)
                     if lp is not None and user != self.user_id:
                         room.power[lp] = level
-            elif kind == "m.room.member" and content.get("membership") == "join" and key != self.user_id:
+            elif kind == "m.room.member" and content.get("membership") == "join" and key not in (None, self.user_id):
                 lp = self.localpart(key)
                 if lp is not None:
                     room.members.add(lp)

@@ -192,7 +192,8 @@ class Plan:
 def make_plan(org: Organisation, observed: Observed, allow_delete: bool = False) -> Plan:
     specs = desired(org)
     staff = {s.localpart for s in org.staff}
-    exists = (lambda lp: True) if observed.users is None else (lambda lp: lp in observed.users)
+    existing = observed.users
+    exists = (lambda lp: True) if existing is None else (lambda lp: lp in existing)
     creates, changes, links, joins, removes, unlinks, archives = [], [], [], [], [], [], []
     kept: list[tuple[str, str, str | None]] = []
     wanted_children: dict[str, set[str]] = {}
