@@ -95,9 +95,6 @@ class EchoBot(BotApp):
                                    body TEXT, seen_ts BIGINT NOT NULL)""",
     ]]
 
-    def __init__(self) -> None:
-        self.bot = None
-
     async def start(self, bot) -> None:
         self.bot = bot
 

@@ -52,6 +52,8 @@ from lgwan_chat.i18n import LANGUAGES, t
 from . import clock
 from .commands import Arg, Command, CommandSet, ParseError, split_prefix
 from .config import RuntimeConfig
+from .fields import typed_get
+from .late import Late
 from .storage import RUNTIME_MIGRATIONS, Storage
 
 log = logging.getLogger("lgwan_chat.bots")
@@ -90,6 +92,8 @@ class BotApp:
     schema: ClassVar[dict[str, dict]] = {}
     #: the bot's tables, as numbered lists of statements (see Storage.migrate)
     migrations: ClassVar[list[list[str]]] = []
+    #: the runtime, for a bot that keeps it in ``start``
+    bot: Late[Bot] = Late()
 
     def commands(self) -> Sequence[Command]:
         return ()
@@ -119,7 +123,7 @@ class Context:
         self.event = event
         self.event_id: str = event.get("event_id", "")
         self.sender: str = event.get("sender", "")
-        self.content: dict = event.get("content") if isinstance(event.get("content"), dict) else {}
+        self.content: dict = typed_get(event, "content", dict, {})
         self.lang = bot.language_for(self.sender, room_id)
         self._replies = 0
 
@@ -150,7 +154,7 @@ class Context:
         return await self.bot.send(self.room_id, "m.room.message", content,
                                    txn_key=f"{self.event_id}/{self._replies}")
 
-    async def send(self, event_type: str, content: dict) -> str | None:
+    async def send(self, event_type: str, content: dict) -> str:
         """Another event in this room, also sent at most once for this event."""
         self._replies += 1
         return await self.bot.send(self.room_id, event_type, content, txn_key=f"{self.event_id}/{self._replies}")
@@ -233,14 +237,14 @@ class Bot:
                 self.client.device_id = device
             response = await self.client.login(self.config.password, device_name=self.config.device_name)
             if isinstance(response, LoginResponse):
-                break
+                self.storage.put("access_token", response.access_token)
+                self.storage.put("device_id", response.device_id)
+                log.info("logged in", extra={"device_id": response.device_id})
+                return
             log.error("login failed", extra={"error": str(response), "attempt": attempt})
             await self._backoff(attempt, response)
             if self._stopping.is_set():
                 raise asyncio.CancelledError  # stopped before ever logging in
-        self.storage.put("access_token", response.access_token)
-        self.storage.put("device_id", response.device_id)
-        log.info("logged in", extra={"device_id": response.device_id})
 
     # --- sync ---
 
@@ -303,8 +307,9 @@ class Bot:
 
     async def _handle_sync(self, response: SyncResponse, since: str | None) -> None:
         for event in response.account_data_events:
-            if getattr(event, "type", None) == "m.direct" and isinstance(getattr(event, "content", None), dict):
-                self._learn_direct(event.content)
+            content = getattr(event, "content", None)
+            if getattr(event, "type", None) == "m.direct" and isinstance(content, dict):
+                self._learn_direct(content)
         for room_id, invite in response.rooms.invite.items():
             await self._guard(self._on_invite(room_id, invite), what="invite", room_id=room_id)
         if since is None:
@@ -468,7 +473,7 @@ class Bot:
             accept = direct
         if accept and policy.rooms == "allowed_only":
             accept = room_id in policy.allowed_rooms
-        if not accept:
+        if inviter is None or not accept:
             await self.client.room_leave(room_id)
             log.info("invite declined", extra={"room_id": room_id, "inviter": inviter})
             return "declined"
@@ -507,7 +512,7 @@ class Bot:
         async with self.http.get(url, headers=headers) as response:
             current = await response.json(content_type=None) if response.status == 200 else {}
         current = current if isinstance(current, dict) else {}
-        rooms = current.get(user_id) if isinstance(current.get(user_id), list) else []
+        rooms = typed_get(current, user_id, list, [])
         if room_id in rooms:
             return
         async with self.http.put(url, json={**current, user_id: [*rooms, room_id]}, headers=headers) as response:
@@ -567,7 +572,7 @@ class Bot:
         """``user_id``'s power level in the room, asked of the server (current, not cached).
         Creators in room version 12 and later have no number: they outrank everyone (inf)."""
         create = await self._state_event(room_id, "m.room.create") or {}
-        created = create.get("content") if isinstance(create.get("content"), dict) else {}
+        created = typed_get(create, "content", dict, {})
         creators = [create.get("sender")]
         if str(created.get("room_version", "1")) not in PRE_CREATOR_POWER_VERSIONS:
             extra = created.get("additional_creators")
@@ -576,7 +581,7 @@ class Bot:
         levels = (await self._state_event(room_id, "m.room.power_levels") or {}).get("content")
         if not isinstance(levels, dict):  # no power levels event: the creator 100, others 0
             return 100 if user_id in creators else 0
-        users = levels.get("users") if isinstance(levels.get("users"), dict) else {}
+        users = typed_get(levels, "users", dict, {})
         level = users.get(user_id, levels.get("users_default", 0))
         return level if isinstance(level, int) else 0
 
@@ -628,7 +633,7 @@ class Bot:
             raise RuntimeError(f"upload of {filename} failed: {uploaded}")
         return uploaded.content_uri
 
-    async def send(self, room_id: str, event_type: str, content: dict, txn_key: str | None = None) -> str | None:
+    async def send(self, room_id: str, event_type: str, content: dict, txn_key: str | None = None) -> str:
         """Send an event; with ``txn_key`` the same key never sends twice (Synapse deduplicates
         transaction ids per device). Server errors are retried a few times."""
         tx_id = "lgwan." + hashlib.sha256(txn_key.encode()).hexdigest()[:32] if txn_key else None

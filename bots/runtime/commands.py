@@ -156,8 +156,8 @@ def tokens(text: str) -> list[str]:
         if match:
             i = match.end()
             continue
-        end = _SEPARATORS.search(text, i)
-        stop = end.start() if end else len(text)
+        separator = _SEPARATORS.search(text, i)
+        stop = separator.start() if separator else len(text)
         out.append(text[i:stop])
         i = stop
     return out

@@ -36,14 +36,15 @@ class Storage:
         if self.postgres:
             import psycopg2
 
-            self._conn = psycopg2.connect(postgres_dsn)
+            self._conn: sqlite3.Connection | psycopg2.extensions.connection = psycopg2.connect(postgres_dsn)
         else:
             path = Path(sqlite_path or ":memory:")
             if str(path) != ":memory:":
                 path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
+            conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn = conn
         self.execute("CREATE TABLE IF NOT EXISTS bot_schema_versions"
                      " (name TEXT NOT NULL PRIMARY KEY, version INTEGER NOT NULL)")
 
