@@ -19,6 +19,8 @@ from typing import Any
 from urllib.parse import quote
 
 from bots.runtime import Arg, Bot, BotApp, Command, Context
+from bots.runtime.fields import typed_get
+from bots.runtime.late import Late
 
 from . import config as memo_config
 from .export import build_export
@@ -34,9 +36,9 @@ class MemoBot(BotApp):
     schema = memo_config.SCHEMA
     migrations = MIGRATIONS
 
+    store = Late[MemoStore]()
+
     def __init__(self) -> None:
-        self.bot: Bot | None = None
-        self.store: MemoStore | None = None
         self.options: dict[str, Any] = dict(memo_config.DEFAULTS)
 
     async def start(self, bot: Bot) -> None:
@@ -81,18 +83,18 @@ class MemoBot(BotApp):
             return
         content = ctx.content
         msgtype = content.get("msgtype")
-        body = content.get("body") if isinstance(content.get("body"), str) else ""
+        body = typed_get(content, "body", str, "")
         ts = int(ctx.event.get("origin_server_ts") or time.time() * 1000)
         if msgtype in _FILE_KINDS:
             mxc = content.get("url")
             if not isinstance(mxc, str) or not mxc.startswith("mxc://"):
                 await ctx.reply("memo.file_unreadable")
                 return
-            info = content.get("info") if isinstance(content.get("info"), dict) else {}
-            filename = content.get("filename") if isinstance(content.get("filename"), str) else body
+            info = typed_get(content, "info", dict, {})
+            filename = typed_get(content, "filename", str, body)
             memo = self.store.add(ctx.sender, ctx.event_id, ctx.room_id, _FILE_KINDS[msgtype], body, ts, mxc=mxc,
                                   filename=filename or None, mimetype=info.get("mimetype"),
-                                  size=info.get("size") if isinstance(info.get("size"), int) else None, info=info)
+                                  size=typed_get(info, "size", int, None), info=info)
             note = ctx.t("memo.waits_for_sanitization") if await self.untrusted(mxc) else ""
             await ctx.reply("memo.saved_file", number=memo.number, name=filename or "-", note=note)
             return
@@ -177,7 +179,7 @@ class MemoBot(BotApp):
         if memo.kind in _FILE_KINDS.values():
             lines.append(ctx.t("memo.show_file", name=memo.filename or "-", size=memo.size or "-",
                                mimetype=memo.mimetype or "-"))
-            if await self.untrusted(memo.mxc):
+            if memo.mxc and await self.untrusted(memo.mxc):
                 lines.append(ctx.t("memo.waits_for_sanitization"))
         lines.append(memo.body)
         if memo.tags:
@@ -226,7 +228,7 @@ class MemoBot(BotApp):
         msgtype = {v: k for k, v in _FILE_KINDS.items()}[memo.kind]
         await ctx.send("m.room.message", {"msgtype": msgtype, "body": memo.filename or memo.body, "url": memo.mxc,
                                           "info": memo.info, **({"filename": memo.filename} if memo.filename else {})})
-        note = ctx.t("memo.waits_for_sanitization") if await self.untrusted(memo.mxc) else ""
+        note = ctx.t("memo.waits_for_sanitization") if memo.mxc and await self.untrusted(memo.mxc) else ""
         await ctx.reply("memo.reposted", number=number, note=note)
 
     async def export(self, ctx: Context, format: str | None) -> None:
@@ -248,7 +250,8 @@ class MemoBot(BotApp):
     async def bookmarks(self, ctx: Context, page: int | None) -> None:
         # The bookmarks module answers with pages of its own; walk to the asked one.
         size = self.options["page_size"]
-        token, items = None, []
+        token: str | None = None
+        items: list[dict] = []
         for _ in range(page or 1):
             params = {"user_id": ctx.sender, "limit": str(size)}
             if token:

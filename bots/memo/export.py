@@ -51,7 +51,10 @@ async def build_export(app: MemoBot, ctx: Context, memos: list[Memo], fmt: str) 
             if not isinstance(response, DownloadResponse):
                 notes[memo.number] = ctx.t("memo.export_left_out_download")
                 continue
-            body = response.body if isinstance(response.body, bytes) else bytes(response.body)
+            if not isinstance(response.body, bytes):  # nio gives a path only when asked to save to a file
+                notes[memo.number] = ctx.t("memo.export_left_out_download")
+                continue
+            body = response.body
             if total + len(body) > limit:
                 notes[memo.number] = ctx.t("memo.export_left_out_size", limit=app.options["export_max_mb"])
                 continue
