@@ -34,6 +34,8 @@ from nio import RoomResolveAliasResponse
 from bots.polls.dates import DateError, parse_deadline
 from bots.runtime import Arg, Bot, BotApp, Command, Context
 from bots.runtime.bot import TooLarge
+from bots.runtime.fields import typed_get
+from bots.runtime.late import Late
 from lgwan_chat.guests_cli import GUESTS_PATH, CliError, date_of, expires_ts
 
 from . import config as sanitizer_config
@@ -53,11 +55,11 @@ class SanitizerBot(BotApp):
     schema = sanitizer_config.SCHEMA
     migrations = MIGRATIONS
 
+    engine = Late[Sanitizer]()
+    links = Late[LinkStore]()
+
     def __init__(self) -> None:
-        self.bot: Bot | None = None
         self.options = sanitizer_config.SanitizerOptions()
-        self.engine: Sanitizer | None = None
-        self.links: LinkStore | None = None
         self.page: Any = None
         self._warming: asyncio.Task | None = None
 
@@ -95,7 +97,7 @@ class SanitizerBot(BotApp):
             self._warming.cancel()
         if self.page is not None:
             await self.page.stop()
-        if self.engine is not None:
+        if SanitizerBot.engine.is_set(self):
             await self.engine.close()
 
     def commands(self) -> Sequence[Command]:
@@ -120,22 +122,22 @@ class SanitizerBot(BotApp):
 
     # --- files in rooms and DMs ---
 
-    async def on_message(self, ctx: Context) -> str | None:
+    async def on_message(self, ctx: Context) -> None:
         if ctx.content.get("msgtype") not in FILE_MSGTYPES:
-            return None
+            return
         mxc = ctx.content.get("url")
         if not isinstance(mxc, str):
             if ctx.is_direct or isinstance(ctx.content.get("file"), dict):
                 await ctx.reply("sanitizer.encrypted_media" if ctx.content.get("file") else "sanitizer.no_file")
-            return "no-file"
+            return
         if ctx.is_direct:
-            return await self._from_direct(ctx, mxc)
+            await self._from_direct(ctx, mxc)
+            return
         if not self.options.sanitize_rooms or not await self._untrusted(mxc):
-            return "trusted"
+            return
         result = await self._sanitize(ctx, mxc)
         await deliver(self.bot, ctx.room_id, result, report(result, ctx.lang), txn_key=ctx.event_id,
                       reply_to=ctx.event_id)
-        return result.verdict
 
     async def _untrusted(self, mxc: str) -> bool:
         server, _, media_id = mxc.removeprefix("mxc://").partition("/")
@@ -148,7 +150,7 @@ class SanitizerBot(BotApp):
 
     async def _sanitize(self, ctx: Context, mxc: str) -> Result:
         content = ctx.content
-        name = content.get("filename") if isinstance(content.get("filename"), str) else content.get("body")
+        name = typed_get(content, "filename", str, content.get("body"))
         name = name if isinstance(name, str) and name else "file"
         claimed = (content.get("info") or {}).get("mimetype") if isinstance(content.get("info"), dict) else None
         limit = self.options.engine.max_file_mb * 1024 * 1024
@@ -160,7 +162,7 @@ class SanitizerBot(BotApp):
                                           source={"room_id": ctx.room_id, "event_id": ctx.event_id,
                                                   "sender": ctx.sender, "mxc": mxc})
 
-    async def _from_direct(self, ctx: Context, mxc: str) -> str:
+    async def _from_direct(self, ctx: Context, mxc: str) -> None:
         target = self.bot.storage.setting("user", ctx.sender, "sanitizer_target")
         if target and not await self._may_post(ctx.sender, target):
             await ctx.reply("sanitizer.target_lost", room=self._room_name(target))
@@ -170,14 +172,13 @@ class SanitizerBot(BotApp):
         said = report(result, ctx.lang)
         if target is None or not result.ok:
             await deliver(self.bot, ctx.room_id, result, said, txn_key=ctx.event_id, reply_to=ctx.event_id)
-            return result.verdict
+            return
         room_lang = self.bot.language_for("", target)
         who = self._display_name(ctx.sender, target)
         await deliver(self.bot, target, result,
                       ctx.t("sanitizer.forwarded", who=who) + " " + report(result, room_lang),
                       txn_key=f"{ctx.event_id}/target")
         await ctx.reply("sanitizer.sent_to_target", room=self._room_name(target), report=said)
-        return "forwarded"
 
     # --- !送信先 ---
 

@@ -140,9 +140,9 @@ def _neutralize(root: ET.Element, members: set[str], objects: set[str], removed:
                     span.text = "".join(child.itertext())
                     children.append(span)
                 continue
-            for attribute in [a for a in child.attrib if a in FORMULA_ATTRIBUTES]:
-                if not _formula_is_inert(child.get(attribute)):
-                    removed.add("dde" if "DDE" in child.get(attribute).upper() else "formulas_active")
+            for attribute, formula in [(a, v) for a, v in child.attrib.items() if a in FORMULA_ATTRIBUTES]:
+                if not _formula_is_inert(formula):
+                    removed.add("dde" if "DDE" in formula.upper() else "formulas_active")
                     del child.attrib[attribute]  # a cell keeps the value it showed (office:value)
                     touched = True
             children.append(child)

@@ -632,14 +632,14 @@ def _neutralize(root: ET.Element, removed: _Removed, limits: Limits) -> set[str]
                 not formula_is_inert(el.text or ""):
             note(_formula_removed_as(el.text or ""), el.text or "")
             found.add("formulas")
-            if local == "f" and el.get("t") == "shared" and el.get("si") is not None:
-                unsafe_shared.add(el.get("si"))
+            if local == "f" and el.get("t") == "shared" and (shared_index := el.get("si")) is not None:
+                unsafe_shared.add(shared_index)
             edits.drop(_formula_holder(el, edits.parents))
         elif namespace in CHART and local == "f" and not formula_is_inert(el.text or ""):
             note(_formula_removed_as(el.text or ""), el.text or "")
             _chart_reference_to_literal(el, edits)
-        elif namespace in SHEET and el.get("formula") is not None and not formula_is_inert(el.get("formula")):
-            note(_formula_removed_as(el.get("formula")), el.get("formula"))
+        elif namespace in SHEET and (formula := el.get("formula")) is not None and not formula_is_inert(formula):
+            note(_formula_removed_as(formula), formula)
             found.add("formulas")
             if local in ("calculatedItem", "calculatedMember"):
                 edits.drop(el)
@@ -723,7 +723,9 @@ def _outside_quotes(formula: str) -> str | None:
     while i < n:
         quote = formula[i]
         if quote not in "\"'":
-            j = _UNQUOTED.match(formula, i).end()
+            unquoted = _UNQUOTED.match(formula, i)
+            assert unquoted is not None  # [^"']* matches anywhere, if only the empty string
+            j = unquoted.end()
             kept.append(formula[i:j])
             i = j
             continue
@@ -883,6 +885,7 @@ def _serialize(root: ET.Element, original: bytes) -> bytes:
             .replace(f"xmlns:{_DEFAULT}=", "xmlns=")
     # declarations ElementTree drops as unused may still be named by mc:Ignorable: put them back
     head = _XML_HEAD.match(body)
+    assert head is not None  # ElementTree's serialization starts with the root's tag
     declared = set(_XML_DECLARED.findall(body[:body.index(">")]))
     missing = "".join(f' xmlns:{p}="{escape(u, QUOTE)}"' for p, u in namespaces.items() if p and p not in declared)
     body = body[:head.end()] + missing + body[head.end():]

@@ -174,7 +174,9 @@ def _compress(files: list[Path], max_megapixels: int) -> list[Page]:
         if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE) or width * height > max_megapixels * 1_000_000 \
                 or len(raw) != header.end() + width * height * 3:
             raise Refusal("sanitizer.refused.broken", "sanitizer.instead.pdf")
-        image = Image.frombuffer("RGB", (width, height), memoryview(raw)[header.end():], "raw", "RGB", 0, 1)
+        # Pillow reads any buffer (no copy of the pixels); its annotation names bytes and arrays only.
+        pixels = memoryview(raw)[header.end():]
+        image = Image.frombuffer("RGB", (width, height), pixels, "raw", "RGB", 0, 1)  # type: ignore[arg-type]
         red, green, blue = (band.tobytes() for band in image.split())
         if red == green == blue:
             pages.append(Page(width, height, zlib.compress(red, 6), gray=True))

@@ -12,7 +12,7 @@ import time
 import unicodedata
 from html import escape
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from lgwan_chat.i18n import t
 
@@ -44,8 +44,10 @@ async def _read(request: web.Request, max_bytes: int,
     files: list[tuple[str, str | None, bytes]] = []
     total = 0
     reader = await request.multipart()
-    async for part in reader:
-        if part.name in ("name", "org"):
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader):  # a multipart inside the form: the page sends none
+            await part.release()
+        elif part.name in ("name", "org"):
             raw = bytearray()
             while chunk := await part.read_chunk(MAX_FIELD):
                 raw += chunk

@@ -17,7 +17,7 @@ def handle(header, payload):
         import time
         time.sleep(header["sleep"])
     if header.get("probe"):  # what can the sandbox see? (tests assert: nothing of the host)
-        result = {}
+        result: dict[str, object] = {}
         for path in header["probe"]:
             try:
                 with open(path, "rb") as f:

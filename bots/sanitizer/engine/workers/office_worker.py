@@ -96,8 +96,8 @@ class Converter:
                                     properties(FilterName=export, FilterData=filter_data))
             finally:
                 document.close(True)
-            with open(target, "rb") as f:
-                return {"ok": True}, f.read()
+            with open(target, "rb") as converted:
+                return {"ok": True}, converted.read()
         finally:
             shutil.rmtree(WORK, ignore_errors=True)
 

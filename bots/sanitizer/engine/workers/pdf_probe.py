@@ -149,7 +149,7 @@ def probe(path, max_image_pixels):
         pdf = pikepdf.open(path)
     except pikepdf.PasswordError:
         return {"password": True}
-    found = set()
+    found: set[str] = set()
     with pdf:
         over = check_budget(pdf, max_image_pixels)
         if over:
