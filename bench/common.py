@@ -7,7 +7,7 @@ import asyncio
 import json
 import os
 import platform
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ def machine() -> str:
             f"matrix-synapse {version('matrix-synapse')}")
 
 
-def run(main: Callable[[argparse.Namespace], Awaitable[dict]], parser: argparse.ArgumentParser) -> Any:
+def run(main: Callable[[argparse.Namespace], Coroutine[Any, Any, dict]], parser: argparse.ArgumentParser) -> Any:
     """Parse the arguments (plus ``--json FILE``), run ``main``, keep its summary as JSON if asked."""
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()

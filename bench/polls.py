@@ -86,6 +86,11 @@ def start_bot(hs: Homeserver, folder: Path, interval: float, exempt: bool = True
     return process
 
 
+def stop_process(process: subprocess.Popen) -> None:
+    process.terminate()
+    process.wait(30)
+
+
 async def messages(session, url: str, token: str, room: str, limit: int = 50) -> list[dict]:
     page = await call(session, "GET", f"{url}/_matrix/client/v3/rooms/{quote(room)}/messages?dir=b&limit={limit}",
                       token)
@@ -162,7 +167,7 @@ async def run_backend(backend: str, args) -> dict:
         bot = start_bot(hs, folder, args.summary_interval, args.exempt_bot)
         if args.bot_log:  # kept for profiling (the folder is removed)
             cleanup.callback(shutil.copy, folder / "bot.log", args.bot_log)
-        cleanup.callback(lambda: (bot.terminate(), bot.wait(30)))
+        cleanup.callback(stop_process, bot)
         bot_user = f"@polls-bot:{hs.server_name}"
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
             if args.survey:

@@ -21,6 +21,7 @@ import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -108,7 +109,7 @@ async def main(args: argparse.Namespace) -> dict:
             finally:
                 for target in targets:
                     target.hs.stop()
-    summary = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "machine": machine(),
+    summary: dict[str, Any] = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "machine": machine(),
                "load": f"{args.users} users x {args.messages} messages, {args.rounds} rounds, SQLite",
                "rounds": results}
     for label in ("stock", "suite"):

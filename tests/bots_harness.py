@@ -249,11 +249,11 @@ class BotProcess:
                     return [tuple(r) for r in cur.fetchall()]
             finally:
                 conn.close()
-        conn = sqlite3.connect(str(self.sqlite_path))
+        db = sqlite3.connect(str(self.sqlite_path))
         try:
-            return conn.execute(sql, args).fetchall()
+            return db.execute(sql, args).fetchall()
         finally:
-            conn.close()
+            db.close()
 
     def execute(self, sql: str, *args: Any) -> int:
         """Change the bot's own database (e.g. move a deadline into the past); rows changed."""
@@ -267,12 +267,12 @@ class BotProcess:
                     return cur.rowcount
             finally:
                 conn.close()
-        conn = sqlite3.connect(str(self.sqlite_path))
+        db = sqlite3.connect(str(self.sqlite_path))
         try:
-            with conn:
-                return conn.execute(sql, args).rowcount
+            with db:
+                return db.execute(sql, args).rowcount
         finally:
-            conn.close()
+            db.close()
 
     def stored(self, key: str) -> str | None:
         """A value the runtime keeps in ``bot_session`` (access_token, device_id, next_batch)."""

@@ -14,6 +14,7 @@ config/modules.yaml), and further Synapse settings with ``homeserver_extra``.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 from harness import BACKENDS, RunningHomeserver, postgres_unreachable_reason
@@ -53,13 +54,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_NOTE] = note
 
 
-_BACKENDS = pytest.StashKey[list]()
+_BACKENDS = pytest.StashKey[list[str]]()
 _NOTE = pytest.StashKey[str]()
 _LOG_OFFSET = pytest.StashKey[int]()
 
 
 def _backend_line(config: pytest.Config) -> str:
-    return "homeserver database backends: " + ", ".join(config.stash[_BACKENDS]) + config.stash[_NOTE]
+    backends: list[str] = config.stash[_BACKENDS]
+    return "homeserver database backends: " + ", ".join(backends) + config.stash[_NOTE]
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -103,7 +105,7 @@ def homeserver_spec() -> dict:
 
 @pytest.fixture(scope="module")
 def homeserver(hs_backend: str, homeserver_modules, homeserver_extra, homeserver_spec,
-               tmp_path_factory) -> RunningHomeserver:
+               tmp_path_factory) -> Iterator[RunningHomeserver]:
     """One real Synapse per test module and backend, stopped by pid afterwards."""
     hs = RunningHomeserver(tmp_path_factory.mktemp(f"hs-{hs_backend}"), hs_backend,
                            modules=homeserver_modules, extra=homeserver_extra, spec=homeserver_spec)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Mapping
 from xml.sax.saxutils import escape
 
 import pikepdf
@@ -48,7 +49,7 @@ def _types(main_part: str, main_type: str, overrides: dict[str, str], defaults: 
             f'<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">{items}</Types>')
 
 
-def _package(types: str, parts: dict[str, str | bytes]) -> bytes:
+def _package(types: str, parts: Mapping[str, str | bytes]) -> bytes:
     """A zip in the order Office writes it (libmagic recognises OOXML by its first entries)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
@@ -219,7 +220,7 @@ def xlsm_macrosheet() -> bytes:
 
 def ledger_xlsx(rows: int) -> bytes:
     """A ledger of ``rows`` rows (the bench's spreadsheet)."""
-    data = [["番号", "日付", "件名", "金額"]]
+    data: list[list[object]] = [["番号", "日付", "件名", "金額"]]
     data += [[i, f"2026-04-{i % 28 + 1:02d}", f"消耗品購入 {i}", (i * 137) % 10000] for i in range(1, rows + 1)]
     return xlsx(data)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from bots_harness import answer, room_events, wait_membership, wait_replies
 from harness import download, http_get
-from nio import AsyncClient, JoinedRoomsResponse, LoginResponse, RoomCreateResponse
+from nio import AsyncClient, JoinedRoomsResponse, LoginResponse, RoomCreateResponse, RoomResolveAliasResponse
 from PIL import Image
 from test_login_limits import outcome, password_login, whois_addresses
 from test_zone_endpoint import call_zone
@@ -181,6 +181,7 @@ async def test_demo_starts_everything_and_resumes_with_the_same_data(demo):
     assert "組織のルームとスペースを作成・更新しました" in text
     department = next(m["department"] for m in creds["users"] if m["user_id"] == staff["user_id"])
     alias = await staff_pc.room_resolve_alias(f"#demo-city-{department}:demo-city.test")
+    assert isinstance(alias, RoomResolveAliasResponse), alias
     assert alias.room_id in (await staff_pc.joined_rooms()).rooms
 
     # The memo pad bot runs: a DM with it answers !ヘルプ and keeps a memo.

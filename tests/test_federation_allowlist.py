@@ -12,6 +12,7 @@ import asyncio
 import io
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -57,7 +58,7 @@ def request(client, method: str, path: str, body: dict | None = None) -> tuple[i
 
 
 def quote(text: str) -> str:
-    return urllib.request.quote(text, safe="")
+    return urllib.parse.quote(text, safe="")
 
 
 async def members(client, room_id: str) -> dict[str, str]:

@@ -87,12 +87,12 @@ def write_db(homeserver, sql: str, *args: Any) -> None:
         finally:
             conn.close()
     else:
-        conn = sqlite3.connect(homeserver.hs.data_dir / "homeserver.db", timeout=30)
+        db = sqlite3.connect(homeserver.hs.data_dir / "homeserver.db", timeout=30)
         try:
-            with conn:
-                conn.execute(sql, args)
+            with db:
+                db.execute(sql, args)
         finally:
-            conn.close()
+            db.close()
 
 
 def http_json(method: str, url: str, token: str, body: Any = None) -> tuple[int, Any]:

@@ -17,13 +17,14 @@ import shutil
 import subprocess
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 from bots_harness import BotProcess
 
 INTEROP = Path(__file__).resolve().parent / "interop"
 #: script -> what it needs besides the homeserver, and how many fresh users
-SCRIPTS = {
+SCRIPTS: dict[str, dict[str, Any]] = {
     "zones": {"users": 4},
     "read_status": {"users": 4},
     "polls": {"users": 4, "bots": ["polls"]},
@@ -31,7 +32,7 @@ SCRIPTS = {
     "memo": {"users": 1, "bots": ["memo"]},
     "image_packs": {"users": 1},
 }
-BOTS = {
+BOTS: dict[str, dict[str, Any]] = {
     # As shipped (config/bots.template.yaml): the summary's pace is what staff see in Element.
     "polls": {"entry": ["-m", "bots.polls"], "options": {}, "zone": "lgwan"},
     "memo": {"entry": ["-m", "bots.memo"], "options": {}, "zone": "lgwan"},

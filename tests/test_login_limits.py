@@ -47,6 +47,7 @@ def call(base_url: str, method: str, path: str, body: dict | None = None, token:
          source: str = "127.0.0.1", headers: dict | None = None) -> tuple[int, dict]:
     """One request from the client address ``source`` (any 127.x address is this machine)."""
     url = urllib.parse.urlsplit(base_url)
+    assert url.hostname, base_url
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=300, source_address=(source, 0))
     try:
         sent = {"Content-Type": "application/json", **(headers or {})}

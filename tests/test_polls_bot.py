@@ -155,9 +155,9 @@ async def test_anonymous_multiple_choice_and_csv_export(homeserver, login, polls
     assert text.index("文書管理") < text.index("情報セキュリティ")  # best first
     await chief.room_send(room, "m.room.message", {"msgtype": "m.text", "body": "!CSV出力 1"})
     files = await wait_for(chief, room, lambda e: e["content"].get("msgtype") == "m.file")
-    status, body = await download(homeserver.url("lgwan"), chief, files[0]["content"]["url"])
-    assert status == 200 and body.startswith(b"\xef\xbb\xbf")
-    rows = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
+    status, data = await download(homeserver.url("lgwan"), chief, files[0]["content"]["url"])
+    assert status == 200 and data.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
     assert rows[0] == ["質問", "選択肢", "票数"]  # anonymous: counts only, no names
     assert ["文書管理", "はい", "2"] in rows and not any(a.user_id in ",".join(r) for r in rows)
 

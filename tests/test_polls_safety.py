@@ -276,7 +276,8 @@ def big_check(tmp_path: Path, size: int = 2000) -> tuple[SafetyKind, Group, list
     path.write_text(yaml.safe_dump({"organisation": {"municipality": {"id": "big", "name": {"ja": "大きな市"}},
                                                       "departments": departments, "staff": staff}},
                                    allow_unicode=True), encoding="utf-8")
-    choices = {u: (ANSWER_IDS[n % 5],) for n, u in enumerate(users) if n % 5 != 4 or n % 7 == 0}
+    choices: dict[str, tuple[str, ...]] = {u: (ANSWER_IDS[n % 5],) for n, u in enumerate(users)
+                                           if n % 5 != 4 or n % 7 == 0}
     counts = {a: sum(1 for c in choices.values() if c[0] == a) for a in ANSWER_IDS}
     tally = Tally(counts=counts, choices=choices, spoiled=frozenset(), ended_ts=None)
     poll = Poll("$poll", "$group", 0, "!room:city.example", "【安否確認】", [(a.id, a.text) for a in answers("ja")], 1)

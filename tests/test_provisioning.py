@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import itertools
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -65,7 +66,7 @@ class City:
         self.org = city_of_two_departments(self.muni, self.people)
         self.write()
         (files / "secret").write_text(homeserver.registration_shared_secret)
-        self.users = {}
+        self.users: dict[str, Any] = {}
 
     def write(self) -> None:
         (self.files / "organisation.yaml").write_text(
@@ -123,8 +124,10 @@ def city(homeserver, files, capsys):
     return City(homeserver, files, capsys)
 
 
-def state_of(state: list[dict], kind: str, key: str = "") -> dict | None:
-    return next((ev["content"] for ev in state if ev["type"] == kind and ev["state_key"] == key), None)
+def state_of(state: list[dict], kind: str, key: str = "") -> dict:
+    content = next((ev["content"] for ev in state if ev["type"] == kind and ev["state_key"] == key), None)
+    assert content is not None, f"no {kind} event with state key {key!r}"
+    return content
 
 
 async def test_provisioning_a_city_makes_its_rooms_spaces_and_power_levels(city, login):

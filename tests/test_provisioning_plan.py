@@ -151,6 +151,7 @@ def test_staff_without_an_account_are_listed_and_not_joined():
         in plan.render()
     # once registered (the module joined them, or the next run does)
     later = applied(city(), users={"yamada", "suzuki", "sato"})
+    assert later.users is not None
     later.users.add("tanaka")
     assert sorted(k for k, _ in kinds(make_plan(parse(city()), later), "join")) == [
         "kita", "kita-all-staff", "kita-doboku", "kita-doboku-space", "kita-douro", "kita-douro-space"]

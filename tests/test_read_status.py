@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -48,7 +49,7 @@ class Room:
         return room
 
     async def say(self, name: str, body: str, thread_root: str | None = None) -> str:
-        content = {"msgtype": "m.text", "body": body}
+        content: dict[str, Any] = {"msgtype": "m.text", "body": body}
         if thread_root:
             content["m.relates_to"] = {"rel_type": "m.thread", "event_id": thread_root}
         sent = await self.clients[name].room_send(self.room_id, "m.room.message", content)

@@ -378,7 +378,9 @@ async def test_expiries_are_shown_in_japan_time_and_say_so(staff, sanitizer_bot,
     """The host runs on UTC; the contractor and the staff read Japan time, with the zone named."""
     _phone, pc, room = staff
     reply = await ask(pc, room, "!アップロードURL 3時間", sanitizer_bot.user_id)
-    number = int(re.search(r"#(\d+)", reply).group(1))
+    found = re.search(r"#(\d+)", reply)
+    assert found, reply
+    number = int(found.group(1))
     ((expires_ts,),) = sanitizer_bot.query(
         "SELECT expires_ts FROM sanitizer_upload_links WHERE room_id = ? AND number = ?", room, number)
     expiry = f"{jst(expires_ts)}（日本時間）"

@@ -55,7 +55,9 @@ def literal_patterns(path: Path) -> list[re.Pattern]:
         flags = next((k.value for k in node.keywords if k.arg == "flags"), None)
         if flags is None and node.func.attr in ("compile", "search", "match", "fullmatch", "findall", "finditer"):
             flags = node.args[1] if len(node.args) > 1 else None
-        found.append(re.compile(node.args[0].value, _flags(flags)))
+        pattern = node.args[0].value
+        assert isinstance(pattern, str), f"{path}:{node.lineno}: a pattern that is not a str"
+        found.append(re.compile(pattern, _flags(flags)))
     return found
 
 

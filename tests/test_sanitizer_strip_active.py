@@ -18,6 +18,7 @@ import subprocess
 import sys
 import zipfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 from xml.sax.saxutils import escape
@@ -371,7 +372,7 @@ def slide_ole(pkg: Package, where: str) -> None:
 RELS = ("root", "main", "second")
 CELLS = ("cell", "shared", "array", "name", "conditional", "validation", "x14_validation", "chart", "pivot")
 #: attack -> kind -> placements
-ATTACKS = {
+ATTACKS: dict[str, tuple[Callable[[Package, str], None], dict[str, tuple[str, ...]]]] = {
     "external_template": (external_template, {k: RELS for k in ("docx", "xlsx", "pptx")}),
     "unc_template": (unc_template, {k: RELS for k in ("docx", "xlsx", "pptx")}),
     "alt_chunk": (alt_chunk, {"docx": ("main", "second")}),
@@ -460,7 +461,7 @@ def findings(data: bytes) -> list[str]:
             if not raw.lstrip().startswith(b"<"):
                 continue
             root = etree.fromstring(raw, etree.XMLParser(resolve_entities=False, no_network=True))
-            fields: list[list[str]] = []
+            fields: list[list[str] | None] = []  # None: a field past its separator
             for el in root.iter(etree.Element):
                 local = etree.QName(el).localname
                 ns = etree.QName(el).namespace or ""

@@ -7,7 +7,7 @@ request origin through the same helper inside a real Synapse process.
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import get_type_hints
+from typing import Any, get_type_hints
 
 import attrs
 from synapse.logging.context import ContextRequest, LoggingContext, PreserveLoggingContext
@@ -28,6 +28,7 @@ def test_current_request_origin_reads_the_logging_context():
                              protocol="1.1", user_agent="Element/1.11")
     with PreserveLoggingContext(LoggingContext(name="test", server_name="test", request=request)):
         origin = current_request_origin()
+    assert origin is not None
     assert (origin.site_tag, origin.ip_address, origin.user_agent) == ("lgwan", "10.1.2.3", "Element/1.11")
     assert (origin.request_id, origin.requester, origin.url) == ("GET-1", "@a:x", "/x")
     assert current_request_origin() is None  # background work has no request
@@ -147,7 +148,8 @@ def test_federation_domain_whitelist_is_still_read_from_the_federation_config():
     from synapse_modules._synapse_internals import federation_domain_whitelist
 
     def api_for(raw: dict):
-        config = FederationConfig(SimpleNamespace())
+        root: Any = SimpleNamespace()  # no other section is read
+        config = FederationConfig(root)
         config.read_config(raw)
         return SimpleNamespace(_hs=SimpleNamespace(config=SimpleNamespace(federation=config)))
 
@@ -216,10 +218,11 @@ def test_well_known_is_built_from_the_server_config_on_every_request():
                              extra_well_known_client_content={"org.example": {"a": 1}})
     config = SimpleNamespace(server=server, registration=SimpleNamespace(default_identity_server=None),
                              mas=SimpleNamespace(enabled=False))
-    hs = SimpleNamespace(config=config, get_auth=lambda: None)
+    hs: Any = SimpleNamespace(config=config, get_auth=lambda: None)  # what WellKnownBuilder reads of it
     builder = WellKnownBuilder(hs)
     set_client_well_known(SimpleNamespace(_hs=hs), "io.element.e2ee", {"force_disable": True})
     served = asyncio.run(builder.get_well_known())
+    assert served is not None
     assert served["io.element.e2ee"] == {"force_disable": True}
     assert served["org.example"] == {"a": 1}  # the admin's own keys stay
 

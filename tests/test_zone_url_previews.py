@@ -47,7 +47,7 @@ def internet_page():
             if self.path.startswith("/photo.png"):
                 body, kind = image, "image/png"
             else:
-                port = self.server.server_address[1]
+                port = server.server_port
                 body = (f'<html><head><title>外部サイト</title><meta property="og:title" content="外部のお知らせ">'
                         f'<meta property="og:image" content="http://127.0.0.1:{port}/photo.png"></head>'
                         f'<body>本文</body></html>').encode()
@@ -65,7 +65,7 @@ def internet_page():
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"http://127.0.0.1:{server.server_port}"
     finally:
         server.shutdown()
         server.server_close()
