@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -213,8 +214,9 @@ class _Ctx:
                                     (500, None), (200, {"unexpected": True})])
 async def test_without_the_read_status_module_the_bot_says_so(answer):
     feature = Feature()
-    feature.app = _App(answer)
-    ctx = _Ctx()
+    app: Any = _App(answer)  # answers the read status route as the test says, and says what it is told
+    feature.app = app
+    ctx: Any = _Ctx()
     await feature.reads(ctx)
     assert ctx.said == ["既読状況を確認できませんでした"
                         "（既読状況の機能がサーバーで有効になっていないか、一時的なエラーです）。"

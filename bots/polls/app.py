@@ -13,11 +13,12 @@ import csv
 import datetime
 import io
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from bots.runtime import Arg, Bot, BotApp, Command, Context
+from bots.runtime.late import Late
 
 from . import config as polls_config
 from . import events
@@ -36,14 +37,14 @@ class PollsBot(BotApp):
     schema = polls_config.SCHEMA
     migrations = MIGRATIONS
 
+    store = Late[PollStore]()
+    groups = Late[Groups]()
+
     def __init__(self) -> None:
-        self.bot: Bot | None = None
         self.options = polls_config.PollsOptions()
-        self.store: PollStore | None = None
-        self.groups: Groups | None = None
         self.kinds: dict[str, Kind] = {}
         #: job kind -> handler(ref); feature modules add theirs
-        self.jobs: dict[str, Callable[[str], Any]] = {}
+        self.jobs: dict[str, Callable[[str, str], Awaitable[None]]] = {}
         self._scheduler: asyncio.Task | None = None
         #: schedule coordination, tasks, safety checks, read reminders: each a module with a Feature
         #: (its commands, kinds of group, jobs, events), made here so the help lists their commands
@@ -72,7 +73,7 @@ class PollsBot(BotApp):
     async def stop(self) -> None:
         if self._scheduler is not None:
             self._scheduler.cancel()
-        if self.groups is not None:
+        if PollsBot.groups.is_set(self):
             await self.groups.stop()
 
     def commands(self) -> Sequence[Command]:
@@ -349,7 +350,7 @@ class PollsBot(BotApp):
         if group is not None and group.open:
             await self.groups.close(group, self.bot.language_for("", group.room_id))
             lang = self.bot.language_for("", group.room_id)
-            text, formatted = self.groups.render(self.store.group(group_id), lang)
+            text, formatted = self.groups.render(self.store.existing_group(group_id), lang)
             await self.bot.send(group.room_id, "m.room.message", {
                 "msgtype": "m.notice", "body": self.t(lang, "polls.closed_at_deadline") + "\n" + text,
                 "format": "org.matrix.custom.html", "m.mentions": {},

@@ -101,14 +101,14 @@ class Groups:
             event_id = await self.bot.send(group.room_id, events.START, content, txn_key=f"{txn}/poll/{position}")
             self.store.add_poll(event_id, group.group_id, position, group.room_id, question,
                                 [(a.id, a.text) for a in answers], max_selections)
-        group = self.store.group(group.group_id)
+        group = self.store.existing_group(group.group_id)
         if group.summary_event_id is None:
             text, formatted = self.render(group, self.bot.language_for("", group.room_id))
             event_id = await self.bot.send(group.room_id, "m.room.message", {
                 "msgtype": "m.notice", "body": text, "format": "org.matrix.custom.html", "formatted_body": formatted,
                 "m.mentions": {}}, txn_key=f"{txn}/summary")
             self.store.set_group(group.group_id, summary_event_id=event_id, summary_text=text)
-        return self.store.group(group.group_id)
+        return self.store.existing_group(group.group_id)
 
     # --- answers ---
 
@@ -221,7 +221,7 @@ class Groups:
                     poll.poll_event_id, t("polls.ended", lang)), txn_key=f"{group.group_id}/end/{poll.position}")
             self.store.close_group(group.group_id, now_ms())
             self.store.cancel_jobs(group.group_id)
-        group = self.store.group(group.group_id)
+        group = self.store.existing_group(group.group_id)
         await self.refresh(group.group_id)
         return group
 

@@ -19,6 +19,8 @@ from nio import RoomGetEventResponse
 
 from bots.runtime import Command, Context
 from bots.runtime.bot import without_reply_fallback
+from bots.runtime.fields import typed_get
+from bots.runtime.late import Late
 
 from .app import MANAGER_POWER_LEVEL, PollsBot
 from .groups import user_link
@@ -55,8 +57,7 @@ def name_list(names: list[str], more_text: Callable[[int], str]) -> str:
 
 
 class Feature:
-    def __init__(self) -> None:
-        self.app: PollsBot | None = None
+    app = Late[PollsBot]()
 
     def commands(self, app: PollsBot) -> list[Command]:
         self.app = app
@@ -164,8 +165,8 @@ class Feature:
         if not isinstance(response, RoomGetEventResponse):
             return None, ""
         source: dict[str, Any] = response.event.source
-        content = source.get("content") if isinstance(source.get("content"), dict) else {}
-        body = content.get("body") if isinstance(content.get("body"), str) else ""
+        content = typed_get(source, "content", dict, {})
+        body = typed_get(content, "body", str, "")
         if "m.in_reply_to" in (content.get("m.relates_to") or {}):
             body = without_reply_fallback(body)
         first = next((line.strip() for line in body.splitlines() if line.strip()), "")

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from bots.runtime import Arg, Command, Context
+from bots.runtime.late import Late
 from lgwan_chat import organisation as org
 from lgwan_chat.i18n import t
 
@@ -181,7 +182,7 @@ class SafetyKind:
         by_department: dict[str | None, list[str]] = {}
         for user in people:
             by_department.setdefault(self.directory.department(user), []).append(user)
-        order = {d: i for i, d in enumerate(self.directory.order)}
+        order: dict[str | None, int] = {d: i for i, d in enumerate(self.directory.order)}
         head = t("polls.safety.departments_title", lang)
         lines.append(head)
         html_lines.append(f"<b>{html.escape(head)}</b>")
@@ -223,9 +224,8 @@ class SafetyKind:
 
 
 class Feature:
-    def __init__(self) -> None:
-        self.app: PollsBot | None = None
-        self.kind: SafetyKind | None = None
+    app: Late[PollsBot] = Late()
+    kind = Late[SafetyKind]()
 
     def commands(self, app: PollsBot) -> list[Command]:
         return [
@@ -280,7 +280,7 @@ class Feature:
         found, missing = [], []
         client = self.app.bot.client
         for entry in rooms:
-            room_id = entry
+            room_id: str | None = entry
             if entry.startswith("#"):
                 response = await client.room_resolve_alias(entry)
                 room_id = getattr(response, "room_id", None)

@@ -226,7 +226,7 @@ class Feature:
             group = await app.groups.close(group, lang)
         app.store.set_group(group.group_id, options={**group.options, "decided": candidate, "decided_by": ctx.sender,
                                                      "decided_event": ctx.event_id})
-        group = app.store.group(group.group_id)
+        group = app.store.existing_group(group.group_id)
         await app.groups.refresh(group.group_id)
         chosen = candidates[candidate - 1]
         poll = app.store.polls(group.group_id)[candidate - 1]

@@ -45,7 +45,8 @@ def parse_spec(text: str, min_options: int = 2, max_options: int = MAX_ANSWERS) 
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if (len(lines) == 1 and " / " in lines[0]) or (len(lines) == 1 and "/" in lines[0] and lines[0].count("/") >= 2):
         lines = [part.strip() for part in lines[0].split("/") if part.strip()]
-    deadline, anonymous, rest = None, False, []
+    deadline, anonymous = None, False
+    rest: list[str] = []
     for line in lines:
         folded = unicodedata.normalize("NFKC", line).casefold()
         word = next((w for w in _DEADLINE if folded.startswith(w)), None)
