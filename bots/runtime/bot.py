@@ -392,6 +392,9 @@ class Bot:
         try:
             invocation = self.commands.parse(after_prefix)
         except ParseError as e:
+            if e.key == "bot.unknown_command" and not e.suggestions and not ctx.is_direct:
+                # Rooms often hold several bots: a command none of ours resembles is another bot's.
+                return "not-mine"
             await ctx.reply_text(e.message(ctx.lang, prefix) + "\n" + ctx.t("bot.see_help", help=f"{prefix}"
                                  + ("ヘルプ" if ctx.lang == "ja" else "help")))
             return "bad-command"
