@@ -29,11 +29,11 @@ import yaml
 import bots
 from bots.runtime.accounts import exempt_from_rate_limits
 from bots.runtime.storage import RUNTIME_MIGRATIONS, Storage
-from lgwan_chat import organisation as org
-from lgwan_chat.configcheck import check_file
+from lgwan_chat.core import organisation as org
+from lgwan_chat.core.configcheck import check_file
 from lgwan_chat.homeserver import Homeserver, HomeserverError, HomeserverSpec, HttpError, port_in_use
 from lgwan_chat.templates import config_dir, render
-from lgwan_chat.i18n import both, t
+from lgwan_chat.core.i18n import both, t
 from lgwan_chat.nginx import Nginx, NginxError, NginxSpec, nginx_binary
 
 SERVER_NAME = "demo-city.test"

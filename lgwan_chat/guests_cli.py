@@ -19,7 +19,7 @@ import urllib.request
 from typing import Any
 from urllib.parse import quote
 
-from lgwan_chat.i18n import both
+from lgwan_chat.core.i18n import both
 
 JST = datetime.timezone(datetime.timedelta(hours=9), "JST")
 GUESTS_PATH = "/_synapse/client/lgwan/v1/guests"

@@ -103,11 +103,11 @@ class PollsBot(BotApp):
     def deadline_text(self, group: Group, lang: str) -> str:
         if group.deadline_ts is None:
             return ""
-        from .dates import format_when
+        from bots.runtime.dates import format_when
         return format_when(group.deadline_ts, lang, self.options.timezone)
 
     def parse_deadline(self, text: str) -> int:
-        from .dates import parse_deadline
+        from bots.runtime.dates import parse_deadline
         return int(parse_deadline(text, self.now(), self.options.timezone).timestamp() * 1000)
 
     # --- events ---
@@ -174,7 +174,7 @@ class PollsBot(BotApp):
 
     @staticmethod
     def t(lang: str, key: str, **params: Any) -> str:
-        from lgwan_chat.i18n import t
+        from lgwan_chat.core.i18n import t
         return t(key, lang, **params)
 
     async def explain(self, ctx: Context, error: Exception, example_key: str) -> None:

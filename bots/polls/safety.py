@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Awaitable, Callable, Sequence
 import yaml
 
 from bots.runtime import Arg, Command, Context
-from lgwan_chat import organisation as org
-from lgwan_chat.i18n import t
+from lgwan_chat.core import organisation as org
+from lgwan_chat.core.i18n import t
 
 from . import events
-from .dates import format_when
+from bots.runtime.dates import format_when
 from .events import Answer
 from .store import Group, Poll, now_ms
 from .tally import Tally

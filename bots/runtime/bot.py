@@ -36,7 +36,7 @@ import aiohttp
 from nio import (AsyncClient, AsyncClientConfig, ErrorResponse, LoginResponse, MessageDirection,
                  RoomMessagesResponse, SyncResponse, UploadResponse, WhoamiResponse)
 
-from lgwan_chat.i18n import LANGUAGES, t
+from lgwan_chat.core.i18n import LANGUAGES, t
 
 from . import clock
 from .commands import Arg, Command, CommandSet, ParseError, split_prefix

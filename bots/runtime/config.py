@@ -14,9 +14,9 @@ from typing import Any
 import attrs
 import yaml
 
-from lgwan_chat.configcheck.issues import ConfigIssue, format_path
-from lgwan_chat.configcheck.schema import USER_ID, mapping, string, validate
-from lgwan_chat.i18n import LANGUAGES
+from lgwan_chat.core.configcheck.issues import ConfigIssue, format_path
+from lgwan_chat.core.configcheck.schema import USER_ID, mapping, string, validate
+from lgwan_chat.core.i18n import LANGUAGES
 
 from . import clock
 
@@ -109,8 +109,8 @@ class BotConfigError(Exception):
 
 
 def load(path: str | Path, name: str, bot_schema: dict[str, dict]) -> RuntimeConfig:
-    from lgwan_chat.configcheck import SUITE_BOTS, check_file
-    from lgwan_chat.configcheck.yamlfile import load as load_yaml
+    from lgwan_chat.core.configcheck import SUITE_BOTS, check_file
+    from lgwan_chat.core.configcheck.yamlfile import load as load_yaml
 
     issues = [i for i in check_file(path) if i.path[:2] == ("bots", name) or len(i.path) < 2]
     if name not in SUITE_BOTS and not [i for i in issues if len(i.path) < 2]:

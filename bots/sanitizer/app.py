@@ -31,7 +31,7 @@ from urllib.parse import quote
 from nio import RoomResolveAliasResponse
 
 from bots.runtime import Arg, Bot, BotApp, Command, Context
-from bots.polls.dates import DateError, parse_deadline
+from bots.runtime.dates import DateError, parse_deadline
 from bots.runtime.bot import TooLarge
 from lgwan_chat.guests_cli import GUESTS_PATH, CliError, date_of, expires_ts
 
@@ -404,7 +404,7 @@ class SanitizerBot(BotApp):
         """Post what a contractor uploaded into the link's room: one notice naming them, then each
         file (its report, then the sanitized copy) as a reply to that notice."""
         lang = self.bot.language_for("", room_id)
-        from lgwan_chat.i18n import t
+        from lgwan_chat.core.i18n import t
 
         header = t("sanitizer.upload_arrived", lang, who=uploader, count=len(results),
                    sanitized=sum(1 for r in results if r.ok))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from lgwan_chat.i18n import both
+from lgwan_chat.core.i18n import both
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,11 +57,11 @@ def _token(args: argparse.Namespace) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lgwan_chat.configcheck import check_file
-    from lgwan_chat.organisation import parse
+    from lgwan_chat.core.configcheck import check_file
+    from lgwan_chat.core.organisation import parse
 
     from .apply import Homeserver, HttpError, ProvisioningError
-    from .plan import make_plan
+    from lgwan_chat.core.provisioning_plan import make_plan
 
     issues = check_file(args.file)
     if issues:

@@ -12,7 +12,7 @@ import logging
 
 from synapse.module_api import ModuleApi
 
-from lgwan_chat.i18n import both
+from lgwan_chat.core.i18n import both
 from synapse_modules._synapse_internals import deactivate_user
 
 from .config import GuestsConfig

@@ -27,8 +27,8 @@ from typing import Any
 import yaml
 from synapse.module_api import ModuleApi
 
-from lgwan_chat.organisation import Organisation, parse as parse_organisation
-from lgwan_chat.provisioning.plan import rooms_of
+from lgwan_chat.core.organisation import Organisation, parse as parse_organisation
+from lgwan_chat.core.provisioning_plan import rooms_of
 
 from .config import ProvisioningConfig, parse
 

@@ -14,8 +14,8 @@ from typing import Any, Iterator
 
 import attrs
 
-from lgwan_chat.configcheck.issues import ConfigIssue, format_path
-from lgwan_chat.configcheck.schema import IDENTIFIER, LOCALPART, bilingual_name, mapping, string, validate
+from lgwan_chat.core.configcheck.issues import ConfigIssue, format_path
+from lgwan_chat.core.configcheck.schema import IDENTIFIER, LOCALPART, bilingual_name, mapping, string, validate
 
 _ROOM = mapping({"id": IDENTIFIER, "name": bilingual_name(), "topic": bilingual_name()}, required=("id", "name"))
 

@@ -68,7 +68,7 @@ def _check_modules(block: Any, doc: dict) -> Iterable[ConfigIssue]:
 
 
 def _check_organisation(section: Any, doc: dict) -> Iterable[ConfigIssue]:
-    from lgwan_chat.organisation import check
+    from lgwan_chat.core.organisation import check
 
     for issue in check(section):
         yield issue.with_location(None, ("organisation",))
