@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def check_config(files: list[Path]) -> int:
-    from lgwan_chat.core.configcheck import check_file
+    from lgwan_chat.checkconfig import check_file
 
     errors = 0
     for path in files:

@@ -1,4 +1,4 @@
-"""Dates and times as people write them (bots/polls/dates.py) and calendar files (bots/polls/ics.py)."""
+"""Dates and times as people write them (bots/runtime/dates.py) and calendar files (bots/polls/ics.py)."""
 
 from __future__ import annotations
 

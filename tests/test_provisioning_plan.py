@@ -207,7 +207,7 @@ def test_check_config_names_the_place_and_the_problem_in_both_languages(tmp_path
 
 
 def test_the_module_config_is_checked_by_check_config():
-    from lgwan_chat.core.configcheck import check_document
+    from lgwan_chat.checkconfig import check_document
 
     issues = check_document({"modules": [{"module": "synapse_modules.provisioning.ProvisioningModule",
                                           "config": {"provisioner": "provisioner"}}]})

@@ -16,6 +16,7 @@ import logging
 from typing import Any, Callable, Sequence
 from zoneinfo import ZoneInfo
 
+from lgwan_chat.core.configcheck.issues import ConfigIssue
 from bots.runtime import Arg, Bot, BotApp, Command, Context
 
 from . import config as polls_config
@@ -34,6 +35,9 @@ class PollsBot(BotApp):
     name = "polls"
     schema = polls_config.SCHEMA
     migrations = MIGRATIONS
+
+    def check_config(self, raw: Any) -> list[ConfigIssue]:
+        return polls_config.check(raw)
 
     def __init__(self) -> None:
         self.bot: Bot | None = None

@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from lgwan_chat.homeserver import HttpError, http_json
+from lgwan_chat.core.http import HttpError, http_json
 from lgwan_chat.core.i18n import both
 from lgwan_chat.core.organisation import Organisation
 

@@ -15,7 +15,6 @@ import os
 import sys
 from pathlib import Path
 
-import yaml
 
 from lgwan_chat.core.i18n import both
 
@@ -57,8 +56,8 @@ def _token(args: argparse.Namespace) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lgwan_chat.core.configcheck import check_file
-    from lgwan_chat.core.organisation import parse
+    from lgwan_chat.checkconfig import check_file
+    from lgwan_chat.core.organisation import load as load_organisation
 
     from .apply import Homeserver, HttpError, ProvisioningError
     from lgwan_chat.core.provisioning_plan import make_plan
@@ -69,8 +68,7 @@ def run(args: argparse.Namespace) -> int:
             print(issue.format(), file=sys.stderr)
         print(both("config.summary_errors", count=len(issues)), file=sys.stderr)
         return 1
-    with open(args.file, encoding="utf-8") as f:
-        org = parse(yaml.safe_load(f)["organisation"])
+    org = load_organisation(args.file)
     try:
         token = _token(args)
         if not token:

@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-from lgwan_chat import SOURCE_ROOT
+from lgwan_chat.core import SOURCE_ROOT
 from lgwan_chat.core.configcheck.issues import ConfigIssue, raise_config_error
 from lgwan_chat.core.configcheck.schema import IDENTIFIER, bilingual_name, mapping, string, validate
 

@@ -1,131 +1,62 @@
 """Validation of the suite's YAML, shared by ``lgwan-chat check-config``, the
 modules' ``parse_config`` and the bots: one set of rules, one set of messages.
 
-A file may hold any of these top-level sections (a full homeserver.yaml is
-fine: Synapse's own keys are left to Synapse):
-
-- ``modules``: Synapse's modules block; entries naming a module of this suite
-  have their ``config`` checked by that module's rules.
-- ``organisation``: the municipality, its departments and staff.
-- ``bots``: configuration of the suite's bots.
-- ``federation``: the federation allow-list (``config/federation.yaml``).
+This is the generic part (issues with file and line, JSON-Schema rules with ja/en
+messages, reading a YAML file). Which sections a file may hold and whose rules
+check them (the suite's modules, bots, organisation, federation allow-list) is
+the operations layer's registry, ``lgwan_chat.checkconfig``: core imports no
+module or bot.
 """
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path as FsPath
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from .issues import ConfigIssue, format_path, raise_config_error
-from .schema import validate
 from .yamlfile import load
 
-__all__ = ["ConfigIssue", "check_document", "check_file", "format_path", "raise_config_error",
-           "SUITE_MODULES", "SUITE_BOTS"]
+__all__ = ["ConfigIssue", "Section", "check_document", "check_file", "format_path", "load_file",
+           "raise_config_error"]
 
-#: The suite's Synapse modules: ``module:`` path -> module holding ``check(config)``.
-SUITE_MODULES: dict[str, str] = {
-    "synapse_modules.zones.ZonePolicyModule": "synapse_modules.zones.config",
-    "synapse_modules.read_status.ReadStatusModule": "synapse_modules.read_status.config",
-    "synapse_modules.stamps.StampsModule": "synapse_modules.stamps.config",
-    "synapse_modules.bookmarks.BookmarksModule": "synapse_modules.bookmarks.config",
-    "synapse_modules.provisioning.ProvisioningModule": "synapse_modules.provisioning.config",
-    "synapse_modules.guests.GuestAccountsModule": "synapse_modules.guests.config",
-    "synapse_modules.federation.FederationAllowListModule": "synapse_modules.federation.config",
-}
-
-#: The suite's bots: name under ``bots:`` -> module holding ``check(config)``.
-SUITE_BOTS: dict[str, str] = {"memo": "bots.memo.config", "sanitizer": "bots.sanitizer.config",
-                             "polls": "bots.polls.config"}
+#: The rules of one top-level section: ``(section value, whole document) -> issues``.
+Section = Callable[[Any, dict], Iterable[ConfigIssue]]
 
 
-def _checker(module_name: str) -> Callable[[Any], list[ConfigIssue]]:
-    return importlib.import_module(module_name).check
-
-
-def _check_modules(block: Any, doc: dict) -> Iterable[ConfigIssue]:
-    entry_schema = {"type": "array", "items": {
-        "type": "object", "required": ["module"],
-        "properties": {"module": {"type": "string", "minLength": 1}, "config": {}},
-    }}
-    issues = validate(block, entry_schema)
-    if issues:
-        yield from (i.with_location(None, ("modules",)) for i in issues)
-        return
-    for index, entry in enumerate(block):
-        name = entry["module"]
-        if name in SUITE_MODULES:
-            for issue in _checker(SUITE_MODULES[name])(entry.get("config") or {}):
-                yield issue.with_location(None, ("modules", index, "config"))
-            cross = getattr(importlib.import_module(SUITE_MODULES[name]), "check_with_homeserver", None)
-            if cross is not None and "listeners" in doc:
-                for issue in cross(entry.get("config") or {}, doc):
-                    yield issue.with_location(None, ("modules", index, "config"))
-        elif name.split(".")[0] == "synapse_modules":
-            yield ConfigIssue(("modules", index, "module"), "config.unknown_suite_module",
-                              {"value": name, "allowed": ", ".join(SUITE_MODULES)})
-
-
-def _check_organisation(section: Any, doc: dict) -> Iterable[ConfigIssue]:
-    from lgwan_chat.core.organisation import check
-
-    for issue in check(section):
-        yield issue.with_location(None, ("organisation",))
-
-
-def _check_bots(section: Any, doc: dict) -> Iterable[ConfigIssue]:
-    issues = validate(section, {"type": "object"})
-    if issues:
-        yield from (i.with_location(None, ("bots",)) for i in issues)
-        return
-    for name, config in section.items():
-        if name not in SUITE_BOTS:
-            yield ConfigIssue(("bots", name), "config.unknown_bot",
-                              {"value": name, "allowed": ", ".join(SUITE_BOTS) or "-"})
-            continue
-        for issue in _checker(SUITE_BOTS[name])(config or {}):
-            yield issue.with_location(None, ("bots", name))
-
-
-def _check_federation(section: Any, doc: dict) -> Iterable[ConfigIssue]:
-    from synapse_modules.federation.allowlist import check_document as check_allowlist
-
-    return check_allowlist(doc)
-
-
-SECTIONS: dict[str, Callable[[Any, dict], Iterable[ConfigIssue]]] = {
-    "modules": _check_modules,
-    "organisation": _check_organisation,
-    "bots": _check_bots,
-    "federation": _check_federation,
-}
-
-
-def check_document(doc: Any) -> list[ConfigIssue]:
+def check_document(doc: Any, sections: Mapping[str, Section]) -> list[ConfigIssue]:
     """Every problem in one parsed YAML document (paths from its top level)."""
     if not isinstance(doc, dict):
         return [ConfigIssue((), "config.not_mapping")]
-    found = [name for name in SECTIONS if name in doc]
+    found = [name for name in sections if name in doc]
     if not found:
         return [ConfigIssue((), "config.no_sections")]
     issues: list[ConfigIssue] = []
     for name in found:
-        issues.extend(SECTIONS[name](doc[name], doc))
+        issues.extend(sections[name](doc[name], doc))
     return issues
 
 
-def check_file(path: str | FsPath) -> list[ConfigIssue]:
-    """Every problem in a YAML file, each with the file name and line."""
+def load_file(path: str | FsPath) -> tuple[Any, dict, list[ConfigIssue]]:
+    """``(document, {key path: line}, problems)`` of a YAML file; problems carry the file name."""
     name = str(path)
     try:
         text = FsPath(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        return [ConfigIssue((), "config.file_unreadable", {"problem": e}, file=name)]
+        return None, {}, [ConfigIssue((), "config.file_unreadable", {"problem": e}, file=name)]
     doc, lines, issues = load(text)
-    if issues and doc is None:
-        return [i.with_location(name) for i in issues]
-    issues = issues + check_document(doc)
-    located = [i.with_location(name, lines=lines) if i.line is None else i.with_location(name)
+    return doc, lines, [i.with_location(name) for i in issues]
+
+
+def locate(issues: Iterable[ConfigIssue], file: str | FsPath, lines: dict) -> list[ConfigIssue]:
+    """Issues with the file name and the line of their key (or of its nearest ancestor), in line order."""
+    located = [i.with_location(str(file), lines=lines) if i.line is None else i.with_location(str(file))
                for i in issues]
     return sorted(located, key=lambda i: i.line or 0)
+
+
+def check_file(path: str | FsPath, sections: Mapping[str, Section]) -> list[ConfigIssue]:
+    """Every problem in a YAML file, each with the file name and line."""
+    doc, lines, issues = load_file(path)
+    if issues and doc is None:
+        return issues
+    return locate(issues + check_document(doc, sections), path, lines)
