@@ -3,12 +3,19 @@
 Every ``import`` in the suite's packages (at the top of a file, inside a function, under
 ``TYPE_CHECKING``: ast sees them all) is checked against the layer table below. A forbidden
 import is a failure naming the file, the line, the importer's layer and the imported one.
+The libraries each layer imports must come with the setup.cfg extra that installs that layer.
 """
 
 from __future__ import annotations
 
 import ast
+import configparser
+import sys
+from importlib import metadata
 from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("lgwan_chat", "bots", "synapse_modules")
@@ -142,3 +149,104 @@ def test_the_runtime_and_the_modules_importing_upward_are_caught():
     assert violations("from bots.runtime import clock\n", "synapse_modules.zones.config") != []
     assert violations("from ..rules import with_suffix\n", "synapse_modules.guests.rest.guests") == []
     assert violations("from lgwan_chat.core.routes import ROOMS\n", "synapse_modules._rest") == []
+
+
+# --- each layer's libraries come with its extra (setup.cfg) ---
+
+#: imports no pip package provides: LibreOffice's Python bridge (a system package, see
+#: scripts/install-system-deps.sh), loaded by the office worker inside its sandbox
+NOT_FROM_PIP = {"uno", "com"}
+#: raise_config_error is called only by the modules' parse_config, inside Synapse
+DEFERRED_FOR_MODULES = {("lgwan_chat.core.configcheck.issues", "synapse")}
+
+
+def setup_cfg() -> tuple[list[str], dict[str, list[str]]]:
+    """``(install_requires, {extra: requirements})`` as setup.cfg declares them."""
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg", encoding="utf-8")
+
+    def lines(text: str) -> list[str]:
+        return [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+
+    return (lines(cfg["options"]["install_requires"]),
+            {extra: lines(text) for extra, text in cfg["options.extras_require"].items()})
+
+
+def installed_closure(requirements: list[str]) -> set[str]:
+    """The distributions these requirements install, their dependencies included (as installed here)."""
+    names: set[str] = set()
+    seen: set[tuple[str, frozenset[str]]] = set()
+    stack = [Requirement(r) for r in requirements]
+    while stack:
+        req = stack.pop()
+        name = canonicalize_name(req.name)
+        names.add(name)
+        key = (name, frozenset(req.extras))
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            depends = metadata.requires(req.name) or []
+        except metadata.PackageNotFoundError:
+            continue
+        for text in depends:
+            dep = Requirement(text)
+            if dep.marker is None or any(dep.marker.evaluate({"extra": e}) for e in {"", *req.extras}):
+                stack.append(dep)
+    return names
+
+
+def extras_of(module: str) -> list[str]:
+    """The extras that install ``module``'s layer (``postgres``: the optional database driver)."""
+    layer = layer_of(module)
+    if layer == CORE:
+        return ["postgres"]
+    if layer == MODULES:
+        return ["modules", "postgres"]
+    if module == "bots.sanitizer" or module.startswith("bots.sanitizer."):
+        return ["sanitizer", "postgres"]
+    if layer in (RUNTIME, FEATURE, BOTS_INDEX):
+        return ["bots", "postgres"]
+    return ["all", "postgres"]
+
+
+def libraries(path: Path) -> set[str]:
+    """Top-level names of what ``path`` imports that are neither stdlib nor the suite's own."""
+    found = set()
+    for _, target in imported_modules(path.read_text(encoding="utf-8"), module_name(path),
+                                      path.name == "__init__.py"):
+        top = target.split(".")[0]
+        if top in sys.stdlib_module_names or top in PACKAGES or top == "__future__" or top in NOT_FROM_PIP:
+            continue
+        if (path.parent / f"{top}.py").is_file():  # a sibling script module (the sandboxed workers)
+            continue
+        found.add(top)
+    return found
+
+
+def test_each_layer_imports_only_what_its_extra_installs():
+    base, extras = setup_cfg()
+    provides = metadata.packages_distributions()
+    closures: dict[tuple[str, ...], set[str]] = {}
+    problems = []
+    for path in suite_files():
+        module = module_name(path)
+        wanted = tuple(extras_of(module))
+        if wanted not in closures:
+            closures[wanted] = installed_closure(base + [r for e in wanted for r in extras[e]])
+        for top in sorted(libraries(path)):
+            if (module, top) in DEFERRED_FOR_MODULES:
+                continue
+            dists = {canonicalize_name(d) for d in provides.get(top, [])}
+            if not dists & closures[wanted]:
+                problems.append(f"{module}: imports {top} ({', '.join(sorted(dists)) or 'not installed'}), "
+                                f"which {' + '.join(['install_requires', *wanted])} does not install")
+    assert problems == [], "\n".join(problems)
+
+
+def test_the_test_and_all_extras_hold_every_part():
+    base, extras = setup_cfg()
+    names = {e: {canonicalize_name(Requirement(r).name) for r in reqs} for e, reqs in extras.items()}
+    assert names["modules"] | names["bots"] | names["sanitizer"] <= names["all"]
+    assert names["all"] <= names["test"]  # make installs .[test]: everything
+    assert {canonicalize_name(Requirement(r).name) for r in base} == {"attrs", "jsonschema", "pyyaml"}
