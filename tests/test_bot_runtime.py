@@ -19,8 +19,8 @@ from nio import AsyncClient, LoginResponse, RoomCreateResponse, RoomInviteRespon
 from bots_harness import ask, replies, room_events, send_text, wait_membership, wait_replies
 from harness import http_get
 from lgwan_chat.cli import main as lgwan_chat
-from lgwan_chat.configcheck import SUITE_BOTS
-from lgwan_chat.i18n import t
+from lgwan_chat.checkconfig import SUITE_BOTS
+from lgwan_chat.core.i18n import t
 
 ECHO = Path(__file__).resolve().parent / "echo_bot.py"
 
