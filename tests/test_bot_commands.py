@@ -19,7 +19,7 @@ from bots.runtime import Arg, Bot, Command
 from bots.runtime.commands import CommandSet, ParseError, parse_int, split_prefix
 from bots.runtime.config import InvitePolicy, RuntimeConfig
 from bots.runtime.storage import Storage
-from lgwan_chat.i18n import LANGUAGES, t
+from lgwan_chat.core.i18n import LANGUAGES, t
 
 PREFIXES = ("!", "！")
 

@@ -1,4 +1,4 @@
-"""Dates and times as people write them (bots/polls/dates.py) and calendar files (bots/polls/ics.py)."""
+"""Dates and times as people write them (bots/runtime/dates.py) and calendar files (bots/polls/ics.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bots.polls.dates import (
+from bots.polls.ics import event_ics, fold
+from bots.runtime.dates import (
     MAX_CANDIDATES,
     WEEKDAYS_JA,
     Candidate,
@@ -17,8 +18,7 @@ from bots.polls.dates import (
     parse_candidates,
     parse_deadline,
 )
-from bots.polls.ics import event_ics, fold
-from lgwan_chat.i18n import catalogue
+from lgwan_chat.core.i18n import catalogue
 
 JST = ZoneInfo("Asia/Tokyo")
 # Wednesday 18 November 2026, 10:00 in Tokyo. 12/3/2026 is a Thursday (木).

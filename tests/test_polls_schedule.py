@@ -14,9 +14,9 @@ from harness import download
 from test_polls_bot import latest_summary, polls_in, team, vote, wait_for, wait_summary
 
 from bots.polls import events
-from bots.polls.dates import parse_candidates
 from bots.polls.schedule import ScheduleError, parse_spec
 from bots.polls.schedule import label as candidate_label
+from bots.runtime.dates import parse_candidates
 
 BOT = "polls"
 TZ = ZoneInfo("Asia/Tokyo")

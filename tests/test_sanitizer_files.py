@@ -45,7 +45,7 @@ from PIL import Image, ImageStat
 from bots.sanitizer.engine import Policies, Sanitizer
 from bots.sanitizer.engine.policy import ArchiveLimits
 from bots.sanitizer.engine.sandbox import Limits, WarmWorker, WorkerPool
-from lgwan_chat.i18n import catalogue
+from lgwan_chat.core.i18n import catalogue
 
 BIDI_AND_CONTROLS = {chr(c) for c in (*range(0x20), 0x7F, 0x200E, 0x200F, *range(0x202A, 0x202F),
                                       *range(0x2066, 0x206A))}

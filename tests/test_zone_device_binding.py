@@ -14,7 +14,7 @@ import pytest
 from nio import AsyncClient, RoomCreateResponse, RoomPutStateError, RoomSendError, SyncError, SyncResponse
 from test_zone_endpoint import call_zone
 
-from lgwan_chat.i18n import t
+from lgwan_chat.core.i18n import t
 
 OTHER = {"internet": "lgwan", "lgwan": "internet"}
 

@@ -8,7 +8,7 @@ import pytest
 from harness import http_get
 from test_zone_media_gate import gate_verdict, png, upload
 
-from lgwan_chat.i18n import t
+from lgwan_chat.core.i18n import t
 
 PATH = "/_synapse/client/lgwan/v1/media_status"
 

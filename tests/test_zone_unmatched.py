@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from test_zone_endpoint import call_zone
 
-from lgwan_chat.i18n import t
+from lgwan_chat.core.i18n import t
 
 
 @pytest.fixture(scope="module")

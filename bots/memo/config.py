@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bots.runtime import config as runtime
-from lgwan_chat.configcheck.issues import ConfigIssue
+from lgwan_chat.core.configcheck.issues import ConfigIssue
 
 SCHEMA: dict[str, dict] = {
     # memos per page of !一覧 / !list

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from bots.runtime import Arg, Bot, BotApp, Command, Context
 from bots.runtime.late import Late
+from lgwan_chat.core.configcheck.issues import ConfigIssue
 
 from . import config as polls_config
 from . import events
@@ -39,6 +40,9 @@ class PollsBot(BotApp):
 
     store = Late[PollStore]()
     groups = Late[Groups]()
+
+    def check_config(self, raw: Any) -> list[ConfigIssue]:
+        return polls_config.check(raw)
 
     def __init__(self) -> None:
         self.options = polls_config.PollsOptions()
@@ -105,11 +109,11 @@ class PollsBot(BotApp):
     def deadline_text(self, group: Group, lang: str) -> str:
         if group.deadline_ts is None:
             return ""
-        from .dates import format_when
+        from bots.runtime.dates import format_when
         return format_when(group.deadline_ts, lang, self.options.timezone)
 
     def parse_deadline(self, text: str) -> int:
-        from .dates import parse_deadline
+        from bots.runtime.dates import parse_deadline
         return int(parse_deadline(text, self.now(), self.options.timezone).timestamp() * 1000)
 
     # --- events ---
@@ -176,7 +180,7 @@ class PollsBot(BotApp):
 
     @staticmethod
     def t(lang: str, key: str, **params: Any) -> str:
-        from lgwan_chat.i18n import t
+        from lgwan_chat.core.i18n import t
         return t(key, lang, **params)
 
     async def explain(self, ctx: Context, error: Exception, example_key: str) -> None:

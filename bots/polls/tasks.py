@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from bots.runtime import Arg, Command, Context
+from bots.runtime.dates import DateError, format_when
 from bots.runtime.late import Late
 
-from .dates import DateError, format_when
 from .groups import user_link
 from .store import now_ms
 from .task_store import Task, TaskStore

@@ -20,7 +20,7 @@ from typing import Any
 import jsonschema
 from jsonschema import Draft202012Validator
 
-from lgwan_chat.i18n import Msg
+from lgwan_chat.core.i18n import Msg
 
 from .issues import ConfigIssue
 
@@ -44,7 +44,7 @@ def _is_cidr(value: object) -> bool:
     return True
 
 
-def validate(instance: Any, schema: dict) -> list[ConfigIssue]:
+def validate(instance: Any, schema: dict[str, Any]) -> list[ConfigIssue]:
     """Every problem of ``instance`` against ``schema``, in document order."""
     validator = Draft202012Validator(schema, format_checker=_format_checker)
     issues: list[ConfigIssue] = []
@@ -122,16 +122,16 @@ def _translate(error: jsonschema.ValidationError) -> Iterator[ConfigIssue]:
 
 # Small schema builders so that schemas stay readable.
 
-def mapping(properties: dict[str, dict], required: tuple[str, ...] = (), **extra: Any) -> dict:
+def mapping(properties: dict[str, dict[str, Any]], required: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": list(required),
             "additionalProperties": False, **extra}
 
 
-def string(**extra: Any) -> dict:
+def string(**extra: Any) -> dict[str, Any]:
     return {"type": "string", "minLength": 1, **extra}
 
 
-def bilingual_name() -> dict:
+def bilingual_name() -> dict[str, Any]:
     """``{ja: 総務課, en: General Affairs}``: what people see, in both languages."""
     return mapping({"ja": string(), "en": string()}, required=("ja",))
 

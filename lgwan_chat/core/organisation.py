@@ -10,13 +10,16 @@ may post, and ``roles:`` gives the power level of each staff ``title``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
 import attrs
+import yaml
 
-from lgwan_chat.configcheck.issues import ConfigIssue, format_path
-from lgwan_chat.configcheck.schema import IDENTIFIER, LOCALPART, bilingual_name, mapping, string, validate
+from lgwan_chat.core.configcheck.issues import ConfigIssue, format_path
+from lgwan_chat.core.configcheck.issues import Path as KeyPath
+from lgwan_chat.core.configcheck.schema import IDENTIFIER, LOCALPART, bilingual_name, mapping, string, validate
 
 _ROOM = mapping({"id": IDENTIFIER, "name": bilingual_name(), "topic": bilingual_name()}, required=("id", "name"))
 
@@ -193,16 +196,16 @@ def check(section: Any) -> list[ConfigIssue]:
     issues = validate(section, SCHEMA)
     if not isinstance(section, dict):
         return issues
-    first_seen: dict[str, tuple] = {}
+    first_seen: dict[str, KeyPath] = {}
 
-    def duplicate(value: str, here: tuple, seen: dict[str, tuple]) -> None:
+    def duplicate(value: str, here: KeyPath, seen: dict[str, KeyPath]) -> None:
         if value in seen:
             issues.append(ConfigIssue(here, "config.duplicate_id",
                                       {"value": value, "first": format_path(seen[value])}))
         else:
             seen[value] = ("organisation",) + here
 
-    def walk(items: Any, path: tuple) -> None:
+    def walk(items: Any, path: KeyPath) -> None:
         for index, dept in enumerate(items if isinstance(items, list) else []):
             if isinstance(dept, dict) and isinstance(dept.get("id"), str):
                 duplicate(dept["id"], path + (index, "id"), first_seen)
@@ -211,11 +214,11 @@ def check(section: Any) -> list[ConfigIssue]:
     walk(section.get("departments"), ("departments",))
     departments = set(first_seen)
 
-    def entries(value: Any) -> list[tuple[int, dict]]:
+    def entries(value: Any) -> list[tuple[int, dict[str, Any]]]:
         return [(i, e) for i, e in enumerate(value if isinstance(value, list) else []) if isinstance(e, dict)]
 
     # Every room id becomes an alias #<municipality>-<id>: one namespace for all of them.
-    def rooms_of(items: Any, path: tuple) -> None:
+    def rooms_of(items: Any, path: KeyPath) -> None:
         for index, dept in entries(items):
             for r_index, room in entries(dept.get("rooms")):
                 if isinstance(room.get("id"), str):
@@ -241,13 +244,13 @@ def check(section: Any) -> list[ConfigIssue]:
             issues.append(ConfigIssue(first_seen[f"{dept_id}{SPACE_SUFFIX}"][1:], "config.duplicate_alias",
                                       {"value": f"{dept_id}{SPACE_SUFFIX}", "department": dept_id}))
 
-    seen_roles: dict[str, tuple] = {}
+    seen_roles: dict[str, KeyPath] = {}
     for index, role in entries(section.get("roles")):
         if isinstance(role.get("title"), str):
             duplicate(role["title"], ("roles", index, "title"), seen_roles)
     roles_defined = isinstance(section.get("roles"), list)
 
-    def unknown_role(title: Any, here: tuple) -> None:
+    def unknown_role(title: Any, here: KeyPath) -> None:
         if isinstance(title, str) and title not in seen_roles:
             issues.append(ConfigIssue(here, "config.unknown_role",
                                       {"value": title, "allowed": ", ".join(seen_roles) or "-"}))
@@ -256,7 +259,7 @@ def check(section: Any) -> list[ConfigIssue]:
         for p_index, title in enumerate(announcement.get("posters") or []):
             unknown_role(title, ("announcement", "posters", p_index))
 
-    seen_staff: dict[str, tuple] = {}
+    seen_staff: dict[str, KeyPath] = {}
     staff = section.get("staff")
     for index, member in enumerate(staff if isinstance(staff, list) else []):
         if not isinstance(member, dict):
@@ -282,16 +285,16 @@ def parse(section: Any) -> Organisation:
     if issues:
         raise ValueError("\n".join(i.format() for i in issues))
 
-    def name(raw: dict) -> Name:
+    def name(raw: dict[str, Any]) -> Name:
         return Name(ja=raw["ja"], en=raw.get("en"))
 
-    def optional_name(raw: dict | None) -> Name | None:
+    def optional_name(raw: dict[str, Any] | None) -> Name | None:
         return name(raw) if raw else None
 
-    def room(raw: dict) -> Room:
+    def room(raw: dict[str, Any]) -> Room:
         return Room(id=raw["id"], name=name(raw["name"]), topic=optional_name(raw.get("topic")))
 
-    def dept(raw: dict, parent: str | None) -> Department:
+    def dept(raw: dict[str, Any], parent: str | None) -> Department:
         return Department(id=raw["id"], name=name(raw["name"]), parent=parent, topic=optional_name(raw.get("topic")),
                           rooms=tuple(room(r) for r in raw.get("rooms", [])),
                           sections=tuple(dept(s, raw["id"]) for s in raw.get("sections", [])))
@@ -311,3 +314,39 @@ def parse(section: Any) -> Organisation:
             name=name(raw_announcement["name"]), id=raw_announcement.get("id", DEFAULT_ANNOUNCEMENT_ID),
             topic=optional_name(raw_announcement.get("topic")), posters=tuple(raw_announcement.get("posters", []))),
     )
+
+
+def load(path: str | os.PathLike[str]) -> Organisation:
+    """The organisation in a YAML file: its ``organisation:`` section (or the whole file when it
+    holds only that section's keys). Raises OSError or ValueError (listing every problem)."""
+    with open(path, encoding="utf-8") as f:
+        try:
+            raw = yaml.safe_load(f)
+        except yaml.YAMLError as e:
+            raise ValueError(f"{path}: {e}") from None
+    return parse(raw.get("organisation", raw) if isinstance(raw, dict) else raw)
+
+
+class OrganisationFile:
+    """An organisation file read again when it changes (an admin fixes a department without
+    restarting anything); a change that breaks it keeps the last good version."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = path
+        self._stamp: tuple[int, int] | None = None
+        #: the last version read without problems, None before the first
+        self.organisation: Organisation | None = None
+
+    def refresh(self) -> bool:
+        """Read the file if it changed since the last call; True when a new version was loaded.
+
+        Raises OSError when the file cannot be read, ValueError when it is not a valid
+        organisation: the last good version stays in ``organisation``, and the same broken
+        version is not read (nor reported) again."""
+        stat = os.stat(self.path)
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        self.organisation = load(self.path)
+        return True
