@@ -21,7 +21,7 @@ from .issues import ConfigIssue, format_path, raise_config_error
 from .schema import validate
 from .yamlfile import load
 
-__all__ = ["ConfigIssue", "check_document", "check_file", "format_path", "raise_config_error",
+__all__ = ["ConfigIssue", "check_document", "check_file", "notes_file", "format_path", "raise_config_error",
            "SUITE_MODULES", "SUITE_BOTS"]
 
 #: The suite's Synapse modules: ``module:`` path -> module holding ``check(config)``.
@@ -129,3 +129,17 @@ def check_file(path: str | FsPath) -> list[ConfigIssue]:
     located = [i.with_location(name, lines=lines) if i.line is None else i.with_location(name)
                for i in issues]
     return sorted(located, key=lambda i: i.line or 0)
+
+
+def notes_file(path: str | FsPath) -> list[ConfigIssue]:
+    """What a valid file's suite modules tell the admin (their ``notes(config)``): not errors."""
+    doc, _, issues = load(FsPath(path).read_text(encoding="utf-8"))
+    if issues or not isinstance(doc, dict) or not isinstance(doc.get("modules"), list):
+        return []
+    found = []
+    for index, entry in enumerate(doc["modules"]):
+        name = entry.get("module") if isinstance(entry, dict) else None
+        notes = getattr(importlib.import_module(SUITE_MODULES[name]), "notes", None) if name in SUITE_MODULES else None
+        if notes is not None:
+            found += [n.with_location(str(path), ("modules", index, "config")) for n in notes(entry.get("config"))]
+    return found
