@@ -53,7 +53,8 @@ class Coturn:
         self.spec = spec
         self.prefix = Path(spec.prefix)
         self.log_dir = Path(spec.log_dir) if spec.log_dir else self.prefix / "logs"
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.prefix.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.conf = self.prefix / "turnserver.conf"
         self.process: subprocess.Popen | None = None
         # The conf holds the shared secret: render() writes it 0600.

@@ -183,15 +183,17 @@ def start_coturn(data_dir: Path, homeserver: Homeserver) -> Coturn | None:
         say("coturn.missing")
         return None
     host, port = homeserver.turn_address
-    coturn = Coturn(CoturnSpec(prefix=data_dir / "coturn", listening_ip=host, port=port,
-                               secret_file=turn_secret_path(data_dir), realm=homeserver.server_name,
-                               allow_loopback_peers=True, log_dir=data_dir / "logs"))
-    say("coturn.starting", log=coturn.log_path)
+    coturn = None
     try:
+        coturn = Coturn(CoturnSpec(prefix=data_dir / "coturn", listening_ip=host, port=port,
+                                   secret_file=turn_secret_path(data_dir), realm=homeserver.server_name,
+                                   allow_loopback_peers=True, log_dir=data_dir / "logs"))
+        say("coturn.starting", log=coturn.log_path)
         coturn.start()
-    except CoturnError as e:
+    except (CoturnError, OSError) as e:
         say("coturn.failed", problem=e)
-        coturn.stop()
+        if coturn is not None:
+            coturn.stop()
         return None
     return coturn
 
