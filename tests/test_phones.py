@@ -136,7 +136,8 @@ async def test_location_posts_pass_the_zone_policy_from_both_entrances(homeserve
                                      f"{q(sent['event_id'])}", client.access_token)
         assert status == 200 and stored["content"]["geo_uri"] == LOCATION["geo_uri"]
         # The extensible-events type of a location (MSC3488) is not a call either.
-        status, sent = await send(client, room_id, "m.location", {"m.location": LOCATION["org.matrix.msc3488.location"]})
+        status, sent = await send(client, room_id, "m.location",
+                                  {"m.location": LOCATION["org.matrix.msc3488.location"]})
         assert status == 200, sent
 
 
@@ -290,8 +291,9 @@ async def test_an_office_pc_is_refused_at_every_step_of_a_call(homeserver, nginx
         status, body = await send(pc, room_id, event_type, {**common, **content})
         assert_refusal(status, body, "call_from_lgwan")
     # Call signalling straight to a device (to-device) is refused at the LGWAN entrance.
-    status, body = await acall(pc.homeserver, "PUT", f"/_matrix/client/v3/sendToDevice/m.call.invite/{uuid.uuid4().hex}",
-                               pc.access_token, {"messages": {phone.user_id: {"*": common}}})
+    status, body = await acall(pc.homeserver, "PUT",
+                               f"/_matrix/client/v3/sendToDevice/m.call.invite/{uuid.uuid4().hex}", pc.access_token,
+                               {"messages": {phone.user_id: {"*": common}}})
     assert status == 403 and body["jp.lgwan.reason"] == "to_device_refused"
     # Hanging up stays possible (the phone's call to the PC ends cleanly).
     status, body = await send(pc, room_id, "m.call.hangup", common)
@@ -432,7 +434,8 @@ def test_check_config_says_group_calls_stay_refused_on_lgwan(tmp_path):
     assert "Calls from LGWAN devices stay refused" in note.format()
     # In homeserver.yaml's extra_well_known_client_content they would reach the LGWAN entrance too.
     homeserver = {**modules, "listeners": [{"tag": "internet"}, {"tag": "lgwan"}],
-                  "extra_well_known_client_content": {RTC_FOCI: [FOCUS], "m.tile_server": {"map_style_url": PUBLIC_STYLE}}}
+                  "extra_well_known_client_content": {RTC_FOCI: [FOCUS],
+                                                      "m.tile_server": {"map_style_url": PUBLIC_STYLE}}}
     issues = check_document(homeserver)
     assert {i.key for i in issues} == {"config.zone_well_known_per_entrance"} and len(issues) == 2
     assert {i.params["setting"] for i in issues} == {"rtc_foci", "map_style_urls"}
