@@ -19,7 +19,7 @@ from aiohttp import web
 from harness import http_get
 from lgwan_chat.coturn import Coturn, CoturnSpec
 from lgwan_chat.homeserver import suite_modules, turn_secret_path
-from lgwan_chat.i18n import t
+from lgwan_chat.core.i18n import t
 from test_zone_entry_points import call, q
 
 PUBLIC_STYLE = "https://tiles.example.org/styles/basic/style.json"
@@ -423,7 +423,7 @@ def test_generated_homeserver_config_has_turn_and_push_without_content(homeserve
 
 
 def test_check_config_says_group_calls_stay_refused_on_lgwan(tmp_path):
-    from lgwan_chat.configcheck import check_document, notes_file
+    from lgwan_chat.checkconfig import check_document, notes_file
 
     modules = {"modules": [{"module": "synapse_modules.zones.ZonePolicyModule", "config": {"rtc_foci": [FOCUS]}}]}
     path = tmp_path / "modules.yaml"
