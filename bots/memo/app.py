@@ -17,6 +17,8 @@ import time
 from typing import Any, Sequence
 from urllib.parse import quote
 
+from nio import RoomGetStateEventResponse, RoomPutStateResponse
+
 from bots.runtime import Arg, Bot, BotApp, Command, Context
 
 from . import config as memo_config
@@ -119,7 +121,7 @@ class MemoBot(BotApp):
         """Whether the zone module says the file came from the internet side and waits for
         sanitization (LGWAN devices cannot open it until then)."""
         server_media = mxc[len("mxc://"):]
-        status, body = await self.bot.suite_api("/_synapse/client/lgwan/v1/media_status/" + quote(server_media, safe="/"))
+        status, body = await self.bot.api("/_synapse/client/lgwan/v1/media_status/" + quote(server_media, safe="/"))
         return status == 200 and isinstance(body, dict) and bool(body.get("untrusted"))
 
     # --- memo commands ---
@@ -251,7 +253,7 @@ class MemoBot(BotApp):
             params = {"user_id": ctx.sender, "limit": str(size)}
             if token:
                 params["from"] = token
-            status, body = await self.bot.suite_api("/_synapse/client/lgwan/v1/bookmarks", params)
+            status, body = await self.bot.api("/_synapse/client/lgwan/v1/bookmarks", params)
             if status != 200 or not isinstance(body, dict):
                 raise RuntimeError(f"bookmarks: {status} {body}")
             items, token = body.get("bookmarks") or [], body.get("next")
@@ -348,8 +350,6 @@ class MemoBot(BotApp):
 
     async def pin(self, room_id: str, event_id: str) -> bool:
         """Add the note to the room's pinned messages (Element lists them at the top of the room)."""
-        from nio import RoomGetStateEventResponse, RoomPutStateResponse
-
         current = await self.bot.client.room_get_state_event(room_id, "m.room.pinned_events")
         pinned = list(current.content.get("pinned", [])) if isinstance(current, RoomGetStateEventResponse) else []
         if event_id in pinned:

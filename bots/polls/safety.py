@@ -17,7 +17,7 @@ import html
 import logging
 import os
 import unicodedata
-from typing import TYPE_CHECKING, Awaitable, Callable, Sequence
+from typing import Awaitable, Callable, Sequence
 
 import yaml
 
@@ -28,11 +28,9 @@ from lgwan_chat.i18n import t
 from . import events
 from .dates import format_when
 from .events import Answer
+from .feature import Polls
 from .store import Group, Poll, now_ms
 from .tally import Tally
-
-if TYPE_CHECKING:
-    from .app import PollsBot
 
 log = logging.getLogger("lgwan_chat.polls")
 
@@ -223,10 +221,10 @@ class SafetyKind:
 
 class Feature:
     def __init__(self) -> None:
-        self.app: "PollsBot | None" = None
+        self.app: Polls | None = None
         self.kind: SafetyKind | None = None
 
-    def commands(self, app: "PollsBot") -> list[Command]:
+    def commands(self, app: Polls) -> list[Command]:
         return [
             Command("安否確認", "safety", "polls.cmd.safety", self.start,
                     (Arg("safety_scope", required=False, kind="text"),), "polls.example.safety", where="room"),
@@ -234,14 +232,14 @@ class Feature:
                     (Arg("number", required=False, kind="int"),), "polls.example.safety_status", where="room"),
         ]
 
-    def attach(self, app: "PollsBot") -> None:
+    def attach(self, app: Polls) -> None:
         self.app = app
         self.kind = SafetyKind(Directory(app.options.safety.organisation_file), self._synced_members,
                                self._names, self.remind)
         app.kinds[KIND] = self.kind
         app.jobs[JOB] = self._job_remind
 
-    async def on_event(self, app: "PollsBot", ctx: Context) -> None:
+    async def on_event(self, app: Polls, ctx: Context) -> None:
         """Someone joined or left a room a safety check asked: its not-answered count changed."""
         if ctx.event.get("type") != "m.room.member":
             return
@@ -337,7 +335,7 @@ class Feature:
         rooms: list[str] = group.options["rooms"]
         lang = app.bot.language_for("", group.room_id)
         here = rooms[0] == group.room_id
-        names = [app.room_name(r) for r in rooms]
+        names = [app.bot.room_name(r) for r in rooms]
         header = t("polls.safety.header", lang, number=group.number, title=group.title) + "\n" + (
             t("polls.safety.header_here", lang) if rooms == [group.room_id]
             else t("polls.safety.header_rooms", lang, count=len(rooms), rooms="、".join(names)))
@@ -405,7 +403,7 @@ class Feature:
                     await app.bot.send(await app.direct_room(user), "m.room.message", {
                         "msgtype": "m.text", "m.mentions": {}, "body": t(
                             "polls.safety.reminder_dm", app.bot.language_for(user), title=group.title,
-                            room=app.room_name(poll.room_id))}, txn_key=f"{txn}/dm/{user}")
+                            room=app.bot.room_name(poll.room_id))}, txn_key=f"{txn}/dm/{user}")
             else:
                 lang = app.bot.language_for("", poll.room_id)
                 text = t("polls.safety.reminder", lang, title=group.title, count=len(missing))

@@ -12,7 +12,7 @@ import datetime
 import functools
 import html
 import unicodedata
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import attrs
 
@@ -22,11 +22,10 @@ from lgwan_chat.i18n import t
 from . import ics
 from .dates import MONTHS_EN, WEEKDAYS_EN, Candidate, DateError, parse_candidates
 from .events import Answer
+from .feature import Polls
+from .manage import group_named, may_manage
 from .store import Group, Poll
 from .tally import Tally
-
-if TYPE_CHECKING:
-    from .app import PollsBot
 
 KIND = "schedule"
 OK, MAYBE, NG = "ok", "maybe", "ng"
@@ -172,7 +171,7 @@ class ScheduleKind:
 # --- the feature: commands ---
 
 class Feature:
-    def commands(self, app: "PollsBot") -> list[Command]:
+    def commands(self, app: Polls) -> list[Command]:
         return [
             Command("日程調整", "schedule", "polls.cmd.schedule", functools.partial(self.create, app),
                     (Arg("schedule_spec", kind="text"),), "polls.example.schedule", where="room"),
@@ -180,10 +179,13 @@ class Feature:
                     (Arg("number", kind="int"), Arg("candidate", kind="int")), "polls.example.decide", where="room"),
         ]
 
-    def attach(self, app: "PollsBot") -> None:
+    def attach(self, app: Polls) -> None:
         app.kinds[KIND] = ScheduleKind(app.deadline_text)
 
-    async def create(self, app: "PollsBot", ctx: Context, schedule_spec: str) -> None:
+    async def on_event(self, app: Polls, ctx: Context) -> None:
+        """Answers are counted by the group's life (groups.py): nothing of its own."""
+
+    async def create(self, app: Polls, ctx: Context, schedule_spec: str) -> None:
         try:
             spec = parse_spec(schedule_spec)
             candidates = parse_candidates(spec.candidates, app.now(), app.options.timezone)
@@ -199,14 +201,14 @@ class Feature:
         await app.groups.create(group, app.header_text(group, lang), None, polls, txn=ctx.event_id)
         app.schedule_deadline(group)
 
-    async def decide(self, app: "PollsBot", ctx: Context, number: int, candidate: int) -> None:
-        group = await app._group(ctx, number)
+    async def decide(self, app: Polls, ctx: Context, number: int, candidate: int) -> None:
+        group = await group_named(app.store, ctx, number)
         if group is None:
             return
         if group.kind != KIND:
             await ctx.reply("polls.schedule.not_schedule", number=number)
             return
-        if not await app._may_manage(ctx, group):
+        if not await may_manage(app.bot, ctx, group):
             return
         candidates = [_restored(c) for c in group.options.get("candidates", [])]
         decided = group.options.get("decided")
@@ -241,7 +243,7 @@ class Feature:
                                                                  "m.mentions": {}}, txn_key=f"{txn}/0")
         data = ics.event_ics(f"{group.group_id}@lgwan-chat", group.title, chosen.start, chosen.end, chosen.all_day,
                              description=t("polls.schedule.ics_description", lang, number=group.number,
-                                           room=app.room_name(group.room_id)),
+                                           room=app.bot.room_name(group.room_id)),
                              tz=app.options.timezone)
         name = f"schedule-{group.number}-{chosen.start:%Y%m%d}.ics"
         mxc = await app.bot.upload(data, ics.MIMETYPE, name)

@@ -14,25 +14,22 @@ import hashlib
 import html
 import re
 import unicodedata
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 from urllib.parse import unquote
 
 from bots.runtime import Arg, Command, Context
 
 from .dates import DateError, format_when
+from .feature import Polls
 from .groups import user_link
+from .manage import MANAGER_POWER_LEVEL, is_manager
 from .store import now_ms
 from .task_store import Task, TaskStore
-
-if TYPE_CHECKING:
-    from .app import PollsBot
 
 #: reaction keys that mean "done" (variation selectors removed before comparing)
 DONE_KEYS = {"✅", "✔", "☑"}
 MAX_TITLE = 200
 MAX_ASSIGNEES = 50
-#: who may complete a whole task besides its assignees and the person who made it
-MANAGER_POWER_LEVEL = 50
 _HOUR_MS = 3_600_000
 
 _PILL = re.compile(r'<a\s[^>]*href="https://matrix\.to/#/([^"?]+)[^"]*"[^>]*>.*?</a>', re.S | re.I)
@@ -125,10 +122,10 @@ def is_done_key(key: Any) -> bool:
 
 class Feature:
     def __init__(self) -> None:
-        self.app: PollsBot | None = None
+        self.app: Polls | None = None
         self.store: TaskStore | None = None
 
-    def commands(self, app: "PollsBot") -> list[Command]:
+    def commands(self, app: Polls) -> list[Command]:
         return [
             Command("タスク", "task", "polls.cmd.task", self.create, (Arg("task", kind="text"),),
                     "polls.example.task", where="room"),
@@ -138,7 +135,7 @@ class Feature:
                     (Arg("task_filter", required=False, kind="text"),), "polls.example.tasks", where="room"),
         ]
 
-    def attach(self, app: "PollsBot") -> None:
+    def attach(self, app: Polls) -> None:
         self.app = app
         self.store = TaskStore(app.bot.storage)
         app.jobs["task_before"] = self._job_before
@@ -244,7 +241,7 @@ class Feature:
 
     # --- done and undone ---
 
-    async def on_event(self, app: "PollsBot", ctx: Context) -> None:
+    async def on_event(self, app: Polls, ctx: Context) -> None:
         kind = ctx.event.get("type")
         if kind == "m.reaction":
             relation = ctx.content.get("m.relates_to") or {}
@@ -284,8 +281,7 @@ class Feature:
         ts = int(ctx.event.get("origin_server_ts") or now_ms())
         if task.is_assignee(ctx.sender):
             task = await self._set_done(task, [ctx.sender], ts)
-        elif ctx.sender == task.created_by or await self.app.bot.power_level(
-                ctx.room_id, ctx.sender) >= MANAGER_POWER_LEVEL:
+        elif await is_manager(self.app.bot, ctx, task.created_by):
             task = await self._set_done(task, task.not_done, ts)  # the person who asked closes it all
         else:
             await ctx.reply("polls.task.not_assignee", number=number, level=MANAGER_POWER_LEVEL)

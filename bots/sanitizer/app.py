@@ -28,12 +28,11 @@ from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import quote
 
-from nio import RoomResolveAliasResponse
-
 from bots.runtime import Arg, Bot, BotApp, Command, Context
 from bots.polls.dates import DateError, parse_deadline
 from bots.runtime.bot import TooLarge
 from lgwan_chat.guests_cli import GUESTS_PATH, CliError, date_of, expires_ts
+from lgwan_chat.i18n import t
 
 from . import config as sanitizer_config
 from .delivery import deliver, report
@@ -138,7 +137,7 @@ class SanitizerBot(BotApp):
 
     async def _untrusted(self, mxc: str) -> bool:
         server, _, media_id = mxc.removeprefix("mxc://").partition("/")
-        status, body = await self.bot.suite_api(f"/_synapse/client/lgwan/v1/media_status/{server}/{media_id}")
+        status, body = await self.bot.api(f"/_synapse/client/lgwan/v1/media_status/{server}/{media_id}")
         if status != 200 or not isinstance(body, dict):
             # Cannot tell (module off, server trouble): sanitize. A needless copy beats a missed one.
             log.warning("media_status unavailable; sanitizing", extra={"mxc": mxc, "status": status})
@@ -162,7 +161,7 @@ class SanitizerBot(BotApp):
     async def _from_direct(self, ctx: Context, mxc: str) -> str:
         target = self.bot.storage.setting("user", ctx.sender, "sanitizer_target")
         if target and not await self._may_post(ctx.sender, target):
-            await ctx.reply("sanitizer.target_lost", room=self._room_name(target))
+            await ctx.reply("sanitizer.target_lost", room=self.bot.room_name(target))
             self.bot.storage.set_setting("user", ctx.sender, "sanitizer_target", None)
             target = None
         result = await self._sanitize(ctx, mxc)
@@ -175,7 +174,7 @@ class SanitizerBot(BotApp):
         await deliver(self.bot, target, result,
                       ctx.t("sanitizer.forwarded", who=who) + " " + report(result, room_lang),
                       txn_key=f"{ctx.event_id}/target")
-        await ctx.reply("sanitizer.sent_to_target", room=self._room_name(target), report=said)
+        await ctx.reply("sanitizer.sent_to_target", room=self.bot.room_name(target), report=said)
         return "forwarded"
 
     # --- !送信先 ---
@@ -184,13 +183,13 @@ class SanitizerBot(BotApp):
         if room is None:
             current = self.bot.storage.setting("user", ctx.sender, "sanitizer_target")
             await ctx.reply("sanitizer.target_now" if current else "sanitizer.target_none",
-                            room=self._room_name(current) if current else "")
+                            room=self.bot.room_name(current) if current else "")
             return
         if unicodedata.normalize("NFKC", room).casefold() in _CLEAR:
             self.bot.storage.set_setting("user", ctx.sender, "sanitizer_target", None)
             await ctx.reply("sanitizer.target_cleared")
             return
-        room_id = await self._resolve(room)
+        room_id = await self.bot.find_room(room)
         if room_id is None:
             await ctx.reply("sanitizer.target_unknown", room=room)
             return
@@ -201,31 +200,11 @@ class SanitizerBot(BotApp):
             await ctx.reply("sanitizer.target_not_member", room=room)
             return
         self.bot.storage.set_setting("user", ctx.sender, "sanitizer_target", room_id)
-        await ctx.reply("sanitizer.target_set", room=self._room_name(room_id))
-
-    async def _resolve(self, text: str) -> str | None:
-        text = text.strip().strip("<>")
-        if "matrix.to/#/" in text:
-            text = text.split("matrix.to/#/", 1)[1].split("?", 1)[0]
-            from urllib.parse import unquote
-            text = unquote(text)
-        if text.startswith("!") and len(text) > 1:  # room version 12 IDs have no ":server" part
-            return text
-        if text.startswith("#") and ":" in text:
-            response = await self.bot.client.room_resolve_alias(text)
-            return response.room_id if isinstance(response, RoomResolveAliasResponse) else None
-        # a room name the bot knows, if exactly one room has it
-        matches = [r.room_id for r in self.bot.client.rooms.values()
-                   if (r.display_name or "").casefold() == text.casefold()]
-        return matches[0] if len(matches) == 1 else None
+        await ctx.reply("sanitizer.target_set", room=self.bot.room_name(room_id))
 
     async def _may_post(self, user_id: str, room_id: str) -> bool:
         room = self.bot.client.rooms.get(room_id)
         return room is not None and user_id in room.users
-
-    def _room_name(self, room_id: str) -> str:
-        room = self.bot.client.rooms.get(room_id)
-        return room.display_name if room is not None and room.display_name else room_id
 
     def _display_name(self, user_id: str, room_id: str) -> str:
         name = self.bot.display_name(user_id, room_id)
@@ -321,7 +300,7 @@ class SanitizerBot(BotApp):
     async def _guests_api(self, ctx: Context, method: str, user_id: str | None = None,
                           body: Any = None, suffix: str = "") -> Any:
         path = GUESTS_PATH + (f"/{quote(user_id, safe='')}" if user_id else "") + suffix
-        status, answer = await self.bot.suite_api(path, method=method, body=body)
+        status, answer = await self.bot.api(path, method=method, body=body)
         if status == 200 and isinstance(answer, dict):
             return answer
         error = answer.get("error") if isinstance(answer, dict) else None
@@ -352,10 +331,10 @@ class SanitizerBot(BotApp):
         lines = [ctx.t("sanitizer.guest_created", user=user_id, name=guest["display_name"],
                        expires=date_of(expires), password=guest["password"])]
         if guest.get("joined"):
-            lines.append(ctx.t("sanitizer.guest_joined", rooms=", ".join(map(self._room_name, guest["joined"]))))
+            lines.append(ctx.t("sanitizer.guest_joined", rooms=", ".join(map(self.bot.room_name, guest["joined"]))))
         if guest.get("not_joined"):
             lines.append(ctx.t("sanitizer.guest_not_joined",
-                               rooms=", ".join(map(self._room_name, guest["not_joined"]))))
+                               rooms=", ".join(map(self.bot.room_name, guest["not_joined"]))))
         await ctx.reply_text("\n".join(lines))
 
     async def guest_list(self, ctx: Context) -> None:
@@ -373,7 +352,7 @@ class SanitizerBot(BotApp):
                      "expired" if g["deactivated_reason"] == "expired" else "revoked")
             lines.append(ctx.t("sanitizer.guests_line", user=g["user_id"], name=g["display_name"],
                                expires=date_of(g["expires_ts"]), state=ctx.t(f"sanitizer.guest_state.{state}"),
-                               rooms=", ".join(map(self._room_name, g["rooms"])) or "-"))
+                               rooms=", ".join(map(self.bot.room_name, g["rooms"])) or "-"))
         await ctx.reply_text("\n".join(lines))
 
     async def guest_extend(self, ctx: Context, localpart: str, expiry: str) -> None:
@@ -404,8 +383,6 @@ class SanitizerBot(BotApp):
         """Post what a contractor uploaded into the link's room: one notice naming them, then each
         file (its report, then the sanitized copy) as a reply to that notice."""
         lang = self.bot.language_for("", room_id)
-        from lgwan_chat.i18n import t
-
         header = t("sanitizer.upload_arrived", lang, who=uploader, count=len(results),
                    sanitized=sum(1 for r in results if r.ok))
         header_id = await self.bot.send(room_id, "m.room.message", {"msgtype": "m.notice", "body": header,
