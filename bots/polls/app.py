@@ -136,7 +136,7 @@ class PollsBot(BotApp):
             spec = parse_spec(text, min_options=2 if kind == "survey" else 1)
             deadline = self.parse_deadline(spec.deadline) if spec.deadline else None
         except (SpecError, ValueError) as e:
-            await self.explain(ctx, e, f"polls.example.{kind}")
+            await ctx.explain(e, f"polls.example.{kind}")
             return
         group = self.store.create_group(ctx.event_id, ctx.room_id, kind, spec.question, ctx.sender, deadline,
                                         not spec.anonymous, {})
@@ -173,12 +173,6 @@ class PollsBot(BotApp):
     @staticmethod
     def t(lang: str, key: str, **params: Any) -> str:
         return t(key, lang, **params)
-
-    async def explain(self, ctx: Context, error: Exception, example_key: str) -> None:
-        key = getattr(error, "key", None)
-        params = getattr(error, "params", {}) or {}
-        message = ctx.t(key, **params) if key else str(error)
-        await ctx.reply_text(message + "\n" + ctx.t(example_key))
 
     # --- commands on any group ---
 

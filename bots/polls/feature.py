@@ -47,9 +47,6 @@ class Polls(Protocol):
     def t(self, lang: str, key: str, **params: Any) -> str:
         """A message in ``lang``."""
 
-    async def explain(self, ctx: Context, error: Exception, example_key: str) -> None:
-        """Answer bad input: what is wrong, then an example of the command."""
-
     async def direct_room(self, user_id: str) -> str:
         """The bot's DM with ``user_id``, made once."""
 

@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 
 import attrs
 
-from bots.runtime import Arg, Command, Context
+from bots.runtime import Arg, Command, Context, InputError
 from lgwan_chat.i18n import t
 
 from . import ics
@@ -34,10 +34,8 @@ _DEADLINE = ("締切", "締め切り", "しめきり", "期限", "deadline", "du
 _ANONYMOUS = ("匿名", "無記名", "anonymous")
 
 
-class ScheduleError(ValueError):
-    def __init__(self, key: str, **params: object):
-        super().__init__(key)
-        self.key, self.params = key, params
+class ScheduleError(InputError):
+    """A schedule command not understood."""
 
 
 @attrs.frozen
@@ -191,7 +189,7 @@ class Feature:
             candidates = parse_candidates(spec.candidates, app.now(), app.options.timezone)
             deadline = app.parse_deadline(spec.deadline) if spec.deadline else None
         except (ScheduleError, DateError) as e:
-            await app.explain(ctx, e, "polls.example.schedule")
+            await ctx.explain(e, "polls.example.schedule")
             return
         group = app.store.create_group(ctx.event_id, ctx.room_id, KIND, spec.title, ctx.sender, deadline,
                                        not spec.anonymous, {"candidates": [_stored(c) for c in candidates]})

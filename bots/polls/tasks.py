@@ -17,7 +17,7 @@ import unicodedata
 from typing import Any, Callable
 from urllib.parse import unquote
 
-from bots.runtime import Arg, Command, Context
+from bots.runtime import Arg, Command, Context, InputError
 
 from .dates import DateError, format_when
 from .feature import Polls
@@ -41,11 +41,8 @@ _COMMAND = re.compile(r"^\s*[!！]\S+")
 _UNTIL = re.compile(r"まで(?:に)?$")
 
 
-class TaskSpecError(ValueError):
-    def __init__(self, key: str, **params: Any):
-        super().__init__(key)
-        self.key = key
-        self.params = params
+class TaskSpecError(InputError):
+    """A task command not understood."""
 
 
 def mentioned_text(content: dict, bot_user: str) -> tuple[str, list[str]]:
@@ -150,7 +147,7 @@ class Feature:
         try:
             title, due = parse_task(text, self.app.parse_deadline)
         except (TaskSpecError, DateError) as e:
-            await self.app.explain(ctx, e, "polls.example.task")
+            await ctx.explain(e, "polls.example.task")
             return
         if len(assignees) > MAX_ASSIGNEES:
             await ctx.reply("polls.task.too_many", max=MAX_ASSIGNEES)

@@ -123,6 +123,14 @@ class Context:
         """A time for this reader in the configured zone, the zone said (not in lines of a list)."""
         return self.bot.when(ts_ms, self.lang, with_zone)
 
+    async def explain(self, error: Exception, example_key: str) -> None:
+        """Answer bad input: what is wrong (an :class:`InputError`'s message, in the reader's
+        language), then an example of the command (``example_key``)."""
+        key = getattr(error, "key", None)
+        params = getattr(error, "params", None) or {}
+        message = self.t(key, **params) if key else str(error)
+        await self.reply_text(message + "\n" + self.t(example_key))
+
     async def reply(self, key: str, /, html_text: str | None = None, **params: Any) -> str | None:
         """Answer in the sender's language, as a reply to the event."""
         return await self.reply_text(self.t(key, **params), html_text)

@@ -227,7 +227,7 @@ class SanitizerBot(BotApp):
         try:
             chosen = parse_terms(terms, upload.default_hours, upload.max_hours, upload.default_max_mb, upload.max_mb)
         except TermsError as e:
-            await ctx.reply_text(ctx.t(e.key, **e.params) + "\n" + ctx.t("sanitizer.example.upload_url"))
+            await ctx.explain(e, "sanitizer.example.upload_url")
             return
         token, link = self.links.create(ctx.room_id, ctx.sender, chosen.hours, chosen.max_uses, chosen.max_mb,
                                         ctx.event_id)
