@@ -12,9 +12,8 @@ import asyncio
 import datetime
 import logging
 from typing import Any, Sequence
-from zoneinfo import ZoneInfo
 
-from bots.runtime import Arg, Bot, BotApp, Command, Context
+from bots.runtime import Arg, Bot, BotApp, Command, Context, clock
 from bots.runtime.excel import excel_csv, text_cell
 from lgwan_chat.i18n import t
 
@@ -95,12 +94,8 @@ class PollsBot(BotApp):
 
     # --- time ---
 
-    @property
-    def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.options.timezone)
-
     def now(self) -> datetime.datetime:
-        return datetime.datetime.now(self.tz)
+        return clock.now(self.options.timezone)
 
     def deadline_text(self, group: Group, lang: str) -> str:
         if group.deadline_ts is None:
