@@ -46,7 +46,7 @@ class PollsBot(BotApp):
         self.groups: Groups
         self.options = polls_config.PollsOptions()
         self.kinds: dict[str, Kind] = {}
-        #: job kind -> handler(ref); feature modules add theirs
+        #: job kind -> handler(ref, job_id); features add theirs
         self.jobs: dict[str, Job] = {}
         self._scheduler: asyncio.Task | None = None
         #: schedule coordination, tasks, safety checks, read reminders: each a module with a Feature

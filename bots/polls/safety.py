@@ -275,13 +275,10 @@ class Feature:
     async def _resolve(self, rooms: Sequence[str]) -> tuple[list[str], list[str]]:
         """Room IDs the bot is in, and the entries that are not (unknown alias, not joined)."""
         found, missing = [], []
-        client = self.app.bot.client
+        bot = self.app.bot
         for entry in rooms:
-            room_id = entry
-            if entry.startswith("#"):
-                response = await client.room_resolve_alias(entry)
-                room_id = getattr(response, "room_id", None)
-            if room_id and room_id in client.rooms:
+            room_id = await bot.find_room(entry)
+            if room_id and room_id in bot.client.rooms:
                 found.append(room_id)
             else:
                 missing.append(entry)
