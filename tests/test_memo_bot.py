@@ -58,6 +58,15 @@ async def staff(homeserver, login, memo_bot):
     return phone, pc, dm.room_id
 
 
+async def office_dm(homeserver, login, bot):
+    """A member of staff on an office PC and their DM with ``bot``: (client, room ID)."""
+    pc = await login(homeserver.new_user("staff"), "lgwan")
+    dm = await pc.room_create(is_direct=True, invite=[bot.user_id])
+    assert isinstance(dm, RoomCreateResponse), dm
+    await wait_membership(pc, dm.room_id, bot.user_id, "join")
+    return pc, dm.room_id
+
+
 async def room_with_bot(homeserver, login, bot, name: str):
     """A room made by a section chief on an office PC, with a member on a phone and the bot."""
     owner = await login(homeserver.new_user("kacho"), "lgwan")
@@ -311,26 +320,24 @@ async def test_bookmarks_made_with_a_reaction_anywhere_are_listed_in_the_dm(staf
 
 async def test_memos_sent_while_the_bot_is_down_are_kept_once_each(homeserver, login, bot_process):
     bot = bot_process(BOT, ["-m", "bots.memo"], storage=homeserver.backend).start().wait_ready()
-    pc = await login(homeserver.new_user("staff"), "lgwan")
-    dm = await pc.room_create(is_direct=True, invite=[bot.user_id])
-    await wait_membership(pc, dm.room_id, bot.user_id, "join")
-    assert "メモ #1" in (await answer(pc, dm.room_id, "停止前のメモ"))["body"]
+    pc, dm = await office_dm(homeserver, login, bot)
+    assert "メモ #1" in (await answer(pc, dm, "停止前のメモ"))["body"]
     assert bot.stop() == 0
     sent = []
     for n in range(3):
-        event = await pc.room_send(dm.room_id, "m.room.message", {"msgtype": "m.text", "body": f"停止中のメモ {n}"})
+        event = await pc.room_send(dm, "m.room.message", {"msgtype": "m.text", "body": f"停止中のメモ {n}"})
         sent.append(event.event_id)
     bot.start().wait_ready()
     for number, event_id in enumerate(sent, start=2):
-        replies = await wait_replies(pc, dm.room_id, event_id)
+        replies = await wait_replies(pc, dm, event_id)
         assert len(replies) == 1 and f"メモ #{number} を保存しました" in replies[0]["content"]["body"]
-    listing = (await answer(pc, dm.room_id, "!一覧"))["body"]
+    listing = (await answer(pc, dm, "!一覧"))["body"]
     assert "全 4 件" in listing  # nothing lost, nothing doubled
     assert bot.stop() == 0
     bot.start().wait_ready()  # a restart with nothing new: no reply is sent again
-    assert "全 4 件" in (await answer(pc, dm.room_id, "!一覧"))["body"]
+    assert "全 4 件" in (await answer(pc, dm, "!一覧"))["body"]
     for event_id in sent:
-        assert len(await wait_replies(pc, dm.room_id, event_id)) == 1
+        assert len(await wait_replies(pc, dm, event_id)) == 1
 
 
 class CountingRelay:
@@ -385,25 +392,23 @@ async def test_an_attachment_past_the_export_limit_is_not_read_to_its_end(homese
                                                                 "lgwan": relay.url}})
     try:
         bot.start().wait_ready()
-        pc = await login(homeserver.new_user("staff"), "lgwan")
-        dm = await pc.room_create(is_direct=True, invite=[bot.user_id])
-        await wait_membership(pc, dm.room_id, bot.user_id, "join")
+        pc, dm = await office_dm(homeserver, login, bot)
         big = os.urandom(40 * 1024 * 1024)
         uploaded, _ = await pc.upload(io.BytesIO(big), content_type="application/octet-stream",
                                       filename="図面.bin", filesize=len(big))
         assert isinstance(uploaded, UploadResponse), uploaded
-        saved = await answer(pc, dm.room_id, {"msgtype": "m.file", "body": "図面.bin", "url": uploaded.content_uri,
-                                              "info": {"mimetype": "application/octet-stream"}})
+        saved = await answer(pc, dm, {"msgtype": "m.file", "body": "図面.bin", "url": uploaded.content_uri,
+                                      "info": {"mimetype": "application/octet-stream"}})
         assert "メモ #1" in saved["body"]
-        await send_file(pc, dm.room_id, "打合せメモ".encode(), "メモ.txt", "text/plain", "m.file")
+        await send_file(pc, dm, "打合せメモ".encode(), "メモ.txt", "text/plain", "m.file")
 
         before = relay.to_client
-        export = await answer(pc, dm.room_id, "!エクスポート csv")
+        export = await answer(pc, dm, "!エクスポート csv")
         read = relay.to_client - before
         assert "メモ 2 件を書き出しました（入れられなかった添付ファイル: 1 件）" in export["body"], export["body"]
         assert read < 16 * 1024 * 1024, f"the bot read {read} bytes of a 40 MB file past a 1 MB limit"
 
-        archive = await latest_zip(pc, dm.room_id)
+        archive = await latest_zip(pc, dm)
         status, data = await download(homeserver.url("lgwan"), pc, archive["url"])
         assert status == 200
         with zipfile.ZipFile(io.BytesIO(data)) as z:
