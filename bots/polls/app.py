@@ -14,12 +14,13 @@ import logging
 from typing import Any, Sequence
 
 from bots.runtime import Arg, Bot, BotApp, Command, Context, clock
+from bots.runtime.dates import format_when, parse_deadline
 from bots.runtime.excel import excel_csv, text_cell
-from lgwan_chat.i18n import t
+from lgwan_chat.core.configcheck.issues import ConfigIssue
+from lgwan_chat.core.i18n import t
 
 from . import config as polls_config
 from . import events, reads, safety, schedule, tasks
-from .dates import format_when, parse_deadline
 from .feature import Feature, Job
 from .groups import Groups, Kind
 from .manage import group_named, may_manage
@@ -37,6 +38,9 @@ class PollsBot(BotApp):
     name = "polls"
     schema = polls_config.SCHEMA
     migrations = MIGRATIONS
+
+    def check_config(self, raw: Any) -> list[ConfigIssue]:
+        return polls_config.check(raw)
 
     def __init__(self) -> None:
         # bot, store and groups exist from start() on: features are attached there, and commands

@@ -22,7 +22,7 @@ from typing import Any, Callable, Protocol, Sequence
 from urllib.parse import quote
 
 from bots.runtime import Bot
-from lgwan_chat.i18n import t
+from lgwan_chat.core.i18n import t
 
 from . import events
 from .store import Group, Poll, PollStore, now_ms

@@ -17,10 +17,10 @@ from typing import Any, Callable, Sequence
 import attrs
 
 from bots.runtime import Arg, Command, Context, InputError
-from lgwan_chat.i18n import t
+from bots.runtime.dates import MONTHS_EN, WEEKDAYS_EN, Candidate, DateError, parse_candidates
+from lgwan_chat.core.i18n import t
 
 from . import ics
-from .dates import MONTHS_EN, WEEKDAYS_EN, Candidate, DateError, parse_candidates
 from .events import Answer
 from .feature import Polls
 from .manage import group_named, may_manage

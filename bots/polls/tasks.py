@@ -18,8 +18,8 @@ from typing import Any, Callable
 from urllib.parse import unquote
 
 from bots.runtime import Arg, Command, Context, InputError
+from bots.runtime.dates import DateError, format_when
 
-from .dates import DateError, format_when
 from .feature import Polls
 from .groups import user_link
 from .manage import MANAGER_POWER_LEVEL, is_manager
