@@ -32,7 +32,7 @@ MANAGER_POWER_LEVEL = 50
 
 class PollsBot(BotApp):
     name = "polls"
-    schema = polls_config.SCHEMA
+    schema = polls_config.PollsOptions
     migrations = MIGRATIONS
 
     def __init__(self) -> None:

@@ -49,7 +49,7 @@ _LOCALPART = re.compile(r"[a-z0-9._=/+-]+")
 
 class SanitizerBot(BotApp):
     name = "sanitizer"
-    schema = sanitizer_config.SCHEMA
+    schema = sanitizer_config.SanitizerOptions
     migrations = MIGRATIONS
 
     def __init__(self) -> None:

@@ -11,8 +11,9 @@ A config class is an ``attrs`` class whose fields are made with these helpers:
 - ``derived(fn)``: a value computed from the keys above it (not in the YAML). ``fn`` may raise
   ``ConfigInvalid`` (e.g. a file the keys name is broken): its issues are reported like the
   schema's.
-- a method ``config_issues(self) -> list[ConfigIssue]``: checks across keys, run on the merged
-  value (defaults included) once the schema holds: a key left out is checked with its default.
+- a method ``config_issues(self, written) -> list[ConfigIssue]``: checks across keys, run on the
+  merged value (defaults included) once the schema holds: a key left out is checked with its
+  default. ``written``: the keys the block has, to report a problem at one the admin wrote.
 
 Plain ``attrs`` fields (no helper) are not YAML keys: the program sets them.
 
@@ -116,16 +117,22 @@ def structure(cls: type[T], raw: Any) -> T:
     return cls(**args)
 
 
-def config_issues(value: Any) -> list[ConfigIssue]:
-    """The cross-key checks of a typed value and of its sections (paths from the value's block)."""
-    issues = list(value.config_issues()) if hasattr(value, "config_issues") else []
+def config_issues(value: Any, raw: Any) -> list[ConfigIssue]:
+    """The cross-key checks of a typed value and of its sections (paths from the value's block).
+
+    ``raw`` is the block as written: the hook gets the keys written, to point at one of them.
+    """
+    raw = raw if isinstance(raw, dict) else {}
+    hook = getattr(value, "config_issues", None)
+    issues = list(hook(frozenset(raw))) if hook is not None else []
     for name, field, _ in _keys(type(value)):
         inner = getattr(value, field.name)
         if _SECTION in field.metadata:
-            issues += [i.with_location(None, (name,)) for i in config_issues(inner)]
+            issues += [i.with_location(None, (name,)) for i in config_issues(inner, raw.get(name))]
         elif _LIST in field.metadata:
+            written = raw.get(name) or []
             for index, item in enumerate(inner):
-                issues += [i.with_location(None, (name, index)) for i in config_issues(item)]
+                issues += [i.with_location(None, (name, index)) for i in config_issues(item, written[index])]
     return issues
 
 
@@ -138,7 +145,7 @@ def checked(cls: type[T], raw: Any) -> tuple[T | None, list[ConfigIssue]]:
         value = structure(cls, raw)
     except ConfigInvalid as e:  # a derived value found a problem (a named file, a key)
         return None, e.issues
-    issues = config_issues(value)
+    issues = config_issues(value, raw)
     return (None, issues) if issues else (value, [])
 
 
