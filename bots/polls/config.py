@@ -13,6 +13,7 @@ from lgwan_chat.configcheck.issues import ConfigIssue
 from lgwan_chat.configcheck.schema import USER_ID, string
 from lgwan_chat.configcheck.typed import key, section
 
+
 @attrs.frozen
 class TaskOptions:
     #: reminders this many hours before and after a task's due time

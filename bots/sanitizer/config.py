@@ -14,6 +14,7 @@ from lgwan_chat.configcheck.typed import key, section
 
 from .engine import policy
 
+
 @attrs.frozen
 class UploadOptions:
     """The contractor upload page."""

@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterator, TypeVar
 
 import attrs
 
-from .issues import ConfigIssue
+from .issues import ConfigIssue, raise_config_error
 from .schema import mapping, validate
 
 T = TypeVar("T")
@@ -161,6 +161,22 @@ def build(cls: type[T], raw: Any) -> T:
         raise ConfigInvalid(issues)
     assert value is not None
     return value
+
+
+def module_functions(cls: type[T]) -> tuple[Callable[[Any], list[ConfigIssue]], Callable[[Any], T]]:
+    """``check, parse`` of a Synapse module's config class: ``check`` is what ``check-config`` runs,
+    ``parse`` what the module's ``parse_config`` returns (Synapse's ConfigError naming every problem)."""
+
+    def check_block(raw: Any) -> list[ConfigIssue]:
+        return check(cls, raw)
+
+    def parse_block(raw: Any) -> T:
+        value, issues = checked(cls, raw)
+        raise_config_error(issues)
+        assert value is not None
+        return value
+
+    return check_block, parse_block
 
 
 def key_fields(cls: type) -> Iterator[tuple[str, attrs.Attribute]]:

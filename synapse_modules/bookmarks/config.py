@@ -5,12 +5,9 @@ Every key is documented in ``config/modules.yaml`` and the admin guide.
 
 from __future__ import annotations
 
-from typing import Any
-
 import attrs
 
 from lgwan_chat.configcheck import typed
-from lgwan_chat.configcheck.issues import ConfigIssue, raise_config_error
 from lgwan_chat.configcheck.schema import USER_ID, string
 from lgwan_chat.configcheck.typed import key
 
@@ -34,14 +31,4 @@ class BookmarksConfig:
     permalink_base: str = key("https://matrix.to/#/", string(pattern=r"^https?://[^\s]+$", **{"x-hint": "hint.url"}))
 
 
-SCHEMA = typed.schema_of(BookmarksConfig)
-
-
-def check(raw: Any) -> list[ConfigIssue]:
-    return typed.check(BookmarksConfig, raw)
-
-
-def parse(raw: Any) -> BookmarksConfig:
-    value, issues = typed.checked(BookmarksConfig, raw)
-    raise_config_error(issues)
-    return value
+check, parse = typed.module_functions(BookmarksConfig)

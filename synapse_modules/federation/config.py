@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 
 from lgwan_chat.configcheck import typed
-from lgwan_chat.configcheck.issues import ConfigIssue, format_path, raise_config_error
+from lgwan_chat.configcheck.issues import ConfigIssue, format_path
 from lgwan_chat.configcheck.schema import string
 from lgwan_chat.configcheck.typed import ConfigInvalid, derived, key
 from lgwan_chat.i18n import Msg
@@ -53,11 +53,7 @@ class FederationConfig:
     allowlist: AllowList = derived(_load)
 
 
-SCHEMA = typed.schema_of(FederationConfig)
-
-
-def check(raw: Any) -> list[ConfigIssue]:
-    return typed.check(FederationConfig, raw)
+check, parse = typed.module_functions(FederationConfig)
 
 
 def whitelist_problem(allowlist: AllowList, configured: Any, own_server: str | None) -> ConfigIssue | None:
@@ -85,9 +81,3 @@ def check_with_homeserver(raw: dict, homeserver: dict) -> list[ConfigIssue]:
                                 homeserver.get("server_name"))
     # reported at the module entry (the caller prefixes modules[i].config)
     return [attrs.evolve(problem, path=("whitelist_check",))] if problem else []
-
-
-def parse(raw: Any) -> FederationConfig:
-    value, issues = typed.checked(FederationConfig, raw)
-    raise_config_error(issues)
-    return value

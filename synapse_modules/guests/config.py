@@ -5,12 +5,9 @@ Every key is checked by ``lgwan-chat check-config`` with the same rules.
 
 from __future__ import annotations
 
-from typing import Any
-
 import attrs
 
 from lgwan_chat.configcheck import typed
-from lgwan_chat.configcheck.issues import ConfigIssue, raise_config_error
 from lgwan_chat.configcheck.schema import USER_ID, string
 from lgwan_chat.configcheck.typed import key
 
@@ -30,14 +27,4 @@ class GuestsConfig:
     managers: frozenset[str] = key([], {"type": "array", "items": USER_ID, "uniqueItems": True}, convert=frozenset)
 
 
-SCHEMA = typed.schema_of(GuestsConfig)
-
-
-def check(raw: Any) -> list[ConfigIssue]:
-    return typed.check(GuestsConfig, raw)
-
-
-def parse(raw: Any) -> GuestsConfig:
-    value, issues = typed.checked(GuestsConfig, raw)
-    raise_config_error(issues)
-    return value
+check, parse = typed.module_functions(GuestsConfig)

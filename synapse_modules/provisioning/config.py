@@ -5,12 +5,9 @@ Every key is documented in ``config/modules.yaml`` and the admin guide.
 
 from __future__ import annotations
 
-from typing import Any
-
 import attrs
 
 from lgwan_chat.configcheck import typed
-from lgwan_chat.configcheck.issues import ConfigIssue, raise_config_error
 from lgwan_chat.configcheck.schema import USER_ID, string
 from lgwan_chat.configcheck.typed import key
 
@@ -25,14 +22,4 @@ class ProvisioningConfig:
     join_on_login: bool = key(True, {"type": "boolean"})
 
 
-SCHEMA = typed.schema_of(ProvisioningConfig)
-
-
-def check(raw: Any) -> list[ConfigIssue]:
-    return typed.check(ProvisioningConfig, raw)
-
-
-def parse(raw: Any) -> ProvisioningConfig:
-    value, issues = typed.checked(ProvisioningConfig, raw)
-    raise_config_error(issues)
-    return value
+check, parse = typed.module_functions(ProvisioningConfig)

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import attrs
 
 from lgwan_chat.configcheck import typed
-from lgwan_chat.configcheck.issues import ConfigIssue, raise_config_error
 from lgwan_chat.configcheck.typed import derived, key
 
 
@@ -23,14 +20,4 @@ class ReadStatusConfig:
     default_recent: int = derived(lambda c: min(c.requested_recent, c.max_batch))
 
 
-SCHEMA = typed.schema_of(ReadStatusConfig)
-
-
-def check(raw: Any) -> list[ConfigIssue]:
-    return typed.check(ReadStatusConfig, raw)
-
-
-def parse(raw: Any) -> ReadStatusConfig:
-    value, issues = typed.checked(ReadStatusConfig, raw)
-    raise_config_error(issues)
-    return value
+check, parse = typed.module_functions(ReadStatusConfig)

@@ -8,17 +8,17 @@ Synapse's start with the file named, instead of a broken picker later.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import attrs
 
 from lgwan_chat import SOURCE_ROOT
 from lgwan_chat.configcheck import typed
-from lgwan_chat.configcheck.issues import ConfigIssue, raise_config_error
+from lgwan_chat.configcheck.issues import ConfigIssue
 from lgwan_chat.configcheck.schema import IDENTIFIER, bilingual_name, string
 from lgwan_chat.configcheck.typed import derived, key
 
 from .images import StampImage, StampImageError, load
+
 
 @attrs.frozen
 class Stamp:
@@ -80,14 +80,4 @@ class StampsConfig:
     stamps: tuple[Stamp, ...] = derived(_load_all)
 
 
-SCHEMA = typed.schema_of(StampsConfig)
-
-
-def check(raw: Any) -> list[ConfigIssue]:
-    return typed.check(StampsConfig, raw)
-
-
-def parse(raw: Any) -> StampsConfig:
-    value, issues = typed.checked(StampsConfig, raw)
-    raise_config_error(issues)
-    return value
+check, parse = typed.module_functions(StampsConfig)

@@ -11,7 +11,7 @@ from typing import Any
 import attrs
 
 from lgwan_chat.configcheck import typed
-from lgwan_chat.configcheck.issues import ConfigIssue, raise_config_error
+from lgwan_chat.configcheck.issues import ConfigIssue
 from lgwan_chat.configcheck.schema import CIDR, LISTENER_TAG, SERVER_NAME, USER_ID, mapping, string
 from lgwan_chat.configcheck.typed import key
 
@@ -65,11 +65,7 @@ class ZonesConfig:
     trusted_remote_servers: frozenset[str] = key([], {"type": "array", "items": SERVER_NAME}, convert=frozenset)
 
 
-SCHEMA = typed.schema_of(ZonesConfig)
-
-
-def check(raw: Any) -> list[ConfigIssue]:
-    return typed.check(ZonesConfig, raw)
+check, parse = typed.module_functions(ZonesConfig)
 
 
 def check_with_homeserver(raw: dict, homeserver: dict) -> list[ConfigIssue]:
@@ -100,9 +96,3 @@ def _encryption_issues(config: ZonesConfig, homeserver: dict) -> list[ConfigIssu
                                                       "off") != "off":
         issues.append(ConfigIssue(("allow_encryption",), "config.zone_encryption_by_default", {}))
     return issues
-
-
-def parse(raw: Any) -> ZonesConfig:
-    value, issues = typed.checked(ZonesConfig, raw)
-    raise_config_error(issues)
-    return value
