@@ -140,7 +140,7 @@ def _config_classes() -> list[type]:
     # and the sections they hold
     for cls in found:
         for _, field in typed.key_fields(cls):
-            inner = field.metadata.get(typed._SECTION) or field.metadata.get(typed._LIST)
+            inner = typed.section_class(field)
             if inner is not None and inner not in found:
                 found.append(inner)
     return found

@@ -34,8 +34,8 @@ from .schema import mapping, validate
 T = TypeVar("T")
 
 _KEY = "lgwan_chat.key"        # metadata: {"name": YAML key, "schema": fragment, "default": YAML default}
-_SECTION = "lgwan_chat.section"  # metadata: the nested config class (section or list of sections)
-_LIST = "lgwan_chat.sections"
+_SECTION = "lgwan_chat.section"  # metadata: the config class of a nested mapping
+_LIST = "lgwan_chat.sections"    # metadata: the config class of each mapping of a list
 NO_DEFAULT = attrs.NOTHING
 
 
@@ -177,6 +177,11 @@ def module_functions(cls: type[T]) -> tuple[Callable[[Any], list[ConfigIssue]], 
         return value
 
     return check_block, parse_block
+
+
+def section_class(field: attrs.Attribute) -> type | None:
+    """The config class of a ``section``/``sections`` field (None for a plain key)."""
+    return field.metadata.get(_SECTION) or field.metadata.get(_LIST)
 
 
 def key_fields(cls: type) -> Iterator[tuple[str, attrs.Attribute]]:
