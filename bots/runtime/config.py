@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import attrs
 import yaml
@@ -96,7 +96,7 @@ class RuntimeConfig:
 
 
 #: A bot's own keys: a config class (configcheck.typed), or a JSON schema per key.
-BotKeys = Union[type, dict[str, dict]]
+BotKeys = type | dict[str, dict]
 
 
 def _bot_properties(bot_keys: BotKeys) -> dict[str, dict]:
