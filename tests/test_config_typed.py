@@ -10,10 +10,11 @@ from collections.abc import Collection
 import attrs
 import pytest
 
-from lgwan_chat.configcheck import SUITE_BOTS, SUITE_MODULES, typed
-from lgwan_chat.configcheck.issues import ConfigIssue
-from lgwan_chat.configcheck.schema import string, validate
-from lgwan_chat.configcheck.typed import ConfigInvalid, derived, key, section
+from lgwan_chat.checkconfig import SUITE_BOTS, SUITE_MODULES
+from lgwan_chat.core.configcheck import typed
+from lgwan_chat.core.configcheck.issues import ConfigIssue
+from lgwan_chat.core.configcheck.schema import string, validate
+from lgwan_chat.core.configcheck.typed import ConfigInvalid, derived, key, section
 
 
 @attrs.frozen

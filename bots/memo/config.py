@@ -7,9 +7,9 @@ from typing import Any
 import attrs
 
 from bots.runtime import config as runtime
-from lgwan_chat.configcheck import typed
-from lgwan_chat.configcheck.issues import ConfigIssue
-from lgwan_chat.configcheck.typed import key
+from lgwan_chat.core.configcheck import typed
+from lgwan_chat.core.configcheck.issues import ConfigIssue
+from lgwan_chat.core.configcheck.typed import key
 
 
 @attrs.frozen

@@ -7,10 +7,10 @@ from typing import Any, Collection
 import attrs
 
 from bots.runtime import config as runtime
-from lgwan_chat.configcheck import typed
-from lgwan_chat.configcheck.issues import ConfigIssue
-from lgwan_chat.configcheck.schema import USER_ID, string
-from lgwan_chat.configcheck.typed import key, section
+from lgwan_chat.core.configcheck import typed
+from lgwan_chat.core.configcheck.issues import ConfigIssue
+from lgwan_chat.core.configcheck.schema import USER_ID, string
+from lgwan_chat.core.configcheck.typed import key, section
 
 from .engine import policy
 

@@ -13,11 +13,11 @@ from typing import Any
 
 import attrs
 
-from lgwan_chat.configcheck import typed
-from lgwan_chat.configcheck.issues import ConfigIssue, format_path
-from lgwan_chat.configcheck.schema import string
-from lgwan_chat.configcheck.typed import ConfigInvalid, derived, key
-from lgwan_chat.i18n import Msg
+from lgwan_chat.core.configcheck import typed
+from lgwan_chat.core.configcheck.issues import ConfigIssue, format_path
+from lgwan_chat.core.configcheck.schema import string
+from lgwan_chat.core.configcheck.typed import ConfigInvalid, derived, key
+from lgwan_chat.core.i18n import Msg
 
 from .allowlist import AllowList, AllowListError, load_allowlist, verify_key_from_base64, whitelist
 

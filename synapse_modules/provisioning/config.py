@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import attrs
 
-from lgwan_chat.configcheck import typed
-from lgwan_chat.configcheck.schema import USER_ID, string
-from lgwan_chat.configcheck.typed import key
+from lgwan_chat.core.configcheck import typed
+from lgwan_chat.core.configcheck.schema import USER_ID, string
+from lgwan_chat.core.configcheck.typed import key
 
 
 @attrs.frozen

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import attrs
 
-from lgwan_chat.configcheck import typed
-from lgwan_chat.configcheck.typed import derived, key
+from lgwan_chat.core.configcheck import typed
+from lgwan_chat.core.configcheck.typed import derived, key
 
 
 @attrs.frozen

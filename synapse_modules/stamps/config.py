@@ -11,11 +11,11 @@ from pathlib import Path
 
 import attrs
 
-from lgwan_chat import SOURCE_ROOT
-from lgwan_chat.configcheck import typed
-from lgwan_chat.configcheck.issues import ConfigIssue
-from lgwan_chat.configcheck.schema import IDENTIFIER, bilingual_name, string
-from lgwan_chat.configcheck.typed import derived, key
+from lgwan_chat.core import SOURCE_ROOT
+from lgwan_chat.core.configcheck import typed
+from lgwan_chat.core.configcheck.issues import ConfigIssue
+from lgwan_chat.core.configcheck.schema import IDENTIFIER, bilingual_name, string
+from lgwan_chat.core.configcheck.typed import derived, key
 
 from .images import StampImage, StampImageError, load
 

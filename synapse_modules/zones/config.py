@@ -10,10 +10,10 @@ from typing import Any
 
 import attrs
 
-from lgwan_chat.configcheck import typed
-from lgwan_chat.configcheck.issues import ConfigIssue
-from lgwan_chat.configcheck.schema import CIDR, LISTENER_TAG, SERVER_NAME, USER_ID, mapping, string
-from lgwan_chat.configcheck.typed import key
+from lgwan_chat.core.configcheck import typed
+from lgwan_chat.core.configcheck.issues import ConfigIssue
+from lgwan_chat.core.configcheck.schema import CIDR, LISTENER_TAG, SERVER_NAME, USER_ID, mapping, string
+from lgwan_chat.core.configcheck.typed import key
 
 ZONES = ("lgwan", "internet")
 _ZONE = {"enum": list(ZONES)}

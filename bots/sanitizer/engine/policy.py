@@ -8,9 +8,9 @@ from typing import Any
 
 import attrs
 
-from lgwan_chat.configcheck import typed
-from lgwan_chat.configcheck.schema import mapping
-from lgwan_chat.configcheck.typed import key, section
+from lgwan_chat.core.configcheck import typed
+from lgwan_chat.core.configcheck.schema import mapping
+from lgwan_chat.core.configcheck.typed import key, section
 
 #: what each kind may be set to; the first is the default
 CHOICES: dict[str, tuple[str, ...]] = {
