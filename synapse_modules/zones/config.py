@@ -14,6 +14,7 @@ from lgwan_chat.core.configcheck import typed
 from lgwan_chat.core.configcheck.issues import ConfigIssue
 from lgwan_chat.core.configcheck.schema import CIDR, LISTENER_TAG, SERVER_NAME, USER_ID, mapping, string
 from lgwan_chat.core.configcheck.typed import key
+from lgwan_chat.core.i18n import Msg
 
 ZONES = ("lgwan", "internet")
 _ZONE = {"enum": list(ZONES)}
@@ -63,6 +64,20 @@ class ZonesConfig:
     trusted_uploaders: frozenset[str] = key([], {"type": "array", "items": USER_ID}, convert=frozenset)
     #: other homeservers whose media LGWAN devices may fetch (LGWAN-side municipalities)
     trusted_remote_servers: frozenset[str] = key([], {"type": "array", "items": SERVER_NAME}, convert=frozenset)
+    #: zone -> the map style URL Element uses for location sharing (MapLibre style.json), served
+    #: in that entrance's /.well-known/matrix/client (m.tile_server); null: no map in that zone
+    map_style_urls: dict[str, str] = key(
+        {}, mapping({zone: {"type": ["string", "null"], "pattern": r"^https?://[^\s]+$", "x-hint": "hint.url"}
+                     for zone in ZONES}),
+        convert=lambda urls: {zone: url for zone, url in urls.items() if url})
+    #: LiveKit SFUs for group calls (Element Call / MatrixRTC), served as
+    #: org.matrix.msc4143.rtc_foci at the internet entrance only (calls stay refused on LGWAN)
+    rtc_foci: tuple[dict[str, str], ...] = key(
+        [], {"type": "array", "items": mapping(
+            {"type": {"enum": ["livekit"]},
+             "livekit_service_url": string(pattern=r"^https?://[^\s]+$", **{"x-hint": "hint.url"})},
+            required=["type", "livekit_service_url"])},
+        convert=lambda foci: tuple(dict(focus) for focus in foci))
 
 
 check, parse = typed.module_functions(ZonesConfig)
@@ -74,7 +89,33 @@ def check_with_homeserver(raw: dict, homeserver: dict) -> list[ConfigIssue]:
     config, _ = typed.checked(ZonesConfig, raw)
     if config is None:  # check() reports what is wrong with the block itself
         return []
-    return [*_listener_issues(config, homeserver), *_encryption_issues(config, homeserver)]
+    return [*_listener_issues(config, homeserver), *_encryption_issues(config, homeserver),
+            *_per_entrance_well_known_issues(homeserver)]
+
+
+#: Well-known keys the module serves per entrance (zones/well_known.py): homeserver.yaml's
+#: extra_well_known_client_content would give them to both entrances, LGWAN included.
+PER_ENTRANCE_WELL_KNOWN = {"m.tile_server": "map_style_urls", "org.matrix.msc3488.tile_server": "map_style_urls",
+                           "org.matrix.msc4143.rtc_foci": "rtc_foci"}
+
+
+def _per_entrance_well_known_issues(homeserver: dict) -> list[ConfigIssue]:
+    well_known = homeserver.get("extra_well_known_client_content")
+    if not isinstance(well_known, dict):
+        return []
+    return [ConfigIssue((PER_ENTRANCE_WELL_KNOWN[key],), "config.zone_well_known_per_entrance",
+                        {"key": key, "setting": PER_ENTRANCE_WELL_KNOWN[key]})
+            for key in PER_ENTRANCE_WELL_KNOWN if key in well_known]
+
+
+def notes(raw: Any) -> list[ConfigIssue]:
+    """What check-config tells the admin about a valid configuration (not errors)."""
+    config, _ = typed.checked(ZonesConfig, raw)
+    if config is None or not config.rtc_foci:
+        return []
+    return [ConfigIssue(("rtc_foci",), "config.zone_note_group_calls",
+                        {"refused": Msg("config.zone_note_refused" if config.refuse_calls_from_lgwan
+                                        else "config.zone_note_not_refused")})]
 
 
 def _listener_issues(config: ZonesConfig, homeserver: dict) -> list[ConfigIssue]:
