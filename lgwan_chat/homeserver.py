@@ -15,7 +15,6 @@ import io
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ import yaml
 
 from lgwan_chat.core import SOURCE_ROOT
 from lgwan_chat.core.http import HttpError, http_json  # noqa: F401 (HttpError: part of this module's API)
+from lgwan_chat.ports import free_port, port_in_use  # noqa: F401 (re-exported: tests, bench, demo)
 from lgwan_chat.templates import config_dir, write_private
 from lgwan_chat.templates import render as render_template
 
@@ -49,17 +49,6 @@ RELAXED_RATE_LIMITS: dict[str, Any] = {
 }
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as s:
-        return s.connect_ex((host, port)) == 0
-
-
 def suite_modules() -> list[dict]:
     """The ``modules:`` block of ``config/modules.yaml``: every module of the suite."""
     with open(config_dir() / "modules.yaml", encoding="utf-8") as f:
@@ -75,6 +64,8 @@ class HomeserverSpec:
     internet_port: int = attrs.field(factory=free_port)
     lgwan_port: int = attrs.field(factory=free_port)
     bind_address: str = "127.0.0.1"
+    #: Where coturn listens (UDP and TCP): homeserver.yaml's turn_uris.
+    turn_port: int = attrs.field(factory=free_port)
     #: Trust X-Forwarded-For from the proxy in front (then the proxy must overwrite it).
     x_forwarded: bool = False
     #: The URL clients use (e.g. the proxy's); default: the internet listener itself.
@@ -114,7 +105,13 @@ def render(spec: HomeserverSpec) -> list[Path]:
         "form_secret": secrets.token_urlsafe(32),
         "log_file": str(data / "logs" / "homeserver.log"),
         "access_log_level": spec.access_log_level,
+        "turn_host": spec.bind_address,
+        "turn_port": spec.turn_port,
     }
+    turn_secret = turn_secret_path(data)
+    if not turn_secret.exists():  # shared by Synapse and coturn (lgwan_chat/coturn.py)
+        turn_secret.parent.mkdir(mode=0o700, exist_ok=True)
+        write_private(turn_secret, secrets.token_urlsafe(32))
     if not homeserver_yaml.exists():
         render_template("homeserver.template.yaml", homeserver_yaml, values)
     render_template("log.template.yaml", data / "log.config", values)
@@ -131,6 +128,11 @@ def render(spec: HomeserverSpec) -> list[Path]:
     overrides_yaml = data / "overrides.yaml"  # may hold the database password: 0600
     write_private(overrides_yaml, yaml.safe_dump(overrides, allow_unicode=True, sort_keys=False))
     return [homeserver_yaml, overrides_yaml]
+
+
+def turn_secret_path(data_dir: Path) -> Path:
+    """The TURN shared secret of a deployment (homeserver.yaml's turn_shared_secret_path)."""
+    return Path(data_dir) / "secrets" / "turn_shared_secret"
 
 
 class HomeserverError(RuntimeError):
@@ -156,6 +158,8 @@ class Homeserver:
         self.spec.lgwan_port = ports.get("lgwan", self.spec.lgwan_port)
         #: Whether a listener believes X-Forwarded-For: then only a proxy that overwrites it may reach it.
         self.trusts_forwarded_for = any(lst.get("x_forwarded") for lst in rendered.get("listeners", []))
+        #: (host, port) of the TURN server homeserver.yaml names (its first turn: URI), None without one.
+        self.turn_address = turn_address(rendered.get("turn_uris") or [])
 
     def reconfigure(self, **changes: Any) -> None:
         """Change the spec (e.g. ``modules=``) for the next start; the data stays."""
@@ -258,6 +262,16 @@ class Homeserver:
         body = {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": user_id},
                 "password": password, "initial_device_display_name": "lgwan-chat"}
         return http_json("POST", self.url("lgwan") + "/_matrix/client/v3/login", body)["access_token"]
+
+
+def turn_address(uris: list) -> tuple[str, int] | None:
+    """``turn:HOST:PORT?transport=udp`` -> (HOST, PORT) of the first plain turn: URI."""
+    for uri in uris:
+        if isinstance(uri, str) and uri.startswith("turn:"):
+            host, _, port = uri[len("turn:"):].split("?", 1)[0].rpartition(":")
+            if host and port.isdigit():
+                return host, int(port)
+    return None
 
 
 def child_env() -> dict[str, str]:

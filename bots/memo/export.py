@@ -37,7 +37,7 @@ def _safe_name(number: int, name: str | None) -> str:
 
 async def build_export(app: "MemoBot", ctx: "Context", memos: list["Memo"], fmt: str) -> tuple[bytes, int]:
     """The zip and how many attachments were left out."""
-    limit = app.options["export_max_mb"] * 1024 * 1024
+    limit = app.options.export_max_mb * 1024 * 1024
     files: dict[int, str] = {}
     notes: dict[int, str] = {}
     total = 0
@@ -50,12 +50,12 @@ async def build_export(app: "MemoBot", ctx: "Context", memos: list["Memo"], fmt:
                 notes[memo.number] = ctx.t("memo.export_left_out_unsanitized")
                 continue
             if memo.size and total + memo.size > limit:
-                notes[memo.number] = ctx.t("memo.export_left_out_size", limit=app.options["export_max_mb"])
+                notes[memo.number] = ctx.t("memo.export_left_out_size", limit=app.options.export_max_mb)
                 continue
             try:  # read up to what is left of the limit: a file past it stops the download there
                 body = await app.bot.download(memo.mxc, limit - total)
             except TooLarge:
-                notes[memo.number] = ctx.t("memo.export_left_out_size", limit=app.options["export_max_mb"])
+                notes[memo.number] = ctx.t("memo.export_left_out_size", limit=app.options.export_max_mb)
                 continue
             except (RuntimeError, ValueError, aiohttp.ClientError, asyncio.TimeoutError):
                 log.warning("export: attachment not downloaded", extra={"mxc": memo.mxc}, exc_info=True)

@@ -36,7 +36,7 @@ class PollsBot(BotApp):
     (feature.py) see it as a :class:`~.feature.Polls`."""
 
     name = "polls"
-    schema = polls_config.SCHEMA
+    schema = polls_config.PollsOptions
     migrations = MIGRATIONS
 
     def check_config(self, raw: Any) -> list[ConfigIssue]:
