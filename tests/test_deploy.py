@@ -28,7 +28,7 @@ import pytest
 import yaml
 from nio import AsyncClient, LoginResponse, RoomCreateResponse, SyncResponse
 
-from bots_harness import answer, send_text
+from bots_harness import answer, send_text, wait_membership
 from harness import http_get
 from lgwan_chat.homeserver import child_env, register_user
 from lgwan_chat.nginx import Nginx, NginxSpec, nginx_binary
@@ -384,6 +384,7 @@ async def test_single_deployment_runs_from_the_generated_files(tmp_path, tls_env
 
         dm = await pc.room_create(is_direct=True, invite=[f"@memo-bot:{server}"])
         assert isinstance(dm, RoomCreateResponse), dm
+        await wait_membership(pc, dm.room_id, f"@memo-bot:{server}", "join")
         reply = await answer(pc, dm.room_id, "!ヘルプ", sender=f"@memo-bot:{server}", timeout=90)
         assert "!検索" in reply["body"]
     finally:
