@@ -9,9 +9,9 @@ loopback ports, through the answers file.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
+import random
+import secrets
 import shlex
 import shutil
 import signal
@@ -58,13 +58,10 @@ def make_tls(directory: Path) -> dict[str, Path]:
 
 
 def free_ports(count: int) -> int:
-    """The first of ``count`` consecutive free loopback ports."""
+    """The first of ``count`` consecutive free loopback ports, below the ephemeral range (where
+    other processes' outgoing connections would take ports while Synapse starts)."""
     for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            first = s.getsockname()[1]
-        if first + count > 65000:
-            continue
+        first = random.randrange(20000, 32000 - count)
         if all(_free(port) for port in range(first, first + count)):
             return first
     raise RuntimeError("no free port range")
@@ -296,7 +293,8 @@ class Deployment:
             worker = yaml.safe_load(config.read_text())
             name = worker["worker_name"]
             process, log = self._start(unit_command(self.out, "lgwan-chat-synapse-worker@.service", name), name)
-            ports = [lst["port"] for lst in worker["worker_listeners"] if lst["resources"][0]["names"] != ["replication"]]
+            ports = [lst["port"] for lst in worker["worker_listeners"]
+                     if lst["resources"][0]["names"] != ["replication"]]
             wait_health(f"http://127.0.0.1:{ports[0]}", process, log)
 
     def start_nginx(self) -> None:
@@ -396,8 +394,6 @@ async def test_single_deployment_runs_from_the_generated_files(tmp_path, tls_env
 @pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed")
 @pytest.mark.skipif(postgres_unreachable_reason() is not None, reason="PostgreSQL is not reachable")
 async def test_workers_deployment_runs_from_the_generated_files(tmp_path, tls_env):
-    import secrets as random
-
     database = PostgresDatabase()
     postgres = {"host": PG_SETTINGS["host"], "port": PG_SETTINGS["port"], "user": PG_SETTINGS["user"],
                 "database": database.name}
@@ -406,7 +402,7 @@ async def test_workers_deployment_runs_from_the_generated_files(tmp_path, tls_en
         postgres["password_file"] = str(tmp_path / "pg.password")
     # Its own server name: deployments sharing this machine's Redis do not hear each other.
     deployment = deploy(tmp_path, tls_env, "workers", {"postgres": postgres}, [], redis={"host": "127.0.0.1"},
-                        server_name=f"workers-{random.token_hex(3)}.example")
+                        server_name=f"workers-{secrets.token_hex(3)}.example")
     clients: list[AsyncClient] = []
     try:
         deployment.start_synapse()
