@@ -9,6 +9,8 @@ loopback ports, through the answers file.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import random
 import secrets
@@ -23,6 +25,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import yaml
@@ -401,8 +404,8 @@ async def test_workers_deployment_runs_from_the_generated_files(tmp_path, tls_en
         (tmp_path / "pg.password").write_text(PG_SETTINGS["password"])
         postgres["password_file"] = str(tmp_path / "pg.password")
     # Its own server name: deployments sharing this machine's Redis do not hear each other.
-    deployment = deploy(tmp_path, tls_env, "workers", {"postgres": postgres}, [], redis={"host": "127.0.0.1"},
-                        server_name=f"workers-{secrets.token_hex(3)}.example")
+    deployment = deploy(tmp_path, tls_env, "workers", {"postgres": postgres}, ["memo"],
+                        redis={"host": "127.0.0.1"}, server_name=f"workers-{secrets.token_hex(3)}.example")
     clients: list[AsyncClient] = []
     try:
         deployment.start_synapse()
@@ -431,6 +434,21 @@ async def test_workers_deployment_runs_from_the_generated_files(tmp_path, tls_en
         persisted = database.query("SELECT instance_name FROM events WHERE event_id = ?", sent)
         assert persisted == [("event_persister",)]
 
+        # Read status (a module endpoint, on the client workers): the phone's receipt counts.
+        status_path = f"/_synapse/client/lgwan/v1/rooms/{quote(room.room_id)}/read_status/{quote(sent)}"
+
+        def read_count() -> int:
+            status, _, body = http_get(deployment.url("lgwan") + status_path, pc.access_token)
+            assert status == 200, body
+            return json.loads(body)["read_count"]
+
+        before = read_count()
+        await phone.room_read_markers(room.room_id, sent, sent)
+        deadline = time.monotonic() + 30
+        while read_count() != before + 1 and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+        assert read_count() == before + 1
+
         # Media: served by the media worker, the LGWAN gate still deciding.
         server_part, photo = await upload(phone, png())
         path = f"/_matrix/client/v1/media/download/{server_part}/{photo}"
@@ -444,6 +462,16 @@ async def test_workers_deployment_runs_from_the_generated_files(tmp_path, tls_en
         assert f"/_matrix/client/v1/media/download/{server_part}/{photo}" in media_log
         main_log = (deployment.out / "logs" / "synapse-main.log").read_text()
         assert "/media/download/" not in main_log and "/media/upload" not in main_log
+
+        # A bot works on workers as on one process.
+        bot_password = (deployment.out / "secrets" / "memo-bot.password").read_text().strip()
+        deployment.register("memo-bot", bot_password)
+        deployment.start_bot("memo")
+        dm = await phone.room_create(is_direct=True, invite=[f"@memo-bot:{server}"])
+        assert isinstance(dm, RoomCreateResponse), dm
+        await wait_membership(phone, dm.room_id, f"@memo-bot:{server}", "join")
+        reply = await answer(phone, dm.room_id, "!ヘルプ", sender=f"@memo-bot:{server}", timeout=90)
+        assert "!検索" in reply["body"]
     finally:
         for client in clients:
             await client.close()
