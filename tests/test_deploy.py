@@ -477,3 +477,25 @@ async def test_workers_deployment_runs_from_the_generated_files(tmp_path, tls_en
             await client.close()
         deployment.stop()
         database.drop()
+
+
+@pytest.mark.parametrize(("method", "path", "pool"), [
+    ("GET", "/_matrix/client/v3/sync", "client"),
+    ("PUT", "/_matrix/client/v3/rooms/!r:city.example/send/m.room.message/t1", "client"),
+    ("POST", "/_matrix/client/v3/login", "client"),
+    ("GET", "/_synapse/client/lgwan/v1/rooms/!r/read_status/$e", "client"),
+    ("POST", "/_matrix/federation/v1/send/123", "client"),
+    ("GET", "/_matrix/client/v1/media/download/city.example/abc", "media"),
+    ("POST", "/_matrix/media/v3/upload", "media"),
+    ("GET", "/_matrix/federation/v1/media/download/abc", "media"),
+    ("GET", "/_matrix/client/v3/pushrules/", "client"),
+    ("PUT", "/_matrix/client/v3/pushrules/global/override/x", "main"),  # stream writer: main
+    ("POST", "/_matrix/client/v3/rooms/!r/receipt/m.read/$e", "main"),
+    ("PUT", "/_matrix/client/v3/sendToDevice/m.room.encrypted/t1", "main"),
+    ("GET", "/_matrix/client/v3/rooms/!r/messages", "main"),  # pagination of a room: one process
+    ("GET", "/_matrix/client/v3/some_future_endpoint", "main"),  # not listed: main has everything
+])
+def test_routing_table_sends_each_request_where_synapse_serves_it(method, path, pool):
+    from lgwan_chat.deploy.routing import pool_of
+
+    assert pool_of(method, path) == pool

@@ -126,3 +126,11 @@ def routes() -> tuple[UpstreamRoute, ...]:
         *(UpstreamRoute(_ANY + path, "client") for path in CLIENT_WORKER_PATHS),
         *(UpstreamRoute(_GET + path, "client") for path in CLIENT_WORKER_GET_PATHS),
     )
+
+
+def pool_of(method: str, raw_path: str) -> str:
+    """The pool nginx picks for a request (first matching route, else main): for admins and tests."""
+    import re
+
+    key = f"{method} {raw_path}"
+    return next((route.pool for route in routes() if re.search(route.pattern, key)), "main")
