@@ -499,3 +499,28 @@ def test_routing_table_sends_each_request_where_synapse_serves_it(method, path, 
     from lgwan_chat.deploy.routing import pool_of
 
     assert pool_of(method, path) == pool
+
+
+def test_the_documented_example_answers_make_a_deployment(tmp_path, tls):
+    """config/deploy-answers.example.yaml as an admin fills it in: only the file paths change."""
+    text = (ROOT / "config" / "deploy-answers.example.yaml").read_text(encoding="utf-8")
+    (tmp_path / "postgres.password").write_text("secret\n")
+    for documented, real in (("/etc/ssl/lgwan-chat/internet.crt", tls["cert"]),
+                             ("/etc/ssl/lgwan-chat/lgwan.crt", tls["cert"]),
+                             ("/etc/ssl/lgwan-chat/internet.key", tls["key"]),
+                             ("/etc/ssl/lgwan-chat/lgwan.key", tls["key"]),
+                             ("/etc/lgwan-chat/postgres.password", tmp_path / "postgres.password"),
+                             ("/etc/lgwan-chat/organisation.yaml", ROOT / "config" / "organisation.yaml")):
+        assert documented in text
+        text = text.replace(documented, str(real))
+    answers = tmp_path / "answers.yaml"
+    answers.write_text(text, encoding="utf-8")
+    result = lgwan_chat("deploy", "init", answers, tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    units = sorted(p.name for p in (tmp_path / "out" / "systemd").iterdir())
+    assert units == ["lgwan-chat-bot-memo.service", "lgwan-chat-bot-polls.service",
+                     "lgwan-chat-bot-sanitizer.service", "lgwan-chat-synapse-worker@.service",
+                     "lgwan-chat-synapse.service", "lgwan-chat.target"]
+    workers = sorted(p.stem for p in (tmp_path / "out" / "synapse" / "workers").glob("*.yaml"))
+    assert workers == ["background_worker", "client_internet_1", "client_lgwan_1", "client_lgwan_2",
+                       "event_persister", "federation_sender", "media_repository", "pusher"]

@@ -6,6 +6,7 @@ Read into typed classes after a schema check whose messages are Japanese first, 
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -87,7 +88,8 @@ class Redis:
 @attrs.frozen
 class Install:
     user: str = "lgwan-chat"
-    python: Path = Path("/opt/lgwan-chat/venv/bin/python")
+    #: The virtualenv's Python the units run; default: the one running ``deploy init``.
+    python: Path = attrs.field(factory=lambda: Path(sys.executable))
     nginx_log_dir: Path = Path("/var/log/nginx")
     nginx_cache_dir: Path = Path("/var/cache/nginx/lgwan-chat")
 

@@ -192,10 +192,18 @@ def _unit(description: str, exec_start: str, answers: Answers, layout: Layout, a
         "ExecReload=/bin/kill -HUP $MAINPID", "Restart=on-failure", "RestartSec=3",
         # Everything the suite writes is for its user only (tokens, messages, files).
         "UMask=0077", "NoNewPrivileges=yes", "PrivateTmp=yes", "ProtectSystem=full", "ProtectHome=read-only",
-        f"ReadWritePaths={layout.root}",
+        f"ReadWritePaths={' '.join(str(p) for p in _writable(answers, layout))}",
         "", "[Install]", f"WantedBy={UNIT_PREFIX}.target", "",
     ]
     return "\n".join(lines)
+
+
+def _writable(answers: Answers, layout: Layout) -> list[Path]:
+    """What the processes write: the deployment, and an SQLite database kept elsewhere."""
+    paths = [layout.root]
+    if answers.sqlite is not None and not answers.sqlite.is_relative_to(layout.root):
+        paths.append(answers.sqlite.parent)
+    return paths
 
 
 def units(answers: Answers, topology: Topology, layout: Layout) -> dict[str, str]:
