@@ -18,6 +18,7 @@ import shlex
 import shutil
 import signal
 import socket
+import sqlite3
 import ssl
 import subprocess
 import sys
@@ -361,9 +362,16 @@ async def test_single_deployment_runs_from_the_generated_files(tmp_path, tls_env
         deployment.start_synapse()
         deployment.start_nginx()
         server = deployment.doc["server_name"]
-        # The bot account (registration is a step after `deploy init`), with the generated password.
-        bot_password = (deployment.out / "secrets" / "memo-bot.password").read_text().strip()
-        deployment.register("memo-bot", bot_password)
+        # The admin's and the bots' accounts: the step after starting Synapse; a second run changes nothing.
+        accounts = lgwan_chat("deploy", "accounts", deployment.out)
+        assert accounts.returncode == 0, accounts.stderr
+        assert "アカウントを登録しました: memo-bot" in accounts.stdout and "registered: admin" in accounts.stdout
+        again = lgwan_chat("deploy", "accounts", deployment.out)
+        assert again.returncode == 0 and "登録済みです: memo-bot" in again.stdout, again.stderr
+        assert mode(deployment.out / "secrets" / "admin.password") == 0o600
+        exempt = sqlite3.connect(deployment.out / "homeserver.db").execute(
+            "SELECT user_id, messages_per_second FROM ratelimit_override").fetchall()
+        assert exempt == [(f"@memo-bot:{server}", 0)]  # a busy bot never waits out the message limit
         deployment.start_bot("memo")
         deployment.register("tanaka", "pw-tanaka-1234")
         phone = await login(deployment, f"@tanaka:{server}", "pw-tanaka-1234", "internet")
@@ -464,8 +472,7 @@ async def test_workers_deployment_runs_from_the_generated_files(tmp_path, tls_en
         assert "/media/download/" not in main_log and "/media/upload" not in main_log
 
         # A bot works on workers as on one process.
-        bot_password = (deployment.out / "secrets" / "memo-bot.password").read_text().strip()
-        deployment.register("memo-bot", bot_password)
+        assert lgwan_chat("deploy", "accounts", deployment.out).returncode == 0
         deployment.start_bot("memo")
         dm = await phone.room_create(is_direct=True, invite=[f"@memo-bot:{server}"])
         assert isinstance(dm, RoomCreateResponse), dm

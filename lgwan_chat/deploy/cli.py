@@ -25,11 +25,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="書き込まず差分だけ表示 / show what would change, write nothing")
     checker = commands.add_parser("check", help="生成した構成を検証 / validate a deployment directory")
     checker.add_argument("outdir", type=Path, metavar="OUTDIR")
+    accounts = commands.add_parser("accounts", help="管理者とボットのアカウントを登録（Synapse の起動後）/ register "
+                                                    "the admin's and the bots' accounts (Synapse running)")
+    accounts.add_argument("outdir", type=Path, metavar="OUTDIR")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.deploy_command == "check":
         return run_check(args.outdir)
+    if args.deploy_command == "accounts":
+        return run_accounts(args.outdir)
     return run_init(args.answers, args.outdir, args.dry_run)
 
 
@@ -72,4 +77,20 @@ def run_check(outdir: Path) -> int:
         print(both("config.summary_errors", count=len(issues)), file=sys.stderr)
         return 1
     print(both("config.ok", file=outdir))
+    return 0
+
+
+def run_accounts(outdir: Path) -> int:
+    from lgwan_chat.homeserver import HttpError
+
+    from .accounts import ensure_accounts
+
+    try:
+        outcome = ensure_accounts(outdir)
+    except (OSError, HttpError, KeyError, StopIteration) as e:
+        print(both("deploy.accounts_failed", problem=e), file=sys.stderr)
+        return 1
+    for localpart, state in outcome.items():
+        print(both(f"deploy.account_{state}", user=localpart))
+    print(both("deploy.accounts_password", path=outdir / "secrets" / "admin.password"))
     return 0
