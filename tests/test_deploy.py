@@ -441,6 +441,11 @@ async def test_workers_deployment_runs_from_the_generated_files(tmp_path, tls_en
         assert seen, "the LGWAN message never reached the internet side"
         persisted = database.query("SELECT instance_name FROM events WHERE event_id = ?", sent)
         assert persisted == [("event_persister",)]
+        # The main process migrated every module's tables (the workers only use them).
+        from synapse_modules.zones.store import MIGRATIONS as ZONES
+
+        versions = dict(database.query("SELECT module, version FROM lgwan_schema_versions"))
+        assert versions.get("zones") == len(ZONES) and {"stamps", "bookmarks"} <= set(versions), versions
 
         # Read status (a module endpoint, on the client workers): the phone's receipt counts.
         status_path = f"/_synapse/client/lgwan/v1/rooms/{quote(room.room_id)}/read_status/{quote(sent)}"
