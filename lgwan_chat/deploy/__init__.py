@@ -7,5 +7,6 @@
 - ``secrets``: generated once, kept on every re-run (0600 files in a 0700 directory);
 - ``render``: every file of the deployment, as text;
 - ``apply``: writes them (keeping secrets and what the admin owns), shows a diff;
-- ``check``: validates a deployment directory with check-config's rules and messages.
+- ``check``: validates a deployment directory with check-config's rules and messages;
+- ``accounts``: once Synapse runs, the admin's and the bots' accounts (``deploy accounts``).
 """
