@@ -8,7 +8,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench bench-read-status bench-sanitize bench-polls bench-media-gate system-deps venv clean-demo
+.PHONY: demo test screenshots bench bench-read-status bench-sanitize bench-polls bench-media-gate system-deps venv clean-demo
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ test: $(STAMP)
 	@# Element's libraries for the interop tests, exactly as locked (again only when the lockfile changed)
 	cd tests/interop && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund --prefer-offline; }
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Pictures for the user guide: the demo as Nheko shows it, under Xvfb (docs/images/nheko-*.png, ~3 minutes).
+screenshots: system-deps $(STAMP)
+	@bash scripts/install-system-deps.sh screenshots
+	$(PY) scripts/screenshots.py
 
 bench: system-deps $(STAMP)
 	$(PY) bench/send_throughput.py $(BENCH_ARGS)

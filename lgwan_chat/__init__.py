@@ -1,17 +1,11 @@
 """lgwan-chat: a government chat suite on a stock Synapse homeserver.
 
-This package holds what the Synapse modules, the bots and the command line
-share: bilingual messages, configuration validation, and the code that
-renders, starts and stops a homeserver (used by the demo, the tests and the
-benchmarks alike).
+Two layers live here: ``lgwan_chat.core`` is the bottom every other part imports
+(bilingual messages, configuration checking, the organisation file, the suite's routes);
+the rest is operations, on top of everything: the ``lgwan-chat`` CLI, the demo,
+check-config's registry, provisioning, and the code that renders, starts and stops a
+homeserver, nginx and PostgreSQL (used by the demo, the tests and the benchmarks alike).
+See docs/architecture.md, "Layers".
 """
 
-from pathlib import Path
-
 __version__ = "0.1.0"
-
-#: The source checkout this package runs from (``pip install -e``), which holds
-#: ``config/`` templates. ``None`` when installed without the checkout.
-SOURCE_ROOT = Path(__file__).resolve().parent.parent
-if not (SOURCE_ROOT / "config" / "homeserver.template.yaml").is_file():
-    SOURCE_ROOT = None

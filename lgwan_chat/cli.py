@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from lgwan_chat.i18n import both
+from lgwan_chat.core.i18n import both
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def check_config(files: list[Path]) -> int:
-    from lgwan_chat.configcheck import check_file
+    from lgwan_chat.checkconfig import check_file
 
     errors = 0
     for path in files:

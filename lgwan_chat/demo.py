@@ -29,11 +29,12 @@ import yaml
 import bots
 from bots.runtime.accounts import exempt_from_rate_limits
 from bots.runtime.storage import RUNTIME_MIGRATIONS, Storage
-from lgwan_chat import organisation as org
-from lgwan_chat.configcheck import check_file
-from lgwan_chat.homeserver import Homeserver, HomeserverError, HomeserverSpec, HttpError, port_in_use
+from lgwan_chat.core import organisation as org
+from lgwan_chat.checkconfig import check_file
+from lgwan_chat.core.http import HttpError
+from lgwan_chat.homeserver import Homeserver, HomeserverError, HomeserverSpec, port_in_use
 from lgwan_chat.templates import config_dir, render
-from lgwan_chat.i18n import both, t
+from lgwan_chat.core.i18n import both, t
 from lgwan_chat.nginx import Nginx, NginxError, NginxSpec, nginx_binary
 
 SERVER_NAME = "demo-city.test"
@@ -67,8 +68,7 @@ def run(data_dir: Path, internet_port: int = 8008, lgwan_port: int = 8018, synap
 
     with open(data_dir / "modules.yaml", encoding="utf-8") as f:
         modules = yaml.safe_load(f)["modules"]
-    with open(data_dir / "organisation.yaml", encoding="utf-8") as f:
-        organisation = org.parse(yaml.safe_load(f)["organisation"])
+    organisation = org.load(data_dir / "organisation.yaml")
 
     use_nginx = nginx_binary() is not None
     offset = synapse_port_offset if use_nginx else 0

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from lgwan_chat.i18n import both
+from lgwan_chat.core.i18n import both
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

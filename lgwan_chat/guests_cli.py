@@ -10,7 +10,6 @@ account already exists). The expiry date is inclusive, in Japan time: ``--expire
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import sys
@@ -19,10 +18,10 @@ import urllib.request
 from typing import Any
 from urllib.parse import quote
 
-from lgwan_chat.i18n import both
+from lgwan_chat.core.guest_dates import GuestDateError, date_of, expires_ts
+from lgwan_chat.core.i18n import both
+from lgwan_chat.core.routes import GUESTS_PATH
 
-JST = datetime.timezone(datetime.timedelta(hours=9), "JST")
-GUESTS_PATH = "/_synapse/client/lgwan/v1/guests"
 
 
 class CliError(Exception):
@@ -50,22 +49,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     revoke = actions.add_parser("revoke", help="ゲストを無効にする / deactivate a guest now")
     revoke.add_argument("localpart")
     actions.add_parser("check", help="期限の確認を今すぐ実行 / run the expiry check now")
-
-
-def expires_ts(value: str, now: datetime.datetime | None = None) -> int:
-    """The end of that day in Japan time, in milliseconds."""
-    try:
-        day = datetime.date.fromisoformat(value.strip())
-    except ValueError:
-        raise CliError(both("guests.cli_bad_date", value=value)) from None
-    end = datetime.datetime.combine(day + datetime.timedelta(days=1), datetime.time(), JST)
-    if end <= (now or datetime.datetime.now(JST)):
-        raise CliError(both("guests.cli_past_date", value=value))
-    return int(end.timestamp() * 1000)
-
-
-def date_of(ts: int) -> str:
-    return datetime.datetime.fromtimestamp((ts - 1) / 1000, JST).date().isoformat()
 
 
 class Admin:
@@ -106,7 +89,7 @@ def run(args: argparse.Namespace, out: Any = None) -> int:
             raise CliError(both("guests.cli_no_token"))
         admin = Admin(args.homeserver, args.token)
         return _COMMANDS[args.guest_command](admin, args, out)
-    except CliError as e:
+    except (CliError, GuestDateError) as e:
         print(str(e), file=sys.stderr)
         return 1
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
-import json
 import os
 import secrets
 import signal
@@ -28,7 +27,8 @@ from typing import Any
 import attrs
 import yaml
 
-from lgwan_chat import SOURCE_ROOT
+from lgwan_chat.core import SOURCE_ROOT
+from lgwan_chat.core.http import HttpError, http_json  # noqa: F401 (HttpError: part of this module's API)
 from lgwan_chat.templates import config_dir, write_private
 from lgwan_chat.templates import render as render_template
 
@@ -264,36 +264,6 @@ def register_user(url: str, shared_secret: str, localpart: str, password: str, a
     if device_name:
         body["initial_device_display_name"] = device_name
     return http_json("POST", url, body)
-
-
-class HttpError(RuntimeError):
-    def __init__(self, status: int, body: Any):
-        super().__init__(f"HTTP {status}: {body}")
-        self.status = status
-        self.body = body
-
-    @property
-    def errcode(self) -> str | None:
-        return self.body.get("errcode") if isinstance(self.body, dict) else None
-
-
-def http_json(method: str, url: str, body: Any = None, token: str | None = None, timeout: float = 30) -> Any:
-    """One JSON request to a homeserver; ``HttpError`` with the parsed error body otherwise."""
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method)
-    request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as r:
-            return json.loads(r.read() or b"{}")
-    except urllib.error.HTTPError as e:
-        raw = e.read()
-        try:
-            parsed = json.loads(raw)
-        except ValueError:
-            parsed = raw.decode("utf-8", "replace")
-        raise HttpError(e.code, parsed) from None
 
 
 def child_env() -> dict[str, str]:

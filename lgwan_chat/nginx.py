@@ -18,7 +18,7 @@ from pathlib import Path
 
 import attrs
 
-from lgwan_chat.i18n import LANGUAGES, both, t
+from lgwan_chat.core.i18n import LANGUAGES, both, t
 from lgwan_chat.templates import render
 
 

@@ -8,7 +8,7 @@ import string
 from pathlib import Path
 from typing import Any
 
-from lgwan_chat import SOURCE_ROOT
+from lgwan_chat.core import SOURCE_ROOT
 
 
 def config_dir() -> Path:

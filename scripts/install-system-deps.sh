@@ -21,6 +21,11 @@ NEEDS=(libmagic1:libmagic.so.1 nginx-light:nginx bubblewrap:bwrap poppler-utils:
 if [ "${1:-}" = "test" ]; then
     NEEDS+=(chromium:chromium nodejs:node npm:npm)
 fi
+# With "screenshots" (make screenshots): Nheko, a Matrix client Debian packages, on a virtual screen.
+if [ "${1:-}" = "screenshots" ]; then
+    NEEDS+=(nheko:nheko xvfb:Xvfb xdotool:xdotool imagemagick:import
+            fonts-noto-color-emoji:/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf)
+fi
 
 missing=()
 for need in "${NEEDS[@]}"; do

@@ -12,7 +12,7 @@ from typing import Any
 
 from synapse.api.errors import Codes, SynapseError
 
-from lgwan_chat.i18n import LANGUAGES, both, t
+from lgwan_chat.core.i18n import LANGUAGES, both, t
 
 REASON_FIELD = "jp.lgwan.reason"
 MESSAGE_FIELD = "jp.lgwan.message"

@@ -15,10 +15,12 @@ from urllib.parse import unquote
 from synapse.api.errors import Codes, SynapseError
 from synapse.module_api import DirectServeJsonResource, ModuleApi
 
+from lgwan_chat.core.routes import ROOMS
+
 if TYPE_CHECKING:
     from synapse.http.site import SynapseRequest
 
-ROOMS_PREFIX = "/_synapse/client/lgwan/v1/rooms"
+ROOMS_PREFIX = ROOMS
 
 Handler = Callable[..., Awaitable[tuple[int, Any]]]
 

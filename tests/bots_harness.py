@@ -45,7 +45,7 @@ import pytest
 import yaml
 from nio import AsyncClient, RoomMessagesResponse, RoomSendResponse
 
-from lgwan_chat import SOURCE_ROOT
+from lgwan_chat.core import SOURCE_ROOT
 from lgwan_chat.homeserver import HttpError, child_env
 from lgwan_chat.postgres import PG_SETTINGS, PostgresDatabase
 

@@ -29,9 +29,9 @@ if __name__ == "__main__":  # run as a script: the checkout must be importable
 
 from bots.runtime import Arg, BotApp, Command, Context
 from bots.runtime import config as runtime_config
-from lgwan_chat.configcheck.issues import ConfigIssue
-from lgwan_chat.configcheck.schema import string
-from lgwan_chat.i18n import catalogue
+from lgwan_chat.core.configcheck.issues import ConfigIssue
+from lgwan_chat.core.configcheck.schema import string
+from lgwan_chat.core.i18n import catalogue
 
 log = logging.getLogger("echo_bot")
 

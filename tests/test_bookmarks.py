@@ -16,8 +16,8 @@ import pytest
 from nio import RoomPutStateResponse, RoomRedactResponse, RoomSendResponse
 from synapse.config import ConfigError
 
-from lgwan_chat.configcheck import check_document
-from lgwan_chat.i18n import t
+from lgwan_chat.checkconfig import check_document
+from lgwan_chat.core.i18n import t
 from synapse_modules.bookmarks import BookmarksModule
 from test_read_status import Room, call
 

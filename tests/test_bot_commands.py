@@ -18,7 +18,7 @@ from bots.runtime.commands import CommandSet, ParseError, parse_int, split_prefi
 from bots.runtime.config import InvitePolicy, RuntimeConfig
 from bots.runtime.storage import Storage
 from echo_bot import EchoBot
-from lgwan_chat.i18n import LANGUAGES, t
+from lgwan_chat.core.i18n import LANGUAGES, t
 
 PREFIXES = ("!", "！")
 

@@ -19,8 +19,8 @@ from nio import AsyncClient, LoginResponse, RoomCreateResponse, RoomInviteRespon
 from bots_harness import ask, replies, room_events, send_text, wait_membership, wait_replies
 from harness import http_get
 from lgwan_chat.cli import main as lgwan_chat
-from lgwan_chat.configcheck import SUITE_BOTS
-from lgwan_chat.i18n import t
+from lgwan_chat.checkconfig import SUITE_BOTS
+from lgwan_chat.core.i18n import t
 
 ECHO = Path(__file__).resolve().parent / "echo_bot.py"
 
@@ -142,7 +142,16 @@ async def test_mistakes_get_a_helpful_answer_and_a_failure_an_apology(homeserver
     room = await room_with(client, bot)
     see_help = t("bot.see_help", "ja", help="!ヘルプ")
 
-    answer = await ask(client, room, "!ないよ")
+    # In a room, a command like none of the bot's is left to the room's other bots (the polls bot's
+    # !アンケート must not draw "no such command" from the sanitizer bot); a near miss is answered.
+    not_mine = await send_text(client, room, "!ないよ")
+    await barrier(client, room, bot)
+    assert await replies(client, room, not_mine) == []
+    answer = await ask(client, room, "!こだ")
+    assert answer.startswith("「こだ」というコマンドはありません") and answer.endswith(see_help)
+    assert "!こだま" in answer
+    dm = await room_with(client, bot, direct=True)
+    answer = await ask(client, dm, "!ないよ")  # in a DM the bot is the one asked
     assert answer.startswith("「ないよ」というコマンドはありません") and answer.endswith(see_help)
     assert await ask(client, room, "!数 abc") == (
         t("bot.not_a_number", "ja", arg="数", value="abc", usage="!数 <数>") + "\n" + see_help)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lgwan_chat.configcheck import check_file
+from lgwan_chat.checkconfig import check_file
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

@@ -6,7 +6,7 @@ import re
 import string
 from pathlib import Path
 
-from lgwan_chat.i18n import LANGUAGES, catalogue
+from lgwan_chat.core.i18n import LANGUAGES, catalogue
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = [p for d in ("lgwan_chat", "synapse_modules", "bots") for p in (ROOT / d).rglob("*.py")]

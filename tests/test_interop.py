@@ -31,11 +31,14 @@ SCRIPTS = {
     "bookmarks": {"users": 2},
     "memo": {"users": 1, "bots": ["memo"]},
     "image_packs": {"users": 1},
+    "sanitizer": {"users": 2, "bots": ["sanitizer"]},
 }
 BOTS = {
     # As shipped (config/bots.template.yaml): the summary's pace is what staff see in Element.
     "polls": {"entry": ["-m", "bots.polls"], "options": {}, "zone": "lgwan"},
     "memo": {"entry": ["-m", "bots.memo"], "options": {}, "zone": "lgwan"},
+    # As the demo runs it: on the internet side, the zone module's trusted uploader (homeserver_modules).
+    "sanitizer": {"entry": ["-m", "bots.sanitizer"], "options": {"work_dir": "{folder}/work"}, "zone": "internet"},
 }
 #: A whole script may take this long on a busy 2-core machine before it is stopped.
 SCRIPT_TIMEOUT_S = 900
@@ -64,19 +67,45 @@ def node_project() -> Path:
 
 
 @pytest.fixture(scope="module")
+def homeserver_modules():
+    """Every module of the suite, the sanitizer bot trusted to upload for LGWAN devices."""
+    from lgwan_chat.homeserver import suite_modules
+
+    modules = suite_modules()
+    for module in modules:
+        if module["module"].startswith("synapse_modules.zones"):
+            module["config"] = {**module["config"], "trusted_uploaders": ["@sanitizer-bot:lgwan.test"]}
+    return modules
+
+
+@pytest.fixture(scope="module")
 def interop_bots(homeserver, tmp_path_factory):
     """The bots the scripts talk to, started once per homeserver."""
     started = {}
     try:
         for name, spec in BOTS.items():
-            bot = BotProcess(homeserver, tmp_path_factory.mktemp(f"interop-{name}"), name, entry=spec["entry"],
-                             options=spec["options"], zone=spec["zone"], storage=homeserver.backend)
+            folder = tmp_path_factory.mktemp(f"interop-{name}")
+            options = {key: value.format(folder=folder) if isinstance(value, str) else value
+                       for key, value in spec["options"].items()}
+            bot = BotProcess(homeserver, folder, name, entry=spec["entry"],
+                             options=options, zone=spec["zone"], storage=homeserver.backend)
             started[name] = bot
             bot.start().wait_ready()
         yield started
     finally:
         for bot in started.values():
             bot.close()
+
+
+def site_photo(path: Path) -> Path:
+    """A phone's photo with camera and GPS data (what the sanitizer must remove)."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110] = "Phone maker", "Phone model"
+    exif[0x8825] = {1: "N", 2: (35.0, 41.0, 22.0), 3: "E", 4: (139.0, 41.0, 30.0)}
+    Image.new("RGB", (640, 480), (90, 140, 200)).save(path, "JPEG", quality=85, exif=exif)
+    return path
 
 
 def tap_results(tap: str) -> list[tuple[bool, str, str]]:
@@ -107,6 +136,7 @@ def test_interop(script, homeserver, nginx_front, interop_bots, node_project, tm
         "users": [{"user_id": u.user_id, "password": u.password}
                   for u in (homeserver.new_user(script.replace("_", "")) for _ in range(spec["users"]))],
         "bots": {name: interop_bots[name].user_id for name in spec.get("bots", [])},
+        "files": {"photo": str(site_photo(tmp_path / "photo.jpg"))},
     }
     context_file = tmp_path / "context.json"
     context_file.write_text(json.dumps(context, ensure_ascii=False), encoding="utf-8")

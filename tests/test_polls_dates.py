@@ -1,4 +1,4 @@
-"""Dates and times as people write them (bots/polls/dates.py) and calendar files (bots/polls/ics.py)."""
+"""Dates and times as people write them (bots/runtime/dates.py) and calendar files (bots/polls/ics.py)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import re
 
 import pytest
 
-from bots.polls.dates import MAX_CANDIDATES, WEEKDAYS_JA, Candidate, DateError, format_when, parse_candidates, \
+from bots.runtime.dates import MAX_CANDIDATES, WEEKDAYS_JA, Candidate, DateError, format_when, parse_candidates, \
     parse_deadline
 from bots.polls.ics import event_ics, fold
-from lgwan_chat.i18n import catalogue
+from lgwan_chat.core.i18n import catalogue
 
 from zoneinfo import ZoneInfo
 

@@ -197,7 +197,7 @@ class _Ctx:
         self.said: list[str] = []
 
     def t(self, key, **params):
-        from lgwan_chat.i18n import t
+        from lgwan_chat.core.i18n import t
         return t(key, "ja", **params)
 
     async def reply(self, key, **params):

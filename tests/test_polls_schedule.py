@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bots.polls import events
-from bots.polls.dates import parse_candidates
+from bots.runtime.dates import parse_candidates
 from bots.polls.schedule import ScheduleError, parse_spec
 from bots.polls.schedule import label as candidate_label
 from bots_harness import BotProcess, ask, room_events

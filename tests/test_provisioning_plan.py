@@ -6,8 +6,8 @@ import copy
 
 import pytest
 
-from lgwan_chat.organisation import check, parse
-from lgwan_chat.provisioning.plan import ANNOUNCE_LEVEL, Observed, desired, make_plan, rooms_of, simulate
+from lgwan_chat.core.organisation import check, parse
+from lgwan_chat.core.provisioning_plan import ANNOUNCE_LEVEL, Observed, desired, make_plan, rooms_of, simulate
 
 CITY = {
     "municipality": {"id": "kita", "name": {"ja": "北市", "en": "Kita City"}},
@@ -207,7 +207,7 @@ def test_check_config_names_the_place_and_the_problem_in_both_languages(tmp_path
 
 
 def test_the_module_config_is_checked_by_check_config():
-    from lgwan_chat.configcheck import check_document
+    from lgwan_chat.checkconfig import check_document
 
     issues = check_document({"modules": [{"module": "synapse_modules.provisioning.ProvisioningModule",
                                           "config": {"provisioner": "provisioner"}}]})

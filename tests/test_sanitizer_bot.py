@@ -452,7 +452,7 @@ def test_every_type_the_engine_refuses_reads_as_words_in_both_languages():
     from bots.sanitizer.engine import detect
     from bots.sanitizer.engine.engine import REFUSED_KINDS
     from bots.sanitizer.engine.result import Note
-    from lgwan_chat.i18n import catalogue
+    from lgwan_chat.core.i18n import catalogue
 
     mimes = sorted(detect.EXECUTABLE | detect.SCRIPT | detect.HTML | detect.ENCRYPTED) + [
         "video/mp4", "video/quicktime", "audio/mpeg", "audio/x-wav", "application/octet-stream", "font/ttf",

@@ -25,7 +25,7 @@ from corpus_files import (BATCH, EXECUTABLE, HTML, SECRET, SHELL_SCRIPT, animate
                           jpeg_with_gps, jpeg_with_trailer, nested_zip, photo, png_header, png_with_text,
                           png_with_zip, small_zip, zip_cp932_names, zip_encrypted_flag, zip_lying_size, zip_many,
                           zip_of_zeros, zip_with_link)
-from lgwan_chat.i18n import catalogue
+from lgwan_chat.core.i18n import catalogue
 
 BIDI_AND_CONTROLS = {chr(c) for c in (*range(0x20), 0x7F, 0x200E, 0x200F, *range(0x202A, 0x202F),
                                       *range(0x2066, 0x206A))}

@@ -14,7 +14,7 @@ import pytest
 from nio import (RoomCreateError, RoomCreateResponse, RoomPutStateError, RoomPutStateResponse, RoomSendError,
                  RoomSendResponse)
 
-from lgwan_chat.i18n import t
+from lgwan_chat.core.i18n import t
 
 CALL_INVITE = {"call_id": "c1", "lifetime": 60000, "version": "1", "party_id": "p1",
                "offer": {"type": "offer", "sdp": "v=0"}}

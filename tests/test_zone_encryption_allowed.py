@@ -9,7 +9,7 @@ import urllib.request
 import pytest
 from nio import RoomCreateResponse, RoomPutStateResponse, RoomSendError, RoomSendResponse
 
-from lgwan_chat.i18n import t
+from lgwan_chat.core.i18n import t
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from typing import Any
 import attrs
 import pytest
 
-from lgwan_chat.i18n import t
+from lgwan_chat.core.i18n import t
 
 ZONE_MARKER = "jp.lgwan.room.zone"
 ACTORS = ("lgwan-device", "internet-device", "deviceless-via-lgwan", "deviceless-via-internet")

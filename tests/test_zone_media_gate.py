@@ -19,7 +19,7 @@ from nio import UploadResponse
 from PIL import Image
 
 from harness import http_get as fetch
-from lgwan_chat.i18n import t
+from lgwan_chat.core.i18n import t
 from synapse_modules.zones.rest.media_pending import PLACEHOLDER
 
 SANITIZER = "sanitizer-bot"

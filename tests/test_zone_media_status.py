@@ -7,7 +7,7 @@ import json
 import pytest
 
 from harness import http_get
-from lgwan_chat.i18n import t
+from lgwan_chat.core.i18n import t
 from test_zone_media_gate import gate_verdict, png, upload
 
 PATH = "/_synapse/client/lgwan/v1/media_status"

@@ -16,7 +16,7 @@ import urllib.request
 import pytest
 
 from lgwan_chat.homeserver import free_port
-from lgwan_chat.i18n import t
+from lgwan_chat.core.i18n import t
 from lgwan_chat.nginx import Nginx, NginxSpec
 
 

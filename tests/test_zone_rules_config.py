@@ -10,7 +10,7 @@ import yaml
 
 from lgwan_chat.cli import main
 from lgwan_chat.homeserver import HomeserverSpec, render
-from lgwan_chat.i18n import t
+from lgwan_chat.core.i18n import t
 
 
 def write(tmp_path: Path, doc: dict) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lgwan_chat.i18n import t
+from lgwan_chat.core.i18n import t
 from test_zone_endpoint import call_zone
 
 

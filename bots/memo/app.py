@@ -15,9 +15,10 @@ import html
 import re
 import time
 from typing import Any, Sequence
-from urllib.parse import quote
 
+from lgwan_chat.core.configcheck.issues import ConfigIssue
 from bots.runtime import Arg, Bot, BotApp, Command, Context
+from lgwan_chat.core.routes import BOOKMARKS, media_status_route
 
 from . import config as memo_config
 from .export import build_export
@@ -32,6 +33,9 @@ class MemoBot(BotApp):
     name = "memo"
     schema = memo_config.SCHEMA
     migrations = MIGRATIONS
+
+    def check_config(self, raw: Any) -> list[ConfigIssue]:
+        return memo_config.check(raw)
 
     def __init__(self) -> None:
         self.bot: Bot | None = None
@@ -118,8 +122,8 @@ class MemoBot(BotApp):
     async def untrusted(self, mxc: str) -> bool:
         """Whether the zone module says the file came from the internet side and waits for
         sanitization (LGWAN devices cannot open it until then)."""
-        server_media = mxc[len("mxc://"):]
-        status, body = await self.bot.suite_api("/_synapse/client/lgwan/v1/media_status/" + quote(server_media, safe="/"))
+        server, _, media_id = mxc[len("mxc://"):].partition("/")
+        status, body = await self.bot.suite_api(media_status_route(server, media_id))
         return status == 200 and isinstance(body, dict) and bool(body.get("untrusted"))
 
     # --- memo commands ---
@@ -251,7 +255,7 @@ class MemoBot(BotApp):
             params = {"user_id": ctx.sender, "limit": str(size)}
             if token:
                 params["from"] = token
-            status, body = await self.bot.suite_api("/_synapse/client/lgwan/v1/bookmarks", params)
+            status, body = await self.bot.suite_api(BOOKMARKS, params)
             if status != 200 or not isinstance(body, dict):
                 raise RuntimeError(f"bookmarks: {status} {body}")
             items, token = body.get("bookmarks") or [], body.get("next")

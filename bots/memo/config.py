@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lgwan_chat.configcheck.issues import ConfigIssue
+from lgwan_chat.core.configcheck.issues import ConfigIssue
 from bots.runtime import config as runtime
 
 SCHEMA: dict[str, dict] = {

@@ -16,6 +16,7 @@ import logging
 from typing import Any, Callable, Sequence
 from zoneinfo import ZoneInfo
 
+from lgwan_chat.core.configcheck.issues import ConfigIssue
 from bots.runtime import Arg, Bot, BotApp, Command, Context
 
 from . import config as polls_config
@@ -34,6 +35,9 @@ class PollsBot(BotApp):
     name = "polls"
     schema = polls_config.SCHEMA
     migrations = MIGRATIONS
+
+    def check_config(self, raw: Any) -> list[ConfigIssue]:
+        return polls_config.check(raw)
 
     def __init__(self) -> None:
         self.bot: Bot | None = None
@@ -103,11 +107,11 @@ class PollsBot(BotApp):
     def deadline_text(self, group: Group, lang: str) -> str:
         if group.deadline_ts is None:
             return ""
-        from .dates import format_when
+        from bots.runtime.dates import format_when
         return format_when(group.deadline_ts, lang, self.options.timezone)
 
     def parse_deadline(self, text: str) -> int:
-        from .dates import parse_deadline
+        from bots.runtime.dates import parse_deadline
         return int(parse_deadline(text, self.now(), self.options.timezone).timestamp() * 1000)
 
     # --- events ---
@@ -174,7 +178,7 @@ class PollsBot(BotApp):
 
     @staticmethod
     def t(lang: str, key: str, **params: Any) -> str:
-        from lgwan_chat.i18n import t
+        from lgwan_chat.core.i18n import t
         return t(key, lang, **params)
 
     async def explain(self, ctx: Context, error: Exception, example_key: str) -> None:

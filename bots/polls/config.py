@@ -8,8 +8,8 @@ import attrs
 
 from bots.runtime import clock
 from bots.runtime import config as runtime
-from lgwan_chat.configcheck.issues import ConfigIssue
-from lgwan_chat.configcheck.schema import USER_ID, mapping, string
+from lgwan_chat.core.configcheck.issues import ConfigIssue
+from lgwan_chat.core.configcheck.schema import USER_ID, mapping, string
 
 SCHEMA: dict[str, dict] = {
     # reminders to people who have not answered: mentions in the room, or a DM each

@@ -21,7 +21,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 from urllib.parse import quote
 
-from lgwan_chat.i18n import t
+from lgwan_chat.core.i18n import t
 
 from . import events
 from .store import Group, Poll, PollStore, now_ms
@@ -256,5 +256,5 @@ class Groups:
     def deadline_text(self, group: Group, lang: str, timezone: str) -> str:
         if group.deadline_ts is None:
             return ""
-        from .dates import format_when
+        from bots.runtime.dates import format_when
         return format_when(group.deadline_ts, lang, timezone)

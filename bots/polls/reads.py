@@ -18,6 +18,7 @@ from nio import RoomGetEventResponse
 
 from bots.runtime import Command, Context
 from bots.runtime.bot import without_reply_fallback
+from lgwan_chat.core.routes import room_route
 
 from .app import MANAGER_POWER_LEVEL, PollsBot
 from .groups import user_link
@@ -142,7 +143,7 @@ class Feature:
 
     async def read_status(self, room_id: str, event_id: str) -> tuple[list[str], list[str]]:
         """Who has read ``event_id`` and who has not, as the read status module answers."""
-        path = f"/_synapse/client/lgwan/v1/rooms/{quote(room_id, safe='')}/read_status/{quote(event_id, safe='')}"
+        path = room_route(room_id, "read_status", event_id)
         try:
             status, body = await self.app.bot.suite_api(path)
         except (aiohttp.ClientError, TimeoutError) as e:

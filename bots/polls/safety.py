@@ -15,18 +15,16 @@ from __future__ import annotations
 
 import html
 import logging
-import os
 import unicodedata
 from typing import TYPE_CHECKING, Awaitable, Callable, Sequence
 
-import yaml
 
 from bots.runtime import Arg, Command, Context
-from lgwan_chat import organisation as org
-from lgwan_chat.i18n import t
+from lgwan_chat.core import organisation as org
+from lgwan_chat.core.i18n import t
 
 from . import events
-from .dates import format_when
+from bots.runtime.dates import format_when
 from .events import Answer
 from .store import Group, Poll, now_ms
 from .tally import Tally
@@ -60,32 +58,26 @@ class Directory:
     when the file changes (an admin fixes a department without restarting the bot)."""
 
     def __init__(self, path: str | None):
-        self.path = path
-        self._stamp: tuple[int, int] | None = None
+        self.file = org.OrganisationFile(path) if path else None
         self.organisation: org.Organisation | None = None
         self.staff: dict[str, org.StaffMember] = {}
         self.order: list[str] = []  # department ids as the file lists them
         self._labels: dict[tuple[str, str], str] = {}
 
     def refresh(self) -> None:
-        if not self.path:
+        if self.file is None:
             return
         try:
-            stat = os.stat(self.path)
+            if not self.file.refresh():
+                return
         except OSError:
-            log.warning("organisation file missing", extra={"path": self.path})
+            log.warning("organisation file missing", extra={"path": self.file.path})
             return
-        stamp = (stat.st_mtime_ns, stat.st_size)
-        if stamp == self._stamp:
-            return
-        self._stamp = stamp
-        try:
-            with open(self.path, encoding="utf-8") as f:
-                raw = yaml.safe_load(f) or {}
-            parsed = org.parse(raw.get("organisation", raw) if isinstance(raw, dict) else raw)
         except Exception:
-            log.exception("organisation file unreadable: tallies without departments", extra={"path": self.path})
+            log.exception("organisation file unreadable: tallies without departments", extra={"path": self.file.path})
             return
+        parsed = self.file.organisation
+        assert parsed is not None  # refresh() returned True: a version was loaded
         self.organisation = parsed
         self.staff = {m.localpart: m for m in parsed.staff}
         self.order = [d.id for d in parsed.all_departments()]

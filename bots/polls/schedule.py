@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import attrs
 
 from bots.runtime import Arg, Command, Context
-from lgwan_chat.i18n import t
+from lgwan_chat.core.i18n import t
 
 from . import ics
-from .dates import MONTHS_EN, WEEKDAYS_EN, Candidate, DateError, parse_candidates
+from bots.runtime.dates import MONTHS_EN, WEEKDAYS_EN, Candidate, DateError, parse_candidates
 from .events import Answer
 from .store import Group, Poll
 from .tally import Tally

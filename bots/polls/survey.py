@@ -9,7 +9,7 @@ from typing import Callable, Sequence
 
 import attrs
 
-from lgwan_chat.i18n import t
+from lgwan_chat.core.i18n import t
 
 from .events import MAX_ANSWERS, Answer
 from .store import Group, Poll

@@ -19,7 +19,7 @@ from urllib.parse import unquote
 
 from bots.runtime import Arg, Command, Context
 
-from .dates import DateError, format_when
+from bots.runtime.dates import DateError, format_when
 from .groups import user_link
 from .store import now_ms
 from .task_store import Task, TaskStore

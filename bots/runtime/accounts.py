@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from lgwan_chat.homeserver import http_json
+from lgwan_chat.core.http import http_json
 
 
 def exempt_from_rate_limits(homeserver_url: str, admin_token: str, user_id: str) -> None:

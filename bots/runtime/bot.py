@@ -36,11 +36,13 @@ import aiohttp
 from nio import (AsyncClient, AsyncClientConfig, ErrorResponse, LoginResponse, MessageDirection,
                  RoomMessagesResponse, SyncResponse, UploadResponse, WhoamiResponse)
 
-from lgwan_chat.i18n import LANGUAGES, t
+from lgwan_chat.core.configcheck.issues import ConfigIssue
+from lgwan_chat.core.i18n import LANGUAGES, t
 
 from . import clock
 from .commands import Arg, Command, CommandSet, ParseError, split_prefix
 from .config import RuntimeConfig
+from .config import check as check_section
 from .storage import RUNTIME_MIGRATIONS, Storage
 
 log = logging.getLogger("lgwan_chat.bots")
@@ -79,6 +81,11 @@ class BotApp:
     schema: dict[str, dict] = {}
     #: the bot's tables, as numbered lists of statements (see Storage.migrate)
     migrations: list[list[str]] = []
+
+    def check_config(self, raw: Any) -> list[ConfigIssue]:
+        """The rules of this bot's ``bots: <name>:`` section, the ones check-config runs too
+        (default: the runtime's keys and ``schema``). Checked at start on this section only."""
+        return check_section(raw, self.schema)
 
     def commands(self) -> Sequence[Command]:
         return ()
@@ -392,6 +399,9 @@ class Bot:
         try:
             invocation = self.commands.parse(after_prefix)
         except ParseError as e:
+            if e.key == "bot.unknown_command" and not e.suggestions and not ctx.is_direct:
+                # Rooms often hold several bots: a command none of ours resembles is another bot's.
+                return "not-mine"
             await ctx.reply_text(e.message(ctx.lang, prefix) + "\n" + ctx.t("bot.see_help", help=f"{prefix}"
                                  + ("ヘルプ" if ctx.lang == "ja" else "help")))
             return "bad-command"

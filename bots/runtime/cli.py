@@ -45,7 +45,7 @@ def main(app_factory: Callable[[], BotApp], argv: list[str] | None = None) -> in
     parser.add_argument("--config", required=True, help="YAML with a bots: section")
     args = parser.parse_args(argv)
     try:
-        config = load(args.config, app.name, app.schema)
+        config = load(args.config, app.name, app.schema, app.check_config)
     except BotConfigError as e:
         print(str(e), file=sys.stderr)
         return 2

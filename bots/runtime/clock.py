@@ -8,7 +8,7 @@ import datetime
 import functools
 from zoneinfo import ZoneInfo
 
-from lgwan_chat.i18n import t
+from lgwan_chat.core.i18n import t
 
 DEFAULT_TIMEZONE = "Asia/Tokyo"
 #: zones with a name people use (日本時間 rather than JST); others are shown by their abbreviation

@@ -14,7 +14,7 @@ from typing import Any, Awaitable, Callable, Sequence
 
 import attrs
 
-from lgwan_chat.i18n import Msg, t
+from lgwan_chat.core.i18n import Msg, t
 
 _SEPARATORS = re.compile(r"[\s\u3000、，,]+")
 _QUOTES = {"「": "」", "『": "』", '"': '"', "“": "”", "'": "'"}

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import attrs
 import yaml
 
-from lgwan_chat.configcheck.issues import ConfigIssue, format_path
-from lgwan_chat.configcheck.schema import USER_ID, mapping, string, validate
-from lgwan_chat.i18n import LANGUAGES
+from lgwan_chat.core.configcheck.issues import ConfigIssue, format_path
+from lgwan_chat.core.configcheck.schema import USER_ID, mapping, string, validate
+from lgwan_chat.core.i18n import LANGUAGES
 
 from . import clock
 
@@ -108,20 +108,27 @@ class BotConfigError(Exception):
     """Bad bot configuration; the message names the file, the key and the problem in ja and en."""
 
 
-def load(path: str | Path, name: str, bot_schema: dict[str, dict]) -> RuntimeConfig:
-    from lgwan_chat.configcheck import SUITE_BOTS, check_file
-    from lgwan_chat.configcheck.yamlfile import load as load_yaml
+def load(path: str | Path, name: str, bot_schema: dict[str, dict],
+         check_section: Callable[[Any], list[ConfigIssue]] | None = None) -> RuntimeConfig:
+    """The bot ``name``'s configuration from ``path``, checked first with the bot's own rules
+    (``check_section``, by default the runtime's keys plus ``bot_schema``): the same rules
+    check-config runs on that section. Only this bot's section is checked, so a bot imports
+    no other bot and starts even when a neighbour's section has a mistake."""
+    from lgwan_chat.core.configcheck import load_file, locate
 
-    issues = [i for i in check_file(path) if i.path[:2] == ("bots", name) or len(i.path) < 2]
-    if name not in SUITE_BOTS and not [i for i in issues if len(i.path) < 2]:
-        # Not registered for check-config (e.g. a bot in development): its own rules, not
-        # "there is no such bot".
-        issues = [i for i in issues if i.key != "config.unknown_bot"]
-        doc, lines, _ = load_yaml(Path(path).read_text(encoding="utf-8"))
-        raw = (doc.get("bots") or {}).get(name) if isinstance(doc, dict) else None
+    doc, lines, issues = load_file(path)
+    if doc is not None or not issues:
+        # YAML problems (duplicate keys) of other sections are theirs to report
+        issues = [i for i in issues if i.path[:2] == ("bots", name) or len(i.path) < 2]
+        if not isinstance(doc, dict):
+            issues.append(ConfigIssue((), "config.not_mapping"))
+        elif "bots" in doc:
+            issues += [i.with_location(None, ("bots",)) for i in validate(doc["bots"], {"type": "object"})]
+        raw = (doc.get("bots") or {}).get(name) if isinstance(doc, dict) and isinstance(doc.get("bots"), dict) else None
         if raw is not None:
-            issues += [i.with_location(str(path), ("bots", name), lines) for i in check(raw, bot_schema)]
-            issues.sort(key=lambda i: i.line or 0)
+            own = check_section(raw) if check_section is not None else check(raw, bot_schema)
+            issues += [i.with_location(None, ("bots", name)) for i in own]
+        issues = locate(issues, path, lines)
     if issues:
         raise BotConfigError("\n".join(i.format() for i in issues))
     doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}

@@ -30,10 +30,12 @@ from urllib.parse import quote
 
 from nio import RoomResolveAliasResponse
 
+from lgwan_chat.core.configcheck.issues import ConfigIssue
 from bots.runtime import Arg, Bot, BotApp, Command, Context
-from bots.polls.dates import DateError, parse_deadline
+from bots.runtime.dates import DateError, parse_deadline
 from bots.runtime.bot import TooLarge
-from lgwan_chat.guests_cli import GUESTS_PATH, CliError, date_of, expires_ts
+from lgwan_chat.core.guest_dates import GuestDateError, date_of, expires_ts
+from lgwan_chat.core.routes import GUESTS_PATH, media_status_route
 
 from . import config as sanitizer_config
 from .delivery import deliver, report
@@ -51,6 +53,9 @@ class SanitizerBot(BotApp):
     name = "sanitizer"
     schema = sanitizer_config.SCHEMA
     migrations = MIGRATIONS
+
+    def check_config(self, raw: Any) -> list[ConfigIssue]:
+        return sanitizer_config.check(raw)
 
     def __init__(self) -> None:
         self.bot: Bot | None = None
@@ -138,7 +143,7 @@ class SanitizerBot(BotApp):
 
     async def _untrusted(self, mxc: str) -> bool:
         server, _, media_id = mxc.removeprefix("mxc://").partition("/")
-        status, body = await self.bot.suite_api(f"/_synapse/client/lgwan/v1/media_status/{server}/{media_id}")
+        status, body = await self.bot.suite_api(media_status_route(server, media_id))
         if status != 200 or not isinstance(body, dict):
             # Cannot tell (module off, server trouble): sanitize. A needless copy beats a missed one.
             log.warning("media_status unavailable; sanitizing", extra={"mxc": mxc, "status": status})
@@ -303,7 +308,7 @@ class SanitizerBot(BotApp):
         try:
             day = parse_deadline(text, datetime.datetime.now(datetime.timezone.utc))
             return expires_ts(day.date().isoformat())
-        except (DateError, CliError):
+        except (DateError, GuestDateError):
             return None
 
     async def _guest_and_expiry(self, ctx: Context, localpart: str, expiry: str) -> tuple[str, int] | None:
@@ -404,7 +409,7 @@ class SanitizerBot(BotApp):
         """Post what a contractor uploaded into the link's room: one notice naming them, then each
         file (its report, then the sanitized copy) as a reply to that notice."""
         lang = self.bot.language_for("", room_id)
-        from lgwan_chat.i18n import t
+        from lgwan_chat.core.i18n import t
 
         header = t("sanitizer.upload_arrived", lang, who=uploader, count=len(results),
                    sanitized=sum(1 for r in results if r.ok))

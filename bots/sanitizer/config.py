@@ -7,8 +7,8 @@ from typing import Any
 import attrs
 
 from bots.runtime import config as runtime
-from lgwan_chat.configcheck.issues import ConfigIssue
-from lgwan_chat.configcheck.schema import USER_ID, mapping, string
+from lgwan_chat.core.configcheck.issues import ConfigIssue
+from lgwan_chat.core.configcheck.schema import USER_ID, mapping, string
 
 from .engine import policy
 

@@ -13,7 +13,7 @@ from typing import Any
 from PIL import Image
 
 from bots.runtime import Bot
-from lgwan_chat.i18n import t
+from lgwan_chat.core.i18n import t
 
 from .engine import Output, Result
 from .engine.filetypes import file_type_words  # noqa: F401 (re-exported)

@@ -16,7 +16,8 @@ from pathlib import Path
 import yaml
 
 from bots.runtime.accounts import exempt_from_rate_limits
-from lgwan_chat.homeserver import HttpError, http_json, register_user
+from lgwan_chat.core.http import HttpError, http_json
+from lgwan_chat.homeserver import register_user
 from lgwan_chat.templates import write_private
 
 from .render import UNIT_PREFIX, Layout

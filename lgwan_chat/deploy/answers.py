@@ -14,9 +14,9 @@ from urllib.parse import urlsplit
 import attrs
 
 import bots
-from lgwan_chat.configcheck import ConfigIssue
-from lgwan_chat.configcheck.schema import SERVER_NAME, mapping, string, validate
-from lgwan_chat.configcheck.yamlfile import load
+from lgwan_chat.core.configcheck import ConfigIssue
+from lgwan_chat.core.configcheck.schema import SERVER_NAME, mapping, string, validate
+from lgwan_chat.core.configcheck.yamlfile import load
 
 ZONES = ("internet", "lgwan")
 SIZES = ("single", "workers")

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import yaml
 
-from lgwan_chat.configcheck import ConfigIssue, check_document, check_file
+from lgwan_chat.checkconfig import check_document, check_file
+from lgwan_chat.core.configcheck import ConfigIssue
 
 from .render import Layout
 

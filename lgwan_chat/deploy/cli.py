@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from lgwan_chat.i18n import both
+from lgwan_chat.core.i18n import both
 
 from . import answers as answers_file
 from .apply import plan, write
@@ -81,7 +81,7 @@ def run_check(outdir: Path) -> int:
 
 
 def run_accounts(outdir: Path) -> int:
-    from lgwan_chat.homeserver import HttpError
+    from lgwan_chat.core.http import HttpError
 
     from .accounts import ensure_accounts
 

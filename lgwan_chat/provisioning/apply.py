@@ -18,11 +18,11 @@ from typing import Any
 
 import attrs
 
-from lgwan_chat.homeserver import HttpError, http_json
-from lgwan_chat.i18n import both
-from lgwan_chat.organisation import Organisation
+from lgwan_chat.core.http import HttpError, http_json
+from lgwan_chat.core.i18n import both
+from lgwan_chat.core.organisation import Organisation
 
-from .plan import MARKER, Action, Observed, ObservedRoom, Plan, desired
+from lgwan_chat.core.provisioning_plan import MARKER, Action, Observed, ObservedRoom, Plan, desired
 
 
 class ProvisioningError(RuntimeError):

@@ -15,9 +15,8 @@ import os
 import sys
 from pathlib import Path
 
-import yaml
 
-from lgwan_chat.i18n import both
+from lgwan_chat.core.i18n import both
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,11 +56,11 @@ def _token(args: argparse.Namespace) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lgwan_chat.configcheck import check_file
-    from lgwan_chat.organisation import parse
+    from lgwan_chat.checkconfig import check_file
+    from lgwan_chat.core.organisation import load as load_organisation
 
     from .apply import Homeserver, HttpError, ProvisioningError
-    from .plan import make_plan
+    from lgwan_chat.core.provisioning_plan import make_plan
 
     issues = check_file(args.file)
     if issues:
@@ -69,8 +68,7 @@ def run(args: argparse.Namespace) -> int:
             print(issue.format(), file=sys.stderr)
         print(both("config.summary_errors", count=len(issues)), file=sys.stderr)
         return 1
-    with open(args.file, encoding="utf-8") as f:
-        org = parse(yaml.safe_load(f)["organisation"])
+    org = load_organisation(args.file)
     try:
         token = _token(args)
         if not token:

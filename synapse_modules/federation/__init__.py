@@ -41,7 +41,7 @@ from typing import Any
 
 from synapse.module_api import NOT_SPAM, ModuleApi
 
-from lgwan_chat.i18n import both
+from lgwan_chat.core.i18n import both
 from synapse_modules._errors import refusal, spam_verdict
 from synapse_modules._synapse_internals import federation_domain_whitelist
 

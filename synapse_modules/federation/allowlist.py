@@ -24,9 +24,9 @@ from typing import Any
 
 import attrs
 
-from lgwan_chat.configcheck.issues import ConfigIssue
-from lgwan_chat.configcheck.schema import SERVER_NAME, bilingual_name, mapping, string, validate
-from lgwan_chat.configcheck.yamlfile import load
+from lgwan_chat.core.configcheck.issues import ConfigIssue
+from lgwan_chat.core.configcheck.schema import SERVER_NAME, bilingual_name, mapping, string, validate
+from lgwan_chat.core.configcheck.yamlfile import load
 
 ROLES = ("prefecture", "municipality", "other")
 ROOM_ALIAS = string(pattern=r"^#[^:\s]+:[A-Za-z0-9.-]+(:[0-9]+)?$", **{"x-hint": "federation.hint_alias"})

@@ -13,9 +13,9 @@ from typing import Any
 
 import attrs
 
-from lgwan_chat.configcheck.issues import ConfigIssue, format_path, raise_config_error
-from lgwan_chat.i18n import Msg
-from lgwan_chat.configcheck.schema import mapping, string, validate
+from lgwan_chat.core.configcheck.issues import ConfigIssue, format_path, raise_config_error
+from lgwan_chat.core.i18n import Msg
+from lgwan_chat.core.configcheck.schema import mapping, string, validate
 
 from .allowlist import AllowList, AllowListError, load_allowlist, verify_key_from_base64, whitelist
 

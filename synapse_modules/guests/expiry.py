@@ -12,7 +12,8 @@ import logging
 
 from synapse.module_api import ModuleApi
 
-from lgwan_chat.i18n import both
+from lgwan_chat.core.guest_dates import JST
+from lgwan_chat.core.i18n import both
 from synapse_modules._synapse_internals import deactivate_user
 
 from .config import GuestsConfig
@@ -20,7 +21,6 @@ from .store import GuestStore, now_ms
 
 logger = logging.getLogger(__name__)
 
-JST = datetime.timezone(datetime.timedelta(hours=9), "JST")
 DAY_MS = 86_400_000
 
 

@@ -21,14 +21,12 @@ The file is read when it changes, so every process (workers too) follows it.
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
-import yaml
 from synapse.module_api import ModuleApi
 
-from lgwan_chat.organisation import Organisation, parse as parse_organisation
-from lgwan_chat.provisioning.plan import rooms_of
+from lgwan_chat.core.organisation import Organisation, OrganisationFile
+from lgwan_chat.core.provisioning_plan import rooms_of
 
 from .config import ProvisioningConfig, parse
 
@@ -39,7 +37,7 @@ class ProvisioningModule:
     def __init__(self, config: ProvisioningConfig, api: ModuleApi):
         self._config = config
         self._api = api
-        self._loaded: tuple[float, Organisation] | None = None
+        self._file = OrganisationFile(config.organisation_file)
         api.register_account_validity_callbacks(on_user_registration=self.on_user_registration,
                                                 on_user_login=self.on_user_login)
 
@@ -49,15 +47,11 @@ class ProvisioningModule:
 
     def organisation(self) -> Organisation | None:
         """The organisation file, read again when it changes; the last good one if it breaks."""
-        path = self._config.organisation_file
         try:
-            mtime = os.stat(path).st_mtime
-            if self._loaded is None or self._loaded[0] != mtime:
-                with open(path, encoding="utf-8") as f:
-                    self._loaded = (mtime, parse_organisation(yaml.safe_load(f)["organisation"]))
+            self._file.refresh()
         except Exception as e:  # a broken file must not break logins
-            logger.error("provisioning: cannot read %s: %s", path, e)
-        return self._loaded[1] if self._loaded else None
+            logger.error("provisioning: cannot read %s: %s", self._file.path, e)
+        return self._file.organisation
 
     async def on_user_registration(self, user_id: str) -> None:
         await self.join_rooms(user_id)

@@ -9,8 +9,8 @@ from typing import Any
 
 import attrs
 
-from lgwan_chat.configcheck.issues import ConfigIssue, raise_config_error
-from lgwan_chat.configcheck.schema import USER_ID, mapping, string, validate
+from lgwan_chat.core.configcheck.issues import ConfigIssue, raise_config_error
+from lgwan_chat.core.configcheck.schema import USER_ID, mapping, string, validate
 
 SCHEMA = mapping(
     {

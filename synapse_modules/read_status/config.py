@@ -6,8 +6,8 @@ from typing import Any
 
 import attrs
 
-from lgwan_chat.configcheck.issues import ConfigIssue, raise_config_error
-from lgwan_chat.configcheck.schema import mapping, validate
+from lgwan_chat.core.configcheck.issues import ConfigIssue, raise_config_error
+from lgwan_chat.core.configcheck.schema import mapping, validate
 
 SCHEMA = mapping({
     # most events one batch request may ask about

@@ -12,9 +12,9 @@ from typing import Any
 
 import attrs
 
-from lgwan_chat import SOURCE_ROOT
-from lgwan_chat.configcheck.issues import ConfigIssue, raise_config_error
-from lgwan_chat.configcheck.schema import IDENTIFIER, bilingual_name, mapping, string, validate
+from lgwan_chat.core import SOURCE_ROOT
+from lgwan_chat.core.configcheck.issues import ConfigIssue, raise_config_error
+from lgwan_chat.core.configcheck.schema import IDENTIFIER, bilingual_name, mapping, string, validate
 
 from .images import StampImage, StampImageError, load
 

@@ -18,6 +18,7 @@ import logging
 from synapse.api.errors import SynapseError
 from synapse.module_api import ModuleApi
 
+from lgwan_chat.core.routes import STAMPS_PICKER
 from synapse_modules._synapse_internals import active_local_users_txn, upload_media
 
 from .config import StampsConfig
@@ -30,7 +31,7 @@ PACK_STATE_TYPES = ("im.ponies.room_emotes", "m.room.image_pack")
 EMOTE_ROOMS = "im.ponies.emote_rooms"
 WIDGETS = "m.widgets"
 WIDGET_ID = "lgwan_stamps"
-PICKER_PATH = "/_synapse/client/lgwan/v1/stamps/picker"
+PICKER_PATH = STAMPS_PICKER
 
 
 class PackPublisher:

@@ -10,8 +10,8 @@ from typing import Any
 
 import attrs
 
-from lgwan_chat.configcheck.issues import ConfigIssue, raise_config_error
-from lgwan_chat.configcheck.schema import CIDR, LISTENER_TAG, SERVER_NAME, USER_ID, mapping, string, validate
+from lgwan_chat.core.configcheck.issues import ConfigIssue, raise_config_error
+from lgwan_chat.core.configcheck.schema import CIDR, LISTENER_TAG, SERVER_NAME, USER_ID, mapping, string, validate
 
 ZONES = ("lgwan", "internet")
 _ZONE = {"enum": list(ZONES)}

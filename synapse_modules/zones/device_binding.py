@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lgwan_chat.i18n import Msg
+from lgwan_chat.core.i18n import Msg
 from synapse_modules._errors import refusal, spam_verdict
 from synapse_modules._synapse_internals import current_request_origin
 from synapse_modules.guests.lookup import is_registered_guest

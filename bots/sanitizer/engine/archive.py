@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from lgwan_chat.i18n import t
+from lgwan_chat.core.i18n import t
 
 from .budgets import inflated_size
 from .detect import detect

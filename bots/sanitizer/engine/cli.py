@@ -12,8 +12,8 @@ from pathlib import Path
 
 import yaml
 
-from lgwan_chat.configcheck.schema import validate
-from lgwan_chat.i18n import LANGUAGES, both
+from lgwan_chat.core.configcheck.schema import validate
+from lgwan_chat.core.i18n import LANGUAGES, both
 
 from .audit import AuditLog
 from .engine import Sanitizer

@@ -6,7 +6,7 @@ replies, the upload page, ``lgwan-chat sanitize``) says it in words.
 
 from __future__ import annotations
 
-from lgwan_chat.i18n import t
+from lgwan_chat.core.i18n import t
 
 #: MIME types (as libmagic names them) -> the words for them (``sanitizer.filetype.*``). A person
 #: reads "プログラム（実行ファイル）", never ``application/vnd.microsoft.portable-executable``; a type

@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 
-from lgwan_chat.configcheck.schema import mapping
+from lgwan_chat.core.configcheck.schema import mapping
 
 #: what each kind may be set to; the first is the default
 CHOICES: dict[str, tuple[str, ...]] = {

@@ -10,7 +10,7 @@ from typing import Any
 
 import attrs
 
-from lgwan_chat.i18n import t
+from lgwan_chat.core.i18n import t
 
 from .filetypes import file_type_words
 

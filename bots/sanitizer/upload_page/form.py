@@ -8,7 +8,7 @@ from html import escape
 from aiohttp import web
 
 from bots.runtime import clock
-from lgwan_chat.i18n import t
+from lgwan_chat.core.i18n import t
 
 from .html import language, page, problem
 

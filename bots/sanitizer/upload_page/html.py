@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from lgwan_chat.i18n import LANGUAGES, t
+from lgwan_chat.core.i18n import LANGUAGES, t
 
 #: no framing, no referrer (the token is in the URL), nothing from elsewhere, nothing cached
 HEADERS = {

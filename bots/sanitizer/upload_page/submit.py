@@ -14,7 +14,7 @@ from html import escape
 
 from aiohttp import web
 
-from lgwan_chat.i18n import t
+from lgwan_chat.core.i18n import t
 
 from ..engine.filenames import clean
 from ..delivery import report

@@ -17,6 +17,7 @@ from urllib.parse import quote
 from synapse.api.errors import Codes
 from synapse.module_api import DirectServeJsonResource, ModuleApi
 
+from lgwan_chat.core.routes import BOOKMARKS
 from synapse_modules._errors import error, refusal
 from synapse_modules._synapse_internals import events_seen_by
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from ..reactions import ReactionFeed
     from synapse.http.site import SynapseRequest
 
-PATH = "/_synapse/client/lgwan/v1/bookmarks"
+PATH = BOOKMARKS
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 #: A Matrix user id, historical localparts (any printable ASCII but ":") included.

@@ -30,6 +30,7 @@ from urllib.parse import unquote
 from synapse.api.errors import Codes, SynapseError
 from synapse.module_api import DirectServeJsonResource, ModuleApi, UserID
 
+from lgwan_chat.core.routes import GUESTS_PATH
 from synapse_modules._errors import error, refusal
 from synapse_modules._synapse_internals import register_password_user
 
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-PATH = "/_synapse/client/lgwan/v1/guests"
+PATH = GUESTS_PATH
 USER_ID = re.compile(r"@[!-9;-~]+:[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 MAX_NAME = 200
 MAX_PASSWORD = 512

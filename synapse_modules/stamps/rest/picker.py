@@ -17,13 +17,15 @@ from typing import TYPE_CHECKING
 from synapse.api.errors import Codes, SynapseError
 from synapse.module_api import DirectServeJsonResource
 
+from lgwan_chat.core.routes import STAMPS
+
 from ..config import StampsConfig
 from ..pack import PackPublisher
 
 if TYPE_CHECKING:
     from synapse.http.site import SynapseRequest
 
-PREFIX = "/_synapse/client/lgwan/v1/stamps"
+PREFIX = STAMPS
 PAGE = (Path(__file__).resolve().parent.parent / "assets" / "picker.html").read_bytes()
 
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from synapse.module_api import DirectServeJsonResource
 
+from lgwan_chat.core.routes import MEDIA_GATE
 from synapse_modules._errors import refusal
 from synapse_modules._synapse_internals import current_request_origin, local_media_has_content
 
@@ -34,7 +35,7 @@ from ..zone import zone_of
 if TYPE_CHECKING:
     from synapse.http.site import SynapseRequest
 
-PATH = "/_synapse/client/lgwan/v1/media_gate"
+PATH = MEDIA_GATE
 ORIGINAL_URI_HEADER = b"X-Original-URI"
 #: nginx forwards this to media_pending (auth_request_set), which words its answer by it.
 REASON_HEADER = b"X-Lgwan-Gate-Reason"

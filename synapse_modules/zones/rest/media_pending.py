@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from synapse.module_api import DirectServeJsonResource
 
+from lgwan_chat.core.routes import MEDIA_PENDING
 from synapse_modules._errors import refusal
 
 from .. import media_paths
@@ -22,7 +23,7 @@ from .media_gate import REASON_HEADER, original_uri
 if TYPE_CHECKING:
     from synapse.http.site import SynapseRequest
 
-PATH = "/_synapse/client/lgwan/v1/media_pending"
+PATH = MEDIA_PENDING
 PLACEHOLDER = Path(__file__).resolve().parent.parent / "assets" / "pending-sanitization.png"
 
 

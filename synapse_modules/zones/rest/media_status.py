@@ -15,6 +15,7 @@ from urllib.parse import unquote
 from synapse.api.errors import Codes
 from synapse.module_api import DirectServeJsonResource, ModuleApi
 
+from lgwan_chat.core.routes import MEDIA_STATUS
 from synapse_modules._errors import error
 
 from ..media import MediaRules
@@ -22,7 +23,7 @@ from ..media import MediaRules
 if TYPE_CHECKING:
     from synapse.http.site import SynapseRequest
 
-PATH = "/_synapse/client/lgwan/v1/media_status"
+PATH = MEDIA_STATUS
 # Server name: host name, IPv4 or [IPv6], optional port. Media id: the characters the spec allows.
 SERVER_NAME = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 MEDIA_ID = re.compile(r"[A-Za-z0-9_-]{1,255}")

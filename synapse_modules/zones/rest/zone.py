@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from synapse.module_api import DirectServeJsonResource, ModuleApi
 
+from lgwan_chat.core.routes import ZONE
 from synapse_modules._errors import refusal
 from synapse_modules._synapse_internals import current_request_origin
 
@@ -15,7 +16,7 @@ from ..zone import zone_of
 if TYPE_CHECKING:
     from synapse.http.site import SynapseRequest
 
-PATH = "/_synapse/client/lgwan/v1/zone"
+PATH = ZONE
 
 
 class ZoneResource(DirectServeJsonResource):

@@ -31,8 +31,8 @@ from typing import Any
 
 import attrs
 
-from lgwan_chat.i18n import LANGUAGES, t
-from lgwan_chat.organisation import SPACE_SUFFIX, Name, Organisation
+from lgwan_chat.core.i18n import LANGUAGES, t
+from lgwan_chat.core.organisation import SPACE_SUFFIX, Name, Organisation
 
 #: power level needed to post in the all-staff announcement room
 ANNOUNCE_LEVEL = 50

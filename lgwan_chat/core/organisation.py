@@ -10,12 +10,14 @@ may post, and ``roles:`` gives the power level of each staff ``title``.
 
 from __future__ import annotations
 
+import os
 from typing import Any, Iterator
 
 import attrs
+import yaml
 
-from lgwan_chat.configcheck.issues import ConfigIssue, format_path
-from lgwan_chat.configcheck.schema import IDENTIFIER, LOCALPART, bilingual_name, mapping, string, validate
+from lgwan_chat.core.configcheck.issues import ConfigIssue, format_path
+from lgwan_chat.core.configcheck.schema import IDENTIFIER, LOCALPART, bilingual_name, mapping, string, validate
 
 _ROOM = mapping({"id": IDENTIFIER, "name": bilingual_name(), "topic": bilingual_name()}, required=("id", "name"))
 
@@ -306,3 +308,39 @@ def parse(section: Any) -> Organisation:
             name=name(raw_announcement["name"]), id=raw_announcement.get("id", DEFAULT_ANNOUNCEMENT_ID),
             topic=name(raw_announcement.get("topic")), posters=tuple(raw_announcement.get("posters", []))),
     )
+
+
+def load(path: str | os.PathLike[str]) -> Organisation:
+    """The organisation in a YAML file: its ``organisation:`` section (or the whole file when it
+    holds only that section's keys). Raises OSError or ValueError (listing every problem)."""
+    with open(path, encoding="utf-8") as f:
+        try:
+            raw = yaml.safe_load(f)
+        except yaml.YAMLError as e:
+            raise ValueError(f"{path}: {e}") from None
+    return parse(raw.get("organisation", raw) if isinstance(raw, dict) else raw)
+
+
+class OrganisationFile:
+    """An organisation file read again when it changes (an admin fixes a department without
+    restarting anything); a change that breaks it keeps the last good version."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = path
+        self._stamp: tuple[int, int] | None = None
+        #: the last version read without problems, None before the first
+        self.organisation: Organisation | None = None
+
+    def refresh(self) -> bool:
+        """Read the file if it changed since the last call; True when a new version was loaded.
+
+        Raises OSError when the file cannot be read, ValueError when it is not a valid
+        organisation: the last good version stays in ``organisation``, and the same broken
+        version is not read (nor reported) again."""
+        stat = os.stat(self.path)
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        self.organisation = load(self.path)
+        return True

@@ -1,8 +1,10 @@
-"""Validation of the suite's YAML, shared by ``lgwan-chat check-config``, the
-modules' ``parse_config`` and the bots: one set of rules, one set of messages.
+"""``lgwan-chat check-config``'s registry: which sections a suite YAML file may hold and whose
+rules check each (the suite's Synapse modules, bots, organisation and federation allow-list).
 
-A file may hold any of these top-level sections (a full homeserver.yaml is
-fine: Synapse's own keys are left to Synapse):
+An operations module: it imports every module's and bot's ``config``, which the generic
+checking in ``lgwan_chat.core.configcheck`` must not (core imports nothing above it). A file
+may hold any of these top-level sections (a full homeserver.yaml is fine: Synapse's own keys
+are left to Synapse):
 
 - ``modules``: Synapse's modules block; entries naming a module of this suite
   have their ``config`` checked by that module's rules.
@@ -17,12 +19,11 @@ import importlib
 from pathlib import Path as FsPath
 from typing import Any, Callable, Iterable
 
-from .issues import ConfigIssue, format_path, raise_config_error
-from .schema import validate
-from .yamlfile import load
+from lgwan_chat.core import configcheck, organisation
+from lgwan_chat.core.configcheck import ConfigIssue, Section
+from lgwan_chat.core.configcheck.schema import validate
 
-__all__ = ["ConfigIssue", "check_document", "check_file", "format_path", "raise_config_error",
-           "SUITE_MODULES", "SUITE_BOTS"]
+__all__ = ["SUITE_BOTS", "SUITE_MODULES", "SECTIONS", "check_document", "check_file"]
 
 #: The suite's Synapse modules: ``module:`` path -> module holding ``check(config)``.
 SUITE_MODULES: dict[str, str] = {
@@ -68,9 +69,7 @@ def _check_modules(block: Any, doc: dict) -> Iterable[ConfigIssue]:
 
 
 def _check_organisation(section: Any, doc: dict) -> Iterable[ConfigIssue]:
-    from lgwan_chat.organisation import check
-
-    for issue in check(section):
+    for issue in organisation.check(section):
         yield issue.with_location(None, ("organisation",))
 
 
@@ -89,12 +88,13 @@ def _check_bots(section: Any, doc: dict) -> Iterable[ConfigIssue]:
 
 
 def _check_federation(section: Any, doc: dict) -> Iterable[ConfigIssue]:
+    # imported when needed: the federation package loads Synapse, which check-config otherwise never does
     from synapse_modules.federation.allowlist import check_document as check_allowlist
 
     return check_allowlist(doc)
 
 
-SECTIONS: dict[str, Callable[[Any, dict], Iterable[ConfigIssue]]] = {
+SECTIONS: dict[str, Section] = {
     "modules": _check_modules,
     "organisation": _check_organisation,
     "bots": _check_bots,
@@ -104,28 +104,9 @@ SECTIONS: dict[str, Callable[[Any, dict], Iterable[ConfigIssue]]] = {
 
 def check_document(doc: Any) -> list[ConfigIssue]:
     """Every problem in one parsed YAML document (paths from its top level)."""
-    if not isinstance(doc, dict):
-        return [ConfigIssue((), "config.not_mapping")]
-    found = [name for name in SECTIONS if name in doc]
-    if not found:
-        return [ConfigIssue((), "config.no_sections")]
-    issues: list[ConfigIssue] = []
-    for name in found:
-        issues.extend(SECTIONS[name](doc[name], doc))
-    return issues
+    return configcheck.check_document(doc, SECTIONS)
 
 
 def check_file(path: str | FsPath) -> list[ConfigIssue]:
     """Every problem in a YAML file, each with the file name and line."""
-    name = str(path)
-    try:
-        text = FsPath(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        return [ConfigIssue((), "config.file_unreadable", {"problem": e}, file=name)]
-    doc, lines, issues = load(text)
-    if issues and doc is None:
-        return [i.with_location(name) for i in issues]
-    issues = issues + check_document(doc)
-    located = [i.with_location(name, lines=lines) if i.line is None else i.with_location(name)
-               for i in issues]
-    return sorted(located, key=lambda i: i.line or 0)
+    return configcheck.check_file(path, SECTIONS)

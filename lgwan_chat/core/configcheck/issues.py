@@ -6,7 +6,7 @@ from typing import Any, Iterable, Sequence
 
 import attrs
 
-from lgwan_chat.i18n import LANGUAGES, t
+from lgwan_chat.core.i18n import LANGUAGES, t
 
 Path = tuple[Any, ...]
 

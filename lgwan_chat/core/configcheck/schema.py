@@ -19,7 +19,7 @@ from typing import Any, Iterator
 import jsonschema
 from jsonschema import Draft202012Validator
 
-from lgwan_chat.i18n import Msg
+from lgwan_chat.core.i18n import Msg
 
 from .issues import ConfigIssue
 

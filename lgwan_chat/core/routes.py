@@ -1,0 +1,35 @@
+"""The suite's own HTTP routes (served by its Synapse modules, called by its bots and tools).
+
+One constant per route so a module and its callers cannot drift apart; ``room_route`` builds
+the per-room paths that ``synapse_modules/_rest.py`` serves.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+#: every route of the suite's modules starts here
+PREFIX = "/_synapse/client/lgwan/v1"
+
+ZONE = PREFIX + "/zone"
+MEDIA_GATE = PREFIX + "/media_gate"
+MEDIA_PENDING = PREFIX + "/media_pending"
+#: ``MEDIA_STATUS/{serverName}/{mediaId}``: see ``media_status_route``
+MEDIA_STATUS = PREFIX + "/media_status"
+BOOKMARKS = PREFIX + "/bookmarks"
+#: guest accounts: ``GUESTS``, ``GUESTS/create``, ``GUESTS/check``, ``GUESTS/{userId}``
+GUESTS_PATH = PREFIX + "/guests"
+STAMPS = PREFIX + "/stamps"
+STAMPS_PICKER = STAMPS + "/picker"
+#: ``ROOMS/{roomId}/...``: see ``room_route``
+ROOMS = PREFIX + "/rooms"
+
+
+def room_route(room_id: str, *parts: str) -> str:
+    """``ROOMS/{roomId}/part/...``, the room ID and each part quoted as one path segment."""
+    return "/".join([ROOMS, quote(room_id, safe=""), *(quote(p, safe="") for p in parts)])
+
+
+def media_status_route(server_name: str, media_id: str) -> str:
+    """``MEDIA_STATUS/{serverName}/{mediaId}``, each part quoted as one path segment."""
+    return f"{MEDIA_STATUS}/{quote(server_name, safe='')}/{quote(media_id, safe='')}"
