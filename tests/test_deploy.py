@@ -536,3 +536,14 @@ def test_the_documented_example_answers_make_a_deployment(tmp_path, tls):
     workers = sorted(p.stem for p in (tmp_path / "out" / "synapse" / "workers").glob("*.yaml"))
     assert workers == ["background_worker", "client_internet_1", "client_lgwan_1", "client_lgwan_2",
                        "event_persister", "federation_sender", "media_repository", "pusher"]
+
+
+@pytest.mark.skipif(shutil.which("logrotate") is None, reason="logrotate is not installed")
+def test_generated_logrotate_file_is_read_without_errors(tmp_path, workers_answers):
+    out = tmp_path / "out"
+    assert lgwan_chat("deploy", "init", workers_answers, out).returncode == 0
+    config = out / "logrotate" / "lgwan-chat"
+    result = subprocess.run(["logrotate", "--debug", "--state", str(tmp_path / "state"), str(config)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "error:" not in result.stderr + result.stdout, result.stderr
+    assert "sanitizer-audit.jsonl" in result.stderr + result.stdout  # the audit log is rotated, not skipped
