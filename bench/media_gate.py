@@ -30,7 +30,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import machine, run  # noqa: E402
+from bench.common import load_average, machine, run  # noqa: E402
 from lgwan_chat.homeserver import RELAXED_RATE_LIMITS, Homeserver, HomeserverSpec, free_port  # noqa: E402
 from lgwan_chat.nginx import Nginx, NginxSpec  # noqa: E402
 
@@ -97,7 +97,7 @@ async def main(args: argparse.Namespace) -> dict:
     summary: dict = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "machine": machine(),
                      "load": f"{args.clients} clients x {args.downloads} downloads, {args.rounds} rounds"
                              + (", gate verdicts not cached" if args.no_gate_cache else ""),
-                     "sizes": {}}
+                     "load_average": {"start": load_average()}, "sizes": {}}
     with tempfile.TemporaryDirectory(prefix="bench-media-gate-") as tmp:
         hs = Homeserver(HomeserverSpec(data_dir=Path(tmp) / "hs", modules=ZONES, extra=dict(RELAXED_RATE_LIMITS)))
         nginxes = {"gated": entrance(Path(tmp) / "gated", hs, True, gate_cache=not args.no_gate_cache),
@@ -137,7 +137,9 @@ async def main(args: argparse.Namespace) -> dict:
             for nginx in nginxes.values():
                 nginx.stop()
             hs.stop()
-    print(f"\n{summary['date']} | {summary['machine']} | {summary['load']}")
+    summary["load_average"]["end"] = load_average()
+    print(f"\n{summary['date']} | {summary['machine']} | {summary['load']} | load average "
+          f"{summary['load_average']['start']:.2f} at start, {summary['load_average']['end']:.2f} at end")
     for size, s in summary["sizes"].items():
         for label, m in s["median"].items():
             print(f"{size:>9} B median {label:>7}: {m['per_s']:7.1f} downloads/s {m['mb_per_s']:7.1f} MB/s  "

@@ -23,7 +23,7 @@ from lgwan_chat.core import configcheck, organisation
 from lgwan_chat.core.configcheck import ConfigIssue, Section
 from lgwan_chat.core.configcheck.schema import validate
 
-__all__ = ["SUITE_BOTS", "SUITE_MODULES", "SECTIONS", "check_document", "check_file"]
+__all__ = ["SUITE_BOTS", "SUITE_MODULES", "SECTIONS", "check_document", "check_file", "notes_file"]
 
 #: The suite's Synapse modules: ``module:`` path -> module holding ``check(config)``.
 SUITE_MODULES: dict[str, str] = {
@@ -110,3 +110,17 @@ def check_document(doc: Any) -> list[ConfigIssue]:
 def check_file(path: str | FsPath) -> list[ConfigIssue]:
     """Every problem in a YAML file, each with the file name and line."""
     return configcheck.check_file(path, SECTIONS)
+
+
+def notes_file(path: str | FsPath) -> list[ConfigIssue]:
+    """What a valid file's suite modules tell the admin (their ``notes(config)``): not errors."""
+    doc, lines, issues = configcheck.load_file(path)
+    if issues or not isinstance(doc, dict) or not isinstance(doc.get("modules"), list):
+        return []
+    found = []
+    for index, entry in enumerate(doc["modules"]):
+        name = entry.get("module") if isinstance(entry, dict) else None
+        notes = getattr(importlib.import_module(SUITE_MODULES[name]), "notes", None) if name in SUITE_MODULES else None
+        if notes is not None:
+            found += [n.with_location(None, ("modules", index, "config")) for n in notes(entry.get("config"))]
+    return configcheck.locate(found, path, lines)

@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def check_config(files: list[Path]) -> int:
-    from lgwan_chat.checkconfig import check_file
+    from lgwan_chat.checkconfig import check_file, notes_file
 
     errors = 0
     for path in files:
@@ -102,6 +102,8 @@ def check_config(files: list[Path]) -> int:
             print(issue.format(), file=sys.stderr)
         if not issues:
             print(both("config.ok", file=path))
+            for note in notes_file(path):
+                print(note.format())
         errors += len(issues)
     if errors:
         print(both("config.summary_errors", count=errors), file=sys.stderr)

@@ -32,13 +32,16 @@ from bots.runtime.storage import RUNTIME_MIGRATIONS, Storage
 from lgwan_chat.core import organisation as org
 from lgwan_chat.checkconfig import check_file
 from lgwan_chat.core.http import HttpError
-from lgwan_chat.homeserver import Homeserver, HomeserverError, HomeserverSpec, port_in_use
+from lgwan_chat.coturn import Coturn, CoturnError, CoturnSpec, turnserver_binary
+from lgwan_chat.homeserver import Homeserver, HomeserverError, HomeserverSpec, port_in_use, turn_secret_path
 from lgwan_chat.templates import config_dir, render
 from lgwan_chat.core.i18n import both, t
 from lgwan_chat.nginx import Nginx, NginxError, NginxSpec, nginx_binary
 
 SERVER_NAME = "demo-city.test"
 EDITABLE_FILES = ("modules.yaml", "organisation.yaml")
+#: The demo's TURN server (coturn) listens this far above the internet port (8031 by default).
+TURN_PORT_OFFSET = 23
 
 
 def say(key: str, **params: Any) -> None:
@@ -78,7 +81,7 @@ def run(data_dir: Path, internet_port: int = 8008, lgwan_port: int = 8018, synap
     homeserver = Homeserver(HomeserverSpec(data_dir=data_dir, server_name=SERVER_NAME,
                                            internet_port=internet_port + offset, lgwan_port=lgwan_port + offset,
                                            public_baseurl=f"http://127.0.0.1:{internet_port}", modules=modules,
-                                           x_forwarded=use_nginx))
+                                           x_forwarded=use_nginx, turn_port=internet_port + TURN_PORT_OFFSET))
     synapse_ports = {homeserver.spec.internet_port, homeserver.spec.lgwan_port}
     if use_nginx and synapse_ports & {internet_port, lgwan_port}:
         use_nginx = False  # a deployment made without nginx: Synapse already holds the client ports
@@ -86,6 +89,8 @@ def run(data_dir: Path, internet_port: int = 8008, lgwan_port: int = 8018, synap
         say("demo.needs_nginx", path=data_dir / "homeserver.yaml")
         return 1
     public_ports = {internet_port, lgwan_port, int(upload_listen(data_dir, internet_port).rsplit(":", 1)[1])}
+    if homeserver.turn_address is not None:
+        public_ports.add(homeserver.turn_address[1])
     for port in sorted(public_ports | synapse_ports):
         if port_in_use(port):
             say("demo.port_busy", port=port)
@@ -95,6 +100,7 @@ def run(data_dir: Path, internet_port: int = 8008, lgwan_port: int = 8018, synap
     listeners = {"internet": f"http://127.0.0.1:{internet_port}", "lgwan": f"http://127.0.0.1:{lgwan_port}"}
 
     nginx: Nginx | None = None
+    coturn: Coturn | None = None
     bot_processes: dict[str, subprocess.Popen] = {}
     stopping = False
 
@@ -126,6 +132,7 @@ def run(data_dir: Path, internet_port: int = 8008, lgwan_port: int = 8018, synap
             except NginxError as e:
                 say("demo.nginx_failed", problem=e)
                 return 1
+        coturn = start_coturn(data_dir, homeserver)
         credentials, bot_sessions = ensure_accounts(homeserver, data_dir, organisation, listeners)
         provision(data_dir, homeserver, credentials)
         bot_processes = start_bots(data_dir, homeserver, credentials, upload_listen(data_dir, internet_port),
@@ -144,6 +151,9 @@ def run(data_dir: Path, internet_port: int = 8008, lgwan_port: int = 8018, synap
                 say("demo.nginx_exited", code=nginx.process.returncode, log=nginx.error_log)
                 exit_code = 1
                 break
+            if coturn is not None and coturn.process.poll() is not None and "coturn" not in reported:
+                reported.add("coturn")  # calls lose their relay; chat goes on
+                say("coturn.exited", code=coturn.process.returncode, log=coturn.log_path)
             for name, process in bot_processes.items():
                 if process.poll() is not None and name not in reported:
                     reported.add(name)
@@ -156,9 +166,35 @@ def run(data_dir: Path, internet_port: int = 8008, lgwan_port: int = 8018, synap
             _terminate(process)
         if nginx is not None:
             nginx.stop()
+        if coturn is not None:
+            coturn.stop()
         homeserver.stop()
         _quietly(say, "demo.stopped")
     return exit_code
+
+
+def start_coturn(data_dir: Path, homeserver: Homeserver) -> Coturn | None:
+    """The TURN server for calls, on loopback like everything of the demo (homeserver.yaml's
+    turn_uris say where). Without coturn the demo goes on: chat works, calls have no relay."""
+    if homeserver.turn_address is None:
+        return None
+    if turnserver_binary() is None:
+        say("coturn.missing")
+        return None
+    host, port = homeserver.turn_address
+    coturn = None
+    try:
+        coturn = Coturn(CoturnSpec(prefix=data_dir / "coturn", listening_ip=host, port=port,
+                                   secret_file=turn_secret_path(data_dir), realm=homeserver.server_name,
+                                   allow_loopback_peers=True, log_dir=data_dir / "logs"))
+        say("coturn.starting", log=coturn.log_path)
+        coturn.start()
+    except (CoturnError, OSError) as e:
+        say("coturn.failed", problem=e)
+        if coturn is not None:
+            coturn.stop()
+        return None
+    return coturn
 
 
 def make_private(data_dir: Path) -> None:

@@ -75,6 +75,8 @@ class HomeserverSpec:
     internet_port: int = attrs.field(factory=free_port)
     lgwan_port: int = attrs.field(factory=free_port)
     bind_address: str = "127.0.0.1"
+    #: Where coturn listens (UDP and TCP): homeserver.yaml's turn_uris.
+    turn_port: int = attrs.field(factory=free_port)
     #: Trust X-Forwarded-For from the proxy in front (then the proxy must overwrite it).
     x_forwarded: bool = False
     #: The URL clients use (e.g. the proxy's); default: the internet listener itself.
@@ -114,7 +116,13 @@ def render(spec: HomeserverSpec) -> list[Path]:
         "form_secret": secrets.token_urlsafe(32),
         "log_file": str(data / "logs" / "homeserver.log"),
         "access_log_level": spec.access_log_level,
+        "turn_host": spec.bind_address,
+        "turn_port": spec.turn_port,
     }
+    turn_secret = turn_secret_path(data)
+    if not turn_secret.exists():  # shared by Synapse and coturn (lgwan_chat/coturn.py)
+        turn_secret.parent.mkdir(mode=0o700, exist_ok=True)
+        write_private(turn_secret, secrets.token_urlsafe(32))
     if not homeserver_yaml.exists():
         render_template("homeserver.template.yaml", homeserver_yaml, values)
     render_template("log.template.yaml", data / "log.config", values)
@@ -131,6 +139,11 @@ def render(spec: HomeserverSpec) -> list[Path]:
     overrides_yaml = data / "overrides.yaml"  # may hold the database password: 0600
     write_private(overrides_yaml, yaml.safe_dump(overrides, allow_unicode=True, sort_keys=False))
     return [homeserver_yaml, overrides_yaml]
+
+
+def turn_secret_path(data_dir: Path) -> Path:
+    """The TURN shared secret of a deployment (homeserver.yaml's turn_shared_secret_path)."""
+    return Path(data_dir) / "secrets" / "turn_shared_secret"
 
 
 class HomeserverError(RuntimeError):
@@ -156,6 +169,8 @@ class Homeserver:
         self.spec.lgwan_port = ports.get("lgwan", self.spec.lgwan_port)
         #: Whether a listener believes X-Forwarded-For: then only a proxy that overwrites it may reach it.
         self.trusts_forwarded_for = any(lst.get("x_forwarded") for lst in rendered.get("listeners", []))
+        #: (host, port) of the TURN server homeserver.yaml names (its first turn: URI), None without one.
+        self.turn_address = turn_address(rendered.get("turn_uris") or [])
 
     def reconfigure(self, **changes: Any) -> None:
         """Change the spec (e.g. ``modules=``) for the next start; the data stays."""
@@ -264,6 +279,16 @@ def register_user(url: str, shared_secret: str, localpart: str, password: str, a
     if device_name:
         body["initial_device_display_name"] = device_name
     return http_json("POST", url, body)
+
+
+def turn_address(uris: list) -> tuple[str, int] | None:
+    """``turn:HOST:PORT?transport=udp`` -> (HOST, PORT) of the first plain turn: URI."""
+    for uri in uris:
+        if isinstance(uri, str) and uri.startswith("turn:"):
+            host, _, port = uri[len("turn:"):].split("?", 1)[0].rpartition(":")
+            if host and port.isdigit():
+                return host, int(port)
+    return None
 
 
 def child_env() -> dict[str, str]:

@@ -5,12 +5,14 @@ set -euo pipefail
 
 # package:command-or-library-it-provides
 #   libmagic1   python-magic (file type by content)
+#   coturn      the TURN server that relays voice/video call media (internet side; `make demo`
+#               starts it on loopback, the call tests use it)
 #   nginx-light the reverse proxy with auth_request, for the LGWAN media download gate
 #               (any nginx with auth_request will do: the check looks for the command)
 #   bubblewrap, poppler-utils, qpdf, LibreOffice (no GUI) + python3-uno, fonts-noto-cjk:
 #               the sanitizer bot's renderers, jailed by bubblewrap; without the CJK fonts
 #               Japanese documents would render as empty boxes
-NEEDS=(libmagic1:libmagic.so.1 nginx-light:nginx bubblewrap:bwrap poppler-utils:pdftoppm qpdf:qpdf
+NEEDS=(libmagic1:libmagic.so.1 nginx-light:nginx coturn:turnserver bubblewrap:bwrap poppler-utils:pdftoppm qpdf:qpdf
        libreoffice-core-nogui:soffice libreoffice-writer-nogui:/usr/lib/libreoffice/program/libswlo.so
        libreoffice-calc-nogui:/usr/lib/libreoffice/program/libsclo.so
        libreoffice-impress-nogui:/usr/lib/libreoffice/program/libsdlo.so

@@ -195,3 +195,56 @@ def is_url_preview_media_txn(txn: Any, media_id: str) -> bool:
     """
     txn.execute("SELECT 1 FROM local_media_repository WHERE media_id = ? AND url_cache IS NOT NULL", (media_id,))
     return txn.fetchone() is not None
+
+
+def extend_client_well_known(api: Any, extra: Any) -> None:
+    """Add ``extra()``'s keys to each ``/.well-known/matrix/client`` answer of this homeserver,
+    computed during the request (``current_request_origin()`` tells which entrance asked).
+
+    The module API cannot touch the client well-known, and what Element is told about maps and
+    group calls must differ per entrance (an LGWAN PC must not be sent to a public tile server).
+    Synapse's ``ClientWellKnownResource`` answers with ``WellKnownBuilder.get_well_known()``
+    (no request argument) inside the request's logging context; this wraps that method on the
+    class, for the builders of this homeserver only (``builder._config is hs.config``). Keys
+    Synapse sets itself (``m.homeserver`` ...) win.
+    """
+    from synapse.rest.well_known import WellKnownBuilder
+
+    config = api._hs.config
+    original = WellKnownBuilder.get_well_known
+
+    async def get_well_known(self: Any) -> Any:
+        result = await original(self)
+        if result is None or self._config is not config:
+            return result
+        return {**extra(), **result}
+
+    get_well_known.__wrapped__ = original  # type: ignore[attr-defined]
+    WellKnownBuilder.get_well_known = get_well_known  # type: ignore[method-assign]
+
+
+def wrap_pusher_registration(api: Any, check: Any) -> None:
+    """Run ``await check(user_id, device_id, kind, data)`` before Synapse adds or updates a pusher.
+
+    The module API has no pusher callback, yet what a push gateway receives (through Apple and
+    Google) must be decided by the suite. ``POST /pushers/set`` calls
+    ``hs.get_pusherpool().add_or_update_pusher(user_id=, kind=, ..., data=, device_id=)`` (the
+    one PusherPool of the process); this wraps that method on that object. ``check`` runs in the
+    request's logging context and refuses by raising a SynapseError; deleting a pusher
+    (``kind: null``) does not go through here.
+    """
+    import inspect
+
+    pool = api._hs.get_pusherpool()
+    original = pool.add_or_update_pusher
+    signature = inspect.signature(original)
+
+    async def add_or_update_pusher(*args: Any, **kwargs: Any) -> Any:
+        call = signature.bind(*args, **kwargs)
+        call.apply_defaults()
+        given = call.arguments
+        await check(given["user_id"], given["device_id"], given["kind"], given["data"])
+        return await original(*args, **kwargs)
+
+    add_or_update_pusher.__wrapped__ = original  # type: ignore[attr-defined]
+    pool.add_or_update_pusher = add_or_update_pusher

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "send_throughput.py"
@@ -24,6 +27,71 @@ def test_send_throughput_benchmark_compares_stock_and_suite(tmp_path):
     assert summary["round_ratios"] == [b / a for a, b in zip(stock, suite)]
     assert min(summary["round_ratios"]) <= summary["ratio"] <= max(summary["round_ratios"])
 
+
+
+def test_send_throughput_attribute_runs_the_suite_without_each_module_in_rotating_rounds(tmp_path):
+    out = tmp_path / "result.json"
+    result = subprocess.run([sys.executable, str(BENCH), "--users", "2", "--messages", "2", "--rounds", "2",
+                             "--warmup", "0", "--attribute", "--without", "stamps", "--json", str(out)],
+                            capture_output=True, text=True, timeout=600, env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads(out.read_text())
+    # Every suite module but the one left out, each left out in turn; stock has none.
+    assert summary["targets"] == {"stock": [], "suite": ["zones", "read_status", "bookmarks"],
+                                  "without zones": ["read_status", "bookmarks"],
+                                  "without read_status": ["zones", "bookmarks"],
+                                  "without bookmarks": ["zones", "read_status"]}
+    labels = list(summary["targets"])
+    # Round 2 starts with the homeserver that went second in round 1.
+    assert [r["label"] for r in summary["rounds"]] == labels + labels[1:] + labels[:1]
+    assert all(r["messages"] == 4 and r["cpu_s"] >= 0 and r["load_1min"] >= 0 for r in summary["rounds"])
+    for label in labels[1:]:
+        stock = [r["msgs_per_s"] for r in summary["rounds"] if r["label"] == "stock"]
+        mine = [r["msgs_per_s"] for r in summary["rounds"] if r["label"] == label]
+        assert summary[label]["throughput_ratio"]["rounds"] == [b / a for a, b in zip(stock, mine)]
+    assert "module adds" in result.stdout and "messages per CPU second" in result.stdout
+    assert _synapses_under(tmp_path) == []  # none of the run's homeservers is left behind
+
+
+def test_send_throughput_stops_its_homeservers_when_it_is_terminated(tmp_path):
+    bench = subprocess.Popen([sys.executable, str(BENCH), "--users", "2", "--messages", "500", "--rounds", "20"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             env={**os.environ, "TMPDIR": str(tmp_path)})
+    try:
+        deadline = time.monotonic() + 300
+        while len(_synapses_under(tmp_path)) < 2 and bench.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert len(_synapses_under(tmp_path)) == 2, "the benchmark did not start its two homeservers"
+        bench.send_signal(signal.SIGTERM)  # what a timeout or a CI cancel sends
+        bench.wait(120)
+        assert _synapses_under(tmp_path) == []
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+            bench.wait()
+        for pid in _synapses_under(tmp_path):  # a failed run must not leave them to the next tests
+            os.kill(pid, signal.SIGTERM)
+
+
+def _synapses_under(folder: Path) -> list[int]:
+    """Synapse processes whose configuration lies in ``folder``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            args = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:  # not a process, or it ended meanwhile
+            continue
+        if "synapse.app.homeserver" in args and any(a.startswith(str(folder)) for a in args):
+            found.append(int(proc.name))
+    return found
+
+
+def test_send_throughput_refuses_to_leave_out_a_module_the_suite_does_not_have():
+    result = subprocess.run([sys.executable, str(BENCH), "--without", "nosuch"], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode != 0
+    assert "--without nosuch: not a module of the suite (modules: zones, read_status, stamps, bookmarks)" in (
+        result.stderr)
 
 def test_read_status_benchmark_builds_keeps_and_reuses_its_room(tmp_path):
     bench = BENCH.parent / "read_status.py"

@@ -30,11 +30,11 @@ OFFSET = 1000
 
 
 def free_pair() -> int:
-    """A port p with p, p+1 (the entrances), p+22 (the upload page) and p+OFFSET, p+OFFSET+1 (Synapse
-    behind nginx) free."""
+    """A port p with p, p+1 (the entrances), p+22 (the upload page), p+23 (coturn) and p+OFFSET,
+    p+OFFSET+1 (Synapse behind nginx) free."""
     while True:
         port = free_port()
-        if port + OFFSET + 1 < 65536 and not any(port_in_use(p) for p in (port + 1, port + 22, port + OFFSET,
+        if port + OFFSET + 1 < 65536 and not any(port_in_use(p) for p in (port + 1, port + 22, port + 23, port + OFFSET,
                                                                              port + OFFSET + 1)):
             return port
 
@@ -161,9 +161,17 @@ async def test_demo_starts_everything_and_resumes_with_the_same_data(demo):
     status, content_type, _ = http_get(picker["url"].split("?")[0])
     assert (status, content_type) == (200, "text/html; charset=utf-8")  # served through the entrance
     await client.close()
+    turn_port = demo.ports["internet"] + 23
+    assert "TURN サーバー（coturn）を起動しています" in text and port_in_use(turn_port)
     for zone, url in creds["listeners"].items():
         client = await login(url, staff["user_id"], staff["password"])
         assert call_zone(url, client.access_token)[1]["zone"] == zone
+        # Calls: TURN credentials for the internet side (the demo's coturn), none for LGWAN PCs.
+        status, _, body = http_get(f"{url}/_matrix/client/v3/voip/turnServer", client.access_token)
+        if zone == "internet":
+            assert status == 200 and f"turn:127.0.0.1:{turn_port}?transport=udp" in json.loads(body)["uris"]
+        else:
+            assert status == 403 and json.loads(body)["jp.lgwan.reason"] == "call_from_lgwan"
         await client.close()
     # The admin account is a server admin.
     admin = await login(creds["listeners"]["lgwan"], creds["admin"]["user_id"], creds["admin"]["password"])
@@ -235,7 +243,7 @@ async def test_demo_starts_everything_and_resumes_with_the_same_data(demo):
 
     assert demo.interrupt() == 0
     assert "すべて停止しました" in demo.text()
-    assert not port_in_use(demo.ports["internet"]) and not port_in_use(demo.ports["lgwan"])
+    assert not any(port_in_use(p) for p in (demo.ports["internet"], demo.ports["lgwan"], turn_port))
 
     # A deployment made before the permissions rule (world-readable) is tightened on the next start.
     for loose, mode in (("", 0o755), ("homeserver.db", 0o644), ("signing.key", 0o644), ("bots.yaml", 0o644),

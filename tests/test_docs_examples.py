@@ -33,3 +33,20 @@ def test_the_complete_example_passes_check_config(guide, tmp_path):
     assert check_file(tmp_path / "federation.yaml") == []
     listed = {s["name"] for s in yaml.safe_load(unsigned)["federation"]["servers"]}
     assert set(yaml.safe_load(homeserver)["federation_domain_whitelist"]) == listed
+
+
+@pytest.mark.parametrize("guide", ["admin-guide.ja.md", "admin-guide.en.md"])
+def test_the_phones_example_passes_check_config_and_serves_maps_per_entrance(guide, tmp_path):
+    from synapse_modules.zones.config import parse
+    from synapse_modules.zones.well_known import EntranceWellKnown
+
+    text = (DOCS / guide).read_text(encoding="utf-8")
+    start = text.index("#### スマートフォンの設定例" if guide.endswith(".ja.md") else "#### Phones example")
+    [block] = re.findall(r"```yaml\n(.*?)```", text[start:text.index("####", start + 5)], re.S)
+    (tmp_path / "modules.yaml").write_text(block, encoding="utf-8")
+    assert check_file(tmp_path / "modules.yaml") == []
+    config = parse(yaml.safe_load(block)["modules"][0]["config"])
+    served = EntranceWellKnown(config)
+    assert served.for_zone("lgwan")["m.tile_server"]["map_style_url"].startswith("http://tiles.city-a.lg.jp/")
+    assert "org.matrix.msc4143.rtc_foci" not in served.for_zone("lgwan")
+    assert served.for_zone("internet")["org.matrix.msc4143.rtc_foci"][0]["type"] == "livekit"

@@ -278,3 +278,103 @@ def test_local_media_still_gets_its_length_only_once_uploaded():
     assert "media_length" in attrs.fields_dict(LocalMedia)
     assert callable(getattr(MediaRepositoryStore, "get_local_media"))
     assert get_type_hints(LocalMedia)["media_length"] == int | None
+
+
+def test_client_well_known_is_still_answered_by_the_builder_in_the_request(monkeypatch):
+    """extend_client_well_known (zones: maps and group calls per entrance) wraps
+    WellKnownBuilder.get_well_known, which ClientWellKnownResource calls for each request inside
+    the request's logging context. The live counterpart is test_phones.py (both nginx entrances)."""
+    import asyncio
+    import inspect
+
+    from synapse.rest.well_known import ClientWellKnownResource, WellKnownBuilder
+
+    from synapse_modules._synapse_internals import extend_client_well_known
+
+    assert "self._well_known_builder = WellKnownBuilder(hs)" in inspect.getsource(ClientWellKnownResource.__init__)
+    assert "await self._well_known_builder.get_well_known()" in inspect.getsource(
+        ClientWellKnownResource._async_render_GET)
+    assert inspect.iscoroutinefunction(WellKnownBuilder.get_well_known)
+    assert list(inspect.signature(WellKnownBuilder.get_well_known).parameters) == ["self"]
+    assert "self._config = hs.config" in inspect.getsource(WellKnownBuilder.__init__)
+
+    monkeypatch.setattr(WellKnownBuilder, "get_well_known", WellKnownBuilder.get_well_known)  # restored after
+
+    def fake_hs(base: str) -> SimpleNamespace:
+        server = SimpleNamespace(serve_client_wellknown=True, public_baseurl=base,
+                                 extra_well_known_client_content={"org.example": {"a": 1}})
+        return SimpleNamespace(config=SimpleNamespace(server=server, mas=SimpleNamespace(enabled=False),
+                                                      registration=SimpleNamespace(default_identity_server=None)),
+                               get_auth=lambda: None)
+
+    ours, other = fake_hs("https://chat.example/"), fake_hs("https://other.example/")
+    asked = []
+    extend_client_well_known(SimpleNamespace(_hs=ours), lambda: asked.append(1) or {
+        "m.tile_server": {"map_style_url": "https://tiles/style.json"}, "m.homeserver": "not this"})
+    served = asyncio.run(WellKnownBuilder(ours).get_well_known())
+    assert served["m.tile_server"] == {"map_style_url": "https://tiles/style.json"} and asked == [1]
+    assert served["m.homeserver"] == {"base_url": "https://chat.example/"}  # Synapse's own keys win
+    assert served["org.example"] == {"a": 1}
+    assert "m.tile_server" not in asyncio.run(WellKnownBuilder(other).get_well_known())  # another homeserver
+
+
+def test_pushers_are_still_added_through_the_pusher_pool():
+    """wrap_pusher_registration (zones/pushers.py) wraps hs.get_pusherpool().add_or_update_pusher,
+    which POST /pushers/set calls with keywords. The live counterpart is test_phones.py."""
+    import asyncio
+    import inspect
+    import re
+
+    from synapse.push.pusherpool import PusherPool
+    from synapse.rest.client.pusher import PushersSetRestServlet
+    from synapse.server import HomeServer
+
+    from synapse_modules._synapse_internals import wrap_pusher_registration
+
+    assert re.search(r"@cache_in_self\s+def get_pusherpool\(self\)", inspect.getsource(HomeServer))
+    assert "self.pusher_pool = self.hs.get_pusherpool()" in inspect.getsource(PushersSetRestServlet.__init__)
+    servlet = inspect.getsource(PushersSetRestServlet.on_POST)
+    assert "await self.pusher_pool.add_or_update_pusher(" in servlet
+    for keyword in ("user_id=user_id", 'kind=content["kind"]', 'data=content["data"]',
+                    "device_id=requester.device_id"):
+        assert keyword in servlet, keyword
+    parameters = inspect.signature(PusherPool.add_or_update_pusher).parameters
+    assert {"user_id", "kind", "data", "device_id"} <= set(parameters)
+
+    calls, checked = [], []
+
+    class Pool:
+        async def add_or_update_pusher(self, user_id, kind, app_id, app_display_name, device_display_name,
+                                       pushkey, lang, data, profile_tag="", enabled=True, device_id=None):
+            calls.append((user_id, kind, data, device_id))
+
+    pool = Pool()
+
+    async def check(user_id, device_id, kind, data):
+        checked.append((user_id, device_id, kind, data))
+        if data.get("format") != "event_id_only":
+            raise PermissionError("refused")
+
+    wrap_pusher_registration(SimpleNamespace(_hs=SimpleNamespace(get_pusherpool=lambda: pool)), check)
+    args = dict(user_id="@a:x", kind="http", app_id="a", app_display_name="A", device_display_name="D",
+                pushkey="k", lang="ja", profile_tag="", enabled=True, device_id="PHONE")
+    asyncio.run(pool.add_or_update_pusher(**args, data={"format": "event_id_only"}))
+    assert calls == [("@a:x", "http", {"format": "event_id_only"}, "PHONE")]
+    try:
+        asyncio.run(pool.add_or_update_pusher(**args, data={}))
+    except PermissionError:
+        pass
+    assert len(calls) == 1 and checked[-1] == ("@a:x", "PHONE", "http", {})  # refused before Synapse stores it
+
+
+def test_turn_route_is_still_the_one_the_zone_module_refuses():
+    """zones/turn.py refuses GET /voip/turnServer by path: every path Synapse serves it at must match."""
+    from synapse.rest.client.voip import VoipRestServlet
+
+    from synapse_modules.zones.turn import TURN_SERVER_PATH
+
+    for version in ("api/v1", "r0", "v3", "v4", "unstable", "v1", "client"):
+        path = f"/_matrix/client/{version}/voip/turnServer"
+        if any(pattern.match(path) for pattern in VoipRestServlet.PATTERNS):
+            assert TURN_SERVER_PATH.match(path), path
+    assert any(pattern.match("/_matrix/client/v3/voip/turnServer") for pattern in VoipRestServlet.PATTERNS)

@@ -50,6 +50,7 @@ SCHEMA = mapping({
     "organisation": _ABSOLUTE,
     "bots": {"type": "array", "items": {"enum": sorted(bots.AVAILABLE)}, "uniqueItems": True},
     "internal_ports": mapping({"first": {"type": "integer", "minimum": 1024, "maximum": 65000}}),
+    "turn": mapping({"host": string(), "port": _PORT}),
     "install": mapping({
         "user": string(), "python": _ABSOLUTE,
         "nginx_log_dir": _ABSOLUTE, "nginx_cache_dir": _ABSOLUTE,
@@ -110,6 +111,9 @@ class Answers:
     #: Synapse's own listeners (loopback, behind nginx) take ports from here upwards.
     first_internal_port: int
     install: Install
+    #: The TURN server (coturn) phones use for calls: host and port in homeserver.yaml's turn_uris.
+    turn_host: str = ""
+    turn_port: int = 3478
 
     def entrance(self, zone: str) -> Entrance:
         return {"internet": self.internet, "lgwan": self.lgwan}[zone]
@@ -141,6 +145,8 @@ def parse(doc: dict) -> Answers:
         organisation=Path(doc["organisation"]) if doc.get("organisation") else None,
         bots=tuple(doc.get("bots", sorted(bots.AVAILABLE))),
         first_internal_port=(doc.get("internal_ports") or {}).get("first", 8100),
+        turn_host=(doc.get("turn") or {}).get("host") or _entrance(doc["internet"]).host,
+        turn_port=(doc.get("turn") or {}).get("port", 3478),
         install=Install(**{key: (Path(value) if key != "user" else value) for key, value in install.items()}),
     )
 

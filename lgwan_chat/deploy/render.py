@@ -94,6 +94,7 @@ def deploy_yaml(answers: Answers, topology: Topology, secrets: Secrets, layout: 
     doc: dict[str, Any] = {
         "public_baseurl": answers.internet.public_url + "/",
         "signing_key_path": str(secrets.signing_key),
+        "turn_shared_secret_path": str(secrets.path("turn_shared_secret")),
         "log_config": str(layout.synapse / "log.config"),
         "media_store_path": str(layout.root / "media_store"),
         "listeners": [_listener(lst.port, lst.zone, lst.resources) for lst in main.listeners],
@@ -266,6 +267,7 @@ def render(answers: Answers, topology: Topology, secrets: Secrets, layout: Layou
         "lgwan_port": topology.main.port("lgwan"), "bind_address": LOOPBACK, "x_forwarded": "true",
         "registration_shared_secret": secrets["registration_shared_secret"],
         "macaroon_secret_key": secrets["macaroon_secret_key"], "form_secret": secrets["form_secret"],
+        "turn_host": answers.turn_host, "turn_port": answers.turn_port,
     }), owned=False))
     files.append(GeneratedFile("synapse/modules.yaml", (config_dir() / "modules.yaml").read_text(encoding="utf-8"),
                                owned=False))

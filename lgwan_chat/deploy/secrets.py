@@ -16,7 +16,8 @@ import attrs
 
 from lgwan_chat.templates import write_private
 
-SYNAPSE_SECRETS = ("registration_shared_secret", "macaroon_secret_key", "form_secret", "worker_replication_secret")
+SYNAPSE_SECRETS = ("registration_shared_secret", "macaroon_secret_key", "form_secret", "worker_replication_secret",
+                   "turn_shared_secret")
 
 
 @attrs.frozen

@@ -19,6 +19,11 @@ Load it in homeserver.yaml (every key: config/modules.yaml, docs/admin-guide)::
 - records media uploaded from the internet side as untrusted and answers the
   LGWAN-side nginx's ``auth_request`` for every media fetch (``media_gate``),
   with a "waiting for sanitization" placeholder (``media_pending``);
+- serves a different ``/.well-known/matrix/client`` per entrance: the map style URL of
+  that zone for location sharing, and group-call SFUs (LiveKit) at the internet entrance only
+  (``well_known.py``);
+- refuses TURN credentials (``/voip/turnServer``) to LGWAN devices (``turn.py``), and every
+  pusher but an internet device's ``event_id_only`` one (``pushers.py``);
 - tells a client its zone at ``GET /_synapse/client/lgwan/v1/zone``, and whether a
   file is untrusted at ``GET /_synapse/client/lgwan/v1/media_status/{serverName}/{mediaId}``.
 """
@@ -29,15 +34,19 @@ from typing import Any
 
 from synapse.module_api import ModuleApi
 
-from synapse_modules._synapse_internals import set_client_well_known, wrap_request_authentication
+from synapse_modules._synapse_internals import (extend_client_well_known, set_client_well_known,
+                                                wrap_pusher_registration, wrap_request_authentication)
 
 from .config import ZonesConfig, parse
 from .device_binding import DeviceZoneGuard
 from .event_rules import EventRules
 from .media import MediaRules
+from .pushers import PusherRules
 from .rest import media_gate, media_pending, media_status
 from .rest import zone as zone_rest
 from .store import ZoneStore
+from .turn import TurnCredentialsRule
+from .well_known import EntranceWellKnown
 
 
 #: Element reads this from /.well-known/matrix/client: with force_disable it offers no encryption.
@@ -55,7 +64,14 @@ class ZonePolicyModule:
         store = ZoneStore(api)
         media = MediaRules(config, store, api.server_name)
         guard = DeviceZoneGuard(config, store, media.upload_devices, api)
-        wrap_request_authentication(api, guard.check)
+        turn = TurnCredentialsRule(config)
+
+        async def check_request(requester: Any) -> None:
+            await guard.check(requester)
+            await turn.check(requester)
+
+        wrap_request_authentication(api, check_request)
+        wrap_pusher_registration(api, PusherRules(config, store).check)
         events = EventRules(config, store, api)
         api.register_spam_checker_callbacks(check_event_for_spam=events.check_event_for_spam,
                                             user_may_create_room=events.user_may_create_room,
@@ -63,6 +79,7 @@ class ZonePolicyModule:
                                             check_login_for_spam=guard.check_login)
         api.register_third_party_rules_callbacks(on_create_room=events.check_room_creation)
         set_client_well_known(api, E2EE_WELL_KNOWN, e2ee_well_known(config))
+        extend_client_well_known(api, EntranceWellKnown(config))
         api.register_web_resource(zone_rest.PATH, zone_rest.ZoneResource(api, config))
         api.register_web_resource(media_gate.PATH, media_gate.MediaGateResource(config, media, api))
         api.register_web_resource(media_pending.PATH, media_pending.MediaPendingResource())

@@ -12,6 +12,7 @@ import attrs
 
 from lgwan_chat.core.configcheck.issues import ConfigIssue, raise_config_error
 from lgwan_chat.core.configcheck.schema import CIDR, LISTENER_TAG, SERVER_NAME, USER_ID, mapping, string, validate
+from lgwan_chat.core.i18n import Msg
 
 ZONES = ("lgwan", "internet")
 _ZONE = {"enum": list(ZONES)}
@@ -49,6 +50,16 @@ SCHEMA = mapping(
         "trusted_uploaders": {"type": "array", "items": USER_ID},
         # other homeservers whose media LGWAN devices may fetch (LGWAN-side municipalities)
         "trusted_remote_servers": {"type": "array", "items": SERVER_NAME},
+        # zone -> the map style URL Element uses for location sharing (MapLibre style.json), served
+        # in that entrance's /.well-known/matrix/client (m.tile_server); null: no map in that zone
+        "map_style_urls": mapping({zone: {"type": ["string", "null"], "pattern": r"^https?://[^\s]+$",
+                                          "x-hint": "hint.url"} for zone in ZONES}),
+        # LiveKit SFUs for group calls (Element Call / MatrixRTC), served as
+        # org.matrix.msc4143.rtc_foci at the internet entrance only (calls stay refused on LGWAN)
+        "rtc_foci": {"type": "array", "items": mapping(
+            {"type": {"enum": ["livekit"]},
+             "livekit_service_url": string(pattern=r"^https?://[^\s]+$", **{"x-hint": "hint.url"})},
+            required=["type", "livekit_service_url"])},
     },
 )
 
@@ -66,6 +77,8 @@ DEFAULTS: dict[str, Any] = {
     "untrusted_internet_media": True,
     "trusted_uploaders": [],
     "trusted_remote_servers": [],
+    "map_style_urls": {},
+    "rtc_foci": [],
 }
 
 
@@ -84,6 +97,9 @@ class ZonesConfig:
     untrusted_internet_media: bool
     trusted_uploaders: frozenset[str]
     trusted_remote_servers: frozenset[str]
+    #: zone -> map style URL (zones without one get no tile server)
+    map_style_urls: dict[str, str]
+    rtc_foci: tuple[dict[str, str], ...]
 
 
 def check(raw: Any) -> list[ConfigIssue]:
@@ -94,7 +110,34 @@ def check_with_homeserver(raw: dict, homeserver: dict) -> list[ConfigIssue]:
     """In a full homeserver.yaml: every zone's listener tag must exist, and nothing in it
     contradicts ``allow_encryption``."""
     merged = {**DEFAULTS, **raw}
-    return [*_listener_issues(merged, homeserver), *_encryption_issues(merged, homeserver)]
+    return [*_listener_issues(merged, homeserver), *_encryption_issues(merged, homeserver),
+            *_per_entrance_well_known_issues(homeserver)]
+
+
+#: Well-known keys the module serves per entrance (zones/well_known.py): homeserver.yaml's
+#: extra_well_known_client_content would give them to both entrances, LGWAN included.
+PER_ENTRANCE_WELL_KNOWN = {"m.tile_server": "map_style_urls", "org.matrix.msc3488.tile_server": "map_style_urls",
+                           "org.matrix.msc4143.rtc_foci": "rtc_foci"}
+
+
+def _per_entrance_well_known_issues(homeserver: dict) -> list[ConfigIssue]:
+    well_known = homeserver.get("extra_well_known_client_content")
+    if not isinstance(well_known, dict):
+        return []
+    return [ConfigIssue((PER_ENTRANCE_WELL_KNOWN[key],), "config.zone_well_known_per_entrance",
+                        {"key": key, "setting": PER_ENTRANCE_WELL_KNOWN[key]})
+            for key in PER_ENTRANCE_WELL_KNOWN if key in well_known]
+
+
+def notes(raw: Any) -> list[ConfigIssue]:
+    """What check-config tells the admin about a valid configuration (not errors)."""
+    merged = {**DEFAULTS, **(raw or {})}
+    found = []
+    if merged["rtc_foci"]:
+        found.append(ConfigIssue(("rtc_foci",), "config.zone_note_group_calls",
+                                 {"refused": Msg("config.zone_note_refused" if merged["refuse_calls_from_lgwan"]
+                                                 else "config.zone_note_not_refused")}))
+    return found
 
 
 def _listener_issues(merged: dict, homeserver: dict) -> list[ConfigIssue]:
@@ -138,4 +181,6 @@ def parse(raw: Any) -> ZonesConfig:
         untrusted_internet_media=merged["untrusted_internet_media"],
         trusted_uploaders=frozenset(merged["trusted_uploaders"]),
         trusted_remote_servers=frozenset(merged["trusted_remote_servers"]),
+        map_style_urls={zone: url for zone, url in merged["map_style_urls"].items() if url},
+        rtc_foci=tuple(dict(focus) for focus in merged["rtc_foci"]),
     )

@@ -41,6 +41,7 @@ SAFE_EVENT_TYPES = frozenset({
     "m.room.message", "m.sticker", "m.reaction", "m.room.redaction", "m.room.encrypted",
     "m.poll.start", "m.poll.response", "m.poll.end",
     "org.matrix.msc3381.poll.start", "org.matrix.msc3381.poll.response", "org.matrix.msc3381.poll.end",
+    "m.location", "org.matrix.msc3488.location",
     "m.beacon", "org.matrix.msc3672.beacon", "m.beacon_info", "org.matrix.msc3672.beacon_info",
     "m.key.verification.ready", "m.key.verification.start", "m.key.verification.accept",
     "m.key.verification.key", "m.key.verification.mac", "m.key.verification.done", "m.key.verification.cancel",
