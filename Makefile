@@ -25,11 +25,18 @@ system-deps:
 demo: system-deps $(STAMP)
 	$(VENV)/bin/lgwan-chat demo
 
+# Test modules run in parallel on PYTEST_WORKERS pytest-xdist workers, one whole module per worker
+# at a time (its homeservers are module-scoped), longest first (tests/scheduling.py). The tests
+# mostly wait on Synapse and bots: 3 workers fit 2 cores. One file, serially, with live output:
+#   make test PYTEST_ARGS="-n0 tests/test_x.py"
+PYTEST_WORKERS  ?= 3
+PYTEST_PARALLEL ?= -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
+
 test: $(STAMP)
 	@bash scripts/install-system-deps.sh test
 	@# Element's libraries for the interop tests, exactly as locked (again only when the lockfile changed)
 	cd tests/interop && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund --prefer-offline; }
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 # Pictures for the user guide: the demo as Nheko shows it, under Xvfb (docs/images/nheko-*.png, ~3 minutes).
 screenshots: system-deps $(STAMP)

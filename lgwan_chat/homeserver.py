@@ -15,7 +15,6 @@ import io
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ import yaml
 
 from lgwan_chat.core import SOURCE_ROOT
 from lgwan_chat.core.http import HttpError, http_json  # noqa: F401 (HttpError: part of this module's API)
+from lgwan_chat.ports import free_port, port_in_use  # noqa: F401 (re-exported: tests, bench, demo)
 from lgwan_chat.templates import config_dir, write_private
 from lgwan_chat.templates import render as render_template
 
@@ -47,17 +47,6 @@ RELAXED_RATE_LIMITS: dict[str, Any] = {
     "rc_invites": {key: _UNLIMITED for key in ("per_room", "per_user", "per_issuer")},
     "rc_presence": {"per_user": _UNLIMITED},
 }
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as s:
-        return s.connect_ex((host, port)) == 0
 
 
 def suite_modules() -> list[dict]:

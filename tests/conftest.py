@@ -4,7 +4,8 @@ Every test that uses ``homeserver`` runs once per backend: SQLite always, and
 PostgreSQL when reachable (a fresh UTF8/C database per homeserver). Which
 backends ran is printed at the start and end of the run, never skipped
 silently; with ``CI`` or ``LGWAN_TEST_REQUIRE_POSTGRES`` set, an unreachable
-PostgreSQL is an error.
+PostgreSQL is an error. In a parallel run (pytest-xdist, ``make test``) the controller decides
+the backends once and hands them to every worker.
 
 A test module chooses the modules its homeserver loads by defining its own
 ``homeserver_modules`` fixture (default: every module of the suite, as
@@ -17,7 +18,7 @@ import os
 
 import pytest
 
-pytest_plugins = ["pytester", "bots_harness"]
+pytest_plugins = ["pytester", "bots_harness", "scheduling"]
 
 from harness import BACKENDS, RunningHomeserver, postgres_unreachable_reason
 
@@ -31,6 +32,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "homeserver: talks to a real Synapse (runs once per database backend)")
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker: the controller chose (see below)
+        config.stash[_BACKENDS] = config.workerinput["lgwan_backends"]
+        config.stash[_NOTE] = config.workerinput["lgwan_backends_note"]
+        return
     choice = config.getoption("--backends")
     required = bool(os.environ.get("CI") or os.environ.get("LGWAN_TEST_REQUIRE_POSTGRES"))
     note = ""
@@ -52,6 +57,13 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(f"--backends postgres: PostgreSQL unreachable: {reason}")
     config.stash[_BACKENDS] = backends
     config.stash[_NOTE] = note
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: not called in a serial run
+def pytest_configure_node(node) -> None:
+    """Every worker tests the backends the controller found and printed, no other."""
+    node.workerinput["lgwan_backends"] = node.config.stash[_BACKENDS]
+    node.workerinput["lgwan_backends_note"] = node.config.stash[_NOTE]
 
 
 _BACKENDS = pytest.StashKey[list]()

@@ -17,7 +17,7 @@ import pytest
 from nio import AsyncClient, JoinedRoomsResponse, LoginResponse, RoomCreateResponse
 from PIL import Image
 
-from lgwan_chat.homeserver import free_port, port_in_use
+from lgwan_chat.ports import free_port, port_in_use, reserve_port
 from bots_harness import answer, room_events, wait_membership, wait_replies
 from harness import download, http_get
 from test_login_limits import outcome, password_login, whois_addresses
@@ -31,11 +31,11 @@ OFFSET = 1000
 
 def free_pair() -> int:
     """A port p with p, p+1 (the entrances), p+22 (the upload page), p+23 (coturn) and p+OFFSET,
-    p+OFFSET+1 (Synapse behind nginx) free."""
+    p+OFFSET+1 (Synapse behind nginx) free, all reserved for this process (other pytest-xdist workers
+    pick ports too)."""
     while True:
         port = free_port()
-        if port + OFFSET + 1 < 65536 and not any(port_in_use(p) for p in (port + 1, port + 22, port + 23, port + OFFSET,
-                                                                             port + OFFSET + 1)):
+        if all(reserve_port(port + offset) for offset in (1, 22, 23, OFFSET, OFFSET + 1)):
             return port
 
 
