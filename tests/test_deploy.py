@@ -12,12 +12,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import random
 import secrets
 import shlex
 import shutil
 import signal
-import socket
 import sqlite3
 import ssl
 import subprocess
@@ -36,6 +34,7 @@ from bots_harness import answer, send_text, wait_membership
 from harness import http_get
 from lgwan_chat.homeserver import child_env, register_user
 from lgwan_chat.nginx import Nginx, NginxSpec, nginx_binary
+from lgwan_chat.ports import free_port, reserve_port
 from lgwan_chat.postgres import PG_SETTINGS, PostgresDatabase, postgres_unreachable_reason
 from test_zone_endpoint import call_zone
 from test_zone_media_gate import assert_pending_message, png, upload
@@ -62,22 +61,13 @@ def make_tls(directory: Path) -> dict[str, Path]:
 
 
 def free_ports(count: int) -> int:
-    """The first of ``count`` consecutive free loopback ports, below the ephemeral range (where
-    other processes' outgoing connections would take ports while Synapse starts)."""
+    """The first of ``count`` consecutive loopback ports reserved for this test process
+    (``lgwan_chat.ports``: no other process of a parallel run gets them)."""
     for _ in range(200):
-        first = random.randrange(20000, 32000 - count)
-        if all(_free(port) for port in range(first, first + count)):
+        first = free_port()
+        if all(reserve_port(port) for port in range(first + 1, first + count)):
             return first
     raise RuntimeError("no free port range")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def answers_doc(tmp: Path, tls: dict, size: str, database: dict, server_name: str, bots: list[str],
