@@ -31,7 +31,7 @@ _SEARCH_LIMIT = 20
 
 class MemoBot(BotApp):
     name = "memo"
-    schema = memo_config.SCHEMA
+    schema = memo_config.MemoOptions
     migrations = MIGRATIONS
 
     def check_config(self, raw: Any) -> list[ConfigIssue]:
@@ -40,7 +40,7 @@ class MemoBot(BotApp):
     def __init__(self) -> None:
         self.bot: Bot | None = None
         self.store: MemoStore | None = None
-        self.options: dict[str, Any] = dict(memo_config.DEFAULTS)
+        self.options = memo_config.MemoOptions()
 
     async def start(self, bot: Bot) -> None:
         self.bot = bot
@@ -140,7 +140,7 @@ class MemoBot(BotApp):
 
     async def list(self, ctx: Context, page: int | None) -> None:
         page = page or 1
-        size = self.options["page_size"]
+        size = self.options.page_size
         memos, total = self.store.page(ctx.sender, page, size)
         pages = max(1, -(-total // size))
         if not total:
@@ -249,7 +249,7 @@ class MemoBot(BotApp):
 
     async def bookmarks(self, ctx: Context, page: int | None) -> None:
         # The bookmarks module answers with pages of its own; walk to the asked one.
-        size = self.options["page_size"]
+        size = self.options.page_size
         token, items = None, []
         for _ in range(page or 1):
             params = {"user_id": ctx.sender, "limit": str(size)}
@@ -298,7 +298,7 @@ class MemoBot(BotApp):
             "msgtype": "m.text", "body": text, "format": "org.matrix.custom.html", "formatted_body": formatted,
             "jp.lgwan.note": {"number": note.number}})
         self.store.set_note_event(ctx.room_id, note.number, event_id)
-        pinned = await self.pin(ctx.room_id, event_id) if self.options["pin_notes"] else True
+        pinned = await self.pin(ctx.room_id, event_id) if self.options.pin_notes else True
         await ctx.reply("notes.created", number=note.number, title=title,
                         pinned="" if pinned else ctx.t("notes.not_pinned"))
 

@@ -31,7 +31,7 @@ def _safe_name(number: int, name: str | None) -> str:
 
 async def build_export(app: "MemoBot", ctx: "Context", memos: list["Memo"], fmt: str) -> tuple[bytes, int]:
     """The zip and how many attachments were left out."""
-    limit = app.options["export_max_mb"] * 1024 * 1024
+    limit = app.options.export_max_mb * 1024 * 1024
     files: dict[int, str] = {}
     notes: dict[int, str] = {}
     total = 0
@@ -44,7 +44,7 @@ async def build_export(app: "MemoBot", ctx: "Context", memos: list["Memo"], fmt:
                 notes[memo.number] = ctx.t("memo.export_left_out_unsanitized")
                 continue
             if memo.size and total + memo.size > limit:
-                notes[memo.number] = ctx.t("memo.export_left_out_size", limit=app.options["export_max_mb"])
+                notes[memo.number] = ctx.t("memo.export_left_out_size", limit=app.options.export_max_mb)
                 continue
             server_name, _, media_id = memo.mxc[len("mxc://"):].partition("/")
             response = await app.bot.client.download(server_name=server_name, media_id=media_id)
@@ -53,7 +53,7 @@ async def build_export(app: "MemoBot", ctx: "Context", memos: list["Memo"], fmt:
                 continue
             body = response.body if isinstance(response.body, bytes) else bytes(response.body)
             if total + len(body) > limit:
-                notes[memo.number] = ctx.t("memo.export_left_out_size", limit=app.options["export_max_mb"])
+                notes[memo.number] = ctx.t("memo.export_left_out_size", limit=app.options.export_max_mb)
                 continue
             total += len(body)
             files[memo.number] = _safe_name(memo.number, memo.filename)

@@ -33,7 +33,7 @@ MANAGER_POWER_LEVEL = 50
 
 class PollsBot(BotApp):
     name = "polls"
-    schema = polls_config.SCHEMA
+    schema = polls_config.PollsOptions
     migrations = MIGRATIONS
 
     def check_config(self, raw: Any) -> list[ConfigIssue]:

@@ -77,8 +77,9 @@ class BotApp:
     """What a bot adds to the runtime. Override what the bot needs."""
 
     name = "bot"
-    #: the bot's own config keys (JSON schema per key), validated with the runtime's
-    schema: dict[str, dict] = {}
+    #: the bot's own config keys, validated with the runtime's: a config class
+    #: (core/configcheck/typed.py), or a JSON schema per key
+    schema: type | dict[str, dict] = {}
     #: the bot's tables, as numbered lists of statements (see Storage.migrate)
     migrations: list[list[str]] = []
 

@@ -51,7 +51,7 @@ _LOCALPART = re.compile(r"[a-z0-9._=/+-]+")
 
 class SanitizerBot(BotApp):
     name = "sanitizer"
-    schema = sanitizer_config.SCHEMA
+    schema = sanitizer_config.SanitizerOptions
     migrations = MIGRATIONS
 
     def check_config(self, raw: Any) -> list[ConfigIssue]:

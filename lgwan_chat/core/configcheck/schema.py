@@ -64,8 +64,9 @@ def _translate(error: jsonschema.ValidationError) -> Iterator[ConfigIssue]:
     limit = error.validator_value
 
     if kind == "required":
+        # jsonschema raises one error per missing key, each holding the whole list: report its own key
         for key in limit:
-            if isinstance(value, dict) and key not in value:
+            if isinstance(value, dict) and key not in value and error.message.startswith(repr(key)):
                 yield ConfigIssue(path + (key,), "config.required", {"key": key})
     elif kind == "additionalProperties" and isinstance(value, dict):
         allowed = list(schema.get("properties", {}))
