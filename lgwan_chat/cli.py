@@ -56,6 +56,12 @@ def main(argv: list[str] | None = None) -> int:
 
     add_federation_arguments(federation)
 
+    deploy = commands.add_parser(
+        "deploy", help="本番構成の生成と検証 / write and check a production deployment")
+    from lgwan_chat.deploy.cli import add_arguments as add_deploy_arguments
+
+    add_deploy_arguments(deploy)
+
     args = parser.parse_args(argv)
     if args.command == "demo":
         from lgwan_chat import demo as demo_mod
@@ -75,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         from lgwan_chat.guests_cli import run as run_guest
 
         return run_guest(args)
+    if args.command == "deploy":
+        from lgwan_chat.deploy.cli import run as run_deploy
+
+        return run_deploy(args)
     if args.command == "federation":
         from lgwan_chat.federation_cli import run as run_federation
 

@@ -246,18 +246,8 @@ class Homeserver:
                  displayname: str | None = None, device_name: str | None = None) -> dict:
         """Register through the shared-secret admin API; returns user_id, access_token, device_id
         (a new device, named ``device_name``). No login limit applies: this is not a login."""
-        url = self.url("lgwan") + "/_synapse/admin/v1/register"
-        nonce = http_json("GET", url)["nonce"]
-        mac = hmac.new(self._shared_secret.encode(), digestmod=hashlib.sha1)
-        mac.update(b"\x00".join([nonce.encode(), localpart.encode(), password.encode(),
-                                 b"admin" if admin else b"notadmin"]))
-        body = {"nonce": nonce, "username": localpart, "password": password, "admin": admin,
-                "mac": mac.hexdigest()}
-        if displayname:
-            body["displayname"] = displayname
-        if device_name:
-            body["initial_device_display_name"] = device_name
-        return http_json("POST", url, body)
+        return register_user(self.url("lgwan"), self._shared_secret, localpart, password, admin=admin,
+                             displayname=displayname, device_name=device_name)
 
     def login(self, user_id: str, password: str) -> str:
         """A password login (it spends the login limits: only for what registration cannot give);
@@ -265,6 +255,22 @@ class Homeserver:
         body = {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": user_id},
                 "password": password, "initial_device_display_name": "lgwan-chat"}
         return http_json("POST", self.url("lgwan") + "/_matrix/client/v3/login", body)["access_token"]
+
+
+def register_user(url: str, shared_secret: str, localpart: str, password: str, admin: bool = False,
+                  displayname: str | None = None, device_name: str | None = None) -> dict:
+    """Shared-secret registration (``/_synapse/admin/v1/register``) on the Synapse listener at ``url``."""
+    url += "/_synapse/admin/v1/register"
+    nonce = http_json("GET", url)["nonce"]
+    mac = hmac.new(shared_secret.encode(), digestmod=hashlib.sha1)
+    mac.update(b"\x00".join([nonce.encode(), localpart.encode(), password.encode(),
+                             b"admin" if admin else b"notadmin"]))
+    body = {"nonce": nonce, "username": localpart, "password": password, "admin": admin, "mac": mac.hexdigest()}
+    if displayname:
+        body["displayname"] = displayname
+    if device_name:
+        body["initial_device_display_name"] = device_name
+    return http_json("POST", url, body)
 
 
 def turn_address(uris: list) -> tuple[str, int] | None:

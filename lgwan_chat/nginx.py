@@ -39,6 +39,51 @@ class NginxSpec:
     synapse_lgwan: str  # Synapse's lgwan-tagged listener, host:port
     log_dir: Path | None = None  # default: PREFIX/logs
     upload_page: str = "127.0.0.1:8030"  # the sanitizer bot's upload page (upload.listen in bots.yaml)
+    #: A sites file rendered elsewhere (``lgwan-chat deploy``) to run as is, instead of rendering one.
+    sites_file: Path | None = None
+    tls: bool = False  # whether the entrances speak TLS (a deployed sites file)
+
+
+#: The pools of Synapse processes behind each entrance (``lgwan_chat_<zone>_<pool>`` upstreams).
+POOLS = ("main", "client", "media")
+
+
+@attrs.frozen
+class UpstreamRoute:
+    """Requests whose ``METHOD /raw/path`` matches ``pattern`` (an nginx regex) go to ``pool``."""
+
+    pattern: str
+    pool: str
+
+
+def upstreams_conf(servers: dict[str, dict[str, list[str]]],
+                   routes: tuple[UpstreamRoute, ...] = ()) -> str:
+    """The ``${upstreams}`` of the sites template: ``servers[zone][pool]`` = host:port list.
+
+    Each zone gets one upstream per pool and a map ``$lgwan_chat_<zone>_upstream`` choosing the
+    pool of a request (first matching route; default the main process). A pool of several
+    processes keeps each access token on one of them (sync caches stay warm)."""
+    blocks = []
+    for zone in ("internet", "lgwan"):
+        for pool in POOLS:
+            members = servers[zone][pool]
+            lines = [f"upstream lgwan_chat_{zone}_{pool} {{"]
+            if len(members) > 1:
+                lines.append("    hash $http_authorization consistent;")
+            lines += [f"    server {member};" for member in members]
+            lines += ["    keepalive 16;", "}"]
+            blocks.append("\n".join(lines))
+        mapping = [f'map "$request_method $lgwan_chat_raw_path" $lgwan_chat_{zone}_upstream {{',
+                   f"    default lgwan_chat_{zone}_main;"]
+        mapping += [f'    "~{route.pattern}" lgwan_chat_{zone}_{route.pool};' for route in routes]
+        mapping.append("}")
+        blocks.append("\n".join(mapping))
+    return "\n\n".join(blocks) + "\n"
+
+
+def one_process(internet: str, lgwan: str) -> dict[str, dict[str, list[str]]]:
+    """``upstreams_conf`` servers for a Synapse without workers: every pool is that process."""
+    return {"internet": {pool: [internet] for pool in POOLS}, "lgwan": {pool: [lgwan] for pool in POOLS}}
 
 
 class NginxError(RuntimeError):
@@ -53,13 +98,17 @@ class Nginx:
         self.log_dir = Path(spec.log_dir) if spec.log_dir else self.prefix / "logs"
         for path in (self.log_dir, self.prefix / "tmp", self.prefix / "cache"):
             path.mkdir(parents=True, exist_ok=True)
-        self.sites_conf = self.prefix / "lgwan-chat-sites.conf"
         self.conf = self.prefix / "nginx.conf"
-        render("nginx/lgwan-chat-sites.conf.template", self.sites_conf, {
-            "internet_listen": spec.internet_listen, "lgwan_listen": spec.lgwan_listen,
-            "synapse_internet": spec.synapse_internet, "synapse_lgwan": spec.synapse_lgwan,
-            "upload_page": spec.upload_page, "log_dir": str(self.log_dir),
-            "cache_dir": str(self.prefix / "cache")})
+        if spec.sites_file is not None:
+            self.sites_conf = Path(spec.sites_file)
+        else:
+            self.sites_conf = self.prefix / "lgwan-chat-sites.conf"
+            render("nginx/lgwan-chat-sites.conf.template", self.sites_conf, {
+                "internet_listen": spec.internet_listen, "lgwan_listen": spec.lgwan_listen,
+                "upstreams": upstreams_conf(one_process(spec.synapse_internet, spec.synapse_lgwan)),
+                "internet_tls": "", "lgwan_tls": "",
+                "upload_page": spec.upload_page, "log_dir": str(self.log_dir),
+                "cache_dir": str(self.prefix / "cache")})
         # As root, nginx workers would run as "nobody" and could not use our directory.
         user = f"user {getpass.getuser()};" if os.geteuid() == 0 else ""
         render("nginx/standalone.conf.template", self.conf,
@@ -75,7 +124,8 @@ class Nginx:
         return self.log_dir / "nginx-access.log"
 
     def url(self, zone: str) -> str:
-        return "http://" + {"internet": self.spec.internet_listen, "lgwan": self.spec.lgwan_listen}[zone]
+        scheme = "https" if self.spec.tls else "http"
+        return f"{scheme}://" + {"internet": self.spec.internet_listen, "lgwan": self.spec.lgwan_listen}[zone]
 
     def start(self, timeout: float = 15.0) -> None:
         binary = nginx_binary()

@@ -17,8 +17,8 @@ def config_dir() -> Path:
     return SOURCE_ROOT / "config"
 
 
-def render(name: str, target: Path, values: dict[str, Any]) -> None:
-    """Write config/NAME with its ``${name}`` placeholders filled in.
+def fill(name: str, values: dict[str, Any]) -> str:
+    """config/NAME with its ``${name}`` placeholders filled in.
 
     Other ``$`` signs (nginx variables such as ``$host``) are left alone; a
     ``${...}`` placeholder left unfilled is an error, never a broken file.
@@ -27,7 +27,12 @@ def render(name: str, target: Path, values: dict[str, Any]) -> None:
     missing = re.findall(r"\$\{(\w+)\}", text)
     if missing:
         raise KeyError(f"{name}: no value for {sorted(set(missing))}")
-    write_private(target, text)
+    return text
+
+
+def render(name: str, target: Path, values: dict[str, Any]) -> None:
+    """Write config/NAME with its placeholders filled in (``fill``), for its owner only."""
+    write_private(target, fill(name, values))
 
 
 def write_private(target: Path, text: str) -> None:

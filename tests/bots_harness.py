@@ -145,7 +145,9 @@ class BotProcess:
             self.process = subprocess.Popen(
                 [sys.executable, *self.entry, "--config", str(self.config_path)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                cwd=SOURCE_ROOT or REPO, env={**child_env(), "PYTHONUNBUFFERED": "1"},
+                # TZ=UTC: a bot runs as on a server, whatever this machine's zone; a time shown in
+                # the host's zone instead of the configured one (Asia/Tokyo) fails the tests
+                cwd=SOURCE_ROOT or REPO, env={**child_env(), "PYTHONUNBUFFERED": "1", "TZ": "UTC"},
                 start_new_session=True, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
         return self
 

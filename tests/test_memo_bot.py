@@ -6,9 +6,14 @@ bot in the same DM.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import os
+import socket
+import threading
 import time
+import urllib.parse
 import zipfile
 
 import pytest
@@ -53,6 +58,15 @@ async def staff(homeserver, login, memo_bot):
     return phone, pc, dm.room_id
 
 
+async def office_dm(homeserver, login, bot):
+    """A member of staff on an office PC and their DM with ``bot``: (client, room ID)."""
+    pc = await login(homeserver.new_user("staff"), "lgwan")
+    dm = await pc.room_create(is_direct=True, invite=[bot.user_id])
+    assert isinstance(dm, RoomCreateResponse), dm
+    await wait_membership(pc, dm.room_id, bot.user_id, "join")
+    return pc, dm.room_id
+
+
 async def room_with_bot(homeserver, login, bot, name: str):
     """A room made by a section chief on an office PC, with a member on a phone and the bot."""
     owner = await login(homeserver.new_user("kacho"), "lgwan")
@@ -74,6 +88,13 @@ async def send_file(client, room_id: str, data: bytes, name: str, mimetype: str,
     assert isinstance(uploaded, UploadResponse), uploaded
     return await answer(client, room_id, {"msgtype": msgtype, "body": name, "url": uploaded.content_uri,
                                               "info": {"mimetype": mimetype, "size": len(data)}})
+
+
+async def latest_zip(client, room_id: str) -> dict:
+    """The content of the latest zip file (an export) sent in the room."""
+    page = await client.room_messages(room_id, limit=10)
+    return next(e.source["content"] for e in page.chunk
+                if e.source.get("content", {}).get("info", {}).get("mimetype") == "application/zip")
 
 
 def japan(seconds: float, form: str) -> str:
@@ -187,9 +208,7 @@ async def test_files_from_the_phone_wait_for_sanitization_and_stay_out_of_export
     exported_at = time.time()
     export = await answer(pc, dm, "!エクスポート csv")
     assert "メモ 3 件を書き出しました（入れられなかった添付ファイル: 1 件）" in export["body"]
-    page = await pc.room_messages(dm, limit=10)
-    archive = next(e.source["content"] for e in page.chunk
-                   if e.source.get("content", {}).get("info", {}).get("mimetype") == "application/zip")
+    archive = await latest_zip(pc, dm)
     # named after when it was made in Japan time, whatever the host's zone
     assert archive["body"] in {f"memo-{japan(exported_at + d, '%Y%m%d-%H%M')}.zip" for d in (-60, 0, 60)}
     status, data = await download(homeserver.url("lgwan"), pc, archive["url"])
@@ -302,23 +321,101 @@ async def test_bookmarks_made_with_a_reaction_anywhere_are_listed_in_the_dm(staf
 
 async def test_memos_sent_while_the_bot_is_down_are_kept_once_each(homeserver, login, bot_process):
     bot = bot_process(BOT, ["-m", "bots.memo"], storage=homeserver.backend).start().wait_ready()
-    pc = await login(homeserver.new_user("staff"), "lgwan")
-    dm = await pc.room_create(is_direct=True, invite=[bot.user_id])
-    await wait_membership(pc, dm.room_id, bot.user_id, "join")
-    assert "メモ #1" in (await answer(pc, dm.room_id, "停止前のメモ"))["body"]
+    pc, dm = await office_dm(homeserver, login, bot)
+    assert "メモ #1" in (await answer(pc, dm, "停止前のメモ"))["body"]
     assert bot.stop() == 0
     sent = []
     for n in range(3):
-        event = await pc.room_send(dm.room_id, "m.room.message", {"msgtype": "m.text", "body": f"停止中のメモ {n}"})
+        event = await pc.room_send(dm, "m.room.message", {"msgtype": "m.text", "body": f"停止中のメモ {n}"})
         sent.append(event.event_id)
     bot.start().wait_ready()
     for number, event_id in enumerate(sent, start=2):
-        replies = await wait_replies(pc, dm.room_id, event_id)
+        replies = await wait_replies(pc, dm, event_id)
         assert len(replies) == 1 and f"メモ #{number} を保存しました" in replies[0]["content"]["body"]
-    listing = (await answer(pc, dm.room_id, "!一覧"))["body"]
+    listing = (await answer(pc, dm, "!一覧"))["body"]
     assert "全 4 件" in listing  # nothing lost, nothing doubled
     assert bot.stop() == 0
     bot.start().wait_ready()  # a restart with nothing new: no reply is sent again
-    assert "全 4 件" in (await answer(pc, dm.room_id, "!一覧"))["body"]
+    assert "全 4 件" in (await answer(pc, dm, "!一覧"))["body"]
     for event_id in sent:
-        assert len(await wait_replies(pc, dm.room_id, event_id)) == 1
+        assert len(await wait_replies(pc, dm, event_id)) == 1
+
+
+class CountingRelay:
+    """A TCP relay in front of the homeserver that counts the bytes it passes back to its client
+    (the bot): what the bot read from the server, whatever it then did with it."""
+
+    def __init__(self, target_url: str):
+        target = urllib.parse.urlsplit(target_url)
+        assert target.port is not None, target_url
+        self.target = (target.hostname, target.port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.to_client = 0
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.target)
+            threading.Thread(target=self._pipe, args=(client, server, False), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(server, client, True), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket, counted: bool) -> None:
+        try:
+            while chunk := source.recv(64 * 1024):
+                sink.sendall(chunk)  # blocks while the bot does not read: the server is not read either
+                if counted:
+                    with self._lock:
+                        self.to_client += len(chunk)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+async def test_an_attachment_past_the_export_limit_is_not_read_to_its_end(homeserver, login, tmp_path):
+    """The limit holds while reading: the bot stops downloading a file once it is past the limit,
+    whatever size its message claimed (here: none), and says in the export what it left out."""
+    relay = CountingRelay(homeserver.url("lgwan"))
+    bot = BotProcess(homeserver, tmp_path, BOT, entry=["-m", "bots.memo"], zone="lgwan", storage=homeserver.backend,
+                     options={"export_max_mb": 1, "homeserver": {"internet": homeserver.url("internet"),
+                                                                "lgwan": relay.url}})
+    try:
+        bot.start().wait_ready()
+        pc, dm = await office_dm(homeserver, login, bot)
+        big = os.urandom(40 * 1024 * 1024)
+        uploaded, _ = await pc.upload(io.BytesIO(big), content_type="application/octet-stream",
+                                      filename="図面.bin", filesize=len(big))
+        assert isinstance(uploaded, UploadResponse), uploaded
+        saved = await answer(pc, dm, {"msgtype": "m.file", "body": "図面.bin", "url": uploaded.content_uri,
+                                      "info": {"mimetype": "application/octet-stream"}})
+        assert "メモ #1" in saved["body"]
+        await send_file(pc, dm, "打合せメモ".encode(), "メモ.txt", "text/plain", "m.file")
+
+        before = relay.to_client
+        export = await answer(pc, dm, "!エクスポート csv")
+        read = relay.to_client - before
+        assert "メモ 2 件を書き出しました（入れられなかった添付ファイル: 1 件）" in export["body"], export["body"]
+        assert read < 16 * 1024 * 1024, f"the bot read {read} bytes of a 40 MB file past a 1 MB limit"
+
+        archive = await latest_zip(pc, dm)
+        status, data = await download(homeserver.url("lgwan"), pc, archive["url"])
+        assert status == 200
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            assert "attachments/0002-メモ.txt" in z.namelist()
+            assert not [n for n in z.namelist() if "図面" in n]
+            rows = list(csv.reader(io.StringIO(z.read("memos.csv").decode("utf-8-sig"))))
+        assert rows[1][5] == "添付ファイルは大きすぎるため含めていません（上限 1 MB）", rows[1]
+    finally:
+        bot.close()
+        relay.close()

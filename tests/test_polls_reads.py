@@ -183,7 +183,7 @@ class _Bot:
     def __init__(self, answer):
         self.answer = answer
 
-    async def suite_api(self, path, params=None):
+    async def api(self, path, params=None):
         return self.answer
 
 

@@ -17,6 +17,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from nio import RoomGetStateEventResponse, RoomPutStateResponse
+
 from bots.runtime import Arg, Bot, BotApp, Command, Context
 from bots.runtime.fields import typed_get
 from bots.runtime.late import Late
@@ -34,7 +36,7 @@ _SEARCH_LIMIT = 20
 
 class MemoBot(BotApp):
     name = "memo"
-    schema = memo_config.SCHEMA
+    schema = memo_config.MemoOptions
     migrations = MIGRATIONS
 
     store = Late[MemoStore]()
@@ -43,7 +45,7 @@ class MemoBot(BotApp):
         return memo_config.check(raw)
 
     def __init__(self) -> None:
-        self.options: dict[str, Any] = dict(memo_config.DEFAULTS)
+        self.options = memo_config.MemoOptions()
 
     async def start(self, bot: Bot) -> None:
         self.bot = bot
@@ -126,7 +128,7 @@ class MemoBot(BotApp):
         """Whether the zone module says the file came from the internet side and waits for
         sanitization (LGWAN devices cannot open it until then)."""
         server, _, media_id = mxc[len("mxc://"):].partition("/")
-        status, body = await self.bot.suite_api(media_status_route(server, media_id))
+        status, body = await self.bot.api(media_status_route(server, media_id))
         return status == 200 and isinstance(body, dict) and bool(body.get("untrusted"))
 
     # --- memo commands ---
@@ -143,7 +145,7 @@ class MemoBot(BotApp):
 
     async def list(self, ctx: Context, page: int | None) -> None:
         page = page or 1
-        size = self.options["page_size"]
+        size = self.options.page_size
         memos, total = self.store.page(ctx.sender, page, size)
         pages = max(1, -(-total // size))
         if not total:
@@ -252,14 +254,14 @@ class MemoBot(BotApp):
 
     async def bookmarks(self, ctx: Context, page: int | None) -> None:
         # The bookmarks module answers with pages of its own; walk to the asked one.
-        size = self.options["page_size"]
+        size = self.options.page_size
         token: str | None = None
         items: list[dict] = []
         for _ in range(page or 1):
             params = {"user_id": ctx.sender, "limit": str(size)}
             if token:
                 params["from"] = token
-            status, body = await self.bot.suite_api(BOOKMARKS, params)
+            status, body = await self.bot.api(BOOKMARKS, params)
             if status != 200 or not isinstance(body, dict):
                 raise RuntimeError(f"bookmarks: {status} {body}")
             items, token = body.get("bookmarks") or [], body.get("next")
@@ -302,7 +304,7 @@ class MemoBot(BotApp):
             "msgtype": "m.text", "body": text, "format": "org.matrix.custom.html", "formatted_body": formatted,
             "jp.lgwan.note": {"number": note.number}})
         self.store.set_note_event(ctx.room_id, note.number, event_id)
-        pinned = await self.pin(ctx.room_id, event_id) if self.options["pin_notes"] else True
+        pinned = await self.pin(ctx.room_id, event_id) if self.options.pin_notes else True
         await ctx.reply("notes.created", number=note.number, title=title,
                         pinned="" if pinned else ctx.t("notes.not_pinned"))
 
@@ -356,8 +358,6 @@ class MemoBot(BotApp):
 
     async def pin(self, room_id: str, event_id: str) -> bool:
         """Add the note to the room's pinned messages (Element lists them at the top of the room)."""
-        from nio import RoomGetStateEventResponse, RoomPutStateResponse
-
         current = await self.bot.client.room_get_state_event(room_id, "m.room.pinned_events")
         pinned = list(current.content.get("pinned", [])) if isinstance(current, RoomGetStateEventResponse) else []
         if event_id in pinned:

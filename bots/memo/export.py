@@ -7,19 +7,25 @@ must not carry an unsanitized file across zones. Zip member names are UTF-8 (fla
 
 from __future__ import annotations
 
-import csv
+import asyncio
 import io
+import logging
 import re
 import zipfile
 from typing import TYPE_CHECKING, Any
 
-from nio import DownloadResponse
+import aiohttp
+
+from bots.runtime import Context
+from bots.runtime.bot import TooLarge
+from bots.runtime.excel import excel_csv, text_cell
+
+from .store import Memo
 
 if TYPE_CHECKING:
-    from bots.runtime import Context
+    from .app import MemoBot  # app.py imports this module: a type only
 
-    from .app import MemoBot
-    from .store import Memo
+log = logging.getLogger("lgwan_chat.memo")
 
 _UNSAFE = re.compile(r"[\\/:*?\"<>|\x00-\x1f]")
 
@@ -31,7 +37,7 @@ def _safe_name(number: int, name: str | None) -> str:
 
 async def build_export(app: MemoBot, ctx: Context, memos: list[Memo], fmt: str) -> tuple[bytes, int]:
     """The zip and how many attachments were left out."""
-    limit = app.options["export_max_mb"] * 1024 * 1024
+    limit = app.options.export_max_mb * 1024 * 1024
     files: dict[int, str] = {}
     notes: dict[int, str] = {}
     total = 0
@@ -44,19 +50,16 @@ async def build_export(app: MemoBot, ctx: Context, memos: list[Memo], fmt: str) 
                 notes[memo.number] = ctx.t("memo.export_left_out_unsanitized")
                 continue
             if memo.size and total + memo.size > limit:
-                notes[memo.number] = ctx.t("memo.export_left_out_size", limit=app.options["export_max_mb"])
+                notes[memo.number] = ctx.t("memo.export_left_out_size", limit=app.options.export_max_mb)
                 continue
-            server_name, _, media_id = memo.mxc[len("mxc://"):].partition("/")
-            response = await app.bot.client.download(server_name=server_name, media_id=media_id)
-            if not isinstance(response, DownloadResponse):
+            try:  # read up to what is left of the limit: a file past it stops the download there
+                body = await app.bot.download(memo.mxc, limit - total)
+            except TooLarge:
+                notes[memo.number] = ctx.t("memo.export_left_out_size", limit=app.options.export_max_mb)
+                continue
+            except (RuntimeError, ValueError, aiohttp.ClientError, asyncio.TimeoutError):
+                log.warning("export: attachment not downloaded", extra={"mxc": memo.mxc}, exc_info=True)
                 notes[memo.number] = ctx.t("memo.export_left_out_download")
-                continue
-            if not isinstance(response.body, bytes):  # nio gives a path only when asked to save to a file
-                notes[memo.number] = ctx.t("memo.export_left_out_download")
-                continue
-            body = response.body
-            if total + len(body) > limit:
-                notes[memo.number] = ctx.t("memo.export_left_out_size", limit=app.options["export_max_mb"])
                 continue
             total += len(body)
             files[memo.number] = _safe_name(memo.number, memo.filename)
@@ -69,20 +72,11 @@ async def build_export(app: MemoBot, ctx: Context, memos: list[Memo], fmt: str) 
 
 
 def _csv(ctx: Context, memos: list[Memo], files: dict[int, str], notes: dict[int, str]) -> bytes:
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\r\n")
-    writer.writerow([ctx.t(f"memo.export_column.{c}") for c in ("number", "created", "kind", "text", "tags",
-                                                                  "attachment")])
-    for memo in memos:
-        writer.writerow([memo.number, ctx.when(memo.created_ts, with_zone=False), ctx.t(f"memo.kind.{memo.kind}"),
-                         _no_formula(memo.body), " ".join(memo.tags),
-                         files.get(memo.number) or notes.get(memo.number, "")])
-    return "\ufeff".encode() + text.getvalue().encode("utf-8")
-
-
-def _no_formula(value: str) -> str:
-    """Excel would run a cell starting with = + - @ as a formula: quote it as text."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+    header = [ctx.t(f"memo.export_column.{c}") for c in ("number", "created", "kind", "text", "tags", "attachment")]
+    return excel_csv([header] + [
+        [memo.number, ctx.when(memo.created_ts, with_zone=False), ctx.t(f"memo.kind.{memo.kind}"),
+         text_cell(memo.body), " ".join(memo.tags), files.get(memo.number) or notes.get(memo.number, "")]
+        for memo in memos])
 
 
 def _markdown(ctx: Context, memos: list[Memo], files: dict[int, str], notes: dict[int, str]) -> bytes:

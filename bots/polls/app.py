@@ -9,33 +9,36 @@ Tallies are always computed from the response events kept, exactly as Element co
 from __future__ import annotations
 
 import asyncio
-import csv
 import datetime
-import io
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from bots.runtime import Arg, Bot, BotApp, Command, Context
+from bots.runtime import Arg, Bot, BotApp, Command, Context, clock
+from bots.runtime.dates import format_when, parse_deadline
+from bots.runtime.excel import excel_csv, text_cell
 from bots.runtime.late import Late
 from lgwan_chat.core.configcheck.issues import ConfigIssue
+from lgwan_chat.core.i18n import t
 
 from . import config as polls_config
-from . import events
+from . import events, reads, safety, schedule, tasks
+from .feature import Feature, Job
 from .groups import Groups, Kind
+from .manage import group_named, may_manage
 from .store import MIGRATIONS, Group, PollStore, now_ms
 from .survey import MultiKind, SpecError, SurveyKind, answers_for, parse_spec, yes_no
 
 log = logging.getLogger("lgwan_chat.polls")
 SCHEDULER_TICK_S = 2.0
-#: who may close, remind or export a group besides the person who made it
-MANAGER_POWER_LEVEL = 50
 
 
 class PollsBot(BotApp):
+    """The bot's own kinds (survey, multiple choice) and commands on any group; the features
+    (feature.py) see it as a :class:`~.feature.Polls`."""
+
     name = "polls"
-    schema = polls_config.SCHEMA
+    schema = polls_config.PollsOptions
     migrations = MIGRATIONS
 
     store = Late[PollStore]()
@@ -47,12 +50,12 @@ class PollsBot(BotApp):
     def __init__(self) -> None:
         self.options = polls_config.PollsOptions()
         self.kinds: dict[str, Kind] = {}
-        #: job kind -> handler(ref); feature modules add theirs
-        self.jobs: dict[str, Callable[[str, str], Awaitable[None]]] = {}
+        #: job kind -> handler(ref, job_id); features add theirs
+        self.jobs: dict[str, Job] = {}
         self._scheduler: asyncio.Task | None = None
         #: schedule coordination, tasks, safety checks, read reminders: each a module with a Feature
         #: (its commands, kinds of group, jobs, events), made here so the help lists their commands
-        self._features: list[Any] = self._load_features()
+        self._features: list[Feature] = [schedule.Feature(), tasks.Feature(), safety.Feature(), reads.Feature()]
 
     # --- lifecycle ---
 
@@ -68,11 +71,6 @@ class PollsBot(BotApp):
         self.groups.start()
         await self.groups.resync_open()
         self._scheduler = asyncio.ensure_future(self._run_jobs())
-
-    @staticmethod
-    def _load_features() -> list[Any]:
-        from . import reads, safety, schedule, tasks
-        return [schedule.Feature(), tasks.Feature(), safety.Feature(), reads.Feature()]
 
     async def stop(self) -> None:
         if self._scheduler is not None:
@@ -99,21 +97,15 @@ class PollsBot(BotApp):
 
     # --- time ---
 
-    @property
-    def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.options.timezone)
-
     def now(self) -> datetime.datetime:
-        return datetime.datetime.now(self.tz)
+        return clock.now(self.options.timezone)
 
     def deadline_text(self, group: Group, lang: str) -> str:
         if group.deadline_ts is None:
             return ""
-        from bots.runtime.dates import format_when
         return format_when(group.deadline_ts, lang, self.options.timezone)
 
     def parse_deadline(self, text: str) -> int:
-        from bots.runtime.dates import parse_deadline
         return int(parse_deadline(text, self.now(), self.options.timezone).timestamp() * 1000)
 
     # --- events ---
@@ -127,9 +119,7 @@ class PollsBot(BotApp):
             if isinstance(redacted, str):
                 self.groups.forget(redacted)
         for feature in self._features:
-            handler = getattr(feature, "on_event", None)
-            if handler is not None:
-                await handler(self, ctx)
+            await feature.on_event(self, ctx)
 
     # --- making groups ---
 
@@ -144,7 +134,7 @@ class PollsBot(BotApp):
             spec = parse_spec(text, min_options=2 if kind == "survey" else 1)
             deadline = self.parse_deadline(spec.deadline) if spec.deadline else None
         except (SpecError, ValueError) as e:
-            await self.explain(ctx, e, f"polls.example.{kind}")
+            await ctx.explain(e, f"polls.example.{kind}")
             return
         group = self.store.create_group(ctx.event_id, ctx.room_id, kind, spec.question, ctx.sender, deadline,
                                         not spec.anonymous, {})
@@ -180,28 +170,9 @@ class PollsBot(BotApp):
 
     @staticmethod
     def t(lang: str, key: str, **params: Any) -> str:
-        from lgwan_chat.core.i18n import t
         return t(key, lang, **params)
 
-    async def explain(self, ctx: Context, error: Exception, example_key: str) -> None:
-        key = getattr(error, "key", None)
-        params = getattr(error, "params", {}) or {}
-        message = ctx.t(key, **params) if key else str(error)
-        await ctx.reply_text(message + "\n" + ctx.t(example_key))
-
     # --- commands on any group ---
-
-    async def _group(self, ctx: Context, number: int) -> Group | None:
-        group = self.store.group_by_number(ctx.room_id, number)
-        if group is None:
-            await ctx.reply("polls.no_such_group", number=number)
-        return group
-
-    async def _may_manage(self, ctx: Context, group: Group) -> bool:
-        if ctx.sender == group.created_by or await self.bot.power_level(ctx.room_id, ctx.sender) >= MANAGER_POWER_LEVEL:
-            return True
-        await ctx.reply("polls.not_yours", number=group.number, level=MANAGER_POWER_LEVEL)
-        return False
 
     async def list_groups(self, ctx: Context) -> None:
         groups = self.store.groups_in_room(ctx.room_id)
@@ -218,31 +189,31 @@ class PollsBot(BotApp):
         await ctx.reply_text("\n".join(lines))
 
     async def results(self, ctx: Context, number: int) -> None:
-        group = await self._group(ctx, number)
+        group = await group_named(self.store, ctx, number)
         if group is not None:
             text, formatted = self.groups.render(group, ctx.lang)
             await ctx.reply_text(text, formatted)
 
-    async def close(self, ctx: Context, number: int) -> None:
-        group = await self._group(ctx, number)
-        if group is None or not await self._may_manage(ctx, group):
-            return
+    async def _open_to_manage(self, ctx: Context, number: int) -> Group | None:
+        """Group ``number``, when it is open and the sender may manage it (told why not otherwise)."""
+        group = await group_named(self.store, ctx, number)
+        if group is None or not await may_manage(self.bot, ctx, group):
+            return None
         if not group.open:
             await ctx.reply("polls.already_closed", number=number)
-            return
-        group = await self.groups.close(group, self.bot.language_for("", ctx.room_id))
-        text, formatted = self.groups.render(group, ctx.lang)
-        await ctx.reply_text(text, formatted)
+            return None
+        return group
+
+    async def close(self, ctx: Context, number: int) -> None:
+        group = await self._open_to_manage(ctx, number)
+        if group is not None:
+            group = await self.groups.close(group, self.bot.language_for("", ctx.room_id))
+            text, formatted = self.groups.render(group, ctx.lang)
+            await ctx.reply_text(text, formatted)
 
     async def remind(self, ctx: Context, number: int) -> None:
-        group = await self._group(ctx, number)
-        if group is None or not await self._may_manage(ctx, group):
-            return
-        if not group.open:
-            await ctx.reply("polls.already_closed", number=number)
-            return
-        missing = await self.send_reminder(group, f"{ctx.event_id}/remind")
-        if not missing:
+        group = await self._open_to_manage(ctx, number)
+        if group is not None and not await self.send_reminder(group, f"{ctx.event_id}/remind"):
             await ctx.reply("polls.everyone_answered", number=number)
 
     async def send_reminder(self, group: Group, txn: str) -> list[str]:
@@ -263,7 +234,7 @@ class PollsBot(BotApp):
                 room = await self.direct_room(user)
                 await self.bot.send(room, "m.room.message", {"msgtype": "m.text", "body": self.t(
                     self.bot.language_for(user), "polls.reminder_dm", number=group.number, title=group.title,
-                    room=self.room_name(group.room_id)), "m.mentions": {}}, txn_key=f"{txn}/dm/{user}")
+                    room=self.bot.room_name(group.room_id)), "m.mentions": {}}, txn_key=f"{txn}/dm/{user}")
         else:
             await self.groups.mention(group.room_id, missing, text, txn, self.options.mentions_per_message, names)
         return missing
@@ -281,13 +252,9 @@ class PollsBot(BotApp):
         await self.bot.mark_direct(room_id, user_id)
         return room_id
 
-    def room_name(self, room_id: str) -> str:
-        room = self.bot.client.rooms.get(room_id)
-        return room.display_name if room is not None and room.display_name else room_id
-
     async def export(self, ctx: Context, number: int) -> None:
-        group = await self._group(ctx, number)
-        if group is None or not await self._may_manage(ctx, group):
+        group = await group_named(self.store, ctx, number)
+        if group is None or not await may_manage(self.bot, ctx, group):
             return
         data = self.csv_bytes(group, ctx.lang)
         name = f"{group.kind}-{group.number}-{self.bot.file_stamp()}.csv"
@@ -301,30 +268,29 @@ class PollsBot(BotApp):
         poll is anonymous."""
         polls = self.store.polls(group.group_id)
         tallies = self.groups.tallies(group, polls)
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\r\n")
         column = getattr(self.kinds[group.kind], "csv_extra", None)
+        rows: list[list[Any]] = []
         if not group.disclosed:
-            writer.writerow([self.t(lang, "polls.csv.question"), self.t(lang, "polls.csv.answer"),
-                             self.t(lang, "polls.csv.votes")])
+            rows.append([self.t(lang, "polls.csv.question"), self.t(lang, "polls.csv.answer"),
+                         self.t(lang, "polls.csv.votes")])
             for poll, tally in zip(polls, tallies, strict=True):
                 for answer_id, text in poll.answers:
-                    writer.writerow([_cell(poll.question), _cell(text), tally.counts.get(answer_id, 0)])
+                    rows.append([text_cell(poll.question), text_cell(text), tally.counts.get(answer_id, 0)])
         else:
             names = self.groups.name_of(group)
             answered = set().union(*(set(t_.choices) for t_ in tallies)) if tallies else set()
             asked = {p.room_id: self.bot.joined_members(p.room_id) for p in polls}
             people = sorted(answered.union(*asked.values()))
             missing = self.t(lang, "polls.csv.not_answered")
-            writer.writerow([self.t(lang, "polls.csv.name"), self.t(lang, "polls.csv.user_id"),
-                             *(column.header(lang) if column else ()), *(_cell(p.question) for p in polls)])
+            rows.append([self.t(lang, "polls.csv.name"), self.t(lang, "polls.csv.user_id"),
+                         *(column.header(lang) if column else ()), *(text_cell(p.question) for p in polls)])
             for person in people:
                 answers = ["、".join(p.answer_text(a) for a in tally.choices.get(person, ()))
                            or (missing if person not in answered and person in asked[p.room_id] else "")
                            for p, tally in zip(polls, tallies, strict=True)]
-                writer.writerow([_cell(names(person)), person, *(column.values(person) if column else ()),
-                                 *(_cell(a) for a in answers)])
-        return ("\ufeff" + out.getvalue()).encode("utf-8")
+                rows.append([text_cell(names(person)), person, *(column.values(person) if column else ()),
+                             *(text_cell(a) for a in answers)])
+        return excel_csv(rows)
 
     # --- scheduled jobs ---
 
@@ -366,7 +332,3 @@ class PollsBot(BotApp):
         if group is not None and group.open:
             await self.send_reminder(group, job_id)
 
-
-def _cell(value: str) -> str:
-    """CSV formula injection: a cell never starts as a formula when Excel opens it."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value

@@ -20,17 +20,15 @@ import hashlib
 import html
 import logging
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 from urllib.parse import quote
 
+from bots.runtime import Bot
 from lgwan_chat.core.i18n import t
 
 from . import events
 from .store import Group, Poll, PollStore, now_ms
 from .tally import Tally, count
-
-if TYPE_CHECKING:
-    from bots.runtime import Bot
 
 log = logging.getLogger("lgwan_chat.polls")
 
@@ -145,14 +143,11 @@ class Groups:
     async def _relations(self, room_id: str, event_id: str) -> list[dict]:
         found: list[dict] = []
         params: dict[str, str] = {"limit": "1000"}
-        url = (f"{self.bot.config.homeserver_url}/_matrix/client/v1/rooms/{quote(room_id)}/relations/"
-               f"{quote(event_id)}/m.reference")
-        headers = {"Authorization": f"Bearer {self.bot.client.access_token}"}
+        path = f"/_matrix/client/v1/rooms/{quote(room_id)}/relations/{quote(event_id)}/m.reference"
         while True:
-            async with self.bot.http.get(url, params=params, headers=headers) as response:
-                if response.status != 200:
-                    raise RuntimeError(f"relations of {event_id}: HTTP {response.status}")
-                page = await response.json()
+            status, page = await self.bot.api(path, params)
+            if status != 200 or not isinstance(page, dict):
+                raise RuntimeError(f"relations of {event_id}: HTTP {status}")
             found.extend(e for e in page.get("chunk", []) if isinstance(e, dict))
             if not page.get("next_batch"):
                 return found
@@ -252,9 +247,3 @@ class Groups:
                 "m.mentions": {"user_ids": chunk}}, txn_key=f"{txn}/{start}")
             sent += 1
         return sent
-
-    def deadline_text(self, group: Group, lang: str, timezone: str) -> str:
-        if group.deadline_ts is None:
-            return ""
-        from bots.runtime.dates import format_when
-        return format_when(group.deadline_ts, lang, timezone)

@@ -23,8 +23,9 @@ from bots.runtime.fields import typed_get
 from bots.runtime.late import Late
 from lgwan_chat.core.routes import room_route
 
-from .app import MANAGER_POWER_LEVEL, PollsBot
+from .feature import Polls
 from .groups import user_link
+from .manage import MANAGER_POWER_LEVEL, is_manager
 
 log = logging.getLogger("lgwan_chat.polls")
 #: names listed per list before "and N more"
@@ -58,9 +59,9 @@ def name_list(names: list[str], more_text: Callable[[int], str]) -> str:
 
 
 class Feature:
-    app = Late[PollsBot]()
+    app: Late[Polls] = Late()
 
-    def commands(self, app: PollsBot) -> list[Command]:
+    def commands(self, app: Polls) -> list[Command]:
         self.app = app
         return [
             Command("既読", "reads", "polls.cmd.reads", self.reads, (), "polls.example.reads", where="room"),
@@ -68,8 +69,11 @@ class Feature:
                     "polls.example.remind_unread", where="room"),
         ]
 
-    def attach(self, app: PollsBot) -> None:
+    def attach(self, app: Polls) -> None:
         self.app = app
+
+    async def on_event(self, app: Polls, ctx: Context) -> None:
+        """Read status is asked of the server when a command needs it: nothing to keep."""
 
     # --- commands ---
 
@@ -94,7 +98,7 @@ class Feature:
         if found is None:
             return
         target, author, excerpt, _, unread = found
-        if ctx.sender != author and await self.app.bot.power_level(ctx.room_id, ctx.sender) < MANAGER_POWER_LEVEL:
+        if not await is_manager(self.app.bot, ctx, author):
             await ctx.reply("polls.reads.not_yours", level=MANAGER_POWER_LEVEL)
             return
         if not unread:
@@ -147,7 +151,7 @@ class Feature:
         """Who has read ``event_id`` and who has not, as the read status module answers."""
         path = room_route(room_id, "read_status", event_id)
         try:
-            status, body = await self.app.bot.suite_api(path)
+            status, body = await self.app.bot.api(path)
         except (aiohttp.ClientError, TimeoutError) as e:
             raise ReadStatusUnavailable(repr(e)) from e
         if status == 404 and isinstance(body, dict) and body.get("errcode") == "M_NOT_FOUND":

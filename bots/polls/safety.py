@@ -17,7 +17,6 @@ import html
 import logging
 import unicodedata
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING
 
 from bots.runtime import Arg, Command, Context
 from bots.runtime.dates import format_when
@@ -27,11 +26,9 @@ from lgwan_chat.core.i18n import t
 
 from . import events
 from .events import Answer
+from .feature import Polls
 from .store import Group, Poll, now_ms
 from .tally import Tally
-
-if TYPE_CHECKING:
-    from .app import PollsBot
 
 log = logging.getLogger("lgwan_chat.polls")
 
@@ -215,10 +212,10 @@ class SafetyKind:
 
 
 class Feature:
-    app: Late[PollsBot] = Late()
+    app: Late[Polls] = Late()
     kind = Late[SafetyKind]()
 
-    def commands(self, app: PollsBot) -> list[Command]:
+    def commands(self, app: Polls) -> list[Command]:
         return [
             Command("安否確認", "safety", "polls.cmd.safety", self.start,
                     (Arg("safety_scope", required=False, kind="text"),), "polls.example.safety", where="room"),
@@ -226,14 +223,14 @@ class Feature:
                     (Arg("number", required=False, kind="int"),), "polls.example.safety_status", where="room"),
         ]
 
-    def attach(self, app: PollsBot) -> None:
+    def attach(self, app: Polls) -> None:
         self.app = app
         self.kind = SafetyKind(Directory(app.options.safety.organisation_file), self._synced_members,
                                self._names, self.remind)
         app.kinds[KIND] = self.kind
         app.jobs[JOB] = self._job_remind
 
-    async def on_event(self, app: PollsBot, ctx: Context) -> None:
+    async def on_event(self, app: Polls, ctx: Context) -> None:
         """Someone joined or left a room a safety check asked: its not-answered count changed."""
         if ctx.event.get("type") != "m.room.member":
             return
@@ -269,13 +266,10 @@ class Feature:
     async def _resolve(self, rooms: Sequence[str]) -> tuple[list[str], list[str]]:
         """Room IDs the bot is in, and the entries that are not (unknown alias, not joined)."""
         found, missing = [], []
-        client = self.app.bot.client
+        bot = self.app.bot
         for entry in rooms:
-            room_id: str | None = entry
-            if entry.startswith("#"):
-                response = await client.room_resolve_alias(entry)
-                room_id = getattr(response, "room_id", None)
-            if room_id and room_id in client.rooms:
+            room_id = await bot.find_room(entry)
+            if room_id and room_id in bot.client.rooms:
                 found.append(room_id)
             else:
                 missing.append(entry)
@@ -329,7 +323,7 @@ class Feature:
         rooms: list[str] = group.options["rooms"]
         lang = app.bot.language_for("", group.room_id)
         here = rooms[0] == group.room_id
-        names = [app.room_name(r) for r in rooms]
+        names = [app.bot.room_name(r) for r in rooms]
         header = t("polls.safety.header", lang, number=group.number, title=group.title) + "\n" + (
             t("polls.safety.header_here", lang) if rooms == [group.room_id]
             else t("polls.safety.header_rooms", lang, count=len(rooms), rooms="、".join(names)))
@@ -397,7 +391,7 @@ class Feature:
                     await app.bot.send(await app.direct_room(user), "m.room.message", {
                         "msgtype": "m.text", "m.mentions": {}, "body": t(
                             "polls.safety.reminder_dm", app.bot.language_for(user), title=group.title,
-                            room=app.room_name(poll.room_id))}, txn_key=f"{txn}/dm/{user}")
+                            room=app.bot.room_name(poll.room_id))}, txn_key=f"{txn}/dm/{user}")
             else:
                 lang = app.bot.language_for("", poll.room_id)
                 text = t("polls.safety.reminder", lang, title=group.title, count=len(missing))

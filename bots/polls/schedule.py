@@ -13,21 +13,20 @@ import functools
 import html
 import unicodedata
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
-from bots.runtime import Arg, Command, Context
+from bots.runtime import Arg, Command, Context, InputError
 from bots.runtime.dates import MONTHS_EN, WEEKDAYS_EN, Candidate, DateError, parse_candidates
 from lgwan_chat.core.i18n import t
 
 from . import ics
 from .events import Answer
+from .feature import Polls
+from .manage import group_named, may_manage
 from .store import Group, Poll
 from .tally import Tally
-
-if TYPE_CHECKING:
-    from .app import PollsBot
 
 KIND = "schedule"
 OK, MAYBE, NG = "ok", "maybe", "ng"
@@ -36,10 +35,8 @@ _DEADLINE = ("締切", "締め切り", "しめきり", "期限", "deadline", "du
 _ANONYMOUS = ("匿名", "無記名", "anonymous")
 
 
-class ScheduleError(ValueError):
-    def __init__(self, key: str, **params: object):
-        super().__init__(key)
-        self.key, self.params = key, params
+class ScheduleError(InputError):
+    """A schedule command not understood."""
 
 
 @attrs.frozen
@@ -173,7 +170,7 @@ class ScheduleKind:
 # --- the feature: commands ---
 
 class Feature:
-    def commands(self, app: PollsBot) -> list[Command]:
+    def commands(self, app: Polls) -> list[Command]:
         return [
             Command("日程調整", "schedule", "polls.cmd.schedule", functools.partial(self.create, app),
                     (Arg("schedule_spec", kind="text"),), "polls.example.schedule", where="room"),
@@ -181,16 +178,19 @@ class Feature:
                     (Arg("number", kind="int"), Arg("candidate", kind="int")), "polls.example.decide", where="room"),
         ]
 
-    def attach(self, app: PollsBot) -> None:
+    def attach(self, app: Polls) -> None:
         app.kinds[KIND] = ScheduleKind(app.deadline_text)
 
-    async def create(self, app: PollsBot, ctx: Context, schedule_spec: str) -> None:
+    async def on_event(self, app: Polls, ctx: Context) -> None:
+        """Answers are counted by the group's life (groups.py): nothing of its own."""
+
+    async def create(self, app: Polls, ctx: Context, schedule_spec: str) -> None:
         try:
             spec = parse_spec(schedule_spec)
             candidates = parse_candidates(spec.candidates, app.now(), app.options.timezone)
             deadline = app.parse_deadline(spec.deadline) if spec.deadline else None
         except (ScheduleError, DateError) as e:
-            await app.explain(ctx, e, "polls.example.schedule")
+            await ctx.explain(e, "polls.example.schedule")
             return
         group = app.store.create_group(ctx.event_id, ctx.room_id, KIND, spec.title, ctx.sender, deadline,
                                        not spec.anonymous, {"candidates": [_stored(c) for c in candidates]})
@@ -200,14 +200,14 @@ class Feature:
         await app.groups.create(group, app.header_text(group, lang), None, polls, txn=ctx.event_id)
         app.schedule_deadline(group)
 
-    async def decide(self, app: PollsBot, ctx: Context, number: int, candidate: int) -> None:
-        group = await app._group(ctx, number)
+    async def decide(self, app: Polls, ctx: Context, number: int, candidate: int) -> None:
+        group = await group_named(app.store, ctx, number)
         if group is None:
             return
         if group.kind != KIND:
             await ctx.reply("polls.schedule.not_schedule", number=number)
             return
-        if not await app._may_manage(ctx, group):
+        if not await may_manage(app.bot, ctx, group):
             return
         candidates = [_restored(c) for c in group.options.get("candidates", [])]
         decided = group.options.get("decided")
@@ -242,7 +242,7 @@ class Feature:
                                                                  "m.mentions": {}}, txn_key=f"{txn}/0")
         data = ics.event_ics(f"{group.group_id}@lgwan-chat", group.title, chosen.start, chosen.end, chosen.all_day,
                              description=t("polls.schedule.ics_description", lang, number=group.number,
-                                           room=app.room_name(group.room_id)),
+                                           room=app.bot.room_name(group.room_id)),
                              tz=app.options.timezone)
         name = f"schedule-{group.number}-{chosen.start:%Y%m%d}.ics"
         mxc = await app.bot.upload(data, ics.MIMETYPE, name)

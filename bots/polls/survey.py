@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 
 import attrs
 
+from bots.runtime import InputError
 from lgwan_chat.core.i18n import t
 
 from .events import MAX_ANSWERS, Answer
@@ -18,10 +19,8 @@ from .tally import Tally
 YES, NO = "yes", "no"
 
 
-class SpecError(ValueError):
-    def __init__(self, key: str, **params: object):
-        super().__init__(key)
-        self.key, self.params = key, params
+class SpecError(InputError):
+    """A survey or multiple choice command not understood."""
 
 
 @attrs.frozen

@@ -15,26 +15,23 @@ import html
 import re
 import unicodedata
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote
 
-from bots.runtime import Arg, Command, Context
+from bots.runtime import Arg, Command, Context, InputError
 from bots.runtime.dates import DateError, format_when
 from bots.runtime.late import Late
 
+from .feature import Polls
 from .groups import user_link
+from .manage import MANAGER_POWER_LEVEL, is_manager
 from .store import now_ms
 from .task_store import Task, TaskStore
-
-if TYPE_CHECKING:
-    from .app import PollsBot
 
 #: reaction keys that mean "done" (variation selectors removed before comparing)
 DONE_KEYS = {"✅", "✔", "☑"}
 MAX_TITLE = 200
 MAX_ASSIGNEES = 50
-#: who may complete a whole task besides its assignees and the person who made it
-MANAGER_POWER_LEVEL = 50
 _HOUR_MS = 3_600_000
 
 _PILL = re.compile(r'<a\s[^>]*href="https://matrix\.to/#/([^"?]+)[^"]*"[^>]*>.*?</a>', re.S | re.I)
@@ -46,11 +43,8 @@ _COMMAND = re.compile(r"^\s*[!！]\S+")
 _UNTIL = re.compile(r"まで(?:に)?$")
 
 
-class TaskSpecError(ValueError):
-    def __init__(self, key: str, **params: Any):
-        super().__init__(key)
-        self.key = key
-        self.params = params
+class TaskSpecError(InputError):
+    """A task command not understood."""
 
 
 def mentioned_text(content: dict, bot_user: str) -> tuple[str, list[str]]:
@@ -126,10 +120,10 @@ def is_done_key(key: Any) -> bool:
 
 
 class Feature:
-    app: Late[PollsBot] = Late()
+    app: Late[Polls] = Late()
     store = Late[TaskStore]()
 
-    def commands(self, app: PollsBot) -> list[Command]:
+    def commands(self, app: Polls) -> list[Command]:
         return [
             Command("タスク", "task", "polls.cmd.task", self.create, (Arg("task", kind="text"),),
                     "polls.example.task", where="room"),
@@ -139,7 +133,7 @@ class Feature:
                     (Arg("task_filter", required=False, kind="text"),), "polls.example.tasks", where="room"),
         ]
 
-    def attach(self, app: PollsBot) -> None:
+    def attach(self, app: Polls) -> None:
         self.app = app
         self.store = TaskStore(app.bot.storage)
         app.jobs["task_before"] = self._job_before
@@ -154,7 +148,7 @@ class Feature:
         try:
             title, due = parse_task(text, self.app.parse_deadline)
         except (TaskSpecError, DateError) as e:
-            await self.app.explain(ctx, e, "polls.example.task")
+            await ctx.explain(e, "polls.example.task")
             return
         if len(assignees) > MAX_ASSIGNEES:
             await ctx.reply("polls.task.too_many", max=MAX_ASSIGNEES)
@@ -245,7 +239,7 @@ class Feature:
 
     # --- done and undone ---
 
-    async def on_event(self, app: PollsBot, ctx: Context) -> None:
+    async def on_event(self, app: Polls, ctx: Context) -> None:
         kind = ctx.event.get("type")
         if kind == "m.reaction":
             relation = ctx.content.get("m.relates_to") or {}
@@ -285,8 +279,7 @@ class Feature:
         ts = int(ctx.event.get("origin_server_ts") or now_ms())
         if task.is_assignee(ctx.sender):
             task = await self._set_done(task, [ctx.sender], ts)
-        elif ctx.sender == task.created_by or await self.app.bot.power_level(
-                ctx.room_id, ctx.sender) >= MANAGER_POWER_LEVEL:
+        elif await is_manager(self.app.bot, ctx, task.created_by):
             task = await self._set_done(task, task.not_done, ts)  # the person who asked closes it all
         else:
             await ctx.reply("polls.task.not_assignee", number=number, level=MANAGER_POWER_LEVEL)

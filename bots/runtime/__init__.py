@@ -2,5 +2,6 @@
 
 from .bot import Bot, BotApp, Context
 from .commands import Arg, Command
+from .errors import InputError
 
-__all__ = ["Arg", "Bot", "BotApp", "Command", "Context"]
+__all__ = ["Arg", "Bot", "BotApp", "Command", "Context", "InputError"]

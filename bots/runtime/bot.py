@@ -32,7 +32,7 @@ import time
 import unicodedata
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import aiohttp
 from nio import (
@@ -42,6 +42,7 @@ from nio import (
     LoginResponse,
     MessageDirection,
     RoomMessagesResponse,
+    RoomResolveAliasResponse,
     SyncResponse,
     UploadResponse,
     WhoamiResponse,
@@ -90,8 +91,9 @@ class BotApp:
     """What a bot adds to the runtime. Override what the bot needs."""
 
     name = "bot"
-    #: the bot's own config keys (JSON schema per key), validated with the runtime's
-    schema: ClassVar[dict[str, dict]] = {}
+    #: the bot's own config keys, validated with the runtime's: a config class
+    #: (core/configcheck/typed.py), or a JSON schema per key
+    schema: ClassVar[type | dict[str, dict]] = {}
     #: the bot's tables, as numbered lists of statements (see Storage.migrate)
     migrations: ClassVar[list[list[str]]] = []
     #: the runtime, for a bot that keeps it in ``start``
@@ -144,6 +146,14 @@ class Context:
     def when(self, ts_ms: int, with_zone: bool = True) -> str:
         """A time for this reader in the configured zone, the zone said (not in lines of a list)."""
         return self.bot.when(ts_ms, self.lang, with_zone)
+
+    async def explain(self, error: Exception, example_key: str) -> None:
+        """Answer bad input: what is wrong (an :class:`InputError`'s message, in the reader's
+        language), then an example of the command (``example_key``)."""
+        key = getattr(error, "key", None)
+        params = getattr(error, "params", None) or {}
+        message = self.t(key, **params) if key else str(error)
+        await self.reply_text(message + "\n" + self.t(example_key))
 
     async def reply(self, key: str, /, html_text: str | None = None, **params: Any) -> str | None:
         """Answer in the sender's language, as a reply to the event."""
@@ -516,18 +526,15 @@ class Bot:
             log.warning("could not record the DM in m.direct", extra={"room_id": room_id}, exc_info=True)
 
     async def _record_direct(self, room_id: str, user_id: str) -> None:
-        url = (f"{self.config.homeserver_url}/_matrix/client/v3/user/{quote(self.config.user_id)}"
-               "/account_data/m.direct")
-        headers = {"Authorization": f"Bearer {self.client.access_token}"}
-        async with self.http.get(url, headers=headers) as response:
-            current = await response.json(content_type=None) if response.status == 200 else {}
-        current = current if isinstance(current, dict) else {}
+        path = f"/_matrix/client/v3/user/{quote(self.config.user_id)}/account_data/m.direct"
+        status, current = await self.api(path)
+        current = current if status == 200 and isinstance(current, dict) else {}
         rooms = typed_get(current, user_id, list, [])
         if room_id in rooms:
             return
-        async with self.http.put(url, json={**current, user_id: [*rooms, room_id]}, headers=headers) as response:
-            if response.status != 200:
-                raise RuntimeError(f"m.direct: HTTP {response.status}")
+        status, _ = await self.api(path, method="PUT", body={**current, user_id: [*rooms, room_id]})
+        if status != 200:
+            raise RuntimeError(f"m.direct: HTTP {status}")
 
     def _learn_direct(self, content: dict) -> None:
         """The bot's own ``m.direct`` (from sync): its DMs, also those its storage does not know."""
@@ -553,6 +560,27 @@ class Bot:
         if room is None:
             return set()
         return {u for u in room.users if u not in room.invited_users and u != self.config.user_id}
+
+    def room_name(self, room_id: str) -> str:
+        """How clients name the room (its name, alias or members), from the synced state; the room
+        ID when the bot does not know it."""
+        room = self.client.rooms.get(room_id)
+        return room.display_name if room is not None and room.display_name else room_id
+
+    async def find_room(self, text: str) -> str | None:
+        """The room ``text`` names: a room ID, a ``#alias:server`` (asked of the server), a
+        matrix.to link to either, or the name of exactly one room the bot is in. None when none."""
+        text = text.strip().strip("<>")
+        if "matrix.to/#/" in text:
+            text = unquote(text.split("matrix.to/#/", 1)[1].split("?", 1)[0])
+        if text.startswith("!") and len(text) > 1:  # room version 12 IDs have no ":server" part
+            return text
+        if text.startswith("#") and ":" in text:
+            response = await self.client.room_resolve_alias(text)
+            return response.room_id if isinstance(response, RoomResolveAliasResponse) else None
+        matches = [r.room_id for r in self.client.rooms.values()
+                   if (r.display_name or "").casefold() == text.casefold()]
+        return matches[0] if len(matches) == 1 else None
 
     # --- times, in the configured time zone (clock.py) ---
 
@@ -597,21 +625,23 @@ class Bot:
 
     async def _state_event(self, room_id: str, event_type: str, state_key: str = "") -> dict | None:
         """A whole state event (sender included), or None when there is none or it cannot be read."""
-        url = (f"{self.config.homeserver_url}/_matrix/client/v3/rooms/{quote(room_id)}/state/"
-               f"{quote(event_type)}/{quote(state_key)}")
-        async with self.http.get(url, params={"format": "event"},
-                                 headers={"Authorization": f"Bearer {self.client.access_token}"}) as response:
-            body = await response.json(content_type=None) if response.status == 200 else None
-        return body if isinstance(body, dict) else None
+        status, body = await self.api(f"/_matrix/client/v3/rooms/{quote(room_id)}/state/"
+                                      f"{quote(event_type)}/{quote(state_key)}", {"format": "event"})
+        return body if status == 200 and isinstance(body, dict) else None
 
-    async def suite_api(self, path: str, params: dict | None = None, method: str = "GET",
-                        body: Any = None) -> tuple[int, Any]:
-        """Call one of the suite's module routes (``/_synapse/client/lgwan/v1/...``) as the bot:
-        GET by default, or ``method`` (POST, PUT, DELETE) with ``body`` sent as JSON when not None.
-        Returns the HTTP status and the decoded JSON answer (None when not JSON)."""
-        async with self.http.request(method, self.config.homeserver_url + path, params=params or {},
-                                     json=body,
-                                     headers={"Authorization": f"Bearer {self.client.access_token}"}) as response:
+    def request(self, path: str, params: dict | None = None, method: str = "GET",
+                body: Any = None) -> Any:
+        """One request to the homeserver as the bot (its access token): ``path`` from the server's
+        root (``/_matrix/...``, ``/_synapse/...``), ``body`` sent as JSON when not None. Used as
+        ``async with bot.request(...) as response``, for answers read as a stream."""
+        return self.http.request(method, self.config.homeserver_url + path, params=params or {}, json=body,
+                                 headers={"Authorization": f"Bearer {self.client.access_token}"})
+
+    async def api(self, path: str, params: dict | None = None, method: str = "GET",
+                  body: Any = None) -> tuple[int, Any]:
+        """:meth:`request`, answered with the HTTP status and the decoded JSON (None when not JSON):
+        the Matrix APIs nio lacks and the suite's module routes (``/_synapse/client/lgwan/v1/...``)."""
+        async with self.request(path, params, method, body) as response:
             try:
                 answer = await response.json(content_type=None)
             except ValueError:
@@ -620,16 +650,16 @@ class Bot:
 
     async def download(self, mxc: str, max_bytes: int) -> bytes:
         """The bytes of ``mxc://server/id`` (authenticated media); ``TooLarge`` past ``max_bytes``,
-        counted while reading (a size claimed by the sender is not trusted)."""
+        counted while reading (a size claimed by the sender is not trusted): no more than that is
+        read from the server."""
         server, _, media_id = mxc.removeprefix("mxc://").partition("/")
         if not mxc.startswith("mxc://") or not server or not media_id or "/" in media_id:
             raise ValueError(f"not a media URI: {mxc!r}")
-        url = f"{self.config.homeserver_url}/_matrix/client/v1/media/download/{quote(server)}/{quote(media_id)}"
-        async with self.http.get(url, headers={"Authorization": f"Bearer {self.client.access_token}"}) as response:
+        async with self.request(f"/_matrix/client/v1/media/download/{quote(server)}/{quote(media_id)}") as response:
             if response.status != 200:
                 raise RuntimeError(f"download {mxc}: HTTP {response.status}")
             data = bytearray()
-            async for chunk in response.content.iter_chunked(256 * 1024):
+            async for chunk in response.content.iter_chunked(64 * 1024):
                 data += chunk
                 if len(data) > max_bytes:
                     raise TooLarge(mxc)

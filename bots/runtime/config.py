@@ -15,8 +15,10 @@ from typing import Any
 import attrs
 import yaml
 
+from lgwan_chat.core.configcheck import typed
 from lgwan_chat.core.configcheck.issues import ConfigIssue, format_path
 from lgwan_chat.core.configcheck.schema import USER_ID, mapping, string, validate
+from lgwan_chat.core.configcheck.typed import key, section
 from lgwan_chat.core.i18n import LANGUAGES
 
 from . import clock
@@ -24,40 +26,50 @@ from . import clock
 URL = string(pattern=r"^https?://[^\s/]+(/.*)?$", **{"x-hint": "hint.url"})
 ROOM_ID = string(pattern=r"^!.+:.+$", **{"x-hint": "hint.room_id"})
 
-RUNTIME_SCHEMA: dict[str, dict] = {
-    # homeserver URL per network zone, e.g. {internet: https://..., lgwan: https://...}
-    "homeserver": mapping({"internet": URL, "lgwan": URL}, minProperties=1),
-    # the zone the bot connects through (its device is bound to that zone)
-    "zone": {"enum": ["internet", "lgwan"]},
-    "user_id": USER_ID,
-    # the account's password, or a file holding it (preferred: keeps secrets out of the YAML)
-    "password": string(),
-    "password_file": string(),
-    "device_name": string(),
-    # where the bot keeps its session, sync position and data
-    "storage": mapping({"sqlite": string(), "postgres": string()}, minProperties=1, maxProperties=1),
-    # language of replies unless a user or room chose another
-    "language": {"enum": list(LANGUAGES)},
-    # time zone of every time the bot shows or reads (deadlines, expiries, export names)
-    "timezone": string(),
-    # which invitations the bot accepts
-    "invites": mapping({
-        "from": {"enum": ["local", "any", "none"]},
-        "rooms": {"enum": ["any", "direct_only", "allowed_only"]},
-        "allowed_rooms": {"type": "array", "items": ROOM_ID},
-    }),
-    "command_prefixes": {"type": "array", "minItems": 1, "items": string(maxLength=3)},
-    # log lines as JSON objects (one per line) instead of text
-    "json_logs": {"type": "boolean"},
-}
-REQUIRED = ("homeserver", "zone", "user_id", "storage")
-
 
 @attrs.frozen
 class InvitePolicy:
-    accept_from: str = "local"  # local users only
-    rooms: str = "any"
-    allowed_rooms: tuple[str, ...] = ()
+    """Which invitations the bot accepts."""
+
+    accept_from: str = key("local", {"enum": ["local", "any", "none"]}, name="from")  # local users only
+    rooms: str = key("any", {"enum": ["any", "direct_only", "allowed_only"]})
+    allowed_rooms: tuple[str, ...] = key([], {"type": "array", "items": ROOM_ID}, convert=tuple)
+
+
+@attrs.frozen
+class RuntimeKeys:
+    """The keys every bot's block holds, as written (``RuntimeConfig`` is what the bot runs with)."""
+
+    #: homeserver URL per network zone, e.g. {internet: https://..., lgwan: https://...}
+    homeserver: dict[str, str] = key(schema=mapping({"internet": URL, "lgwan": URL}, minProperties=1))
+    #: the zone the bot connects through (its device is bound to that zone)
+    zone: str = key(schema={"enum": ["internet", "lgwan"]})
+    user_id: str = key(schema=USER_ID)
+    #: the account's password, or a file holding it (preferred: keeps secrets out of the YAML)
+    password: str | None = key(None, string())
+    password_file: str | None = key(None, string())
+    #: default: "lgwan-chat <bot> bot"
+    device_name: str | None = key(None, string())
+    #: where the bot keeps its session, sync position and data
+    storage: dict[str, str] = key(schema=mapping({"sqlite": string(), "postgres": string()},
+                                                 minProperties=1, maxProperties=1))
+    #: language of replies unless a user or room chose another
+    language: str = key("ja", {"enum": list(LANGUAGES)})
+    #: time zone of every time the bot shows or reads (deadlines, expiries, export names)
+    timezone: str = key(clock.DEFAULT_TIMEZONE, string())
+    #: which invitations the bot accepts
+    invites: InvitePolicy = section(InvitePolicy)
+    command_prefixes: tuple[str, ...] = key(["!", "！"], {"type": "array", "minItems": 1,
+                                                         "items": string(maxLength=3)}, convert=tuple)
+    #: log lines as JSON objects (one per line) instead of text (default: LGWAN_CHAT_JSON_LOGS=1)
+    json_logs: bool = key(schema={"type": "boolean"},
+                          factory=lambda: os.environ.get("LGWAN_CHAT_JSON_LOGS") == "1")
+
+
+_RUNTIME = typed.schema_of(RuntimeKeys)
+#: the shared keys' schemas (a bot's own keys are the others)
+RUNTIME_SCHEMA: dict[str, dict] = _RUNTIME["properties"]
+REQUIRED = tuple(_RUNTIME["required"])
 
 
 @attrs.frozen
@@ -84,12 +96,25 @@ class RuntimeConfig:
         return self.user_id.split(":", 1)[1]
 
 
-def schema(bot_schema: dict[str, dict]) -> dict:
-    return mapping({**RUNTIME_SCHEMA, **bot_schema}, required=REQUIRED)
+#: A bot's own keys: a config class (configcheck.typed), or a JSON schema per key.
+BotKeys = type | dict[str, dict]
 
 
-def check(raw: Any, bot_schema: dict[str, dict]) -> list[ConfigIssue]:
-    issues = validate(raw, schema(bot_schema))
+def _bot_properties(bot_keys: BotKeys) -> dict[str, dict]:
+    return typed.schema_of(bot_keys)["properties"] if isinstance(bot_keys, type) else bot_keys
+
+
+def schema(bot_keys: BotKeys) -> dict:
+    return mapping({**RUNTIME_SCHEMA, **_bot_properties(bot_keys)}, required=REQUIRED)
+
+
+def own_keys(raw: dict) -> dict[str, Any]:
+    """The bot's own keys of its block (the others are the runtime's)."""
+    return {k: v for k, v in raw.items() if k not in RUNTIME_SCHEMA}
+
+
+def check(raw: Any, bot_keys: BotKeys) -> list[ConfigIssue]:
+    issues = validate(raw, schema(bot_keys))
     if isinstance(raw, dict):  # also next to other errors: the admin fixes everything in one go
         zone, urls = raw.get("zone"), raw.get("homeserver")
         if zone in ("internet", "lgwan") and isinstance(urls, dict) and zone not in urls:
@@ -102,6 +127,9 @@ def check(raw: Any, bot_schema: dict[str, dict]) -> list[ConfigIssue]:
                 clock.zone(tz)
             except Exception:  # ValueError, ZoneInfoNotFoundError, or a path-like name
                 issues.append(ConfigIssue(("timezone",), "config.bot_timezone_unknown", {"value": tz}))
+        if not issues and isinstance(bot_keys, type):
+            # checks across the bot's keys, on the merged value (a key left out counts with its default)
+            issues += typed.check(bot_keys, own_keys(raw))
     return issues
 
 
@@ -109,10 +137,10 @@ class BotConfigError(Exception):
     """Bad bot configuration; the message names the file, the key and the problem in ja and en."""
 
 
-def load(path: str | Path, name: str, bot_schema: dict[str, dict],
+def load(path: str | Path, name: str, bot_keys: BotKeys,
          check_section: Callable[[Any], list[ConfigIssue]] | None = None) -> RuntimeConfig:
     """The bot ``name``'s configuration from ``path``, checked first with the bot's own rules
-    (``check_section``, by default the runtime's keys plus ``bot_schema``): the same rules
+    (``check_section``, by default the runtime's keys plus ``bot_keys``): the same rules
     check-config runs on that section. Only this bot's section is checked, so a bot imports
     no other bot and starts even when a neighbour's section has a mistake."""
     from lgwan_chat.core.configcheck import load_file, locate
@@ -127,7 +155,7 @@ def load(path: str | Path, name: str, bot_schema: dict[str, dict],
             issues += [i.with_location(None, ("bots",)) for i in validate(doc["bots"], {"type": "object"})]
         raw = (doc.get("bots") or {}).get(name) if isinstance(doc, dict) and isinstance(doc.get("bots"), dict) else None
         if raw is not None:
-            own_issues = check_section(raw) if check_section is not None else check(raw, bot_schema)
+            own_issues = check_section(raw) if check_section is not None else check(raw, bot_keys)
             issues += [i.with_location(None, ("bots", name)) for i in own_issues]
         issues = locate(issues, path, lines)
     if issues:
@@ -144,17 +172,11 @@ def load(path: str | Path, name: str, bot_schema: dict[str, dict],
         except OSError as e:
             raise BotConfigError(f"{path}: bots.{name}.password_file: "
                                  f"パスワードファイルを読めません / cannot read the password file ({e})") from e
-    invites = raw.get("invites") or {}
-    storage = raw["storage"]
-    own = {k: v for k, v in raw.items() if k not in RUNTIME_SCHEMA}
+    own = own_keys(raw)
+    keys = typed.build(RuntimeKeys, {k: v for k, v in raw.items() if k not in own})
     return RuntimeConfig(
-        name=name, homeserver_url=raw["homeserver"][raw["zone"]].rstrip("/"), zone=raw["zone"],
-        user_id=raw["user_id"], password=password, device_name=raw.get("device_name", f"lgwan-chat {name} bot"),
-        sqlite_path=Path(storage["sqlite"]) if "sqlite" in storage else None,
-        postgres_dsn=storage.get("postgres"),
-        language=raw.get("language", "ja"),
-        invites=InvitePolicy(invites.get("from", "local"), invites.get("rooms", "any"),
-                             tuple(invites.get("allowed_rooms", ()))),
-        command_prefixes=tuple(raw.get("command_prefixes", ("!", "！"))),
-        json_logs=raw.get("json_logs", os.environ.get("LGWAN_CHAT_JSON_LOGS") == "1"),
-        options=own, timezone=raw.get("timezone", clock.DEFAULT_TIMEZONE))
+        name=name, homeserver_url=keys.homeserver[keys.zone].rstrip("/"), zone=keys.zone,
+        user_id=keys.user_id, password=password, device_name=keys.device_name or f"lgwan-chat {name} bot",
+        sqlite_path=Path(keys.storage["sqlite"]) if "sqlite" in keys.storage else None,
+        postgres_dsn=keys.storage.get("postgres"), language=keys.language, invites=keys.invites,
+        command_prefixes=keys.command_prefixes, json_logs=keys.json_logs, options=own, timezone=keys.timezone)

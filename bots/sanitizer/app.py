@@ -29,8 +29,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from nio import RoomResolveAliasResponse
-
 from bots.runtime import Arg, Bot, BotApp, Command, Context
 from bots.runtime.bot import TooLarge
 from bots.runtime.dates import DateError, parse_deadline
@@ -38,6 +36,7 @@ from bots.runtime.fields import typed_get
 from bots.runtime.late import Late
 from lgwan_chat.core.configcheck.issues import ConfigIssue
 from lgwan_chat.core.guest_dates import GuestDateError, date_of, expires_ts
+from lgwan_chat.core.i18n import t
 from lgwan_chat.core.routes import GUESTS_PATH, media_status_route
 
 from . import config as sanitizer_config
@@ -54,7 +53,7 @@ _LOCALPART = re.compile(r"[a-z0-9._=/+-]+")
 
 class SanitizerBot(BotApp):
     name = "sanitizer"
-    schema = sanitizer_config.SCHEMA
+    schema = sanitizer_config.SanitizerOptions
     migrations = MIGRATIONS
 
     engine = Late[Sanitizer]()
@@ -146,7 +145,7 @@ class SanitizerBot(BotApp):
 
     async def _untrusted(self, mxc: str) -> bool:
         server, _, media_id = mxc.removeprefix("mxc://").partition("/")
-        status, body = await self.bot.suite_api(media_status_route(server, media_id))
+        status, body = await self.bot.api(media_status_route(server, media_id))
         if status != 200 or not isinstance(body, dict):
             # Cannot tell (module off, server trouble): sanitize. A needless copy beats a missed one.
             log.warning("media_status unavailable; sanitizing", extra={"mxc": mxc, "status": status})
@@ -170,7 +169,7 @@ class SanitizerBot(BotApp):
     async def _from_direct(self, ctx: Context, mxc: str) -> None:
         target = self.bot.storage.setting("user", ctx.sender, "sanitizer_target")
         if target and not await self._may_post(ctx.sender, target):
-            await ctx.reply("sanitizer.target_lost", room=self._room_name(target))
+            await ctx.reply("sanitizer.target_lost", room=self.bot.room_name(target))
             self.bot.storage.set_setting("user", ctx.sender, "sanitizer_target", None)
             target = None
         result = await self._sanitize(ctx, mxc)
@@ -183,7 +182,7 @@ class SanitizerBot(BotApp):
         await deliver(self.bot, target, result,
                       ctx.t("sanitizer.forwarded", who=who) + " " + report(result, room_lang),
                       txn_key=f"{ctx.event_id}/target")
-        await ctx.reply("sanitizer.sent_to_target", room=self._room_name(target), report=said)
+        await ctx.reply("sanitizer.sent_to_target", room=self.bot.room_name(target), report=said)
 
     # --- !送信先 ---
 
@@ -191,13 +190,13 @@ class SanitizerBot(BotApp):
         if room is None:
             current = self.bot.storage.setting("user", ctx.sender, "sanitizer_target")
             await ctx.reply("sanitizer.target_now" if current else "sanitizer.target_none",
-                            room=self._room_name(current) if current else "")
+                            room=self.bot.room_name(current) if current else "")
             return
         if unicodedata.normalize("NFKC", room).casefold() in _CLEAR:
             self.bot.storage.set_setting("user", ctx.sender, "sanitizer_target", None)
             await ctx.reply("sanitizer.target_cleared")
             return
-        room_id = await self._resolve(room)
+        room_id = await self.bot.find_room(room)
         if room_id is None:
             await ctx.reply("sanitizer.target_unknown", room=room)
             return
@@ -208,31 +207,11 @@ class SanitizerBot(BotApp):
             await ctx.reply("sanitizer.target_not_member", room=room)
             return
         self.bot.storage.set_setting("user", ctx.sender, "sanitizer_target", room_id)
-        await ctx.reply("sanitizer.target_set", room=self._room_name(room_id))
-
-    async def _resolve(self, text: str) -> str | None:
-        text = text.strip().strip("<>")
-        if "matrix.to/#/" in text:
-            text = text.split("matrix.to/#/", 1)[1].split("?", 1)[0]
-            from urllib.parse import unquote
-            text = unquote(text)
-        if text.startswith("!") and len(text) > 1:  # room version 12 IDs have no ":server" part
-            return text
-        if text.startswith("#") and ":" in text:
-            response = await self.bot.client.room_resolve_alias(text)
-            return response.room_id if isinstance(response, RoomResolveAliasResponse) else None
-        # a room name the bot knows, if exactly one room has it
-        matches = [r.room_id for r in self.bot.client.rooms.values()
-                   if (r.display_name or "").casefold() == text.casefold()]
-        return matches[0] if len(matches) == 1 else None
+        await ctx.reply("sanitizer.target_set", room=self.bot.room_name(room_id))
 
     async def _may_post(self, user_id: str, room_id: str) -> bool:
         room = self.bot.client.rooms.get(room_id)
         return room is not None and user_id in room.users
-
-    def _room_name(self, room_id: str) -> str:
-        room = self.bot.client.rooms.get(room_id)
-        return room.display_name if room is not None and room.display_name else room_id
 
     def _display_name(self, user_id: str, room_id: str) -> str:
         name = self.bot.display_name(user_id, room_id)
@@ -255,7 +234,7 @@ class SanitizerBot(BotApp):
         try:
             chosen = parse_terms(terms, upload.default_hours, upload.max_hours, upload.default_max_mb, upload.max_mb)
         except TermsError as e:
-            await ctx.reply_text(ctx.t(e.key, **e.params) + "\n" + ctx.t("sanitizer.example.upload_url"))
+            await ctx.explain(e, "sanitizer.example.upload_url")
             return
         token, link = self.links.create(ctx.room_id, ctx.sender, chosen.hours, chosen.max_uses, chosen.max_mb,
                                         ctx.event_id)
@@ -328,7 +307,7 @@ class SanitizerBot(BotApp):
     async def _guests_api(self, ctx: Context, method: str, user_id: str | None = None,
                           body: Any = None, suffix: str = "") -> Any:
         path = GUESTS_PATH + (f"/{quote(user_id, safe='')}" if user_id else "") + suffix
-        status, answer = await self.bot.suite_api(path, method=method, body=body)
+        status, answer = await self.bot.api(path, method=method, body=body)
         if status == 200 and isinstance(answer, dict):
             return answer
         error = answer.get("error") if isinstance(answer, dict) else None
@@ -359,10 +338,10 @@ class SanitizerBot(BotApp):
         lines = [ctx.t("sanitizer.guest_created", user=user_id, name=guest["display_name"],
                        expires=date_of(expires), password=guest["password"])]
         if guest.get("joined"):
-            lines.append(ctx.t("sanitizer.guest_joined", rooms=", ".join(map(self._room_name, guest["joined"]))))
+            lines.append(ctx.t("sanitizer.guest_joined", rooms=", ".join(map(self.bot.room_name, guest["joined"]))))
         if guest.get("not_joined"):
             lines.append(ctx.t("sanitizer.guest_not_joined",
-                               rooms=", ".join(map(self._room_name, guest["not_joined"]))))
+                               rooms=", ".join(map(self.bot.room_name, guest["not_joined"]))))
         await ctx.reply_text("\n".join(lines))
 
     async def guest_list(self, ctx: Context) -> None:
@@ -380,7 +359,7 @@ class SanitizerBot(BotApp):
                      "expired" if g["deactivated_reason"] == "expired" else "revoked")
             lines.append(ctx.t("sanitizer.guests_line", user=g["user_id"], name=g["display_name"],
                                expires=date_of(g["expires_ts"]), state=ctx.t(f"sanitizer.guest_state.{state}"),
-                               rooms=", ".join(map(self._room_name, g["rooms"])) or "-"))
+                               rooms=", ".join(map(self.bot.room_name, g["rooms"])) or "-"))
         await ctx.reply_text("\n".join(lines))
 
     async def guest_extend(self, ctx: Context, localpart: str, expiry: str) -> None:
@@ -411,8 +390,6 @@ class SanitizerBot(BotApp):
         """Post what a contractor uploaded into the link's room: one notice naming them, then each
         file (its report, then the sanitized copy) as a reply to that notice."""
         lang = self.bot.language_for("", room_id)
-        from lgwan_chat.core.i18n import t
-
         header = t("sanitizer.upload_arrived", lang, who=uploader, count=len(results),
                    sanitized=sum(1 for r in results if r.ok))
         header_id = await self.bot.send(room_id, "m.room.message", {"msgtype": "m.notice", "body": header,

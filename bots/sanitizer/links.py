@@ -14,6 +14,7 @@ import time
 import unicodedata
 from typing import NamedTuple
 
+from bots.runtime.errors import InputError
 from bots.runtime.storage import Storage
 
 MIGRATIONS: list[list[str]] = [
@@ -145,13 +146,8 @@ class LinkTerms(NamedTuple):
     max_mb: int
 
 
-class TermsError(ValueError):
+class TermsError(InputError):
     """A word of ``!アップロードURL`` not understood: ``key`` and ``params`` say which and why."""
-
-    def __init__(self, key: str, **params: object):
-        super().__init__(key)
-        self.key = key
-        self.params = params
 
 
 _HOURS = re.compile(r"^(\d+)(時間|h|hours?|日|d|days?|週間|w|weeks?)$")

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import yaml
 
-from lgwan_chat.core.configcheck.schema import validate
+from lgwan_chat.core.configcheck import typed
 from lgwan_chat.core.i18n import LANGUAGES, both
 
 from .audit import AuditLog
 from .engine import Sanitizer
-from .policy import SCHEMA, Policies
+from .policy import Policies
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,10 +37,11 @@ def load_policies(path: Path | None) -> Policies:
         return Policies()
     doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     raw = ((doc.get("bots") or {}).get("sanitizer") or {}).get("engine") if "bots" in doc else doc.get("engine")
-    issues = validate(raw or {}, SCHEMA)
+    policies, issues = typed.checked(Policies, raw)
     if issues:
         raise ValueError("\n".join(i.with_location(str(path), ("engine",)).format() for i in issues))
-    return Policies.from_options(raw)
+    assert policies is not None
+    return policies
 
 
 async def sanitize_files(args: argparse.Namespace) -> int:

@@ -8,7 +8,9 @@ from typing import Any
 
 import attrs
 
+from lgwan_chat.core.configcheck import typed
 from lgwan_chat.core.configcheck.schema import mapping
+from lgwan_chat.core.configcheck.typed import key, section
 
 #: what each kind may be set to; the first is the default
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -20,67 +22,56 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "archive": ("repack", "refuse"),
 }
 
-SCHEMA: dict[str, Any] = mapping({
-    # policy per kind of file / 種類ごとの処理
-    "policies": mapping({kind: {"enum": list(choices)} for kind, choices in CHOICES.items()}),
-    # resolution PDF and Office pages are rendered at / 画像化の解像度
-    "dpi": {"type": "integer", "minimum": 50, "maximum": 300},
-    # also deliver the text of a PDF/Office file as a .txt next to the image PDF / テキスト版も渡す
-    "text_companion": {"type": "boolean"},
-    "max_file_mb": {"type": "integer", "minimum": 1, "maximum": 2048},
-    "max_pages": {"type": "integer", "minimum": 1, "maximum": 10000},
-    # largest image (pixels) decoded, per image or rendered page / 画像1枚の最大画素数
-    "max_megapixels": {"type": "integer", "minimum": 1, "maximum": 500},
-    # seconds one file may take before it is refused / 1ファイルの制限時間（秒）
-    "timeout_s": {"type": "integer", "minimum": 5, "maximum": 3600},
-    # files sanitized at once / 同時に処理するファイル数
-    "concurrency": {"type": "integer", "minimum": 1, "maximum": 32},
-    # memory limit of each renderer process / 変換プロセスのメモリ上限
-    "renderer_memory_mb": {"type": "integer", "minimum": 256, "maximum": 65536},
-    # LibreOffice conversions before its process is replaced by a fresh one / 再起動までの変換数
-    "office_jobs_per_process": {"type": "integer", "minimum": 1, "maximum": 10000},
-    "archive": mapping({
-        "max_entries": {"type": "integer", "minimum": 1, "maximum": 100000},
-        "max_total_mb": {"type": "integer", "minimum": 1, "maximum": 10240},
-        "max_ratio": {"type": "integer", "minimum": 1, "maximum": 10000},
-        "max_depth": {"type": "integer", "minimum": 0, "maximum": 5},
-    }),
-    # JSON lines audit log, one record per file / 監査ログ（JSON Lines）
-    "audit_log": {"type": "string", "minLength": 1},
-})
+def _int(default: int, minimum: int, maximum: int) -> Any:
+    return key(default, {"type": "integer", "minimum": minimum, "maximum": maximum})
+
+
+def _with_defaults(policies: dict[str, str]) -> dict[str, str]:
+    """Kinds left out keep their default (the first choice)."""
+    return {**{k: v[0] for k, v in CHOICES.items()}, **policies}
 
 
 @attrs.frozen
 class ArchiveLimits:
-    max_entries: int = 200
-    max_total_mb: int = 200
-    max_ratio: int = 100
-    max_depth: int = 2
+    max_entries: int = _int(200, 1, 100000)
+    max_total_mb: int = _int(200, 1, 10240)
+    max_ratio: int = _int(100, 1, 10000)
+    max_depth: int = _int(2, 0, 5)
 
 
 @attrs.frozen
 class Policies:
-    policies: dict[str, str] = attrs.field(factory=lambda: {k: v[0] for k, v in CHOICES.items()})
-    dpi: int = 150
-    text_companion: bool = False
-    max_file_mb: int = 50
-    max_pages: int = 300
-    max_megapixels: int = 50
-    timeout_s: int = 180
-    concurrency: int = 2
-    renderer_memory_mb: int = 3072
-    office_jobs_per_process: int = 50
-    archive: ArchiveLimits = ArchiveLimits()
-    audit_log: str | None = None
+    #: policy per kind of file / 種類ごとの処理
+    policies: dict[str, str] = key({k: v[0] for k, v in CHOICES.items()},
+                                   mapping({kind: {"enum": list(choices)} for kind, choices in CHOICES.items()}),
+                                   convert=_with_defaults)
+    #: resolution PDF and Office pages are rendered at / 画像化の解像度
+    dpi: int = _int(150, 50, 300)
+    #: also deliver the text of a PDF/Office file as a .txt next to the image PDF / テキスト版も渡す
+    text_companion: bool = key(False, {"type": "boolean"})
+    max_file_mb: int = _int(50, 1, 2048)
+    max_pages: int = _int(300, 1, 10000)
+    #: largest image (pixels) decoded, per image or rendered page / 画像1枚の最大画素数
+    max_megapixels: int = _int(50, 1, 500)
+    #: seconds one file may take before it is refused / 1ファイルの制限時間（秒）
+    timeout_s: int = _int(180, 5, 3600)
+    #: files sanitized at once / 同時に処理するファイル数
+    concurrency: int = _int(2, 1, 32)
+    #: memory limit of each renderer process / 変換プロセスのメモリ上限
+    renderer_memory_mb: int = _int(3072, 256, 65536)
+    #: LibreOffice conversions before its process is replaced by a fresh one / 再起動までの変換数
+    office_jobs_per_process: int = _int(50, 1, 10000)
+    archive: ArchiveLimits = section(ArchiveLimits)
+    #: JSON lines audit log, one record per file / 監査ログ（JSON Lines）
+    audit_log: str | None = key(None, {"type": "string", "minLength": 1})
 
     def policy(self, kind: str) -> str:
         return self.policies.get(kind, "refuse")
 
     @classmethod
     def from_options(cls, raw: dict[str, Any] | None) -> Policies:
-        """Typed policies from an already validated mapping (missing keys take the defaults)."""
-        raw = dict(raw or {})
-        policies = {k: v[0] for k, v in CHOICES.items()}
-        policies.update(raw.pop("policies", None) or {})
-        archive = ArchiveLimits(**(raw.pop("archive", None) or {}))
-        return cls(policies=policies, archive=archive, **raw)
+        """Typed policies from a mapping (missing keys take the defaults); ``ConfigInvalid`` if it is bad."""
+        return typed.build(cls, raw)
+
+
+SCHEMA: dict[str, Any] = typed.schema_of(Policies)

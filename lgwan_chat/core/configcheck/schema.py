@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import jsonschema
@@ -66,8 +66,9 @@ def _translate(error: jsonschema.ValidationError) -> Iterator[ConfigIssue]:
     limit: Any = error.validator_value  # the keyword's value in the schema: any JSON
 
     if kind == "required":
+        # jsonschema raises one error per missing key, each holding the whole list: report its own key
         for key in limit:
-            if isinstance(value, dict) and key not in value:
+            if isinstance(value, dict) and key not in value and error.message.startswith(repr(key)):
                 yield ConfigIssue(path + (key,), "config.required", {"key": key})
     elif kind == "additionalProperties" and isinstance(value, dict):
         allowed = list(schema.get("properties", {}))
@@ -122,7 +123,7 @@ def _translate(error: jsonschema.ValidationError) -> Iterator[ConfigIssue]:
 
 # Small schema builders so that schemas stay readable.
 
-def mapping(properties: dict[str, dict[str, Any]], required: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:
+def mapping(properties: dict[str, dict[str, Any]], required: Sequence[str] = (), **extra: Any) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": list(required),
             "additionalProperties": False, **extra}
 

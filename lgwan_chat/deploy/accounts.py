@@ -1,0 +1,75 @@
+"""``lgwan-chat deploy accounts OUTDIR``: the administrator's and the bots' accounts.
+
+Run once Synapse is up (after ``deploy init`` and starting ``lgwan-chat-synapse.service``), before
+the bots start; running it again changes nothing. Registration uses the shared secret on the main
+process's LGWAN listener (loopback: the admin API is not reachable through nginx), with the
+passwords in ``OUTDIR/secrets/`` (``admin.password`` made here if missing). Each bot registered
+now is exempted from Synapse's message rate limit, as the demo does: a bot answering many staff
+must not wait.
+"""
+
+from __future__ import annotations
+
+import secrets as random
+from pathlib import Path
+
+import yaml
+
+from bots.runtime.accounts import exempt_from_rate_limits
+from lgwan_chat.core.http import HttpError, http_json
+from lgwan_chat.homeserver import register_user
+from lgwan_chat.templates import write_private
+
+from .render import UNIT_PREFIX, Layout
+
+ADMIN = "admin"
+
+
+def synapse_url(layout: Layout) -> str:
+    """The main process's LGWAN listener, as deploy.yaml says."""
+    shared = yaml.safe_load((layout.synapse / "deploy.yaml").read_text(encoding="utf-8"))
+    port = next(lst["port"] for lst in shared["listeners"] if lst.get("tag") == "lgwan")
+    return f"http://127.0.0.1:{port}"
+
+
+def deployed_bots(outdir: Path) -> list[str]:
+    prefix = f"{UNIT_PREFIX}-bot-"
+    return sorted(p.name[len(prefix):-len(".service")] for p in (outdir / "systemd").glob(f"{prefix}*.service"))
+
+
+def _password(outdir: Path, name: str) -> str:
+    path = outdir / "secrets" / name
+    if not path.is_file():
+        write_private(path, random.token_urlsafe(18) + "\n")
+    return path.read_text(encoding="utf-8").strip()
+
+
+def ensure_accounts(outdir: Path) -> dict[str, str]:
+    """localpart -> "created" or "exists", for the admin and every deployed bot."""
+    layout = Layout(outdir.resolve())
+    url = synapse_url(layout)
+    shared_secret = _password(outdir, "registration_shared_secret")
+    server_name = yaml.safe_load((layout.synapse / "homeserver.yaml").read_text(encoding="utf-8"))["server_name"]
+    outcome: dict[str, str] = {}
+    admin_password = _password(outdir, "admin.password")
+    admin_token = None
+    accounts = [(ADMIN, admin_password, True)]
+    accounts += [(f"{bot}-bot", _password(outdir, f"{bot}-bot.password"), False) for bot in deployed_bots(outdir)]
+    for localpart, password, admin in accounts:
+        try:
+            registered = register_user(url, shared_secret, localpart, password, admin=admin)
+        except HttpError as e:
+            if e.errcode != "M_USER_IN_USE":
+                raise
+            outcome[localpart] = "exists"
+            continue
+        outcome[localpart] = "created"
+        if admin:
+            admin_token = registered["access_token"]
+        else:
+            if admin_token is None:  # the admin exists from an earlier run: one login, only now
+                admin_token = http_json("POST", url + "/_matrix/client/v3/login", {
+                    "type": "m.login.password", "password": admin_password,
+                    "identifier": {"type": "m.id.user", "user": f"@{ADMIN}:{server_name}"}})["access_token"]
+            exempt_from_rate_limits(url, admin_token, registered["user_id"])
+    return outcome

@@ -1,0 +1,96 @@
+"""``lgwan-chat deploy init ANSWERS.yaml OUTDIR`` and ``lgwan-chat deploy check OUTDIR``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from lgwan_chat.core.i18n import both
+
+from . import answers as answers_file
+from .apply import plan, write
+from .check import check
+from .render import Layout, render
+from .secrets import ensure
+from .topology import build
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    commands = parser.add_subparsers(dest="deploy_command", required=True)
+    init = commands.add_parser("init", help="回答ファイルから本番構成を生成 / write a deployment from an answers file")
+    init.add_argument("answers", type=Path, metavar="ANSWERS.yaml")
+    init.add_argument("outdir", type=Path, metavar="OUTDIR")
+    init.add_argument("--dry-run", "--diff", dest="dry_run", action="store_true",
+                      help="書き込まず差分だけ表示 / show what would change, write nothing")
+    checker = commands.add_parser("check", help="生成した構成を検証 / validate a deployment directory")
+    checker.add_argument("outdir", type=Path, metavar="OUTDIR")
+    accounts = commands.add_parser("accounts", help="管理者とボットのアカウントを登録（Synapse の起動後）/ register "
+                                                    "the admin's and the bots' accounts (Synapse running)")
+    accounts.add_argument("outdir", type=Path, metavar="OUTDIR")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.deploy_command == "check":
+        return run_check(args.outdir)
+    if args.deploy_command == "accounts":
+        return run_accounts(args.outdir)
+    return run_init(args.answers, args.outdir, args.dry_run)
+
+
+def run_init(answers_path: Path, outdir: Path, dry_run: bool = False) -> int:
+    answers, issues = answers_file.load_file(answers_path)
+    if answers is None:
+        for issue in issues:
+            print(issue.format(), file=sys.stderr)
+        print(both("config.summary_errors", count=len(issues)), file=sys.stderr)
+        return 1
+    outdir = outdir.resolve()
+    secrets, made = ensure(outdir, answers.bots, dry_run=dry_run)
+    files = render(answers, build(answers), secrets, Layout(outdir))
+    changes = plan(outdir, files)
+    for path in made:
+        print(both("deploy.secret_created", path=path))
+    for change in changes:
+        if change.diff:
+            print(change.diff, end="")
+        print(both(f"deploy.{change.action}", path=outdir / change.path))
+    if dry_run:
+        print(both("deploy.dry_run"))
+        return 0
+    write(outdir, files, changes)
+    issues = check(outdir)
+    for issue in issues:
+        print(issue.format(), file=sys.stderr)
+    if issues:
+        print(both("config.summary_errors", count=len(issues)), file=sys.stderr)
+        return 1
+    print(both("deploy.written", path=outdir))
+    return 0
+
+
+def run_check(outdir: Path) -> int:
+    issues = check(outdir)
+    for issue in issues:
+        print(issue.format(), file=sys.stderr)
+    if issues:
+        print(both("config.summary_errors", count=len(issues)), file=sys.stderr)
+        return 1
+    print(both("config.ok", file=outdir))
+    return 0
+
+
+def run_accounts(outdir: Path) -> int:
+    from lgwan_chat.core.http import HttpError
+
+    from .accounts import ensure_accounts
+
+    try:
+        outcome = ensure_accounts(outdir)
+    except (OSError, HttpError, KeyError, StopIteration) as e:
+        print(both("deploy.accounts_failed", problem=e), file=sys.stderr)
+        return 1
+    for localpart, state in outcome.items():
+        print(both(f"deploy.account_{state}", user=localpart))
+    print(both("deploy.accounts_password", path=outdir / "secrets" / "admin.password"))
+    return 0

@@ -1,0 +1,542 @@
+"""``lgwan-chat deploy``: one answers file to a deployment that runs, generated and started here.
+
+The generated files are checked as an admin would (modes, re-runs that keep secrets and edits,
+the diff, ``deploy check``, ``nginx -t``, ``systemd-analyze verify``), then started exactly as
+written: Synapse and its workers from the systemd units' command lines, nginx from the generated
+sites file with TLS from a CA made by the test, a bot from its unit. The test only chooses free
+loopback ports, through the answers file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import shlex
+import shutil
+import signal
+import sqlite3
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import yaml
+from bots_harness import answer, send_text, wait_membership
+from harness import http_get
+from nio import AsyncClient, LoginResponse, RoomCreateResponse, SyncResponse
+from test_zone_endpoint import call_zone
+from test_zone_media_gate import assert_pending_message, png, upload
+
+from lgwan_chat.homeserver import child_env, register_user
+from lgwan_chat.nginx import Nginx, NginxSpec, nginx_binary
+from lgwan_chat.ports import free_port, reserve_port
+from lgwan_chat.postgres import PG_SETTINGS, PostgresDatabase, postgres_unreachable_reason
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# --- what the admin prepares: certificates and the answers file ---------------------------------
+
+def make_tls(directory: Path) -> dict[str, Path]:
+    """A test CA and a certificate for 127.0.0.1 signed by it (what a municipality's CA gives)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_key, ca, key, csr, cert = (directory / n for n in ("ca.key", "ca.crt", "server.key", "server.csr",
+                                                          "server.crt"))
+    ext = directory / "san.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    run = lambda *args: subprocess.run(["openssl", *args], check=True, capture_output=True)  # noqa: E731
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out", str(ca),
+        "-subj", "/CN=lgwan-chat test CA", "-days", "2")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", "/CN=127.0.0.1")
+    run("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial",
+        "-out", str(cert), "-days", "2", "-extfile", str(ext))
+    return {"ca": ca, "cert": cert, "key": key}
+
+
+def free_ports(count: int) -> int:
+    """The first of ``count`` consecutive loopback ports reserved for this test process
+    (``lgwan_chat.ports``: no other process of a parallel run gets them)."""
+    for _ in range(200):
+        first = free_port()
+        if all(reserve_port(port) for port in range(first + 1, first + count)):
+            return first
+    raise RuntimeError("no free port range")
+
+
+def answers_doc(tmp: Path, tls: dict, size: str, database: dict, server_name: str, bots: list[str],
+                redis: dict | None = None) -> dict:
+    first = free_ports(40)
+    doc = {
+        "server_name": server_name,
+        "internet": {"public_url": f"https://127.0.0.1:{first}", "listen": f"127.0.0.1:{first}",
+                     "tls_certificate": str(tls["cert"]), "tls_key": str(tls["key"])},
+        "lgwan": {"public_url": f"https://127.0.0.1:{first + 1}", "listen": f"127.0.0.1:{first + 1}",
+                  "tls_certificate": str(tls["cert"]), "tls_key": str(tls["key"])},
+        "database": database,
+        "size": size,
+        "organisation": str(ROOT / "config" / "organisation.yaml"),
+        "bots": bots,
+        "internal_ports": {"first": first + 2},
+        "install": {"user": os.environ.get("USER") or "root", "python": sys.executable,
+                    "nginx_log_dir": str(tmp / "nginx-logs"), "nginx_cache_dir": str(tmp / "nginx-cache")},
+    }
+    if redis:
+        doc["redis"] = redis
+    if size == "workers":
+        doc["workers"] = {"internet": 1, "lgwan": 1}
+    return doc
+
+
+def write_answers(path: Path, doc: dict) -> Path:
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def lgwan_chat(*args: str | Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lgwan_chat.cli", *map(str, args)], capture_output=True,
+                          text=True, env=child_env(), timeout=120)
+
+
+def mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+# --- generation ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory):
+    return make_tls(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def workers_answers(tmp_path, tls):
+    return write_answers(tmp_path / "answers.yaml", answers_doc(
+        tmp_path, tls, "workers", {"postgres": {"host": "127.0.0.1", "user": "synapse", "database": "synapse"}},
+        "city.example", ["memo", "sanitizer"], redis={"host": "127.0.0.1"}))
+
+
+def test_init_writes_a_complete_private_deployment(tmp_path, workers_answers):
+    out = tmp_path / "out"
+    result = lgwan_chat("deploy", "init", workers_answers, out)
+    assert result.returncode == 0, result.stderr
+    assert "問題ありません" in result.stdout and "no problems" in result.stdout
+    expected = ["synapse/homeserver.yaml", "synapse/deploy.yaml", "synapse/modules.yaml", "synapse/log.config",
+                "bots.yaml", "organisation.yaml", "nginx/lgwan-chat-sites.conf", "logrotate/lgwan-chat",
+                "systemd/lgwan-chat-synapse.service", "systemd/lgwan-chat-synapse-worker@.service",
+                "systemd/lgwan-chat-bot-memo.service", "systemd/lgwan-chat-bot-sanitizer.service",
+                "systemd/lgwan-chat.target", "secrets/signing.key", "secrets/registration_shared_secret",
+                "secrets/memo-bot.password", "secrets/sanitizer-bot.password"]
+    for name in ["client_internet_1", "client_lgwan_1", "event_persister", "federation_sender", "pusher",
+                 "media_repository", "background_worker"]:
+        expected.append(f"synapse/workers/{name}.yaml")
+    for name in expected:
+        assert (out / name).is_file(), name
+    for path in [out, *out.rglob("*")]:
+        assert mode(path) == (0o700 if path.is_dir() else 0o600), (path, oct(mode(path)))
+    assert not (out / "systemd" / "lgwan-chat-bot-polls.service").exists()  # not asked for
+    target = (out / "systemd" / "lgwan-chat.target").read_text()
+    assert "lgwan-chat-synapse-worker@media_repository.service" in target
+    shared = yaml.safe_load((out / "synapse" / "deploy.yaml").read_text())
+    assert shared["stream_writers"] == {"events": ["event_persister"]}
+    assert shared["enable_media_repo"] is False and shared["run_background_tasks_on"] == "background_worker"
+    assert lgwan_chat("deploy", "check", out).returncode == 0
+
+
+def test_rerun_keeps_secrets_and_admin_edits_and_shows_the_diff(tmp_path, workers_answers):
+    out = tmp_path / "out"
+    assert lgwan_chat("deploy", "init", workers_answers, out).returncode == 0
+    secrets_before = {p.name: p.read_bytes() for p in (out / "secrets").iterdir()}
+    homeserver = out / "synapse" / "homeserver.yaml"
+    homeserver.write_text(homeserver.read_text() + "\nmax_upload_size: 200M  # the admin's\n")
+    sites = out / "nginx" / "lgwan-chat-sites.conf"
+    sites.write_text(sites.read_text().replace("keepalive 16;", "keepalive 99;"))
+
+    doc = yaml.safe_load(workers_answers.read_text())
+    doc["workers"]["lgwan"] = 2  # the city grows
+    write_answers(workers_answers, doc)
+    dry = lgwan_chat("deploy", "init", workers_answers, out, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "+    keepalive 16;" in dry.stdout and "-    keepalive 99;" in dry.stdout  # the edit it would undo
+    assert "client_lgwan_2" in dry.stdout
+    assert "keepalive 99;" in sites.read_text() and not (out / "synapse/workers/client_lgwan_2.yaml").exists()
+
+    again = lgwan_chat("deploy", "init", workers_answers, out)
+    assert again.returncode == 0, again.stderr
+    assert {p.name: p.read_bytes() for p in (out / "secrets").iterdir()} == secrets_before
+    assert "max_upload_size: 200M  # the admin's" in homeserver.read_text()
+    assert "keepalive 99;" not in sites.read_text()
+    assert (out / "synapse/workers/client_lgwan_2.yaml").is_file()
+    assert mode(out / "synapse/workers/client_lgwan_2.yaml") == 0o600
+
+
+def test_check_reports_what_an_admin_broke_in_japanese_and_english(tmp_path, workers_answers):
+    out = tmp_path / "out"
+    assert lgwan_chat("deploy", "init", workers_answers, out).returncode == 0
+    bots_yaml = out / "bots.yaml"
+    bots_yaml.write_text(bots_yaml.read_text().replace("  memo:", "  mmeo:", 1))
+    (out / "secrets" / "form_secret").chmod(0o644)
+    result = lgwan_chat("deploy", "check", out)
+    assert result.returncode == 1
+    assert "このスイートに「mmeo」というボットはありません" in result.stderr and "mmeo" in result.stderr
+    assert "form_secret" in result.stderr and "0600" in result.stderr
+    assert "1 件" not in result.stderr and "2 件のエラーがあります" in result.stderr
+
+
+def test_bad_answers_are_refused_with_a_clear_message(tmp_path, tls):
+    doc = answers_doc(tmp_path, tls, "workers", {"sqlite": str(tmp_path / "hs.db")}, "city.example", ["memo"])
+    doc["lgwan"]["listen"] = doc["internet"]["listen"]
+    result = lgwan_chat("deploy", "init", write_answers(tmp_path / "a.yaml", doc), tmp_path / "out")
+    assert result.returncode == 1
+    assert "PostgreSQL が必要です" in result.stderr and "needs PostgreSQL" in result.stderr
+    assert "redis" in result.stderr
+    assert "同じアドレス" in result.stderr
+    assert not (tmp_path / "out").exists()  # nothing half written
+
+
+@pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed")
+def test_generated_nginx_sites_pass_nginx_t(tmp_path, workers_answers):
+    out = tmp_path / "out"
+    assert lgwan_chat("deploy", "init", workers_answers, out).returncode == 0
+    front = deployed_nginx(tmp_path, out, yaml.safe_load(workers_answers.read_text()))
+    binary = nginx_binary()
+    assert binary, "nginx is not installed"
+    check = subprocess.run([binary, "-p", str(front.prefix), "-c", str(front.conf), "-t"],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_generated_units_pass_systemd_analyze_verify(tmp_path, workers_answers):
+    out = tmp_path / "out"
+    assert lgwan_chat("deploy", "init", workers_answers, out).returncode == 0
+    units = out / "systemd"
+    (units / "lgwan-chat-synapse-worker@pusher.service").symlink_to("lgwan-chat-synapse-worker@.service")
+    names = ["lgwan-chat-synapse.service", "lgwan-chat-synapse-worker@pusher.service",
+             "lgwan-chat-bot-memo.service", "lgwan-chat-bot-sanitizer.service", "lgwan-chat.target"]
+    result = subprocess.run(["systemd-analyze", "verify", "--man=no", *(str(units / n) for n in names)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+# --- starting what was generated ---------------------------------------------------------------
+
+def unit_command(out: Path, unit: str, instance: str | None = None) -> list[str]:
+    """The ExecStart= of a generated unit, as systemd would run it (``%i`` = the instance)."""
+    for line in (out / "systemd" / unit).read_text().splitlines():
+        if line.startswith("ExecStart="):
+            return [arg.replace("%i", instance or "") for arg in shlex.split(line[len("ExecStart="):])]
+    raise AssertionError(f"{unit} has no ExecStart")
+
+
+def wait_health(url: str, process: subprocess.Popen, log: Path, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(f"exited with {process.returncode}: {url}\n{log.read_text()[-5000:]}")
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not healthy after {timeout}s: {url}\n{log.read_text()[-5000:]}")
+        time.sleep(0.2)
+
+
+def deployed_nginx(tmp: Path, out: Path, doc: dict) -> Nginx:
+    for key in ("nginx_log_dir", "nginx_cache_dir"):  # what the nginx package makes on a real host
+        Path(doc["install"][key]).mkdir(parents=True, exist_ok=True)
+    return Nginx(NginxSpec(prefix=tmp / "nginx", internet_listen=doc["internet"]["listen"],
+                           lgwan_listen=doc["lgwan"]["listen"], synapse_internet="-", synapse_lgwan="-",
+                           log_dir=Path(doc["install"]["nginx_log_dir"]),
+                           sites_file=out / "nginx" / "lgwan-chat-sites.conf", tls=True))
+
+
+class Deployment:
+    """The processes of a generated deployment, started from its units."""
+
+    def __init__(self, tmp: Path, out: Path, doc: dict):
+        self.tmp, self.out, self.doc = tmp, out, doc
+        self.processes: list[subprocess.Popen] = []
+        self.nginx: Nginx | None = None
+        self.shared = yaml.safe_load((out / "synapse" / "deploy.yaml").read_text())
+        self.env = {**child_env(), "SSL_CERT_FILE": str(tmp / "tls" / "ca.crt")}
+
+    def _start(self, command: list[str], log_name: str) -> tuple[subprocess.Popen, Path]:
+        log = self.out / "logs" / f"{log_name}.console.log"
+        with open(log, "ab") as console:
+            process = subprocess.Popen(command, stdout=console, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       cwd=self.out, env=self.env, start_new_session=True)
+        self.processes.append(process)
+        return process, log
+
+    def synapse_url(self, zone: str) -> str:
+        port = next(lst["port"] for lst in self.shared["listeners"] if lst.get("tag") == zone)
+        return f"http://127.0.0.1:{port}"
+
+    def start_synapse(self) -> None:
+        main, log = self._start(unit_command(self.out, "lgwan-chat-synapse.service"), "main")
+        wait_health(self.synapse_url("lgwan"), main, log)
+        for config in sorted((self.out / "synapse" / "workers").glob("*.yaml")):
+            worker = yaml.safe_load(config.read_text())
+            name = worker["worker_name"]
+            process, log = self._start(unit_command(self.out, "lgwan-chat-synapse-worker@.service", name), name)
+            ports = [lst["port"] for lst in worker["worker_listeners"]
+                     if lst["resources"][0]["names"] != ["replication"]]
+            wait_health(f"http://127.0.0.1:{ports[0]}", process, log)
+
+    def start_nginx(self) -> None:
+        self.nginx = deployed_nginx(self.tmp, self.out, self.doc)
+        self.nginx.start()
+
+    def start_bot(self, name: str) -> None:
+        self._start(unit_command(self.out, f"lgwan-chat-bot-{name}.service"), f"bot-{name}")
+
+    def url(self, zone: str) -> str:
+        return self.doc[zone]["public_url"]
+
+    def register(self, localpart: str, password: str) -> dict:
+        secret = (self.out / "secrets" / "registration_shared_secret").read_text().strip()
+        return register_user(self.synapse_url("lgwan"), secret, localpart, password)
+
+    def stop(self) -> None:
+        if self.nginx is not None:
+            self.nginx.stop()
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def deploy(tmp: Path, tls: dict, size: str, database: dict, bots: list[str], redis: dict | None = None,
+           server_name: str = "city.example") -> Deployment:
+    doc = answers_doc(tmp, tls, size, database, server_name, bots, redis)
+    out = tmp / "out"
+    result = lgwan_chat("deploy", "init", write_answers(tmp / "answers.yaml", doc), out)
+    assert result.returncode == 0, result.stderr
+    return Deployment(tmp, out, doc)
+
+
+async def login(deployment: Deployment, user_id: str, password: str, zone: str) -> AsyncClient:
+    context = ssl.create_default_context(cafile=str(deployment.tmp / "tls" / "ca.crt"))
+    # nio hands ssl to aiohttp, which takes a context; nio's annotation says bool only
+    client = AsyncClient(deployment.url(zone), user_id, ssl=context)  # type: ignore[arg-type]
+    response = await client.login(password, device_name=f"deploy-{zone}")
+    assert isinstance(response, LoginResponse), response
+    return client
+
+
+@pytest.fixture
+def tls_env(tmp_path, monkeypatch):
+    """The test CA, trusted by this process's urllib (what a municipality installs on its PCs)."""
+    tls = make_tls(tmp_path / "tls")
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls["ca"]))
+    return tls
+
+
+@pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed")
+async def test_single_deployment_runs_from_the_generated_files(tmp_path, tls_env):
+    deployment = deploy(tmp_path, tls_env, "single", {"sqlite": str(tmp_path / "out" / "homeserver.db")}, ["memo"])
+    clients: list[AsyncClient] = []
+    try:
+        deployment.start_synapse()
+        deployment.start_nginx()
+        server = deployment.doc["server_name"]
+        # The admin's and the bots' accounts: the step after starting Synapse; a second run changes nothing.
+        accounts = lgwan_chat("deploy", "accounts", deployment.out)
+        assert accounts.returncode == 0, accounts.stderr
+        assert "アカウントを登録しました: memo-bot" in accounts.stdout and "registered: admin" in accounts.stdout
+        again = lgwan_chat("deploy", "accounts", deployment.out)
+        assert again.returncode == 0 and "登録済みです: memo-bot" in again.stdout, again.stderr
+        assert mode(deployment.out / "secrets" / "admin.password") == 0o600
+        exempt = sqlite3.connect(deployment.out / "homeserver.db").execute(
+            "SELECT user_id, messages_per_second FROM ratelimit_override").fetchall()
+        assert exempt == [(f"@memo-bot:{server}", 0)]  # a busy bot never waits out the message limit
+        deployment.start_bot("memo")
+        deployment.register("tanaka", "pw-tanaka-1234")
+        phone = await login(deployment, f"@tanaka:{server}", "pw-tanaka-1234", "internet")
+        pc = await login(deployment, f"@tanaka:{server}", "pw-tanaka-1234", "lgwan")
+        clients += [phone, pc]
+        for client, zone in ((phone, "internet"), (pc, "lgwan")):
+            status, body = call_zone(deployment.url(zone), client.access_token)
+            assert status == 200 and body["zone"] == zone, body
+
+        # The LGWAN gate: a photo from the phone is refused to the office PC, served to the phone.
+        server_part, media_id = await upload(phone, png())
+        path = f"/_matrix/client/v1/media/download/{server_part}/{media_id}"
+        assert_pending_message(*http_get(deployment.url("lgwan") + path, pc.access_token)[::2])
+        assert http_get(deployment.url("internet") + path, phone.access_token)[0] == 200
+
+        # The admin API is not reachable through either entrance.
+        for zone in ("internet", "lgwan"):
+            assert http_get(deployment.url(zone) + "/_synapse/admin/v1/server_version")[0] == 404
+
+        dm = await pc.room_create(is_direct=True, invite=[f"@memo-bot:{server}"])
+        assert isinstance(dm, RoomCreateResponse), dm
+        await wait_membership(pc, dm.room_id, f"@memo-bot:{server}", "join")
+        reply = await answer(pc, dm.room_id, "!ヘルプ", sender=f"@memo-bot:{server}", timeout=90)
+        assert "!検索" in reply["body"]
+    finally:
+        for client in clients:
+            await client.close()
+        deployment.stop()
+
+
+@pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed")
+@pytest.mark.skipif(postgres_unreachable_reason() is not None, reason="PostgreSQL is not reachable")
+async def test_workers_deployment_runs_from_the_generated_files(tmp_path, tls_env):
+    database = PostgresDatabase()
+    postgres = {"host": PG_SETTINGS["host"], "port": PG_SETTINGS["port"], "user": PG_SETTINGS["user"],
+                "database": database.name}
+    if "password" in PG_SETTINGS:
+        (tmp_path / "pg.password").write_text(PG_SETTINGS["password"])
+        postgres["password_file"] = str(tmp_path / "pg.password")
+    # Its own server name: deployments sharing this machine's Redis do not hear each other.
+    deployment = deploy(tmp_path, tls_env, "workers", {"postgres": postgres}, ["memo"],
+                        redis={"host": "127.0.0.1"}, server_name=f"workers-{secrets.token_hex(3)}.example")
+    clients: list[AsyncClient] = []
+    try:
+        deployment.start_synapse()
+        deployment.start_nginx()
+        server = deployment.doc["server_name"]
+        deployment.register("kacho", "pw-kacho-1234")
+        deployment.register("tanaka", "pw-tanaka-1234")
+        pc = await login(deployment, f"@kacho:{server}", "pw-kacho-1234", "lgwan")
+        phone = await login(deployment, f"@tanaka:{server}", "pw-tanaka-1234", "internet")
+        clients += [pc, phone]
+        room = await pc.room_create(name="防災", invite=[phone.user_id])
+        assert isinstance(room, RoomCreateResponse), room
+        joined = await phone.join(room.room_id)
+        assert not hasattr(joined, "status_code"), joined
+        sent = await send_text(pc, room.room_id, "避難所の開設準備をお願いします")
+
+        # Read on the internet side: the message went through the event persister to the other zone.
+        deadline = time.monotonic() + 60
+        seen = False
+        while not seen and time.monotonic() < deadline:
+            sync = await phone.sync(timeout=3000)
+            assert isinstance(sync, SyncResponse), sync
+            timeline = sync.rooms.join.get(room.room_id)
+            seen = timeline is not None and any(e.event_id == sent for e in timeline.timeline.events)
+        assert seen, "the LGWAN message never reached the internet side"
+        persisted = database.query("SELECT instance_name FROM events WHERE event_id = ?", sent)
+        assert persisted == [("event_persister",)]
+        # The main process migrated every module's tables (the workers only use them).
+        from synapse_modules.zones.store import MIGRATIONS as ZONES
+
+        versions = dict(database.query("SELECT module, version FROM lgwan_schema_versions"))
+        assert versions.get("zones") == len(ZONES) and {"stamps", "bookmarks"} <= set(versions), versions
+
+        # Read status (a module endpoint, on the client workers): the phone's receipt counts.
+        status_path = f"/_synapse/client/lgwan/v1/rooms/{quote(room.room_id)}/read_status/{quote(sent)}"
+
+        def read_count() -> int:
+            status, _, body = http_get(deployment.url("lgwan") + status_path, pc.access_token)
+            assert status == 200, body
+            return json.loads(body)["read_count"]
+
+        before = read_count()
+        await phone.room_read_markers(room.room_id, sent, sent)
+        deadline = time.monotonic() + 30
+        while read_count() != before + 1 and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+        assert read_count() == before + 1
+
+        # Media: served by the media worker, the LGWAN gate still deciding.
+        server_part, photo = await upload(phone, png())
+        path = f"/_matrix/client/v1/media/download/{server_part}/{photo}"
+        assert_pending_message(*http_get(deployment.url("lgwan") + path, pc.access_token)[::2])
+        assert http_get(deployment.url("internet") + path, phone.access_token)[:3:2] == (200, png())
+        server_part, memo = await upload(pc, png((10, 120, 10)), name="回覧.png")
+        status, _, body = http_get(f"{deployment.url('lgwan')}/_matrix/client/v1/media/download/{server_part}/{memo}",
+                                   pc.access_token)
+        assert (status, body) == (200, png((10, 120, 10)))
+        media_log = (deployment.out / "logs" / "synapse-media_repository.log").read_text()
+        assert f"/_matrix/client/v1/media/download/{server_part}/{photo}" in media_log
+        main_log = (deployment.out / "logs" / "synapse-main.log").read_text()
+        assert "/media/download/" not in main_log and "/media/upload" not in main_log
+
+        # A bot works on workers as on one process.
+        assert lgwan_chat("deploy", "accounts", deployment.out).returncode == 0
+        deployment.start_bot("memo")
+        dm = await phone.room_create(is_direct=True, invite=[f"@memo-bot:{server}"])
+        assert isinstance(dm, RoomCreateResponse), dm
+        await wait_membership(phone, dm.room_id, f"@memo-bot:{server}", "join")
+        reply = await answer(phone, dm.room_id, "!ヘルプ", sender=f"@memo-bot:{server}", timeout=90)
+        assert "!検索" in reply["body"]
+    finally:
+        for client in clients:
+            await client.close()
+        deployment.stop()
+        database.drop()
+
+
+@pytest.mark.parametrize(("method", "path", "pool"), [
+    ("GET", "/_matrix/client/v3/sync", "client"),
+    ("PUT", "/_matrix/client/v3/rooms/!r:city.example/send/m.room.message/t1", "client"),
+    ("POST", "/_matrix/client/v3/login", "client"),
+    ("GET", "/_synapse/client/lgwan/v1/rooms/!r/read_status/$e", "client"),
+    ("POST", "/_matrix/federation/v1/send/123", "client"),
+    ("GET", "/_matrix/client/v1/media/download/city.example/abc", "media"),
+    ("POST", "/_matrix/media/v3/upload", "media"),
+    ("GET", "/_matrix/federation/v1/media/download/abc", "media"),
+    ("GET", "/_matrix/client/v3/pushrules/", "client"),
+    ("PUT", "/_matrix/client/v3/pushrules/global/override/x", "main"),  # stream writer: main
+    ("POST", "/_matrix/client/v3/rooms/!r/receipt/m.read/$e", "main"),
+    ("PUT", "/_matrix/client/v3/sendToDevice/m.room.encrypted/t1", "main"),
+    ("GET", "/_matrix/client/v3/rooms/!r/messages", "main"),  # pagination of a room: one process
+    ("GET", "/_matrix/client/v3/some_future_endpoint", "main"),  # not listed: main has everything
+])
+def test_routing_table_sends_each_request_where_synapse_serves_it(method, path, pool):
+    from lgwan_chat.deploy.routing import pool_of
+
+    assert pool_of(method, path) == pool
+
+
+def test_the_documented_example_answers_make_a_deployment(tmp_path, tls):
+    """config/deploy-answers.example.yaml as an admin fills it in: only the file paths change."""
+    text = (ROOT / "config" / "deploy-answers.example.yaml").read_text(encoding="utf-8")
+    (tmp_path / "postgres.password").write_text("secret\n")
+    for documented, real in (("/etc/ssl/lgwan-chat/internet.crt", tls["cert"]),
+                             ("/etc/ssl/lgwan-chat/lgwan.crt", tls["cert"]),
+                             ("/etc/ssl/lgwan-chat/internet.key", tls["key"]),
+                             ("/etc/ssl/lgwan-chat/lgwan.key", tls["key"]),
+                             ("/etc/lgwan-chat/postgres.password", tmp_path / "postgres.password"),
+                             ("/etc/lgwan-chat/organisation.yaml", ROOT / "config" / "organisation.yaml")):
+        assert documented in text
+        text = text.replace(documented, str(real))
+    answers = tmp_path / "answers.yaml"
+    answers.write_text(text, encoding="utf-8")
+    result = lgwan_chat("deploy", "init", answers, tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    units = sorted(p.name for p in (tmp_path / "out" / "systemd").iterdir())
+    assert units == ["lgwan-chat-bot-memo.service", "lgwan-chat-bot-polls.service",
+                     "lgwan-chat-bot-sanitizer.service", "lgwan-chat-synapse-worker@.service",
+                     "lgwan-chat-synapse.service", "lgwan-chat.target"]
+    workers = sorted(p.stem for p in (tmp_path / "out" / "synapse" / "workers").glob("*.yaml"))
+    assert workers == ["background_worker", "client_internet_1", "client_lgwan_1", "client_lgwan_2",
+                       "event_persister", "federation_sender", "media_repository", "pusher"]
+
+
+@pytest.mark.skipif(shutil.which("logrotate") is None, reason="logrotate is not installed")
+def test_generated_logrotate_file_is_read_without_errors(tmp_path, workers_answers):
+    out = tmp_path / "out"
+    assert lgwan_chat("deploy", "init", workers_answers, out).returncode == 0
+    config = out / "logrotate" / "lgwan-chat"
+    result = subprocess.run(["logrotate", "--debug", "--state", str(tmp_path / "state"), str(config)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "error:" not in result.stderr + result.stdout, result.stderr
+    assert "sanitizer-audit.jsonl" in result.stderr + result.stdout  # the audit log is rotated, not skipped
