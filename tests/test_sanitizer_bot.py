@@ -12,6 +12,7 @@ import asyncio
 import io
 import itertools
 import json
+import random
 import re
 import shutil
 import time
@@ -47,7 +48,7 @@ def sanitizer_bot(homeserver, nginx_front, tmp_path_factory):
     internet = f"http://{nginx_front.spec.internet_listen}"
     folder = tmp_path_factory.mktemp("sanitizer-bot")
     with BotProcess(homeserver, folder, BOT, entry=["-m", "bots.sanitizer"],
-                    options={"work_dir": str(folder / "work"),
+                    options={"work_dir": str(folder / "work"), "small_file_kb": 100,
                              "upload": {"listen": nginx_front.spec.upload_page, "public_url": f"{internet}/upload/",
                                         "default_max_mb": 5, "max_files": 3, "min_power_level": 50}},
                     zone="internet", storage=homeserver.backend) as bot:
@@ -472,3 +473,34 @@ def test_every_type_the_engine_refuses_reads_as_words_in_both_languages():
                 if "{mime}" in catalogue(lang)[reason]:
                     assert words in said, (kind, mime, said)
     assert file_type_words("application/vnd.microsoft.portable-executable", "ja") == "プログラム（実行ファイル）"
+
+
+# --- no waiting in line (issue #20) ---
+
+def many_page_pdf(pages: int) -> bytes:
+    """A scanned-looking PDF (a noisy page image on every page): slow to rasterize, like a big batch."""
+    noise = Image.frombytes("L", (800, 1100), bytes(random.Random(pages).getrandbits(8) for _ in range(800 * 1100)))
+    out = io.BytesIO()
+    noise.convert("RGB").save(out, "PDF", save_all=True, append_images=[noise.convert("RGB")] * (pages - 1),
+                              resolution=100)
+    return out.getvalue()
+
+
+async def test_a_photo_in_another_room_is_not_held_up_by_a_big_batch(staff, sanitizer_bot):
+    phone, pc, room = staff
+    other = await pc.room_create(name="税務課", invite=[sanitizer_bot.user_id])
+    assert isinstance(other, RoomCreateResponse), other
+    await wait_membership(pc, other.room_id, sanitizer_bot.user_id, "join")
+    batch = many_page_pdf(20)
+    assert len(batch) > 100 * 1024  # above small_file_kb: a large file for the queue
+    first = await post_file(phone, room, batch, "議事録1.pdf", "application/pdf")
+    second = await post_file(phone, room, batch, "議事録2.pdf", "application/pdf")
+    photo = await post_file(phone, other.room_id, jpeg_with_gps(), "現場写真.jpg", "image/jpeg", "m.image")
+    photo_report = (await wait_replies(pc, other.room_id, photo, count=2, sender=sanitizer_bot.user_id,
+                                       timeout=180))[0]
+    assert photo_report["content"]["body"].startswith("無害化しました")
+    answered = [(await wait_replies(pc, room, pdf, count=2, sender=sanitizer_bot.user_id, timeout=300))[0]
+                for pdf in (first, second)]
+    assert all(r["content"]["body"].startswith("無害化しました") for r in answered)
+    # the photo's answer came while the other room's PDFs were still being sanitized
+    assert photo_report["origin_server_ts"] < min(r["origin_server_ts"] for r in answered)

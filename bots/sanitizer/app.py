@@ -42,9 +42,15 @@ from lgwan_chat.core.routes import GUESTS_PATH, media_status_route
 from . import config as sanitizer_config
 from .delivery import deliver, report
 from .engine import AuditLog, Result, Sanitizer
-from .links import MIGRATIONS, LinkStore, TermsError, parse_terms
+from .links import MIGRATIONS as LINK_MIGRATIONS
+from .links import LinkStore, TermsError, parse_terms
+from .queue import MIGRATIONS as QUEUE_MIGRATIONS
+from .queue import FileQueue, Job
 
 log = logging.getLogger("lgwan_chat.sanitizer")
+
+#: the bot's tables: upload links, then the queue of room files
+MIGRATIONS = [*LINK_MIGRATIONS, QUEUE_MIGRATIONS]
 
 FILE_MSGTYPES = ("m.image", "m.file", "m.video", "m.audio")
 _CLEAR = {"解除", "なし", "clear", "none", "off"}
@@ -58,6 +64,7 @@ class SanitizerBot(BotApp):
 
     engine = Late[Sanitizer]()
     links = Late[LinkStore]()
+    queue = Late[FileQueue]()
 
     def check_config(self, raw: Any) -> list[ConfigIssue]:
         return sanitizer_config.check(raw)
@@ -74,6 +81,10 @@ class SanitizerBot(BotApp):
         audit_path = self.options.engine.audit_log or str(work_dir / "audit.jsonl")
         self.engine = Sanitizer(self.options.engine, runtime_dir=work_dir / "engine", audit=AuditLog(audit_path))
         self.links = LinkStore(bot.storage)
+        self.queue = FileQueue(bot.storage, self.options.engine.concurrency, self.options.small_file_kb * 1024,
+                               self._answer_queued)
+        if left := self.queue.load():
+            log.info("files left from before the restart", extra={"files": left})
         self._warming = asyncio.ensure_future(self._warm())
         if self.options.upload.enabled:
             from .upload_page.server import UploadPage
@@ -101,6 +112,8 @@ class SanitizerBot(BotApp):
             self._warming.cancel()
         if self.page is not None:
             await self.page.stop()
+        if SanitizerBot.queue.is_set(self):
+            await self.queue.stop()
         if SanitizerBot.engine.is_set(self):
             await self.engine.close()
 
@@ -139,9 +152,21 @@ class SanitizerBot(BotApp):
             return
         if not self.options.sanitize_rooms or not await self._untrusted(mxc):
             return
-        result = await self._sanitize(ctx, mxc)
-        await deliver(self.bot, ctx.room_id, result, report(result, ctx.lang), txn_key=ctx.event_id,
-                      reply_to=ctx.event_id)
+        # the size the sender's client claims: it only orders the queue (the download is still capped)
+        info = typed_get(ctx.content, "info", dict, {})
+        self.queue.add(ctx.room_id, ctx.event, typed_get(info, "size", int, 0))
+
+    async def _answer_queued(self, job: Job) -> None:
+        ctx = Context(self.bot, job.room_id, job.event)
+        try:
+            result = await self._sanitize(ctx, ctx.content["url"])
+            await deliver(self.bot, ctx.room_id, result, report(result, ctx.lang), txn_key=ctx.event_id,
+                          reply_to=ctx.event_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("room file failed", extra={"room_id": job.room_id, "event_id": job.event_id})
+            await ctx.reply("bot.internal_error")
 
     async def _untrusted(self, mxc: str) -> bool:
         server, _, media_id = mxc.removeprefix("mxc://").partition("/")

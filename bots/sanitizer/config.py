@@ -52,6 +52,9 @@ class SanitizerOptions:
     work_dir: str | None = key(None, string())
     #: sanitize files posted from internet-zone devices in every room the bot is in
     sanitize_rooms: bool = key(True, {"type": "boolean"})
+    #: files up to this size (KB) may take the last free worker even while their room already has a
+    #: file running: one room's large batch never holds up another room's photo
+    small_file_kb: int = key(4096, {"type": "integer", "minimum": 0, "maximum": 2 * 1024 * 1024})
     #: the engine: policies per type and limits (bots/sanitizer/engine/policy.py)
     engine: policy.Policies = section(policy.Policies)
     upload: UploadOptions = section(UploadOptions)

@@ -1,0 +1,132 @@
+"""Files posted in rooms wait here, not in the runtime's event loop: a 300-page PDF must not hold up
+the photo posted after it.
+
+- Each file is a row of ``sanitizer_jobs`` from the moment its event is handled until its reply is
+  sent: the runtime records the event as handled right after it is queued, so after a crash or a
+  restart the rows are what is left to do (replies carry transaction ids derived from the event, so a
+  file half answered before the crash is not answered twice).
+- Up to ``concurrency`` files run at once. Which waiting file runs next: rooms with fewer files
+  running first (fair per room), then the smallest file, then the oldest.
+- One room's large files may take all workers but one: the last free worker is kept for small files
+  and for rooms with nothing running, so a big batch in one room never holds up another room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, NamedTuple
+
+from bots.runtime.storage import Storage
+
+log = logging.getLogger("lgwan_chat.sanitizer.queue")
+
+MIGRATIONS: list[str] = [
+    """CREATE TABLE IF NOT EXISTS sanitizer_jobs (
+        event_id TEXT NOT NULL PRIMARY KEY,
+        room_id TEXT NOT NULL,
+        size BIGINT NOT NULL,
+        event TEXT NOT NULL,
+        queued_ts BIGINT NOT NULL)""",
+]
+
+
+class Job(NamedTuple):
+    event_id: str
+    room_id: str
+    size: int
+    event: dict[str, Any]
+    queued_ts: int
+
+
+def next_job(waiting: list[Job], running: dict[str, int], free: int, concurrency: int,
+             small_bytes: int) -> Job | None:
+    """The job to start now (None: none may start). ``running``: files running per room;
+    ``free``: workers free."""
+    if free <= 0 or not waiting:
+        return None
+    candidates = waiting
+    if free == 1 and concurrency > 1:
+        # the last free worker: not for one more large file of a room that already has one running
+        candidates = [j for j in waiting if running.get(j.room_id, 0) == 0 or j.size <= small_bytes]
+    if not candidates:
+        return None
+    return min(candidates, key=lambda j: (running.get(j.room_id, 0), j.size, j.queued_ts))
+
+
+class FileQueue:
+    """The waiting and running room files, and the workers that run them."""
+
+    def __init__(self, storage: Storage, concurrency: int, small_bytes: int,
+                 run: Callable[[Job], Awaitable[None]]):
+        self.storage = storage
+        self.concurrency = concurrency
+        self.small_bytes = small_bytes
+        self._run = run
+        self._waiting: list[Job] = []
+        self._running: dict[str, asyncio.Task] = {}
+        self._jobs: dict[str, Job] = {}
+
+    def load(self) -> int:
+        """What was queued before a restart and not answered yet."""
+        rows = self.storage.all("SELECT event_id, room_id, size, event, queued_ts FROM sanitizer_jobs")
+        for event_id, room_id, size, event, queued_ts in rows:
+            self._waiting.append(Job(event_id, room_id, int(size), json.loads(event), int(queued_ts)))
+        self._start_what_fits()
+        return len(rows)
+
+    def add(self, room_id: str, event: dict[str, Any], size: int) -> None:
+        event_id = event["event_id"]
+        if event_id in self._jobs or any(j.event_id == event_id for j in self._waiting):
+            return
+        job = Job(event_id, room_id, max(0, size), event, int(time.time() * 1000))
+        if self.storage.one("SELECT 1 FROM sanitizer_jobs WHERE event_id = ?", (event_id,)) is None:
+            self.storage.execute("INSERT INTO sanitizer_jobs (event_id, room_id, size, event, queued_ts)"
+                                 " VALUES (?, ?, ?, ?, ?)", (event_id, room_id, job.size, json.dumps(event),
+                                                            job.queued_ts))
+        self._waiting.append(job)
+        self._start_what_fits()
+
+    def _running_per_room(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for job in self._jobs.values():
+            counts[job.room_id] = counts.get(job.room_id, 0) + 1
+        return counts
+
+    def _start_what_fits(self) -> None:
+        while True:
+            job = next_job(self._waiting, self._running_per_room(), self.concurrency - len(self._running),
+                           self.concurrency, self.small_bytes)
+            if job is None:
+                return
+            self._waiting.remove(job)
+            self._jobs[job.event_id] = job
+            self._running[job.event_id] = asyncio.ensure_future(self._work(job))
+
+    async def _work(self, job: Job) -> None:
+        started = time.monotonic()
+        log.info("file started", extra={"room_id": job.room_id, "event_id": job.event_id, "size": job.size,
+                                        "waited_ms": int(time.time() * 1000) - job.queued_ts})
+        try:
+            await self._run(job)
+            log.info("file answered", extra={"room_id": job.room_id, "event_id": job.event_id,
+                                             "ms": round(1000 * (time.monotonic() - started))})
+        except asyncio.CancelledError:
+            raise  # stopping: the row stays, the file is done after the restart
+        except Exception:
+            log.exception("queued file failed", extra={"room_id": job.room_id, "event_id": job.event_id})
+        self.storage.execute("DELETE FROM sanitizer_jobs WHERE event_id = ?", (job.event_id,))
+        self._running.pop(job.event_id, None)
+        self._jobs.pop(job.event_id, None)
+        self._start_what_fits()
+
+    async def stop(self) -> None:
+        tasks = list(self._running.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._running.clear()
+        self._jobs.clear()
