@@ -504,3 +504,20 @@ async def test_a_photo_in_another_room_is_not_held_up_by_a_big_batch(staff, sani
     assert all(r["content"]["body"].startswith("無害化しました") for r in answered)
     # the photo's answer came while the other room's PDFs were still being sanitized
     assert photo_report["origin_server_ts"] < min(r["origin_server_ts"] for r in answered)
+
+
+async def test_a_file_still_running_when_the_bot_restarts_is_answered_once_after_it(staff, sanitizer_bot):
+    phone, pc, room = staff
+    pdf = await post_file(phone, room, many_page_pdf(20), "議事録.pdf", "application/pdf")
+    await sanitizer_bot.await_log(re.compile("file started .*event_id=" + re.escape(pdf)), timeout=60)
+    assert sanitizer_bot.stop() == 0  # its event is recorded as handled: only the queue remembers the file
+    restarted_ms = int(time.time() * 1000)
+    sanitizer_bot.start().wait_ready()
+    report, copy = await wait_replies(pc, room, pdf, count=2, sender=sanitizer_bot.user_id, timeout=180)
+    assert report["content"]["body"].startswith("無害化しました")
+    assert report["origin_server_ts"] > restarted_ms, "answered after the restart, not before the stop"
+    assert copy["content"]["msgtype"] == "m.file"
+    await sanitizer_bot.await_log(re.compile("file answered .*event_id=" + re.escape(pdf)), timeout=30)
+    await asyncio.sleep(2)  # a second answer would come right after the first
+    assert len(await wait_replies(pc, room, pdf, count=2, sender=sanitizer_bot.user_id)) == 2
+    assert sanitizer_bot.query("SELECT event_id FROM sanitizer_jobs") == []
