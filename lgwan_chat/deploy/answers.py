@@ -24,6 +24,7 @@ SIZES = ("single", "workers")
 _PORT = {"type": "integer", "minimum": 1, "maximum": 65535}
 _ADDRESS = string(pattern=r"^[A-Za-z0-9.:\[\]-]+:[0-9]{1,5}$", **{"x-hint": "hint.host_port"})
 _ABSOLUTE = string(pattern=r"^/", **{"x-hint": "hint.absolute_path"})
+_IP = string(pattern=r"^([0-9]{1,3}(\.[0-9]{1,3}){3}|[0-9A-Fa-f:]+)$", **{"x-hint": "hint.ip_address"})
 _HTTPS_URL = string(pattern=r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$", **{"x-hint": "hint.https_url"})
 
 _ENTRANCE = mapping({
@@ -50,7 +51,8 @@ SCHEMA = mapping({
     "organisation": _ABSOLUTE,
     "bots": {"type": "array", "items": {"enum": sorted(bots.AVAILABLE)}, "uniqueItems": True},
     "internal_ports": mapping({"first": {"type": "integer", "minimum": 1024, "maximum": 65000}}),
-    "turn": mapping({"host": string(), "port": _PORT}),
+    "turn": mapping({"host": string(), "port": _PORT, "listen_ip": _IP, "relay_ip": _IP, "external_ip": _IP,
+                     "min_port": _PORT, "max_port": _PORT}),
     "install": mapping({
         "user": string(), "python": _ABSOLUTE,
         "nginx_log_dir": _ABSOLUTE, "nginx_cache_dir": _ABSOLUTE,
@@ -96,6 +98,19 @@ class Install:
 
 
 @attrs.frozen
+class Turn:
+    """coturn for phones' calls: where phones reach it, where it listens, the relay's addresses."""
+
+    host: str  # in homeserver.yaml's turn_uris
+    listen_ip: str  # default: the internet entrance's address
+    port: int = 3478
+    relay_ip: str | None = None  # default: listen_ip
+    external_ip: str | None = None  # the relay's public address behind 1:1 NAT
+    min_port: int = 49160
+    max_port: int = 49200
+
+
+@attrs.frozen
 class Answers:
     server_name: str
     internet: Entrance
@@ -111,9 +126,16 @@ class Answers:
     #: Synapse's own listeners (loopback, behind nginx) take ports from here upwards.
     first_internal_port: int
     install: Install
-    #: The TURN server (coturn) phones use for calls: host and port in homeserver.yaml's turn_uris.
-    turn_host: str = ""
-    turn_port: int = 3478
+    #: The TURN server (coturn) phones use for calls (its config and unit are generated too).
+    turn: Turn
+
+    @property
+    def turn_host(self) -> str:
+        return self.turn.host
+
+    @property
+    def turn_port(self) -> int:
+        return self.turn.port
 
     def entrance(self, zone: str) -> Entrance:
         return {"internet": self.internet, "lgwan": self.lgwan}[zone]
@@ -122,6 +144,13 @@ class Answers:
 def _entrance(doc: dict) -> Entrance:
     return Entrance(public_url=doc["public_url"].rstrip("/"), listen=doc["listen"],
                     tls_certificate=Path(doc["tls_certificate"]), tls_key=Path(doc["tls_key"]))
+
+
+def _turn(doc: dict, internet: Entrance) -> Turn:
+    listen_ip = doc.get("listen_ip") or internet.listen.rsplit(":", 1)[0].strip("[]")
+    return Turn(host=doc.get("host") or internet.host, listen_ip=listen_ip, port=doc.get("port", 3478),
+                relay_ip=doc.get("relay_ip"), external_ip=doc.get("external_ip"),
+                min_port=doc.get("min_port", 49160), max_port=doc.get("max_port", 49200))
 
 
 def parse(doc: dict) -> Answers:
@@ -145,8 +174,7 @@ def parse(doc: dict) -> Answers:
         organisation=Path(doc["organisation"]) if doc.get("organisation") else None,
         bots=tuple(doc.get("bots", sorted(bots.AVAILABLE))),
         first_internal_port=(doc.get("internal_ports") or {}).get("first", 8100),
-        turn_host=(doc.get("turn") or {}).get("host") or _entrance(doc["internet"]).host,
-        turn_port=(doc.get("turn") or {}).get("port", 3478),
+        turn=_turn(doc.get("turn") or {}, _entrance(doc["internet"])),
         install=Install(**{key: (Path(value) if key != "user" else value) for key, value in install.items()}),
     )
 
@@ -168,6 +196,10 @@ def check(doc: Any) -> list[ConfigIssue]:
         for key in ("tls_certificate", "tls_key"):
             if not Path(doc[zone][key]).is_file():
                 issues.append(ConfigIssue((zone, key), "deploy.file_missing", {"value": doc[zone][key]}))
+    turn = doc.get("turn") or {}
+    if turn.get("min_port", 49160) > turn.get("max_port", 49200):
+        issues.append(ConfigIssue(("turn", "max_port"), "deploy.turn_port_range",
+                                  {"min": turn.get("min_port", 49160), "max": turn.get("max_port", 49200)}))
     if doc.get("organisation") and not Path(doc["organisation"]).is_file():
         issues.append(ConfigIssue(("organisation",), "deploy.file_missing", {"value": doc["organisation"]}))
     return issues
