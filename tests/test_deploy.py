@@ -201,6 +201,18 @@ def test_bad_answers_are_refused_with_a_clear_message(tmp_path, tls):
     assert not (tmp_path / "out").exists()  # nothing half written
 
 
+def test_bad_turn_answers_are_refused_in_japanese_and_english(tmp_path, tls):
+    doc = answers_doc(tmp_path, tls, "single", {"sqlite": str(tmp_path / "hs.db")}, "city.example", ["memo"])
+    doc["turn"] = {"min_port": 50000, "max_port": 40000}
+    result = lgwan_chat("deploy", "init", write_answers(tmp_path / "a.yaml", doc), tmp_path / "out")
+    assert result.returncode == 1
+    assert "turn.max_port" in result.stderr and "50000" in result.stderr and "max_port (40000)" in result.stderr
+    doc["turn"] = {"listen_ip": "turn.city.example"}
+    result = lgwan_chat("deploy", "init", write_answers(tmp_path / "a.yaml", doc), tmp_path / "out")
+    assert result.returncode == 1 and "turn.listen_ip" in result.stderr and "IP アドレス" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed")
 def test_generated_nginx_sites_pass_nginx_t(tmp_path, workers_answers):
     out = tmp_path / "out"

@@ -173,7 +173,7 @@ def nginx_sites(answers: Answers, topology: Topology) -> str:
 def coturn_conf(answers: Answers, secrets: Secrets, layout: Layout) -> str:
     """coturn with Synapse's shared secret; relays to private and loopback peers refused (production)."""
     turn = answers.turn
-    spec = CoturnSpec(prefix=layout.coturn_conf.parent, listening_ip=turn.listen_ip, port=turn.port,
+    spec = CoturnSpec(prefix=layout.coturn_conf.parent, listening_ip=answers.turn_listen_ip, port=turn.port,
                       secret_file=secrets.path("turn_shared_secret"), realm=answers.server_name,
                       relay_ip=turn.relay_ip, min_port=turn.min_port, max_port=turn.max_port,
                       external_ip=turn.external_ip, log_dir=layout.logs)
