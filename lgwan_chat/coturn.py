@@ -17,7 +17,7 @@ from pathlib import Path
 import attrs
 
 from lgwan_chat import processes
-from lgwan_chat.templates import render
+from lgwan_chat.templates import fill, write_private
 
 #: What the demo and the tests add: their two clients are both on this machine.
 LOOPBACK_PEERS = "# Demo and tests only: both call parties are on this machine.\nallow-loopback-peers"
@@ -41,6 +41,20 @@ class CoturnSpec:
     max_port: int = 49200
     allow_loopback_peers: bool = False
     log_dir: Path | None = None  # default: PREFIX/logs
+    #: Behind 1:1 NAT: the public address phones see for ``relay_ip`` (coturn's external-ip).
+    external_ip: str | None = None
+
+
+def turnserver_conf(spec: CoturnSpec, secret: str, log_file: Path, pid_file: Path) -> str:
+    """coturn's configuration (holds the shared secret: write it 0600); the demo's and deploy's."""
+    relay_ip = spec.relay_ip or spec.listening_ip
+    external = (f"external-ip={spec.external_ip}/{relay_ip}" if spec.external_ip
+                else "# No NAT in front of the relay address: no external-ip.")
+    return fill("coturn/turnserver.conf.template", {
+        "listening_ip": spec.listening_ip, "port": spec.port, "relay_ip": relay_ip, "external_ip": external,
+        "min_port": spec.min_port, "max_port": spec.max_port, "realm": spec.realm, "static_auth_secret": secret,
+        "loopback_peers": LOOPBACK_PEERS if spec.allow_loopback_peers else NO_LOOPBACK_PEERS,
+        "log_file": str(log_file), "pid_file": str(pid_file)})
 
 
 class CoturnError(RuntimeError):
@@ -56,13 +70,9 @@ class Coturn:
         self.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.conf = self.prefix / "turnserver.conf"
         self.process: subprocess.Popen | None = None
-        # The conf holds the shared secret: render() writes it 0600.
-        render("coturn/turnserver.conf.template", self.conf, {
-            "listening_ip": spec.listening_ip, "port": spec.port, "relay_ip": spec.relay_ip or spec.listening_ip,
-            "min_port": spec.min_port, "max_port": spec.max_port, "realm": spec.realm,
-            "static_auth_secret": Path(spec.secret_file).read_text(encoding="utf-8").strip(),
-            "loopback_peers": LOOPBACK_PEERS if spec.allow_loopback_peers else NO_LOOPBACK_PEERS,
-            "log_file": str(self.log_path), "pid_file": str(self.prefix / "turnserver.pid")})
+        # The conf holds the shared secret: written 0600.
+        secret = Path(spec.secret_file).read_text(encoding="utf-8").strip()
+        write_private(self.conf, turnserver_conf(spec, secret, self.log_path, self.prefix / "turnserver.pid"))
 
     @property
     def log_path(self) -> Path:

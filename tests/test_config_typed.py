@@ -132,7 +132,8 @@ def test_sanitizer_options_refuse_one_maximum_below_the_default_left_out():
 def _config_classes() -> list[type]:
     from bots.runtime.config import RuntimeKeys
 
-    modules = [*SUITE_MODULES.values(), *SUITE_BOTS.values(), "bots.sanitizer.engine.policy"]
+    modules = [*SUITE_MODULES.values(), *SUITE_BOTS.values(), "bots.sanitizer.engine.policy",
+               "lgwan_chat.deploy.answers"]
     found: list[type] = [RuntimeKeys]
     for name in modules:
         for value in vars(importlib.import_module(name)).values():
@@ -155,7 +156,7 @@ def test_every_suite_config_is_a_typed_class():
     assert {"ZonesConfig", "ReadStatusConfig", "StampsConfig", "BookmarksConfig", "ProvisioningConfig",
             "GuestsConfig", "FederationConfig", "RuntimeKeys", "InvitePolicy", "MemoOptions", "PollsOptions",
             "TaskOptions", "SafetyOptions", "SanitizerOptions", "UploadOptions", "Policies",
-            "ArchiveLimits", "StampEntry"} <= names
+            "ArchiveLimits", "StampEntry", "Answers", "Entrance", "Postgres", "Redis", "Turn", "Install"} <= names
 
 
 @pytest.mark.parametrize("cls", CONFIG_CLASSES, ids=lambda c: f"{c.__module__}.{c.__name__}")

@@ -16,6 +16,7 @@ import secrets
 import shlex
 import shutil
 import signal
+import socket
 import sqlite3
 import ssl
 import subprocess
@@ -200,6 +201,18 @@ def test_bad_answers_are_refused_with_a_clear_message(tmp_path, tls):
     assert not (tmp_path / "out").exists()  # nothing half written
 
 
+def test_bad_turn_answers_are_refused_in_japanese_and_english(tmp_path, tls):
+    doc = answers_doc(tmp_path, tls, "single", {"sqlite": str(tmp_path / "hs.db")}, "city.example", ["memo"])
+    doc["turn"] = {"min_port": 50000, "max_port": 40000}
+    result = lgwan_chat("deploy", "init", write_answers(tmp_path / "a.yaml", doc), tmp_path / "out")
+    assert result.returncode == 1
+    assert "turn.max_port" in result.stderr and "50000" in result.stderr and "max_port (40000)" in result.stderr
+    doc["turn"] = {"listen_ip": "turn.city.example"}
+    result = lgwan_chat("deploy", "init", write_answers(tmp_path / "a.yaml", doc), tmp_path / "out")
+    assert result.returncode == 1 and "turn.listen_ip" in result.stderr and "IP アドレス" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed")
 def test_generated_nginx_sites_pass_nginx_t(tmp_path, workers_answers):
     out = tmp_path / "out"
@@ -218,11 +231,96 @@ def test_generated_units_pass_systemd_analyze_verify(tmp_path, workers_answers):
     assert lgwan_chat("deploy", "init", workers_answers, out).returncode == 0
     units = out / "systemd"
     (units / "lgwan-chat-synapse-worker@pusher.service").symlink_to("lgwan-chat-synapse-worker@.service")
-    names = ["lgwan-chat-synapse.service", "lgwan-chat-synapse-worker@pusher.service",
+    names = ["lgwan-chat-synapse.service", "lgwan-chat-synapse-worker@pusher.service", "lgwan-chat-coturn.service",
              "lgwan-chat-bot-memo.service", "lgwan-chat-bot-sanitizer.service", "lgwan-chat.target"]
     result = subprocess.run(["systemd-analyze", "verify", "--man=no", *(str(units / n) for n in names)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+# --- coturn, and the homeserver.yaml keys deploy.yaml overrides ----------------------------------
+
+def coturn_settings(conf: Path) -> list[tuple[str, str]]:
+    return [(key.strip(), value.strip()) for key, _, value in
+            (line.partition("=") for line in conf.read_text().splitlines() if line and not line.startswith("#"))]
+
+
+def test_coturn_gets_synapses_secret_and_refuses_internal_peers(tmp_path, workers_answers):
+    doc = yaml.safe_load(workers_answers.read_text())
+    doc["turn"] = {"host": "turn.city.example", "relay_ip": "127.0.0.1", "external_ip": "203.0.113.7"}
+    out = tmp_path / "out"
+    assert lgwan_chat("deploy", "init", write_answers(workers_answers, doc), out).returncode == 0
+    conf = out / "coturn" / "turnserver.conf"
+    assert mode(conf) == 0o600
+    settings = coturn_settings(conf)
+    synapse_secret = (out / "secrets" / "turn_shared_secret").read_text().strip()
+    assert ("static-auth-secret", synapse_secret) in settings and ("use-auth-secret", "") in settings
+    assert ("external-ip", "203.0.113.7/127.0.0.1") in settings and ("listening-ip", "127.0.0.1") in settings
+    denied = [value for key, value in settings if key == "denied-peer-ip"]
+    assert "10.0.0.0-10.255.255.255" in denied and "192.168.0.0-192.168.255.255" in denied
+    assert ("allow-loopback-peers", "") not in settings  # production: the host itself is refused too
+    hs = yaml.safe_load((out / "synapse" / "deploy.yaml").read_text())
+    assert Path(hs["turn_shared_secret_path"]).read_text().strip() == synapse_secret
+    assert "lgwan-chat-coturn.service" in (out / "systemd" / "lgwan-chat.target").read_text()
+
+    # An admin who replaced Synapse's secret by hand but not coturn's: calls would fail.
+    (out / "secrets" / "turn_shared_secret").write_text("another secret\n")
+    result = lgwan_chat("deploy", "check", out)
+    assert result.returncode == 1
+    assert "static-auth-secret" in result.stderr and "一致しません" in result.stderr and "refused" in result.stderr
+
+
+def turn_password(secret: str, username: str) -> str:
+    """What Synapse's /voip/turnServer hands a phone (synapse/rest/client/voip.py): HMAC-SHA1, base64."""
+    import base64
+    import hashlib
+    import hmac
+
+    return base64.b64encode(hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()).decode()
+
+
+@pytest.mark.skipif(shutil.which("turnserver") is None, reason="coturn is not installed")
+async def test_generated_coturn_allocates_for_synapses_credentials_only(tmp_path, workers_answers):
+    from aioice.stun import TransactionFailed
+    from aioice.turn import create_turn_endpoint
+
+    doc = yaml.safe_load(workers_answers.read_text())
+    first = int(doc["internet"]["listen"].rsplit(":", 1)[1])
+    doc["turn"] = {"listen_ip": "127.0.0.1", "port": first + 30, "min_port": first + 31, "max_port": first + 39}
+    out = tmp_path / "out"
+    assert lgwan_chat("deploy", "init", write_answers(workers_answers, doc), out).returncode == 0
+    process = subprocess.Popen(unit_command(out, "lgwan-chat-coturn.service"), cwd=out, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 15
+        while socket.socket().connect_ex(("127.0.0.1", first + 30)) != 0:
+            assert process.poll() is None and time.monotonic() < deadline, (out / "logs" / "coturn.log").read_text()
+            time.sleep(0.05)
+        secret = (out / "secrets" / "turn_shared_secret").read_text().strip()
+        username = f"{int(time.time()) + 3600}:@yamada:city.example"
+        transport, _ = await create_turn_endpoint(asyncio.DatagramProtocol, ("127.0.0.1", first + 30), username,
+                                                  turn_password(secret, username))
+        relayed = transport.get_extra_info("sockname")
+        transport.close()
+        assert relayed[0] == "127.0.0.1" and first + 31 <= relayed[1] <= first + 39
+        with pytest.raises(TransactionFailed):
+            await create_turn_endpoint(asyncio.DatagramProtocol, ("127.0.0.1", first + 30), username,
+                                       turn_password("not synapse's secret", username))
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_check_warns_when_homeserver_yaml_sets_what_deploy_yaml_overrides(tmp_path, workers_answers):
+    out = tmp_path / "out"
+    first = lgwan_chat("deploy", "init", workers_answers, out)
+    assert first.returncode == 0 and "警告" not in first.stderr, first.stderr  # the seed sets none of them
+    homeserver = out / "synapse" / "homeserver.yaml"
+    homeserver.write_text(homeserver.read_text() + "\nmedia_store_path: /data/media  # the admin's\n")
+    result = lgwan_chat("deploy", "check", out)
+    assert result.returncode == 0, result.stderr  # a warning, not an error: Synapse still starts
+    assert "media_store_path" in result.stderr and "deploy.yaml" in result.stderr
+    assert "無視されます" in result.stderr and "is ignored" in result.stderr and "警告 1 件" in result.stderr
 
 
 # --- starting what was generated ---------------------------------------------------------------
@@ -524,8 +622,8 @@ def test_the_documented_example_answers_make_a_deployment(tmp_path, tls):
     assert result.returncode == 0, result.stderr
     units = sorted(p.name for p in (tmp_path / "out" / "systemd").iterdir())
     assert units == ["lgwan-chat-bot-memo.service", "lgwan-chat-bot-polls.service",
-                     "lgwan-chat-bot-sanitizer.service", "lgwan-chat-synapse-worker@.service",
-                     "lgwan-chat-synapse.service", "lgwan-chat.target"]
+                     "lgwan-chat-bot-sanitizer.service", "lgwan-chat-coturn.service",
+                     "lgwan-chat-synapse-worker@.service", "lgwan-chat-synapse.service", "lgwan-chat.target"]
     workers = sorted(p.stem for p in (tmp_path / "out" / "synapse" / "workers").glob("*.yaml"))
     assert workers == ["background_worker", "client_internet_1", "client_lgwan_1", "client_lgwan_2",
                        "event_persister", "federation_sender", "media_repository", "pusher"]

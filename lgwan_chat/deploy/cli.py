@@ -10,7 +10,7 @@ from lgwan_chat.core.i18n import both
 
 from . import answers as answers_file
 from .apply import plan, write
-from .check import check
+from .check import check, overridden
 from .render import Layout, render
 from .secrets import ensure
 from .topology import build
@@ -60,6 +60,7 @@ def run_init(answers_path: Path, outdir: Path, dry_run: bool = False) -> int:
         return 0
     write(outdir, files, changes)
     issues = check(outdir)
+    print_warnings(outdir)
     for issue in issues:
         print(issue.format(), file=sys.stderr)
     if issues:
@@ -69,8 +70,18 @@ def run_init(answers_path: Path, outdir: Path, dry_run: bool = False) -> int:
     return 0
 
 
+def print_warnings(outdir: Path) -> None:
+    """What does not stop the deployment but is not what the admin meant (stderr, exit code unchanged)."""
+    warnings = overridden(outdir)
+    for warning in warnings:
+        print(warning.format(), file=sys.stderr)
+    if warnings:
+        print(both("deploy.warnings", count=len(warnings)), file=sys.stderr)
+
+
 def run_check(outdir: Path) -> int:
     issues = check(outdir)
+    print_warnings(outdir)
     for issue in issues:
         print(issue.format(), file=sys.stderr)
     if issues:

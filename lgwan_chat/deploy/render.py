@@ -13,6 +13,7 @@ then ``modules.yaml``; a worker reads its ``workers/NAME.yaml`` after those.
 
 from __future__ import annotations
 
+import re
 import shlex
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import attrs
 import yaml
 
 import bots
+from lgwan_chat.coturn import CoturnSpec, turnserver_conf
 from lgwan_chat.nginx import POOLS, upstreams_conf
 from lgwan_chat.templates import config_dir, fill
 
@@ -30,6 +32,8 @@ from .secrets import Secrets
 from .topology import LOOPBACK, Process, Topology
 
 UNIT_PREFIX = "lgwan-chat"
+#: Debian's coturn package installs it here.
+TURNSERVER = "/usr/bin/turnserver"
 
 
 @attrs.frozen
@@ -52,6 +56,10 @@ class Layout:
     @property
     def logs(self) -> Path:
         return self.root / "logs"
+
+    @property
+    def coturn_conf(self) -> Path:
+        return self.root / "coturn" / "turnserver.conf"
 
     def synapse_configs(self) -> list[Path]:
         return [self.synapse / "homeserver.yaml", self.synapse / "deploy.yaml", self.synapse / "modules.yaml"]
@@ -164,6 +172,17 @@ def nginx_sites(answers: Answers, topology: Topology) -> str:
     })
 
 
+def coturn_conf(answers: Answers, secrets: Secrets, layout: Layout) -> str:
+    """coturn with Synapse's shared secret; relays to private and loopback peers refused (production)."""
+    turn = answers.turn
+    spec = CoturnSpec(prefix=layout.coturn_conf.parent, listening_ip=answers.turn_listen_ip, port=turn.port,
+                      secret_file=secrets.path("turn_shared_secret"), realm=answers.server_name,
+                      relay_ip=turn.relay_ip, min_port=turn.min_port, max_port=turn.max_port,
+                      external_ip=turn.external_ip, log_dir=layout.logs)
+    return turnserver_conf(spec, secrets["turn_shared_secret"], layout.logs / "coturn.log",
+                           layout.coturn_conf.parent / "turnserver.pid")
+
+
 def _command(answers: Answers, args: list[str]) -> str:
     return " ".join(shlex.quote(str(a)) for a in [answers.install.python, *args])
 
@@ -220,6 +239,12 @@ def units(answers: Answers, topology: Topology, layout: Layout) -> dict[str, str
         out[f"{UNIT_PREFIX}-synapse-worker@.service"] = _unit(
             "lgwan-chat Synapse worker %i", command, answers, layout, after=main_unit, notify=True)
         wants += [f"{UNIT_PREFIX}-synapse-worker@{p.name}.service" for p in topology.workers]
+    # Our own unit, not a drop-in for Debian's coturn.service: that one runs as the turnserver user,
+    # who cannot read the 0600 config in the service user's 0700 OUTDIR (it holds Synapse's secret).
+    name = f"{UNIT_PREFIX}-coturn.service"
+    out[name] = _unit("lgwan-chat TURN server (coturn) for phones' calls",
+                      " ".join(shlex.quote(a) for a in (TURNSERVER, "-c", str(layout.coturn_conf))), answers, layout)
+    wants.append(name)
     for bot in answers.bots:
         description = f"lgwan-chat {bot} bot" + (" and the upload page for outside contractors"
                                                   if bot == "sanitizer" else "")
@@ -230,7 +255,7 @@ def units(answers: Answers, topology: Topology, layout: Layout) -> dict[str, str
         wants.append(name)
     out[f"{UNIT_PREFIX}.target"] = "\n".join([
         "# Written by `lgwan-chat deploy init`: every process of the deployment.",
-        "[Unit]", "Description=lgwan-chat (Synapse, its workers and the bots)", f"Wants={' '.join(wants)}",
+        "[Unit]", "Description=lgwan-chat (Synapse, its workers, coturn and the bots)", f"Wants={' '.join(wants)}",
         "", "[Install]", "WantedBy=multi-user.target", ""])
     return out
 
@@ -252,6 +277,23 @@ def logrotate(answers: Answers, layout: Layout) -> str:
         f"{answers.install.user} {answers.install.user}", "}", ""])
 
 
+def without_keys(keys: list[str], text: str) -> str:
+    """The seeded homeserver.yaml with deploy.yaml's keys commented out: set there, they would be ignored
+    (``deploy check`` warns when an admin sets one again)."""
+    out: list[str] = []
+    inside = False
+    for line in text.splitlines(keepends=True):
+        top = re.match(r"^([A-Za-z_][\w.]*):", line)
+        if top:
+            inside = top.group(1) in keys
+            if inside:
+                out.append("# Set in deploy.yaml (the answers file) / deploy.yaml で設定（回答ファイル）:\n")
+        elif not line.startswith((" ", "-", "\t")):
+            inside = False
+        out.append(f"# {line}" if inside else line)
+    return "".join(out)
+
+
 def render(answers: Answers, topology: Topology, secrets: Secrets, layout: Layout) -> list[GeneratedFile]:
     files = [GeneratedFile("synapse/deploy.yaml", deploy_yaml(answers, topology, secrets, layout)),
              GeneratedFile("synapse/log.config", log_config(layout.logs / "synapse-main.log"))]
@@ -262,15 +304,17 @@ def render(answers: Answers, topology: Topology, secrets: Secrets, layout: Layou
     files.append(GeneratedFile("nginx/lgwan-chat-sites.conf", nginx_sites(answers, topology)))
     files += [GeneratedFile(f"systemd/{name}", text) for name, text in units(answers, topology, layout).items()]
     files.append(GeneratedFile("logrotate/lgwan-chat", logrotate(answers, layout)))
+    files.append(GeneratedFile("coturn/turnserver.conf", coturn_conf(answers, secrets, layout)))
     # Seeded: the admin's from the first run on.
-    files.append(GeneratedFile("synapse/homeserver.yaml", fill("homeserver.template.yaml", {
+    owned = list(yaml.safe_load(files[0].text))
+    files.append(GeneratedFile("synapse/homeserver.yaml", without_keys(owned, fill("homeserver.template.yaml", {
         "server_name": answers.server_name, "public_baseurl": answers.internet.public_url + "/",
         "data_dir": str(layout.synapse), "internet_port": topology.main.port("internet"),
         "lgwan_port": topology.main.port("lgwan"), "bind_address": LOOPBACK, "x_forwarded": "true",
         "registration_shared_secret": secrets["registration_shared_secret"],
         "macaroon_secret_key": secrets["macaroon_secret_key"], "form_secret": secrets["form_secret"],
         "turn_host": answers.turn_host, "turn_port": answers.turn_port,
-    }), owned=False))
+    })), owned=False))
     files.append(GeneratedFile("synapse/modules.yaml", (config_dir() / "modules.yaml").read_text(encoding="utf-8"),
                                owned=False))
     organisation = answers.organisation or config_dir() / "organisation.yaml"
