@@ -18,6 +18,7 @@ from synapse.api.errors import Codes
 from synapse.module_api import ModuleApi
 
 from synapse_modules._errors import error, refusal
+from synapse_modules._metrics import READ_STATUS_SECONDS
 
 from .. import synapse_tables as tables
 from ..config import ReadStatusConfig
@@ -65,7 +66,8 @@ class ReadStatusRoutes:
             return {"event_id": event_id, "read": read, "unread": result.unread,
                     "read_count": len(read), "unread_count": len(result.unread)}
 
-        answer = await self._api.run_db_interaction("lgwan_read_status_one", txn)
+        with READ_STATUS_SECONDS.labels("one").time():
+            answer = await self._api.run_db_interaction("lgwan_read_status_one", txn)
         self.raise_for(answer, event_id)
         return 200, answer
 
@@ -91,7 +93,8 @@ class ReadStatusRoutes:
             missing = [] if event_ids is None else [e for e in event_ids if e not in {c["event_id"] for c in counted}]
             return {"room_id": room_id, "events": counted, "not_found": missing}
 
-        answer = await self._api.run_db_interaction("lgwan_read_status_many", txn)
+        with READ_STATUS_SECONDS.labels("many").time():
+            answer = await self._api.run_db_interaction("lgwan_read_status_many", txn)
         self.raise_for(answer, None)
         return 200, answer
 
