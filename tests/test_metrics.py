@@ -98,7 +98,8 @@ async def test_media_gate_verdicts_are_counted(homeserver, nginx_front, login):
                     pc.access_token)[0] == 200
     after = synapse_metrics(homeserver)
     name = "lgwan_chat_media_gate_verdicts_total"
-    held = value(after, name, verdict="media_pending_sanitization") - value(before, name, verdict="media_pending_sanitization")
+    held_before = value(before, name, verdict="media_pending_sanitization")
+    held = value(after, name, verdict="media_pending_sanitization") - held_before
     allowed = value(after, name, verdict="allowed") - value(before, name, verdict="allowed")
     # nginx may keep a final verdict a while: at least the first ask of each reached the gate.
     assert held >= 1 and allowed >= 1, (held, allowed)
@@ -163,10 +164,11 @@ def test_a_bot_metrics_port_in_use_is_a_clear_error(homeserver, bot_process):
 
 def exported_metric_names() -> set[str]:
     """The sample names the suite exports (Synapse side and bots), as Prometheus sees them."""
+    from prometheus_client.metrics import MetricWrapperBase
+
     import bots.runtime.metrics as bot_metrics
     import bots.sanitizer.engine.metrics as sanitizer_metrics
     import synapse_modules._metrics as module_metrics
-    from prometheus_client.metrics import MetricWrapperBase
 
     suffixes = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_count", "_sum")}
     names = set()

@@ -21,11 +21,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from synapse.api.errors import SynapseError
 from synapse.module_api import DirectServeJsonResource
 
 from lgwan_chat.core.routes import MEDIA_GATE
-from synapse.api.errors import SynapseError
-
 from synapse_modules._errors import refusal, refusal_reason
 from synapse_modules._metrics import MEDIA_GATE_VERDICTS
 from synapse_modules._synapse_internals import current_request_origin, local_media_has_content
