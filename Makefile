@@ -1,14 +1,16 @@
 # lgwan-chat: the two commands of README, and the rest.
 #   make demo   start the whole suite (Synapse + modules + bots) on SQLite
-#   make test   run every test (SQLite, and PostgreSQL when reachable)
+#   make test   run every test (SQLite, and PostgreSQL when reachable), after `make lint`
+#   make lint   ruff (lint rules + import order) and mypy, configured in pyproject.toml
 #   make bench  benchmarks (see docs/benchmarks.md)
 
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
+LINT_STAMP := $(VENV)/.lint-installed-stamp
 
-.PHONY: demo test screenshots bench bench-read-status bench-sanitize bench-polls bench-media-gate system-deps venv clean-demo
+.PHONY: demo test lint screenshots bench bench-read-status bench-sanitize bench-polls bench-media-gate system-deps venv clean-demo
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +19,16 @@ $(STAMP): setup.cfg pyproject.toml
 	@touch $(STAMP)
 
 venv: $(STAMP)
+
+# The checkers at the versions pinned in setup.cfg's `lint` extra (mypy also needs the suite's
+# own dependencies, hence the full install first).
+$(LINT_STAMP): $(STAMP) setup.cfg
+	$(PY) -m pip install --quiet -e '.[lint]'
+	@touch $(LINT_STAMP)
+
+lint: $(LINT_STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 # System packages the suite needs (only when run as root; otherwise it says what is missing).
 system-deps:
@@ -32,7 +44,7 @@ demo: system-deps $(STAMP)
 PYTEST_WORKERS  ?= 3
 PYTEST_PARALLEL ?= -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
-test: $(STAMP)
+test: $(STAMP) lint
 	@bash scripts/install-system-deps.sh test
 	@# Element's libraries for the interop tests, exactly as locked (again only when the lockfile changed)
 	cd tests/interop && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund --prefer-offline; }

@@ -11,9 +11,10 @@ import os
 import platform
 import signal
 import sys
+from collections.abc import Callable, Coroutine
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 
 def machine() -> str:
@@ -75,7 +76,7 @@ def _exit_on_signal(signum: int, _frame: Any) -> None:
     raise SystemExit(128 + signum)  # unwinds finally blocks, then atexit stops the rest
 
 
-def run(main: Callable[[argparse.Namespace], Awaitable[dict]], parser: argparse.ArgumentParser) -> Any:
+def run(main: Callable[[argparse.Namespace], Coroutine[Any, Any, dict]], parser: argparse.ArgumentParser) -> Any:
     """Parse the arguments (plus ``--json FILE``), run ``main``, keep its summary as JSON if asked."""
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()

@@ -30,9 +30,9 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import load_average, machine, run  # noqa: E402
-from lgwan_chat.homeserver import RELAXED_RATE_LIMITS, Homeserver, HomeserverSpec, free_port  # noqa: E402
-from lgwan_chat.nginx import Nginx, NginxSpec  # noqa: E402
+from bench.common import load_average, machine, run
+from lgwan_chat.homeserver import RELAXED_RATE_LIMITS, Homeserver, HomeserverSpec, free_port
+from lgwan_chat.nginx import Nginx, NginxSpec
 
 GATE_LINE = "        auth_request /_lgwan_chat/gate;\n"
 CACHE_LINE = "        proxy_cache lgwan_chat_gate;\n"
@@ -115,7 +115,7 @@ async def main(args: argparse.Namespace) -> dict:
                     media = await upload(session, nginxes["gated"].url("lgwan"), token, os.urandom(size))
                     results: dict[str, list[dict]] = {"gated": [], "ungated": []}
                     for _ in range(args.warmup):
-                        for label, nginx in nginxes.items():
+                        for nginx in nginxes.values():
                             await round_(session, nginx.url("lgwan"), token, media, size, args.clients, 10)
                     for r in range(args.rounds):
                         order = ["gated", "ungated"] if r % 2 == 0 else ["ungated", "gated"]
@@ -129,7 +129,8 @@ async def main(args: argparse.Namespace) -> dict:
                     medians = {label: {k: statistics.median(x[k] for x in rs)
                                        for k in ("per_s", "mb_per_s", "p50_ms", "p95_ms")}
                                for label, rs in results.items()}
-                    ratios = [g["per_s"] / u["per_s"] for g, u in zip(results["gated"], results["ungated"])]
+                    ratios = [g["per_s"] / u["per_s"]
+                              for g, u in zip(results["gated"], results["ungated"], strict=True)]
                     summary["sizes"][size] = {"median": medians,
                                               "ratio": medians["gated"]["per_s"] / medians["ungated"]["per_s"],
                                               "ratio_range": [min(ratios), max(ratios)], "rounds": results}

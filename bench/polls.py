@@ -37,8 +37,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 from urllib.parse import quote
 
 import aiohttp
@@ -46,12 +46,12 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import machine, run  # noqa: E402
-from bench.read_status import bounded, call  # noqa: E402
-from bots.polls import events  # noqa: E402
-from bots.runtime.accounts import exempt_from_rate_limits  # noqa: E402
-from lgwan_chat.homeserver import RELAXED_RATE_LIMITS, Homeserver, HomeserverSpec, child_env, suite_modules  # noqa: E402
-from lgwan_chat.postgres import PostgresDatabase  # noqa: E402
+from bench.common import machine, run
+from bench.read_status import bounded, call
+from bots.polls import events
+from bots.runtime.accounts import exempt_from_rate_limits
+from lgwan_chat.homeserver import RELAXED_RATE_LIMITS, Homeserver, HomeserverSpec, child_env, suite_modules
+from lgwan_chat.postgres import PostgresDatabase
 
 
 def homeserver(data_dir: Path, database: PostgresDatabase | None, limits: Sequence[str] = ()) -> Homeserver:
@@ -75,15 +75,20 @@ def start_bot(hs: Homeserver, folder: Path, interval: float, exempt: bool = True
         "password": password, "storage": {"sqlite": str(folder / "polls.sqlite3")},
         "summary_interval_s": interval, "remind_before_minutes": 0}}}
     (folder / "bots.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
-    log = open(folder / "bot.log", "wb")
-    process = subprocess.Popen([sys.executable, "-m", "bots.polls", "--config", str(folder / "bots.yaml")],
-                               stdout=log, stderr=subprocess.STDOUT, env=child_env(), cwd=folder)
+    with open(folder / "bot.log", "wb") as log:  # the child keeps its own copy
+        process = subprocess.Popen([sys.executable, "-m", "bots.polls", "--config", str(folder / "bots.yaml")],
+                                   stdout=log, stderr=subprocess.STDOUT, env=child_env(), cwd=folder)
     deadline = time.monotonic() + 60
     while b"ready" not in (folder / "bot.log").read_bytes():
         if process.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError("the bot did not start:\n" + (folder / "bot.log").read_text(errors="replace"))
         time.sleep(0.2)
     return process
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    process.terminate()
+    process.wait(30)
 
 
 async def messages(session, url: str, token: str, room: str, limit: int = 50) -> list[dict]:
@@ -162,7 +167,7 @@ async def run_backend(backend: str, args) -> dict:
         bot = start_bot(hs, folder, args.summary_interval, args.exempt_bot)
         if args.bot_log:  # kept for profiling (the folder is removed)
             cleanup.callback(shutil.copy, folder / "bot.log", args.bot_log)
-        cleanup.callback(lambda: (bot.terminate(), bot.wait(30)))
+        cleanup.callback(stop_process, bot)
         bot_user = f"@polls-bot:{hs.server_name}"
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
             if args.survey:

@@ -24,15 +24,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import machine, run  # noqa: E402
-from lgwan_chat.homeserver import RELAXED_RATE_LIMITS, Homeserver, HomeserverSpec, suite_modules  # noqa: E402
-from lgwan_chat.postgres import PostgresDatabase, postgres_unreachable_reason  # noqa: E402
+from bench.common import machine, run
+from lgwan_chat.homeserver import RELAXED_RATE_LIMITS, Homeserver, HomeserverSpec, suite_modules
+from lgwan_chat.postgres import PostgresDatabase, postgres_unreachable_reason
 
 PREFIX = "/_synapse/client/lgwan/v1/rooms"
 
@@ -82,7 +83,7 @@ async def populate(session, hs: Homeserver, members: int, events: int, seed: int
     started = time.perf_counter()
     for start in range(0, events, 200):
         async def send(n: int) -> tuple[str, bool]:
-            content = {"msgtype": "m.text", "body": f"連絡 {n}"}
+            content: dict[str, Any] = {"msgtype": "m.text", "body": f"連絡 {n}"}
             in_thread = bool(roots) and rng.random() < 0.05  # some replies in threads
             if in_thread:
                 content["m.relates_to"] = {"rel_type": "m.thread", "event_id": rng.choice(roots)}
@@ -229,7 +230,8 @@ async def run_backend(backend: str, args) -> dict:
                 for name, r in timings.items():
                     print(f"{backend:>8} cache_rooms={cache_rooms:<4} {name:>20}: p50 {r['p50_ms']:6.1f} ms  "
                           f"p95 {r['p95_ms']:6.1f} ms  (n={r['n']})", flush=True)
-    result["room"] = {"members": state["members"], "events": len(state["event_ids"])}
+    if state is not None:  # None only when no --cache-rooms setting was measured
+        result["room"] = {"members": state["members"], "events": len(state["event_ids"])}
     return result
 
 

@@ -2,8 +2,9 @@
 """File sanitization speed and memory through the real engine (sandbox, warm LibreOffice).
 
 Generates (no downloads) a 12 MP JPEG, a 10-page text PDF, a 5-page PDF of 12 MP photos, a 20-page
-Japanese docx, a 5,000-row xlsx and a zip of 100 files; sanitizes each ``--runs`` times with the default policies (150 dpi) and prints a
-Markdown table: seconds per file (first run and median), per page, and peak memory.
+Japanese docx, a 5,000-row xlsx and a zip of 100 files; sanitizes each ``--runs`` times with the
+default policies (150 dpi) and prints a Markdown table: seconds per file (first run and median), per
+page, and peak memory.
 
 Memory: ``engine`` is this process's peak RSS (ru_maxrss: it rebuilds the PDFs from the pixels).
 ``renderers`` is the peak of the summed RSS of every process below this one (bwrap, pdftoppm, the
@@ -45,10 +46,11 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-import corpus_adversarial as adversarial  # noqa: E402
-import corpus_documents as corpus  # noqa: E402
-from bench.common import machine, run  # noqa: E402
-from bots.sanitizer.engine import Policies, Sanitizer, office  # noqa: E402
+import corpus_adversarial as adversarial
+import corpus_documents as corpus
+
+from bench.common import machine, run
+from bots.sanitizer.engine import Policies, Sanitizer, office
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
@@ -56,7 +58,8 @@ PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 def photo_jpeg() -> bytes:
     """4000x3000 (12 MP) with noise and shapes, so that it compresses like a photo, not like a flat color."""
     noise = Image.effect_noise((4000, 3000), 40)
-    image = Image.merge("RGB", (noise, noise.rotate(90, expand=False), noise.transpose(Image.Transpose.FLIP_LEFT_RIGHT)))
+    image = Image.merge("RGB", (noise, noise.rotate(90, expand=False),
+                                noise.transpose(Image.Transpose.FLIP_LEFT_RIGHT)))
     draw = ImageDraw.Draw(image)
     for i in range(0, 4000, 250):
         draw.ellipse((i, i % 3000, i + 400, (i % 3000) + 300), fill=(i % 255, 120, 200))
@@ -130,7 +133,7 @@ class PeakSampler:
         self.own = 0
         self._stop = threading.Event()
 
-    def __enter__(self) -> "PeakSampler":
+    def __enter__(self) -> PeakSampler:
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
         return self
@@ -164,7 +167,8 @@ async def main(args: argparse.Namespace) -> dict:
         summary["libreoffice_cold_start_s"] = round(time.perf_counter() - started, 2)
         summary["libreoffice_idle_rss_mb"] = round(_descendants_rss(os.getpid()) / 2 ** 20)
         print(f"LibreOffice cold start (sandbox, fresh profile, {engine.policies.concurrency} workers): "
-              f"{summary['libreoffice_cold_start_s']} s, idle RSS {summary['libreoffice_idle_rss_mb']} MB\n", flush=True)
+              f"{summary['libreoffice_cold_start_s']} s, idle RSS {summary['libreoffice_idle_rss_mb']} MB\n",
+              flush=True)
 
         rows = []
         for label, name, data in files:
@@ -203,7 +207,8 @@ async def main(args: argparse.Namespace) -> dict:
     summary["engine_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     summary["files"] = rows
     summary["patterns"] = pattern_rows()
-    print("\n| file | size | result | pages | first run | median | per page | renderers' peak RSS above idle | output |")
+    print("\n| file | size | result | pages | first run | median | per page "
+          "| renderers' peak RSS above idle | output |")
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         per_page = f"{r['per_page_s']:.3f} s" if r["per_page_s"] is not None else "-"
@@ -252,7 +257,8 @@ def print_adversarial(rows: list[dict], timeout_s: int) -> None:
               f"{max(r['engine_rss_mb'] for r in mine)} MB | {max(r['jail_peak_mb'] for r in mine)} MB |")
     print()
     for r in rows:
-        print(f"- {r['class']} / {r['file']} ({r['size_kb']:,} KB): {r['verdict']} {r['reason']} in {r['seconds']:.2f} s")
+        print(f"- {r['class']} / {r['file']} ({r['size_kb']:,} KB): {r['verdict']} {r['reason']} "
+              f"in {r['seconds']:.2f} s")
 
 
 def pattern_rows() -> list[tuple[str, float]]:

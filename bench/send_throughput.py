@@ -30,8 +30,8 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import load_average, machine, process_cpu_seconds, run, stop_at_exit  # noqa: E402
-from lgwan_chat.homeserver import suite_modules, RELAXED_RATE_LIMITS, Homeserver, HomeserverSpec  # noqa: E402
+from bench.common import load_average, machine, process_cpu_seconds, run, stop_at_exit
+from lgwan_chat.homeserver import RELAXED_RATE_LIMITS, Homeserver, HomeserverSpec, suite_modules
 
 #: After a round's last answer, Synapse still finishes work for the round's events (notifier,
 #: stats and user directory updates): their CPU time is counted up to this many seconds later.
@@ -96,12 +96,15 @@ class Target:
                 latencies.append(time.perf_counter() - started)
 
         load = load_average()
-        cpu_before = process_cpu_seconds(self.hs.pid)
+        pid = self.hs.pid
+        if pid is None:
+            raise RuntimeError(f"{self.label}: Synapse is not running")
+        cpu_before = process_cpu_seconds(pid)
         started = time.perf_counter()
         await asyncio.gather(*(sender(i, url, token) for i, (url, token) in enumerate(self.tokens)))
         elapsed = time.perf_counter() - started
         await asyncio.sleep(SETTLE_S)
-        cpu = process_cpu_seconds(self.hs.pid) - cpu_before
+        cpu = process_cpu_seconds(pid) - cpu_before
         latencies.sort()
         return {"label": self.label, "messages": len(latencies), "seconds": elapsed,
                 "msgs_per_s": len(latencies) / elapsed,
@@ -129,7 +132,7 @@ def make_targets(tmp: Path, args: argparse.Namespace) -> list[Target]:
 
 def _ratio(numerators: list[float], denominators: list[float]) -> dict | None:
     """Per-round ratios, their median and range (rounds where a value is 0 are left out)."""
-    rounds = [a / b for a, b in zip(numerators, denominators) if a > 0 and b > 0]
+    rounds = [a / b for a, b in zip(numerators, denominators, strict=True) if a > 0 and b > 0]
     if not rounds:
         return None
     return {"median": statistics.median(rounds), "min": min(rounds), "max": max(rounds), "rounds": rounds}

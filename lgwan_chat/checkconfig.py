@@ -16,14 +16,15 @@ are left to Synapse):
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Iterable
 from pathlib import Path as FsPath
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from lgwan_chat.core import configcheck, organisation
 from lgwan_chat.core.configcheck import ConfigIssue, Section
 from lgwan_chat.core.configcheck.schema import validate
 
-__all__ = ["SUITE_BOTS", "SUITE_MODULES", "SECTIONS", "check_document", "check_file", "notes_file"]
+__all__ = ["SECTIONS", "SUITE_BOTS", "SUITE_MODULES", "check_document", "check_file", "notes_file"]
 
 #: The suite's Synapse modules: ``module:`` path -> module holding ``check(config)``.
 SUITE_MODULES: dict[str, str] = {

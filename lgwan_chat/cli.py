@@ -70,9 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check-config":
         return check_config(args.files)
     if args.command == "provision":
-        from lgwan_chat.provisioning.cli import run as provision
+        from lgwan_chat.provisioning.cli import run as run_provision
 
-        return provision(args)
+        return run_provision(args)
     if args.command == "sanitize":
         from bots.sanitizer.engine.cli import run
 

@@ -87,6 +87,10 @@ class Coturn:
                 raise CoturnError(f"turnserver not listening on {self.spec.listening_ip}:{self.spec.port}")
             time.sleep(0.05)
 
+    def exit_code(self) -> int | None:
+        """turnserver's exit code once it has exited; None while it runs (or before it starts)."""
+        return self.process.poll() if self.process else None
+
     def stop(self, timeout: float = 10.0) -> None:
         if self.process is None or self.process.poll() is not None:
             return

@@ -13,6 +13,7 @@ tokens, password hashes, the federation signing key and the staff's messages and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -29,14 +30,14 @@ import yaml
 import bots
 from bots.runtime.accounts import exempt_from_rate_limits
 from bots.runtime.storage import RUNTIME_MIGRATIONS, Storage
-from lgwan_chat.core import organisation as org
 from lgwan_chat.checkconfig import check_file
+from lgwan_chat.core import organisation as org
 from lgwan_chat.core.http import HttpError
+from lgwan_chat.core.i18n import both, t
 from lgwan_chat.coturn import Coturn, CoturnError, CoturnSpec, turnserver_binary
 from lgwan_chat.homeserver import Homeserver, HomeserverError, HomeserverSpec, port_in_use, turn_secret_path
-from lgwan_chat.templates import config_dir, render
-from lgwan_chat.core.i18n import both, t
 from lgwan_chat.nginx import Nginx, NginxError, NginxSpec, nginx_binary
+from lgwan_chat.templates import config_dir, render
 
 SERVER_NAME = "demo-city.test"
 EDITABLE_FILES = ("modules.yaml", "organisation.yaml")
@@ -142,18 +143,18 @@ def run(data_dir: Path, internet_port: int = 8008, lgwan_port: int = 8018, synap
         reported: set[str] = set()
         while not stopping:
             time.sleep(0.2)
-            code = homeserver.process.poll()
+            code = homeserver.exit_code()
             if code is not None:
                 say("demo.homeserver_exited", code=code, log=homeserver.log_path)
                 exit_code = 1
                 break
-            if nginx is not None and nginx.process.poll() is not None:
-                say("demo.nginx_exited", code=nginx.process.returncode, log=nginx.error_log)
+            if nginx is not None and (code := nginx.exit_code()) is not None:
+                say("demo.nginx_exited", code=code, log=nginx.error_log)
                 exit_code = 1
                 break
-            if coturn is not None and coturn.process.poll() is not None and "coturn" not in reported:
+            if coturn is not None and (code := coturn.exit_code()) is not None and "coturn" not in reported:
                 reported.add("coturn")  # calls lose their relay; chat goes on
-                say("coturn.exited", code=coturn.process.returncode, log=coturn.log_path)
+                say("coturn.exited", code=code, log=coturn.log_path)
             for name, process in bot_processes.items():
                 if process.poll() is not None and name not in reported:
                     reported.add(name)
@@ -243,11 +244,13 @@ def ensure_accounts(homeserver: Homeserver, data_dir: Path, organisation: org.Or
         say("demo.credentials_written", path=path)
     say("demo.registering")
     device_names = bot_device_names(data_dir)
-    accounts = [(None, credentials["admin"]["user_id"], credentials["admin"]["password"], True, "管理者 (Admin)")]
+    # (bot name or None, user id, password, admin, display name)
+    accounts: list[tuple[str | None, str, str, bool, str | None]] = [
+        (None, credentials["admin"]["user_id"], credentials["admin"]["password"], True, "管理者 (Admin)")]
     accounts += [(None, u["user_id"], u["password"], False, u.get("display_name")) for u in credentials["users"]]
     accounts += [(name, uid, credentials["bot_passwords"][name], False, None)
                  for name, uid in credentials["bots"].items()]
-    bot_sessions = {}
+    bot_sessions: dict[str, dict] = {}
     admin_token = None
     for bot, user_id, password, admin, display_name in accounts:
         localpart = user_id[1:].split(":", 1)[0]
@@ -346,7 +349,9 @@ def add_missing_bots(target: Path, values: dict) -> None:
         return
     rendered = target.with_suffix(".template-rendered")
     render("bots.template.yaml", rendered, values)
-    blocks, current, pending = {}, None, []
+    blocks: dict[str, list[str]] = {}
+    current: str | None = None
+    pending: list[str] = []
     for line in rendered.read_text(encoding="utf-8").splitlines(keepends=True)[1:]:  # after "bots:"
         top = line.startswith("  ") and not line.startswith("   ") and line.rstrip().endswith(":") \
             and not line.lstrip().startswith("#")
@@ -354,7 +359,7 @@ def add_missing_bots(target: Path, values: dict) -> None:
             current = line.strip()[:-1]
             blocks[current] = pending + [line]
             pending = []
-        elif line.lstrip().startswith("#") and line.startswith("  #") or not line.strip():
+        elif (line.lstrip().startswith("#") and line.startswith("  #")) or not line.strip():
             pending.append(line)  # comments above the next bot belong to it
         elif current is not None:
             blocks[current] += pending + [line]
@@ -406,10 +411,8 @@ def howto_params(credentials: dict, data_dir: Path) -> dict:
 
 
 def _quietly(func: Any, *args: Any, **kwargs: Any) -> None:
-    try:
+    with contextlib.suppress(BrokenPipeError, OSError):
         func(*args, **kwargs)
-    except (BrokenPipeError, OSError):
-        pass
 
 
 def _password() -> str:

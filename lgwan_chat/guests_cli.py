@@ -23,7 +23,6 @@ from lgwan_chat.core.i18n import both
 from lgwan_chat.core.routes import GUESTS_PATH
 
 
-
 class CliError(Exception):
     pass
 

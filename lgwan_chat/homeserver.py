@@ -193,15 +193,18 @@ class Homeserver:
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
 
+    def exit_code(self) -> int | None:
+        """Synapse's exit code once it has exited; None while it runs (or before it starts)."""
+        return self.process.poll() if self.process else None
+
     def start(self, timeout: float = 60.0) -> None:
         args = [sys.executable, "-m", "synapse.app.homeserver"]
         for path in self.config_files:
             args += ["-c", str(path)]
-        console = open(self.console_log_path, "ab")
-        self.process = subprocess.Popen(args, stdout=console, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, cwd=self.data_dir,
-                                        env=child_env(), start_new_session=True)
-        console.close()
+        with open(self.console_log_path, "ab") as console:  # the child keeps its own copy
+            self.process = subprocess.Popen(args, stdout=console, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, cwd=self.data_dir,
+                                            env=child_env(), start_new_session=True)
         self.wait_healthy(timeout)
 
     def wait_healthy(self, timeout: float) -> None:

@@ -151,6 +151,10 @@ class Nginx:
                     raise NginxError(f"nginx not listening on {listen} after {timeout}s")
                 time.sleep(0.05)
 
+    def exit_code(self) -> int | None:
+        """nginx's exit code once it has exited; None while it runs (or before it starts)."""
+        return self.process.poll() if self.process else None
+
     def stop(self, timeout: float = 10.0) -> None:
         if self.process is None or self.process.poll() is not None:
             return

@@ -5,10 +5,18 @@ from __future__ import annotations
 import itertools
 import os
 import secrets
-from typing import Any
+from typing import Any, TypedDict
+
+
+class PgSettings(TypedDict, total=False):
+    host: str
+    port: int
+    user: str
+    password: str
+
 
 # libpq settings for the local PostgreSQL (trust auth here); override with the usual PG* variables.
-PG_SETTINGS = {
+PG_SETTINGS: PgSettings = {
     "host": os.environ.get("PGHOST", "127.0.0.1"),
     "port": int(os.environ.get("PGPORT", "5432")),
     "user": os.environ.get("PGUSER", "postgres"),

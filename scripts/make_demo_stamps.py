@@ -31,7 +31,7 @@ def main() -> None:
             font = ImageFont.truetype(BOLD, size, index=0)
         heights = [draw.textbbox((0, 0), line, font=font)[3] for line in lines]
         y = (256 - sum(heights) - 10 * (len(lines) - 1)) / 2 - 8
-        for line, height in zip(lines, heights):
+        for line, height in zip(lines, heights, strict=True):
             width = draw.textlength(line, font=font)
             draw.text(((256 - width) / 2, y), line, font=font, fill=colour)
             y += height + 10

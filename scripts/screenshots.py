@@ -51,13 +51,13 @@ class Demo:
     def start(self) -> None:
         command = [str(Path(sys.executable).parent / "lgwan-chat"), "demo", "--data-dir", str(self.data_dir),
                    "--internet-port", str(INTERNET_PORT), "--lgwan-port", str(LGWAN_PORT)]
-        log = open(self.data_dir.parent / "screenshots-demo.log", "ab")
-        self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=log)
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            log.write(line)
-            if b"Press Ctrl-C to stop." in line:
-                return
+        with open(self.data_dir.parent / "screenshots-demo.log", "ab") as log:  # the child keeps its own copy
+            self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=log)
+            assert self.process.stdout is not None
+            for line in self.process.stdout:
+                log.write(line)
+                if b"Press Ctrl-C to stop." in line:
+                    return
         raise SystemExit(f"the demo did not start: see {log.name}")
 
     def stop(self) -> None:
@@ -247,8 +247,8 @@ class Screen:
     def __init__(self, display: str = ":93"):
         self.display = display
         self.env = dict(os.environ, DISPLAY=display, LC_ALL="ja_JP.UTF-8", LANGUAGE="ja")
-        self.xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", f"{SCREEN[0]}x{SCREEN[1]}x24", "-nolisten", "tcp"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", f"{SCREEN[0]}x{SCREEN[1]}x24",
+                                      "-nolisten", "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(1.5)
         self.nheko: subprocess.Popen | None = None
         self.home: Path | None = None

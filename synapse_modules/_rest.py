@@ -9,7 +9,8 @@ of its process instead.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from synapse.api.errors import Codes, SynapseError
@@ -25,6 +26,11 @@ ROOMS_PREFIX = ROOMS
 Handler = Callable[..., Awaitable[tuple[int, Any]]]
 
 
+def request_body(request: SynapseRequest) -> bytes:
+    """The body as sent (Twisted leaves ``content`` unset only before a request is read)."""
+    return request.content.read() if request.content is not None else b""
+
+
 class RoomRouter(DirectServeJsonResource):
     # Serve every path below the prefix (Twisted would otherwise look for child resources).
     isLeaf = True
@@ -38,7 +44,7 @@ class RoomRouter(DirectServeJsonResource):
         the handler gets the request and the unquoted groups as keyword arguments."""
         self._routes.append((method, re.compile("^" + re.escape(ROOMS_PREFIX) + pattern + "$"), handler))
 
-    async def _async_render(self, request: "SynapseRequest") -> tuple[int, Any]:
+    async def _async_render(self, request: SynapseRequest) -> tuple[int, Any]:
         path = request.path.decode("ascii")
         method = request.method.decode("ascii")
         allowed = False

@@ -10,7 +10,8 @@ workers the main process may never see a client request itself.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from synapse.module_api import ModuleApi
 
@@ -80,10 +81,10 @@ class ModuleStore:
         try:
             txn.execute(f"SELECT version FROM {VERSION_TABLE} WHERE module = ?", (self._module,))
             row = txn.fetchone()
-        except Exception:
+        except Exception as e:
             row = None
             if not is_main:
-                raise SchemaNotReady(f"{self._module}: tables not created yet (start the main process first)")
+                raise SchemaNotReady(f"{self._module}: tables not created yet (start the main process first)") from e
         current = row[0] if row else 0
         if current >= self.version:
             return

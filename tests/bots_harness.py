@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import ctypes
 import itertools
 import json
@@ -38,8 +39,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pytest
 import yaml
@@ -50,15 +52,13 @@ from lgwan_chat.homeserver import HttpError, child_env
 from lgwan_chat.postgres import PG_SETTINGS, PostgresDatabase
 
 REPO = Path(__file__).resolve().parent.parent
-_CREATED: list["BotProcess"] = []
+_CREATED: list[BotProcess] = []
 _READY = re.compile(r'(: ready( |$))|("msg": "ready")', re.M)
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
-    try:
+    with contextlib.suppress(Exception):
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
 
 
 class BotProcess:
@@ -138,11 +138,10 @@ class BotProcess:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def start(self) -> "BotProcess":
+    def start(self) -> BotProcess:
         assert not self.running, f"{self.name} is already running"
         self._start_offset = self.log_size()
-        log = open(self.log_path, "ab")
-        try:
+        with open(self.log_path, "ab") as log:  # the child keeps its own copy
             self.process = subprocess.Popen(
                 [sys.executable, *self.entry, "--config", str(self.config_path)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -150,11 +149,9 @@ class BotProcess:
                 # the host's zone instead of the configured one (Asia/Tokyo) fails the tests
                 cwd=SOURCE_ROOT or REPO, env={**child_env(), "PYTHONUNBUFFERED": "1", "TZ": "UTC"},
                 start_new_session=True, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
-        finally:
-            log.close()
         return self
 
-    def wait_ready(self, timeout: float = 60) -> "BotProcess":
+    def wait_ready(self, timeout: float = 60) -> BotProcess:
         """Until this start has logged in and synced once (the runtime logs ``ready``)."""
         self.wait_log(_READY, timeout=timeout, what="ready")
         return self
@@ -224,7 +221,7 @@ class BotProcess:
             self.database.drop()
             self.database = None
 
-    def __enter__(self) -> "BotProcess":
+    def __enter__(self) -> BotProcess:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -254,11 +251,11 @@ class BotProcess:
                     return [tuple(r) for r in cur.fetchall()]
             finally:
                 conn.close()
-        conn = sqlite3.connect(str(self.sqlite_path))
+        db = sqlite3.connect(str(self.sqlite_path))
         try:
-            return conn.execute(sql, args).fetchall()
+            return db.execute(sql, args).fetchall()
         finally:
-            conn.close()
+            db.close()
 
     def execute(self, sql: str, *args: Any) -> int:
         """Change the bot's own database (e.g. move a deadline into the past); rows changed."""
@@ -272,12 +269,12 @@ class BotProcess:
                     return cur.rowcount
             finally:
                 conn.close()
-        conn = sqlite3.connect(str(self.sqlite_path))
+        db = sqlite3.connect(str(self.sqlite_path))
         try:
-            with conn:
-                return conn.execute(sql, args).rowcount
+            with db:
+                return db.execute(sql, args).rowcount
         finally:
-            conn.close()
+            db.close()
 
     def stored(self, key: str) -> str | None:
         """A value the runtime keeps in ``bot_session`` (access_token, device_id, next_batch)."""
@@ -288,10 +285,8 @@ class BotProcess:
 @atexit.register
 def _kill_leftovers() -> None:
     for bot in _CREATED:
-        try:
+        with contextlib.suppress(Exception):
             bot.kill()
-        except Exception:
-            pass
 
 
 # --- pytest plugin: fixture, logs of failing tests, no leaks ---

@@ -15,12 +15,12 @@ config/modules.yaml), and further Synapse settings with ``homeserver_extra``.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
+from harness import BACKENDS, RunningHomeserver, postgres_unreachable_reason
 
 pytest_plugins = ["pytester", "bots_harness", "scheduling"]
-
-from harness import BACKENDS, RunningHomeserver, postgres_unreachable_reason
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -66,13 +66,14 @@ def pytest_configure_node(node) -> None:
     node.workerinput["lgwan_backends_note"] = node.config.stash[_NOTE]
 
 
-_BACKENDS = pytest.StashKey[list]()
+_BACKENDS = pytest.StashKey[list[str]]()
 _NOTE = pytest.StashKey[str]()
 _LOG_OFFSET = pytest.StashKey[int]()
 
 
 def _backend_line(config: pytest.Config) -> str:
-    return "homeserver database backends: " + ", ".join(config.stash[_BACKENDS]) + config.stash[_NOTE]
+    backends: list[str] = config.stash[_BACKENDS]
+    return "homeserver database backends: " + ", ".join(backends) + config.stash[_NOTE]
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -116,7 +117,7 @@ def homeserver_spec() -> dict:
 
 @pytest.fixture(scope="module")
 def homeserver(hs_backend: str, homeserver_modules, homeserver_extra, homeserver_spec,
-               tmp_path_factory) -> RunningHomeserver:
+               tmp_path_factory) -> Iterator[RunningHomeserver]:
     """One real Synapse per test module and backend, stopped by pid afterwards."""
     hs = RunningHomeserver(tmp_path_factory.mktemp(f"hs-{hs_backend}"), hs_backend,
                            modules=homeserver_modules, extra=homeserver_extra, spec=homeserver_spec)

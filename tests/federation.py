@@ -12,15 +12,15 @@ from __future__ import annotations
 import contextlib
 import datetime
 import ipaddress
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-
 from harness import RunningHomeserver, client_listener
+
 from lgwan_chat.homeserver import free_port
 
 

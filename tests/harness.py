@@ -49,20 +49,19 @@ class RunningHomeserver:
         self.backend = backend
         self.database = PostgresDatabase() if backend == "postgres" else None
         relaxed = {key: value for key, value in RELAXED_RATE_LIMITS.items() if key not in shipped_rate_limits}
-        spec = HomeserverSpec(
+        self.hs = Homeserver(HomeserverSpec(
             data_dir=data_dir,
             database=self.database.synapse_config() if self.database else None,
             modules=modules,
             extra={**relaxed, **(extra or {})},
             **(spec or {}),
-        )
-        self.hs = Homeserver(spec)
+        ))
         self._clients: list[AsyncClient] = []
 
     def __getattr__(self, name: str) -> Any:  # url(), server_name, log_tail(), pid, ...
         return getattr(self.hs, name)
 
-    def start(self) -> "RunningHomeserver":
+    def start(self) -> RunningHomeserver:
         try:
             self.hs.start()
         except Exception:

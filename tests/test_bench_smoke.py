@@ -24,7 +24,7 @@ def test_send_throughput_benchmark_compares_stock_and_suite(tmp_path):
     assert all(r["messages"] == 6 for r in summary["rounds"])
     stock = [r["msgs_per_s"] for r in summary["rounds"] if r["label"] == "stock"]
     suite = [r["msgs_per_s"] for r in summary["rounds"] if r["label"] == "suite"]
-    assert summary["round_ratios"] == [b / a for a, b in zip(stock, suite)]
+    assert summary["round_ratios"] == [b / a for a, b in zip(stock, suite, strict=True)]
     assert min(summary["round_ratios"]) <= summary["ratio"] <= max(summary["round_ratios"])
 
 
@@ -48,7 +48,7 @@ def test_send_throughput_attribute_runs_the_suite_without_each_module_in_rotatin
     for label in labels[1:]:
         stock = [r["msgs_per_s"] for r in summary["rounds"] if r["label"] == "stock"]
         mine = [r["msgs_per_s"] for r in summary["rounds"] if r["label"] == label]
-        assert summary[label]["throughput_ratio"]["rounds"] == [b / a for a, b in zip(stock, mine)]
+        assert summary[label]["throughput_ratio"]["rounds"] == [b / a for a, b in zip(stock, mine, strict=True)]
     assert "module adds" in result.stdout and "messages per CPU second" in result.stdout
     assert _synapses_under(tmp_path) == []  # none of the run's homeservers is left behind
 
@@ -136,8 +136,9 @@ def test_sanitize_benchmark_sanitizes_every_sample_file(tmp_path):
 
 def test_polls_benchmark_counts_every_voter(tmp_path):
     out = tmp_path / "polls.json"
-    result = subprocess.run([sys.executable, str(BENCH.parent / "polls.py"), "--members", "12", "--safety-sizes", "5,12",
-                             "--json", str(out)], capture_output=True, text=True, timeout=600)
+    result = subprocess.run([sys.executable, str(BENCH.parent / "polls.py"), "--members", "12",
+                             "--safety-sizes", "5,12", "--json", str(out)],
+                            capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     summary = json.loads(out.read_text())["sqlite"]
     assert summary["survey"]["members"] == 12 and summary["survey"]["summary_after_last_vote_s"] > 0

@@ -15,11 +15,11 @@ from urllib.parse import quote, urlencode
 import pytest
 from nio import RoomPutStateResponse, RoomRedactResponse, RoomSendResponse
 from synapse.config import ConfigError
+from test_read_status import Room, call
 
 from lgwan_chat.checkconfig import check_document
 from lgwan_chat.core.i18n import t
 from synapse_modules.bookmarks import BookmarksModule
-from test_read_status import Room, call
 
 PATH = "/_synapse/client/lgwan/v1/bookmarks"
 PERMALINK_BASE = "https://chat.example.lg.jp/#/room/"
@@ -166,7 +166,8 @@ async def test_after_leaving_the_room_nothing_of_it_is_shown(homeserver, login):
     await room.clients["kacho"].room_invite(room.room_id, room.clients["yamada"].user_id)
     await room.clients["yamada"].join(room.room_id)
     [item] = listed(room, "yamada", [message])["bookmarks"]
-    assert (item["unavailable"], item["body"], item["room_name"]) == (None, "人事異動の内示は金曜です", "人事（非公開）")
+    assert (item["unavailable"], item["body"], item["room_name"]) == (
+        None, "人事異動の内示は金曜です", "人事（非公開）")
 
 
 async def test_a_message_from_before_joining_stays_hidden(homeserver, login):

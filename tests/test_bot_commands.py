@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
+from echo_bot import EchoBot
 from nio import RoomMessagesError, RoomMessagesResponse, SyncResponse
 from nio.events.invite_events import InviteEvent
 
@@ -17,7 +19,6 @@ from bots.runtime import Arg, Bot, Command
 from bots.runtime.commands import CommandSet, ParseError, parse_int, split_prefix
 from bots.runtime.config import InvitePolicy, RuntimeConfig
 from bots.runtime.storage import Storage
-from echo_bot import EchoBot
 from lgwan_chat.core.i18n import LANGUAGES, t
 
 PREFIXES = ("!", "！")
@@ -165,7 +166,8 @@ def test_two_commands_with_one_name_are_refused():
         pass
 
     with pytest.raises(ValueError):
-        CommandSet([Command("一覧", "list", "bot.cmd.help", nothing), Command("リスト", "ＬＩＳＴ", "bot.cmd.help", nothing)])
+        CommandSet([Command("一覧", "list", "bot.cmd.help", nothing),
+                    Command("リスト", "ＬＩＳＴ", "bot.cmd.help", nothing)])
 
 
 def test_commands_of_a_bot_may_not_take_the_builtin_names():
@@ -218,10 +220,11 @@ def invite(bot: Bot, inviter: str, direct: bool = False):
 ])
 async def test_invitation_policy(policy, inviter, direct, room, accepted):
     bot = make_bot(invites=policy)
-    bot.client = _Client()
+    client: Any = _Client()  # records joins and leaves instead of asking a homeserver
+    bot.client = client
     outcome = await bot._on_invite(room, invite(bot, inviter, direct))
     assert outcome == ("joined" if accepted else "declined")
-    assert (bot.client.joined, bot.client.left) == (([room], []) if accepted else ([], [room]))
+    assert (client.joined, client.left) == (([room], []) if accepted else ([], [room]))
     assert bot.is_direct(room) == (accepted and direct)
 
 
@@ -258,10 +261,11 @@ class _SyncClient:
         return RoomMessagesResponse.from_dict({"chunk": [_message("$missed", "取りこぼし")], "start": start}, room_id)
 
 
-async def test_a_gap_that_could_not_be_filled_is_fetched_again():
+async def test_a_gap_that_could_not_be_filled_is_fetched_again(monkeypatch):
     bot = make_bot()
     bot.storage.put("next_batch", "s1")
-    client = bot.client = _SyncClient(bot)
+    client: Any = _SyncClient(bot)
+    bot.client = client
     seen: list[str] = []
 
     async def on_message(ctx):
@@ -270,8 +274,8 @@ async def test_a_gap_that_could_not_be_filled_is_fetched_again():
     async def no_wait(*args, **kwargs):
         pass
 
-    bot.app.on_message = on_message
-    bot._backoff = no_wait
+    monkeypatch.setattr(bot.app, "on_message", on_message)
+    monkeypatch.setattr(bot, "_backoff", no_wait)
     await bot._sync_forever()
     assert client.since[:2] == ["s1", "s1"]  # the batch was asked for again, from the same position
     assert seen == ["$missed", "$late"]  # the gap first, each once

@@ -14,12 +14,12 @@ import time
 import urllib.request
 from pathlib import Path
 
-from nio import AsyncClient, LoginResponse, RoomCreateResponse, RoomInviteResponse
-
 from bots_harness import ask, replies, room_events, send_text, wait_membership, wait_replies
 from harness import http_get
-from lgwan_chat.cli import main as lgwan_chat
+from nio import AsyncClient, LoginResponse, RoomCreateResponse, RoomInviteResponse
+
 from lgwan_chat.checkconfig import SUITE_BOTS
+from lgwan_chat.cli import main as lgwan_chat
 from lgwan_chat.core.i18n import t
 
 ECHO = Path(__file__).resolve().parent / "echo_bot.py"
@@ -393,7 +393,7 @@ def test_check_config_names_file_line_key_and_problem(tmp_path, capsys, monkeypa
     assert lgwan_chat(["check-config", str(bad)]) == 1
     err = capsys.readouterr().err.splitlines()
     expected = expected_bad_config_lines(bad)
-    for line, start in zip(err, expected):
+    for line, start in zip(err, expected, strict=False):
         assert line.startswith(start), (line, start)
     assert "unknown key 'mysql'" in err[2] and "(did you mean 'from'?)" in err[3]
     assert err[len(expected):] == [f"{len(expected)} 件のエラーがあります / {len(expected)} error(s) found"]
@@ -406,7 +406,7 @@ def test_a_bot_with_a_bad_config_exits_2_naming_every_problem(tmp_path):
                             timeout=60)
     assert result.returncode == 2, result
     err = result.stderr.splitlines()
-    for line, start in zip(err, expected_bad_config_lines(bad)):
+    for line, start in zip(err, expected_bad_config_lines(bad), strict=False):
         assert line.startswith(start), (line, start)
     assert len(err) == 5
 

@@ -94,12 +94,14 @@ def test_the_organisation_file_follows_changes_and_keeps_the_last_good_version(t
     path.write_text(ORGANISATION.format(name="総務課"), encoding="utf-8")
     assert org.load(path).department("soumu").name.ja == "総務課"
     file = org.OrganisationFile(path)
-    assert file.refresh() is True and file.organisation.department("soumu").name.ja == "総務課"
+    assert file.refresh() is True
+    assert file.organisation is not None and file.organisation.department("soumu").name.ja == "総務課"
     assert file.refresh() is False  # unchanged: not read again
 
     path.write_text(ORGANISATION.format(name="総務部"), encoding="utf-8")
     os.utime(path, ns=(1, 1))  # a new modification time even on a coarse clock
-    assert file.refresh() is True and file.organisation.department("soumu").name.ja == "総務部"
+    assert file.refresh() is True
+    assert file.organisation is not None and file.organisation.department("soumu").name.ja == "総務部"
 
     path.write_text(ORGANISATION.format(name="総務部").replace("department: soumu", "department: nosuch"),
                     encoding="utf-8")

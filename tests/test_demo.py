@@ -3,25 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
-import io
 import time
 from pathlib import Path
 
 import pytest
-from nio import AsyncClient, JoinedRoomsResponse, LoginResponse, RoomCreateResponse
-from PIL import Image
-
-from lgwan_chat.ports import free_port, port_in_use, reserve_port
 from bots_harness import answer, room_events, wait_membership, wait_replies
 from harness import download, http_get
+from nio import AsyncClient, JoinedRoomsResponse, LoginResponse, RoomCreateResponse, RoomResolveAliasResponse
+from PIL import Image
 from test_login_limits import outcome, password_login, whois_addresses
 from test_zone_endpoint import call_zone
+
+from lgwan_chat.ports import free_port, port_in_use, reserve_port
 
 LGWAN_CHAT = str(Path(sys.executable).parent / "lgwan-chat")
 
@@ -78,10 +79,8 @@ def stop_everything_under(path: Path) -> None:
             except OSError:
                 continue
             if str(path).encode() in cmdline:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(int(proc.name), signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
 
 
 @pytest.fixture
@@ -190,6 +189,7 @@ async def test_demo_starts_everything_and_resumes_with_the_same_data(demo):
     assert "組織のルームとスペースを作成・更新しました" in text
     department = next(m["department"] for m in creds["users"] if m["user_id"] == staff["user_id"])
     alias = await staff_pc.room_resolve_alias(f"#demo-city-{department}:demo-city.test")
+    assert isinstance(alias, RoomResolveAliasResponse), alias
     assert alias.room_id in (await staff_pc.joined_rooms()).rooms
 
     # The memo pad bot runs: a DM with it answers !ヘルプ and keeps a memo.
@@ -197,7 +197,8 @@ async def test_demo_starts_everything_and_resumes_with_the_same_data(demo):
     assert isinstance(dm, RoomCreateResponse), dm
     await wait_membership(staff_pc, dm.room_id, creds["bots"]["memo"], "join")
     assert "使えるコマンド" in (await answer(staff_pc, dm.room_id, "!ヘルプ"))["body"]
-    memo = await staff_pc.room_send(dm.room_id, "m.room.message", {"msgtype": "m.text", "body": "議事録は金曜までに提出"})
+    memo = await staff_pc.room_send(dm.room_id, "m.room.message",
+                                    {"msgtype": "m.text", "body": "議事録は金曜までに提出"})
     assert "メモ #1 を保存しました" in (await wait_replies(staff_pc, dm.room_id, memo.event_id))[0]["content"]["body"]
     # 🔖 on a message bookmarks it (bookmarks module) and the memo bot may list it (readers).
     await staff_pc.room_send(dm.room_id, "m.reaction", {"m.relates_to": {

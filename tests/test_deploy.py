@@ -28,16 +28,16 @@ from urllib.parse import quote
 
 import pytest
 import yaml
-from nio import AsyncClient, LoginResponse, RoomCreateResponse, SyncResponse
-
 from bots_harness import answer, send_text, wait_membership
 from harness import http_get
+from nio import AsyncClient, LoginResponse, RoomCreateResponse, SyncResponse
+from test_zone_endpoint import call_zone
+from test_zone_media_gate import assert_pending_message, png, upload
+
 from lgwan_chat.homeserver import child_env, register_user
 from lgwan_chat.nginx import Nginx, NginxSpec, nginx_binary
 from lgwan_chat.ports import free_port, reserve_port
 from lgwan_chat.postgres import PG_SETTINGS, PostgresDatabase, postgres_unreachable_reason
-from test_zone_endpoint import call_zone
-from test_zone_media_gate import assert_pending_message, png, upload
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -99,7 +99,7 @@ def write_answers(path: Path, doc: dict) -> Path:
     return path
 
 
-def lgwan_chat(*args: str) -> subprocess.CompletedProcess:
+def lgwan_chat(*args: str | Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "lgwan_chat.cli", *map(str, args)], capture_output=True,
                           text=True, env=child_env(), timeout=120)
 
@@ -205,7 +205,9 @@ def test_generated_nginx_sites_pass_nginx_t(tmp_path, workers_answers):
     out = tmp_path / "out"
     assert lgwan_chat("deploy", "init", workers_answers, out).returncode == 0
     front = deployed_nginx(tmp_path, out, yaml.safe_load(workers_answers.read_text()))
-    check = subprocess.run([nginx_binary(), "-p", str(front.prefix), "-c", str(front.conf), "-t"],
+    binary = nginx_binary()
+    assert binary, "nginx is not installed"
+    check = subprocess.run([binary, "-p", str(front.prefix), "-c", str(front.conf), "-t"],
                            capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
 
@@ -353,7 +355,8 @@ def deploy(tmp: Path, tls: dict, size: str, database: dict, bots: list[str], red
 
 async def login(deployment: Deployment, user_id: str, password: str, zone: str) -> AsyncClient:
     context = ssl.create_default_context(cafile=str(deployment.tmp / "tls" / "ca.crt"))
-    client = AsyncClient(deployment.url(zone), user_id, ssl=context)
+    # nio hands ssl to aiohttp, which takes a context; nio's annotation says bool only
+    client = AsyncClient(deployment.url(zone), user_id, ssl=context)  # type: ignore[arg-type]
     response = await client.login(password, device_name=f"deploy-{zone}")
     assert isinstance(response, LoginResponse), response
     return client
@@ -451,7 +454,7 @@ async def test_workers_deployment_runs_from_the_generated_files(tmp_path, tls_en
             sync = await phone.sync(timeout=3000)
             assert isinstance(sync, SyncResponse), sync
             timeline = sync.rooms.join.get(room.room_id)
-            seen = bool(timeline) and any(e.event_id == sent for e in timeline.timeline.events)
+            seen = timeline is not None and any(e.event_id == sent for e in timeline.timeline.events)
         assert seen, "the LGWAN message never reached the internet side"
         persisted = database.query("SELECT instance_name FROM events WHERE event_id = ?", sent)
         assert persisted == [("event_persister",)]

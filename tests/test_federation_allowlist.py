@@ -12,16 +12,17 @@ import asyncio
 import io
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
+from federation import federating_homeserver, make_tls, stock_homeservers
+from harness import download
 from nio import JoinResponse, RoomSendResponse, UploadResponse
 from signedjson.key import encode_verify_key_base64, generate_signing_key, get_verify_key
 
-from federation import federating_homeserver, make_tls, stock_homeservers
-from harness import download
 from lgwan_chat.cli import main
 from lgwan_chat.homeserver import Homeserver, HomeserverError, HomeserverSpec
 from synapse_modules.federation.allowlist import sign_text
@@ -57,7 +58,7 @@ def request(client, method: str, path: str, body: dict | None = None) -> tuple[i
 
 
 def quote(text: str) -> str:
-    return urllib.request.quote(text, safe="")
+    return urllib.parse.quote(text, safe="")
 
 
 async def members(client, room_id: str) -> dict[str, str]:
@@ -411,7 +412,8 @@ def test_check_config_reports_the_list_and_the_whitelist(tmp_path, signed_list, 
     assert "署名が設定された公開鍵で検証できません" in err
     assert f"modules[2].config.allowlist: 許可リスト {tmp_path / 'nosuch.yaml'} を使えません" in err
     assert "modules[3].config.whitelist_check: 「never」は使えません" in err
-    assert "modules[4].config.signing_public_key: 公開鍵として読めません（ed25519 公開鍵の base64 を書いてください）" in err
+    assert ("modules[4].config.signing_public_key: "
+            "公開鍵として読めません（ed25519 公開鍵の base64 を書いてください）") in err
     # the whitelist itself
     doc = yaml.safe_load(homeserver.read_text(encoding="utf-8"))
     doc["modules"] = doc["modules"][:1]
@@ -442,7 +444,8 @@ federation:
     err = capsys.readouterr().err
     assert (f"{bad}:4: federation.servers[1].name: サーバー「pref.example.lg.jp」が重複しています"
             "（最初の定義: federation.servers[0]）") in err
-    assert f"{bad}:6: federation.groups[0].alias: サーバー「elsewhere.example.jp」は federation.servers に載っていません" in err
+    assert (f"{bad}:6: federation.groups[0].alias: "
+            "サーバー「elsewhere.example.jp」は federation.servers に載っていません") in err
 
 
 def test_shipped_sample_list_is_valid(capsys):

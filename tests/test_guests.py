@@ -11,15 +11,25 @@ import sqlite3
 import time
 import urllib.error
 import urllib.request
-from urllib.parse import quote
 from typing import Any
+from urllib.parse import quote
 
 import pytest
-from nio import (AsyncClient, JoinError, JoinResponse, LoginError, LoginResponse, ProfileGetDisplayNameResponse,
-                 RoomCreateError, RoomCreateResponse, RoomInviteError, RoomInviteResponse,
-                 SyncResponse)
-
 from harness import User
+from nio import (
+    AsyncClient,
+    JoinError,
+    JoinResponse,
+    LoginError,
+    LoginResponse,
+    ProfileGetDisplayNameResponse,
+    RoomCreateError,
+    RoomCreateResponse,
+    RoomInviteError,
+    RoomInviteResponse,
+    SyncResponse,
+)
+
 from lgwan_chat import cli
 from lgwan_chat.homeserver import suite_modules
 from lgwan_chat.postgres import PG_SETTINGS
@@ -77,12 +87,12 @@ def write_db(homeserver, sql: str, *args: Any) -> None:
         finally:
             conn.close()
     else:
-        conn = sqlite3.connect(homeserver.hs.data_dir / "homeserver.db", timeout=30)
+        db = sqlite3.connect(homeserver.hs.data_dir / "homeserver.db", timeout=30)
         try:
-            with conn:
-                conn.execute(sql, args)
+            with db:
+                db.execute(sql, args)
         finally:
-            conn.close()
+            db.close()
 
 
 def http_json(method: str, url: str, token: str, body: Any = None) -> tuple[int, Any]:

@@ -9,10 +9,9 @@ import re
 from urllib.parse import quote
 
 import pytest
-from nio import JoinedRoomsResponse, LoginError, LoginResponse, RoomCreateResponse, RoomVisibility
-
 from bots_harness import BotProcess, ask, wait_membership
 from harness import User
+from nio import JoinedRoomsResponse, LoginError, LoginResponse, RoomCreateResponse, RoomVisibility
 from test_guests import http_json, try_login
 
 BOT = "sanitizer"

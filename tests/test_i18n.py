@@ -11,7 +11,8 @@ from lgwan_chat.core.i18n import LANGUAGES, catalogue
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = [p for d in ("lgwan_chat", "synapse_modules", "bots") for p in (ROOT / d).rglob("*.py")]
 # Message keys as the code uses them: t("k"), both("k"), ConfigIssue(path, "k"), forbidden("k"), "x-error": "k", ...
-KEY = re.compile(r"""["']((?:config|type|hint|demo|zones|zone|list|read_status|stamps|bookmarks|bot|memo|notes|sanitizer|upload|polls|provisioning|guests|federation)(?:\.[a-z_0-9]+)+)["']""")
+KEY = re.compile(r"""["']((?:config|type|hint|demo|zones|zone|list|read_status|stamps|bookmarks|bot|memo|notes"""
+                 r"""|sanitizer|upload|polls|provisioning|guests|federation)(?:\.[a-z_0-9]+)+)["']""")
 
 
 def placeholders(text: str) -> set[str]:

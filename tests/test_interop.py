@@ -17,14 +17,14 @@ import shutil
 import subprocess
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
-
 from bots_harness import BotProcess
 
 INTEROP = Path(__file__).resolve().parent / "interop"
 #: script -> what it needs besides the homeserver, and how many fresh users
-SCRIPTS = {
+SCRIPTS: dict[str, dict[str, Any]] = {
     "zones": {"users": 4},
     "read_status": {"users": 4},
     "polls": {"users": 4, "bots": ["polls"]},
@@ -33,7 +33,7 @@ SCRIPTS = {
     "image_packs": {"users": 1},
     "sanitizer": {"users": 2, "bots": ["sanitizer"]},
 }
-BOTS = {
+BOTS: dict[str, dict[str, Any]] = {
     # As shipped (config/bots.template.yaml): the summary's pace is what staff see in Element.
     "polls": {"entry": ["-m", "bots.polls"], "options": {}, "zone": "lgwan"},
     "memo": {"entry": ["-m", "bots.memo"], "options": {}, "zone": "lgwan"},
@@ -141,7 +141,7 @@ def test_interop(script, homeserver, nginx_front, interop_bots, node_project, tm
     context_file = tmp_path / "context.json"
     context_file.write_text(json.dumps(context, ensure_ascii=False), encoding="utf-8")
     context_file.chmod(0o600)  # user passwords
-    run = subprocess.run(  # noqa: PLW1510 (the exit code is checked below, with the report)
+    run = subprocess.run(
         [*node_command(), "--test", "--test-reporter=tap", str(node_project / f"{script}.test.mjs")],
         cwd=node_project, capture_output=True, text=True, timeout=SCRIPT_TIMEOUT_S,
         env={**os.environ, "INTEROP_CONTEXT": str(context_file)})
@@ -186,7 +186,8 @@ api.on(`action:${mxwidgets.WidgetApiFromWidgetAction.SendSticker}`, async (ev) =
   api.transport.reply(ev.detail, {});
   const data = ev.detail.data;
   const content = {url: data.content.url, info: data.content.info || {}, body: data.description || data.name};
-  const response = await fetch(`${ctx.baseUrl}/_matrix/client/v3/rooms/${encodeURIComponent(ctx.roomId)}/send/m.sticker/interop${Date.now()}`,
+  const room = encodeURIComponent(ctx.roomId);
+  const response = await fetch(`${ctx.baseUrl}/_matrix/client/v3/rooms/${room}/send/m.sticker/interop${Date.now()}`,
       {method: "PUT", headers: {Authorization: `Bearer ${ctx.token}`, "Content-Type": "application/json"},
        body: JSON.stringify(content)});
   window.__sent.push({status: response.status, content, ...(await response.json())});
@@ -207,7 +208,7 @@ def widget_host(node_project):
     api_js = (node_project / "node_modules" / "matrix-widget-api" / "dist" / "api.js").read_bytes()
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (http.server's name)
+        def do_GET(self):
             body, kind = (api_js, "text/javascript") if self.path == "/api.js" else (HOST_PAGE.encode(), "text/html")
             self.send_response(200)
             self.send_header("Content-Type", kind + "; charset=utf-8")
@@ -232,11 +233,10 @@ def widget_host(node_project):
 def test_sticker_picker_hosted_by_matrix_widget_api(lang, homeserver, widget_host):
     from urllib.parse import quote
 
-    from playwright.sync_api import sync_playwright
-
     from harness import http_get
-    from test_stamps_picker_browser import CHROMIUM, CHROMIUM_ARGS
+    from playwright.sync_api import sync_playwright
     from test_stamps_pack import wait_for_pack
+    from test_stamps_picker_browser import CHROMIUM, CHROMIUM_ARGS
 
     wait_for_pack(homeserver)
     user = homeserver.new_user("sticker")

@@ -19,8 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import yaml
-
 from harness import RunningHomeserver
+
 from lgwan_chat.templates import config_dir
 
 #: Limits this module leaves as the template ships them.
@@ -47,6 +47,7 @@ def call(base_url: str, method: str, path: str, body: dict | None = None, token:
          source: str = "127.0.0.1", headers: dict | None = None) -> tuple[int, dict]:
     """One request from the client address ``source`` (any 127.x address is this machine)."""
     url = urllib.parse.urlsplit(base_url)
+    assert url.hostname, base_url
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=300, source_address=(source, 0))
     try:
         sent = {"Content-Type": "application/json", **(headers or {})}
@@ -78,9 +79,10 @@ def test_a_whole_office_logs_in_through_one_address(homeserver, nginx_front):
     entrance = nginx_front.url("lgwan")
     with ThreadPoolExecutor(max_workers=10) as pool:
         results = list(pool.map(lambda u: password_login(entrance, u.localpart, u.password), staff))
-    refused = [(u.localpart, outcome(r)) for u, r in zip(staff, results) if r[0] != 200]
+    refused = [(u.localpart, outcome(r)) for u, r in zip(staff, results, strict=True) if r[0] != 200]
     assert refused == []
-    assert all(body["user_id"] == user.user_id and body["access_token"] for user, (_, body) in zip(staff, results))
+    assert all(body["user_id"] == user.user_id and body["access_token"]
+               for user, (_, body) in zip(staff, results, strict=True))
 
 
 @pytest.mark.parametrize("attacker", ["one address", "a new address each try"])

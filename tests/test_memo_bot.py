@@ -6,6 +6,7 @@ bot in the same DM.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -16,11 +17,10 @@ import urllib.parse
 import zipfile
 
 import pytest
-from nio import RoomCreateResponse, RoomSendResponse, UploadResponse
-from PIL import Image
-
 from bots_harness import BotProcess, answer, wait_membership, wait_replies
 from harness import download
+from nio import RoomCreateResponse, RoomSendResponse, UploadResponse
+from PIL import Image
 
 BOT = "memo"
 
@@ -178,7 +178,8 @@ async def test_commands_typed_wrong_get_a_helpful_answer(staff):
 
 async def test_a_room_can_choose_english_for_everyone(homeserver, login, memo_bot):
     owner, guest_staff, room = await room_with_bot(homeserver, login, memo_bot, "International exchange")
-    assert "This room's default reply language is now English" in (await answer(owner, room.room_id, "!言語 en 部屋"))["body"]
+    reply = await answer(owner, room.room_id, "!言語 en 部屋")
+    assert "This room's default reply language is now English" in reply["body"]
     assert "This room has no notes yet" in (await answer(guest_staff, room.room_id, "!notes"))["body"]
     assert "このルームにノートはまだありません" not in (await answer(owner, room.room_id, "!ノート一覧"))["body"]
     await answer(owner, room.room_id, "!言語 ja")  # a person's own choice wins over the room's
@@ -300,7 +301,7 @@ async def test_notes_name_their_writers_and_times_as_people_read_them(homeserver
 
 
 async def test_bookmarks_made_with_a_reaction_anywhere_are_listed_in_the_dm(staff, homeserver, login):
-    phone, pc, dm = staff
+    _phone, pc, dm = staff
     colleague = await login(homeserver.new_user("kakari"), "lgwan")
     room = await colleague.room_create(name="総務課", invite=[pc.user_id])  # the bot is not in this room
     await pc.join(room.room_id)
@@ -346,6 +347,7 @@ class CountingRelay:
 
     def __init__(self, target_url: str):
         target = urllib.parse.urlsplit(target_url)
+        assert target.port is not None, target_url
         self.target = (target.hostname, target.port)
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
@@ -374,10 +376,8 @@ class CountingRelay:
             pass
         finally:
             for s in (source, sink):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def close(self) -> None:
         self.listener.close()

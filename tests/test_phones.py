@@ -8,6 +8,7 @@ server standing in for the operator's Sygnal (which the suite does not run).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import time
@@ -15,12 +16,12 @@ import uuid
 
 import pytest
 from aiohttp import web
-
 from harness import http_get
+from test_zone_entry_points import call, q
+
+from lgwan_chat.core.i18n import t
 from lgwan_chat.coturn import Coturn, CoturnSpec
 from lgwan_chat.homeserver import suite_modules, turn_secret_path
-from lgwan_chat.core.i18n import t
-from test_zone_entry_points import call, q
 
 PUBLIC_STYLE = "https://tiles.example.org/styles/basic/style.json"
 FOCUS = {"type": "livekit", "livekit_service_url": "https://livekit-jwt.example.org"}
@@ -213,6 +214,7 @@ async def test_two_phones_call_each_other_through_synapse_and_coturn(homeserver,
         await peer_connection(callee)
     received: list = []
     got_media = asyncio.Event()
+    consumers: list[asyncio.Future] = []  # a task nobody holds may be collected before it ends
 
     @callee_pc.on("track")
     def on_track(track):
@@ -220,7 +222,7 @@ async def test_two_phones_call_each_other_through_synapse_and_coturn(homeserver,
             while len(received) < 25:
                 received.append(await track.recv())
             got_media.set()
-        asyncio.ensure_future(consume())
+        consumers.append(asyncio.ensure_future(consume()))
 
     try:
         # Caller: offer without candidates in m.call.invite, its relay candidates in m.call.candidates.
@@ -342,10 +344,8 @@ async def notifications_for(gateway, event_id: str, timeout: float = 30) -> dict
             if n["notification"].get("event_id") == event_id:
                 return n["notification"]
         gateway.arrived.clear()
-        try:
+        with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(gateway.arrived.wait(), timeout=1)
-        except asyncio.TimeoutError:
-            pass
     raise AssertionError(f"no notification for {event_id} within {timeout}s")
 
 

@@ -9,11 +9,11 @@ import io
 import time
 
 import pytest
+from bots_harness import BotProcess, ask, room_events, wait_membership
+from harness import download
 from nio import RoomSendResponse
 
 from bots.polls import events
-from bots_harness import BotProcess, ask, room_events, wait_membership
-from harness import download
 
 BOT = "polls"
 
@@ -104,7 +104,8 @@ SEEN: set[str] = set()
 async def test_a_survey_is_a_native_poll_counted_like_element_and_closed_with_names(homeserver, login,
                                                                                      polls_bot):
     (chief, a, b), room = await team(homeserver, login, polls_bot)
-    poll, summary = await make_survey(chief, room, polls_bot, "!アンケート 忘年会の会場は？\n居酒屋さくら\nホテル東\nどちらでも")
+    poll, summary = await make_survey(chief, room, polls_bot,
+                                      "!アンケート 忘年会の会場は？\n居酒屋さくら\nホテル東\nどちらでも")
     start = poll["content"][events.START]
     assert start["kind"] == events.DISCLOSED and start["max_selections"] == 1
     assert start["question"][events.TEXT] == "忘年会の会場は？"
@@ -135,8 +136,8 @@ async def test_a_survey_is_a_native_poll_counted_like_element_and_closed_with_na
 
 async def test_anonymous_multiple_choice_and_csv_export(homeserver, login, polls_bot):
     (chief, a, b), room = await team(homeserver, login, polls_bot)
-    sent = await chief.room_send(room, "m.room.message", {"msgtype": "m.text",
-                                                          "body": "!複数選択 参加できる研修 / 情報セキュリティ / 文書管理 / 匿名"})
+    body = "!複数選択 参加できる研修 / 情報セキュリティ / 文書管理 / 匿名"
+    sent = await chief.room_send(room, "m.room.message", {"msgtype": "m.text", "body": body})
     assert isinstance(sent, RoomSendResponse)
     await wait_for(chief, room, lambda e: e["type"] == events.START and e["sender"] == polls_bot.user_id)
     await asyncio.sleep(1)
@@ -154,9 +155,9 @@ async def test_anonymous_multiple_choice_and_csv_export(homeserver, login, polls
     assert text.index("文書管理") < text.index("情報セキュリティ")  # best first
     await chief.room_send(room, "m.room.message", {"msgtype": "m.text", "body": "!CSV出力 1"})
     files = await wait_for(chief, room, lambda e: e["content"].get("msgtype") == "m.file")
-    status, body = await download(homeserver.url("lgwan"), chief, files[0]["content"]["url"])
-    assert status == 200 and body.startswith(b"\xef\xbb\xbf")
-    rows = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
+    status, data = await download(homeserver.url("lgwan"), chief, files[0]["content"]["url"])
+    assert status == 200 and data.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
     assert rows[0] == ["質問", "選択肢", "票数"]  # anonymous: counts only, no names
     assert ["文書管理", "はい", "2"] in rows and not any(a.user_id in ",".join(r) for r in rows)
 

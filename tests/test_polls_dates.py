@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import datetime
 import re
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from bots.runtime.dates import MAX_CANDIDATES, WEEKDAYS_JA, Candidate, DateError, format_when, parse_candidates, \
-    parse_deadline
 from bots.polls.ics import event_ics, fold
+from bots.runtime.dates import (
+    MAX_CANDIDATES,
+    WEEKDAYS_JA,
+    Candidate,
+    DateError,
+    format_when,
+    parse_candidates,
+    parse_deadline,
+)
 from lgwan_chat.core.i18n import catalogue
-
-from zoneinfo import ZoneInfo
 
 JST = ZoneInfo("Asia/Tokyo")
 # Wednesday 18 November 2026, 10:00 in Tokyo. 12/3/2026 is a Thursday (木).
@@ -307,8 +313,8 @@ def parse_ics(data: bytes) -> list[tuple[str, dict[str, str], str]]:
 
 def event(data: bytes) -> dict[str, tuple[dict[str, str], str]]:
     lines = parse_ics(data)
-    begin = [i for i, (n, _, v) in enumerate(lines) if (n, v) == ("BEGIN", "VEVENT")][0]
-    end = [i for i, (n, _, v) in enumerate(lines) if (n, v) == ("END", "VEVENT")][0]
+    begin = next(i for i, (n, _, v) in enumerate(lines) if (n, v) == ("BEGIN", "VEVENT"))
+    end = next(i for i, (n, _, v) in enumerate(lines) if (n, v) == ("END", "VEVENT"))
     return {n: (p, v) for n, p, v in lines[begin + 1:end]}
 
 

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 from urllib.parse import quote
 
 import pytest
+from bots_harness import BotProcess, answer, room_events, wait_membership
 from nio import RoomReadMarkersResponse, RoomSendResponse
 
 from bots.polls.reads import Feature, name_list, reply_target
 from bots.runtime.bot import without_reply_fallback
-from bots_harness import BotProcess, answer, room_events, wait_membership
 
 BOT = "polls"
 PER_MESSAGE = 2
@@ -81,7 +82,8 @@ async def test_reads_lists_who_read_and_who_did_not_for_a_reply_sent_by_element(
     reply = await answer(chief, room, element_reply("!既読", message, chief.user_id, "明日の会議は", room),
                          reads_bot.user_id)
     lines = reply["body"].splitlines()
-    assert lines[0] == "📖 既読確認: 課長 山本 さんのメッセージ「明日の会議は 10 時から第 2 会議室です。資料を読んでお…」"
+    header = "📖 既読確認: 課長 山本 さんのメッセージ「明日の会議は 10 時から第 2 会議室です。資料を読んでお…」"
+    assert lines[0] == header
     # the author and the bot are in neither list
     assert lines[1:] == ["既読 1 人: 佐藤 花子", "未読 1 人: 鈴木 一郎"]
     assert reply["msgtype"] == "m.notice" and reply["m.mentions"] == {}  # listing names pings nobody
@@ -117,7 +119,8 @@ async def test_remind_unread_mentions_each_non_reader_once_with_a_link(homeserve
     link = f"https://matrix.to/#/{room}/{message}"
     for event in sent:
         content = event["content"]
-        assert content["body"].startswith("📣 係長 田中 さんのメッセージ「年末調整の書類は金曜までに提出してください」をまだ読んでいない方へ")
+        notice = "📣 係長 田中 さんのメッセージ「年末調整の書類は金曜までに提出してください」をまだ読んでいない方へ"
+        assert content["body"].startswith(notice)
         assert link in content["body"] and f'href="{link}"' in content["formatted_body"]
         for user in content["m.mentions"]["user_ids"]:
             assert f'href="https://matrix.to/#/{quote(user)}"' in content["formatted_body"]  # a pill
@@ -191,9 +194,9 @@ class _App:
 
 class _Ctx:
     room_id = "!room:x"
-    content = {"body": "!既読", "m.relates_to": {"m.in_reply_to": {"event_id": "$a"}}}
 
     def __init__(self):
+        self.content = {"body": "!既読", "m.relates_to": {"m.in_reply_to": {"event_id": "$a"}}}
         self.said: list[str] = []
 
     def t(self, key, **params):
@@ -211,8 +214,10 @@ class _Ctx:
                                     (500, None), (200, {"unexpected": True})])
 async def test_without_the_read_status_module_the_bot_says_so(answer):
     feature = Feature()
-    feature.app = _App(answer)
-    ctx = _Ctx()
+    app: Any = _App(answer)  # answers the read status route as the test says, and says what it is told
+    feature.app = app
+    ctx: Any = _Ctx()
     await feature.reads(ctx)
-    assert ctx.said == ["既読状況を確認できませんでした（既読状況の機能がサーバーで有効になっていないか、一時的なエラーです）。"
+    assert ctx.said == ["既読状況を確認できませんでした"
+                        "（既読状況の機能がサーバーで有効になっていないか、一時的なエラーです）。"
                         "しばらくしてからもう一度試すか、管理者に確認してください"]

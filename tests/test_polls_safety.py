@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 import yaml
+from bots_harness import BotProcess, ask, room_events, wait_membership
+from harness import download
 from nio import RoomCreateResponse
+from test_polls_bot import latest_summary, vote, wait_for, wait_summary
 
 from bots.polls import events
 from bots.polls.safety import ANSWER_IDS, Directory, SafetyKind, answers, most_urgent
 from bots.polls.store import Group, Poll
 from bots.polls.tally import Tally
-from bots_harness import BotProcess, ask, room_events, wait_membership
-from harness import download
-from test_polls_bot import latest_summary, vote, wait_for, wait_summary
 
 REMIND_EVERY_MINUTES = 0.1  # 6 seconds: long enough to vote in between, short enough to test
 DEPARTMENTS = [
@@ -135,7 +135,8 @@ async def test_an_authorised_person_starts_a_check_and_the_summary_counts_by_dep
     await vote(visitor, room, poll["event_id"], "contact")
     text = await wait_summary(chief, room, summary, "回答 3 / 4 人・未回答 1 人")
     lines = text.splitlines()
-    for line in ("・無事（出勤可能）: 1 人", "・軽傷: 0 人", "・重傷: 1 人", "・その他・連絡希望: 1 人", "⚠️ 要対応（2 人）:",
+    for line in ("・無事（出勤可能）: 1 人", "・軽傷: 0 人", "・重傷: 1 人", "・その他・連絡希望: 1 人",
+                 "⚠️ 要対応（2 人）:",
                  "・佐藤 健二（土木課）: 重傷", "・外部 支援（所属なし）: その他・連絡希望",
                  "・総務課: 回答 0 / 1 人（未回答 1）", "・総務課 人事係: 回答 1 / 1 人（無事（出勤可能） 1）",
                  "・土木課: 回答 1 / 1 人（重傷 1）", "・所属なし: 回答 1 / 1 人（その他・連絡希望 1）"):
@@ -215,8 +216,8 @@ async def test_a_check_for_all_rooms_tallies_every_room_in_one_summary(homeserve
     assert poll_a["content"][events.START]["question"][events.TEXT].startswith("【安否確認】台風10号（")
     assert not [e for e in await room_events(starter, hq) if e["type"] == events.START]  # HQ asked nobody
     summary = await the_summary(office, starter, hq)
-    header = [e for e in await room_events(starter, hq) if from_bot(office, e)
-              and e["content"].get("body", "").startswith("🆘 安否確認 #1: 台風10号")][0]
+    header = next(e for e in await room_events(starter, hq) if from_bot(office, e)
+              and e["content"].get("body", "").startswith("🆘 安否確認 #1: 台風10号"))
     assert "2 個のルームに送りました" in header["content"]["body"]
     await wait_summary(starter, hq, summary, "回答 0 / 4 人・未回答 4 人")
 
@@ -252,7 +253,7 @@ async def test_a_check_for_all_rooms_tallies_every_room_in_one_summary(homeserve
     # The CSV: one column per room asked; 未回答 where a person was asked and gave no answer anywhere.
     await starter.room_send(hq, "m.room.message", {"msgtype": "m.text", "body": "!CSV出力 1"})
     files = await wait_for(starter, hq, lambda e: e["content"].get("msgtype") == "m.file")
-    status_code, body = await download(homeserver.url("lgwan"), starter, files[0]["content"]["url"])
+    _status_code, body = await download(homeserver.url("lgwan"), starter, files[0]["content"]["url"])
     rows = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
     by_id = {r[1]: r[2:] for r in rows[1:]}
     assert by_id == {north[0].user_id: ["土木課", "無事（出勤可能）", ""],
@@ -275,7 +276,8 @@ def big_check(tmp_path: Path, size: int = 2000) -> tuple[SafetyKind, Group, list
     path.write_text(yaml.safe_dump({"organisation": {"municipality": {"id": "big", "name": {"ja": "大きな市"}},
                                                       "departments": departments, "staff": staff}},
                                    allow_unicode=True), encoding="utf-8")
-    choices = {u: (ANSWER_IDS[n % 5],) for n, u in enumerate(users) if n % 5 != 4 or n % 7 == 0}
+    choices: dict[str, tuple[str, ...]] = {u: (ANSWER_IDS[n % 5],) for n, u in enumerate(users)
+                                           if n % 5 != 4 or n % 7 == 0}
     counts = {a: sum(1 for c in choices.values() if c[0] == a) for a in ANSWER_IDS}
     tally = Tally(counts=counts, choices=choices, spoiled=frozenset(), ended_ts=None)
     poll = Poll("$poll", "$group", 0, "!room:city.example", "【安否確認】", [(a.id, a.text) for a in answers("ja")], 1)
@@ -287,7 +289,7 @@ def big_check(tmp_path: Path, size: int = 2000) -> tuple[SafetyKind, Group, list
 
 
 def test_the_summary_of_a_2000_person_check_is_correct_and_fast(tmp_path):
-    kind, group, polls, tallies, users = big_check(tmp_path)
+    kind, group, polls, tallies, _users = big_check(tmp_path)
     kind.render(group, polls, tallies, "ja", str)  # reads the organisation file once
     started = time.perf_counter()
     text, formatted = kind.render(group, polls, tallies, "ja", str)

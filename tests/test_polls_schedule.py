@@ -9,14 +9,14 @@ import re
 from zoneinfo import ZoneInfo
 
 import pytest
-
-from bots.polls import events
-from bots.runtime.dates import parse_candidates
-from bots.polls.schedule import ScheduleError, parse_spec
-from bots.polls.schedule import label as candidate_label
 from bots_harness import BotProcess, ask, room_events
 from harness import download
 from test_polls_bot import latest_summary, polls_in, team, vote, wait_for, wait_summary
+
+from bots.polls import events
+from bots.polls.schedule import ScheduleError, parse_spec
+from bots.polls.schedule import label as candidate_label
+from bots.runtime.dates import parse_candidates
 
 BOT = "polls"
 TZ = ZoneInfo("Asia/Tokyo")
@@ -140,7 +140,7 @@ async def test_a_schedule_is_one_poll_per_candidate_ranked_live_then_decided_wit
 
 
 async def test_dates_not_understood_and_past_deadlines_are_explained_in_japanese(homeserver, login, polls_bot):
-    (chief, a), room = await team(homeserver, login, polls_bot, size=2)
+    (chief, _a), room = await team(homeserver, login, polls_bot, size=2)
     d = day(9)
     wrong = WEEKDAYS[(d.weekday() + 1) % 7]
     reply = await ask(chief, room, f"!日程調整 打ち合わせ\n{d.month}/{d.day}({wrong}) 14:00", polls_bot.user_id)
@@ -150,8 +150,8 @@ async def test_dates_not_understood_and_past_deadlines_are_explained_in_japanese
     assert "「2/30」という日付・時刻はありません" in await ask(chief, room, "!日程調整 打ち合わせ\n2/30 10時",
                                                            polls_bot.user_id)
     yesterday = day(-1)
-    reply = await ask(chief, room, f"!日程調整 打ち合わせ\n{d.month}/{d.day} 10時\n締切 {yesterday.month}/{yesterday.day}"
-                      " 17時", polls_bot.user_id)
+    reply = await ask(chief, room, f"!日程調整 打ち合わせ\n{d.month}/{d.day} 10時\n"
+                      f"締切 {yesterday.month}/{yesterday.day} 17時", polls_bot.user_id)
     assert "もう過ぎています" in reply
     many = "、".join(f"{d.month}/{d.day} {h}時" for h in range(0, 21))
     assert "候補は20個までです（21個あります）" in await ask(chief, room, f"!日程調整 打ち合わせ\n{many}",

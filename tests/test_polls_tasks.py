@@ -11,9 +11,8 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import pytest
-from nio import RoomSendResponse
-
 from bots_harness import BotProcess, answer, ask, room_events, wait_membership, wait_replies
+from nio import RoomSendResponse
 from test_polls_bot import latest_summary, wait_for
 
 BOT = "polls"
@@ -187,7 +186,8 @@ async def test_reminders_mention_only_those_not_done_once_each_and_stop_when_don
     task_id = message["event_id"]
     jobs = dict(polls_bot.query("SELECT kind, due_ts FROM poll_jobs WHERE ref = ?", command))
     assert set(jobs) == {"task_before", "task_due", "task_after"}
-    assert jobs["task_due"] - jobs["task_before"] == 24 * HOUR_MS and jobs["task_after"] - jobs["task_due"] == 2 * HOUR_MS
+    assert jobs["task_due"] - jobs["task_before"] == 24 * HOUR_MS
+    assert jobs["task_after"] - jobs["task_due"] == 2 * HOUR_MS
     await react(yamada, room, task_id)
     await wait_task(chief, room, task_id, "1/2 人完了")
 
@@ -235,7 +235,8 @@ async def test_bad_task_input_is_explained_in_japanese_and_a_due_time_written_la
     assert not [e for e in await room_events(chief, room)
                 if e["content"].get("body", "").startswith("📝")], "no task was made"
     # a due time written last with まで(に) needs no 期限; words that are no date stay in the title
-    _, message = await make_task(chief, room, polls_bot, with_pills("!タスク 会議室の予約", yamada, "明日 17時までに"), 1)
+    _, message = await make_task(chief, room, polls_bot,
+                                 with_pills("!タスク 会議室の予約", yamada, "明日 17時までに"), 1)
     lines = message["content"]["body"].splitlines()
     assert lines[0] == "📝 タスク #1: 会議室の予約" and lines[2].startswith("期限 ") and lines[2].endswith(" 17:00")
     _, message = await make_task(chief, room, polls_bot, "!タスク 報告書の確認 月末まで", 2)

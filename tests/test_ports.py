@@ -49,6 +49,7 @@ def test_a_port_reserved_by_a_live_process_is_refused_then_free_when_it_exits():
         print(free_port(), flush=True)
         sys.stdin.read()  # holds the reservation until the test closes stdin
     """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None and child.stdin is not None
     try:
         port = int(child.stdout.readline())
         assert not reserve_port(port)

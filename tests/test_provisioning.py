@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import itertools
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -65,7 +66,7 @@ class City:
         self.org = city_of_two_departments(self.muni, self.people)
         self.write()
         (files / "secret").write_text(homeserver.registration_shared_secret)
-        self.users = {}
+        self.users: dict[str, Any] = {}
 
     def write(self) -> None:
         (self.files / "organisation.yaml").write_text(
@@ -123,8 +124,10 @@ def city(homeserver, files, capsys):
     return City(homeserver, files, capsys)
 
 
-def state_of(state: list[dict], kind: str, key: str = "") -> dict | None:
-    return next((ev["content"] for ev in state if ev["type"] == kind and ev["state_key"] == key), None)
+def state_of(state: list[dict], kind: str, key: str = "") -> dict:
+    content = next((ev["content"] for ev in state if ev["type"] == kind and ev["state_key"] == key), None)
+    assert content is not None, f"no {kind} event with state key {key!r}"
+    return content
 
 
 async def test_provisioning_a_city_makes_its_rooms_spaces_and_power_levels(city, login):
@@ -233,8 +236,8 @@ async def test_a_member_of_staff_moved_in_the_yaml_joins_the_new_department_at_t
     code, out, err = city.provision()
     assert code == 0, err
     assert f"{city.people}.tanaka を #{city.muni}-jinji に参加させる" in out
-    assert (f"{city.people}.tanaka は YAML では #{city.muni}-douro の所属ではありませんが、--allow-delete がないため外しません"
-            in out)
+    assert (f"{city.people}.tanaka は YAML では #{city.muni}-douro の所属ではありませんが、"
+            "--allow-delete がないため外しません" in out)
     assert city.joined("tanaka") == {"(city)", "doboku-space", "douro-space", "doboku", "douro", "all-staff",
                                      "soumu-space", "jinji-space", "soumu", "jinji", "dx"}
     # leaving the old rooms only with --allow-delete
@@ -311,7 +314,7 @@ async def test_renames_promotions_and_a_moved_section_are_applied(city, login):
 async def test_a_broken_yaml_is_refused_before_anything_is_done(city):
     city.org["staff"][0]["department"] = "kikaku"
     city.write()
-    code, out, err = city.provision()
+    code, _out, err = city.provision()
     assert code == 1
     assert "organisation.staff[0].department: 部署「kikaku」は organisation.departments に定義されていません" in err
     with pytest.raises(HttpError):

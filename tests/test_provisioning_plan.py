@@ -76,7 +76,8 @@ def test_the_yaml_becomes_rooms_spaces_and_memberships():
     assert ("kita-douro", "tanaka") in kinds(plan, "join")
     assert ("kita-soumu-space", "kita-jinji-space") in kinds(plan, "link")
     text = plan.render()
-    assert text.index("ルーム #kita-soumu を作成（名前: 総務課）") < text.index("create room #kita-soumu (name: 総務課)")
+    ja = text.index("ルーム #kita-soumu を作成（名前: 総務課）")
+    assert ja < text.index("create room #kita-soumu (name: 総務課)")
 
 
 def test_the_state_a_plan_produced_gives_an_empty_plan():
@@ -97,7 +98,8 @@ def test_a_moved_member_of_staff_joins_the_new_department_and_stays_in_the_old_w
                                            ("kita-soumu-space", "tanaka"), ("kita-soumu-zatsudan", "tanaka")]
     assert kinds(plan, "remove") == []
     assert ("member", "kita-douro", "tanaka") in plan.kept
-    assert "tanaka は YAML では #kita-douro の所属ではありませんが、--allow-delete がないため外しません" in plan.render()
+    assert ("tanaka は YAML では #kita-douro の所属ではありませんが、--allow-delete がないため外しません"
+            in plan.render())
 
     plan = make_plan(org, before, allow_delete=True)
     assert sorted(kinds(plan, "remove")) == [("kita-doboku", "tanaka"), ("kita-doboku-space", "tanaka"),
@@ -149,6 +151,7 @@ def test_staff_without_an_account_are_listed_and_not_joined():
         in plan.render()
     # once registered (the module joined them, or the next run does)
     later = applied(city(), users={"yamada", "suzuki", "sato"})
+    assert later.users is not None
     later.users.add("tanaka")
     assert sorted(k for k, _ in kinds(make_plan(parse(city()), later), "join")) == [
         "kita", "kita-all-staff", "kita-doboku", "kita-doboku-space", "kita-douro", "kita-douro-space"]
@@ -200,7 +203,8 @@ def test_check_config_names_the_place_and_the_problem_in_both_languages(tmp_path
     result = subprocess.run([sys.executable, "-m", "lgwan_chat.cli", "check-config", str(path)],
                             capture_output=True, text=True)
     assert result.returncode == 1
-    assert ("organisation.staff[3].title: 役職「部長」は organisation.roles に定義されていません（定義済み: 課長, 係長）"
+    assert ("organisation.staff[3].title: "
+            "役職「部長」は organisation.roles に定義されていません（定義済み: 課長, 係長）"
             " / role '部長' is not defined in organisation.roles (defined: 課長, 係長)") in result.stderr
     assert ("organisation.projects[0].members[1]: 職員「nobody」は organisation.staff に載っていません"
             " / 'nobody' is not listed in organisation.staff") in result.stderr
@@ -215,4 +219,5 @@ def test_the_module_config_is_checked_by_check_config():
     assert ("modules.0.config.organisation_file", "config.required") in found
     assert any(path == "modules.0.config.provisioner" for path, _ in found), found
     assert check_document({"modules": [{"module": "synapse_modules.provisioning.ProvisioningModule", "config": {
-        "organisation_file": "/etc/lgwan-chat/organisation.yaml", "provisioner": "@provisioner:city.example.jp"}}]}) == []
+        "organisation_file": "/etc/lgwan-chat/organisation.yaml",
+        "provisioner": "@provisioner:city.example.jp"}}]}) == []

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from typing import Any
 from urllib.parse import quote
 
 import pytest
-from nio import RoomCreateResponse, RoomSendResponse
-
 from harness import http_get
+from nio import RoomCreateResponse, RoomSendResponse
 
 PREFIX = "/_synapse/client/lgwan/v1/rooms"
 
@@ -35,7 +35,7 @@ class Room:
         self.room_id = ""
 
     @classmethod
-    async def make(cls, homeserver, login, names: list[str]) -> "Room":
+    async def make(cls, homeserver, login, names: list[str]) -> Room:
         clients = {}
         for name in names:
             clients[name] = await login(homeserver.new_user(name), "internet")
@@ -49,7 +49,7 @@ class Room:
         return room
 
     async def say(self, name: str, body: str, thread_root: str | None = None) -> str:
-        content = {"msgtype": "m.text", "body": body}
+        content: dict[str, Any] = {"msgtype": "m.text", "body": body}
         if thread_root:
             content["m.relates_to"] = {"rel_type": "m.thread", "event_id": thread_root}
         sent = await self.clients[name].room_send(self.room_id, "m.room.message", content)
@@ -94,7 +94,7 @@ async def test_who_has_read_and_who_has_not(homeserver, login):
     await room.say("tanaka", "承知しました")
     assert room.readers(first) == ({"kacho", "sato", "suzuki", "tanaka"}, set())
 
-    status, body = room.status(first)
+    _status, body = room.status(first)
     assert all(isinstance(r["ts"], int) and r["ts"] > 0 for r in body["read"])
 
 
@@ -120,7 +120,7 @@ async def test_threads_main_timeline_and_unthreaded_receipts(homeserver, login):
     await room.say("sato", "確認しました", thread_root=root)
     assert "sato" in room.readers(in_thread)[0] and "sato" in room.readers(root)[0]
     assert "sato" in room.readers(later_main)[1]
-    status, body = call(room.url, room.clients["kacho"].access_token, "POST",
+    _status, body = call(room.url, room.clients["kacho"].access_token, "POST",
                         f"{PREFIX}/{quote(room.room_id)}/read_status", {"event_ids": [root, later_main]})
     assert [(e["read_count"], e["unread_count"]) for e in body["events"]] == [
         (len(r), len(u)) for r, u in (room.readers(root), room.readers(later_main))]
@@ -132,7 +132,7 @@ async def test_private_receipts_are_never_revealed(homeserver, login):
     room.receipt("sato", event, kind="m.read.private")
     read, unread = room.readers(event)
     assert (read, unread) == ({"kacho"}, {"sato"})
-    status, body = room.status(event, asker="sato")  # not even to the reader themselves
+    _status, body = room.status(event, asker="sato")  # not even to the reader themselves
     assert room.clients["sato"].user_id in body["unread"]
 
 

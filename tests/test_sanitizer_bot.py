@@ -19,12 +19,11 @@ import urllib.request
 from urllib.parse import quote
 
 import pytest
+from bots_harness import BotProcess, ask, room_events, wait_membership, wait_replies
+from harness import download
 from nio import RoomCreateResponse, RoomSendResponse, UploadResponse
 from PIL import Image
 from playwright.async_api import async_playwright
-
-from bots_harness import BotProcess, ask, room_events, wait_membership, wait_replies
-from harness import download
 
 BOT = "sanitizer"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -48,7 +47,8 @@ def sanitizer_bot(homeserver, nginx_front, tmp_path_factory):
     internet = f"http://{nginx_front.spec.internet_listen}"
     folder = tmp_path_factory.mktemp("sanitizer-bot")
     with BotProcess(homeserver, folder, BOT, entry=["-m", "bots.sanitizer"],
-                    options={"work_dir": str(folder / "work"), "upload": {"listen": nginx_front.spec.upload_page, "public_url": f"{internet}/upload/",
+                    options={"work_dir": str(folder / "work"),
+                             "upload": {"listen": nginx_front.spec.upload_page, "public_url": f"{internet}/upload/",
                                         "default_max_mb": 5, "max_files": 3, "min_power_level": 50}},
                     zone="internet", storage=homeserver.backend) as bot:
         bot.start().wait_ready()
@@ -148,7 +148,7 @@ async def test_a_file_sent_in_a_dm_comes_back_sanitized_or_goes_to_the_chosen_ro
     dm = await phone.room_create(is_direct=True, invite=[sanitizer_bot.user_id])
     await wait_membership(phone, dm.room_id, sanitizer_bot.user_id, "join")
     event_id = await post_file(phone, dm.room_id, "議事録\r\n1. 予算\r\n".encode("cp932"), "議事録.txt", "text/plain")
-    report, copy = await wait_replies(phone, dm.room_id, event_id, count=2, sender=sanitizer_bot.user_id,
+    _report, copy = await wait_replies(phone, dm.room_id, event_id, count=2, sender=sanitizer_bot.user_id,
                                       timeout=60)
     assert copy["content"]["body"] == "議事録.txt"
     status, body = await download(homeserver.url("internet"), phone, copy["content"]["url"])
@@ -192,7 +192,7 @@ def link_in(reply: str) -> str:
 
 async def test_a_contractor_uploads_through_a_one_time_link_without_javascript(staff, sanitizer_bot, browser,
                                                                               tmp_path):
-    phone, pc, room = staff
+    _phone, pc, room = staff
     reply = await ask(pc, room, "!アップロードURL 1回 2MB", sanitizer_bot.user_id)
     assert "1回限り" in reply and "2MB" in reply
     url = link_in(reply)
@@ -212,7 +212,7 @@ async def test_a_contractor_uploads_through_a_one_time_link_without_javascript(s
     # In the room: who sent it, then the sanitized file (formula neutralised).
     header = await wait_for(pc, room, lambda e: "外部からのアップロード" in e["content"].get("body", ""))
     assert "山田 太郎（株式会社サンプル建設）" in header["content"]["body"]
-    (report, copy) = await wait_replies(pc, room, header["event_id"], count=2, sender=sanitizer_bot.user_id)
+    (_report, copy) = await wait_replies(pc, room, header["event_id"], count=2, sender=sanitizer_bot.user_id)
     assert copy["content"]["body"] == "見積書.csv"
     status, body = await download(pc.homeserver, pc, copy["content"]["url"])
     assert status == 200 and body.startswith(b"\xef\xbb\xbf") and "'=1+2" in body.decode("utf-8-sig")
@@ -229,7 +229,7 @@ async def test_a_contractor_uploads_through_a_one_time_link_without_javascript(s
 
 async def test_with_javascript_the_page_shows_progress_and_checks_sizes_before_sending(staff, sanitizer_bot,
                                                                                        browser, tmp_path):
-    phone, pc, room = staff
+    _phone, pc, room = staff
     url = link_in(await ask(pc, room, "!アップロードURL 複数 1MB 24時間", sanitizer_bot.user_id))
     (tmp_path / "big.txt").write_bytes(b"x" * (1024 * 1024 + 10))
     (tmp_path / "small.txt").write_bytes("連絡事項\n".encode())
@@ -254,7 +254,7 @@ async def test_with_javascript_the_page_shows_progress_and_checks_sizes_before_s
 
 
 async def test_expired_and_revoked_links_and_who_may_make_them(homeserver, login, staff, sanitizer_bot, browser):
-    phone, pc, room = staff
+    _phone, pc, room = staff
     url = link_in(await ask(pc, room, "!アップロードURL", sanitizer_bot.user_id))
     numbers = re.findall(r"#(\d+)", await ask(pc, room, "!アップロードURL一覧", sanitizer_bot.user_id))
     number = int(numbers[-1])
@@ -297,7 +297,7 @@ async def test_the_upload_page_answers_bad_requests_with_pages_not_stack_traces(
     import urllib.error
     import urllib.request
 
-    phone, pc, room = staff
+    _phone, pc, room = staff
     url = link_in(await ask(pc, room, "!アップロードURL", sanitizer_bot.user_id))
     # not a multipart form
     request = urllib.request.Request(url, data=b"garbage", method="POST",
@@ -369,15 +369,18 @@ async def test_a_room_is_a_room_and_a_dm_is_a_dm_whatever_the_number_of_members(
     urllib.request.urlopen(urllib.request.Request(url, data=json.dumps(marked).encode(), method="PUT", headers={
         "Authorization": f"Bearer {token}", "Content-Type": "application/json"}))
     deadline = time.monotonic() + 30
-    while "ルームで使ってください" not in await ask(person, rooms[False, False], "!アップロードURL", sanitizer_bot.user_id):
+    while "ルームで使ってください" not in await ask(person, rooms[False, False], "!アップロードURL",
+                                                    sanitizer_bot.user_id):
         assert time.monotonic() < deadline, "the bot did not take its m.direct as the DM marking"
 
 
 async def test_expiries_are_shown_in_japan_time_and_say_so(staff, sanitizer_bot, browser, tmp_path):
     """The host runs on UTC; the contractor and the staff read Japan time, with the zone named."""
-    phone, pc, room = staff
+    _phone, pc, room = staff
     reply = await ask(pc, room, "!アップロードURL 3時間", sanitizer_bot.user_id)
-    number = int(re.search(r"#(\d+)", reply).group(1))
+    found = re.search(r"#(\d+)", reply)
+    assert found, reply
+    number = int(found.group(1))
     ((expires_ts,),) = sanitizer_bot.query(
         "SELECT expires_ts FROM sanitizer_upload_links WHERE room_id = ? AND number = ?", room, number)
     expiry = f"{jst(expires_ts)}（日本時間）"
@@ -408,7 +411,7 @@ def refused_samples() -> dict[str, bytes]:
 @pytest.mark.parametrize("lang", ["ja", "en"])
 async def test_refused_files_are_said_in_words_and_the_headline_says_they_were_not_delivered(
         staff, sanitizer_bot, browser, tmp_path, lang):
-    phone, pc, room = staff
+    _phone, pc, room = staff
     url = link_in(await ask(pc, room, "!アップロードURL 複数 5MB", sanitizer_bot.user_id))
     samples = refused_samples()
     for name, data in samples.items():
@@ -428,7 +431,7 @@ async def test_refused_files_are_said_in_words_and_the_headline_says_they_were_n
         await page.wait_for_selector("ul.results")
         text = await page.inner_text("main")
         assert await page.title() == expected_title and await page.inner_text("h1") == expected_title, text
-        assert "送信しました" not in text and "Sent" != await page.inner_text("h1")
+        assert "送信しました" not in text and await page.inner_text("h1") != "Sent"
         assert "受け付けました" not in text, text
         assert not MIME.search(text), text
         assert await page.locator("ul.results li.refused").count() == sum(1 for n in batch if n != "memo.txt")
@@ -448,8 +451,7 @@ def test_every_type_the_engine_refuses_reads_as_words_in_both_languages():
     """Every MIME type the engine names in a refusal (its refused sets, media, unknown types) is
     said in words: the reason a person reads never carries a MIME type."""
     from bots.sanitizer.delivery import file_type_words, report
-    from bots.sanitizer.engine import Result
-    from bots.sanitizer.engine import detect
+    from bots.sanitizer.engine import Result, detect
     from bots.sanitizer.engine.engine import REFUSED_KINDS
     from bots.sanitizer.engine.result import Note
     from lgwan_chat.core.i18n import catalogue

@@ -19,12 +19,12 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+import corpus_documents as corpus
 import pytest
 import pytest_asyncio
 from PIL import Image
 
-import corpus_documents as corpus
-from bots.sanitizer.engine import Policies, Sanitizer, office, ooxml, ooxml_verify
+from bots.sanitizer.engine import Policies, Sanitizer, office, ooxml_verify
 from bots.sanitizer.engine.detect import detect
 from bots.sanitizer.engine.sandbox import Sandbox
 from bots.sanitizer.engine.verify import pdf_active_content
@@ -291,7 +291,9 @@ async def test_pdf_scripts_actions_and_attachments_are_gone_but_the_text_is_visi
 async def test_page_size_is_kept(engine):
     result = await rasterized(engine, corpus.text_pdf(1), "a4.pdf")
     out = poppler("pdfinfo", result.outputs[0].data)
-    width, height = map(float, re.search(r"Page size:\s+([\d.]+) x ([\d.]+)", out).groups())
+    size = re.search(r"Page size:\s+([\d.]+) x ([\d.]+)", out)
+    assert size, out
+    width, height = map(float, size.groups())
     assert abs(width - 595) < 1 and abs(height - 842) < 1
 
 
@@ -323,19 +325,19 @@ async def test_japanese_docx_renders_japanese_glyphs(engine):
 async def test_page_cap_and_timeout_refuse(tmp_path):
     async with Sanitizer(Policies(max_pages=3), runtime_dir=tmp_path / "cap") as capped:
         result = await capped.sanitize(corpus.text_pdf(5), "長い.pdf")
-    assert result.reason.key == "sanitizer.refused.too_many_pages" and not result.outputs
+    assert result.reason is not None and result.reason.key == "sanitizer.refused.too_many_pages" and not result.outputs
     assert "5ページ" in result.report("ja")
 
     async with Sanitizer(Policies(timeout_s=1), runtime_dir=tmp_path / "slow") as hurried:
         result = await hurried.sanitize(corpus.text_pdf(200), "大量.pdf")
-    assert result.reason.key == "sanitizer.refused.timeout" and not result.outputs
+    assert result.reason is not None and result.reason.key == "sanitizer.refused.timeout" and not result.outputs
 
 
 async def test_office_timeout_refuses_and_replaces_libreoffice(tmp_path):
     async with Sanitizer(Policies(timeout_s=1, concurrency=1), runtime_dir=tmp_path) as hurried:
         await hurried.warm()
         result = await hurried.sanitize(corpus.japanese_docx(pages=300), "長文.docx")  # ~2 s in LibreOffice alone
-        assert result.reason.key == "sanitizer.refused.timeout" and not result.outputs
+        assert result.reason is not None and result.reason.key == "sanitizer.refused.timeout" and not result.outputs
         hurried.policies = Policies(concurrency=1)
         result = await hurried.sanitize(corpus.docx(), "next.docx")
         assert result.ok, result.report("en")
@@ -345,7 +347,7 @@ async def test_office_timeout_refuses_and_replaces_libreoffice(tmp_path):
 async def test_office_page_cap_refuses(tmp_path):
     async with Sanitizer(Policies(max_pages=2, concurrency=1), runtime_dir=tmp_path) as capped:
         result = await capped.sanitize(corpus.japanese_docx(pages=4), "長い.docx")
-    assert result.reason.key == "sanitizer.refused.over_page_limit" and not result.outputs
+    assert result.reason is not None and result.reason.key == "sanitizer.refused.over_page_limit" and not result.outputs
     assert "上限（2ページ）" in result.report("ja")
 
 
@@ -376,6 +378,7 @@ async def test_libreoffice_stays_warm_and_is_replaced_after_a_crash(engine):
     assert pool.started == started  # no new LibreOffice for later files
 
     async with pool.worker() as worker:
+        assert worker._process is not None
         sandbox_pid = worker._process.pid
     renderers = [p for p in _descendants(sandbox_pid) if Path(f"/proc/{p}/comm").read_text().strip() == "soffice.bin"]
     assert renderers

@@ -46,7 +46,7 @@ def _flags(node: ast.AST | None) -> int:
 
 def literal_patterns(path: Path) -> list[re.Pattern]:
     """``re.X("literal", ..., flags)`` calls anywhere in a source file, inside functions too."""
-    found = []
+    found: list[re.Pattern] = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                 and isinstance(node.func.value, ast.Name) and node.func.value.id == "re"
@@ -55,7 +55,12 @@ def literal_patterns(path: Path) -> list[re.Pattern]:
         flags = next((k.value for k in node.keywords if k.arg == "flags"), None)
         if flags is None and node.func.attr in ("compile", "search", "match", "fullmatch", "findall", "finditer"):
             flags = node.args[1] if len(node.args) > 1 else None
-        found.append(re.compile(node.args[0].value, _flags(flags)))
+        pattern = node.args[0].value
+        if isinstance(pattern, bytes):
+            found.append(re.compile(pattern, _flags(flags)))
+        else:
+            assert isinstance(pattern, str), f"{path}:{node.lineno}: a pattern neither str nor bytes"
+            found.append(re.compile(pattern, _flags(flags)))
     return found
 
 

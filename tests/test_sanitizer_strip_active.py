@@ -18,7 +18,9 @@ import subprocess
 import sys
 import zipfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 from xml.sax.saxutils import escape
 
 import pytest
@@ -59,13 +61,15 @@ class Package:
     """A minimal docx/xlsx/pptx with places an attack adds to: ``body`` (the carrier part's content),
     ``rels[source]`` (relationships), ``parts`` and ``types``; ``naming`` says how members are named."""
 
-    MAIN = {"docx": ("word/document.xml", f"{OD}.wordprocessingml.document.main+xml"),
-            "xlsx": ("xl/workbook.xml", f"{OD}.spreadsheetml.sheet.main+xml"),
-            "pptx": ("ppt/presentation.xml", f"{OD}.presentationml.presentation.main+xml")}
+    MAIN: ClassVar[dict[str, tuple[str, str]]] = {
+        "docx": ("word/document.xml", f"{OD}.wordprocessingml.document.main+xml"),
+        "xlsx": ("xl/workbook.xml", f"{OD}.spreadsheetml.sheet.main+xml"),
+        "pptx": ("ppt/presentation.xml", f"{OD}.presentationml.presentation.main+xml")}
     #: the second part of each kind, reached from the main part (where attacks also go)
-    SECOND = {"docx": ("word/settings.xml", f"{OD}.wordprocessingml.settings+xml", f"{R}/settings"),
-              "xlsx": ("xl/worksheets/sheet1.xml", f"{OD}.spreadsheetml.worksheet+xml", f"{R}/worksheet"),
-              "pptx": ("ppt/slides/slide1.xml", f"{OD}.presentationml.slide+xml", f"{R}/slide")}
+    SECOND: ClassVar[dict[str, tuple[str, str, str]]] = {
+        "docx": ("word/settings.xml", f"{OD}.wordprocessingml.settings+xml", f"{R}/settings"),
+        "xlsx": ("xl/worksheets/sheet1.xml", f"{OD}.spreadsheetml.worksheet+xml", f"{R}/worksheet"),
+        "pptx": ("ppt/slides/slide1.xml", f"{OD}.presentationml.slide+xml", f"{R}/slide")}
 
     def __init__(self, kind: str, naming: str = "plain"):
         self.kind, self.naming = kind, naming
@@ -368,7 +372,7 @@ def slide_ole(pkg: Package, where: str) -> None:
 RELS = ("root", "main", "second")
 CELLS = ("cell", "shared", "array", "name", "conditional", "validation", "x14_validation", "chart", "pivot")
 #: attack -> kind -> placements
-ATTACKS = {
+ATTACKS: dict[str, tuple[Callable[[Package, str], None], dict[str, tuple[str, ...]]]] = {
     "external_template": (external_template, {k: RELS for k in ("docx", "xlsx", "pptx")}),
     "unc_template": (unc_template, {k: RELS for k in ("docx", "xlsx", "pptx")}),
     "alt_chunk": (alt_chunk, {"docx": ("main", "second")}),
@@ -457,7 +461,7 @@ def findings(data: bytes) -> list[str]:
             if not raw.lstrip().startswith(b"<"):
                 continue
             root = etree.fromstring(raw, etree.XMLParser(resolve_entities=False, no_network=True))
-            fields: list[list[str]] = []
+            fields: list[list[str] | None] = []  # None: a field past its separator
             for el in root.iter(etree.Element):
                 local = etree.QName(el).localname
                 ns = etree.QName(el).namespace or ""
@@ -698,7 +702,8 @@ def test_the_admin_guide_lists_what_the_code_keeps_and_removes(guide):
         assert ooxml.formula_is_inert(f"{name}(A1)") and not ooxml_verify._formula_problems(f"{name}(A1)"), name
     for name in removed_functions:
         assert not ooxml.formula_is_inert(f"{name}(A1)") and ooxml_verify._formula_problems(f"{name}(A1)"), name
-    fields_row = next(line for line in section.splitlines() if line.startswith(("| Word のフィールド", "| Word fields")))
+    fields_row = next(line for line in section.splitlines()
+                      if line.startswith(("| Word のフィールド", "| Word fields")))
     kept, removed_ = fields_row.split(" | ")[1:3]
     for name in re.findall(r"\b([A-Z]{3,})\b", kept.split("HYPERLINK")[0]):
         assert ooxml.field_is_inert(f" {name} ") and not ooxml_verify._field_problems(f" {name} "), name

@@ -11,17 +11,18 @@ import urllib.error
 import urllib.request
 import zlib
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
+from harness import RunningHomeserver, http_get
 from PIL import Image
 
-from harness import RunningHomeserver, http_get
 from lgwan_chat.cli import main
 from synapse_modules.stamps.images import MAX_SIDE, StampImageError, load
 
 SAMPLES = Path(__file__).resolve().parent.parent / "config" / "stamps"
-STAMPS = [{"id": "ryokai", "label": {"ja": "了解", "en": "Got it"}, "image": "ryokai.png"},
+STAMPS: list[dict[str, Any]] = [{"id": "ryokai", "label": {"ja": "了解", "en": "Got it"}, "image": "ryokai.png"},
           {"id": "kakunin", "label": {"ja": "確認しました", "en": "Checked"}, "image": "kakunin.png"}]
 
 
@@ -221,4 +222,4 @@ def test_photos_lose_their_metadata_and_size(tmp_path):
 def test_the_image_error_names_the_file(tmp_path):
     with pytest.raises(StampImageError) as caught:
         load(tmp_path / "nothing.png")
-    assert caught.value.params["path"].endswith("nothing.png")
+    assert str(caught.value.params["path"]).endswith("nothing.png")

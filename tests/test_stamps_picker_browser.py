@@ -8,9 +8,8 @@ import shutil
 from urllib.parse import quote, urlsplit
 
 import pytest
-from playwright.sync_api import sync_playwright
-
 from harness import http_get
+from playwright.sync_api import sync_playwright
 from test_stamps_pack import SAMPLES, STAMPS, stamps_module, wait_for_pack
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -6,11 +6,12 @@ request origin through the same helper inside a real Synapse process.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from types import SimpleNamespace
+from typing import Any, get_type_hints
 
 import attrs
-from typing import get_type_hints
-
 from synapse.logging.context import ContextRequest, LoggingContext, PreserveLoggingContext
 from synapse.synapse_rust.events import EventInternalMetadata
 
@@ -29,6 +30,7 @@ def test_current_request_origin_reads_the_logging_context():
                              protocol="1.1", user_agent="Element/1.11")
     with PreserveLoggingContext(LoggingContext(name="test", server_name="test", request=request)):
         origin = current_request_origin()
+    assert origin is not None
     assert (origin.site_tag, origin.ip_address, origin.user_agent) == ("lgwan", "10.1.2.3", "Element/1.11")
     assert (origin.request_id, origin.requester, origin.url) == ("GET-1", "@a:x", "/x")
     assert current_request_origin() is None  # background work has no request
@@ -148,7 +150,8 @@ def test_federation_domain_whitelist_is_still_read_from_the_federation_config():
     from synapse_modules._synapse_internals import federation_domain_whitelist
 
     def api_for(raw: dict):
-        config = FederationConfig(SimpleNamespace())
+        root: Any = SimpleNamespace()  # no other section is read
+        config = FederationConfig(root)
         config.read_config(raw)
         return SimpleNamespace(_hs=SimpleNamespace(config=SimpleNamespace(federation=config)))
 
@@ -160,7 +163,6 @@ def test_federation_domain_whitelist_is_still_read_from_the_federation_config():
 def test_register_password_user_still_finds_the_password_hash_and_registration_handler():
     """The guests module creates accounts with a password through hs.get_auth_handler().hash and
     hs.get_registration_handler().register_user (what the admin API's PUT v2/users calls)."""
-    import asyncio
     import inspect
 
     from synapse.handlers.auth import AuthHandler
@@ -200,7 +202,6 @@ def test_well_known_is_built_from_the_server_config_on_every_request():
     hs.config.server.extra_well_known_client_content, which WellKnownBuilder reads per request.
     The live counterparts are the well-known tests of test_zone_calls_and_encryption.py and
     test_zone_encryption_allowed.py."""
-    import asyncio
     import inspect
 
     from synapse.config.server import ServerConfig
@@ -217,10 +218,11 @@ def test_well_known_is_built_from_the_server_config_on_every_request():
                              extra_well_known_client_content={"org.example": {"a": 1}})
     config = SimpleNamespace(server=server, registration=SimpleNamespace(default_identity_server=None),
                              mas=SimpleNamespace(enabled=False))
-    hs = SimpleNamespace(config=config, get_auth=lambda: None)
+    hs: Any = SimpleNamespace(config=config, get_auth=lambda: None)  # what WellKnownBuilder reads of it
     builder = WellKnownBuilder(hs)
     set_client_well_known(SimpleNamespace(_hs=hs), "io.element.e2ee", {"force_disable": True})
     served = asyncio.run(builder.get_well_known())
+    assert served is not None
     assert served["io.element.e2ee"] == {"force_disable": True}
     assert served["org.example"] == {"a": 1}  # the admin's own keys stay
 
@@ -276,7 +278,7 @@ def test_local_media_still_gets_its_length_only_once_uploaded():
     from synapse.storage.databases.main.media_repository import LocalMedia, MediaRepositoryStore
 
     assert "media_length" in attrs.fields_dict(LocalMedia)
-    assert callable(getattr(MediaRepositoryStore, "get_local_media"))
+    assert callable(MediaRepositoryStore.get_local_media)
     assert get_type_hints(LocalMedia)["media_length"] == int | None
 
 
@@ -284,7 +286,6 @@ def test_client_well_known_is_still_answered_by_the_builder_in_the_request(monke
     """extend_client_well_known (zones: maps and group calls per entrance) wraps
     WellKnownBuilder.get_well_known, which ClientWellKnownResource calls for each request inside
     the request's logging context. The live counterpart is test_phones.py (both nginx entrances)."""
-    import asyncio
     import inspect
 
     from synapse.rest.well_known import ClientWellKnownResource, WellKnownBuilder
@@ -300,7 +301,7 @@ def test_client_well_known_is_still_answered_by_the_builder_in_the_request(monke
 
     monkeypatch.setattr(WellKnownBuilder, "get_well_known", WellKnownBuilder.get_well_known)  # restored after
 
-    def fake_hs(base: str) -> SimpleNamespace:
+    def fake_hs(base: str) -> Any:  # what WellKnownBuilder reads of a HomeServer
         server = SimpleNamespace(serve_client_wellknown=True, public_baseurl=base,
                                  extra_well_known_client_content={"org.example": {"a": 1}})
         return SimpleNamespace(config=SimpleNamespace(server=server, mas=SimpleNamespace(enabled=False),
@@ -308,20 +309,25 @@ def test_client_well_known_is_still_answered_by_the_builder_in_the_request(monke
                                get_auth=lambda: None)
 
     ours, other = fake_hs("https://chat.example/"), fake_hs("https://other.example/")
-    asked = []
-    extend_client_well_known(SimpleNamespace(_hs=ours), lambda: asked.append(1) or {
-        "m.tile_server": {"map_style_url": "https://tiles/style.json"}, "m.homeserver": "not this"})
+    asked: list[int] = []
+
+    def extra() -> dict[str, Any]:
+        asked.append(1)
+        return {"m.tile_server": {"map_style_url": "https://tiles/style.json"}, "m.homeserver": "not this"}
+
+    extend_client_well_known(SimpleNamespace(_hs=ours), extra)
     served = asyncio.run(WellKnownBuilder(ours).get_well_known())
+    assert served is not None
     assert served["m.tile_server"] == {"map_style_url": "https://tiles/style.json"} and asked == [1]
     assert served["m.homeserver"] == {"base_url": "https://chat.example/"}  # Synapse's own keys win
     assert served["org.example"] == {"a": 1}
-    assert "m.tile_server" not in asyncio.run(WellKnownBuilder(other).get_well_known())  # another homeserver
+    other_served = asyncio.run(WellKnownBuilder(other).get_well_known())  # another homeserver
+    assert other_served is not None and "m.tile_server" not in other_served
 
 
 def test_pushers_are_still_added_through_the_pusher_pool():
     """wrap_pusher_registration (zones/pushers.py) wraps hs.get_pusherpool().add_or_update_pusher,
     which POST /pushers/set calls with keywords. The live counterpart is test_phones.py."""
-    import asyncio
     import inspect
     import re
 
@@ -360,10 +366,8 @@ def test_pushers_are_still_added_through_the_pusher_pool():
                 pushkey="k", lang="ja", profile_tag="", enabled=True, device_id="PHONE")
     asyncio.run(pool.add_or_update_pusher(**args, data={"format": "event_id_only"}))
     assert calls == [("@a:x", "http", {"format": "event_id_only"}, "PHONE")]
-    try:
+    with contextlib.suppress(PermissionError):
         asyncio.run(pool.add_or_update_pusher(**args, data={}))
-    except PermissionError:
-        pass
     assert len(calls) == 1 and checked[-1] == ("@a:x", "PHONE", "http", {})  # refused before Synapse stores it
 
 

@@ -13,7 +13,6 @@ from urllib.parse import quote
 
 import pytest
 from nio import RoomCreateResponse, RoomSendError, RoomSendResponse, SyncResponse
-
 from test_read_status import call as call_json
 from test_zone_endpoint import call_zone
 from workers import Worker, WorkerFront, main_with_workers
@@ -79,7 +78,8 @@ def test_only_the_main_process_migrated_the_schema(homeserver):
 
 async def test_bookmarks_made_and_removed_through_a_worker_show_in_every_process(homeserver, deployment, login):
     """Only the background-tasks process (main) watches reactions; every process answers."""
-    from test_bookmarks import PATH as BOOKMARKS, eventually
+    from test_bookmarks import PATH as BOOKMARKS
+    from test_bookmarks import eventually
 
     _, front = deployment
     staff = await login(homeserver.new_user("bm"), "internet", via=front)
@@ -109,7 +109,8 @@ async def test_read_status_is_current_in_every_process(homeserver, deployment, l
     assert isinstance(room, RoomCreateResponse), room
     for client in staff:
         await client.join(room.room_id)
-    notice = await kacho.room_send(room.room_id, "m.room.message", {"msgtype": "m.text", "body": "全員確認してください"})
+    notice = await kacho.room_send(room.room_id, "m.room.message",
+                                   {"msgtype": "m.text", "body": "全員確認してください"})
     path = f"/_synapse/client/lgwan/v1/rooms/{quote(room.room_id)}/read_status/{quote(notice.event_id)}"
 
     def readers(url: str) -> int:

@@ -11,8 +11,14 @@ import json
 import urllib.request
 
 import pytest
-from nio import (RoomCreateError, RoomCreateResponse, RoomPutStateError, RoomPutStateResponse, RoomSendError,
-                 RoomSendResponse)
+from nio import (
+    RoomCreateError,
+    RoomCreateResponse,
+    RoomPutStateError,
+    RoomPutStateResponse,
+    RoomSendError,
+    RoomSendResponse,
+)
 
 from lgwan_chat.core.i18n import t
 

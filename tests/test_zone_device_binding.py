@@ -12,9 +12,9 @@ import urllib.request
 
 import pytest
 from nio import AsyncClient, RoomCreateResponse, RoomPutStateError, RoomSendError, SyncError, SyncResponse
+from test_zone_endpoint import call_zone
 
 from lgwan_chat.core.i18n import t
-from test_zone_endpoint import call_zone
 
 OTHER = {"internet": "lgwan", "lgwan": "internet"}
 

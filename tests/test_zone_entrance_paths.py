@@ -26,13 +26,13 @@ from urllib.parse import quote
 
 import attrs
 import pytest
-from PIL import Image
-
 from harness import http_get
+from PIL import Image
+from test_zone_media_gate import upload
+
 from lgwan_chat.homeserver import free_port
 from lgwan_chat.nginx import ERROR_PAGES, TO_DEVICE_REFUSAL, Nginx, NginxSpec, error_body
 from synapse_modules.zones.rest.media_pending import PLACEHOLDER
-from test_zone_media_gate import upload
 
 SANITIZER = "sanitizer-bot"
 ROOT = Path(__file__).resolve().parent.parent
@@ -207,7 +207,7 @@ def nginx_error(reply: Reply) -> str | None:
     except ValueError:
         return None
     reason = body.get("jp.lgwan.reason")
-    for status, (errcode, known) in ERROR_PAGES.items():
+    for _status, (errcode, known) in ERROR_PAGES.items():
         if reason == known and body == json.loads(error_body(errcode, known)):
             return reason
     return None

@@ -379,7 +379,7 @@ async def test_the_rules_own_state_cannot_be_redacted(homeserver, actors, login)
                  (("marker", ZONE_MARKER), ("create", "m.room.create"))}
     marker_id = _state_event_id(homeserver, room_id, ZONE_MARKER)
     create_id = _state_event_id(homeserver, room_id, "m.room.create")
-    cases = []
+    cases: list[tuple[str, str | None, str | None]] = []
     for actor in [moderator, *actors.values()]:
         for name, event_id in (("marker", marker_id), ("create event", create_id)):
             cases.append((f"redact the {name} by {actor.name}", "protected_state_redaction",

@@ -10,10 +10,9 @@ import asyncio
 import io
 
 import pytest
-from nio import JoinResponse, RoomGetStateEventError, RoomPutStateResponse, RoomSendResponse, UploadResponse
-
 from federation import federating_homeserver, make_tls, stock_homeservers
 from harness import download
+from nio import JoinResponse, RoomGetStateEventError, RoomPutStateResponse, RoomSendResponse, UploadResponse
 
 
 @pytest.fixture(scope="module")

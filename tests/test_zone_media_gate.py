@@ -15,10 +15,10 @@ import urllib.request
 from urllib.parse import quote
 
 import pytest
+from harness import http_get as fetch
 from nio import UploadResponse
 from PIL import Image
 
-from harness import http_get as fetch
 from lgwan_chat.core.i18n import t
 from synapse_modules.zones.rest.media_pending import PLACEHOLDER
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from harness import http_get
-from lgwan_chat.core.i18n import t
 from test_zone_media_gate import gate_verdict, png, upload
+
+from lgwan_chat.core.i18n import t
 
 PATH = "/_synapse/client/lgwan/v1/media_status"
 

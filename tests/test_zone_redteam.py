@@ -7,6 +7,7 @@ did not know about (the rule is an allow-list of types known not to start a call
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import urllib.error
@@ -15,8 +16,8 @@ import urllib.request
 
 import pytest
 
-from lgwan_chat.homeserver import free_port
 from lgwan_chat.core.i18n import t
+from lgwan_chat.homeserver import free_port
 from lgwan_chat.nginx import Nginx, NginxSpec
 
 
@@ -50,7 +51,7 @@ def test_no_token_reaches_the_error_log_when_synapse_is_down(tmp_path):
                             lgwan_listen=f"127.0.0.1:{free_port()}", synapse_internet=f"127.0.0.1:{free_port()}",
                             synapse_lgwan=f"127.0.0.1:{free_port()}", upload_page=f"127.0.0.1:{free_port()}"))
     nginx.start()
-    secrets = []
+    secrets: list[str] = []
     statuses = set()
     try:
         for zone, paths in FORWARDED.items():
@@ -98,7 +99,7 @@ def unknown_types() -> list[str]:
 
 
 #: Controls, accepted from anyone: (type, content, as state?)
-ORDINARY = [("m.room.message", {"msgtype": "m.text", "body": "了解です"}, False),
+ORDINARY: list[tuple[str, dict, bool]] = [("m.room.message", {"msgtype": "m.text", "body": "了解です"}, False),
             ("m.poll.start", {"m.poll": {"question": {"m.text": [{"body": "いつ？"}]}, "answers": []}}, False),
             ("m.call.hangup", {"call_id": "c1", "party_id": "p1", "version": "1"}, False),
             ("m.call.member", {}, True),  # leaving a call
@@ -212,16 +213,14 @@ async def test_no_spelling_of_a_query_token_reaches_synapses_log(homeserver, ngi
               "lgwan": (await login(user, "lgwan", via=nginx_front)).access_token}
     paths = ["/_matrix/client/v3/account/whoami", "/_matrix/client/v3/sync?timeout=0",
              "/_matrix/client/v1/media/download/lgwan.test/abc"]
-    secrets = []
+    secrets: list[str] = []
     for zone in ("internet", "lgwan"):
         for path in paths:
             secret = f"SECRET{len(secrets)}x"
             for query in leaking_queries(secret):
                 url = nginx_front.url(zone) + path + ("&" if "?" in path else "?") + query
-                try:
+                with contextlib.suppress(urllib.error.HTTPError):
                     urllib.request.urlopen(url, timeout=30)
-                except urllib.error.HTTPError:
-                    pass
             secrets.append(secret)
             # a single plain token still works (what clients send), and is masked
             plain = nginx_front.url(zone) + path + ("&" if "?" in path else "?") + f"access_token={tokens[zone]}"

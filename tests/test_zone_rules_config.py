@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from lgwan_chat.cli import main
-from lgwan_chat.homeserver import HomeserverSpec, render
 from lgwan_chat.core.i18n import t
+from lgwan_chat.homeserver import HomeserverSpec, render
 
 
 def write(tmp_path: Path, doc: dict) -> Path:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from test_zone_endpoint import call_zone
 
 from lgwan_chat.core.i18n import t
-from test_zone_endpoint import call_zone
 
 
 @pytest.fixture(scope="module")

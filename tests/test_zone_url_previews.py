@@ -16,10 +16,9 @@ import threading
 import urllib.parse
 
 import pytest
+from harness import http_get
 from nio import UploadResponse
 from PIL import Image
-
-from harness import http_get
 
 STATUS = "/_synapse/client/lgwan/v1/media_status"
 
@@ -44,11 +43,11 @@ def internet_page():
     image = png((10, 120, 200))
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (http.server's name)
+        def do_GET(self):
             if self.path.startswith("/photo.png"):
                 body, kind = image, "image/png"
             else:
-                port = self.server.server_address[1]
+                port = server.server_port
                 body = (f'<html><head><title>外部サイト</title><meta property="og:title" content="外部のお知らせ">'
                         f'<meta property="og:image" content="http://127.0.0.1:{port}/photo.png"></head>'
                         f'<body>本文</body></html>').encode()
@@ -66,7 +65,7 @@ def internet_page():
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"http://127.0.0.1:{server.server_port}"
     finally:
         server.shutdown()
         server.server_close()

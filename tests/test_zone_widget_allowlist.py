@@ -14,7 +14,8 @@ def homeserver_modules():
 
 
 @pytest.mark.parametrize("url, allowed", [
-    (PAD + "会議メモ", True), (PAD, True), ("https://PAD.City.Example.lg.jp/p/x", True), ("https://pad.city.example.lg.jp/P/x", False),
+    (PAD + "会議メモ", True), (PAD, True), ("https://PAD.City.Example.lg.jp/p/x", True),
+    ("https://pad.city.example.lg.jp/P/x", False),
     ("https://pad.city.example.lg.jp/admin", False), ("https://pad.city.example.lg.jp.evil.example/p/x", False),
     ("http://pad.city.example.lg.jp/p/x", False), (PAD + "../admin", False), (PAD + "%2e%2e/admin", False),
     ("{base}/_synapse/client/lgwan/v1/stamps/picker", False)])

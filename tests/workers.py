@@ -16,8 +16,8 @@ import urllib.request
 from pathlib import Path
 
 import yaml
-
 from harness import RunningHomeserver, client_listener
+
 from lgwan_chat.homeserver import child_env, free_port
 from lgwan_chat.templates import render
 

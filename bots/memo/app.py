@@ -14,12 +14,15 @@ from __future__ import annotations
 import html
 import re
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from nio import RoomGetStateEventResponse, RoomPutStateResponse
 
-from lgwan_chat.core.configcheck.issues import ConfigIssue
 from bots.runtime import Arg, Bot, BotApp, Command, Context
+from bots.runtime.fields import typed_get
+from bots.runtime.late import Late
+from lgwan_chat.core.configcheck.issues import ConfigIssue
 from lgwan_chat.core.routes import BOOKMARKS, media_status_route
 
 from . import config as memo_config
@@ -36,12 +39,12 @@ class MemoBot(BotApp):
     schema = memo_config.MemoOptions
     migrations = MIGRATIONS
 
+    store = Late[MemoStore]()
+
     def check_config(self, raw: Any) -> list[ConfigIssue]:
         return memo_config.check(raw)
 
     def __init__(self) -> None:
-        self.bot: Bot | None = None
-        self.store: MemoStore | None = None
         self.options = memo_config.MemoOptions()
 
     async def start(self, bot: Bot) -> None:
@@ -86,18 +89,18 @@ class MemoBot(BotApp):
             return
         content = ctx.content
         msgtype = content.get("msgtype")
-        body = content.get("body") if isinstance(content.get("body"), str) else ""
+        body = typed_get(content, "body", str, "")
         ts = int(ctx.event.get("origin_server_ts") or time.time() * 1000)
         if msgtype in _FILE_KINDS:
             mxc = content.get("url")
             if not isinstance(mxc, str) or not mxc.startswith("mxc://"):
                 await ctx.reply("memo.file_unreadable")
                 return
-            info = content.get("info") if isinstance(content.get("info"), dict) else {}
-            filename = content.get("filename") if isinstance(content.get("filename"), str) else body
+            info = typed_get(content, "info", dict, {})
+            filename = typed_get(content, "filename", str, body)
             memo = self.store.add(ctx.sender, ctx.event_id, ctx.room_id, _FILE_KINDS[msgtype], body, ts, mxc=mxc,
                                   filename=filename or None, mimetype=info.get("mimetype"),
-                                  size=info.get("size") if isinstance(info.get("size"), int) else None, info=info)
+                                  size=typed_get(info, "size", int, None), info=info)
             note = ctx.t("memo.waits_for_sanitization") if await self.untrusted(mxc) else ""
             await ctx.reply("memo.saved_file", number=memo.number, name=filename or "-", note=note)
             return
@@ -181,7 +184,7 @@ class MemoBot(BotApp):
         if memo.kind in _FILE_KINDS.values():
             lines.append(ctx.t("memo.show_file", name=memo.filename or "-", size=memo.size or "-",
                                mimetype=memo.mimetype or "-"))
-            if await self.untrusted(memo.mxc):
+            if memo.mxc and await self.untrusted(memo.mxc):
                 lines.append(ctx.t("memo.waits_for_sanitization"))
         lines.append(memo.body)
         if memo.tags:
@@ -230,7 +233,7 @@ class MemoBot(BotApp):
         msgtype = {v: k for k, v in _FILE_KINDS.items()}[memo.kind]
         await ctx.send("m.room.message", {"msgtype": msgtype, "body": memo.filename or memo.body, "url": memo.mxc,
                                           "info": memo.info, **({"filename": memo.filename} if memo.filename else {})})
-        note = ctx.t("memo.waits_for_sanitization") if await self.untrusted(memo.mxc) else ""
+        note = ctx.t("memo.waits_for_sanitization") if memo.mxc and await self.untrusted(memo.mxc) else ""
         await ctx.reply("memo.reposted", number=number, note=note)
 
     async def export(self, ctx: Context, format: str | None) -> None:
@@ -252,7 +255,8 @@ class MemoBot(BotApp):
     async def bookmarks(self, ctx: Context, page: int | None) -> None:
         # The bookmarks module answers with pages of its own; walk to the asked one.
         size = self.options.page_size
-        token, items = None, []
+        token: str | None = None
+        items: list[dict] = []
         for _ in range(page or 1):
             params = {"user_id": ctx.sender, "limit": str(size)}
             if token:

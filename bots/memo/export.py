@@ -35,7 +35,7 @@ def _safe_name(number: int, name: str | None) -> str:
     return f"attachments/{number:04d}-{cleaned[:120]}"
 
 
-async def build_export(app: "MemoBot", ctx: "Context", memos: list["Memo"], fmt: str) -> tuple[bytes, int]:
+async def build_export(app: MemoBot, ctx: Context, memos: list[Memo], fmt: str) -> tuple[bytes, int]:
     """The zip and how many attachments were left out."""
     limit = app.options.export_max_mb * 1024 * 1024
     files: dict[int, str] = {}
@@ -71,7 +71,7 @@ async def build_export(app: "MemoBot", ctx: "Context", memos: list["Memo"], fmt:
     return out.getvalue(), len(notes)
 
 
-def _csv(ctx: "Context", memos: list["Memo"], files: dict[int, str], notes: dict[int, str]) -> bytes:
+def _csv(ctx: Context, memos: list[Memo], files: dict[int, str], notes: dict[int, str]) -> bytes:
     header = [ctx.t(f"memo.export_column.{c}") for c in ("number", "created", "kind", "text", "tags", "attachment")]
     return excel_csv([header] + [
         [memo.number, ctx.when(memo.created_ts, with_zone=False), ctx.t(f"memo.kind.{memo.kind}"),
@@ -79,7 +79,7 @@ def _csv(ctx: "Context", memos: list["Memo"], files: dict[int, str], notes: dict
         for memo in memos])
 
 
-def _markdown(ctx: "Context", memos: list["Memo"], files: dict[int, str], notes: dict[int, str]) -> bytes:
+def _markdown(ctx: Context, memos: list[Memo], files: dict[int, str], notes: dict[int, str]) -> bytes:
     lines: list[Any] = [f"# {ctx.t('memo.export_title')}", ""]
     for memo in memos:
         lines.append(f"## #{memo.number} {ctx.when(memo.created_ts)} ({ctx.t(f'memo.kind.{memo.kind}')})")

@@ -117,9 +117,10 @@ class MemoStore:
         """Newest first; also the number of memos in all."""
         where, args = "m.owner = ? AND m.deleted = 0", [owner]
         if tag:
-            where += " AND EXISTS (SELECT 1 FROM memo_tags t WHERE t.owner = m.owner AND t.number = m.number AND t.tag = ?)"
+            where += (" AND EXISTS (SELECT 1 FROM memo_tags t"
+                      " WHERE t.owner = m.owner AND t.number = m.number AND t.tag = ?)")
             args.append(normalize(tag))
-        total = self._db.one(f"SELECT COUNT(*) FROM memo_items m WHERE {where}", args)[0]
+        total = (self._db.one(f"SELECT COUNT(*) FROM memo_items m WHERE {where}", args) or (0,))[0]
         rows = self._db.all(f"SELECT {_prefixed('m')} FROM memo_items m WHERE {where}"
                             " ORDER BY m.number DESC LIMIT ? OFFSET ?", [*args, size, (page - 1) * size])
         return self._with_tags(rows), total
@@ -174,7 +175,7 @@ class MemoStore:
             return []
         owner = rows[0][0]
         tags = self._tags(owner, [r[1] for r in rows])
-        return [Memo(*r[:10], json.loads(r[10] or "{}"), r[11], tags.get(r[1], ())) for r in rows]
+        return [Memo._make([*r[:10], json.loads(r[10] or "{}"), r[11], tags.get(r[1], ())]) for r in rows]
 
     def _tags(self, owner: str, numbers: list[int]) -> dict[int, tuple[str, ...]]:
         found: dict[int, list[str]] = {}
@@ -201,7 +202,7 @@ class MemoStore:
                 "INSERT INTO room_note_versions (room_id, number, version, body, editor, edited_ts, source_event_id)"
                 " VALUES (?, ?, 1, ?, ?, ?, ?) ON CONFLICT (source_event_id) DO NOTHING",
                 (room_id, number, body, author, ts, source_event_id))
-        return self.note(room_id, number)
+        return self._written_note(room_id, number)
 
     def set_note_event(self, room_id: str, number: int, event_id: str) -> None:
         self._db.execute("UPDATE room_notes SET event_id = ? WHERE room_id = ? AND number = ?",
@@ -214,7 +215,14 @@ class MemoStore:
                 " SELECT ?, ?, MAX(version) + 1, ?, ?, ?, ? FROM room_note_versions WHERE room_id = ? AND number = ?"
                 " ON CONFLICT (source_event_id) DO NOTHING",
                 (room_id, number, body, editor, ts, source_event_id, room_id, number))
-        return self.note(room_id, number)
+        return self._written_note(room_id, number)
+
+    def _written_note(self, room_id: str, number: int) -> Note:
+        """The note just written in a committed transaction: it exists."""
+        note = self.note(room_id, number)
+        if note is None:
+            raise LookupError(f"note {number} of {room_id} not found after writing it")
+        return note
 
     def note(self, room_id: str, number: int, version: int | None = None) -> Note | None:
         rows = self._db.all(

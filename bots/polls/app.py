@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from bots.runtime import Arg, Bot, BotApp, Command, Context, clock
 from bots.runtime.dates import format_when, parse_deadline
 from bots.runtime.excel import excel_csv, text_cell
+from bots.runtime.late import Late
 from lgwan_chat.core.configcheck.issues import ConfigIssue
 from lgwan_chat.core.i18n import t
 
@@ -39,15 +41,13 @@ class PollsBot(BotApp):
     schema = polls_config.PollsOptions
     migrations = MIGRATIONS
 
+    store = Late[PollStore]()
+    groups = Late[Groups]()
+
     def check_config(self, raw: Any) -> list[ConfigIssue]:
         return polls_config.check(raw)
 
     def __init__(self) -> None:
-        # bot, store and groups exist from start() on: features are attached there, and commands
-        # and events come only after it
-        self.bot: Bot
-        self.store: PollStore
-        self.groups: Groups
         self.options = polls_config.PollsOptions()
         self.kinds: dict[str, Kind] = {}
         #: job kind -> handler(ref, job_id); features add theirs
@@ -75,9 +75,8 @@ class PollsBot(BotApp):
     async def stop(self) -> None:
         if self._scheduler is not None:
             self._scheduler.cancel()
-        groups: Groups | None = getattr(self, "groups", None)  # None when start() failed before it
-        if groups is not None:
-            await groups.stop()
+        if PollsBot.groups.is_set(self):
+            await self.groups.stop()
 
     def commands(self) -> Sequence[Command]:
         number = Arg("number", kind="int")
@@ -274,7 +273,7 @@ class PollsBot(BotApp):
         if not group.disclosed:
             rows.append([self.t(lang, "polls.csv.question"), self.t(lang, "polls.csv.answer"),
                          self.t(lang, "polls.csv.votes")])
-            for poll, tally in zip(polls, tallies):
+            for poll, tally in zip(polls, tallies, strict=True):
                 for answer_id, text in poll.answers:
                     rows.append([text_cell(poll.question), text_cell(text), tally.counts.get(answer_id, 0)])
         else:
@@ -288,7 +287,7 @@ class PollsBot(BotApp):
             for person in people:
                 answers = ["、".join(p.answer_text(a) for a in tally.choices.get(person, ()))
                            or (missing if person not in answered and person in asked[p.room_id] else "")
-                           for p, tally in zip(polls, tallies)]
+                           for p, tally in zip(polls, tallies, strict=True)]
                 rows.append([text_cell(names(person)), person, *(column.values(person) if column else ()),
                              *(text_cell(a) for a in answers)])
         return excel_csv(rows)
@@ -321,7 +320,7 @@ class PollsBot(BotApp):
         if group is not None and group.open:
             await self.groups.close(group, self.bot.language_for("", group.room_id))
             lang = self.bot.language_for("", group.room_id)
-            text, formatted = self.groups.render(self.store.group(group_id), lang)
+            text, formatted = self.groups.render(self.store.existing_group(group_id), lang)
             await self.bot.send(group.room_id, "m.room.message", {
                 "msgtype": "m.notice", "body": self.t(lang, "polls.closed_at_deadline") + "\n" + text,
                 "format": "org.matrix.custom.html", "m.mentions": {},

@@ -6,7 +6,8 @@ accepts the stable ``m.poll.*`` ones on input too (other clients may send them).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import attrs
 

@@ -5,7 +5,8 @@ bot a feature may use (:class:`Polls`). Features import this, never ``app.py``."
 from __future__ import annotations
 
 import datetime
-from typing import Any, Awaitable, Callable, Protocol, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
 
 from bots.runtime import Bot, Command, Context
 

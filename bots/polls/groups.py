@@ -15,10 +15,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import html
 import logging
-from typing import Any, Callable, Protocol, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from bots.runtime import Bot
@@ -67,10 +69,8 @@ class Groups:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
 
     async def resync_open(self) -> None:
         """After a start: every open group re-read from the server (answers given while down)."""
@@ -99,14 +99,14 @@ class Groups:
             event_id = await self.bot.send(group.room_id, events.START, content, txn_key=f"{txn}/poll/{position}")
             self.store.add_poll(event_id, group.group_id, position, group.room_id, question,
                                 [(a.id, a.text) for a in answers], max_selections)
-        group = self.store.group(group.group_id)
+        group = self.store.existing_group(group.group_id)
         if group.summary_event_id is None:
             text, formatted = self.render(group, self.bot.language_for("", group.room_id))
             event_id = await self.bot.send(group.room_id, "m.room.message", {
                 "msgtype": "m.notice", "body": text, "format": "org.matrix.custom.html", "formatted_body": formatted,
                 "m.mentions": {}}, txn_key=f"{txn}/summary")
             self.store.set_group(group.group_id, summary_event_id=event_id, summary_text=text)
-        return self.store.group(group.group_id)
+        return self.store.existing_group(group.group_id)
 
     # --- answers ---
 
@@ -216,7 +216,7 @@ class Groups:
                     poll.poll_event_id, t("polls.ended", lang)), txn_key=f"{group.group_id}/end/{poll.position}")
             self.store.close_group(group.group_id, now_ms())
             self.store.cancel_jobs(group.group_id)
-        group = self.store.group(group.group_id)
+        group = self.store.existing_group(group.group_id)
         await self.refresh(group.group_id)
         return group
 

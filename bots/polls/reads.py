@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import html
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -18,6 +19,8 @@ from nio import RoomGetEventResponse
 
 from bots.runtime import Command, Context
 from bots.runtime.bot import without_reply_fallback
+from bots.runtime.fields import typed_get
+from bots.runtime.late import Late
 from lgwan_chat.core.routes import room_route
 
 from .feature import Polls
@@ -56,8 +59,7 @@ def name_list(names: list[str], more_text: Callable[[int], str]) -> str:
 
 
 class Feature:
-    def __init__(self) -> None:
-        self.app: Polls | None = None
+    app: Late[Polls] = Late()
 
     def commands(self, app: Polls) -> list[Command]:
         self.app = app
@@ -79,7 +81,7 @@ class Feature:
         found = await self._status(ctx, "polls.example.reads")
         if found is None:
             return
-        target, author, excerpt, read, unread = found
+        _target, author, excerpt, read, unread = found
         names = self._names(ctx.room_id)
 
         def listed(users: list[str]) -> str:
@@ -168,8 +170,8 @@ class Feature:
         if not isinstance(response, RoomGetEventResponse):
             return None, ""
         source: dict[str, Any] = response.event.source
-        content = source.get("content") if isinstance(source.get("content"), dict) else {}
-        body = content.get("body") if isinstance(content.get("body"), str) else ""
+        content = typed_get(source, "content", dict, {})
+        body = typed_get(content, "body", str, "")
         if "m.in_reply_to" in (content.get("m.relates_to") or {}):
             body = without_reply_fallback(body)
         first = next((line.strip() for line in body.splitlines() if line.strip()), "")

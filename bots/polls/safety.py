@@ -16,15 +16,15 @@ from __future__ import annotations
 import html
 import logging
 import unicodedata
-from typing import Awaitable, Callable, Sequence
-
+from collections.abc import Awaitable, Callable, Sequence
 
 from bots.runtime import Arg, Command, Context
+from bots.runtime.dates import format_when
+from bots.runtime.late import Late
 from lgwan_chat.core import organisation as org
 from lgwan_chat.core.i18n import t
 
 from . import events
-from bots.runtime.dates import format_when
 from .events import Answer
 from .feature import Polls
 from .store import Group, Poll, now_ms
@@ -170,7 +170,7 @@ class SafetyKind:
         by_department: dict[str | None, list[str]] = {}
         for user in people:
             by_department.setdefault(self.directory.department(user), []).append(user)
-        order = {d: i for i, d in enumerate(self.directory.order)}
+        order: dict[str | None, int] = {d: i for i, d in enumerate(self.directory.order)}
         head = t("polls.safety.departments_title", lang)
         lines.append(head)
         html_lines.append(f"<b>{html.escape(head)}</b>")
@@ -199,7 +199,7 @@ class SafetyKind:
 
     # the CSV export's department column (app.csv_bytes calls header(lang), then values per row)
     @property
-    def csv_extra(self) -> "SafetyKind":
+    def csv_extra(self) -> SafetyKind:
         return self
 
     def header(self, lang: str) -> list[str]:
@@ -212,9 +212,8 @@ class SafetyKind:
 
 
 class Feature:
-    def __init__(self) -> None:
-        self.app: Polls | None = None
-        self.kind: SafetyKind | None = None
+    app: Late[Polls] = Late()
+    kind = Late[SafetyKind]()
 
     def commands(self, app: Polls) -> list[Command]:
         return [

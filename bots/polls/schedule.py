@@ -12,7 +12,8 @@ import datetime
 import functools
 import html
 import unicodedata
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import attrs
 
@@ -115,7 +116,7 @@ def answers(lang: str) -> list[Answer]:
 def _ranked(polls: Sequence[Poll], tallies: Sequence[Tally],
             candidates: Sequence[Candidate]) -> list[tuple[Poll, Tally, Candidate]]:
     """Most ○, then most △, then fewest ×, then the earliest date."""
-    rows = list(zip(polls, tallies, candidates))
+    rows = list(zip(polls, tallies, candidates, strict=True))
     return sorted(rows, key=lambda r: (-r[1].counts.get(OK, 0), -r[1].counts.get(MAYBE, 0), r[1].counts.get(NG, 0),
                                        r[2].start, r[0].position))
 
@@ -225,7 +226,7 @@ class Feature:
             group = await app.groups.close(group, lang)
         app.store.set_group(group.group_id, options={**group.options, "decided": candidate, "decided_by": ctx.sender,
                                                      "decided_event": ctx.event_id})
-        group = app.store.group(group.group_id)
+        group = app.store.existing_group(group.group_id)
         await app.groups.refresh(group.group_id)
         chosen = candidates[candidate - 1]
         poll = app.store.polls(group.group_id)[candidate - 1]

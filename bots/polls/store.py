@@ -174,7 +174,14 @@ class PollStore:
             cur.execute(f"INSERT INTO poll_groups ({_GROUP}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL,"
                         " NULL)", (group_id, room_id, number, kind, title, created_by, now_ms(), deadline_ts,
                                    int(disclosed), json.dumps(options, ensure_ascii=False)))
-        return self.group(group_id)
+        return self.existing_group(group_id)
+
+    def existing_group(self, group_id: str) -> Group:
+        """A group this bot made or has just read: missing only if the database lost it."""
+        group = self.group(group_id)
+        if group is None:
+            raise LookupError(f"poll group {group_id} not found")
+        return group
 
     def group(self, group_id: str) -> Group | None:
         row = self.storage.one(f"SELECT {_GROUP} FROM poll_groups WHERE group_id = ?", (group_id,))
@@ -256,7 +263,8 @@ class PollStore:
     def schedule(self, job_id: str, due_ts: int, kind: str, ref: str) -> None:
         """A job (deadline, reminder) that runs once at ``due_ts``; scheduling it again moves it."""
         self.storage.execute("INSERT INTO poll_jobs (job_id, due_ts, kind, ref, done_ts) VALUES (?, ?, ?, ?, NULL)"
-                             " ON CONFLICT (job_id) DO UPDATE SET due_ts = excluded.due_ts", (job_id, due_ts, kind, ref))
+                             " ON CONFLICT (job_id) DO UPDATE SET due_ts = excluded.due_ts",
+                             (job_id, due_ts, kind, ref))
 
     def due_jobs(self, now: int) -> list[tuple[str, str, str]]:
         return [tuple(r) for r in self.storage.all(

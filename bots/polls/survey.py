@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import html
 import unicodedata
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import attrs
 
@@ -42,9 +42,10 @@ def parse_spec(text: str, min_options: int = 2, max_options: int = MAX_ANSWERS) 
     ``匿名`` lines."""
     text = (text or "").replace("／", "/")
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if len(lines) == 1 and " / " in lines[0] or (len(lines) == 1 and "/" in lines[0] and lines[0].count("/") >= 2):
+    if (len(lines) == 1 and " / " in lines[0]) or (len(lines) == 1 and "/" in lines[0] and lines[0].count("/") >= 2):
         lines = [part.strip() for part in lines[0].split("/") if part.strip()]
-    deadline, anonymous, rest = None, False, []
+    deadline, anonymous = None, False
+    rest: list[str] = []
     for line in lines:
         folded = unicodedata.normalize("NFKC", line).casefold()
         word = next((w for w in _DEADLINE if folded.startswith(w)), None)
@@ -115,7 +116,7 @@ class MultiKind:
                names: Callable[[str], str]) -> tuple[str, str]:
         voters = set().union(*(set(t_.choices) for t_ in tallies)) if tallies else set()
         lines = [_header(group, lang, len(voters), self.format_deadline(group, lang))]
-        ranked = sorted(zip(polls, tallies), key=lambda pt: (-pt[1].counts.get(YES, 0), pt[0].position))
+        ranked = sorted(zip(polls, tallies, strict=True), key=lambda pt: (-pt[1].counts.get(YES, 0), pt[0].position))
         for poll, tally in ranked:
             yes = tally.counts.get(YES, 0)
             line = t("polls.summary_line", lang, answer=poll.question, votes=yes,

@@ -68,7 +68,14 @@ class TaskStore:
                 for position, user_id in enumerate(assignees):
                     cur.execute("INSERT INTO poll_task_assignees (task_id, position, user_id, done_ts)"
                                 " VALUES (?, ?, ?, NULL)", (task_id, position, user_id))
-        return self.task(task_id)
+        return self.existing_task(task_id)
+
+    def existing_task(self, task_id: str) -> Task:
+        """A task this bot made or has just read: missing only if the database lost it."""
+        task = self.task(task_id)
+        if task is None:
+            raise LookupError(f"task {task_id} not found")
+        return task
 
     def task(self, task_id: str) -> Task | None:
         row = self.storage.one(f"SELECT {_TASK} FROM poll_tasks WHERE task_id = ?", (task_id,))
@@ -89,7 +96,7 @@ class TaskStore:
     def _with_assignees(self, row: tuple) -> Task:
         assignees = tuple(Assignee(*r) for r in self.storage.all(
             "SELECT user_id, done_ts FROM poll_task_assignees WHERE task_id = ? ORDER BY position", (row[0],)))
-        return Task(*row, assignees)
+        return Task._make([*row, assignees])
 
     def set_message(self, task_id: str, event_id: str, text: str) -> None:
         self.storage.execute("UPDATE poll_tasks SET message_event_id = ?, message_text = ? WHERE task_id = ?",

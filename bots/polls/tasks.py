@@ -14,11 +14,13 @@ import hashlib
 import html
 import re
 import unicodedata
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import unquote
 
 from bots.runtime import Arg, Command, Context, InputError
 from bots.runtime.dates import DateError, format_when
+from bots.runtime.late import Late
 
 from .feature import Polls
 from .groups import user_link
@@ -118,9 +120,8 @@ def is_done_key(key: Any) -> bool:
 
 
 class Feature:
-    def __init__(self) -> None:
-        self.app: Polls | None = None
-        self.store: TaskStore | None = None
+    app: Late[Polls] = Late()
+    store = Late[TaskStore]()
 
     def commands(self, app: Polls) -> list[Command]:
         return [
@@ -261,7 +262,7 @@ class Feature:
     async def _set_done(self, task: Task, users: list[str], ts: int) -> Task:
         for user_id in users:
             self.store.mark_done(task.task_id, user_id, ts)
-        task = self.store.task(task.task_id)
+        task = self.store.existing_task(task.task_id)
         if task.complete:
             self.app.store.cancel_jobs(task.task_id)
         await self.refresh(task.task_id)
@@ -331,7 +332,7 @@ class Feature:
 
     async def _remind(self, task_id: str, job_id: str, key: str) -> None:
         task = self.store.task(task_id)
-        if task is None or task.complete:
+        if task is None or task.complete or task.due_ts is None:  # no due time: no reminder was set
             return
         lang = self.app.bot.language_for("", task.room_id)
         text = self.app.t(lang, key, number=task.number, title=task.title,

@@ -21,6 +21,7 @@ messages and events, its tables. The runtime does the rest the same way for all 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import html
 import io
@@ -29,12 +30,23 @@ import logging
 import random
 import time
 import unicodedata
-from typing import Any, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, ClassVar
 from urllib.parse import quote, unquote
 
 import aiohttp
-from nio import (AsyncClient, AsyncClientConfig, ErrorResponse, LoginResponse, MessageDirection,
-                 RoomMessagesResponse, RoomResolveAliasResponse, SyncResponse, UploadResponse, WhoamiResponse)
+from nio import (
+    AsyncClient,
+    AsyncClientConfig,
+    ErrorResponse,
+    LoginResponse,
+    MessageDirection,
+    RoomMessagesResponse,
+    RoomResolveAliasResponse,
+    SyncResponse,
+    UploadResponse,
+    WhoamiResponse,
+)
 
 from lgwan_chat.core.configcheck.issues import ConfigIssue
 from lgwan_chat.core.i18n import LANGUAGES, t
@@ -43,6 +55,8 @@ from . import clock
 from .commands import Arg, Command, CommandSet, ParseError, split_prefix
 from .config import RuntimeConfig
 from .config import check as check_section
+from .fields import typed_get
+from .late import Late
 from .metrics import EVENTS_HANDLED, HANDLER_ERRORS, LAST_SYNC, SYNC_FAILURES
 from .storage import RUNTIME_MIGRATIONS, Storage
 
@@ -80,9 +94,11 @@ class BotApp:
     name = "bot"
     #: the bot's own config keys, validated with the runtime's: a config class
     #: (core/configcheck/typed.py), or a JSON schema per key
-    schema: type | dict[str, dict] = {}
+    schema: ClassVar[type | dict[str, dict]] = {}
     #: the bot's tables, as numbered lists of statements (see Storage.migrate)
-    migrations: list[list[str]] = []
+    migrations: ClassVar[list[list[str]]] = []
+    #: the runtime, for a bot that keeps it in ``start``
+    bot: Late[Bot] = Late()
 
     def check_config(self, raw: Any) -> list[ConfigIssue]:
         """The rules of this bot's ``bots: <name>:`` section, the ones check-config runs too
@@ -92,16 +108,16 @@ class BotApp:
     def commands(self) -> Sequence[Command]:
         return ()
 
-    async def start(self, bot: "Bot") -> None:
+    async def start(self, bot: Bot) -> None:
         """Called once logged in, before the first sync."""
 
-    async def on_message(self, ctx: "Context") -> None:
+    async def on_message(self, ctx: Context) -> None:
         """A message that is not a command (text, image, file...) in a room the bot is in."""
 
-    async def on_event(self, ctx: "Context") -> None:
+    async def on_event(self, ctx: Context) -> None:
         """Any other room event (reactions, redactions, state)."""
 
-    async def on_joined(self, bot: "Bot", room_id: str, inviter: str, direct: bool) -> None:
+    async def on_joined(self, bot: Bot, room_id: str, inviter: str, direct: bool) -> None:
         """The bot accepted an invitation."""
 
     async def stop(self) -> None:
@@ -111,13 +127,13 @@ class BotApp:
 class Context:
     """One event being handled: who, where, in which language, and how to answer."""
 
-    def __init__(self, bot: "Bot", room_id: str, event: dict):
+    def __init__(self, bot: Bot, room_id: str, event: dict):
         self.bot = bot
         self.room_id = room_id
         self.event = event
         self.event_id: str = event.get("event_id", "")
         self.sender: str = event.get("sender", "")
-        self.content: dict = event.get("content") if isinstance(event.get("content"), dict) else {}
+        self.content: dict = typed_get(event, "content", dict, {})
         self.lang = bot.language_for(self.sender, room_id)
         self._replies = 0
 
@@ -156,7 +172,7 @@ class Context:
         return await self.bot.send(self.room_id, "m.room.message", content,
                                    txn_key=f"{self.event_id}/{self._replies}")
 
-    async def send(self, event_type: str, content: dict) -> str | None:
+    async def send(self, event_type: str, content: dict) -> str:
         """Another event in this room, also sent at most once for this event."""
         self._replies += 1
         return await self.bot.send(self.room_id, event_type, content, txn_key=f"{self.event_id}/{self._replies}")
@@ -239,14 +255,14 @@ class Bot:
                 self.client.device_id = device
             response = await self.client.login(self.config.password, device_name=self.config.device_name)
             if isinstance(response, LoginResponse):
-                break
+                self.storage.put("access_token", response.access_token)
+                self.storage.put("device_id", response.device_id)
+                log.info("logged in", extra={"device_id": response.device_id})
+                return
             log.error("login failed", extra={"error": str(response), "attempt": attempt})
             await self._backoff(attempt, response)
             if self._stopping.is_set():
                 raise asyncio.CancelledError  # stopped before ever logging in
-        self.storage.put("access_token", response.access_token)
-        self.storage.put("device_id", response.device_id)
-        log.info("logged in", extra={"device_id": response.device_id})
 
     # --- sync ---
 
@@ -308,15 +324,14 @@ class Bot:
     async def _backoff(self, attempt: int, response: Any = None) -> None:
         retry_ms = getattr(response, "retry_after_ms", None)
         delay = retry_ms / 1000 if retry_ms else min(MAX_BACKOFF_S, 2 ** min(attempt, 6)) * random.uniform(0.5, 1.0)
-        try:
+        with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), delay)
-        except asyncio.TimeoutError:
-            pass
 
     async def _handle_sync(self, response: SyncResponse, since: str | None) -> None:
         for event in response.account_data_events:
-            if getattr(event, "type", None) == "m.direct" and isinstance(getattr(event, "content", None), dict):
-                self._learn_direct(event.content)
+            content = getattr(event, "content", None)
+            if getattr(event, "type", None) == "m.direct" and isinstance(content, dict):
+                self._learn_direct(content)
         for room_id, invite in response.rooms.invite.items():
             await self._guard(self._on_invite(room_id, invite), what="invite", room_id=room_id)
         if since is None:
@@ -485,7 +500,7 @@ class Bot:
             accept = direct
         if accept and policy.rooms == "allowed_only":
             accept = room_id in policy.allowed_rooms
-        if not accept:
+        if inviter is None or not accept:
             await self.client.room_leave(room_id)
             log.info("invite declined", extra={"room_id": room_id, "inviter": inviter})
             return "declined"
@@ -521,7 +536,7 @@ class Bot:
         path = f"/_matrix/client/v3/user/{quote(self.config.user_id)}/account_data/m.direct"
         status, current = await self.api(path)
         current = current if status == 200 and isinstance(current, dict) else {}
-        rooms = current.get(user_id) if isinstance(current.get(user_id), list) else []
+        rooms = typed_get(current, user_id, list, [])
         if room_id in rooms:
             return
         status, _ = await self.api(path, method="PUT", body={**current, user_id: [*rooms, room_id]})
@@ -602,7 +617,7 @@ class Bot:
         """``user_id``'s power level in the room, asked of the server (current, not cached).
         Creators in room version 12 and later have no number: they outrank everyone (inf)."""
         create = await self._state_event(room_id, "m.room.create") or {}
-        created = create.get("content") if isinstance(create.get("content"), dict) else {}
+        created = typed_get(create, "content", dict, {})
         creators = [create.get("sender")]
         if str(created.get("room_version", "1")) not in PRE_CREATOR_POWER_VERSIONS:
             extra = created.get("additional_creators")
@@ -611,7 +626,7 @@ class Bot:
         levels = (await self._state_event(room_id, "m.room.power_levels") or {}).get("content")
         if not isinstance(levels, dict):  # no power levels event: the creator 100, others 0
             return 100 if user_id in creators else 0
-        users = levels.get("users") if isinstance(levels.get("users"), dict) else {}
+        users = typed_get(levels, "users", dict, {})
         level = users.get(user_id, levels.get("users_default", 0))
         return level if isinstance(level, int) else 0
 
@@ -665,7 +680,7 @@ class Bot:
             raise RuntimeError(f"upload of {filename} failed: {uploaded}")
         return uploaded.content_uri
 
-    async def send(self, room_id: str, event_type: str, content: dict, txn_key: str | None = None) -> str | None:
+    async def send(self, room_id: str, event_type: str, content: dict, txn_key: str | None = None) -> str:
         """Send an event; with ``txn_key`` the same key never sends twice (Synapse deduplicates
         transaction ids per device). Server errors are retried a few times."""
         tx_id = "lgwan." + hashlib.sha256(txn_key.encode()).hexdigest()[:32] if txn_key else None

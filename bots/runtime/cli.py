@@ -8,7 +8,7 @@ import json
 import logging
 import signal
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from . import metrics
 from .bot import Bot, BotApp

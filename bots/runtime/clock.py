@@ -15,7 +15,7 @@ DEFAULT_TIMEZONE = "Asia/Tokyo"
 _NAMED = {"Asia/Tokyo": "bot.zone_name.japan", "Japan": "bot.zone_name.japan"}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def zone(name: str = DEFAULT_TIMEZONE) -> ZoneInfo:
     return ZoneInfo(name)
 

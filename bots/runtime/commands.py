@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Any, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import attrs
 
@@ -155,8 +156,8 @@ def tokens(text: str) -> list[str]:
         if match:
             i = match.end()
             continue
-        end = _SEPARATORS.search(text, i)
-        stop = end.start() if end else len(text)
+        separator = _SEPARATORS.search(text, i)
+        stop = separator.start() if separator else len(text)
         out.append(text[i:stop])
         i = stop
     return out
@@ -173,7 +174,7 @@ def parse_int(word: str) -> int | None:
 def parse_args(command: Command, rest: str) -> dict[str, Any]:
     values: dict[str, Any] = {}
     remaining = rest
-    for index, arg in enumerate(command.args):
+    for arg in command.args:
         if arg.kind == "text":  # the rest of the message, newlines kept
             text = remaining.strip(" \u3000、，,")
             if not text and arg.required:

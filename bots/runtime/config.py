@@ -8,8 +8,9 @@ check-config`` calls; ``load`` is what a bot calls at start (the same rules, the
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import attrs
 import yaml
@@ -158,8 +159,8 @@ def load(path: str | Path, name: str, bot_keys: BotKeys,
             issues += [i.with_location(None, ("bots",)) for i in validate(doc["bots"], {"type": "object"})]
         raw = (doc.get("bots") or {}).get(name) if isinstance(doc, dict) and isinstance(doc.get("bots"), dict) else None
         if raw is not None:
-            own = check_section(raw) if check_section is not None else check(raw, bot_keys)
-            issues += [i.with_location(None, ("bots", name)) for i in own]
+            own_issues = check_section(raw) if check_section is not None else check(raw, bot_keys)
+            issues += [i.with_location(None, ("bots", name)) for i in own_issues]
         issues = locate(issues, path, lines)
     if issues:
         raise BotConfigError("\n".join(i.format() for i in issues))

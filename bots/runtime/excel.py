@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 #: what makes Excel read a cell as a formula (OWASP "CSV injection"); tab and CR start DDE payloads
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

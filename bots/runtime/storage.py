@@ -11,15 +11,17 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 RUNTIME_MIGRATIONS: list[list[str]] = [
     [
         "CREATE TABLE IF NOT EXISTS bot_session (key TEXT NOT NULL PRIMARY KEY, value TEXT NOT NULL)",
         # handled_ts lets old rows be dropped: an event comes back only within a sync or two
-        "CREATE TABLE IF NOT EXISTS bot_handled_events (event_id TEXT NOT NULL PRIMARY KEY, handled_ts BIGINT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS bot_handled_events"
+        " (event_id TEXT NOT NULL PRIMARY KEY, handled_ts BIGINT NOT NULL)",
         """CREATE TABLE IF NOT EXISTS bot_settings (
             scope TEXT NOT NULL, scope_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
             PRIMARY KEY (scope, scope_id, key))""",
@@ -34,15 +36,17 @@ class Storage:
         if self.postgres:
             import psycopg2
 
-            self._conn = psycopg2.connect(postgres_dsn)
+            self._conn: sqlite3.Connection | psycopg2.extensions.connection = psycopg2.connect(postgres_dsn)
         else:
             path = Path(sqlite_path or ":memory:")
             if str(path) != ":memory:":
                 path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-        self.execute("CREATE TABLE IF NOT EXISTS bot_schema_versions (name TEXT NOT NULL PRIMARY KEY, version INTEGER NOT NULL)")
+            conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn = conn
+        self.execute("CREATE TABLE IF NOT EXISTS bot_schema_versions"
+                     " (name TEXT NOT NULL PRIMARY KEY, version INTEGER NOT NULL)")
 
     def close(self) -> None:
         self._conn.close()
@@ -117,7 +121,8 @@ class Storage:
 
     def set_setting(self, scope: str, scope_id: str, key: str, value: str | None) -> None:
         if value is None:
-            self.execute("DELETE FROM bot_settings WHERE scope = ? AND scope_id = ? AND key = ?", (scope, scope_id, key))
+            self.execute("DELETE FROM bot_settings WHERE scope = ? AND scope_id = ? AND key = ?",
+                         (scope, scope_id, key))
         else:
             self.execute("INSERT INTO bot_settings (scope, scope_id, key, value) VALUES (?, ?, ?, ?)"
                          " ON CONFLICT (scope, scope_id, key) DO UPDATE SET value = excluded.value",

@@ -24,14 +24,17 @@ import re
 import tempfile
 import time
 import unicodedata
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 from urllib.parse import quote
 
-from lgwan_chat.core.configcheck.issues import ConfigIssue
 from bots.runtime import Arg, Bot, BotApp, Command, Context
-from bots.runtime.dates import DateError, parse_deadline
 from bots.runtime.bot import TooLarge
+from bots.runtime.dates import DateError, parse_deadline
+from bots.runtime.fields import typed_get
+from bots.runtime.late import Late
+from lgwan_chat.core.configcheck.issues import ConfigIssue
 from lgwan_chat.core.guest_dates import GuestDateError, date_of, expires_ts
 from lgwan_chat.core.i18n import t
 from lgwan_chat.core.routes import GUESTS_PATH, media_status_route
@@ -53,14 +56,14 @@ class SanitizerBot(BotApp):
     schema = sanitizer_config.SanitizerOptions
     migrations = MIGRATIONS
 
+    engine = Late[Sanitizer]()
+    links = Late[LinkStore]()
+
     def check_config(self, raw: Any) -> list[ConfigIssue]:
         return sanitizer_config.check(raw)
 
     def __init__(self) -> None:
-        self.bot: Bot | None = None
         self.options = sanitizer_config.SanitizerOptions()
-        self.engine: Sanitizer | None = None
-        self.links: LinkStore | None = None
         self.page: Any = None
         self._warming: asyncio.Task | None = None
 
@@ -98,7 +101,7 @@ class SanitizerBot(BotApp):
             self._warming.cancel()
         if self.page is not None:
             await self.page.stop()
-        if self.engine is not None:
+        if SanitizerBot.engine.is_set(self):
             await self.engine.close()
 
     def commands(self) -> Sequence[Command]:
@@ -123,22 +126,22 @@ class SanitizerBot(BotApp):
 
     # --- files in rooms and DMs ---
 
-    async def on_message(self, ctx: Context) -> str | None:
+    async def on_message(self, ctx: Context) -> None:
         if ctx.content.get("msgtype") not in FILE_MSGTYPES:
-            return None
+            return
         mxc = ctx.content.get("url")
         if not isinstance(mxc, str):
             if ctx.is_direct or isinstance(ctx.content.get("file"), dict):
                 await ctx.reply("sanitizer.encrypted_media" if ctx.content.get("file") else "sanitizer.no_file")
-            return "no-file"
+            return
         if ctx.is_direct:
-            return await self._from_direct(ctx, mxc)
+            await self._from_direct(ctx, mxc)
+            return
         if not self.options.sanitize_rooms or not await self._untrusted(mxc):
-            return "trusted"
+            return
         result = await self._sanitize(ctx, mxc)
         await deliver(self.bot, ctx.room_id, result, report(result, ctx.lang), txn_key=ctx.event_id,
                       reply_to=ctx.event_id)
-        return result.verdict
 
     async def _untrusted(self, mxc: str) -> bool:
         server, _, media_id = mxc.removeprefix("mxc://").partition("/")
@@ -151,7 +154,7 @@ class SanitizerBot(BotApp):
 
     async def _sanitize(self, ctx: Context, mxc: str) -> Result:
         content = ctx.content
-        name = content.get("filename") if isinstance(content.get("filename"), str) else content.get("body")
+        name = typed_get(content, "filename", str, content.get("body"))
         name = name if isinstance(name, str) and name else "file"
         claimed = (content.get("info") or {}).get("mimetype") if isinstance(content.get("info"), dict) else None
         limit = self.options.engine.max_file_mb * 1024 * 1024
@@ -163,7 +166,7 @@ class SanitizerBot(BotApp):
                                           source={"room_id": ctx.room_id, "event_id": ctx.event_id,
                                                   "sender": ctx.sender, "mxc": mxc})
 
-    async def _from_direct(self, ctx: Context, mxc: str) -> str:
+    async def _from_direct(self, ctx: Context, mxc: str) -> None:
         target = self.bot.storage.setting("user", ctx.sender, "sanitizer_target")
         if target and not await self._may_post(ctx.sender, target):
             await ctx.reply("sanitizer.target_lost", room=self.bot.room_name(target))
@@ -173,14 +176,13 @@ class SanitizerBot(BotApp):
         said = report(result, ctx.lang)
         if target is None or not result.ok:
             await deliver(self.bot, ctx.room_id, result, said, txn_key=ctx.event_id, reply_to=ctx.event_id)
-            return result.verdict
+            return
         room_lang = self.bot.language_for("", target)
         who = self._display_name(ctx.sender, target)
         await deliver(self.bot, target, result,
                       ctx.t("sanitizer.forwarded", who=who) + " " + report(result, room_lang),
                       txn_key=f"{ctx.event_id}/target")
         await ctx.reply("sanitizer.sent_to_target", room=self.bot.room_name(target), report=said)
-        return "forwarded"
 
     # --- !送信先 ---
 

@@ -13,10 +13,10 @@ from typing import Any
 from PIL import Image
 
 from bots.runtime import Bot
-from lgwan_chat.core.i18n import t
 
 from .engine import Output, Result
 from .engine.filetypes import file_type_words  # noqa: F401 (re-exported)
+
 
 def report(result: Result, lang: str) -> str:
     """The one-line report a person reads: what was done, or why it was refused, in words."""

@@ -76,7 +76,7 @@ _COLUMNS = "number, room_id, created_by, created_ts, expires_ts, max_uses, uses,
 
 
 def _link(row: tuple) -> Link:
-    return Link(*row[:8], revoked=bool(row[8]))
+    return Link._make([*row[:8], bool(row[8])])
 
 
 class LinkStore:
@@ -98,7 +98,10 @@ class LinkStore:
                         " VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, 0, ?)",
                         (token_hash(token), number, room_id, created_by, now, now + hours * 3600_000,
                          max_uses, max_mb, source_event_id))
-        return token, self.by_number(room_id, number)
+        link = self.by_number(room_id, number)
+        if link is None:  # written in the committed transaction above
+            raise LookupError(f"upload link {number} of {room_id} not found after writing it")
+        return token, link
 
     def find(self, token: str) -> Link | None:
         if not _TOKEN.match(token or ""):
@@ -159,7 +162,8 @@ _MANY = {"複数", "複数回", "何度でも", "multi", "multiple", "many"}
 def parse_terms(words: str | None, default_hours: int, max_hours: int, default_mb: int, max_mb: int) -> LinkTerms:
     """``3日 複数 200MB`` / ``24h once 50mb``, in any order; what is left out takes the defaults
     (single use)."""
-    hours, uses, mb = default_hours, 1, default_mb
+    hours, mb = default_hours, default_mb
+    uses: int | None = 1
     for word in unicodedata.normalize("NFKC", words or "").casefold().replace("、", " ").split():
         if word in _ONCE:
             uses = 1

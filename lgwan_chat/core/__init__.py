@@ -8,6 +8,5 @@ from pathlib import Path
 
 #: The source checkout this package runs from (``pip install -e``), which holds
 #: ``config/`` templates. ``None`` when installed without the checkout.
-SOURCE_ROOT: Path | None = Path(__file__).resolve().parent.parent.parent
-if not (SOURCE_ROOT / "config" / "homeserver.template.yaml").is_file():
-    SOURCE_ROOT = None
+_CHECKOUT = Path(__file__).resolve().parent.parent.parent
+SOURCE_ROOT: Path | None = _CHECKOUT if (_CHECKOUT / "config" / "homeserver.template.yaml").is_file() else None

@@ -11,12 +11,14 @@ may post, and ``roles:`` gives the power level of each staff ``title``.
 from __future__ import annotations
 
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import attrs
 import yaml
 
 from lgwan_chat.core.configcheck.issues import ConfigIssue, format_path
+from lgwan_chat.core.configcheck.issues import Path as KeyPath
 from lgwan_chat.core.configcheck.schema import IDENTIFIER, LOCALPART, bilingual_name, mapping, string, validate
 
 _ROOM = mapping({"id": IDENTIFIER, "name": bilingual_name(), "topic": bilingual_name()}, required=("id", "name"))
@@ -108,7 +110,7 @@ class Room:
 class Department:
     id: str
     name: Name
-    sections: tuple["Department", ...] = ()
+    sections: tuple[Department, ...] = ()
     parent: str | None = None
     topic: Name | None = None
     rooms: tuple[Room, ...] = ()
@@ -194,16 +196,16 @@ def check(section: Any) -> list[ConfigIssue]:
     issues = validate(section, SCHEMA)
     if not isinstance(section, dict):
         return issues
-    first_seen: dict[str, tuple] = {}
+    first_seen: dict[str, KeyPath] = {}
 
-    def duplicate(value: str, here: tuple, seen: dict[str, tuple]) -> None:
+    def duplicate(value: str, here: KeyPath, seen: dict[str, KeyPath]) -> None:
         if value in seen:
             issues.append(ConfigIssue(here, "config.duplicate_id",
                                       {"value": value, "first": format_path(seen[value])}))
         else:
             seen[value] = ("organisation",) + here
 
-    def walk(items: Any, path: tuple) -> None:
+    def walk(items: Any, path: KeyPath) -> None:
         for index, dept in enumerate(items if isinstance(items, list) else []):
             if isinstance(dept, dict) and isinstance(dept.get("id"), str):
                 duplicate(dept["id"], path + (index, "id"), first_seen)
@@ -212,11 +214,11 @@ def check(section: Any) -> list[ConfigIssue]:
     walk(section.get("departments"), ("departments",))
     departments = set(first_seen)
 
-    def entries(value: Any) -> list[tuple[int, dict]]:
+    def entries(value: Any) -> list[tuple[int, dict[str, Any]]]:
         return [(i, e) for i, e in enumerate(value if isinstance(value, list) else []) if isinstance(e, dict)]
 
     # Every room id becomes an alias #<municipality>-<id>: one namespace for all of them.
-    def rooms_of(items: Any, path: tuple) -> None:
+    def rooms_of(items: Any, path: KeyPath) -> None:
         for index, dept in entries(items):
             for r_index, room in entries(dept.get("rooms")):
                 if isinstance(room.get("id"), str):
@@ -233,7 +235,8 @@ def check(section: Any) -> list[ConfigIssue]:
                                           {"value": dept}))
     announcement = section.get("announcement")
     if isinstance(announcement, dict):
-        duplicate(announcement.get("id") if isinstance(announcement.get("id"), str) else DEFAULT_ANNOUNCEMENT_ID,
+        announcement_id = announcement.get("id")
+        duplicate(announcement_id if isinstance(announcement_id, str) else DEFAULT_ANNOUNCEMENT_ID,
                   ("announcement", "id"), first_seen)
 
     for dept_id in departments:  # the department's space is #<municipality>-<id>-space
@@ -241,13 +244,13 @@ def check(section: Any) -> list[ConfigIssue]:
             issues.append(ConfigIssue(first_seen[f"{dept_id}{SPACE_SUFFIX}"][1:], "config.duplicate_alias",
                                       {"value": f"{dept_id}{SPACE_SUFFIX}", "department": dept_id}))
 
-    seen_roles: dict[str, tuple] = {}
+    seen_roles: dict[str, KeyPath] = {}
     for index, role in entries(section.get("roles")):
         if isinstance(role.get("title"), str):
             duplicate(role["title"], ("roles", index, "title"), seen_roles)
     roles_defined = isinstance(section.get("roles"), list)
 
-    def unknown_role(title: Any, here: tuple) -> None:
+    def unknown_role(title: Any, here: KeyPath) -> None:
         if isinstance(title, str) and title not in seen_roles:
             issues.append(ConfigIssue(here, "config.unknown_role",
                                       {"value": title, "allowed": ", ".join(seen_roles) or "-"}))
@@ -256,7 +259,7 @@ def check(section: Any) -> list[ConfigIssue]:
         for p_index, title in enumerate(announcement.get("posters") or []):
             unknown_role(title, ("announcement", "posters", p_index))
 
-    seen_staff: dict[str, tuple] = {}
+    seen_staff: dict[str, KeyPath] = {}
     staff = section.get("staff")
     for index, member in enumerate(staff if isinstance(staff, list) else []):
         if not isinstance(member, dict):
@@ -282,14 +285,17 @@ def parse(section: Any) -> Organisation:
     if issues:
         raise ValueError("\n".join(i.format() for i in issues))
 
-    def name(raw: dict | None) -> Name | None:
-        return Name(ja=raw["ja"], en=raw.get("en")) if raw else None
+    def name(raw: dict[str, Any]) -> Name:
+        return Name(ja=raw["ja"], en=raw.get("en"))
 
-    def room(raw: dict) -> Room:
-        return Room(id=raw["id"], name=name(raw["name"]), topic=name(raw.get("topic")))
+    def optional_name(raw: dict[str, Any] | None) -> Name | None:
+        return name(raw) if raw else None
 
-    def dept(raw: dict, parent: str | None) -> Department:
-        return Department(id=raw["id"], name=name(raw["name"]), parent=parent, topic=name(raw.get("topic")),
+    def room(raw: dict[str, Any]) -> Room:
+        return Room(id=raw["id"], name=name(raw["name"]), topic=optional_name(raw.get("topic")))
+
+    def dept(raw: dict[str, Any], parent: str | None) -> Department:
+        return Department(id=raw["id"], name=name(raw["name"]), parent=parent, topic=optional_name(raw.get("topic")),
                           rooms=tuple(room(r) for r in raw.get("rooms", [])),
                           sections=tuple(dept(s, raw["id"]) for s in raw.get("sections", [])))
 
@@ -299,14 +305,14 @@ def parse(section: Any) -> Organisation:
         name=name(section["municipality"]["name"]),
         departments=tuple(dept(d, None) for d in section["departments"]),
         staff=tuple(StaffMember(**m) for m in section.get("staff", [])),
-        roles=tuple(Role(title=r["title"], power_level=r["power_level"], name=name(r.get("name")))
+        roles=tuple(Role(title=r["title"], power_level=r["power_level"], name=optional_name(r.get("name")))
                     for r in section.get("roles", [])),
-        projects=tuple(Project(id=p["id"], name=name(p["name"]), topic=name(p.get("topic")),
+        projects=tuple(Project(id=p["id"], name=name(p["name"]), topic=optional_name(p.get("topic")),
                                departments=tuple(p.get("departments", [])), members=tuple(p.get("members", [])))
                        for p in section.get("projects", [])),
         announcement=None if raw_announcement is None else Announcement(
             name=name(raw_announcement["name"]), id=raw_announcement.get("id", DEFAULT_ANNOUNCEMENT_ID),
-            topic=name(raw_announcement.get("topic")), posters=tuple(raw_announcement.get("posters", []))),
+            topic=optional_name(raw_announcement.get("topic")), posters=tuple(raw_announcement.get("posters", []))),
     )
 
 

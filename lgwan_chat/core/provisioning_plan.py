@@ -32,7 +32,7 @@ from typing import Any
 import attrs
 
 from lgwan_chat.core.i18n import LANGUAGES, t
-from lgwan_chat.core.organisation import SPACE_SUFFIX, Name, Organisation
+from lgwan_chat.core.organisation import SPACE_SUFFIX, Department, Name, Organisation
 
 #: power level needed to post in the all-staff announcement room
 ANNOUNCE_LEVEL = 50
@@ -79,7 +79,7 @@ def desired(org: Organisation) -> list[RoomSpec]:
     spaces = [RoomSpec(muni, True, org.name.ja, org.name.en, everyone)]
     rooms: list[RoomSpec] = []
 
-    def walk(depts, parent_space: str) -> None:
+    def walk(depts: tuple[Department, ...], parent_space: str) -> None:
         for d in depts:
             members = staff_in(org.within(d.id))
             space = f"{muni}-{d.id}{SPACE_SUFFIX}"
@@ -192,7 +192,11 @@ class Plan:
 def make_plan(org: Organisation, observed: Observed, allow_delete: bool = False) -> Plan:
     specs = desired(org)
     staff = {s.localpart for s in org.staff}
-    exists = (lambda lp: True) if observed.users is None else (lambda lp: lp in observed.users)
+    existing = observed.users
+
+    def exists(localpart: str) -> bool:  # unknown (not checked): assumed to exist
+        return existing is None or localpart in existing
+
     creates, changes, links, joins, removes, unlinks, archives = [], [], [], [], [], [], []
     kept: list[tuple[str, str, str | None]] = []
     wanted_children: dict[str, set[str]] = {}

@@ -130,6 +130,7 @@ def parse(doc: dict) -> Answers:
     postgres = database.get("postgres")
     redis = doc.get("redis")
     install = doc.get("install") or {}
+    install_args: dict[str, Any] = {key: (Path(value) if key != "user" else value) for key, value in install.items()}
     return Answers(
         server_name=doc["server_name"], internet=_entrance(doc["internet"]), lgwan=_entrance(doc["lgwan"]),
         size=doc["size"],
@@ -147,7 +148,7 @@ def parse(doc: dict) -> Answers:
         first_internal_port=(doc.get("internal_ports") or {}).get("first", 8100),
         turn_host=(doc.get("turn") or {}).get("host") or _entrance(doc["internet"]).host,
         turn_port=(doc.get("turn") or {}).get("port", 3478),
-        install=Install(**{key: (Path(value) if key != "user" else value) for key, value in install.items()}),
+        install=Install(**install_args),
     )
 
 

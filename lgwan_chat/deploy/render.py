@@ -86,6 +86,7 @@ def _database(answers: Answers) -> dict:
     if answers.sqlite is not None:
         return {"name": "sqlite3", "args": {"database": str(answers.sqlite)}}
     pg = answers.postgres
+    assert pg is not None  # the answers name one database: SQLite or PostgreSQL (answers.py)
     args: dict[str, Any] = {"user": pg.user, "host": pg.host, "port": pg.port, "database": pg.database,
                             "cp_min": 5, "cp_max": 10}
     if pg.password_file is not None:
@@ -107,8 +108,9 @@ def deploy_yaml(answers: Answers, topology: Topology, secrets: Secrets, layout: 
         "database": _database(answers),
     }
     if topology.workers:
-        doc["listeners"].append(_replication_listener(main.replication_port))
         redis = answers.redis
+        assert main.replication_port is not None and redis is not None  # workers: both set (topology.py, answers.py)
+        doc["listeners"].append(_replication_listener(main.replication_port))
         doc["redis"] = {"enabled": True, "host": redis.host, "port": redis.port}
         if redis.password_file is not None:
             doc["redis"]["password"] = redis.password_file.read_text(encoding="utf-8").strip()

@@ -21,7 +21,6 @@ import attrs
 from lgwan_chat.core.http import HttpError, http_json
 from lgwan_chat.core.i18n import both
 from lgwan_chat.core.organisation import Organisation
-
 from lgwan_chat.core.provisioning_plan import MARKER, Action, Observed, ObservedRoom, Plan, desired
 
 
@@ -94,7 +93,7 @@ class Homeserver:
     keys: dict[str, str] = attrs.Factory(dict)
 
     @classmethod
-    def connect(cls, base_url: str, token: str) -> "Homeserver":
+    def connect(cls, base_url: str, token: str) -> Homeserver:
         client = Client(base_url, token)
         user_id = client.call("GET", "/_matrix/client/v3/account/whoami")["user_id"]
         return cls(client, user_id, user_id.split(":", 1)[1])
@@ -117,10 +116,10 @@ class Homeserver:
         managed: set[str] = set()
         for room_id, state in states.items():
             for ev in state:
-                if ev["type"] == MARKER and ev["content"].get("municipality") == org.id:
-                    if not ev["content"].get("archived"):
-                        self.keys[room_id] = ev["content"]["key"]
-                        managed.add(room_id)
+                if (ev["type"] == MARKER and ev["content"].get("municipality") == org.id
+                        and not ev["content"].get("archived")):
+                    self.keys[room_id] = ev["content"]["key"]
+                    managed.add(room_id)
         for spec in desired(org):
             try:
                 room_id = self.client.call("GET", f"/_matrix/client/v3/directory/room/{_q(self.alias(spec.key))}")[
@@ -157,7 +156,7 @@ class Homeserver:
                     lp = self.localpart(user)
                     if lp is not None and user != self.user_id:
                         room.power[lp] = level
-            elif kind == "m.room.member" and content.get("membership") == "join" and key != self.user_id:
+            elif kind == "m.room.member" and content.get("membership") == "join" and key not in (None, self.user_id):
                 lp = self.localpart(key)
                 if lp is not None:
                     room.members.add(lp)

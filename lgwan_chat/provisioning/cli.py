@@ -15,7 +15,6 @@ import os
 import sys
 from pathlib import Path
 
-
 from lgwan_chat.core.i18n import both
 
 
@@ -24,12 +23,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--homeserver", required=True,
                         help="Synapse のクライアント API の URL / client API URL of the homeserver")
     parser.add_argument("--token-file", type=Path,
-                        help="設定用アカウントのアクセストークンのファイル / file holding the provisioning account's token")
+                        help="設定用アカウントのアクセストークンのファイル / "
+                             "file holding the provisioning account's token")
     parser.add_argument("--shared-secret-file", type=Path,
                         help="registration_shared_secret のファイル（トークンがないとき登録に使用）/ "
-                             "Synapse's registration shared secret, to register the account when the token file is missing")
+                             "Synapse's registration shared secret, "
+                             "to register the account when the token file is missing")
     parser.add_argument("--provisioner", default="provisioner",
-                        help="設定用アカウントの localpart / localpart of the provisioning account (default provisioner)")
+                        help="設定用アカウントの localpart / "
+                             "localpart of the provisioning account (default provisioner)")
     parser.add_argument("--admin-token", default=os.environ.get("LGWAN_ADMIN_TOKEN"),
                         help="既存の管理者のトークン / an existing server admin's token (or LGWAN_ADMIN_TOKEN)")
     parser.add_argument("--dry-run", action="store_true",
@@ -58,9 +60,9 @@ def _token(args: argparse.Namespace) -> str | None:
 def run(args: argparse.Namespace) -> int:
     from lgwan_chat.checkconfig import check_file
     from lgwan_chat.core.organisation import load as load_organisation
+    from lgwan_chat.core.provisioning_plan import make_plan
 
     from .apply import Homeserver, HttpError, ProvisioningError
-    from lgwan_chat.core.provisioning_plan import make_plan
 
     issues = check_file(args.file)
     if issues:

@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import time
 
-from twisted.internet import defer
-
 from synapse.module_api import ModuleApi, make_deferred_yieldable
+from twisted.internet import defer
 
 from synapse_modules._streams import Watermark
 

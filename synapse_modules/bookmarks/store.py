@@ -74,7 +74,7 @@ class BookmarkStore:
         last one of the previous page. Returns the page and whether more follow."""
 
         def txn(cur: Any) -> list[Bookmark]:
-            having, args = "", [user_id]
+            having, args = "", list[str | int]([user_id])
             if before is not None:
                 having = " HAVING MAX(created_ts) < ? OR (MAX(created_ts) = ? AND target_event_id < ?)"
                 args += [before[0], before[0], before[1]]

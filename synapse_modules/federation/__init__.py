@@ -37,6 +37,7 @@ The list is read once at start in every process (workers included); no database.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from synapse.module_api import NOT_SPAM, ModuleApi
@@ -159,7 +160,7 @@ class FederationAllowListModule:
                 creation = request_content["creation_content"] = {}
             creation["m.federate"] = False
 
-    async def check_event_allowed(self, event: Any, state: dict) -> tuple[bool, dict | None]:
+    async def check_event_allowed(self, event: Any, state: Mapping[tuple[str, str], Any]) -> tuple[bool, dict | None]:
         if event.type != INTERNAL or getattr(event, "state_key", None) != "" \
                 or event.content.get("internal") is not True:
             return True, None

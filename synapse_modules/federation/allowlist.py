@@ -104,7 +104,8 @@ def check_document(doc: Any) -> list[ConfigIssue]:
     for index, server in enumerate(section["servers"]):
         if server["name"] in seen:
             issues.append(ConfigIssue(("federation", "servers", index, "name"), "federation.duplicate_server",
-                                      {"value": server["name"], "first": f"federation.servers[{seen[server['name']]}]"}))
+                                      {"value": server["name"],
+                                       "first": f"federation.servers[{seen[server['name']]}]"}))
         seen.setdefault(server["name"], index)
     aliases: set[str] = set()
     for index, group in enumerate(section.get("groups") or []):
@@ -159,7 +160,7 @@ def load_allowlist(path: str | Path, public_key_b64: str | None = None) -> Allow
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        raise AllowListError([ConfigIssue((), "config.file_unreadable", {"problem": e}, file=name)])
+        raise AllowListError([ConfigIssue((), "config.file_unreadable", {"problem": e}, file=name)]) from e
     doc, lines, issues = load(text)
     if not issues:
         issues = check_document(doc)

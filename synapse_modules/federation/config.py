@@ -22,7 +22,7 @@ from lgwan_chat.core.i18n import Msg
 from .allowlist import AllowList, AllowListError, load_allowlist, verify_key_from_base64, whitelist
 
 
-def _load(config: "FederationConfig") -> AllowList:
+def _load(config: FederationConfig) -> AllowList:
     key = config.signing_public_key
     if key:
         try:

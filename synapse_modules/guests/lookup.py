@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 #: How long a "not a guest" answer is reused (seconds).
 NEGATIVE_TTL = 30.0
 
-_stores: dict[str, "GuestStore"] = {}
+_stores: dict[str, GuestStore] = {}
 _known: dict[str, set[str]] = {}
 _not_guest: dict[str, dict[str, float]] = {}
 
@@ -25,7 +25,7 @@ def _key(api: Any) -> str:
     return f"{api.server_name}/{api.worker_name}"
 
 
-def register(api: Any, store: "GuestStore") -> None:
+def register(api: Any, store: GuestStore) -> None:
     key = _key(api)
     _stores[key] = store
     _known[key] = set()

@@ -90,7 +90,7 @@ class GuestStore:
     def _select_txn(t: Any, user_id: str | None) -> list[Guest]:
         where, args = ("WHERE user_id = ?", (user_id,)) if user_id else ("", ())
         t.execute(f"SELECT {_COLUMNS} FROM lgwan_guests {where} ORDER BY user_id", args)
-        rows = t.fetchall()
+        rows: list[tuple[str, str, int, int, str, int | None, int | None, str | None]] = t.fetchall()
         t.execute(f"SELECT user_id, room_id FROM lgwan_guest_rooms {where} AND kind = 'given' ORDER BY room_id"
                   if where else "SELECT user_id, room_id FROM lgwan_guest_rooms WHERE kind = 'given'"
                   " ORDER BY room_id", args)

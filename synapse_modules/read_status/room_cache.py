@@ -21,11 +21,13 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
+from .._streams import Watermark
 from . import synapse_tables as tables
 from .status import RoomReads, advance, build
-from .._streams import Watermark
+
 
 class _Room:
     def __init__(self, reads: RoomReads, receipts: Watermark, events: Watermark):

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from typing import Callable, Iterable, NamedTuple
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 from .synapse_tables import EventPosition, Receipt, Sent
 
@@ -49,7 +50,7 @@ class RoomReads(NamedTuple):
     # user -> timeline -> receipt (for the time it was read)
     receipts: dict[str, dict[str | None, ReadMark]]
     # timeline -> members sorted by how far they read (built on first use)
-    timelines: dict[str, "TimelineIndex"]
+    timelines: dict[str, TimelineIndex]
     # thread root -> users who wrote in the thread (they have seen its root)
     repliers: dict[str, frozenset[str]]
 
@@ -99,9 +100,13 @@ def advance(reads: RoomReads, membership: dict[str, int | None], receipts: Itera
         # A busy room changes by a receipt or two between questions: move those members within the
         # sorted indexes instead of sorting thousands again.
         for timeline, index in reads.timelines.items():
-            moved.timelines[timeline] = _patched(
-                index, changed, lambda u, t=timeline: position_for(reads, u, t) if u in reads.members else None,
-                lambda u, t=timeline: _entry(moved, u, t) if u in moved.members else None)
+            def old_position(u: str, t: str = timeline) -> int | None:
+                return position_for(reads, u, t) if u in reads.members else None
+
+            def new_entry(u: str, t: str = timeline) -> tuple[int, int | None, int] | None:
+                return _entry(moved, u, t) if u in moved.members else None
+
+            moved.timelines[timeline] = _patched(index, changed, old_position, new_entry)
     return moved
 
 
@@ -208,7 +213,7 @@ def status(reads: RoomReads, event: EventPosition) -> Status:
     first_reader = bisect_left(index.positions, at)
     read = [(user_id, ts if ts is None or lowest >= at else _covering_ts(reads, user_id, timeline, at))
             for user_id, ts, lowest in zip(index.users[first_reader:], index.first_ts[first_reader:],
-                                           index.lowest_receipt[first_reader:])]
+                                           index.lowest_receipt[first_reader:], strict=True)]
     members = reads.members
     repliers = _repliers(reads, event)
     unread = [user_id for user_id in index.users[:first_reader] if members[user_id] <= at and user_id not in repliers]
@@ -256,7 +261,7 @@ class Counter:
 
     def _count_timeline(self, timeline: str, events: list[EventPosition], joins: list[tuple[int, str]]) -> None:
         index = timeline_index(self._reads, timeline)
-        positions = dict(zip(index.users, index.positions))
+        positions = dict(zip(index.users, index.positions, strict=True))
         ranked = index.positions
         rank_values = sorted(set(ranked))
         rank = {p: i + 1 for i, p in enumerate(rank_values)}  # 1-based ranks for the tree

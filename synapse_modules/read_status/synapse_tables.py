@@ -196,7 +196,7 @@ class Annotation(NamedTuple):
     origin_server_ts: int
 
 
-def annotations(txn: Any, room_id: str, event_id: str) -> list[Annotation]:
+def reactions(txn: Any, room_id: str, event_id: str) -> list[Annotation]:
     """Reactions (``m.annotation``) to an event, oldest first. Redacted reactions are gone from
     ``event_relations(event_id, relates_to_id, relation_type, aggregation_key)`` already."""
     txn.execute(

@@ -42,8 +42,10 @@ def default_images_dir() -> Path:
     return (SOURCE_ROOT or Path.cwd()) / "config" / "stamps"
 
 
-def _load_all(config: "StampsConfig") -> tuple[Stamp, ...]:
-    stamps, issues, seen = [], [], {}
+def _load_all(config: StampsConfig) -> tuple[Stamp, ...]:
+    stamps: list[Stamp] = []
+    issues: list[ConfigIssue] = []
+    seen: dict[str, int] = {}  # id -> index of its first definition
     for index, item in enumerate(config.entries):
         if item.id in seen:
             issues.append(ConfigIssue(("stamps", index, "id"), "config.duplicate_id",

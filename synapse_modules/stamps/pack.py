@@ -14,6 +14,7 @@ New users are set up when they register (``on_user_registration``, on whichever 
 from __future__ import annotations
 
 import logging
+from typing import Literal, overload
 
 from synapse.api.errors import SynapseError
 from synapse.module_api import ModuleApi
@@ -82,6 +83,11 @@ class PackPublisher:
                 await self._store.remember_media(stamp.image.sha256, mxc)
                 known[stamp.image.sha256] = mxc
         self._mxc = {s.id: known[s.image.sha256] for s in self._config.stamps}
+
+    @overload
+    async def pack_room(self, create: Literal[True]) -> str: ...
+    @overload
+    async def pack_room(self, create: bool = False) -> str | None: ...
 
     async def pack_room(self, create: bool = False) -> str | None:
         try:

@@ -34,8 +34,12 @@ from typing import Any
 
 from synapse.module_api import ModuleApi
 
-from synapse_modules._synapse_internals import (extend_client_well_known, set_client_well_known,
-                                                wrap_pusher_registration, wrap_request_authentication)
+from synapse_modules._synapse_internals import (
+    extend_client_well_known,
+    set_client_well_known,
+    wrap_pusher_registration,
+    wrap_request_authentication,
+)
 
 from .config import ZonesConfig, parse
 from .device_binding import DeviceZoneGuard
@@ -47,7 +51,6 @@ from .rest import zone as zone_rest
 from .store import ZoneStore
 from .turn import TurnCredentialsRule
 from .well_known import EntranceWellKnown
-
 
 #: Element reads this from /.well-known/matrix/client: with force_disable it offers no encryption.
 E2EE_WELL_KNOWN = "io.element.e2ee"

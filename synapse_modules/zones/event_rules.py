@@ -26,7 +26,8 @@ the rules here do not depend on power levels.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from synapse.module_api import NOT_SPAM, ModuleApi
 
@@ -119,8 +120,7 @@ class EventRules:
         if found is not None:
             return found
         items = [i for i in content.get("initial_state") or [] if isinstance(i, Mapping)]
-        contents = [(str(i.get("type")), i.get("content") if isinstance(i.get("content"), Mapping) else {})
-                    for i in items]
+        contents = [(str(i.get("type")), c if isinstance(c := i.get("content"), Mapping) else {}) for i in items]
         lgwan_only = self._config.lgwan_only_rooms and (
             any(i.get("type") == ROOM_ZONE_STATE and i.get("state_key", "") == "" and marks_lgwan_only(i.get("content"))
                 for i in items)

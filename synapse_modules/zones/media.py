@@ -72,7 +72,7 @@ class MediaRules:
         parsed = media_paths.parse(uri)
         if parsed == "harmless":
             return True
-        if parsed is None or zone is None:
+        if not isinstance(parsed, media_paths.MediaRequest) or zone is None:
             return False
         return not await self.untrusted(parsed.server_name or self._server_name, parsed.media_id)
 

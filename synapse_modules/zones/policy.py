@@ -8,7 +8,8 @@ point). It knows the sender's zone and whether the room is LGWAN-only.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import attrs
 
@@ -110,10 +111,10 @@ class EventPolicy:
             if self._config.refuse_calls_from_lgwan and zone in ("lgwan", None):
                 return _refusal("event_type_from_lgwan" if unknown else "call_from_lgwan")
             return None
-        if event_type in WIDGET_TYPES and content:
-            # An LGWAN device (or anyone, in an LGWAN-only room) adds only the admin's widgets.
-            if (zone in ("lgwan", None) or lgwan_only) and not self._widget_urls.allows(content.get("url")):
-                return _refusal("widget_not_allowed")
+        # An LGWAN device (or anyone, in an LGWAN-only room) adds only the admin's widgets.
+        if (event_type in WIDGET_TYPES and content and (zone in ("lgwan", None) or lgwan_only)
+                and not self._widget_urls.allows(content.get("url"))):
+            return _refusal("widget_not_allowed")
         return None
 
     @staticmethod

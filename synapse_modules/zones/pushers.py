@@ -10,7 +10,8 @@ Any other pusher (other formats, email pushers, unknown kinds) is refused.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from synapse_modules._errors import refusal
 from synapse_modules._synapse_internals import current_request_origin

@@ -13,7 +13,8 @@ LGWAN-only; a predecessor this server does not have adds nothing.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from synapse.module_api import ModuleApi
 

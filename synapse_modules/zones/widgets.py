@@ -10,7 +10,8 @@ mean another path once a browser normalises it (dot segments, encoded ``/``,
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
 #: The suite's own pages on this homeserver (e.g. the stamp picker) when the admin lists none.

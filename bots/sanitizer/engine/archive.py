@@ -220,7 +220,11 @@ def _unique(path: str, used: set[str]) -> str:
     return candidate
 
 
-def _date(info: zipfile.ZipInfo) -> tuple[int, ...]:
+#: a ZIP member's date and time (year, month, day, hour, minute, second)
+ZipDate = tuple[int, int, int, int, int, int]
+
+
+def _date(info: zipfile.ZipInfo) -> ZipDate:
     return info.date_time if 1980 <= info.date_time[0] <= 2107 else (1980, 1, 1, 0, 0, 0)
 
 
@@ -251,7 +255,7 @@ def _report(archive_name: str, done: list[_Done]) -> bytes:
     return "\r\n".join(lines).encode("utf-8-sig")
 
 
-def _pack(members: list[tuple[str, Output, tuple[int, ...]]], report: bytes) -> bytes:
+def _pack(members: list[tuple[str, Output, ZipDate]], report: bytes) -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as new:
         # the report first: libmagic reads the first entry's name (an OOXML or ODF look-alike)
@@ -322,7 +326,7 @@ async def _sanitize(job: Job, budget: _Budget) -> Product:
         raise _exceeded(job, "bytes")
 
     done: list[_Done] = []
-    members: list[tuple[str, Output, tuple[int, ...]]] = []
+    members: list[tuple[str, Output, ZipDate]] = []
     used = {REPORT_NAME.casefold()}
     for entry, at, size in members_read:
         if entry["status"] != "ok":
@@ -339,7 +343,7 @@ async def _sanitize(job: Job, budget: _Budget) -> Product:
             done.append(_Done("/".join(parts), result=result))
             continue
         paths = tuple(_unique("/".join([*parts[:-1], o.filename]), used) for o in result.outputs)
-        members += [(path, output, entry["date"]) for path, output in zip(paths, result.outputs)]
+        members += [(path, output, entry["date"]) for path, output in zip(paths, result.outputs, strict=True)]
         done.append(_Done("/".join(parts), result=result, paths=paths))
 
     skipped = [d.name for d in done if not d.paths]

@@ -23,13 +23,14 @@ import logging
 import shutil
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import attrs
 
-from .audit import AuditLog
 from . import jail
+from .audit import AuditLog
 from .detect import SCRIPT_EXTENSIONS, Detected, kind_of
 from .filenames import clean
 from .metrics import FILES
@@ -63,7 +64,7 @@ class Job:
     filename: str
     detected: Detected
     policy: str
-    engine: "Sanitizer"
+    engine: Sanitizer
     workdir: Path  # made for this file only, deleted afterwards
     deadline: float  # event loop time by which the job must be done
     depth: int = 0  # 0 for a file, 1 for a member of an archive, ...
@@ -135,7 +136,7 @@ class Sanitizer:
         if self._own_runtime:
             shutil.rmtree(self.runtime_dir, ignore_errors=True)
 
-    async def __aenter__(self) -> "Sanitizer":
+    async def __aenter__(self) -> Sanitizer:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:

@@ -83,10 +83,10 @@ def strip(data: bytes, limits: ooxml.Limits) -> tuple[bytes, str, set[str]]:
         folder, base = posixpath.split(name)
         if name == "mimetype" or name == "META-INF/manifest.xml":
             continue
-        if name in XML_MEMBERS or (folder + "/" in objects and base in XML_MEMBERS):
-            kept[name] = content
-        elif (folder == "Pictures" or name == "Thumbnails/thumbnail.png") and \
-                any(content[at:at + len(magic)] == magic for magic, at in PICTURES):
+        xml_member = name in XML_MEMBERS or (folder + "/" in objects and base in XML_MEMBERS)
+        picture = (folder == "Pictures" or name == "Thumbnails/thumbnail.png") and \
+            any(content[at:at + len(magic)] == magic for magic, at in PICTURES)
+        if xml_member or picture:
             kept[name] = content
         else:
             removed.add("macros" if name.startswith(("Basic/", "Scripts/", "Dialogs/")) else
@@ -118,7 +118,7 @@ def _neutralize(root: ET.Element, members: set[str], objects: set[str], removed:
             key = tuple(child.tag[1:].split("}", 1)) if child.tag.startswith("{") else ("", child.tag)
             href = child.get(f"{{{XLINK}}}href")
             if key in REMOVED_ELEMENTS:
-                if len(child) or child.text and child.text.strip() or key not in _EMPTY_IS_NOTHING:
+                if len(child) or (child.text and child.text.strip()) or key not in _EMPTY_IS_NOTHING:
                     removed.add(REMOVED_ELEMENTS[key])  # LibreOffice writes an empty office:scripts always
                 touched = True
                 continue
@@ -140,9 +140,9 @@ def _neutralize(root: ET.Element, members: set[str], objects: set[str], removed:
                     span.text = "".join(child.itertext())
                     children.append(span)
                 continue
-            for attribute in [a for a in child.attrib if a in FORMULA_ATTRIBUTES]:
-                if not _formula_is_inert(child.get(attribute)):
-                    removed.add("dde" if "DDE" in child.get(attribute).upper() else "formulas_active")
+            for attribute, formula in [(a, v) for a, v in child.attrib.items() if a in FORMULA_ATTRIBUTES]:
+                if not _formula_is_inert(formula):
+                    removed.add("dde" if "DDE" in formula.upper() else "formulas_active")
                     del child.attrib[attribute]  # a cell keeps the value it showed (office:value)
                     touched = True
             children.append(child)

@@ -37,7 +37,6 @@ import threading
 import urllib.parse
 import xml.etree.ElementTree as ET
 import zipfile
-
 from xml.sax.saxutils import escape
 
 import attrs
@@ -57,7 +56,7 @@ MC = "http://schemas.openxmlformats.org/markup-compatibility/2006"
 #: where the namespaces of ISO 29500 Strict documents start
 STRICT = "http://purl.oclc.org/ooxml/"
 VML = "urn:schemas-microsoft-com:vml"
-O = "urn:schemas-microsoft-com:office:office"
+VML_OFFICE = "urn:schemas-microsoft-com:office:office"  # prefix o:, VML's companion
 HYPERLINK = f"{R}/hyperlink"
 RELATIONSHIPS_TYPE = "application/vnd.openxmlformats-package.relationships+xml"
 
@@ -224,7 +223,7 @@ ACTIVE_ELEMENTS = {
     "oleLink": "ole_objects", "ddeLink": "dde",
 }
 #: VML attributes that name a file or URL to load
-VML_LINK_ATTRIBUTES = {"src", "href", f"{{{O}}}href", f"{{{O}}}althref"}
+VML_LINK_ATTRIBUTES = {"src", "href", f"{{{VML_OFFICE}}}href", f"{{{VML_OFFICE}}}althref"}
 _FIELD_TAGS = {f"{{{ns}}}{local}" for ns in WORD for local in ("fldChar", "instrText", "delInstrText", "fldSimple")}
 _HYPERLINK_ELEMENTS = {"hyperlink", "hlinkClick", "hlinkHover", "hlinkMouseOver"}
 _EMPTY_WHEN_BARE = {f"{{{W}}}object", f"{{{MC}}}AlternateContent", f"{{{MC}}}Choice", f"{{{MC}}}Fallback"}
@@ -579,7 +578,7 @@ def _drop_references(root: ET.Element, kept: set[str], links: set[str], removed:
         if not child.attrib:
             continue
         refs = {k for k, v in child.attrib.items()
-                if (_local(k)[0] in RELATIONSHIP_ATTRIBUTES or k == f"{{{O}}}relid")
+                if (_local(k)[0] in RELATIONSHIP_ATTRIBUTES or k == f"{{{VML_OFFICE}}}relid")
                 and v and (v not in kept or (v in links and _local(child.tag)[1] not in _HYPERLINK_ELEMENTS))}
         if not refs:
             continue
@@ -611,10 +610,10 @@ def _neutralize(root: ET.Element, removed: _Removed, limits: Limits) -> set[str]
     names: dict[str, tuple[str, str]] = {}  # tag -> (namespace, local name), split once per tag
     for el in root.iter():
         namespace, local = names.get(el.tag) or names.setdefault(el.tag, _local(el.tag))
-        if local in ACTIVE_ELEMENTS and namespace in WORD | SHEET | PRESENTATION | {O}:
+        if local in ACTIVE_ELEMENTS and namespace in WORD | SHEET | PRESENTATION | {VML_OFFICE}:
             note(ACTIVE_ELEMENTS[local], local)
             edits.drop(el)
-        elif namespace in (VML, O):
+        elif namespace in (VML, VML_OFFICE):
             for attribute in [a for a in el.attrib if a in VML_LINK_ATTRIBUTES]:
                 note("external_links", el.get(attribute, ""))
                 del el.attrib[attribute]
@@ -633,14 +632,14 @@ def _neutralize(root: ET.Element, removed: _Removed, limits: Limits) -> set[str]
                 not formula_is_inert(el.text or ""):
             note(_formula_removed_as(el.text or ""), el.text or "")
             found.add("formulas")
-            if local == "f" and el.get("t") == "shared" and el.get("si") is not None:
-                unsafe_shared.add(el.get("si"))
+            if local == "f" and el.get("t") == "shared" and (shared_index := el.get("si")) is not None:
+                unsafe_shared.add(shared_index)
             edits.drop(_formula_holder(el, edits.parents))
         elif namespace in CHART and local == "f" and not formula_is_inert(el.text or ""):
             note(_formula_removed_as(el.text or ""), el.text or "")
             _chart_reference_to_literal(el, edits)
-        elif namespace in SHEET and el.get("formula") is not None and not formula_is_inert(el.get("formula")):
-            note(_formula_removed_as(el.get("formula")), el.get("formula"))
+        elif namespace in SHEET and (formula := el.get("formula")) is not None and not formula_is_inert(formula):
+            note(_formula_removed_as(formula), formula)
             found.add("formulas")
             if local in ("calculatedItem", "calculatedMember"):
                 edits.drop(el)
@@ -724,7 +723,9 @@ def _outside_quotes(formula: str) -> str | None:
     while i < n:
         quote = formula[i]
         if quote not in "\"'":
-            j = _UNQUOTED.match(formula, i).end()
+            unquoted = _UNQUOTED.match(formula, i)
+            assert unquoted is not None  # [^"']* matches anywhere, if only the empty string
+            j = unquoted.end()
             kept.append(formula[i:j])
             i = j
             continue
@@ -884,6 +885,7 @@ def _serialize(root: ET.Element, original: bytes) -> bytes:
             .replace(f"xmlns:{_DEFAULT}=", "xmlns=")
     # declarations ElementTree drops as unused may still be named by mc:Ignorable: put them back
     head = _XML_HEAD.match(body)
+    assert head is not None  # ElementTree's serialization starts with the root's tag
     declared = set(_XML_DECLARED.findall(body[:body.index(">")]))
     missing = "".join(f' xmlns:{p}="{escape(u, QUOTE)}"' for p, u in namespaces.items() if p and p not in declared)
     body = body[:head.end()] + missing + body[head.end():]

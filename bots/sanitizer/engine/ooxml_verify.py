@@ -22,7 +22,7 @@ import posixpath
 import urllib.parse
 import xml.etree.ElementTree as ET
 import zipfile
-from typing import Iterator
+from collections.abc import Iterator
 
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
@@ -182,7 +182,7 @@ def verify_package(data: bytes) -> list[str]:
             if problem:
                 problems.append(problem)
             elif link:
-                links.setdefault(keys[_opc_key(source)], set()).add(link)
+                links.setdefault(keys[_opc_key(source) or ""], set()).add(link)
             else:
                 reached.add(target)
                 if not source and type_of(target) in MAIN_PARTS:
@@ -270,7 +270,8 @@ def _xml_problems(content: bytes, links: set[str]) -> list[str]:
     if root is None:
         return ["unreadable XML"]
     problems: list[str] = []
-    open_fields: list[list[str]] = []  # instruction pieces of each field not yet at its separator
+    # instruction pieces of each field not yet at its separator (None: past it, in the result)
+    open_fields: list[list[str] | None] = []
     split: dict[str, tuple[str, str]] = {}  # name -> (namespace, local name), once per name
 
     def names(tag: str) -> tuple[str, str]:
@@ -390,7 +391,9 @@ def _formula_problems(formula: str) -> list[str]:
     if len(formula) > 8192:
         return ["formula too long"]
     problems: list[str] = []
-    state, name, bracket, pending = "code", [], [], ""
+    state, pending = "code", ""
+    name: list[str] = []
+    bracket: list[str] = []
     for c in formula + " ":
         if state == "string":
             state = "string_end" if c == '"' else "string"

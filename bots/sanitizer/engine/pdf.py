@@ -23,8 +23,8 @@ import math
 import os
 import re
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import attrs
 import pikepdf
@@ -174,7 +174,9 @@ def _compress(files: list[Path], max_megapixels: int) -> list[Page]:
         if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE) or width * height > max_megapixels * 1_000_000 \
                 or len(raw) != header.end() + width * height * 3:
             raise Refusal("sanitizer.refused.broken", "sanitizer.instead.pdf")
-        image = Image.frombuffer("RGB", (width, height), memoryview(raw)[header.end():], "raw", "RGB", 0, 1)
+        # Pillow reads any buffer (no copy of the pixels); its annotation names bytes and arrays only.
+        pixels = memoryview(raw)[header.end():]
+        image = Image.frombuffer("RGB", (width, height), pixels, "raw", "RGB", 0, 1)  # type: ignore[arg-type]
         red, green, blue = (band.tobytes() for band in image.split())
         if red == green == blue:
             pages.append(Page(width, height, zlib.compress(red, 6), gray=True))
@@ -211,4 +213,4 @@ async def _text(job, workdir: Path, pages: int) -> str:
     if done.returncode != 0:
         return ""
     text = done.stdout.decode("utf-8", errors="replace").replace("\f", "\n\n")
-    return "".join(c for c in text if c in "\n\t" or c >= " " and c != "\x7f")
+    return "".join(c for c in text if c in "\n\t" or (c >= " " and c != "\x7f"))

@@ -69,7 +69,7 @@ class Policies:
         return self.policies.get(kind, "refuse")
 
     @classmethod
-    def from_options(cls, raw: dict[str, Any] | None) -> "Policies":
+    def from_options(cls, raw: dict[str, Any] | None) -> Policies:
         """Typed policies from a mapping (missing keys take the defaults); ``ConfigInvalid`` if it is bad."""
         return typed.build(cls, raw)
 

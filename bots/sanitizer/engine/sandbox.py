@@ -27,8 +27,9 @@ import shutil
 import signal
 import sys
 import sysconfig
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Sequence
+from typing import Any
 
 import attrs
 
@@ -218,11 +219,11 @@ class WarmWorker:
             await self.start()
         assert self._process is not None and self._process.stdin is not None
         self._jobs += 1
-        process = self._process
+        process, stdin = self._process, self._process.stdin
 
         async def exchange() -> tuple[dict[str, Any], bytes]:
-            process.stdin.write(protocol.encode(header, payload))
-            await process.stdin.drain()  # within the deadline too: a stuck worker may stop reading
+            stdin.write(protocol.encode(header, payload))
+            await stdin.drain()  # within the deadline too: a stuck worker may stop reading
             return await protocol.read_async(process.stdout, self._max_output)
 
         try:

@@ -12,12 +12,12 @@ import time
 import unicodedata
 from html import escape
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from lgwan_chat.core.i18n import t
 
-from ..engine.filenames import clean
 from ..delivery import report
+from ..engine.filenames import clean
 from ..links import token_hash
 from .form import link_problem
 from .html import language, page, problem
@@ -38,13 +38,16 @@ def _text(value: str) -> str:
     return " ".join("".join(c for c in value if unicodedata.category(c)[0] != "C").split())[:100]
 
 
-async def _read(request: web.Request, max_bytes: int, max_files: int) -> tuple[dict[str, str], list[tuple[str, str | None, bytes]]]:
+async def _read(request: web.Request, max_bytes: int,
+                max_files: int) -> tuple[dict[str, str], list[tuple[str, str | None, bytes]]]:
     fields: dict[str, str] = {}
     files: list[tuple[str, str | None, bytes]] = []
     total = 0
     reader = await request.multipart()
-    async for part in reader:
-        if part.name in ("name", "org"):
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader):  # a multipart inside the form: the page sends none
+            await part.release()
+        elif part.name in ("name", "org"):
             raw = bytearray()
             while chunk := await part.read_chunk(MAX_FIELD):
                 raw += chunk
@@ -111,7 +114,7 @@ async def receive(request: web.Request) -> web.Response:
                                        "remote": remote})
     lang = language(request)
     items = []
-    for (filename, _, _), result in zip(files, results):
+    for (filename, _, _), result in zip(files, results, strict=True):
         mark = "ok" if result.ok else "refused"
         items.append(f'<li class="{mark}"><strong>{escape(clean(filename))}</strong>: '
                      f'{escape(t(f"upload.result_{mark}", lang))} {escape(report(result, lang))}</li>')

@@ -10,17 +10,18 @@ module or bot.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path as FsPath
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
-from .issues import ConfigIssue, format_path, raise_config_error
+from .issues import ConfigIssue, Lines, format_path, raise_config_error
 from .yamlfile import load
 
 __all__ = ["ConfigIssue", "Section", "check_document", "check_file", "format_path", "load_file",
            "raise_config_error"]
 
 #: The rules of one top-level section: ``(section value, whole document) -> issues``.
-Section = Callable[[Any, dict], Iterable[ConfigIssue]]
+Section = Callable[[Any, dict[str, Any]], Iterable[ConfigIssue]]
 
 
 def check_document(doc: Any, sections: Mapping[str, Section]) -> list[ConfigIssue]:
@@ -36,7 +37,7 @@ def check_document(doc: Any, sections: Mapping[str, Section]) -> list[ConfigIssu
     return issues
 
 
-def load_file(path: str | FsPath) -> tuple[Any, dict, list[ConfigIssue]]:
+def load_file(path: str | FsPath) -> tuple[Any, Lines, list[ConfigIssue]]:
     """``(document, {key path: line}, problems)`` of a YAML file; problems carry the file name."""
     name = str(path)
     try:
@@ -47,7 +48,7 @@ def load_file(path: str | FsPath) -> tuple[Any, dict, list[ConfigIssue]]:
     return doc, lines, [i.with_location(name) for i in issues]
 
 
-def locate(issues: Iterable[ConfigIssue], file: str | FsPath, lines: dict) -> list[ConfigIssue]:
+def locate(issues: Iterable[ConfigIssue], file: str | FsPath, lines: Lines) -> list[ConfigIssue]:
     """Issues with the file name and the line of their key (or of its nearest ancestor), in line order."""
     located = [i.with_location(str(file), lines=lines) if i.line is None else i.with_location(str(file))
                for i in issues]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import attrs
 
 from lgwan_chat.core.i18n import LANGUAGES, t
 
 Path = tuple[Any, ...]
+#: the line of each key path in a YAML file (yamlfile.load)
+Lines = dict[Path, int]
 
 
 def format_path(path: Sequence[Any]) -> str:
@@ -35,7 +38,7 @@ class ConfigIssue:
     def message(self, lang: str) -> str:
         return t(self.key, lang, **self.params)
 
-    def with_location(self, file: str | None, prefix: Path = (), lines: dict | None = None) -> "ConfigIssue":
+    def with_location(self, file: str | None, prefix: Path = (), lines: Lines | None = None) -> ConfigIssue:
         path = tuple(prefix) + tuple(self.path)
         line = self.line
         if lines is not None:
@@ -51,7 +54,7 @@ class ConfigIssue:
         return f"{head}{format_path(self.path)}: " + " / ".join(self.message(lang) for lang in LANGUAGES)
 
 
-def _nearest_line(lines: dict, path: Path) -> int | None:
+def _nearest_line(lines: Lines, path: Path) -> int | None:
     """The line of ``path`` or of its nearest ancestor that the YAML file has."""
     path = tuple(path)
     while True:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import jsonschema
 from jsonschema import Draft202012Validator
@@ -43,7 +44,7 @@ def _is_cidr(value: object) -> bool:
     return True
 
 
-def validate(instance: Any, schema: dict) -> list[ConfigIssue]:
+def validate(instance: Any, schema: dict[str, Any]) -> list[ConfigIssue]:
     """Every problem of ``instance`` against ``schema``, in document order."""
     validator = Draft202012Validator(schema, format_checker=_format_checker)
     issues: list[ConfigIssue] = []
@@ -60,8 +61,9 @@ def _translate(error: jsonschema.ValidationError) -> Iterator[ConfigIssue]:
     path = tuple(error.absolute_path)
     kind = error.validator
     value = error.instance
-    schema = error.schema
-    limit = error.validator_value
+    # Unset only on errors built by hand; validation always sets both.
+    schema: Mapping[str, Any] = error.schema if isinstance(error.schema, Mapping) else {}
+    limit: Any = error.validator_value  # the keyword's value in the schema: any JSON
 
     if kind == "required":
         # jsonschema raises one error per missing key, each holding the whole list: report its own key
@@ -121,16 +123,16 @@ def _translate(error: jsonschema.ValidationError) -> Iterator[ConfigIssue]:
 
 # Small schema builders so that schemas stay readable.
 
-def mapping(properties: dict[str, dict], required: tuple[str, ...] = (), **extra: Any) -> dict:
+def mapping(properties: dict[str, dict[str, Any]], required: Sequence[str] = (), **extra: Any) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": list(required),
             "additionalProperties": False, **extra}
 
 
-def string(**extra: Any) -> dict:
+def string(**extra: Any) -> dict[str, Any]:
     return {"type": "string", "minLength": 1, **extra}
 
 
-def bilingual_name() -> dict:
+def bilingual_name() -> dict[str, Any]:
     """``{ja: 総務課, en: General Affairs}``: what people see, in both languages."""
     return mapping({"ja": string(), "en": string()}, required=("ja",))
 

@@ -24,7 +24,8 @@ Plain ``attrs`` fields (no helper) are not YAML keys: the program sets them.
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable, Iterator, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import attrs
 
@@ -47,7 +48,7 @@ class ConfigInvalid(Exception):
         self.issues = issues
 
 
-def key(default: Any = NO_DEFAULT, schema: dict | None = None, *, convert: Callable[[Any], Any] | None = None,
+def key(default: Any = NO_DEFAULT, schema: dict[str, Any] | None = None, *, convert: Callable[[Any], Any] | None = None,
         factory: Callable[[], Any] | None = None, name: str | None = None) -> Any:
     """A YAML key: its default (as written in YAML), JSON schema fragment and typed conversion."""
     if schema is None:
@@ -81,30 +82,31 @@ def derived(fn: Callable[[Any], Any]) -> Any:
     return attrs.field(init=False, default=attrs.Factory(fn, takes_self=True))
 
 
-def _keys(cls: type) -> Iterator[tuple[str, attrs.Attribute, dict]]:
+def _keys(cls: type) -> Iterator[tuple[str, attrs.Attribute[Any], dict[str, Any]]]:
     for field in attrs.fields(cls):
         meta = field.metadata.get(_KEY)
         if meta is not None and field.init:
             yield meta["name"] or field.name, field, meta
 
 
-def key_schema(field: attrs.Attribute) -> dict:
+def key_schema(field: attrs.Attribute[Any]) -> dict[str, Any]:
     """The JSON schema fragment of one field made by ``key``/``section``/``sections``."""
     if _SECTION in field.metadata:
         return schema_of(field.metadata[_SECTION])
     if _LIST in field.metadata:
         return {"type": "array", "items": schema_of(field.metadata[_LIST]), **field.metadata[_KEY]["array"]}
-    return field.metadata[_KEY]["schema"]
+    schema: dict[str, Any] = field.metadata[_KEY]["schema"]
+    return schema
 
 
-def schema_of(cls: type, **extra: Any) -> dict:
+def schema_of(cls: type, **extra: Any) -> dict[str, Any]:
     """The JSON schema of a config class: its keys, which are required, nothing else."""
     properties = {name: key_schema(field) for name, field, _ in _keys(cls)}
     required = tuple(name for name, field, _ in _keys(cls) if field.default is attrs.NOTHING)
     return mapping(properties, required=required, **extra)
 
 
-def default_of(field: attrs.Attribute) -> Any:
+def default_of(field: attrs.Attribute[Any]) -> Any:
     """A key's default as written in YAML (``NO_DEFAULT`` for a required key)."""
     meta = field.metadata[_KEY]
     return meta["factory"]() if meta["factory"] is not None else copy.deepcopy(meta["default"])
@@ -113,7 +115,7 @@ def default_of(field: attrs.Attribute) -> Any:
 def structure(cls: type[T], raw: Any) -> T:
     """The typed value of an already validated mapping (missing keys take their defaults)."""
     raw = raw or {}
-    args = {field.alias: raw[name] for name, field, _ in _keys(cls) if name in raw}
+    args = {str(field.alias): raw[name] for name, field, _ in _keys(cls) if name in raw}
     return cls(**args)
 
 
@@ -179,12 +181,12 @@ def module_functions(cls: type[T]) -> tuple[Callable[[Any], list[ConfigIssue]], 
     return check_block, parse_block
 
 
-def section_class(field: attrs.Attribute) -> type | None:
+def section_class(field: attrs.Attribute[Any]) -> type | None:
     """The config class of a ``section``/``sections`` field (None for a plain key)."""
     return field.metadata.get(_SECTION) or field.metadata.get(_LIST)
 
 
-def key_fields(cls: type) -> Iterator[tuple[str, attrs.Attribute]]:
+def key_fields(cls: type) -> Iterator[tuple[str, attrs.Attribute[Any]]]:
     """``(YAML key, field)`` of every key of a config class (for tests and docs)."""
     for name, field, _ in _keys(cls):
         yield name, field

@@ -25,8 +25,9 @@ from ..config import BookmarksConfig
 from ..store import Bookmark, BookmarkStore
 
 if TYPE_CHECKING:
-    from ..reactions import ReactionFeed
     from synapse.http.site import SynapseRequest
+
+    from ..reactions import ReactionFeed
 
 PATH = BOOKMARKS
 DEFAULT_LIMIT = 20
@@ -65,14 +66,14 @@ def text_of(content: Any) -> tuple[str | None, str | None]:
 
 
 class BookmarksResource(DirectServeJsonResource):
-    def __init__(self, api: ModuleApi, config: BookmarksConfig, store: BookmarkStore, feed: "ReactionFeed"):
+    def __init__(self, api: ModuleApi, config: BookmarksConfig, store: BookmarkStore, feed: ReactionFeed):
         super().__init__()
         self._api = api
         self._config = config
         self._store = store
         self._feed = feed
 
-    async def _async_render_GET(self, request: "SynapseRequest") -> tuple[int, dict]:
+    async def _async_render_GET(self, request: SynapseRequest) -> tuple[int, dict]:
         caller = (await self._api.get_user_by_req(request)).user.to_string()
         limit = self._limit(request)
         before = self._from(request)
@@ -124,11 +125,11 @@ class BookmarksResource(DirectServeJsonResource):
         return item
 
     @staticmethod
-    def _arg(request: "SynapseRequest", name: bytes) -> str | None:
+    def _arg(request: SynapseRequest, name: bytes) -> str | None:
         values = request.args.get(name)
         return values[0].decode("utf-8", "replace") if values else None
 
-    def _limit(self, request: "SynapseRequest") -> int:
+    def _limit(self, request: SynapseRequest) -> int:
         raw = self._arg(request, b"limit")
         if raw is None:
             return DEFAULT_LIMIT
@@ -136,7 +137,7 @@ class BookmarksResource(DirectServeJsonResource):
             raise error(400, Codes.INVALID_PARAM, "bookmarks.bad_limit", limit=MAX_LIMIT)
         return int(raw)
 
-    def _from(self, request: "SynapseRequest") -> tuple[int, str] | None:
+    def _from(self, request: SynapseRequest) -> tuple[int, str] | None:
         raw = self._arg(request, b"from")
         if raw is None:
             return None
@@ -145,7 +146,7 @@ class BookmarksResource(DirectServeJsonResource):
             raise error(400, Codes.INVALID_PARAM, "bookmarks.bad_from")
         return before
 
-    def _user_id(self, request: "SynapseRequest") -> str | None:
+    def _user_id(self, request: SynapseRequest) -> str | None:
         raw = self._arg(request, b"user_id")
         if raw is None:
             return None

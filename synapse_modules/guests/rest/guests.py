@@ -32,6 +32,7 @@ from synapse.module_api import DirectServeJsonResource, ModuleApi, UserID
 
 from lgwan_chat.core.routes import GUESTS_PATH
 from synapse_modules._errors import error, refusal
+from synapse_modules._rest import request_body
 from synapse_modules._synapse_internals import register_password_user
 
 from ..config import GuestsConfig
@@ -61,19 +62,19 @@ class GuestsResource(DirectServeJsonResource):
         self._store = store
         self._expiry = expiry
 
-    async def _admin(self, request: "SynapseRequest") -> str:
+    async def _admin(self, request: SynapseRequest) -> str:
         caller = (await self._api.get_user_by_req(request)).user.to_string()
         if caller not in self._config.managers and not await self._api.is_user_admin(caller):
             raise refusal("not_admin", "guests.not_manager")
         return caller
 
-    def _target(self, request: "SynapseRequest") -> str | None:
+    def _target(self, request: SynapseRequest) -> str | None:
         rest = request.path.decode("ascii")[len(PATH):]
         if rest in ("", "/"):
             return None
         return unquote(rest[1:])
 
-    async def _async_render_GET(self, request: "SynapseRequest") -> tuple[int, Any]:
+    async def _async_render_GET(self, request: SynapseRequest) -> tuple[int, Any]:
         await self._admin(request)
         target = self._target(request)
         if target is None:
@@ -83,7 +84,7 @@ class GuestsResource(DirectServeJsonResource):
             raise error(404, Codes.NOT_FOUND, "guests.not_guest", user=target)
         return 200, guest.as_json()
 
-    async def _async_render_POST(self, request: "SynapseRequest") -> tuple[int, Any]:
+    async def _async_render_POST(self, request: SynapseRequest) -> tuple[int, Any]:
         caller = await self._admin(request)
         target = self._target(request)
         if target == "check":
@@ -166,7 +167,7 @@ class GuestsResource(DirectServeJsonResource):
                 not_joined.append(room_id)
         return 200, {**guest.as_json(), "joined": joined, "not_joined": not_joined}
 
-    async def _async_render_PUT(self, request: "SynapseRequest") -> tuple[int, Any]:
+    async def _async_render_PUT(self, request: SynapseRequest) -> tuple[int, Any]:
         await self._admin(request)
         target = self._target(request)
         guest = await self._store.get(target) if target else None
@@ -180,7 +181,7 @@ class GuestsResource(DirectServeJsonResource):
         await self._store.set_expiry(guest.user_id, expires_ts)
         return 200, (await self._store.get(guest.user_id)).as_json()  # type: ignore[union-attr]
 
-    async def _async_render_DELETE(self, request: "SynapseRequest") -> tuple[int, Any]:
+    async def _async_render_DELETE(self, request: SynapseRequest) -> tuple[int, Any]:
         await self._admin(request)
         target = self._target(request)
         guest = await self._store.get(target) if target else None
@@ -203,9 +204,9 @@ class GuestsResource(DirectServeJsonResource):
         return room_id
 
 
-def _json(request: "SynapseRequest") -> dict[str, Any]:
+def _json(request: SynapseRequest) -> dict[str, Any]:
     try:
-        body = json.loads(request.content.read() or b"{}")
+        body = json.loads(request_body(request) or b"{}")
     except ValueError:
         body = None
     if not isinstance(body, dict):

@@ -19,6 +19,7 @@ from synapse.module_api import ModuleApi
 
 from synapse_modules._errors import error, refusal
 from synapse_modules._metrics import READ_STATUS_SECONDS
+from synapse_modules._rest import request_body
 
 from .. import synapse_tables as tables
 from ..config import ReadStatusConfig
@@ -47,10 +48,10 @@ class ReadStatusRoutes:
         self._api = api
         self._config = config
 
-    async def _member(self, request: "SynapseRequest") -> str:
+    async def _member(self, request: SynapseRequest) -> str:
         return (await self._api.get_user_by_req(request)).user.to_string()
 
-    async def one(self, request: "SynapseRequest", room_id: str, event_id: str) -> tuple[int, dict]:
+    async def one(self, request: SynapseRequest, room_id: str, event_id: str) -> tuple[int, dict]:
         user_id = await self._member(request)
 
         def txn(cur: Any) -> dict | str:
@@ -68,13 +69,12 @@ class ReadStatusRoutes:
 
         with READ_STATUS_SECONDS.labels("one").time():
             answer = await self._api.run_db_interaction("lgwan_read_status_one", txn)
-        self.raise_for(answer, event_id)
-        return 200, answer
+        return 200, self.raise_for(answer, event_id)
 
-    async def many(self, request: "SynapseRequest", room_id: str) -> tuple[int, dict]:
+    async def many(self, request: SynapseRequest, room_id: str) -> tuple[int, dict]:
         user_id = await self._member(request)
         event_ids = self._event_ids(request)
-        limit = self._limit(request) if event_ids is None else None
+        limit = self._limit(request) if event_ids is None else 0  # 0: unused, the ids say which
 
         def txn(cur: Any) -> dict | str:
             reads = ROOM_READS.reads(cur, room_id)
@@ -95,23 +95,22 @@ class ReadStatusRoutes:
 
         with READ_STATUS_SECONDS.labels("many").time():
             answer = await self._api.run_db_interaction("lgwan_read_status_many", txn)
-        self.raise_for(answer, None)
-        return 200, answer
+        return 200, self.raise_for(answer, None)
 
-    def _event_ids(self, request: "SynapseRequest") -> list[str] | None:
+    def _event_ids(self, request: SynapseRequest) -> list[str] | None:
         if request.method != b"POST":
             return None
         try:
-            body = json.loads(request.content.read() or b"{}")
+            body = json.loads(request_body(request) or b"{}")
         except ValueError:
-            raise error(400, Codes.NOT_JSON, "read_status.bad_batch", limit=self._config.max_batch)
+            raise error(400, Codes.NOT_JSON, "read_status.bad_batch", limit=self._config.max_batch) from None
         ids = body.get("event_ids") if isinstance(body, dict) else None
         if (not isinstance(ids, list) or not ids or len(ids) > self._config.max_batch
                 or not all(isinstance(i, str) and i.startswith("$") for i in ids)):
             raise error(400, Codes.BAD_JSON, "read_status.bad_batch", limit=self._config.max_batch)
         return list(dict.fromkeys(ids))
 
-    def _limit(self, request: "SynapseRequest") -> int:
+    def _limit(self, request: SynapseRequest) -> int:
         raw = request.args.get(b"limit", [b""])[0].decode("ascii", "replace")
         if not raw:
             return self._config.default_recent
@@ -120,9 +119,13 @@ class ReadStatusRoutes:
         return int(raw)
 
     @staticmethod
-    def raise_for(answer: dict | str, event_id: str | None) -> None:
-        """The refusals every room-scoped answer may turn into (shared with the stamps routes)."""
+    def raise_for(answer: dict | str, event_id: str | None) -> dict:
+        """The refusals every room-scoped answer may turn into (shared with the stamps routes);
+        the answer itself when it is not one."""
         if answer == "not_member":
             raise refusal("not_member", "read_status.not_member")
         if answer == "unknown_event":
             raise error(404, Codes.NOT_FOUND, "read_status.unknown_event", event_id=event_id)
+        if isinstance(answer, str):
+            raise ValueError(f"unexpected refusal {answer!r}")
+        return answer

@@ -24,7 +24,7 @@ class AcknowledgementRoutes:
         self._api = api
         self._config = config
 
-    async def get(self, request: "SynapseRequest", room_id: str, event_id: str) -> tuple[int, dict]:
+    async def get(self, request: SynapseRequest, room_id: str, event_id: str) -> tuple[int, dict]:
         user_id = (await self._api.get_user_by_req(request)).user.to_string()
 
         def txn(cur: Any) -> dict | str:
@@ -33,7 +33,7 @@ class AcknowledgementRoutes:
                 return found
             _, seen = found
             by_key: dict[str, list[dict]] = {key: [] for key in self._config.acknowledgements}
-            for reaction in tables.annotations(cur, room_id, event_id):
+            for reaction in tables.reactions(cur, room_id, event_id):
                 by_key.setdefault(reaction.key, []).append({"user_id": reaction.sender,
                                                             "ts": reaction.origin_server_ts})
             return {"event_id": event_id,
@@ -41,5 +41,4 @@ class AcknowledgementRoutes:
                     "read_count": len(seen.read), "unread_count": len(seen.unread)}
 
         answer = await self._api.run_db_interaction("lgwan_stamps_acknowledgements", txn)
-        ReadStatusRoutes.raise_for(answer, event_id)
-        return 200, answer
+        return 200, ReadStatusRoutes.raise_for(answer, event_id)

@@ -38,7 +38,7 @@ class StampsResource(DirectServeJsonResource):
         self._publisher = publisher
         self._images = {f"{s.id}.png": s.image.png for s in config.stamps}
 
-    async def _async_render_GET(self, request: "SynapseRequest") -> tuple[int, dict] | None:
+    async def _async_render_GET(self, request: SynapseRequest) -> tuple[int, dict] | None:
         path = request.path.decode("ascii", "replace")[len(PREFIX):]
         if path == "/picker":
             return self._send(request, PAGE, b"text/html; charset=utf-8")
@@ -55,7 +55,7 @@ class StampsResource(DirectServeJsonResource):
         raise SynapseError(404, "Not found", Codes.NOT_FOUND)
 
     @staticmethod
-    def _send(request: "SynapseRequest", body: bytes, content_type: bytes) -> None:
+    def _send(request: SynapseRequest, body: bytes, content_type: bytes) -> None:
         request.setResponseCode(200)
         request.setHeader(b"Content-Type", content_type)
         request.setHeader(b"Content-Length", str(len(body)).encode())

@@ -46,7 +46,7 @@ REASON_HEADER = b"X-Lgwan-Gate-Reason"
 FINAL_VERDICT_SECONDS = 60
 
 
-def original_uri(request: "SynapseRequest") -> str | None:
+def original_uri(request: SynapseRequest) -> str | None:
     """The client's request URI as nginx saw it; None if absent or not ASCII (refused)."""
     raw = request.getHeader(ORIGINAL_URI_HEADER)
     if raw is None:
@@ -64,7 +64,7 @@ class MediaGateResource(DirectServeJsonResource):
         self._rules = rules
         self._api = api
 
-    async def _async_render_GET(self, request: "SynapseRequest") -> tuple[int, dict]:
+    async def _async_render_GET(self, request: SynapseRequest) -> tuple[int, dict]:
         try:
             answer = await self._verdict(request)
         except SynapseError as err:
@@ -76,7 +76,7 @@ class MediaGateResource(DirectServeJsonResource):
         MEDIA_GATE_VERDICTS.labels("allowed").inc()
         return answer
 
-    async def _verdict(self, request: "SynapseRequest") -> tuple[int, dict]:
+    async def _verdict(self, request: SynapseRequest) -> tuple[int, dict]:
         uri = original_uri(request)
         origin = current_request_origin()
         zone = zone_of(origin, self._config) if origin is not None else None
@@ -99,5 +99,5 @@ class MediaGateResource(DirectServeJsonResource):
         return 200, {}
 
 
-def final(request: "SynapseRequest") -> None:
+def final(request: SynapseRequest) -> None:
     request.setHeader(b"X-Accel-Expires", str(FINAL_VERDICT_SECONDS).encode())

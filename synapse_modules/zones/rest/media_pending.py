@@ -32,7 +32,7 @@ class MediaPendingResource(DirectServeJsonResource):
         super().__init__()
         self._png = PLACEHOLDER.read_bytes()
 
-    async def _async_render_GET(self, request: "SynapseRequest") -> tuple[int, dict] | None:
+    async def _async_render_GET(self, request: SynapseRequest) -> tuple[int, dict] | None:
         if request.getHeader(REASON_HEADER) == b"media_not_uploaded_yet":
             raise refusal("media_not_uploaded_yet", "nginx.media_not_uploaded_yet")
         parsed = media_paths.parse(original_uri(request) or "")

@@ -48,7 +48,7 @@ class MediaStatusResource(DirectServeJsonResource):
         self._api = api
         self._rules = rules
 
-    async def _async_render_GET(self, request: "SynapseRequest") -> tuple[int, dict]:
+    async def _async_render_GET(self, request: SynapseRequest) -> tuple[int, dict]:
         await self._api.get_user_by_req(request)
         parsed = parse_path(request.path.decode("ascii", "replace"))
         if parsed is None:

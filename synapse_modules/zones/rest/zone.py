@@ -25,7 +25,7 @@ class ZoneResource(DirectServeJsonResource):
         self._api = api
         self._config = config
 
-    async def _async_render_GET(self, request: "SynapseRequest") -> tuple[int, dict]:
+    async def _async_render_GET(self, request: SynapseRequest) -> tuple[int, dict]:
         # Authentication already refused a device used outside its zone, so the
         # request's zone is the device's zone.
         requester = await self._api.get_user_by_req(request, allow_guest=True)

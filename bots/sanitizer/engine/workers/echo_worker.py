@@ -5,7 +5,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import protocol  # noqa: E402
+import protocol
 
 
 def handle(header, payload):
@@ -17,7 +17,7 @@ def handle(header, payload):
         import time
         time.sleep(header["sleep"])
     if header.get("probe"):  # what can the sandbox see? (tests assert: nothing of the host)
-        result = {}
+        result: dict[str, object] = {}
         for path in header["probe"]:
             try:
                 with open(path, "rb") as f:

@@ -16,7 +16,7 @@ import zipfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import protocol  # noqa: E402
+import protocol
 
 protocol.add_site()
 

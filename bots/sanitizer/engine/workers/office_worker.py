@@ -16,7 +16,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import protocol  # noqa: E402
+import protocol
 
 #: the answer when LibreOffice died before the file was given to it: the file is not to blame (office.py)
 RENDERER_GONE = "renderer-gone"
@@ -45,9 +45,9 @@ def start_office():
         try:
             context = resolver.resolve(f"uno:pipe,name={PIPE};urp;StarOffice.ComponentContext")
             break
-        except Exception:
+        except Exception as e:
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("LibreOffice did not start")
+                raise RuntimeError("LibreOffice did not start") from e
             time.sleep(0.1)
     desktop = context.ServiceManager.createInstanceWithContext("com.sun.star.frame.Desktop", context)
     return process, desktop
@@ -96,8 +96,8 @@ class Converter:
                                     properties(FilterName=export, FilterData=filter_data))
             finally:
                 document.close(True)
-            with open(target, "rb") as f:
-                return {"ok": True}, f.read()
+            with open(target, "rb") as converted:
+                return {"ok": True}, converted.read()
         finally:
             shutil.rmtree(WORK, ignore_errors=True)
 

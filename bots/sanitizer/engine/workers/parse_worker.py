@@ -14,7 +14,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import protocol  # noqa: E402
+import protocol
 
 protocol.add_site()
 if "--code" in sys.argv:

@@ -18,7 +18,7 @@ import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import protocol  # noqa: E402
+import protocol
 
 protocol.add_site()
 
@@ -149,7 +149,7 @@ def probe(path, max_image_pixels):
         pdf = pikepdf.open(path)
     except pikepdf.PasswordError:
         return {"password": True}
-    found = set()
+    found: set[str] = set()
     with pdf:
         over = check_budget(pdf, max_image_pixels)
         if over:
