@@ -18,15 +18,15 @@ from urllib.parse import quote
 
 import pytest
 import yaml
-from nio import RoomCreateResponse
-from prometheus_client.parser import text_string_to_metric_families
-
 from bots_harness import ask, send_text
 from harness import http_get
-from lgwan_chat.ports import free_port
-from lgwan_chat.templates import config_dir
+from nio import RoomCreateResponse
+from prometheus_client.parser import text_string_to_metric_families
 from test_bot_runtime import ECHO, room_with, started
 from test_zone_media_gate import png, upload
+
+from lgwan_chat.ports import free_port
+from lgwan_chat.templates import config_dir
 
 RULES = config_dir() / "prometheus" / "lgwan-chat.rules.yml"
 SUITE_METRIC = re.compile(r"\blgwan_chat_[a-z0-9_]+")
