@@ -38,7 +38,7 @@ demo: system-deps $(STAMP)
 	$(VENV)/bin/lgwan-chat demo
 
 # Test modules run in parallel on PYTEST_WORKERS pytest-xdist workers, one whole module per worker
-# at a time (its homeservers are module-scoped), longest first (tests/scheduling.py). The tests
+# at a time (its homeservers are module-scoped), longest first (tests/support/scheduling.py). The tests
 # mostly wait on Synapse and bots: 3 workers fit 2 cores. One file, serially, with live output:
 #   make test PYTEST_ARGS="-n0 tests/test_x.py"
 PYTEST_WORKERS  ?= 3

@@ -16,7 +16,7 @@ is reported on its own.
 Targets on a 2-core machine: JPEG <= 0.5 s, PDF <= 0.5 s a page, warm Office conversion of 20 pages
 <= 3 s.
 
-Then the adversarial corpus of issue #14 (tests/corpus_adversarial.py: libmagic's limits, patterns
+Then the adversarial corpus of issue #14 (tests/support/corpus_adversarial.py: libmagic's limits, patterns
 that backtracked, CPU and memory bombs, CSV directives, ZIP names), each file once through the same
 engine: its verdict, its time, and the engine process's own peak RSS while it ran (sampled from
 /proc/self, children excluded: everything that parses the file is a jailed child). Targets: every
@@ -44,7 +44,7 @@ import pikepdf
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "support"))
 
 import corpus_adversarial as adversarial
 import corpus_documents as corpus

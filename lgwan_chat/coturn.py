@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import attrs
 
+from lgwan_chat import processes
 from lgwan_chat.templates import render
 
 #: What the demo and the tests add: their two clients are both on this machine.
@@ -76,27 +75,13 @@ class Coturn:
         with open(self.log_dir / "coturn.console.log", "ab") as out:
             self.process = subprocess.Popen([binary, "-c", str(self.conf)], stdout=out, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while True:  # coturn listens on TCP and UDP on the same port; TCP tells when it is up
-            if self.process.poll() is not None:
-                raise CoturnError(f"turnserver exited with {self.process.returncode}: {self.log_path}")
-            with socket.socket() as s:
-                if s.connect_ex((self.spec.listening_ip, self.spec.port)) == 0:
-                    return
-            if time.monotonic() > deadline:
-                raise CoturnError(f"turnserver not listening on {self.spec.listening_ip}:{self.spec.port}")
-            time.sleep(0.05)
+        # coturn listens on TCP and UDP on the same port; TCP tells when it is up
+        processes.wait_listening(self.process, self.spec.listening_ip, self.spec.port, time.monotonic() + timeout,
+                                 CoturnError, "turnserver", self.log_path)
 
     def exit_code(self) -> int | None:
         """turnserver's exit code once it has exited; None while it runs (or before it starts)."""
         return self.process.poll() if self.process else None
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        processes.stop(self.process, timeout)

@@ -11,13 +11,13 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import attrs
 
+from lgwan_chat import processes
 from lgwan_chat.core.i18n import LANGUAGES, both, t
 from lgwan_chat.templates import render
 
@@ -141,29 +141,14 @@ class Nginx:
         deadline = time.monotonic() + timeout
         for listen in (self.spec.internet_listen, self.spec.lgwan_listen):
             host, port = listen.rsplit(":", 1)
-            while True:
-                if self.process.poll() is not None:
-                    raise NginxError(f"nginx exited with {self.process.returncode}: {self.error_log}")
-                with socket.socket() as s:
-                    if s.connect_ex((host, int(port))) == 0:
-                        break
-                if time.monotonic() > deadline:
-                    raise NginxError(f"nginx not listening on {listen} after {timeout}s")
-                time.sleep(0.05)
+            processes.wait_listening(self.process, host, int(port), deadline, NginxError, "nginx", self.error_log)
 
     def exit_code(self) -> int | None:
         """nginx's exit code once it has exited; None while it runs (or before it starts)."""
         return self.process.poll() if self.process else None
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGQUIT)  # graceful: finish requests in flight
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        processes.stop(self.process, timeout, signal.SIGQUIT)  # graceful: finish requests in flight
 
 
 #: The errors nginx answers itself: status -> (Matrix errcode, message key under ``nginx.``).

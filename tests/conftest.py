@@ -170,7 +170,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 @pytest.fixture
 async def remote_login(neighbours):
     """``await remote_login(server, prefix)``: a new user logged in on one of the test module's other
-    homeservers (its ``neighbours`` fixture, see tests/federation.py)."""
+    homeservers (its ``neighbours`` fixture, see tests/support/federation.py)."""
     logged_in = []
 
     async def login(server, prefix):

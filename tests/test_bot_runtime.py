@@ -1,6 +1,6 @@
 """The bot runtime as a real process against a real Synapse: session, replies, restarts, invites.
 
-The bot is ``tests/echo_bot.py`` (a test bot on ``bots.runtime``), started, stopped and killed
+The bot is ``tests/support/echo_bot.py`` (a test bot on ``bots.runtime``), started, stopped and killed
 through ``bots_harness.BotProcess``; what is asserted is what a person sees in the room (read
 with a nio client) or what an admin sees (exit codes, the account's devices, the bot's tables).
 """
@@ -22,7 +22,7 @@ from lgwan_chat.checkconfig import SUITE_BOTS
 from lgwan_chat.cli import main as lgwan_chat
 from lgwan_chat.core.i18n import t
 
-ECHO = Path(__file__).resolve().parent / "echo_bot.py"
+ECHO = Path(__file__).resolve().parent / "support" / "echo_bot.py"
 
 
 def echo_bot(bot_process, **kwargs):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import urllib.request
 from pathlib import Path
 
@@ -54,7 +55,7 @@ async def test_message_from_phone_reaches_office_pc(homeserver, login):
 def test_a_failing_test_shows_the_homeserver_log(pytester, monkeypatch):
     """When a homeserver-backed test fails, pytest prints what Synapse logged during it."""
     tests_dir = Path(__file__).parent
-    monkeypatch.setenv("PYTHONPATH", str(tests_dir))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tests_dir / "support"), str(tests_dir)]))
     pytester.makeconftest((tests_dir / "conftest.py").read_text(encoding="utf-8"))
     pytester.makepyfile(test_inner="""
         import urllib.request

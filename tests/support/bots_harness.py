@@ -51,7 +51,7 @@ from lgwan_chat.core import SOURCE_ROOT
 from lgwan_chat.homeserver import HttpError, child_env
 from lgwan_chat.postgres import PG_SETTINGS, PostgresDatabase
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 _CREATED: list[BotProcess] = []
 _READY = re.compile(r'(: ready( |$))|("msg": "ready")', re.M)
 

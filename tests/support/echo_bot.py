@@ -1,4 +1,4 @@
-"""A tiny bot for the runtime's tests (not a product bot): ``python tests/echo_bot.py --config X``.
+"""A tiny bot for the runtime's tests (not a product bot): ``python tests/support/echo_bot.py --config X``.
 
 Commands (Japanese and English names, as product bots have):
 
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 if __name__ == "__main__":  # run as a script: the checkout must be importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bots.runtime import Arg, BotApp, Command, Context
 from bots.runtime import config as runtime_config

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-DURATIONS = Path(__file__).resolve().parent / "durations.json"
+DURATIONS = Path(__file__).resolve().parent.parent / "durations.json"
 #: Estimates for a module without a recorded duration, per test.
 _HOMESERVER_TEST_SECONDS = 10.0  # 10 modules, serial, both backends: 11 s a test on average
 _OTHER_TEST_SECONDS = 0.5
