@@ -66,6 +66,8 @@ class HomeserverSpec:
     bind_address: str = "127.0.0.1"
     #: Where coturn listens (UDP and TCP): homeserver.yaml's turn_uris.
     turn_port: int = attrs.field(factory=free_port)
+    #: Synapse's Prometheus listener (always on 127.0.0.1: never behind nginx).
+    metrics_port: int = attrs.field(factory=free_port)
     #: Trust X-Forwarded-For from the proxy in front (then the proxy must overwrite it).
     x_forwarded: bool = False
     #: The URL clients use (e.g. the proxy's); default: the internet listener itself.
@@ -98,6 +100,7 @@ def render(spec: HomeserverSpec) -> list[Path]:
         "data_dir": str(data),
         "internet_port": spec.internet_port,
         "lgwan_port": spec.lgwan_port,
+        "metrics_port": spec.metrics_port,
         "bind_address": spec.bind_address,
         "x_forwarded": "true" if spec.x_forwarded else "false",
         "registration_shared_secret": secrets.token_urlsafe(32),
@@ -156,6 +159,9 @@ class Homeserver:
         ports = {lst.get("tag"): lst["port"] for lst in rendered.get("listeners", [])}
         self.spec.internet_port = ports.get("internet", self.spec.internet_port)
         self.spec.lgwan_port = ports.get("lgwan", self.spec.lgwan_port)
+        #: Synapse's metrics listener (``type: metrics``), None when homeserver.yaml has none.
+        self.metrics_port: int | None = next(
+            (lst["port"] for lst in rendered.get("listeners", []) if lst.get("type") == "metrics"), None)
         #: Whether a listener believes X-Forwarded-For: then only a proxy that overwrites it may reach it.
         self.trusts_forwarded_for = any(lst.get("x_forwarded") for lst in rendered.get("listeners", []))
         #: (host, port) of the TURN server homeserver.yaml names (its first turn: URI), None without one.
@@ -176,6 +182,12 @@ class Homeserver:
 
     def url(self, zone: str = "internet") -> str:
         return self.spec.url(zone)
+
+    def metrics_url(self) -> str:
+        """Where Prometheus scrapes this homeserver (Synapse's metrics and the suite's ``lgwan_chat_*``)."""
+        if self.metrics_port is None:
+            raise HomeserverError(f"{self.config_files[0]} has no metrics listener")
+        return f"http://127.0.0.1:{self.metrics_port}/_synapse/metrics"
 
     @property
     def pid(self) -> int | None:

@@ -19,9 +19,10 @@ NEEDS=(libmagic1:libmagic.so.1 nginx-light:nginx coturn:turnserver bubblewrap:bw
        python3-uno:/usr/lib/python3/dist-packages/uno.py
        fonts-noto-cjk:/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc)
 # With "test": what the tests need besides: chromium drives the sticker picker page; node and npm
-# run the interop tests with Element's own libraries (tests/interop, installed by `npm ci`).
+# run the interop tests with Element's own libraries (tests/interop, installed by `npm ci`);
+# prometheus brings promtool, which checks config/prometheus/lgwan-chat.rules.yml (tests/test_metrics.py).
 if [ "${1:-}" = "test" ]; then
-    NEEDS+=(chromium:chromium nodejs:node npm:npm)
+    NEEDS+=(chromium:chromium nodejs:node npm:npm prometheus:promtool)
 fi
 # With "screenshots" (make screenshots): Nheko, a Matrix client Debian packages, on a virtual screen.
 if [ "${1:-}" = "screenshots" ]; then

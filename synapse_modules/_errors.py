@@ -13,12 +13,17 @@ from typing import Any
 from synapse.api.errors import Codes, SynapseError
 
 from lgwan_chat.core.i18n import LANGUAGES, both, t
+from synapse_modules._metrics import NO_ENTRANCE, REFUSALS
+from synapse_modules._synapse_internals import current_request_origin
 
 REASON_FIELD = "jp.lgwan.reason"
 MESSAGE_FIELD = "jp.lgwan.message"
 
 
 def refusal_fields(reason: str, message_key: str, **params: Any) -> dict[str, Any]:
+    """The fields of every refusal of the suite: also where refusals are counted (``_metrics.REFUSALS``)."""
+    origin = current_request_origin()
+    REFUSALS.labels(reason, (origin.site_tag if origin is not None else None) or NO_ENTRANCE).inc()
     return {"error": both(message_key, **params), REASON_FIELD: reason,
             MESSAGE_FIELD: {lang: t(message_key, lang, **params) for lang in LANGUAGES}}
 
@@ -27,6 +32,12 @@ def refusal(reason: str, message_key: str, errcode: str = Codes.FORBIDDEN, **par
     """To raise from a servlet or a third-party-rules callback."""
     fields = refusal_fields(reason, message_key, **params)
     return SynapseError(403, fields.pop("error"), errcode, additional_fields=fields)
+
+
+def refusal_reason(err: SynapseError) -> str | None:
+    """The ``jp.lgwan.reason`` of a refusal made here; None for any other error."""
+    reason = err.error_dict(None).get(REASON_FIELD)
+    return reason if isinstance(reason, str) else None
 
 
 def error(code: int, errcode: str, message_key: str, **params: Any) -> SynapseError:

@@ -388,8 +388,17 @@ class Deployment:
             name = worker["worker_name"]
             process, log = self._start(unit_command(self.out, "lgwan-chat-synapse-worker@.service", name), name)
             ports = [lst["port"] for lst in worker["worker_listeners"]
-                     if lst["resources"][0]["names"] != ["replication"]]
+                     if lst["type"] == "http" and lst["resources"][0]["names"] != ["replication"]]
             wait_health(f"http://127.0.0.1:{ports[0]}", process, log)
+
+    def metrics_ports(self) -> dict[str, int]:
+        """Each Synapse process's metrics listener (``type: metrics``), by process name."""
+        configs = {"main": self.shared["listeners"]}
+        for config in (self.out / "synapse" / "workers").glob("*.yaml"):
+            worker = yaml.safe_load(config.read_text())
+            configs[worker["worker_name"]] = worker["worker_listeners"]
+        return {name: next(lst["port"] for lst in listeners if lst["type"] == "metrics")
+                for name, listeners in configs.items()}
 
     def start_nginx(self) -> None:
         self.nginx = deployed_nginx(self.tmp, self.out, self.doc)
@@ -417,6 +426,20 @@ class Deployment:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def assert_metrics_only_on_loopback(deployment: Deployment, processes: int) -> None:
+    """Every Synapse process answers Prometheus on its own loopback port, with the suite's metrics;
+    neither entrance serves them (they name rooms' activity and the server's internals)."""
+    ports = deployment.metrics_ports()
+    assert len(ports) == processes and len(set(ports.values())) == processes, ports
+    for name, port in ports.items():
+        status, _, body = http_get(f"http://127.0.0.1:{port}/_synapse/metrics")
+        assert status == 200 and b"lgwan_chat_refusals_total" in body and b"synapse_http_server" in body, name
+    for zone in ("internet", "lgwan"):
+        for path in ("/_synapse/metrics", "/metrics", "/_synapse/metrics/"):
+            status, _, body = http_get(deployment.url(zone) + path)
+            assert status == 404 and b"lgwan_chat_" not in body, (zone, path, status)
 
 
 def deploy(tmp: Path, tls: dict, size: str, database: dict, bots: list[str], redis: dict | None = None,
@@ -481,6 +504,7 @@ async def test_single_deployment_runs_from_the_generated_files(tmp_path, tls_env
         # The admin API is not reachable through either entrance.
         for zone in ("internet", "lgwan"):
             assert http_get(deployment.url(zone) + "/_synapse/admin/v1/server_version")[0] == 404
+        assert_metrics_only_on_loopback(deployment, processes=1)
 
         dm = await pc.room_create(is_direct=True, invite=[f"@memo-bot:{server}"])
         assert isinstance(dm, RoomCreateResponse), dm
@@ -566,6 +590,9 @@ async def test_workers_deployment_runs_from_the_generated_files(tmp_path, tls_en
         assert f"/_matrix/client/v1/media/download/{server_part}/{photo}" in media_log
         main_log = (deployment.out / "logs" / "synapse-main.log").read_text()
         assert "/media/download/" not in main_log and "/media/upload" not in main_log
+
+        workers = list((deployment.out / "synapse" / "workers").glob("*.yaml"))
+        assert_metrics_only_on_loopback(deployment, processes=1 + len(workers))
 
         # A bot works on workers as on one process.
         assert lgwan_chat("deploy", "accounts", deployment.out).returncode == 0

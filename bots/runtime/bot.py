@@ -57,6 +57,7 @@ from .config import RuntimeConfig
 from .config import check as check_section
 from .fields import typed_get
 from .late import Late
+from .metrics import EVENTS_HANDLED, HANDLER_ERRORS, LAST_SYNC, SYNC_FAILURES
 from .storage import RUNTIME_MIGRATIONS, Storage
 
 log = logging.getLogger("lgwan_chat.bots")
@@ -279,11 +280,13 @@ class Bot:
             except Exception as e:  # network loss, server down: try again later
                 failures += 1
                 log.warning("sync failed", extra={"error": repr(e), "attempt": failures})
+                SYNC_FAILURES.labels(self.config.name).inc()
                 await self._backoff(failures)
                 continue
             if not isinstance(response, SyncResponse):
                 failures += 1
                 log.warning("sync refused", extra={"error": str(response), "attempt": failures})
+                SYNC_FAILURES.labels(self.config.name).inc()
                 await self._backoff(failures, response)
                 continue
             try:
@@ -293,9 +296,11 @@ class Bot:
             except Exception as e:  # e.g. a gap not filled: the same batch again (handled events are skipped)
                 failures += 1
                 log.warning("sync batch not fully handled", extra={"error": repr(e), "attempt": failures})
+                SYNC_FAILURES.labels(self.config.name).inc()
                 await self._backoff(failures)
                 continue
             failures = 0
+            LAST_SYNC.labels(self.config.name).set_to_current_time()
             since = response.next_batch
             self.storage.put("next_batch", since)
             if first:
@@ -381,6 +386,7 @@ class Bot:
         ctx = Context(self, room_id, event)
         outcome = await self._guard(self._dispatch(ctx), what="event", room_id=room_id, event_id=event_id, ctx=ctx)
         self.storage.mark_handled(event_id)
+        EVENTS_HANDLED.labels(self.config.name, outcome).inc()
         log.info("handled", extra={"room_id": room_id, "event_id": event_id, "type": event.get("type"),
                                    "outcome": outcome, "ms": round(1000 * (time.monotonic() - started), 1)})
 
@@ -393,6 +399,7 @@ class Bot:
             raise
         except Exception:
             log.exception(f"{what} handler failed", extra=fields)
+            HANDLER_ERRORS.labels(self.config.name, what).inc()
             if ctx is not None:
                 try:
                     await ctx.reply("bot.internal_error")

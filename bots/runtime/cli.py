@@ -10,6 +10,7 @@ import signal
 import sys
 from collections.abc import Callable
 
+from . import metrics
 from .bot import Bot, BotApp
 from .config import BotConfigError, load
 
@@ -48,6 +49,12 @@ def main(app_factory: Callable[[], BotApp], argv: list[str] | None = None) -> in
         config = load(args.config, app.name, app.schema, app.check_config)
     except BotConfigError as e:
         print(str(e), file=sys.stderr)
+        return 2
+    try:
+        metrics.serve(config.metrics_port)
+    except OSError as e:
+        print(f"{args.config}: bots.{app.name}.metrics_port: メトリクスのポート {config.metrics_port} を開けません"
+              f" / cannot listen on metrics port {config.metrics_port} ({e})", file=sys.stderr)
         return 2
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(_Structured(config.json_logs))

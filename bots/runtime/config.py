@@ -64,6 +64,8 @@ class RuntimeKeys:
     #: log lines as JSON objects (one per line) instead of text (default: LGWAN_CHAT_JSON_LOGS=1)
     json_logs: bool = key(schema={"type": "boolean"},
                           factory=lambda: os.environ.get("LGWAN_CHAT_JSON_LOGS") == "1")
+    #: Prometheus metrics on 127.0.0.1:<port> (docs/admin-guide "Monitoring"); none when left out
+    metrics_port: int | None = key(None, {"type": "integer", "minimum": 1, "maximum": 65535})
 
 
 _RUNTIME = typed.schema_of(RuntimeKeys)
@@ -90,6 +92,8 @@ class RuntimeConfig:
     options: dict[str, Any]
     #: time zone of what the bot shows (clock.py)
     timezone: str = clock.DEFAULT_TIMEZONE
+    #: Prometheus metrics port on 127.0.0.1 (metrics.py), None: no metrics listener
+    metrics_port: int | None = None
 
     @property
     def server_name(self) -> str:
@@ -179,4 +183,5 @@ def load(path: str | Path, name: str, bot_keys: BotKeys,
         user_id=keys.user_id, password=password, device_name=keys.device_name or f"lgwan-chat {name} bot",
         sqlite_path=Path(keys.storage["sqlite"]) if "sqlite" in keys.storage else None,
         postgres_dsn=keys.storage.get("postgres"), language=keys.language, invites=keys.invites,
-        command_prefixes=keys.command_prefixes, json_logs=keys.json_logs, options=own, timezone=keys.timezone)
+        command_prefixes=keys.command_prefixes, json_logs=keys.json_logs, options=own, timezone=keys.timezone,
+        metrics_port=keys.metrics_port)

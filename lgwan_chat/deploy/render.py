@@ -86,6 +86,10 @@ def _replication_listener(port: int) -> dict:
     return {"port": port, "bind_addresses": [LOOPBACK], "type": "http", "resources": [{"names": ["replication"]}]}
 
 
+def _metrics_listener(port: int) -> dict:
+    return {"port": port, "bind_addresses": [LOOPBACK], "type": "metrics"}
+
+
 def _database(answers: Answers) -> dict:
     if answers.sqlite is not None:
         return {"name": "sqlite3", "args": {"database": str(answers.sqlite)}}
@@ -106,7 +110,9 @@ def deploy_yaml(answers: Answers, topology: Topology, secrets: Secrets, layout: 
         "turn_shared_secret_path": str(secrets.path("turn_shared_secret")),
         "log_config": str(layout.synapse / "log.config"),
         "media_store_path": str(layout.root / "media_store"),
-        "listeners": [_listener(lst.port, lst.zone, lst.resources) for lst in main.listeners],
+        "listeners": [_listener(lst.port, lst.zone, lst.resources) for lst in main.listeners]
+        + [_metrics_listener(port) for port in (main.metrics_port,) if port is not None],
+        "enable_metrics": True,
         "database": _database(answers),
     }
     if topology.workers:
@@ -135,6 +141,8 @@ def worker_yaml(process: Process, layout: Layout) -> str:
     listeners = [_listener(lst.port, lst.zone, lst.resources) for lst in process.listeners]
     if process.replication_port is not None:
         listeners.append(_replication_listener(process.replication_port))
+    if process.metrics_port is not None:
+        listeners.append(_metrics_listener(process.metrics_port))
     doc = {
         "worker_app": "synapse.app.media_repository" if process.role == "media_repository"
         else "synapse.app.generic_worker",
@@ -310,7 +318,8 @@ def render(answers: Answers, topology: Topology, secrets: Secrets, layout: Layou
     files.append(GeneratedFile("synapse/homeserver.yaml", without_keys(owned, fill("homeserver.template.yaml", {
         "server_name": answers.server_name, "public_baseurl": answers.internet.public_url + "/",
         "data_dir": str(layout.synapse), "internet_port": topology.main.port("internet"),
-        "lgwan_port": topology.main.port("lgwan"), "bind_address": LOOPBACK, "x_forwarded": "true",
+        "lgwan_port": topology.main.port("lgwan"), "metrics_port": topology.main.metrics_port,
+        "bind_address": LOOPBACK, "x_forwarded": "true",
         "registration_shared_secret": secrets["registration_shared_secret"],
         "macaroon_secret_key": secrets["macaroon_secret_key"], "form_secret": secrets["form_secret"],
         "turn_host": answers.turn_host, "turn_port": answers.turn_port,

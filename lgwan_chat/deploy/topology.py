@@ -33,6 +33,8 @@ class Process:
     listeners: tuple[Listener, ...] = ()
     #: Its HTTP replication listener (main and the stream writers: in ``instance_map``).
     replication_port: int | None = None
+    #: Its own loopback Prometheus listener (``type: metrics``), never routed by nginx.
+    metrics_port: int | None = None
 
     @property
     def is_main(self) -> bool:
@@ -79,7 +81,7 @@ def build(answers: Answers) -> Topology:
     upload_page = next(ports)
     main_listeners = tuple(Listener(next(ports), zone, _zone_resources(zone)) for zone in ZONES)
     if answers.size == "single":
-        return Topology((Process("main", "main", main_listeners),), upload_page)
+        return Topology((Process("main", "main", main_listeners, metrics_port=next(ports)),), upload_page)
     processes = [Process("main", "main", main_listeners, replication_port=next(ports))]
     for zone in ZONES:
         for n in range(1, answers.workers[zone] + 1):
@@ -96,4 +98,5 @@ def build(answers: Answers) -> Topology:
                 tuple(Listener(next(ports), zone, ("media",)) for zone in ZONES)),
         Process("background_worker", "background_worker", (Listener(next(ports), None, ("health",)),)),
     ]
-    return Topology(tuple(processes), upload_page)
+    # Metrics ports last: the other ports stay where earlier deployments put them.
+    return Topology(tuple(attrs.evolve(p, metrics_port=next(ports)) for p in processes), upload_page)

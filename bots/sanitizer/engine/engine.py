@@ -33,6 +33,7 @@ from . import jail
 from .audit import AuditLog
 from .detect import SCRIPT_EXTENSIONS, Detected, kind_of
 from .filenames import clean
+from .metrics import FILES
 from .policy import Policies
 from .result import Note, Product, Refusal, Result
 from .sandbox import Limits, Sandbox, SandboxError, SandboxTimeout, WorkerPool
@@ -155,6 +156,7 @@ class Sanitizer:
                 result = self._refused(Detected("", "unknown"), "refuse", Refusal("sanitizer.refused.error"))
         result = attrs.evolve(result, duration_s=round(time.monotonic() - started, 3), original_sha256=sha256(data))
         self._audit(result, data, filename, claimed_mimetype, source)
+        FILES.labels(result.kind, result.verdict).inc()
         return result
 
     async def sanitize_member(self, data: bytes, filename: str, depth: int, deadline: float | None = None,

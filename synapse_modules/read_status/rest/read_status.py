@@ -18,6 +18,7 @@ from synapse.api.errors import Codes
 from synapse.module_api import ModuleApi
 
 from synapse_modules._errors import error, refusal
+from synapse_modules._metrics import READ_STATUS_SECONDS
 from synapse_modules._rest import request_body
 
 from .. import synapse_tables as tables
@@ -66,7 +67,8 @@ class ReadStatusRoutes:
             return {"event_id": event_id, "read": read, "unread": result.unread,
                     "read_count": len(read), "unread_count": len(result.unread)}
 
-        answer = await self._api.run_db_interaction("lgwan_read_status_one", txn)
+        with READ_STATUS_SECONDS.labels("one").time():
+            answer = await self._api.run_db_interaction("lgwan_read_status_one", txn)
         return 200, self.raise_for(answer, event_id)
 
     async def many(self, request: SynapseRequest, room_id: str) -> tuple[int, dict]:
@@ -91,7 +93,8 @@ class ReadStatusRoutes:
             missing = [] if event_ids is None else [e for e in event_ids if e not in {c["event_id"] for c in counted}]
             return {"room_id": room_id, "events": counted, "not_found": missing}
 
-        answer = await self._api.run_db_interaction("lgwan_read_status_many", txn)
+        with READ_STATUS_SECONDS.labels("many").time():
+            answer = await self._api.run_db_interaction("lgwan_read_status_many", txn)
         return 200, self.raise_for(answer, None)
 
     def _event_ids(self, request: SynapseRequest) -> list[str] | None:

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from synapse.api.errors import SynapseError
 from synapse.module_api import DirectServeJsonResource
 
 from lgwan_chat.core.routes import MEDIA_GATE
-from synapse_modules._errors import refusal
+from synapse_modules._errors import refusal, refusal_reason
+from synapse_modules._metrics import MEDIA_GATE_VERDICTS
 from synapse_modules._synapse_internals import current_request_origin, local_media_has_content
 
 from .. import media_paths
@@ -63,6 +65,18 @@ class MediaGateResource(DirectServeJsonResource):
         self._api = api
 
     async def _async_render_GET(self, request: SynapseRequest) -> tuple[int, dict]:
+        try:
+            answer = await self._verdict(request)
+        except SynapseError as err:
+            MEDIA_GATE_VERDICTS.labels(refusal_reason(err) or "error").inc()
+            raise
+        except Exception:
+            MEDIA_GATE_VERDICTS.labels("error").inc()
+            raise
+        MEDIA_GATE_VERDICTS.labels("allowed").inc()
+        return answer
+
+    async def _verdict(self, request: SynapseRequest) -> tuple[int, dict]:
         uri = original_uri(request)
         origin = current_request_origin()
         zone = zone_of(origin, self._config) if origin is not None else None

@@ -1,0 +1,27 @@
+"""The suite's own Prometheus metrics in Synapse (``lgwan_chat_*``).
+
+Created once per process at import and registered in prometheus_client's default registry,
+which Synapse's ``metrics`` listener serves: every worker reports what it did itself, and
+Prometheus adds them up. Labels take values from fixed sets only (refusal reasons, listener
+tags, verdicts): never a user, room or path.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+#: Every refusal a person gets from the suite (``_errors.refusal_fields``), by its machine-readable
+#: reason and the entrance (listener tag) the request came through; ``none`` for work outside a
+#: client request (events arriving over federation, background jobs).
+REFUSALS = Counter("lgwan_chat_refusals", "Requests and events the suite refused, by reason and entrance",
+                   ["reason", "entrance"])
+
+#: nginx's media gate (``auth_request``): ``allowed``, a refusal's reason, or ``error`` (an exception:
+#: nginx then refuses the fetch).
+MEDIA_GATE_VERDICTS = Counter("lgwan_chat_media_gate_verdicts", "Media gate verdicts", ["verdict"])
+
+#: Time to answer a read-status request (``one`` event, or ``many`` events of a room).
+READ_STATUS_SECONDS = Histogram("lgwan_chat_read_status_request_seconds", "Read-status request latency",
+                                ["request"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0))
+
+NO_ENTRANCE = "none"

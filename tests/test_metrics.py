@@ -1,0 +1,201 @@
+"""Monitoring: Synapse's and the suite's Prometheus metrics, and the alert rules shipped with them.
+
+What an admin checks: the homeserver's metrics listener answers on loopback only (never through an
+nginx entrance), the suite's counters move when the thing they count happens (an LGWAN device
+refused a call, a photo held at the LGWAN gate, a read-status request, a bot command), a bot serves
+its own metrics on the port its configuration names, and every alert rule in
+config/prometheus/lgwan-chat.rules.yml asks about metrics the suite really exports.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import time
+from urllib.parse import quote
+
+import pytest
+import yaml
+from bots_harness import ask, send_text
+from harness import http_get
+from nio import RoomCreateResponse
+from prometheus_client.parser import text_string_to_metric_families
+from test_bot_runtime import ECHO, room_with, started
+from test_zone_media_gate import png, upload
+
+from lgwan_chat.ports import free_port
+from lgwan_chat.templates import config_dir
+
+RULES = config_dir() / "prometheus" / "lgwan-chat.rules.yml"
+SUITE_METRIC = re.compile(r"\blgwan_chat_[a-z0-9_]+")
+
+
+def scrape(url: str) -> dict[tuple[str, frozenset], float]:
+    """Every sample of a Prometheus text page: (name, labels) -> value."""
+    status, _, body = http_get(url)
+    assert status == 200, body[:500]
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(body.decode("utf-8")) for s in family.samples}
+
+
+def value(samples: dict, name: str, **labels: str) -> float:
+    """One sample's value; 0 for a labelled counter not incremented yet (Prometheus' own reading)."""
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def synapse_metrics(homeserver) -> dict:
+    return scrape(homeserver.hs.metrics_url())
+
+
+# --- Synapse's metrics listener ------------------------------------------------------------------
+
+def test_metrics_answer_on_loopback_and_never_through_an_entrance(homeserver, nginx_front):
+    samples = synapse_metrics(homeserver)
+    names = {name for name, _ in samples}
+    assert "synapse_build_info" in names, sorted(names)[:20]
+    status, _, body = http_get(homeserver.hs.metrics_url())
+    assert b"# TYPE lgwan_chat_refusals_total counter" in body  # the suite's, registered in Synapse's
+    for zone in ("internet", "lgwan"):
+        for base in (nginx_front.url(zone), homeserver.url(zone)):  # the entrance, and Synapse's own listener
+            for path in ("/_synapse/metrics", "/metrics", "/_synapse/metrics/"):
+                status, _, body = http_get(base + path)
+                assert status == 404 and b"lgwan_chat_" not in body and b"synapse_" not in body, (base, path)
+
+
+# --- the suite's counters in Synapse -------------------------------------------------------------
+
+async def test_a_call_refused_to_an_lgwan_device_is_counted_by_reason_and_entrance(homeserver, login):
+    user = homeserver.new_user("metrics-call")
+    pc = await login(user, "lgwan")
+    phone = await login(user, "internet")
+    turn = "/_matrix/client/v3/voip/turnServer"
+    before = synapse_metrics(homeserver)
+    status, _, body = http_get(homeserver.url("lgwan") + turn, pc.access_token)
+    assert status == 403 and json.loads(body)["jp.lgwan.reason"] == "call_from_lgwan"
+    status, _, _ = http_get(homeserver.url("lgwan") + turn, pc.access_token)
+    assert status == 403
+    assert http_get(homeserver.url("internet") + turn, phone.access_token)[0] == 200  # allowed: not counted
+    after = synapse_metrics(homeserver)
+    name = "lgwan_chat_refusals_total"
+    assert value(after, name, reason="call_from_lgwan", entrance="lgwan") == \
+        value(before, name, reason="call_from_lgwan", entrance="lgwan") + 2
+    assert value(after, name, reason="call_from_lgwan", entrance="internet") == \
+        value(before, name, reason="call_from_lgwan", entrance="internet")
+
+
+async def test_media_gate_verdicts_are_counted(homeserver, nginx_front, login):
+    user = homeserver.new_user("metrics-media")
+    phone = await login(user, "internet", via=nginx_front)
+    pc = await login(user, "lgwan", via=nginx_front)
+    server, media_id = await upload(phone, png())
+    path = f"/_matrix/client/v1/media/download/{server}/{media_id}"
+    before = synapse_metrics(homeserver)
+    assert http_get(nginx_front.url("lgwan") + path, pc.access_token)[0] == 403  # a phone's photo: held
+    server, own = await upload(pc, png((10, 120, 10)))
+    assert http_get(nginx_front.url("lgwan") + f"/_matrix/client/v1/media/download/{server}/{own}",
+                    pc.access_token)[0] == 200
+    after = synapse_metrics(homeserver)
+    name = "lgwan_chat_media_gate_verdicts_total"
+    held_before = value(before, name, verdict="media_pending_sanitization")
+    held = value(after, name, verdict="media_pending_sanitization") - held_before
+    allowed = value(after, name, verdict="allowed") - value(before, name, verdict="allowed")
+    # nginx may keep a final verdict a while: at least the first ask of each reached the gate.
+    assert held >= 1 and allowed >= 1, (held, allowed)
+    assert value(after, "lgwan_chat_refusals_total", reason="media_pending_sanitization", entrance="lgwan") > \
+        value(before, "lgwan_chat_refusals_total", reason="media_pending_sanitization", entrance="lgwan")
+
+
+async def test_read_status_requests_are_timed(homeserver, login):
+    pc = await login(homeserver.new_user("metrics-read"), "lgwan")
+    room = await pc.room_create(name="計測")
+    assert isinstance(room, RoomCreateResponse), room
+    sent = await send_text(pc, room.room_id, "確認してください")
+    before = synapse_metrics(homeserver)
+    path = f"/_synapse/client/lgwan/v1/rooms/{quote(room.room_id)}/read_status/{quote(sent)}"
+    status, _, body = http_get(homeserver.url("lgwan") + path, pc.access_token)
+    assert status == 200, body
+    after = synapse_metrics(homeserver)
+    name = "lgwan_chat_read_status_request_seconds_count"
+    assert value(after, name, request="one") == value(before, name, request="one") + 1
+    assert value(after, "lgwan_chat_read_status_request_seconds_sum", request="one") > \
+        value(before, "lgwan_chat_read_status_request_seconds_sum", request="one")
+
+
+# --- a bot's metrics port ------------------------------------------------------------------------
+
+async def test_a_bot_counts_what_it_handles_on_its_metrics_port(homeserver, login, bot_process):
+    port = free_port()
+    bot = started(bot_process("echo", ECHO, options={"metrics_port": port}))
+    url = f"http://127.0.0.1:{port}/metrics"
+    samples = scrape(url)
+    synced = value(samples, "lgwan_chat_bot_last_sync_timestamp_seconds", bot="echo")
+    assert time.time() - 120 < synced <= time.time() + 1
+    client = await login(homeserver.new_user("metrics-bot"), "lgwan")
+    room_id = await room_with(client, bot)
+    before = scrape(url)
+    assert await ask(client, room_id, "!こだま 計測", sender=bot.user_id) == "計測"
+    assert await ask(client, room_id, "!失敗", sender=bot.user_id)  # the apology
+    after = scrape(url)
+    handled = "lgwan_chat_bot_events_handled_total"
+    assert value(after, handled, bot="echo", outcome="command:echo") == \
+        value(before, handled, bot="echo", outcome="command:echo") + 1
+    assert value(after, handled, bot="echo", outcome="error") == value(before, handled, bot="echo", outcome="error") + 1
+    errors = "lgwan_chat_bot_handler_errors_total"
+    assert value(after, errors, bot="echo", handler="event") == value(before, errors, bot="echo", handler="event") + 1
+    assert value(after, "lgwan_chat_bot_last_sync_timestamp_seconds", bot="echo") >= synced
+
+
+def test_a_bot_metrics_port_in_use_is_a_clear_error(homeserver, bot_process):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        bot = bot_process("echo", ECHO, options={"metrics_port": taken.getsockname()[1]})
+        bot.start()
+        assert bot.process.wait(30) == 2
+    log = bot.log_path.read_text(encoding="utf-8")
+    assert "メトリクスのポート" in log and "cannot listen on metrics port" in log, log
+
+
+# --- the alert rules -----------------------------------------------------------------------------
+
+def exported_metric_names() -> set[str]:
+    """The sample names the suite exports (Synapse side and bots), as Prometheus sees them."""
+    from prometheus_client.metrics import MetricWrapperBase
+
+    import bots.runtime.metrics as bot_metrics
+    import bots.sanitizer.engine.metrics as sanitizer_metrics
+    import synapse_modules._metrics as module_metrics
+
+    suffixes = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_count", "_sum")}
+    names = set()
+    for module in (module_metrics, bot_metrics, sanitizer_metrics):
+        for metric in vars(module).values():
+            if not isinstance(metric, MetricWrapperBase):
+                continue
+            for family in metric.describe():
+                names |= {family.name + suffix for suffix in suffixes[family.type]}
+    return names
+
+
+def test_alert_rules_ask_about_metrics_that_exist():
+    doc = yaml.safe_load(RULES.read_text(encoding="utf-8"))
+    rules = [rule for group in doc["groups"] for rule in group["rules"]]
+    exported = exported_metric_names()
+    assert {"lgwan_chat_refusals_total", "lgwan_chat_bot_last_sync_timestamp_seconds"} <= exported, exported
+    alerts = {rule["alert"] for rule in rules}
+    assert {"LgwanChatBotNotSyncing", "LgwanChatSanitizerRefusalsRising", "LgwanChatMediaGateErrors"} <= alerts
+    for rule in rules:
+        used = set(SUITE_METRIC.findall(rule["expr"]))
+        assert used and used <= exported, (rule["alert"], used - exported)
+        assert rule["labels"]["severity"] in ("warning", "critical")
+        assert rule["annotations"]["summary"] and rule["annotations"]["description"]
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian: prometheus) is not installed")
+def test_alert_rules_pass_promtool():
+    result = subprocess.run(["promtool", "check", "rules", str(RULES)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
