@@ -44,7 +44,8 @@ import pikepdf
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "support"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # test_sanitizer_patterns
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "support"))  # the corpora
 
 import corpus_adversarial as adversarial
 import corpus_documents as corpus

@@ -14,19 +14,21 @@ from lgwan_chat.ports import _port_range, free_port, reserve_port
 PICKS = 300
 
 
-def _pick_ports(start, queue) -> None:  # in a child process
+def _pick_ports(start, queue, finish) -> None:  # in a child process
     start.wait()
     queue.put([free_port() for _ in range(PICKS)])
+    finish.wait(120)  # a reservation ends with its process: all must hold theirs until compared
 
 
 def test_processes_picking_ports_at_once_never_get_the_same_port():
     ctx = multiprocessing.get_context("spawn")  # fresh processes, as xdist workers are
-    start, queue = ctx.Event(), ctx.Queue()
-    children = [ctx.Process(target=_pick_ports, args=(start, queue)) for _ in range(4)]
+    start, queue, finish = ctx.Event(), ctx.Queue(), ctx.Event()
+    children = [ctx.Process(target=_pick_ports, args=(start, queue, finish)) for _ in range(4)]
     for child in children:
         child.start()
     start.set()
     picked = [queue.get(timeout=120) for _ in children]
+    finish.set()
     for child in children:
         child.join(60)
     everything = [port for ports in picked for port in ports]
