@@ -22,7 +22,8 @@ NEEDS=(libmagic1:libmagic.so.1 nginx-light:nginx coturn:turnserver bubblewrap:bw
 # run the interop tests with Element's own libraries (tests/interop, installed by `npm ci`);
 # prometheus brings promtool, which checks config/prometheus/lgwan-chat.rules.yml (tests/test_metrics.py).
 if [ "${1:-}" = "test" ]; then
-    NEEDS+=(chromium:chromium nodejs:node npm:npm prometheus:promtool)
+    NEEDS+=(chromium:chromium nodejs:node npm:npm prometheus:promtool
+            systemd:systemd-analyze logrotate:logrotate)
 fi
 # With "screenshots" (make screenshots): Nheko, a Matrix client Debian packages, on a virtual screen.
 if [ "${1:-}" = "screenshots" ]; then
