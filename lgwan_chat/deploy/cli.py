@@ -59,15 +59,7 @@ def run_init(answers_path: Path, outdir: Path, dry_run: bool = False) -> int:
         print(both("deploy.dry_run"))
         return 0
     write(outdir, files, changes)
-    issues = check(outdir)
-    print_warnings(outdir)
-    for issue in issues:
-        print(issue.format(), file=sys.stderr)
-    if issues:
-        print(both("config.summary_errors", count=len(issues)), file=sys.stderr)
-        return 1
-    print(both("deploy.written", path=outdir))
-    return 0
+    return report_check(outdir, both("deploy.written", path=outdir))
 
 
 def print_warnings(outdir: Path) -> None:
@@ -80,6 +72,11 @@ def print_warnings(outdir: Path) -> None:
 
 
 def run_check(outdir: Path) -> int:
+    return report_check(outdir, both("config.ok", file=outdir))
+
+
+def report_check(outdir: Path, success: str) -> int:
+    """Check what is in ``outdir``: warnings and errors on stderr (exit 1 on errors), else ``success``."""
     issues = check(outdir)
     print_warnings(outdir)
     for issue in issues:
@@ -87,7 +84,7 @@ def run_check(outdir: Path) -> int:
     if issues:
         print(both("config.summary_errors", count=len(issues)), file=sys.stderr)
         return 1
-    print(both("config.ok", file=outdir))
+    print(success)
     return 0
 
 
