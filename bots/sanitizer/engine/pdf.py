@@ -147,8 +147,13 @@ async def _render(job, workdir: Path, pages: int, dpi: int) -> list[Page]:
             files = sorted(out.iterdir(), key=lambda p: int(_DIGITS.sub("", p.name) or 0))
             if len(files) != last - first + 1:
                 raise Refusal("sanitizer.refused.broken", "sanitizer.instead.pdf")
-            return await asyncio.to_thread(_compress, files, job.policies.max_megapixels)
+            compressed = await asyncio.to_thread(_compress, files, job.policies.max_megapixels)
+            received[0] += len(compressed)  # pages received from the jail and checked: the file's progress
+            job.report_progress(received[0], pages)
+            return compressed
 
+    received = [0]
+    job.report_progress(0, pages)
     tasks = [asyncio.ensure_future(run(first, last)) for first, last in runs]
     try:
         chunks = await asyncio.gather(*tasks)

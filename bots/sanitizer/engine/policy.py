@@ -16,7 +16,7 @@ from lgwan_chat.core.configcheck.typed import key, section
 CHOICES: dict[str, tuple[str, ...]] = {
     "image": ("reencode", "refuse"),
     "pdf": ("rasterize", "refuse"),
-    "office": ("rasterize", "strip-active", "refuse"),
+    "office": ("rasterize", "strip-active", "both", "refuse"),
     "text": ("text-only", "refuse"),
     "csv": ("text-only", "refuse"),
     "archive": ("repack", "refuse"),
