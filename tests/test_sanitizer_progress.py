@@ -322,12 +322,16 @@ async def test_the_editable_copy_on_request_in_a_dm_and_refused_where_the_policy
 
 
 def test_office_policies_are_checked_with_messages_in_both_languages():
+    from lgwan_chat.core.configcheck import typed
     from lgwan_chat.core.i18n import t
 
-    assert sanitizer_config.check({"office": {"word": "both", "excel": "strip-active", "powerpoint": "rasterize"}}) \
+    def check(raw):
+        return typed.check(sanitizer_config.SanitizerOptions, raw)
+
+    assert check({"office": {"word": "both", "excel": "strip-active", "powerpoint": "rasterize"}}) \
         == []
-    (issue,) = sanitizer_config.check({"office": {"word": "editable"}})
+    (issue,) = check({"office": {"word": "editable"}})
     assert issue.path == ("office", "word")
-    (issue,) = sanitizer_config.check({"engine": {"policies": {"office": "refuse"}}, "office": {"word": "both"}})
+    (issue,) = check({"engine": {"policies": {"office": "refuse"}}, "office": {"word": "both"}})
     assert issue.path == ("office", "word") and issue.key == "config.sanitizer_office_refused"
     assert "refuse" in t(issue.key, "ja", **issue.params) and "refuse" in t(issue.key, "en", **issue.params)
