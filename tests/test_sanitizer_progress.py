@@ -271,7 +271,8 @@ async def test_word_by_policy_both_gives_the_pdf_and_an_editable_copy_that_passe
     report, pdf, editable = await wait_replies(pc, room, event_id, count=3, sender=sanitizer_bot.user_id,
                                                timeout=300)
     said = await shown(pc, room, report)
-    assert said.startswith("無害化しました（Office 文書: 画像化した PDF と、マクロ等を取り除いた編集用の文書にしました"), said
+    assert said.startswith("無害化しました（Office 文書: "
+                           "画像化した PDF と、マクロ等を取り除いた編集用の文書にしました"), said
     assert "マクロ（VBA）" in said and "外部への参照" in said
     assert pdf["content"]["body"] == "見積書.pdf" and editable["content"]["body"] == "見積書.docx"
     status, data = await download(f"http://{nginx_front.spec.lgwan_listen}", pc, editable["content"]["url"])
@@ -295,7 +296,8 @@ async def test_the_editable_copy_on_request_in_a_dm_and_refused_where_the_policy
     asked = await send(pc, dm.room_id, {"msgtype": "m.text", "body": f"!編集用 https://matrix.to/#/{room}/{word}"})
     report, copy = await wait_replies(pc, dm.room_id, asked, count=2, sender=sanitizer_bot.user_id, timeout=300)
     body = report["content"]["body"]
-    assert body.startswith("「仕様書.docx」の編集用の写しです。\n無害化しました（Office 文書: マクロ等を取り除いた文書にしました"), body
+    assert body.startswith("「仕様書.docx」の編集用の写しです。\n"
+                           "無害化しました（Office 文書: マクロ等を取り除いた文書にしました"), body
     removed = body.split("削除: ", 1)[1]
     assert "マクロ（VBA）" in removed and "外部への参照（リンクされた画像・ファイル・外部データ）" in removed
     assert copy["content"]["body"] == "仕様書.docx"
