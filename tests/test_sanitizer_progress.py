@@ -207,6 +207,10 @@ async def test_the_sender_cancels_a_waiting_and_a_running_file_and_a_colleague_c
     assert replies[1]["content"]["body"] == "「二つ目.pdf」の無害化を取り消しました。ファイルはお渡ししていません"
 
     # the running file: its renderers in the jail are killed, its progress message says it was cancelled
+    # pdftoppm runs a few pages at a time (the host compresses between runs): wait for one to be seen
+    deadline = time.monotonic() + 120
+    while not jailed_renderers(sanitizer_bot.process.pid) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
     assert jailed_renderers(sanitizer_bot.process.pid), "the file is being rendered"
     await reply_command(pc, room, "!キャンセル", running)
     await sanitizer_bot.await_log(re.compile("file cancelled .*event_id=" + re.escape(running)), timeout=60)
