@@ -36,6 +36,7 @@ _SEARCH_LIMIT = 20
 
 class MemoBot(BotApp):
     name = "memo"
+    display_name = "メモ帳"
     schema = memo_config.MemoOptions
     migrations = MIGRATIONS
 
