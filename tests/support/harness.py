@@ -51,13 +51,14 @@ class RunningHomeserver:
         self, admin); default: no device waits for approval."""
         self.backend = backend
         self.database = PostgresDatabase() if backend == "postgres" else None
+        approval: dict[str, Any] = {"device_approval": device_approval} if device_approval is not None else {}
         relaxed = {key: value for key, value in RELAXED_RATE_LIMITS.items() if key not in shipped_rate_limits}
         self.hs = Homeserver(HomeserverSpec(
             data_dir=data_dir,
             database=self.database.synapse_config() if self.database else None,
             modules=modules,
             extra={**relaxed, **(extra or {})},
-            **({"device_approval": device_approval} if device_approval is not None else {}),
+            **approval,
             **(spec or {}),
         ))
         self._clients: list[AsyncClient] = []
