@@ -50,9 +50,9 @@ def say(key: str, **params: Any) -> None:
 
 
 #: modules.yaml's production line for approved devices, and the demo's (written on the first run).
-PRODUCTION_DEVICE_APPROVAL = "device_approval: {internet: self, lgwan: off}"
-DEMO_DEVICE_APPROVAL = ("device_approval: {internet: off, lgwan: off}"
-                        "  # demo: no approval; production: {internet: self, lgwan: off}")
+PRODUCTION_DEVICE_APPROVAL = 'device_approval: {internet: self, lgwan: "off"}'
+DEMO_DEVICE_APPROVAL = ('device_approval: {internet: "off", lgwan: "off"}'
+                        "  # demo: no approval; production: {internet: self, lgwan: \"off\"}")
 
 
 def demo_device_approval(modules_yaml: Path) -> None:

@@ -262,3 +262,12 @@ async def delete_device(api: Any, user_id: str, device_id: str) -> None:
     (``DeviceHandler.delete_devices``: its access and refresh tokens go, its keys and pushers too).
     Runs on the main process (the handler's home)."""
     await api._hs.get_device_handler().delete_devices(user_id, [device_id])
+
+
+def sending_device_txn(txn: Any, event_id: str) -> tuple[str, str] | None:
+    """(user, device) that sent a local event through the client API with a transaction ID
+    (``PUT .../send/{type}/{txnId}``: Synapse's ``event_txn_id_device_id`` table, kept about a
+    day); None for any other event. The module API does not say which device sent an event."""
+    txn.execute("SELECT user_id, device_id FROM event_txn_id_device_id WHERE event_id = ?", (event_id,))
+    row = txn.fetchone()
+    return (row[0], row[1]) if row else None

@@ -29,6 +29,8 @@ DEVICE_STATUS = PREFIX + "/device_status"
 DEVICE_APPROVALS = PREFIX + "/device_approvals"
 #: server admins: any user's devices; approve or revoke one (lgwan-chat device)
 DEVICE_APPROVALS_ADMIN = PREFIX + "/device_approvals_admin"
+#: bots (device_approval_bots) carrying a user's approval command from their approved LGWAN device
+DEVICE_APPROVALS_BOT = PREFIX + "/device_approvals_bot"
 
 
 def room_route(room_id: str, *parts: str) -> str:

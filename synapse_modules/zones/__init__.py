@@ -49,7 +49,15 @@ from .device_binding import DeviceZoneGuard
 from .event_rules import EventRules
 from .media import MediaRules
 from .pushers import PusherRules
-from .rest import device_approvals, device_approvals_admin, device_status, media_gate, media_pending, media_status
+from .rest import (
+    device_approvals,
+    device_approvals_admin,
+    device_approvals_bot,
+    device_status,
+    media_gate,
+    media_pending,
+    media_status,
+)
 from .rest import zone as zone_rest
 from .store import ZoneStore
 from .turn import TurnCredentialsRule
@@ -94,6 +102,8 @@ class ZonePolicyModule:
         api.register_web_resource(device_status.PATH, device_status.DeviceStatusResource(api, config, approval))
         api.register_web_resource(device_approvals.PATH,
                                   device_approvals.DeviceApprovalsResource(api, config, approval))
+        api.register_web_resource(device_approvals_bot.PATH,
+                                  device_approvals_bot.DeviceApprovalsBotResource(api, config, store, approval))
         api.register_web_resource(device_approvals_admin.PATH,
                                   device_approvals_admin.DeviceApprovalsAdminResource(api, approval))
 

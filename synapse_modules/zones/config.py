@@ -85,12 +85,19 @@ class ZonesConfig:
     #: zone -> who approves a new device before it may do anything (端末認証): off (nobody, no
     #: approval), self (the same user, from an already approved LGWAN device), admin (a server
     #: admin: lgwan-chat device approve). A zone left out keeps its default.
+    #: (YAML reads an unquoted off as false: taken as "off".)
     device_approval: dict[str, str] = key(
-        DEVICE_APPROVAL_DEFAULTS, mapping({zone: {"enum": list(DEVICE_APPROVAL_POLICIES)} for zone in ZONES}),
-        convert=lambda policies: {**DEVICE_APPROVAL_DEFAULTS, **policies})
+        DEVICE_APPROVAL_DEFAULTS,
+        mapping({zone: {"enum": [*DEVICE_APPROVAL_POLICIES, False]} for zone in ZONES}),
+        convert=lambda policies: {**DEVICE_APPROVAL_DEFAULTS,
+                                  **{zone: "off" if policy is False else policy for zone, policy in policies.items()}})
     #: users whose devices need no approval in any zone (bots that connect from the internet
     #: side, e.g. the sanitization bot)
     device_approval_exempt_users: frozenset[str] = key([], {"type": "array", "items": USER_ID}, convert=frozenset)
+
+    #: bots that carry a user's approval command (e.g. the memo bot's !端末承認 in a DM): they pass
+    #: the user's command message, which must come from that user's approved LGWAN device
+    device_approval_bots: frozenset[str] = key([], {"type": "array", "items": USER_ID}, convert=frozenset)
 
     def approval_policy(self, zone: str) -> str:
         """off, self or admin: who approves a new device of ``zone``."""

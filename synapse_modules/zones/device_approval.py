@@ -23,11 +23,12 @@ import logging
 import re
 from typing import Any
 
+from synapse.api.errors import Codes
 from synapse.module_api import ModuleApi
 
 from lgwan_chat.core.routes import DEVICE_STATUS
-from synapse_modules._errors import refusal, spam_verdict
-from synapse_modules._synapse_internals import RequestOrigin, user_devices
+from synapse_modules._errors import error, refusal, spam_verdict
+from synapse_modules._synapse_internals import RequestOrigin, delete_device, user_devices
 
 from .config import ZONES, ZonesConfig
 from .store import APPROVED, ZoneStore
@@ -39,6 +40,8 @@ DEVICE_PENDING = "JP_LGWAN_DEVICE_PENDING"
 #: What a device waiting for approval may still do: log out (this device only), ask its status.
 _ALLOWED_WHILE_PENDING = re.compile(
     r"^(?:/_matrix/client/(?:api/v1|r0|v3|unstable)/logout|" + re.escape(DEVICE_STATUS) + r")/?$")
+#: what a user decides about their own device (``self``), and the state it leaves
+SELF_DECISIONS = {"approve": APPROVED, "reject": "rejected"}
 
 
 def allowed_while_pending(origin: RequestOrigin) -> bool:
@@ -121,3 +124,25 @@ class DeviceApproval:
                      zone: str | None) -> None:
         await self._store.decide(user_id, device_id, state, decided_by, via, zone)
         audit_log(state, user_id, device_id, decided_by, via, zone)
+
+    async def pending_self_devices(self, user_id: str) -> list[dict[str, Any]]:
+        """What a user is shown of their own devices waiting for them: id, name, zone, first use."""
+        return [{k: d[k] for k in ("device_id", "display_name", "zone", "first_seen_ts", "user_agent")}
+                for d in await self.self_devices(user_id) if d["state"] == "pending"]
+
+    async def self_devices(self, user_id: str) -> list[dict[str, Any]]:
+        """The user's devices in a zone where they approve their own (``self``), pending or approved."""
+        return [d for d in await self.devices(user_id)
+                if d["zone"] is not None and self._config.approval_policy(d["zone"]) == "self"
+                and d["state"] in ("pending", "approved")]
+
+    async def decide_self(self, user_id: str, device_id: str, decision: str, via: str) -> str:
+        """The user approves a pending device of theirs, or rejects one (logged out); the new state.
+        The caller has checked that the user asks from an approved LGWAN device."""
+        device = next((d for d in await self.self_devices(user_id) if d["device_id"] == device_id), None)
+        if device is None or (decision == "approve" and device["state"] != "pending"):
+            raise error(404, Codes.NOT_FOUND, "zones.device_not_pending", device=device_id)
+        await self.decide(user_id, device_id, SELF_DECISIONS[decision], user_id, via, device["zone"])
+        if decision == "reject":
+            await delete_device(self._api, user_id, device_id)
+        return SELF_DECISIONS[decision]

@@ -7,7 +7,7 @@ from typing import Any
 from synapse.module_api import ModuleApi
 
 from synapse_modules._storage import ModuleStore
-from synapse_modules._synapse_internals import is_url_preview_media_txn
+from synapse_modules._synapse_internals import is_url_preview_media_txn, sending_device_txn
 
 MIGRATIONS = [
     [
@@ -180,6 +180,10 @@ class ZoneStore:
                 " VALUES (?, ?, ?, ?, ?, ?, ?)", (user_id, device_id, decision, decided_by, via, zone, now))
 
         await self._db.run("audit", txn)
+
+    async def sending_device(self, event_id: str) -> tuple[str, str] | None:
+        """(user, device) that sent a recent local event from a client."""
+        return await self._db.run("sending_device", sending_device_txn, event_id)
 
     async def mark_untrusted(self, media_id: str, uploader: str | None, device_id: str | None, zone: str,
                              ip: str | None) -> None:

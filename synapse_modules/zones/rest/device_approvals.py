@@ -20,18 +20,16 @@ from synapse.module_api import DirectServeJsonResource, ModuleApi
 from lgwan_chat.core.routes import DEVICE_APPROVALS
 from synapse_modules._errors import error, refusal
 from synapse_modules._rest import request_body
-from synapse_modules._synapse_internals import current_request_origin, delete_device
+from synapse_modules._synapse_internals import current_request_origin
 
 from ..config import ZonesConfig
-from ..device_approval import DeviceApproval
-from ..store import APPROVED
+from ..device_approval import SELF_DECISIONS, DeviceApproval
 from ..zone import zone_of
 
 if TYPE_CHECKING:
     from synapse.http.site import SynapseRequest
 
 PATH = DEVICE_APPROVALS
-DECISIONS = {"approve": APPROVED, "reject": "rejected"}
 
 
 def json_body(request: SynapseRequest) -> dict[str, Any]:
@@ -61,28 +59,15 @@ class DeviceApprovalsResource(DirectServeJsonResource):
             raise refusal("device_approval_from_lgwan", "zones.device_approval_from_lgwan")
         return requester.user.to_string()
 
-    async def _own_devices(self, user_id: str) -> list[dict[str, Any]]:
-        """The user's devices in a zone they approve themselves."""
-        return [d for d in await self._approval.devices(user_id)
-                if d["zone"] is not None and self._config.approval_policy(d["zone"]) == "self"
-                and d["state"] in ("pending", "approved")]
-
     async def _async_render_GET(self, request: SynapseRequest) -> tuple[int, dict]:
         user_id = await self._caller(request)
-        return 200, {"devices": [{k: d[k] for k in ("device_id", "display_name", "zone", "first_seen_ts",
-                                                    "user_agent")}
-                                 for d in await self._own_devices(user_id) if d["state"] == "pending"]}
+        return 200, {"devices": await self._approval.pending_self_devices(user_id)}
 
     async def _async_render_POST(self, request: SynapseRequest) -> tuple[int, dict]:
         user_id = await self._caller(request)
         body = json_body(request)
         device_id, decision = body.get("device_id"), body.get("decision")
-        if not isinstance(device_id, str) or decision not in DECISIONS:
+        if not isinstance(device_id, str) or decision not in SELF_DECISIONS:
             raise error(400, Codes.INVALID_PARAM, "zones.device_bad_request")
-        device = next((d for d in await self._own_devices(user_id) if d["device_id"] == device_id), None)
-        if device is None or (decision == "approve" and device["state"] != "pending"):
-            raise error(404, Codes.NOT_FOUND, "zones.device_not_pending", device=device_id)
-        await self._approval.decide(user_id, device_id, DECISIONS[decision], user_id, "self", device["zone"])
-        if decision == "reject":
-            await delete_device(self._api, user_id, device_id)
-        return 200, {"device_id": device_id, "state": DECISIONS[decision]}
+        state = await self._approval.decide_self(user_id, device_id, decision, "self")
+        return 200, {"device_id": device_id, "state": state}
