@@ -13,14 +13,37 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from bots_harness import BotProcess, ask, wait_membership, wait_replies
 from harness import User
+from nio import RoomCreateResponse
 
 from lgwan_chat import cli
 from lgwan_chat.core.i18n import t
-from lgwan_chat.core.routes import DEVICE_APPROVALS, DEVICE_APPROVALS_ADMIN, DEVICE_STATUS
+from lgwan_chat.core.routes import DEVICE_APPROVALS, DEVICE_APPROVALS_ADMIN, DEVICE_APPROVALS_BOT, DEVICE_STATUS
+from lgwan_chat.homeserver import ZONES_MODULE, suite_modules
 
 PENDING = "JP_LGWAN_DEVICE_PENDING"
 CLIENT = "/_matrix/client/v3"
+
+
+MEMO_BOT = "@memo-bot:lgwan.test"
+
+
+@pytest.fixture(scope="module")
+def homeserver_modules() -> list:
+    modules = suite_modules()
+    zones = next(m for m in modules if m["module"] == ZONES_MODULE)
+    zones["config"]["device_approval_bots"] = [MEMO_BOT]
+    return modules
+
+
+@pytest.fixture(scope="module")
+def memo_bot(homeserver, tmp_path_factory):
+    with BotProcess(homeserver, tmp_path_factory.mktemp("memo-bot"), "memo", entry=["-m", "bots.memo"],
+                    zone="lgwan", storage=homeserver.backend) as bot:
+        bot.start().wait_ready()
+        yield bot
+        assert bot.stop() == 0
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +75,7 @@ def call(url: str, method: str, path: str, token: str | None = None, body: Any =
         return e.code, json.loads(e.read() or b"{}")
 
 
-def login(homeserver, user: User, zone: str, **fields: Any) -> dict:
+def http_login(homeserver, user: User, zone: str, **fields: Any) -> dict:
     body = {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": user.user_id},
             "password": user.password, "initial_device_display_name": "iPhone", **fields}
     status, answer = call(homeserver.url(zone), "POST", CLIENT + "/login", body=body)
@@ -89,7 +112,7 @@ def decide(homeserver, office_token: str, device_id: str, decision: str, zone: s
 def staff(homeserver) -> tuple[User, str]:
     """A staff member with an office (LGWAN) PC logged in: LGWAN devices need no approval."""
     user = homeserver.new_user("staff")
-    return user, login(homeserver, user, "lgwan")["access_token"]
+    return user, http_login(homeserver, user, "lgwan")["access_token"]
 
 
 def device_cli(homeserver, admin: User, capsys, *args: str) -> tuple[int, str, str]:
@@ -101,7 +124,7 @@ def device_cli(homeserver, admin: User, capsys, *args: str) -> tuple[int, str, s
 
 def test_new_phone_can_do_nothing_but_log_out_until_approved_from_the_office(homeserver):
     user, office = staff(homeserver)
-    phone = login(homeserver, user, "internet")
+    phone = http_login(homeserver, user, "internet")
     token, url = phone["access_token"], homeserver.url("internet")
     assert_pending(*sync(homeserver, "internet", token))
     status, room = call(homeserver.url("lgwan"), "POST", CLIENT + "/createRoom", office, {"name": "課内"})
@@ -130,7 +153,7 @@ def test_new_phone_can_do_nothing_but_log_out_until_approved_from_the_office(hom
 
 def test_pending_phone_may_log_out(homeserver):
     user, _ = staff(homeserver)
-    phone = login(homeserver, user, "internet")
+    phone = http_login(homeserver, user, "internet")
     status, answer = call(homeserver.url("internet"), "POST", CLIENT + "/logout", phone["access_token"], {})
     assert status == 200, answer
     status, answer = sync(homeserver, "internet", phone["access_token"])
@@ -139,9 +162,9 @@ def test_pending_phone_may_log_out(homeserver):
 
 def test_every_new_login_is_a_new_pending_device(homeserver):
     user, office = staff(homeserver)
-    first = login(homeserver, user, "internet")
+    first = http_login(homeserver, user, "internet")
     decide(homeserver, office, first["device_id"], "approve")
-    second = login(homeserver, user, "internet")
+    second = http_login(homeserver, user, "internet")
     assert second["device_id"] != first["device_id"]
     assert_pending(*sync(homeserver, "internet", second["access_token"]))
     assert sync(homeserver, "internet", first["access_token"])[0] == 200
@@ -149,7 +172,7 @@ def test_every_new_login_is_a_new_pending_device(homeserver):
 
 def test_login_naming_an_approved_device_id_is_refused(homeserver):
     user, office = staff(homeserver)
-    phone = login(homeserver, user, "internet")
+    phone = http_login(homeserver, user, "internet")
     decide(homeserver, office, phone["device_id"], "approve")
     body = {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": user.user_id},
             "password": user.password, "device_id": phone["device_id"]}
@@ -162,7 +185,7 @@ def test_login_naming_an_approved_device_id_is_refused(homeserver):
 
 def test_refreshed_token_of_a_pending_device_stays_pending(homeserver):
     user, office = staff(homeserver)
-    phone = login(homeserver, user, "internet", refresh_token=True)
+    phone = http_login(homeserver, user, "internet", refresh_token=True)
     assert "refresh_token" in phone, phone
     status, refreshed = call(homeserver.url("internet"), "POST", CLIENT + "/refresh",
                              body={"refresh_token": phone["refresh_token"]})
@@ -174,7 +197,7 @@ def test_refreshed_token_of_a_pending_device_stays_pending(homeserver):
 
 def test_login_token_gives_a_new_pending_device(homeserver):
     user, office = staff(homeserver)
-    phone = login(homeserver, user, "internet")
+    phone = http_login(homeserver, user, "internet")
     url = homeserver.url("internet")
     # A pending device cannot mint a login token for another device.
     assert_pending(*call(url, "POST", "/_matrix/client/v1/login/get_token", phone["access_token"], {}))
@@ -190,17 +213,17 @@ def test_login_token_gives_a_new_pending_device(homeserver):
 def test_an_approval_belongs_to_one_user(homeserver):
     alice, alice_office = staff(homeserver)
     bob, bob_office = staff(homeserver)
-    alice_phone = login(homeserver, alice, "internet")
+    alice_phone = http_login(homeserver, alice, "internet")
     decide(homeserver, alice_office, alice_phone["device_id"], "approve")
     # Bob logs in naming Alice's approved device ID: his own new device, waiting.
-    bob_phone = login(homeserver, bob, "internet", device_id=alice_phone["device_id"])
+    bob_phone = http_login(homeserver, bob, "internet", device_id=alice_phone["device_id"])
     assert bob_phone["device_id"] == alice_phone["device_id"]
     assert_pending(*sync(homeserver, "internet", bob_phone["access_token"]))
     # Bob's office PC sees his own device of that ID waiting, Alice's sees nothing waiting.
     assert alice_phone["device_id"] in pending_of(homeserver, bob_office)
     assert pending_of(homeserver, alice_office) == {}
     # Alice's office PC cannot approve Bob's devices.
-    bob_new = login(homeserver, bob, "internet")
+    bob_new = http_login(homeserver, bob, "internet")
     status, answer = decide(homeserver, alice_office, bob_new["device_id"], "approve")
     assert status == 404, answer
     assert_pending(*sync(homeserver, "internet", bob_new["access_token"]))
@@ -208,10 +231,10 @@ def test_an_approval_belongs_to_one_user(homeserver):
 
 def test_only_an_office_device_approves(homeserver):
     user, office = staff(homeserver)
-    phone = login(homeserver, user, "internet")
+    phone = http_login(homeserver, user, "internet")
     decide(homeserver, office, phone["device_id"], "approve")
     # An approved phone cannot approve another phone: whoever has the password and a phone would.
-    second = login(homeserver, user, "internet")
+    second = http_login(homeserver, user, "internet")
     status, answer = decide(homeserver, phone["access_token"], second["device_id"], "approve", zone="internet")
     assert status == 403, answer
     assert answer["jp.lgwan.reason"] == "device_approval_from_lgwan"
@@ -220,17 +243,17 @@ def test_only_an_office_device_approves(homeserver):
 
 def test_rejected_phone_is_logged_out_and_its_id_comes_back_pending(homeserver):
     user, office = staff(homeserver)
-    phone = login(homeserver, user, "internet")
+    phone = http_login(homeserver, user, "internet")
     assert decide(homeserver, office, phone["device_id"], "reject")[0] == 200
     status, answer = sync(homeserver, "internet", phone["access_token"])
     assert (status, answer["errcode"]) == (401, "M_UNKNOWN_TOKEN")
-    again = login(homeserver, user, "internet", device_id=phone["device_id"])
+    again = http_login(homeserver, user, "internet", device_id=phone["device_id"])
     assert_pending(*sync(homeserver, "internet", again["access_token"]))
 
 
 def test_admin_cli_lists_approves_and_revokes(homeserver, admin, capsys):
     user, _ = staff(homeserver)
-    phone = login(homeserver, user, "internet")
+    phone = http_login(homeserver, user, "internet")
     code, out, err = device_cli(homeserver, admin, capsys, "list", user.localpart)
     assert code == 0, err
     line = next(line for line in out.splitlines() if line.startswith(phone["device_id"]))
@@ -244,7 +267,7 @@ def test_admin_cli_lists_approves_and_revokes(homeserver, admin, capsys):
     status, answer = sync(homeserver, "internet", phone["access_token"])
     assert (status, answer["errcode"]) == (401, "M_UNKNOWN_TOKEN")
     # Logging in again with the revoked device's ID: a new device, waiting again.
-    again = login(homeserver, user, "internet", device_id=phone["device_id"])
+    again = http_login(homeserver, user, "internet", device_id=phone["device_id"])
     assert_pending(*sync(homeserver, "internet", again["access_token"]))
     # Not an admin: refused, in both languages.
     code, _, err = device_cli(homeserver, User(user.user_id, "", user.localpart, user.access_token), capsys,
@@ -261,14 +284,14 @@ def test_admin_cli_lists_approves_and_revokes(homeserver, admin, capsys):
 
 def test_approval_survives_a_restart_and_admin_policy_takes_self_approval_away(homeserver, admin, capsys):
     user, office = staff(homeserver)
-    phone = login(homeserver, user, "internet")
+    phone = http_login(homeserver, user, "internet")
     decide(homeserver, office, phone["device_id"], "approve")
     homeserver.stop()
     homeserver.hs.reconfigure(device_approval={"internet": "admin", "lgwan": "off"})
     try:
         homeserver.start()
         assert sync(homeserver, "internet", phone["access_token"])[0] == 200
-        new = login(homeserver, user, "internet")
+        new = http_login(homeserver, user, "internet")
         assert_pending(*sync(homeserver, "internet", new["access_token"]))
         # admin: the office PC no longer approves; an admin does.
         assert new["device_id"] not in pending_of(homeserver, office)
@@ -287,3 +310,53 @@ def test_admin_route_is_for_admins_only(homeserver):
     status, answer = call(homeserver.url("lgwan"), "GET", DEVICE_APPROVALS_ADMIN + "?user_id=" + quote(user.user_id),
                           office)
     assert status == 403 and answer["jp.lgwan.reason"] == "not_admin", answer
+
+
+async def test_memo_bot_dm_offers_and_approves_a_new_phone_from_the_office_pc(homeserver, login, memo_bot):
+    user = homeserver.new_user("staff")
+    pc = await login(user, "lgwan")
+    dm = await pc.room_create(is_direct=True, invite=[memo_bot.user_id])
+    assert isinstance(dm, RoomCreateResponse), dm
+    await wait_membership(pc, dm.room_id, memo_bot.user_id, "join")
+    phone = http_login(homeserver, user, "internet")
+    offer = await ask(pc, dm.room_id, "!端末", sender=memo_bot.user_id)
+    assert offer.startswith("新しい端末 (iPhone, ")
+    assert f"!端末承認 {phone['device_id']}" in offer
+    answer = await ask(pc, dm.room_id, f"!端末承認 {phone['device_id']}", sender=memo_bot.user_id)
+    assert answer.startswith(f"端末 {phone['device_id']} を承認しました")
+    assert sync(homeserver, "internet", phone["access_token"])[0] == 200
+    rows = homeserver.query("SELECT decision, decided_by, via FROM lgwan_device_approval_audit"
+                            " WHERE user_id = ? AND device_id = ?", user.user_id, phone["device_id"])
+    assert rows == [("approved", user.user_id, f"bot:{memo_bot.user_id}")]
+
+    # The approved phone cannot approve the next phone through the bot: the command must be
+    # typed on an office PC.
+    second = http_login(homeserver, user, "internet")
+    status, sent = call(homeserver.url("internet"), "PUT",
+                        f"{CLIENT}/rooms/{quote(dm.room_id)}/send/m.room.message/phone-1", phone["access_token"],
+                        {"msgtype": "m.text", "body": f"!端末承認 {second['device_id']}"})
+    assert status == 200, sent
+    reply = (await wait_replies(pc, dm.room_id, sent["event_id"], sender=memo_bot.user_id))[0]["content"]["body"]
+    assert reply == t("zones.device_approval_from_lgwan", "ja")
+    assert_pending(*sync(homeserver, "internet", second["access_token"]))
+    # Nor can anyone call the bots' route with a command of their own choosing.
+    status, answer = call(homeserver.url("lgwan"), "POST", DEVICE_APPROVALS_BOT, user.access_token,
+                          {"room_id": dm.room_id, "event_id": sent["event_id"], "decision": "list"})
+    assert status == 403 and answer["jp.lgwan.reason"] == "not_approval_bot", answer
+
+
+def test_demo_holds_no_device_and_says_how_to_turn_approval_on(tmp_path):
+    import yaml
+
+    from lgwan_chat.demo import demo_device_approval
+    from lgwan_chat.templates import config_dir
+
+    modules_yaml = tmp_path / "modules.yaml"
+    modules_yaml.write_text((config_dir() / "modules.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    shipped = next(m for m in yaml.safe_load(modules_yaml.read_text(encoding="utf-8"))["modules"]
+                   if m["module"] == ZONES_MODULE)["config"]["device_approval"]
+    assert shipped == {"internet": "self", "lgwan": "off"}
+    demo_device_approval(modules_yaml)
+    demo = next(m for m in yaml.safe_load(modules_yaml.read_text(encoding="utf-8"))["modules"]
+                if m["module"] == ZONES_MODULE)["config"]["device_approval"]
+    assert demo == {"internet": "off", "lgwan": "off"}
