@@ -360,3 +360,25 @@ def test_demo_holds_no_device_and_says_how_to_turn_approval_on(tmp_path):
     demo = next(m for m in yaml.safe_load(modules_yaml.read_text(encoding="utf-8"))["modules"]
                 if m["module"] == ZONES_MODULE)["config"]["device_approval"]
     assert demo == {"internet": "off", "lgwan": "off"}
+
+
+@pytest.mark.parametrize("guide", ["admin-guide.ja.md", "admin-guide.en.md"])
+def test_the_guides_device_approval_example_passes_check_config(guide, tmp_path):
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from lgwan_chat.checkconfig import check_file
+    from synapse_modules.zones.config import parse
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / guide).read_text(encoding="utf-8")
+    start = text.index("#### 端末認証の設定例" if guide.endswith(".ja.md") else "#### Device approval example")
+    [block] = re.findall(r"```yaml\n(.*?)```", text[start:text.index("\n## ", start)], re.S)
+    (tmp_path / "modules.yaml").write_text(block, encoding="utf-8")
+    assert check_file(tmp_path / "modules.yaml") == []
+    config = parse(yaml.safe_load(block)["modules"][0]["config"])
+    assert (config.approval_policy("internet"), config.approval_policy("lgwan")) == ("self", "off")
+    # The CLI lines of the guide are the CLI's own commands.
+    commands = re.findall(r"^lgwan-chat device (\w+) yamada", text[text.index("### 4.12"):start], re.M)
+    assert commands == ["list", "approve", "revoke"]
