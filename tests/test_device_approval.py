@@ -340,9 +340,9 @@ async def test_memo_bot_dm_offers_and_approves_a_new_phone_from_the_office_pc(ho
     assert reply == t("zones.device_approval_from_lgwan", "ja")
     assert_pending(*sync(homeserver, "internet", second["access_token"]))
     # Nor can anyone call the bots' route with a command of their own choosing.
-    status, answer = call(homeserver.url("lgwan"), "POST", DEVICE_APPROVALS_BOT, user.access_token,
-                          {"room_id": dm.room_id, "event_id": sent["event_id"], "decision": "list"})
-    assert status == 403 and answer["jp.lgwan.reason"] == "not_approval_bot", answer
+    status, refused = call(homeserver.url("lgwan"), "POST", DEVICE_APPROVALS_BOT, user.access_token,
+                           {"room_id": dm.room_id, "event_id": sent["event_id"], "decision": "list"})
+    assert status == 403 and refused["jp.lgwan.reason"] == "not_approval_bot", refused
 
 
 def test_demo_holds_no_device_and_says_how_to_turn_approval_on(tmp_path):
