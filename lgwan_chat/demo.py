@@ -35,9 +35,16 @@ from lgwan_chat.core import organisation as org
 from lgwan_chat.core.http import HttpError
 from lgwan_chat.core.i18n import both, t
 from lgwan_chat.coturn import Coturn, CoturnError, CoturnSpec, turnserver_binary
-from lgwan_chat.homeserver import Homeserver, HomeserverError, HomeserverSpec, port_in_use, turn_secret_path
+from lgwan_chat.homeserver import (
+    Homeserver,
+    HomeserverError,
+    HomeserverSpec,
+    port_in_use,
+    suite_modules_yaml,
+    turn_secret_path,
+)
 from lgwan_chat.nginx import Nginx, NginxError, NginxSpec, nginx_binary
-from lgwan_chat.templates import config_dir, render
+from lgwan_chat.templates import config_dir, render, write_private
 
 SERVER_NAME = "demo-city.test"
 EDITABLE_FILES = ("modules.yaml", "organisation.yaml")
@@ -76,9 +83,11 @@ def run(data_dir: Path, internet_port: int = 8008, lgwan_port: int = 8018, synap
     make_private(data_dir)  # a deployment made before this rule gets tightened
     for name in EDITABLE_FILES:
         if not (data_dir / name).exists():
-            shutil.copyfile(config_dir() / name, data_dir / name)
             if name == "modules.yaml":
+                write_private(data_dir / name, suite_modules_yaml(SERVER_NAME))
                 demo_device_approval(data_dir / name)
+            else:
+                shutil.copyfile(config_dir() / name, data_dir / name)
 
     # Nothing starts on a broken configuration.
     issues = [i for name in EDITABLE_FILES for i in check_file(data_dir / name)]

@@ -49,10 +49,20 @@ RELAXED_RATE_LIMITS: dict[str, Any] = {
 }
 
 
-def suite_modules() -> list[dict]:
+#: The server name of the user IDs in the shipped config/modules.yaml (the demo's, so the sample
+#: passes check-config as it is).
+SAMPLE_SERVER_NAME = "demo-city.test"
+
+
+def suite_modules_yaml(server_name: str) -> str:
+    """``config/modules.yaml`` for a server: the bots' user IDs on ``server_name``."""
+    text = (config_dir() / "modules.yaml").read_text(encoding="utf-8")
+    return text.replace(f':{SAMPLE_SERVER_NAME}"', f':{server_name}"')
+
+
+def suite_modules(server_name: str = "lgwan.test") -> list[dict]:
     """The ``modules:`` block of ``config/modules.yaml``: every module of the suite."""
-    with open(config_dir() / "modules.yaml", encoding="utf-8") as f:
-        return yaml.safe_load(f)["modules"]
+    return yaml.safe_load(suite_modules_yaml(server_name))["modules"]
 
 
 #: A new database gets ~60 background schema updates, among them the user directory's population,
@@ -146,7 +156,7 @@ def render(spec: HomeserverSpec) -> list[Path]:
         key = io.StringIO()
         write_signing_keys(key, [generate_signing_key("a_" + secrets.token_hex(2))])
         write_private(data / "signing.key", key.getvalue())  # the federation key: 0600
-    modules = spec.modules if spec.modules is not None else suite_modules()
+    modules = spec.modules if spec.modules is not None else suite_modules(spec.server_name)
     if spec.device_approval is not None:
         modules = with_device_approval(modules, spec.device_approval)
     overrides: dict[str, Any] = {"modules": modules,

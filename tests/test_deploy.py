@@ -147,6 +147,12 @@ def test_init_writes_a_complete_private_deployment(tmp_path, workers_answers):
     shared = yaml.safe_load((out / "synapse" / "deploy.yaml").read_text())
     assert shared["stream_writers"] == {"events": ["event_persister"]}
     assert shared["enable_media_repo"] is False and shared["run_background_tasks_on"] == "background_worker"
+    # the modules name this server's bots (the sanitizer's files trusted, its phone-side device
+    # needing no approval, the memo bot passing on approvals), not the demo's
+    zones = next(m["config"] for m in yaml.safe_load((out / "synapse" / "modules.yaml").read_text())["modules"]
+                 if m["module"] == "synapse_modules.zones.ZonePolicyModule")
+    assert zones["trusted_uploaders"] == zones["device_approval_exempt_users"] == ["@sanitizer-bot:city.example"]
+    assert zones["device_approval_bots"] == ["@memo-bot:city.example"]
     assert lgwan_chat("deploy", "check", out).returncode == 0
 
 
