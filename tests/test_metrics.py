@@ -9,6 +9,7 @@ config/prometheus/lgwan-chat.rules.yml asks about metrics the suite really expor
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shutil
@@ -121,6 +122,35 @@ async def test_read_status_requests_are_timed(homeserver, login):
     assert value(after, name, request="one") == value(before, name, request="one") + 1
     assert value(after, "lgwan_chat_read_status_request_seconds_sum", request="one") > \
         value(before, "lgwan_chat_read_status_request_seconds_sum", request="one")
+
+
+async def test_a_bookmark_is_counted_once_with_how_late_it_was_stored(homeserver, login):
+    """The bookmarks feed reads 🔖 reactions after the fact: its lag histogram gets one sample per
+    bookmark (not one per re-read: the feed reads recent rows again for 5 s, and a bookmarks request
+    catches up too), and the background loop's last catch-up time moves."""
+    pc = await login(homeserver.new_user("metrics-bookmark"), "lgwan")
+    room = await pc.room_create(name="しおり")
+    assert isinstance(room, RoomCreateResponse), room
+    sent = await send_text(pc, room.room_id, "後で読む資料")
+    before = synapse_metrics(homeserver)
+    started = time.time()
+    reacted = await pc.room_send(room.room_id, "m.reaction", {
+        "m.relates_to": {"rel_type": "m.annotation", "event_id": sent, "key": "🔖"}})
+    assert not hasattr(reacted, "status_code"), reacted
+    count, total = "lgwan_chat_bookmarks_feed_lag_seconds_count", "lgwan_chat_bookmarks_feed_lag_seconds_sum"
+    caught_up = "lgwan_chat_bookmarks_feed_last_catch_up_timestamp_seconds"
+    deadline = time.monotonic() + 30
+    while value(synapse_metrics(homeserver), count) == value(before, count):
+        assert time.monotonic() < deadline, "the bookmark was never counted"
+        await asyncio.sleep(0.2)
+    status, _, body = http_get(homeserver.url("lgwan") + "/_synapse/client/lgwan/v1/bookmarks", pc.access_token)
+    assert status == 200 and sent in body.decode(), body  # stored, and this request caught up once more
+    await asyncio.sleep(6)  # past the feed's re-read window (synapse_modules/_streams.py SETTLE_SECONDS)
+    after = synapse_metrics(homeserver)
+    assert value(after, count) == value(before, count) + 1
+    lag = value(after, total) - value(before, total)
+    assert 0 <= lag <= time.time() - started + 1, lag  # seconds, from the reaction being sent
+    assert started - 1 <= value(after, caught_up) <= time.time() + 1
 
 
 # --- a bot's metrics port ------------------------------------------------------------------------
