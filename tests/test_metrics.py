@@ -356,3 +356,27 @@ def test_every_dashboard_query_parses(tmp_path):
     result = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"SUCCESS: {len(rules)} rules found" in result.stdout
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian: prometheus) is not installed")
+def test_the_documented_scrape_job_for_the_certificate_alerts_is_valid(tmp_path):
+    """The admin guide's prometheus.yml snippet (ja and en, the same), with the suite's rules, as
+    Prometheus would load it; its job name is the one the certificate alerts select."""
+    from lgwan_chat.core import SOURCE_ROOT
+
+    assert SOURCE_ROOT is not None
+    snippets = []
+    for guide in ("admin-guide.ja.md", "admin-guide.en.md"):
+        text = (SOURCE_ROOT / "docs" / guide).read_text(encoding="utf-8")
+        block = text.split("<!-- prometheus-entrances -->\n```yaml\n", 1)[1].split("```", 1)[0]
+        snippets.append(block)
+    assert snippets[0] == snippets[1]
+    config = yaml.safe_load(snippets[0])
+    job = config["scrape_configs"][0]["job_name"]
+    assert all(f'job="{job}"' in rule["expr"] for group in yaml.safe_load(RULES.read_text())["groups"]
+               for rule in group["rules"] if "probe_ssl" in rule["expr"])
+    config["rule_files"] = [str(RULES)]
+    path = tmp_path / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config))
+    result = subprocess.run(["promtool", "check", "config", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
