@@ -42,6 +42,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import psycopg2
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -57,10 +58,12 @@ from lgwan_chat.postgres import PG_SETTINGS, PostgresDatabase, postgres_unreacha
 #: their CPU time is counted up to this many seconds later.
 SETTLE_S = 1.5
 
-#: What a client on a big room asks /sync for: members lazy-loaded (Element does the same), a short
-#: timeline, no presence (2,000 members' presence would dominate every answer).
-SYNC_FILTER = {"room": {"state": {"lazy_load_members": True}, "timeline": {"limit": 5}},
-               "presence": {"types": []}, "account_data": {"types": []}}
+#: What a client on a big room asks /sync for: members lazy-loaded (Element does the same), a
+#: timeline of ``--timeline-limit`` events (more since the last sync: the answer is ``limited``, a gap a
+#: client fills by paginating; counted as ``limited_syncs``, its messages as missed), no presence.
+def sync_filter(timeline_limit: int) -> dict:
+    return {"room": {"state": {"lazy_load_members": True}, "timeline": {"limit": timeline_limit}},
+            "presence": {"types": []}, "account_data": {"types": []}}
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -142,6 +145,15 @@ class Target:
         config = yaml.safe_load(homeserver.read_text())
         config.update({**RELAXED_RATE_LIMITS, "bcrypt_rounds": 4})
         homeserver.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False))
+        # PostgreSQL's connections are shared with the machine's other work (max_connections 100 on
+        # a default Debian install): each process opens 1 at start, workers' processes at most 4 each.
+        shared = d.out / "synapse" / "deploy.yaml"
+        wiring = yaml.safe_load(shared.read_text())
+        wiring["database"]["args"].update({"cp_min": 1, "cp_max": 4 if self.size == "workers" else 10})
+        shared.write_text(yaml.safe_dump(wiring, allow_unicode=True, sort_keys=False))
+        self.monitor = psycopg2.connect(dbname=self.database.name, **PG_SETTINGS)  # before the load
+        self.monitor.autocommit = True
+        stop_at_exit(self.monitor.close)
         stop_at_exit(d.stop)
         d.start_synapse()
         # A production host's nginx.conf: enough connections for every held /sync and its upstream.
@@ -164,8 +176,10 @@ class Target:
         return [nginx.process.pid, *children(nginx.process.pid)]
 
     def postgres_pids(self) -> list[int]:
-        return [pid for (pid,) in self.database.query(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
+        with self.monitor.cursor() as cur:
+            cur.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                        " AND pid <> pg_backend_pid()")
+            return [pid for (pid,) in cur.fetchall()]
 
     def cpu_sample(self) -> dict[str, dict[int, float]]:
         return {"synapse": cpu_of(self.synapse_pids()), "postgres": cpu_of(self.postgres_pids()),
@@ -244,7 +258,8 @@ class Target:
                 "load_1min": load}
 
     async def sync_under_sends(self, session: aiohttp.ClientSession, clients: int, senders: int,
-                               messages_each: int, deliver_timeout: float, tag: str) -> dict:
+                               messages_each: int, deliver_timeout: float, tag: str,
+                               timeline_limit: int = 50) -> dict:
         """``clients`` members hold /sync while ``senders`` others send; the delay until each has each."""
         readers = self.tokens[1 + senders: 1 + senders + clients]
         writers = self.tokens[1: 1 + senders]
@@ -253,7 +268,8 @@ class Target:
         seen: list[set[str]] = [set() for _ in readers]
         expected = senders * messages_each
         stop = asyncio.Event()
-        filter_param = quote(json.dumps(SYNC_FILTER, separators=(",", ":")))
+        filter_param = quote(json.dumps(sync_filter(timeline_limit), separators=(",", ":")))
+        limited = [0]
 
         async def initial(index: int) -> str:
             url, token = readers[index]
@@ -286,6 +302,8 @@ class Target:
                 now = time.perf_counter()
                 position = body["next_batch"]
                 room = body.get("rooms", {}).get("join", {}).get(self.room_id, {})
+                if room.get("timeline", {}).get("limited") and sent_at:
+                    limited[0] += 1
                 for event in room.get("timeline", {}).get("events", []):
                     txn = event.get("content", {}).get("body", "")
                     if txn in sent_at and txn not in seen[index]:
@@ -327,7 +345,8 @@ class Target:
                 "send_p50_ms": 1000 * percentile(latencies, 0.5), "send_p95_ms": 1000 * percentile(latencies, 0.95),
                 "delivery_p50_ms": 1000 * percentile(delays, 0.5), "delivery_p95_ms": 1000 * percentile(delays, 0.95),
                 "delivery_max_ms": 1000 * max(delays, default=float("nan")), "deliveries": len(delays),
-                "missed": missed, "until_all_delivered_s": all_delivered_s,
+                "missed": missed, "limited_syncs": limited[0],
+                "timeline_limit": timeline_limit, "until_all_delivered_s": all_delivered_s,
                 **{f"{kind}_cpu_s": seconds for kind, seconds in cpu.items()}, "load_1min": load}
 
 
@@ -345,7 +364,8 @@ def show(kind: str, size: str, members: int, r: dict) -> None:
         print(f"  {members:>5} {size:>7} (b) {r['clients']} syncing, {r['senders']} sending: "
               f"{r['msgs_per_s']:5.2f} msgs/s  send p50 {r['send_p50_ms']:7.1f} p95 {r['send_p95_ms']:7.1f} ms  "
               f"delivery p50 {r['delivery_p50_ms']:7.1f} p95 {r['delivery_p95_ms']:7.1f} "
-              f"max {r['delivery_max_ms']:7.1f} ms  missed {r['missed']}  initial syncs {r['initial_sync_s']:.0f}s  "
+              f"max {r['delivery_max_ms']:7.1f} ms  missed {r['missed']} ({r['limited_syncs']} limited syncs)  "
+              f"initial syncs {r['initial_sync_s']:.0f}s  "
               f"CPU Synapse {r['synapse_cpu_s']:.1f}s PostgreSQL {r['postgres_cpu_s']:.1f}s  load {r['load_1min']:.2f}",
               flush=True)
 
@@ -371,11 +391,14 @@ async def main(args: argparse.Namespace) -> dict:
         connector = aiohttp.TCPConnector(limit=0, ssl=context)
         async with aiohttp.ClientSession(connector=connector) as session:
             for target in targets:
-                started = time.perf_counter()
                 target.start()
-                await target.register(session, needed)
-                print(f"{target.size}: {target.processes} Synapse processes, {needed} accounts, "
-                      f"ready in {time.perf_counter() - started:.0f}s", flush=True)
+            started = time.perf_counter()
+            # Both at once: each registration also runs the suite's callbacks (the stamp pack room,
+            # the organisation's rooms), slow on a loaded machine; this part is not measured.
+            await asyncio.gather(*(target.register(session, needed) for target in targets))
+            for target in targets:
+                print(f"{target.size}: {target.processes} Synapse processes, {needed} accounts "
+                      f"({time.perf_counter() - started:.0f}s)", flush=True)
             for step, members in enumerate(sizes):
                 order = targets if step % 2 == 0 else targets[::-1]  # neither always goes first
                 for target in order:
@@ -390,7 +413,7 @@ async def main(args: argparse.Namespace) -> dict:
                     if members == sizes[-1] or args.sync_every_size:
                         synced = await target.sync_under_sends(session, args.sync_clients, args.sync_senders,
                                                                args.sync_messages, args.deliver_timeout,
-                                                               f"b{members}")
+                                                               f"b{members}", args.timeline_limit)
                         show("sync", target.size, members, synced)
                         results.append({"kind": "sync", "size": target.size, "members": members, **synced})
             per_process = {t.size: t.per_process_cpu() for t in targets}
@@ -401,7 +424,8 @@ async def main(args: argparse.Namespace) -> dict:
                               "sync_clients": args.sync_clients, "sync_senders": args.sync_senders,
                               "sync_messages": args.sync_messages, "database": "PostgreSQL",
                               "workers": "1 internet + 1 LGWAN client worker, event persister, federation "
-                                         "sender, pusher, media repository, background worker"},
+                                         "sender, pusher, media repository, background worker",
+                              "connection_pools": "single: 1-10; workers: 1-4 per process"},
                "load_average": {"start": load_at_start, "end": load_average(),
                                 "median": statistics.median(r["load_1min"] for r in results if "load_1min" in r)},
                "results": results, "cpu_seconds_per_process_total": per_process}
@@ -429,6 +453,8 @@ if __name__ == "__main__":
     parser.add_argument("--sync-senders", type=int, default=20, help="(b) members sending meanwhile")
     parser.add_argument("--sync-messages", type=int, default=5, help="(b) messages per sender")
     parser.add_argument("--sync-every-size", action="store_true", help="(b) at every room size, not only the last")
+    parser.add_argument("--timeline-limit", type=int, default=50,
+                        help="(b) events per room in a sync answer (more = a limited answer, a gap)")
     parser.add_argument("--deliver-timeout", type=float, default=120.0,
                         help="(b) seconds after the last send for every client to have every message")
     run(main, parser)
