@@ -419,7 +419,7 @@ async def main(args: argparse.Namespace) -> dict:
             per_process = {t.size: t.per_process_cpu() for t in targets}
         for target in targets:
             target.deployment.stop()
-    summary = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
+    summary: dict[str, Any] = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
                "parameters": {"members": sizes, "senders": args.senders, "messages": args.messages,
                               "sync_clients": args.sync_clients, "sync_senders": args.sync_senders,
                               "sync_messages": args.sync_messages, "database": "PostgreSQL",
