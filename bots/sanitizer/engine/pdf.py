@@ -6,6 +6,10 @@
    as raw PPM: the host reads nothing but a three-number header and pixels, and checks both.
 3. The host compresses each page from the raw pixels and writes a new PDF with pikepdf holding one
    image per page and nothing else, each page as large as the original.
+4. With ``text_layer`` (the default), meanwhile a sandboxed worker (workers/pdf_words.py) reads the
+   words and their boxes from the same file (pdftotext), or with ``ocr`` from the page images of pages
+   without text (Tesseract); the host writes them as invisible text over each page image
+   (textlayer.py): search, copy and screen readers work, and nothing else of the original survives.
 
 Compression: a page with no color (most municipal documents) is kept lossless, 8-bit gray with
 Flate: for a dense text page at 150 dpi ~280 KB, half of JPEG quality 85 and without JPEG's smudges
@@ -30,7 +34,7 @@ import attrs
 import pikepdf
 from PIL import Image
 
-from . import sandbox
+from . import sandbox, textlayer
 from .filenames import output_name
 from .result import Note, Output, Product, Refusal
 
@@ -41,6 +45,10 @@ MIN_DPI = 36
 PAGES_PER_RUN = 8
 JPEG_QUALITY = 85
 MAX_TEXT_BYTES = 16 * 1024 * 1024
+#: what the words worker may answer at most (JSON: boxes and text of every page)
+MAX_WORDS_BYTES = 64 * 1024 * 1024
+#: pages without text are rendered at this resolution for OCR (Tesseract wants letters ~20+ px high)
+OCR_DPI = 300
 _PPM_HEADER = re.compile(rb"P6\s(\d{1,5})\s(\d{1,5})\s255\s")
 _DIGITS = re.compile(r"\D")
 UNTRUSTED_PATTERNS = (_PPM_HEADER, _DIGITS)
@@ -89,14 +97,31 @@ async def rasterize(job, pdf: bytes, *, removed: Iterable[Note] = (), limitation
     notes = list(limitations)
     if dpi < job.policies.dpi:
         notes.append(Note("sanitizer.limit.resolution_reduced", {"dpi": dpi}))
-    images = await _render(job, workdir, pages, dpi)
-    outputs = [Output(_assemble(images, dpi), output_name(job.filename, ".pdf"), "application/pdf", pages=pages)]
+    words_task = asyncio.ensure_future(_words(job, workdir, pages, info)) if job.policies.text_layer else None
+    try:
+        images = await _render(job, workdir, pages, dpi)
+        words = await words_task if words_task is not None else None
+    finally:
+        if words_task is not None and not words_task.done():
+            words_task.cancel()
+            await asyncio.gather(words_task, return_exceptions=True)
+    layer = [page["runs"] for page in words["pages"]] if words else None
+    outputs = [Output(await asyncio.to_thread(_assemble, images, dpi, layer), output_name(job.filename, ".pdf"),
+                      "application/pdf", pages=pages)]
     if job.policies.text_companion:
         text = await _text(job, workdir, pages)
         if text.strip():
             outputs.append(Output(text.encode(), output_name(job.filename, ".txt"), "text/plain"))
             notes.append(Note("sanitizer.limit.text_companion"))
-    notes.insert(0, Note("sanitizer.limit.text_not_selectable"))
+    if layer and any(layer):
+        notes.insert(0, Note("sanitizer.limit.text_layer"))
+        ocr = sum(1 for page in words["pages"] if page["ocr"] and page["runs"]) if words else 0
+        if ocr:
+            notes.append(Note("sanitizer.limit.text_ocr", {"pages": ocr}))
+    else:
+        notes.insert(0, Note("sanitizer.limit.text_not_selectable"))
+    if words and words["ocr_skipped"]:
+        notes.append(Note("sanitizer.limit.ocr_skipped", {"pages": words["ocr_skipped"]}))
     found = [Note(f"sanitizer.removed.{name}") for name in info.get("active", [])]
     return Product(outputs=tuple(outputs), removed=(*removed, *found), limitations=tuple(notes), pages=pages)
 
@@ -187,19 +212,61 @@ def _compress(files: list[Path], max_megapixels: int) -> list[Page]:
     return pages
 
 
-def _assemble(pages: list[Page], dpi: int) -> bytes:
-    """A new PDF: one image per page, the page as large as the pixels at ``dpi``, nothing else."""
+async def _words(job, workdir: Path, pages: int, info: dict) -> dict | None:
+    """Words and boxes of each page from the jail (workers/pdf_words.py), checked; None: no text layer
+    (the worker failed: the image PDF goes out without one, as before)."""
+    policies = job.policies
+    argv = [str(pages), "--seconds", str(int(job.remaining()))]
+    if policies.ocr and policies.ocr_max_pages > 0:
+        try:
+            ocr_dpi = _dpi(OCR_DPI, policies.max_megapixels, float(info["width_pt"]), float(info["height_pt"]))
+        except Refusal:
+            ocr_dpi = 0
+        if ocr_dpi:
+            argv += ["--ocr", policies.ocr_languages, "--ocr-max-pages", str(policies.ocr_max_pages),
+                     "--dpi", str(ocr_dpi)]
+    try:
+        done = await sandbox.run(job.sandbox, job.sandbox.python_worker("pdf_words.py", "/job/in.pdf", *argv),
+                                 job_dir=workdir, timeout=job.remaining(), limits=job.limits(), python=True,
+                                 max_output=MAX_WORDS_BYTES)
+    except sandbox.SandboxError:
+        return None
+    if done.returncode != 0:
+        return None
+    try:
+        raw = json.loads(done.stdout)
+        found = [{"runs": textlayer.runs(page.get("runs")), "ocr": page.get("ocr") is True}
+                 for page in raw["pages"]]
+        skipped = int(raw.get("ocr_skipped", 0))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if len(found) != pages:
+        return None
+    return {"pages": found, "ocr_skipped": min(max(skipped, 0), pages)}
+
+
+def _assemble(pages: list[Page], dpi: int, words: list[list[textlayer.Run]] | None = None) -> bytes:
+    """A new PDF: one image per page, the page as large as the pixels at ``dpi``, and over it the invisible
+    text of ``words`` (one list of runs per page), nothing else."""
     pdf = pikepdf.new()
-    for page in pages:
+    layer, with_text = textlayer.Layer(), []
+    for number, page in enumerate(pages):
         image = pdf.make_stream(page.data, Type=pikepdf.Name.XObject, Subtype=pikepdf.Name.Image, Width=page.width,
                                 Height=page.height, BitsPerComponent=8,
                                 ColorSpace=pikepdf.Name.DeviceGray if page.gray else pikepdf.Name.DeviceRGB,
                                 Filter=pikepdf.Name.FlateDecode if page.gray else pikepdf.Name.DCTDecode)
         w, h = round(page.width * 72 / dpi, 3), round(page.height * 72 / dpi, 3)
+        text = layer.content(words[number], w, h) if words and number < len(words) else b""
         content = pikepdf.Dictionary(Type=pikepdf.Name.Page, MediaBox=[0, 0, w, h],
                                      Resources=pikepdf.Dictionary(XObject=pikepdf.Dictionary(Im0=image)),
-                                     Contents=pdf.make_stream(f"q {w} 0 0 {h} 0 0 cm /Im0 Do Q".encode()))
+                                     Contents=pdf.make_stream(f"q {w} 0 0 {h} 0 0 cm /Im0 Do Q".encode() + text))
         pdf.pages.append(pikepdf.Page(content))
+        if text:
+            with_text.append(number)
+    if with_text:
+        font = layer.font(pdf)
+        for number in with_text:
+            pdf.pages[number].obj.Resources.Font = pikepdf.Dictionary(F0=font)
     buffer = io.BytesIO()
     pdf.save(buffer, compress_streams=True)
     return buffer.getvalue()
