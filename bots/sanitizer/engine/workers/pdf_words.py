@@ -33,6 +33,10 @@ NS = "{http://www.w3.org/1999/xhtml}"
 LANGS = re.compile(r"[a-z_]{3,16}(\+[a-z_]{3,16}){0,4}")
 #: OCR stops starting pages once this share of the time is used (the rest is the host's)
 OCR_SHARE = 0.6
+#: vertical lines of the second reading (jpn_vert) with a lower mean confidence are left out
+VERTICAL_MIN_CONFIDENCE = 50
+#: words read with less confidence are left out
+MIN_CONFIDENCE = 10
 
 
 def _cjk(c):
@@ -105,8 +109,34 @@ def _join(words):
     return text
 
 
+def _tesseract(image, langs):
+    """Tesseract's lines of one image: [(words, mean confidence)], each word (x0, y0, x1, y1, text)."""
+    done = subprocess.run(["tesseract", image, "stdout", "-l", langs, "--psm", "3", "tsv"],
+                          capture_output=True, check=False, env={**os.environ, "OMP_THREAD_LIMIT": "1"})
+    lines = {}
+    for row in done.stdout.decode("utf-8", "replace").splitlines()[1:]:
+        cells = row.split("\t")
+        if len(cells) != 12 or cells[0] != "5" or not cells[11].strip():
+            continue
+        left, top, w, h = (int(v) for v in cells[6:10])
+        lines.setdefault(tuple(cells[1:5]), []).append((left, top, left + w, top + h, cells[11].strip(),
+                                                         float(cells[10])))
+    return [(words, sum(w[5] for w in words) / len(words)) for words in lines.values()]
+
+
+def _is_vertical(words):
+    x0, y0 = min(w[0] for w in words), min(w[1] for w in words)
+    x1, y1 = max(w[2] for w in words), max(w[3] for w in words)
+    return sum(len(w[4]) for w in words) > 1 and y1 - y0 > 1.5 * (x1 - x0)
+
+
 def ocr_page(path, number, langs, dpi):
-    """One page rendered in gray and read by Tesseract: its runs (fractions of the page)."""
+    """One page rendered in gray and read by Tesseract: its runs (fractions of the page).
+
+    Tesseract's ``jpn`` reads horizontal lines only; vertical Japanese needs ``jpn_vert``, which misreads
+    horizontal lines. When ``jpn`` is asked and Tesseract found vertical lines, the page is read again
+    with ``jpn_vert`` alone (with other languages it reads worse): horizontal lines are taken from the
+    first reading, vertical ones from the second."""
     out = f"/tmp/ocr-{number}"
     subprocess.run(["pdftoppm", "-cropbox", "-gray", "-r", str(dpi), "-f", str(number), "-l", str(number),
                     "-singlefile", path, out], check=True, capture_output=True)
@@ -114,23 +144,20 @@ def ocr_page(path, number, langs, dpi):
     with open(image, "rb") as f:
         header = f.read(32).split()
     width, height = int(header[1]), int(header[2])
-    done = subprocess.run(["tesseract", image, "stdout", "-l", langs, "--psm", "3", "tsv"],
-                          capture_output=True, check=False,
-                          env={**os.environ, "OMP_THREAD_LIMIT": "1"})
+    lines = _tesseract(image, langs)
+    if "jpn" in langs.split("+") and any(_is_vertical(words) for words, _ in lines):
+        vertical = [(words, conf) for words, conf in _tesseract(image, "jpn_vert")
+                    if _is_vertical(words) and conf >= VERTICAL_MIN_CONFIDENCE]
+        lines = [(words, conf) for words, conf in lines if not _is_vertical(words)] + vertical
     os.unlink(image)
-    lines = {}
-    for row in done.stdout.decode("utf-8", "replace").splitlines()[1:]:
-        cells = row.split("\t")
-        if len(cells) != 12 or cells[0] != "5" or not cells[11].strip() or float(cells[10]) < 10:
-            continue
-        left, top, w, h = (int(v) for v in cells[6:10])
-        lines.setdefault(tuple(cells[1:5]), []).append((left, top, left + w, top + h, cells[11].strip()))
     runs = []
-    for words in lines.values():
+    for words, conf in lines:
+        words = [w for w in words if w[5] >= MIN_CONFIDENCE]
+        if not words:
+            continue
         x0, y0 = min(w[0] for w in words), min(w[1] for w in words)
         x1, y1 = max(w[2] for w in words), max(w[3] for w in words)
-        text = _join(words)
-        if len(text) > 1 and y1 - y0 > 1.5 * (x1 - x0):
+        if _is_vertical(words):
             words.sort(key=lambda w: w[1])
             runs.append([x0, y0, x1, y1, True, _join(words)])
             continue
