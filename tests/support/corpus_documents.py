@@ -354,7 +354,8 @@ def strict_docx(text: str = "STRICT-VISIBLE") -> bytes:
 
 # ---- documents for the text layer (issue #20): Japanese horizontal and vertical, text and scans ----------
 
-VERTICAL_LINES = ("縦書きの文書です。令和６年度の予算案について、ＡＢＣ１２３は全角です。", "二行目の段落：住民課の窓口")
+VERTICAL_LINES = ("縦書きの文書です。令和６年度の予算案について、ＡＢＣ１２３は全角です。",
+                  "二行目の段落：住民課の窓口")
 SCAN_FONT = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"
 
 
@@ -404,7 +405,7 @@ def scanned_pdf(pages: list[tuple[list[str], list[str]]], dpi: int = 200) -> byt
 def linked_pdf() -> bytes:
     """A text PDF with a link annotation to a web address and a URI action (none of it may survive)."""
     pdf = _text_pdf(1, lines=2, marker="LINKED")
-    pdf.pages[0].obj.Annots = pdf.make_indirect([pdf.make_indirect(pikepdf.Dictionary(
+    pdf.pages[0].obj.Annots = pikepdf.Array([pdf.make_indirect(pikepdf.Dictionary(
         Type=pikepdf.Name.Annot, Subtype=pikepdf.Name.Link, Rect=[56, 760, 400, 790],
         A=pikepdf.Dictionary(S=pikepdf.Name.URI, URI=pikepdf.String("https://evil.example/"))))])
     return _save(pdf)

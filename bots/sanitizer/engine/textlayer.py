@@ -109,7 +109,8 @@ def runs(raw: Any) -> list[Run]:
             continue
         text = _printable(item[5][:MAX_RUN_CHARS])
         if text:
-            found.append(Run(*(min(max(v, 0.0), 1.0) for v in (x0, y0, x1, y1)), text, vertical=item[4] is True))
+            x0, y0, x1, y1 = (min(max(v, 0.0), 1.0) for v in (x0, y0, x1, y1))
+            found.append(Run(x0, y0, x1, y1, text, vertical=item[4] is True))
     return found
 
 
@@ -144,6 +145,7 @@ class Layer:
             left, right = run.x0 * width, run.x1 * width
             top, bottom = height - run.y0 * height, height - run.y1 * height
             n = len(run.text)
+            matrix: tuple[float, ...]
             if run.vertical:
                 # text direction downward (rot 90°): each character advances (top-bottom)/n; "up" is to the right
                 size, advance = right - left, (top - bottom) / n
@@ -252,8 +254,11 @@ def _content_problems(stream: pikepdf.Stream, problems: list[str]) -> None:
     except pikepdf.PdfError:
         problems.append("content:syntax")
         return
-    for operands, operator in instructions:
-        op = str(operator)
+    for instruction in instructions:
+        if not isinstance(instruction, pikepdf.ContentStreamInstruction):  # an inline image
+            problems.append("content:inline_image")
+            return
+        operands, op = instruction.operands, str(instruction.operator)
         if op not in _OPERATORS or len(operands) != _OPERATORS[op]:
             problems.append(f"content:{op[:10]}")
             return

@@ -14,6 +14,7 @@ value (textlayer.runs). Usage: ``pdf_words.py FILE PAGES [--ocr LANGS --ocr-max-
 [--seconds S]``."""
 
 import concurrent.futures
+import itertools
 import json
 import os
 import re
@@ -53,7 +54,7 @@ def _vertical_columns(words):
         return None
     heights = sorted(b[3] - b[1] for b, _ in words)
     h = heights[len(heights) // 2]
-    columns = []
+    columns: list = []
     for box, text in sorted(words, key=lambda w: (-w[0][0], w[0][1])):
         if columns and abs(columns[-1][-1][0][0] - box[0]) < 0.3 * h:
             columns[-1].append((box, text))
@@ -63,7 +64,7 @@ def _vertical_columns(words):
     for column in columns:
         column.sort(key=lambda w: w[0][1])
         current = [column[0]]
-        for prev, word in zip(column, column[1:]):
+        for prev, word in itertools.pairwise(column):
             if word[0][1] - prev[0][3] < 0.25 * h:
                 current.append(word)
                 stacked += 1
@@ -85,7 +86,7 @@ def text_pages(path, pages):
     found = []
     xml = re.sub(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]", b" ", done.stdout)
     for page in ElementTree.fromstring(xml).iter(NS + "page"):
-        width, height = float(page.get("width")), float(page.get("height"))
+        width, height = float(page.get("width", 0)), float(page.get("height", 0))
         runs = []
         for block in page.iter(NS + "block"):
             words = [(_box(w), w.text or "") for w in block.iter(NS + "word") if (w.text or "").strip()]
@@ -113,7 +114,7 @@ def _tesseract(image, langs):
     """Tesseract's lines of one image: [(words, mean confidence)], each word (x0, y0, x1, y1, text)."""
     done = subprocess.run(["tesseract", image, "stdout", "-l", langs, "--psm", "3", "tsv"],
                           capture_output=True, check=False, env={**os.environ, "OMP_THREAD_LIMIT": "1"})
-    lines = {}
+    lines: dict = {}
     for row in done.stdout.decode("utf-8", "replace").splitlines()[1:]:
         cells = row.split("\t")
         if len(cells) != 12 or cells[0] != "5" or not cells[11].strip():
@@ -151,8 +152,8 @@ def ocr_page(path, number, langs, dpi):
         lines = [(words, conf) for words, conf in lines if not _is_vertical(words)] + vertical
     os.unlink(image)
     runs = []
-    for words, conf in lines:
-        words = [w for w in words if w[5] >= MIN_CONFIDENCE]
+    for line, _ in lines:
+        words = [w for w in line if w[5] >= MIN_CONFIDENCE]
         if not words:
             continue
         x0, y0 = min(w[0] for w in words), min(w[1] for w in words)
@@ -177,7 +178,7 @@ def ocr_page(path, number, langs, dpi):
 def main(argv):
     started = time.monotonic()
     path, pages = argv[0], int(argv[1])
-    options = dict(zip(argv[2::2], argv[3::2]))
+    options = dict(zip(argv[2::2], argv[3::2], strict=True))
     langs = options.get("--ocr", "")
     max_ocr = int(options.get("--ocr-max-pages", "0"))
     dpi = int(options.get("--dpi", "300"))
@@ -190,10 +191,12 @@ def main(argv):
     if langs and LANGS.fullmatch(langs) and empty:
         todo, skipped = empty[:max_ocr], max(0, len(empty) - max_ocr)
         with concurrent.futures.ThreadPoolExecutor(max(1, min(2, os.cpu_count() or 1))) as pool:
-            futures = {}
-            for n in todo:
-                futures[n] = pool.submit(lambda n=n: None if time.monotonic() - started > OCR_SHARE * seconds
-                                         else ocr_page(path, n + 1, langs, dpi))
+            def read(n):
+                if time.monotonic() - started > OCR_SHARE * seconds:
+                    return None  # no time left for this page
+                return ocr_page(path, n + 1, langs, dpi)
+
+            futures = {n: pool.submit(read, n) for n in todo}
             for n, future in futures.items():
                 try:
                     runs = future.result()
