@@ -282,3 +282,13 @@ def test_policy_keys():
     assert "jpn+eng" in issue.message("ja") and "jpn+eng" in issue.message("en")
 
 
+
+
+@pytest.mark.parametrize("guide", ["docs/admin-guide.ja.md", "docs/admin-guide.en.md"])
+def test_admin_guide_lists_the_keys_with_their_defaults(guide):
+    text = (Path(__file__).resolve().parent.parent / guide).read_text(encoding="utf-8")
+    defaults = Policies()
+    for name in ("text_layer", "ocr", "ocr_languages", "ocr_max_pages"):
+        value = getattr(defaults, name)
+        shown = str(value).lower() if isinstance(value, bool) else str(value)
+        assert re.search(rf"^\| `engine\.{name}` \|[^|]*\| `{re.escape(shown)}` \|", text, re.M), name

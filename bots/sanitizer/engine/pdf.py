@@ -157,8 +157,9 @@ def _dpi(wanted: int, max_megapixels: int, width_pt: float, height_pt: float) ->
 
 async def _render(job, workdir: Path, pages: int, dpi: int) -> list[Page]:
     """Each page compressed, rendered a few pages per sandboxed run, two runs at a time."""
-    runs = [(first, min(first + PAGES_PER_RUN - 1, pages)) for first in range(1, pages + 1, PAGES_PER_RUN)]
-    parallel = asyncio.Semaphore(max(1, min(2, os.cpu_count() or 1)))
+    cores = max(1, min(2, os.cpu_count() or 1))
+    runs = _runs(pages, cores)
+    parallel = asyncio.Semaphore(cores)
 
     async def run(first: int, last: int) -> list[Page]:
         async with parallel:
@@ -184,6 +185,20 @@ async def _render(job, workdir: Path, pages: int, dpi: int) -> list[Page]:
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
     return [page for chunk in chunks for page in chunk]
+
+
+def _runs(pages: int, cores: int) -> list[tuple[int, int]]:
+    """Pages split into runs of at most PAGES_PER_RUN, at least one per core, of even sizes: a 5-page
+    PDF is rendered as 3 + 2 pages on two cores, not 5 on one (rendering a photo page takes ~0.23 s of
+    CPU, ten times its compression), and 10 pages as 5 + 5, not 8 + 2."""
+    count = min(pages, max(cores, math.ceil(pages / PAGES_PER_RUN)))
+    size, extra = divmod(pages, count)
+    runs, first = [], 1
+    for n in range(count):
+        last = first + size + (1 if n < extra else 0) - 1
+        runs.append((first, last))
+        first = last + 1
+    return runs
 
 
 def _compress(files: list[Path], max_megapixels: int) -> list[Page]:
