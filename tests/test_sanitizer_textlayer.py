@@ -292,3 +292,29 @@ def test_admin_guide_lists_the_keys_with_their_defaults(guide):
         value = getattr(defaults, name)
         shown = str(value).lower() if isinstance(value, bool) else str(value)
         assert re.search(rf"^\| `engine\.{name}` \|[^|]*\| `{re.escape(shown)}` \|", text, re.M), name
+
+
+def test_vertical_writing_is_told_from_horizontal_text_on_a_grid():
+    """The jailed worker's regrouping (pure logic, also run through LibreOffice above): single CJK glyphs
+    stacked in tight columns are columns read right to left; the same glyphs side by side on a grid with
+    tight leading stay horizontal (left in the order pdftotext gives)."""
+    import importlib
+    import sys
+    workers = str(Path(__file__).resolve().parent.parent / "bots" / "sanitizer" / "engine" / "workers")
+    sys.path.insert(0, workers)
+    try:
+        words = importlib.import_module("pdf_words")
+    finally:
+        sys.path.remove(workers)
+    size = 10.0
+
+    def grid(columns: list[str], x_pitch: float, y_pitch: float) -> list:
+        return [([500 - c * x_pitch, 50 + r * y_pitch, 500 - c * x_pitch + size, 50 + r * y_pitch + size], ch)
+                for c, column in enumerate(columns) for r, ch in enumerate(column)]
+
+    vertical = words._vertical_columns(grid(["縦書きです", "二列目"], x_pitch=16, y_pitch=10))
+    assert [(run[4], run[5]) for run in vertical] == [(True, "縦書きです"), (True, "二列目")]
+    # horizontal text set on a grid, characters side by side (pitch 10) and lines 10.5 apart
+    assert words._vertical_columns(grid(["横一", "書行"], x_pitch=10, y_pitch=10.5)) is None
+    # ordinary leading between horizontal lines
+    assert words._vertical_columns(grid(["横一", "書行"], x_pitch=12, y_pitch=16)) is None

@@ -60,19 +60,27 @@ def _vertical_columns(words):
             columns[-1].append((box, text))
         else:
             columns.append([(box, text)])
-    runs, stacked = [], 0
+    runs, gaps = [], []
     for column in columns:
         column.sort(key=lambda w: w[0][1])
         current = [column[0]]
         for prev, word in itertools.pairwise(column):
-            if word[0][1] - prev[0][3] < 0.25 * h:
+            gap = word[0][1] - prev[0][3]
+            gaps.append(gap)
+            if gap < 0.25 * h:
                 current.append(word)
-                stacked += 1
             else:
                 runs.append(current)
                 current = [word]
         runs.append(current)
-    if stacked < len(words) / 2:  # lines with the usual leading between them: horizontal text
+    stacked = sorted(gaps)[len(gaps) // 2] if gaps else h
+    if stacked >= 0.25 * h:  # lines with the usual leading between them: horizontal text
+        return None
+    # and the columns further apart than the characters in a column (horizontal text set on a grid with
+    # tight leading has its characters as close side by side as above each other)
+    spacing = sorted(min(b[0] for b, _ in right) - max(b[2] for b, _ in left)
+                     for right, left in itertools.pairwise(columns))
+    if spacing and spacing[len(spacing) // 2] < stacked + 0.1 * h:
         return None
     return [[min(b[0] for b, _ in r), min(b[1] for b, _ in r), max(b[2] for b, _ in r), max(b[3] for b, _ in r),
              True, "".join(t for _, t in r)] for r in runs]
