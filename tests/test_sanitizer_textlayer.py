@@ -318,3 +318,20 @@ def test_vertical_writing_is_told_from_horizontal_text_on_a_grid():
     assert words._vertical_columns(grid(["横一", "書行"], x_pitch=10, y_pitch=10.5)) is None
     # ordinary leading between horizontal lines
     assert words._vertical_columns(grid(["横一", "書行"], x_pitch=12, y_pitch=16)) is None
+
+
+def test_photos_are_not_sent_to_ocr(tmp_path):
+    """OCR is asked only for pages that look like text (a scan): a photo page (mostly mid-tones) is not,
+    or every page of a photo PDF would cost seconds of Tesseract for nothing."""
+    from PIL import Image, ImageDraw
+
+    from bots.sanitizer.engine import pdf
+    photo = Image.merge("RGB", [Image.effect_noise((600, 400), 60)] * 3)
+    scan = Image.new("RGB", (600, 400), (255, 255, 255))
+    ImageDraw.Draw(scan).text((20, 20), "住民票の写し\n" * 10, fill=(0, 0, 0))
+    files = []
+    for name, image in (("photo", photo), ("scan", scan)):
+        path = tmp_path / f"{name}.ppm"
+        image.save(path)
+        files.append(path)
+    assert [page.text_like for page in pdf._compress(files, 50)] == [False, True]

@@ -7,9 +7,10 @@
 3. The host compresses each page from the raw pixels and writes a new PDF with pikepdf holding one
    image per page and nothing else, each page as large as the original.
 4. With ``text_layer`` (the default), meanwhile a sandboxed worker (workers/pdf_words.py) reads the
-   words and their boxes from the same file (pdftotext), or with ``ocr`` from the page images of pages
-   without text (Tesseract); the host writes them as invisible text over each page image
-   (textlayer.py): search, copy and screen readers work, and nothing else of the original survives.
+   words and their boxes from the same file (pdftotext); then, with ``ocr``, from the page images of
+   pages without text that look like text (few mid-tones: a scan, not a photo) (Tesseract, in the same
+   worker); the host writes them as invisible text over each page image (textlayer.py): search, copy
+   and screen readers work, and nothing else of the original survives.
 
 Compression: a page with no color (most municipal documents) is kept lossless, 8-bit gray with
 Flate: for a dense text page at 150 dpi ~280 KB, half of JPEG quality 85 and without JPEG's smudges
@@ -49,6 +50,10 @@ MAX_TEXT_BYTES = 16 * 1024 * 1024
 MAX_WORDS_BYTES = 64 * 1024 * 1024
 #: pages without text are rendered at this resolution for OCR (Tesseract wants letters ~20+ px high)
 OCR_DPI = 300
+#: OCR may use this share of the time left (the rest: assembling and checking the output)
+OCR_SHARE = 0.6
+#: a page with more of its pixels in the mid-tones (64-191 of 255) than this is a photo, not text: no OCR
+TEXT_MAX_MIDTONES = 0.25
 _PPM_HEADER = re.compile(rb"P6\s(\d{1,5})\s(\d{1,5})\s255\s")
 _DIGITS = re.compile(r"\D")
 UNTRUSTED_PATTERNS = (_PPM_HEADER, _DIGITS)
@@ -67,6 +72,7 @@ class Page:
     height: int
     data: bytes  # Flate-compressed 8-bit gray, or JPEG
     gray: bool
+    text_like: bool = True  # few mid-tones: text or line art (a scan of a document), not a photo
 
 
 async def sanitize(job) -> Product:
@@ -97,7 +103,7 @@ async def rasterize(job, pdf: bytes, *, removed: Iterable[Note] = (), limitation
     notes = list(limitations)
     if dpi < job.policies.dpi:
         notes.append(Note("sanitizer.limit.resolution_reduced", {"dpi": dpi}))
-    words_task = asyncio.ensure_future(_words(job, workdir, pages, info)) if job.policies.text_layer else None
+    words_task = asyncio.ensure_future(_words(job, workdir, pages, ["--text"])) if job.policies.text_layer else None
     try:
         images = await _render(job, workdir, pages, dpi)
         words = await words_task if words_task is not None else None
@@ -105,6 +111,8 @@ async def rasterize(job, pdf: bytes, *, removed: Iterable[Note] = (), limitation
         if words_task is not None and not words_task.done():
             words_task.cancel()
             await asyncio.gather(words_task, return_exceptions=True)
+    if words is not None and job.policies.ocr:
+        await _ocr(job, workdir, words, images, info)
     layer = [page["runs"] for page in words["pages"]] if words else None
     outputs = [Output(await asyncio.to_thread(_assemble, images, dpi, layer), output_name(job.filename, ".pdf"),
                       "application/pdf", pages=pages)]
@@ -218,28 +226,49 @@ def _compress(files: list[Path], max_megapixels: int) -> list[Page]:
         pixels = memoryview(raw)[header.end():]
         image = Image.frombuffer("RGB", (width, height), pixels, "raw", "RGB", 0, 1)  # type: ignore[arg-type]
         red, green, blue = (band.tobytes() for band in image.split())
-        if red == green == blue:
-            pages.append(Page(width, height, zlib.compress(red, 6), gray=True))
+        gray = red == green == blue
+        histogram = (Image.frombuffer("L", (width, height), red, "raw", "L", 0, 1) if gray
+                     else image.convert("L")).histogram()
+        text_like = sum(histogram[64:192]) <= TEXT_MAX_MIDTONES * width * height
+        if gray:
+            pages.append(Page(width, height, zlib.compress(red, 6), gray=True, text_like=text_like))
         else:
             buffer = io.BytesIO()
             image.save(buffer, "JPEG", quality=JPEG_QUALITY, subsampling=0)
-            pages.append(Page(width, height, buffer.getvalue(), gray=False))
+            pages.append(Page(width, height, buffer.getvalue(), gray=False, text_like=text_like))
     return pages
 
 
-async def _words(job, workdir: Path, pages: int, info: dict) -> dict | None:
+async def _ocr(job, workdir: Path, words: dict, images: list[Page], info: dict) -> None:
+    """OCR (in the jail) of the pages without text that look like text, at most ``ocr_max_pages``; their
+    runs go into ``words``, and the pages left unread are counted in ``words["ocr_skipped"]``."""
+    policies = job.policies
+    wanted = [n for n, page in enumerate(words["pages"]) if not page["runs"] and images[n].text_like]
+    todo, words["ocr_skipped"] = wanted[:policies.ocr_max_pages], max(0, len(wanted) - policies.ocr_max_pages)
+    try:
+        ocr_dpi = _dpi(OCR_DPI, policies.max_megapixels, float(info["width_pt"]), float(info["height_pt"]))
+    except Refusal:
+        todo, words["ocr_skipped"] = [], len(wanted)
+    if not todo:
+        return
+    argv = ["--ocr", policies.ocr_languages, "--ocr-pages", ",".join(str(n + 1) for n in todo),
+            "--dpi", str(ocr_dpi), "--seconds", str(int(job.remaining() * OCR_SHARE))]
+    read = await _words(job, workdir, len(words["pages"]), argv)
+    if read is None:
+        words["ocr_skipped"] += len(todo)
+        return
+    for n in todo:
+        if read["pages"][n]["runs"]:
+            words["pages"][n] = {"runs": read["pages"][n]["runs"], "ocr": True}
+        else:
+            words["ocr_skipped"] += 1 if read["pages"][n]["failed"] else 0
+    words["ocr_skipped"] = min(words["ocr_skipped"], len(wanted))
+
+
+async def _words(job, workdir: Path, pages: int, argv: list[str]) -> dict | None:
     """Words and boxes of each page from the jail (workers/pdf_words.py), checked; None: no text layer
     (the worker failed: the image PDF goes out without one, as before)."""
-    policies = job.policies
-    argv = [str(pages), "--seconds", str(int(job.remaining()))]
-    if policies.ocr and policies.ocr_max_pages > 0:
-        try:
-            ocr_dpi = _dpi(OCR_DPI, policies.max_megapixels, float(info["width_pt"]), float(info["height_pt"]))
-        except Refusal:
-            ocr_dpi = 0
-        if ocr_dpi:
-            argv += ["--ocr", policies.ocr_languages, "--ocr-max-pages", str(policies.ocr_max_pages),
-                     "--dpi", str(ocr_dpi)]
+    argv = [str(pages), *argv]
     try:
         done = await sandbox.run(job.sandbox, job.sandbox.python_worker("pdf_words.py", "/job/in.pdf", *argv),
                                  job_dir=workdir, timeout=job.remaining(), limits=job.limits(), python=True,
@@ -250,14 +279,13 @@ async def _words(job, workdir: Path, pages: int, info: dict) -> dict | None:
         return None
     try:
         raw = json.loads(done.stdout)
-        found = [{"runs": textlayer.runs(page.get("runs")), "ocr": page.get("ocr") is True}
+        found = [{"runs": textlayer.runs(page.get("runs")), "ocr": False, "failed": page.get("failed") is True}
                  for page in raw["pages"]]
-        skipped = int(raw.get("ocr_skipped", 0))
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
     if len(found) != pages:
         return None
-    return {"pages": found, "ocr_skipped": min(max(skipped, 0), pages)}
+    return {"pages": found, "ocr_skipped": 0}
 
 
 def _assemble(pages: list[Page], dpi: int, words: list[list[textlayer.Run]] | None = None) -> bytes:

@@ -5,13 +5,14 @@ layer over the page images (textlayer.py), and nothing else.
   each word's box; a block of single CJK characters stacked in tight columns (Japanese vertical
   writing as LibreOffice and Word lay it out: one positioned glyph each, which poppler reads across
   the columns) is regrouped into columns, right to left, each read top to bottom.
-- Pages without text (scans), when asked: rendered here (pdftoppm, gray) and read by Tesseract
-  (``--ocr LANGS --ocr-max-pages N``), at most N pages, and none once ``--seconds`` are nearly used up.
+- Pages without text (scans), as the host asks once it has seen their pixels: rendered here (pdftoppm,
+  gray) and read by Tesseract (``--ocr LANGS --ocr-pages 1,3``), two at a time, each Tesseract run
+  killed and the page given up once ``--seconds`` are used up.
 
-Prints JSON: ``{"pages": [{"runs": [[x0, y0, x1, y1, vertical, text], ...], "ocr": bool}, ...],
-"ocr_skipped": n}`` with boxes as fractions of the page (origin top left). The host checks every
-value (textlayer.runs). Usage: ``pdf_words.py FILE PAGES [--ocr LANGS --ocr-max-pages N --dpi D]
-[--seconds S]``."""
+Prints JSON: ``{"pages": [{"runs": [[x0, y0, x1, y1, vertical, text], ...], "failed": bool}, ...]}``
+with boxes as fractions of the page (origin top left). The host checks every value
+(textlayer.runs). Usage: ``pdf_words.py FILE PAGES --text`` or
+``pdf_words.py FILE PAGES --ocr LANGS --ocr-pages LIST --dpi D --seconds S``."""
 
 import concurrent.futures
 import itertools
@@ -32,8 +33,6 @@ from defusedxml import ElementTree  # noqa: E402
 
 NS = "{http://www.w3.org/1999/xhtml}"
 LANGS = re.compile(r"[a-z_]{3,16}(\+[a-z_]{3,16}){0,4}")
-#: OCR stops starting pages once this share of the time is used (the rest is the host's)
-OCR_SHARE = 0.6
 #: vertical lines of the second reading (jpn_vert) with a lower mean confidence are left out
 VERTICAL_MIN_CONFIDENCE = 50
 #: words read with less confidence are left out
@@ -104,7 +103,7 @@ def text_pages(path, pages):
                             for box, text in words]
             runs += vertical
         found.append({"runs": [[r[0] / width, r[1] / height, r[2] / width, r[3] / height, r[4], r[5]]
-                               for r in runs if width > 0 and height > 0], "ocr": False})
+                               for r in runs if width > 0 and height > 0], "failed": False})
     return found
 
 
@@ -118,10 +117,11 @@ def _join(words):
     return text
 
 
-def _tesseract(image, langs):
+def _tesseract(image, langs, deadline):
     """Tesseract's lines of one image: [(words, mean confidence)], each word (x0, y0, x1, y1, text)."""
     done = subprocess.run(["tesseract", image, "stdout", "-l", langs, "--psm", "3", "tsv"],
-                          capture_output=True, check=False, env={**os.environ, "OMP_THREAD_LIMIT": "1"})
+                          capture_output=True, check=False, env={**os.environ, "OMP_THREAD_LIMIT": "1"},
+                          timeout=max(0.1, deadline - time.monotonic()))
     lines: dict = {}
     for row in done.stdout.decode("utf-8", "replace").splitlines()[1:]:
         cells = row.split("\t")
@@ -139,7 +139,7 @@ def _is_vertical(words):
     return sum(len(w[4]) for w in words) > 1 and y1 - y0 > 1.5 * (x1 - x0)
 
 
-def ocr_page(path, number, langs, dpi):
+def ocr_page(path, number, langs, dpi, deadline):
     """One page rendered in gray and read by Tesseract: its runs (fractions of the page).
 
     Tesseract's ``jpn`` reads horizontal lines only; vertical Japanese needs ``jpn_vert``, which misreads
@@ -148,14 +148,15 @@ def ocr_page(path, number, langs, dpi):
     first reading, vertical ones from the second."""
     out = f"/tmp/ocr-{number}"
     subprocess.run(["pdftoppm", "-cropbox", "-gray", "-r", str(dpi), "-f", str(number), "-l", str(number),
-                    "-singlefile", path, out], check=True, capture_output=True)
+                    "-singlefile", path, out], check=True, capture_output=True,
+                   timeout=max(0.1, deadline - time.monotonic()))
     image = out + ".pgm"
     with open(image, "rb") as f:
         header = f.read(32).split()
     width, height = int(header[1]), int(header[2])
-    lines = _tesseract(image, langs)
+    lines = _tesseract(image, langs, deadline)
     if "jpn" in langs.split("+") and any(_is_vertical(words) for words, _ in lines):
-        vertical = [(words, conf) for words, conf in _tesseract(image, "jpn_vert")
+        vertical = [(words, conf) for words, conf in _tesseract(image, "jpn_vert", deadline)
                     if _is_vertical(words) and conf >= VERTICAL_MIN_CONFIDENCE]
         lines = [(words, conf) for words, conf in lines if not _is_vertical(words)] + vertical
     os.unlink(image)
@@ -186,35 +187,24 @@ def ocr_page(path, number, langs, dpi):
 def main(argv):
     started = time.monotonic()
     path, pages = argv[0], int(argv[1])
-    options = dict(zip(argv[2::2], argv[3::2], strict=True))
-    langs = options.get("--ocr", "")
-    max_ocr = int(options.get("--ocr-max-pages", "0"))
-    dpi = int(options.get("--dpi", "300"))
-    seconds = float(options.get("--seconds", "60"))
-    found = text_pages(path, pages)
+    text = "--text" in argv
+    options = dict(zip(argv[2::2], argv[3::2], strict=False)) if not text else {}
+    found = text_pages(path, pages) if text else []
     if len(found) != pages:
-        found = [{"runs": [], "ocr": False} for _ in range(pages)]
-    empty = [n for n, page in enumerate(found) if not page["runs"]]
-    skipped = 0
-    if langs and LANGS.fullmatch(langs) and empty:
-        todo, skipped = empty[:max_ocr], max(0, len(empty) - max_ocr)
+        found = [{"runs": [], "failed": False} for _ in range(pages)]
+    langs = options.get("--ocr", "")
+    todo = [int(n) - 1 for n in options.get("--ocr-pages", "").split(",") if n.isdigit() and 0 < int(n) <= pages]
+    if langs and LANGS.fullmatch(langs) and todo:
+        dpi = int(options.get("--dpi", "300"))
+        deadline = started + float(options.get("--seconds", "60"))
         with concurrent.futures.ThreadPoolExecutor(max(1, min(2, os.cpu_count() or 1))) as pool:
-            def read(n):
-                if time.monotonic() - started > OCR_SHARE * seconds:
-                    return None  # no time left for this page
-                return ocr_page(path, n + 1, langs, dpi)
-
-            futures = {n: pool.submit(read, n) for n in todo}
+            futures = {n: pool.submit(ocr_page, path, n + 1, langs, dpi, deadline) for n in todo}
             for n, future in futures.items():
                 try:
-                    runs = future.result()
-                except (subprocess.CalledProcessError, OSError, ValueError, IndexError):
-                    runs = None
-                if runs is None:
-                    skipped += 1
-                else:
-                    found[n] = {"runs": runs, "ocr": True}
-    json.dump({"pages": found, "ocr_skipped": skipped}, sys.stdout, ensure_ascii=True)
+                    found[n] = {"runs": future.result(), "failed": False}
+                except (subprocess.SubprocessError, OSError, ValueError, IndexError):
+                    found[n] = {"runs": [], "failed": True}  # out of time, or Tesseract failed
+    json.dump({"pages": found}, sys.stdout, ensure_ascii=True)
 
 
 if __name__ == "__main__":
