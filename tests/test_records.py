@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from harness import http_get
 
 from lgwan_chat.cli import main as cli
 from lgwan_chat.core.configcheck.typed import build
@@ -156,7 +157,20 @@ def test_provisioning_sets_each_kind_retention_that_only_admins_change(city, hom
     assert code == 0 and out == ""
 
 
-def test_purge_removes_what_is_older_than_the_period_and_a_held_room_keeps_everything(city, homeserver):
+def send_file(hs, user, room_id: str, data: bytes, name: str) -> str:
+    mxc = upload(hs, user, data, name)
+    Client(hs.url("lgwan"), user.access_token).call(
+        "PUT", f"/_matrix/client/v3/rooms/{q(room_id)}/send/m.room.message/{hashlib.sha256(data).hexdigest()[:12]}",
+        {"msgtype": "m.file", "body": name, "url": mxc, "info": {"mimetype": "text/plain"}})
+    return mxc
+
+
+def media_status(hs, user, mxc: str) -> int:
+    return http_get(f"{hs.url('lgwan')}/_matrix/client/v1/media/download/{mxc[len('mxc://'):]}",
+                    user.access_token)[0]
+
+
+def test_purge_removes_what_is_older_than_the_period_and_a_held_room_keeps_everything(city, homeserver, files):
     soumu, doboku = city.room_id("soumu"), city.room_id("doboku")
     code, out, err = city.records("hold", city.alias("doboku"), "--reason", "情報公開請求 第12号",
                                   "--config", str(city.org_file))
@@ -166,17 +180,31 @@ def test_purge_removes_what_is_older_than_the_period_and_a_held_room_keeps_every
     for body in old:
         send(homeserver, city.yamada, soumu, body)
         send(homeserver, city.sato, doboku, body)
+    old_file = send_file(homeserver, city.yamada, soumu, f"{city.muni} 古い資料".encode(), "old.txt")
+    held_file = send_file(homeserver, city.sato, doboku, f"{city.muni} 保全する資料".encode(), "held.txt")
+    never_sent = upload(homeserver, city.yamada, f"{city.muni} 送信前".encode(), "draft.txt")
+    purge_media = ("purge-media", "--config", str(city.org_file), "--state", str(files / f"{city.muni}.media"))
+    assert city.records(*purge_media)[0] == 0  # sees the files in their rooms
     time.sleep(PERIOD_S + 1)  # the old messages are now older than the period
     send(homeserver, city.yamada, soumu, "新しい連絡")
     send(homeserver, city.sato, doboku, "新しい連絡")
+    new_file = send_file(homeserver, city.yamada, soumu, f"{city.muni} 新しい資料".encode(), "new.txt")
     deadline = time.monotonic() + 60
     while any(b in stored_bodies(homeserver, soumu) for b in old) and time.monotonic() < deadline:
         time.sleep(0.5)
     remaining = stored_bodies(homeserver, soumu)
-    assert not [b for b in old if b in remaining], remaining
-    assert "新しい連絡" in remaining
+    assert not [b for b in old + ["old.txt"] if b in remaining], remaining
+    assert "新しい連絡" in remaining and "new.txt" in remaining
     # the held room: nothing purged, though its period (departments) is the same
-    assert sorted(stored_bodies(homeserver, doboku)) == sorted(old + ["新しい連絡"])
+    assert sorted(stored_bodies(homeserver, doboku)) == sorted(old + ["held.txt", "新しい連絡"])
+    # the files: only the purged message's file goes
+    code, out, err = city.records(*purge_media)
+    assert code == 0, err
+    assert "1 件削除" in out
+    assert media_status(homeserver, city.yamada, old_file) == 404
+    for kept in (held_file, new_file, never_sent):
+        assert media_status(homeserver, city.yamada, kept) == 200, kept
+    assert [e["files"] for e in audit.read(files / "audit.log") if e["action"] == "purge_media"][-1] == [old_file]
 
 
 def test_holds_are_listed_audited_and_lifted(city, homeserver, files):
@@ -361,3 +389,14 @@ def test_shipped_organisation_file_is_valid_and_gives_synapse_its_retention_bloc
     block = homeserver_block(records.retention)
     assert block["default_policy"] == {"max_lifetime": "1y"}
     assert block["allowed_lifetime_min"] == 365 * 86_400_000
+
+
+@pytest.mark.parametrize("guide", ["admin-guide.ja.md", "admin-guide.en.md"])
+def test_the_guides_records_example_is_valid(guide):
+    from lgwan_chat.core.configcheck.typed import check
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / guide).read_text(encoding="utf-8")
+    block = text.split("<!-- records-example -->\n```yaml\n", 1)[1].split("```", 1)[0]
+    raw = yaml.safe_load(block)["records"]
+    assert check(Records, raw) == []
+    assert build(Records, raw).retention.lifetime_ms("departments", "bousai") == 10 * 365 * 86_400_000

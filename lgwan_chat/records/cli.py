@@ -75,6 +75,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     server(export)
     settings(export)
 
+    media = commands.add_parser("purge-media", help="削除されたメッセージのファイルを削除 / delete the files "
+                                                    "of purged messages")
+    media.add_argument("--state", type=Path, help="前回の記録 / what the last run saw (default: records.media_state)")
+    media.add_argument("--dry-run", action="store_true")
+    server(media)
+    settings(media)
+
     check = commands.add_parser("verify", help="書き出した記録の改ざん検査 / check an export is unchanged")
     check.add_argument("dir", type=Path, metavar="EXPORT_DIR")
     check.add_argument("--key-file", type=Path)
@@ -184,6 +191,17 @@ def _run(args: argparse.Namespace) -> int:
     records = _records(args.config)
     log = _audit_path(args, records)
     me = _require_admin(client)
+    if command == "purge-media":
+        from .media import purge_media
+
+        state = args.state or (Path(records.media_state) if records.media_state else None)
+        if state is None:
+            raise RecordsError(both("records.no_media_state"))
+        deleted = purge_media(client, state, dry_run=args.dry_run)
+        if deleted and not args.dry_run:
+            audit.append(log, "purge_media", by=me, files=deleted)
+        print(both("records.media_purged", count=len(deleted)))
+        return 0
     if command in ("hold", "unhold"):
         done = (hold if command == "hold" else unhold)(Rooms(client), args.room, args.reason)
         audit.append(log, command, by=me, room=args.room, room_id=done["room_id"], reason=args.reason)

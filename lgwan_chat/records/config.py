@@ -65,6 +65,8 @@ class Records:
     export_key_file: str | None = key(None, {"type": "string", "pattern": "^/", "x-hint": "hint.absolute_path"})
     #: where holds and exports are logged (JSON lines, 0600)
     audit_log: str | None = key(None, {"type": "string", "pattern": "^/", "x-hint": "hint.absolute_path"})
+    #: what ``records purge-media`` saw at its last run (0600)
+    media_state: str | None = key(None, {"type": "string", "pattern": "^/", "x-hint": "hint.absolute_path"})
 
     def key_path(self) -> Path | None:
         return Path(self.export_key_file) if self.export_key_file else None
