@@ -50,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
 
     add_guest_arguments(guest)
 
+    device = commands.add_parser("device", help="端末の承認（端末認証）/ approved devices")
+    from lgwan_chat.devices_cli import add_arguments as add_device_arguments
+
+    add_device_arguments(device)
+
     federation = commands.add_parser(
         "federation", help="フェデレーション許可リスト（署名・検証）/ the federation allow-list (sign, verify)")
     from lgwan_chat.federation_cli import add_arguments as add_federation_arguments
@@ -87,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         from lgwan_chat.guests_cli import run as run_guest
 
         return run_guest(args)
+    if args.command == "device":
+        from lgwan_chat.devices_cli import run as run_device
+
+        return run_device(args)
     if args.command == "deploy":
         from lgwan_chat.deploy.cli import run as run_deploy
 

@@ -49,6 +49,21 @@ def say(key: str, **params: Any) -> None:
     print(both(key, **params), flush=True)
 
 
+#: modules.yaml's production line for approved devices, and the demo's (written on the first run).
+PRODUCTION_DEVICE_APPROVAL = 'device_approval: {internet: self, lgwan: "off"}'
+DEMO_DEVICE_APPROVAL = ('device_approval: {internet: "off", lgwan: "off"}'
+                        "  # demo: no approval; production: {internet: self, lgwan: \"off\"}")
+
+
+def demo_device_approval(modules_yaml: Path) -> None:
+    """The demo holds no device: its staff log in from a browser on either entrance at once, and
+    the demo's own test drives it so. To see approval, edit this line of var/demo/modules.yaml
+    back to ``self`` and approve with ``lgwan-chat device approve`` (admin guide 4.12)."""
+    text = modules_yaml.read_text(encoding="utf-8")
+    if PRODUCTION_DEVICE_APPROVAL in text:
+        modules_yaml.write_text(text.replace(PRODUCTION_DEVICE_APPROVAL, DEMO_DEVICE_APPROVAL, 1), encoding="utf-8")
+
+
 def run(data_dir: Path, internet_port: int = 8008, lgwan_port: int = 8018, synapse_port_offset: int = 100) -> int:
     """Clients use ``internet_port`` / ``lgwan_port``: nginx when installed (the LGWAN media
     gate lives there) with Synapse behind it ``synapse_port_offset`` higher; else Synapse itself."""
@@ -62,6 +77,8 @@ def run(data_dir: Path, internet_port: int = 8008, lgwan_port: int = 8018, synap
     for name in EDITABLE_FILES:
         if not (data_dir / name).exists():
             shutil.copyfile(config_dir() / name, data_dir / name)
+            if name == "modules.yaml":
+                demo_device_approval(data_dir / name)
 
     # Nothing starts on a broken configuration.
     issues = [i for name in EDITABLE_FILES for i in check_file(data_dir / name)]
@@ -82,7 +99,8 @@ def run(data_dir: Path, internet_port: int = 8008, lgwan_port: int = 8018, synap
     homeserver = Homeserver(HomeserverSpec(data_dir=data_dir, server_name=SERVER_NAME,
                                            internet_port=internet_port + offset, lgwan_port=lgwan_port + offset,
                                            public_baseurl=f"http://127.0.0.1:{internet_port}", modules=modules,
-                                           x_forwarded=use_nginx, turn_port=internet_port + TURN_PORT_OFFSET))
+                                           x_forwarded=use_nginx, turn_port=internet_port + TURN_PORT_OFFSET,
+                                           device_approval=None))  # as var/demo/modules.yaml says
     synapse_ports = {homeserver.spec.internet_port, homeserver.spec.lgwan_port}
     if use_nginx and synapse_ports & {internet_port, lgwan_port}:
         use_nginx = False  # a deployment made without nginx: Synapse already holds the client ports

@@ -59,6 +59,7 @@ _LOCALPART = re.compile(r"[a-z0-9._=/+-]+")
 
 class SanitizerBot(BotApp):
     name = "sanitizer"
+    display_name = "無害化"
     schema = sanitizer_config.SanitizerOptions
     migrations = MIGRATIONS
 
