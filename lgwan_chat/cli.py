@@ -67,6 +67,12 @@ def main(argv: list[str] | None = None) -> int:
 
     add_deploy_arguments(deploy)
 
+    records = commands.add_parser(
+        "records", help="記録の保存期間・ホールド・書き出し / chat records: retention, legal hold, export")
+    from lgwan_chat.records.cli import add_arguments as add_records_arguments
+
+    add_records_arguments(records)
+
     args = parser.parse_args(argv)
     if args.command == "demo":
         from lgwan_chat import demo as demo_mod
@@ -98,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         from lgwan_chat.federation_cli import run as run_federation
 
         return run_federation(args)
+    if args.command == "records":
+        from lgwan_chat.records.cli import run as run_records
+
+        return run_records(args)
     return 2
 
 
