@@ -204,11 +204,12 @@ def exported_metric_names() -> set[str]:
 
     import bots.runtime.metrics as bot_metrics
     import bots.sanitizer.engine.metrics as sanitizer_metrics
+    import bots.sanitizer.metrics as sanitizer_queue_metrics
     import synapse_modules._metrics as module_metrics
 
     suffixes = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_count", "_sum")}
     names = set()
-    for module in (module_metrics, bot_metrics, sanitizer_metrics):
+    for module in (module_metrics, bot_metrics, sanitizer_metrics, sanitizer_queue_metrics):
         for metric in vars(module).values():
             if not isinstance(metric, MetricWrapperBase):
                 continue
@@ -380,3 +381,54 @@ def test_the_documented_scrape_job_for_the_certificate_alerts_is_valid(tmp_path)
     path.write_text(yaml.safe_dump(config))
     result = subprocess.run(["promtool", "check", "config", str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+async def test_the_sanitizer_queue_shows_waiting_and_running_files_and_the_oldest_wait():
+    """The queue as Prometheus scrapes it from the bot's metrics port (the same registry)."""
+    from prometheus_client import REGISTRY, generate_latest
+
+    from bots.runtime.storage import RUNTIME_MIGRATIONS, Storage
+    from bots.sanitizer.app import SanitizerBot
+    from bots.sanitizer.queue import FileQueue
+
+    def scraped() -> dict[str, float]:
+        text = generate_latest(REGISTRY).decode()
+        return {(s.name + ("." + s.labels["state"] if "state" in s.labels else "")): s.value
+                for f in text_string_to_metric_families(text) if f.name.startswith("lgwan_chat_sanitizer_queue")
+                for s in f.samples}
+
+    storage = Storage()
+    storage.migrate("runtime", RUNTIME_MIGRATIONS)
+    storage.migrate("sanitizer", SanitizerBot.migrations)
+    release = asyncio.Event()
+
+    async def run(job) -> None:
+        await release.wait()
+
+    queue = FileQueue(storage, concurrency=1, small_bytes=1000, run=run)
+    assert scraped() == {"lgwan_chat_sanitizer_queue_files.waiting": 0, "lgwan_chat_sanitizer_queue_files.running": 0,
+                         "lgwan_chat_sanitizer_queue_oldest_waiting_seconds": 0}
+    for n in range(3):
+        queue.add("!room:x", {"event_id": f"$file{n}", "sender": "@a:x", "content": {}}, 5000)
+    await asyncio.sleep(1.1)
+    now = scraped()
+    assert now["lgwan_chat_sanitizer_queue_files.waiting"] == 2 and now["lgwan_chat_sanitizer_queue_files.running"] == 1
+    assert now["lgwan_chat_sanitizer_queue_oldest_waiting_seconds"] >= 1
+    release.set()
+    for _ in range(50):
+        if scraped()["lgwan_chat_sanitizer_queue_files.running"] == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert scraped() == {"lgwan_chat_sanitizer_queue_files.waiting": 0, "lgwan_chat_sanitizer_queue_files.running": 0,
+                         "lgwan_chat_sanitizer_queue_oldest_waiting_seconds": 0}
+    await queue.stop()
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian: prometheus) is not installed")
+def test_a_file_waiting_ten_minutes_for_the_sanitizer_alerts(tmp_path):
+    # the oldest file's wait grows by 60 s a minute from minute 0; another bot's queue keeps moving
+    series = [('lgwan_chat_sanitizer_queue_oldest_waiting_seconds{instance="stuck"}', "0+60x30"),
+              ('lgwan_chat_sanitizer_queue_oldest_waiting_seconds{instance="moving"}', "30x30")]
+    promtool_test(tmp_path, series, "12m", [])  # over 600 s only since minute 11: "for: 5m" not yet
+    promtool_test(tmp_path, series, "17m", [{"alertname": "LgwanChatSanitizerQueueStuck", "severity": "warning",
+                                             "instance": "stuck"}])

@@ -27,6 +27,8 @@ from typing import Any, NamedTuple
 
 from bots.runtime.storage import Storage
 
+from .metrics import QUEUE_FILES, QUEUE_OLDEST_WAITING
+
 log = logging.getLogger("lgwan_chat.sanitizer.queue")
 
 MIGRATIONS: list[str] = [
@@ -84,6 +86,16 @@ class FileQueue:
         self._jobs: dict[str, Job] = {}
         self._on_cancelled = cancelled
         self._cancelled: set[str] = set()
+        # read when Prometheus scrapes (one queue per bot process)
+        QUEUE_FILES.labels("waiting").set_function(lambda: len(self._waiting))
+        QUEUE_FILES.labels("running").set_function(lambda: len(self._running))
+        QUEUE_OLDEST_WAITING.set_function(self.oldest_waiting_seconds)
+
+    def oldest_waiting_seconds(self) -> float:
+        """How long the longest-waiting file has waited (0 when nothing waits)."""
+        if not self._waiting:
+            return 0.0
+        return max(0.0, time.time() - min(job.queued_ts for job in self._waiting) / 1000)
 
     def load(self) -> int:
         """What was queued before a restart and not answered yet."""
