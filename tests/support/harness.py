@@ -43,11 +43,13 @@ class RunningHomeserver:
     _users = itertools.count()
 
     def __init__(self, data_dir: Path, backend: str, modules: list | None = None, extra: dict | None = None,
-                 spec: dict | None = None, shipped_rate_limits: tuple[str, ...] = ()):
+                 spec: dict | None = None, shipped_rate_limits: tuple[str, ...] = (),
+                 existing_database: str | None = None):
         """``shipped_rate_limits``: keys (e.g. ``rc_login``) left as config/homeserver.template.yaml
-        has them instead of relaxed for load."""
+        has them instead of relaxed for load. ``existing_database``: a PostgreSQL database made by
+        ``PostgresDatabase`` before (e.g. one a backup was restored into) instead of a fresh one."""
         self.backend = backend
-        self.database = PostgresDatabase() if backend == "postgres" else None
+        self.database = (PostgresDatabase(existing_database) if backend == "postgres" else None)
         relaxed = {key: value for key, value in RELAXED_RATE_LIMITS.items() if key not in shipped_rate_limits}
         self.hs = Homeserver(HomeserverSpec(
             data_dir=data_dir,
