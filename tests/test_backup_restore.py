@@ -39,6 +39,7 @@ from bots.polls import events
 from lgwan_chat import cli
 from lgwan_chat.core import SOURCE_ROOT
 from lgwan_chat.homeserver import child_env, free_port, suite_modules
+from lgwan_chat.nginx import nginx_binary
 from lgwan_chat.postgres import PG_SETTINGS, PostgresDatabase
 
 SERVER = "lgwan.test"
@@ -516,3 +517,69 @@ def test_backing_up_into_a_folder_with_files_is_refused(drill, tmp_path, capsys)
     code = cli.main(["backup", str(out), "--deployment", str(drill["root"])])
     assert code == 1 and "空ではありません" in capsys.readouterr().err
     assert os.listdir(out) == ["keep.txt"]
+
+
+# --- a deployment written by `lgwan-chat deploy init` --------------------------------------------
+
+@pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed")
+async def test_a_deployment_from_deploy_init_is_restored_elsewhere_and_runs(tmp_path, monkeypatch):
+    """The production layout (synapse/*.yaml, secrets/, bots/, systemd units), its SQLite database kept
+    outside the folder: restored into another folder, the units and configs point there and it runs."""
+    from test_deploy import Deployment, deploy, make_tls, unit_command
+
+    tls = make_tls(tmp_path / "tls")
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls["ca"]))
+    deployment = deploy(tmp_path, tls, "single", {"sqlite": str(tmp_path / "db" / "homeserver.db")}, ["memo"])
+    server = deployment.doc["server_name"]
+    memo = f"@memo-bot:{server}"
+    backup_dir = tmp_path / "backups" / "nightly"
+    try:
+        (tmp_path / "db").mkdir(mode=0o700)
+        deployment.start_synapse()
+        deployment.start_nginx()  # the bots reach Synapse through the entrances, as deployed
+        accounts = lgwan_cli("deploy", "accounts", str(deployment.out))
+        assert accounts[0] == 0, accounts[2]
+        deployment.start_bot("memo")
+        deployment.register("tanaka", "pw-tanaka-1234")
+        pc = AsyncClient(deployment.synapse_url("lgwan"), f"@tanaka:{server}")
+        try:
+            assert (await pc.login("pw-tanaka-1234")).__class__.__name__ == "LoginResponse"
+            dm = await pc.room_create(is_direct=True, invite=[memo])
+            assert isinstance(dm, RoomCreateResponse), dm
+            await wait_membership(pc, dm.room_id, memo, "join", timeout=90)
+            assert "メモ #1" in await ask(pc, dm.room_id, "議会答弁の資料を確認", memo, timeout=90)
+        finally:
+            await pc.close()
+        code, out, err = lgwan_cli("backup", str(backup_dir), "--deployment", str(deployment.out))
+        assert code == 0, out + err
+    finally:
+        deployment.stop()
+    manifest = json.loads((backup_dir / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["deployment"]["layout"] == "deploy"
+    assert "files/secrets/signing.key" in manifest["files"] and "bots/memo.sqlite3" in manifest["files"]
+    # the machine is lost; a new one has another folder
+    shutil.rmtree(tmp_path / "db")
+    deployment.out.rename(tmp_path / "lost")
+    target = tmp_path / "new-machine" / "lgwan-chat"
+    code, out, err = lgwan_cli("restore", str(backup_dir), "--target", str(target))
+    assert code == 0, out + err
+    assert private_everywhere(target) == []
+    assert str(target) in " ".join(unit_command(target, "lgwan-chat-synapse.service"))
+    for path in [*target.rglob("*.yaml"), *(target / "systemd").iterdir()]:
+        text = path.read_text(encoding="utf-8")
+        assert str(tmp_path / "out") + "/" not in text and str(tmp_path / "db") not in text, path
+    check = lgwan_cli("deploy", "check", str(target))
+    assert check[0] == 0, check[2]
+    restored = Deployment(tmp_path, target, deployment.doc)
+    try:
+        restored.start_synapse()
+        restored.start_nginx()
+        restored.start_bot("memo")
+        pc = AsyncClient(restored.synapse_url("lgwan"), f"@tanaka:{server}")
+        try:
+            assert (await pc.login("pw-tanaka-1234")).__class__.__name__ == "LoginResponse"
+            assert "議会答弁の資料を確認" in await ask(pc, dm.room_id, "!一覧", memo, timeout=90)
+        finally:
+            await pc.close()
+    finally:
+        restored.stop()

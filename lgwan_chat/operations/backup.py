@@ -194,6 +194,11 @@ def _backup(deployment: Deployment, outdir: Path, progress: Any) -> dict[str, An
     started = time.time()
     bots: dict[str, Any] = {}
     for bot in deployment.bots:
+        if bot.store.path is not None and not bot.store.path.exists():
+            # in bots.yaml but never started here (deploy init lists every bot): nothing to keep
+            progress("ops.bot_never_ran", name=bot.name, path=bot.store.path)
+            bots[bot.name] = {"engine": "sqlite", "backup": None, "original": str(bot.store.path)}
+            continue
         progress("ops.backing_up_bot", name=bot.name)
         bots[bot.name] = snapshot(bot.store, writer, f"bots/{bot.name}")
     progress("ops.backing_up_synapse")
@@ -229,6 +234,10 @@ def _backup(deployment: Deployment, outdir: Path, progress: Any) -> dict[str, An
             copied[relative] = str(path)
         elif name == "signing_key":
             raise DeploymentError("ops.signing_key_missing", path=path)
+    # The folders, empty ones too (logs/, the sanitizer's work): the processes expect them.
+    dirs = sorted(p.relative_to(deployment.root).as_posix() for p in deployment.root.rglob("*")
+                  if p.is_dir() and not p.is_symlink() and not p.name.endswith("_temp")
+                  and not _inside(p, outdir) and not _inside(p, deployment.media_store))
     finished = time.time()
     manifest = {
         "format": FORMAT,
@@ -238,7 +247,8 @@ def _backup(deployment: Deployment, outdir: Path, progress: Any) -> dict[str, An
         "finished": finished,
         "versions": versions(),
         "deployment": {"root": str(deployment.root), "layout": deployment.layout,
-                       "config_files": [str(p.relative_to(deployment.root)) for p in deployment.config_files]},
+                       "config_files": [str(p.relative_to(deployment.root)) for p in deployment.config_files],
+                       "dirs": dirs},
         "included": {
             "synapse_database": synapse,
             "bots": bots,

@@ -63,7 +63,7 @@ def verify(backup_dir: Path) -> dict[str, Any]:
         raise BackupInvalid("ops.file_unexpected", path=backup_dir / unexpected[0])
     included = manifest.get("included") or {}
     needed = [included.get("synapse_database", {}).get("backup")]
-    needed += [b.get("backup") for b in (included.get("bots") or {}).values()]
+    needed += [b.get("backup") for b in (included.get("bots") or {}).values() if b.get("backup") is not None]
     for relative in needed:
         if relative not in files:
             raise BackupInvalid("ops.file_missing", path=backup_dir / str(relative))
@@ -184,6 +184,9 @@ def restore(backup_dir: Path, target: Path, force: bool = False, postgres_databa
 def _restore(backup_dir: Path, target: Path, manifest: dict[str, Any], force: bool, postgres_database: str | None,
              bot_postgres: dict[str, str], say: Any) -> None:
     private_dir(target)
+    for relative in manifest["deployment"].get("dirs") or []:
+        if ".." not in Path(relative).parts and not Path(relative).is_absolute():
+            private_dir(target / relative)
     included = manifest["included"]
     old_root = manifest["deployment"]["root"]
     external: dict[str, str] = included.get("external") or {}
@@ -213,6 +216,9 @@ def _restore(backup_dir: Path, target: Path, manifest: dict[str, Any], force: bo
         _copy(backup_dir / synapse["backup"], path)
         if path != Path(synapse["original"]):
             replacements.append((synapse["original"], str(path)))
+            if not Path(synapse["original"]).is_relative_to(old_root):
+                # its folder too (the units' ReadWritePaths= name it)
+                replacements.append((str(Path(synapse["original"]).parent), str(path.parent)))
     else:
         params = dict(synapse["original"])
         if postgres_database:
@@ -223,6 +229,8 @@ def _restore(backup_dir: Path, target: Path, manifest: dict[str, Any], force: bo
             params["password"] = password
         pg_restore(backup_dir / synapse["backup"], params, force)
     for name, store in (included.get("bots") or {}).items():
+        if store.get("backup") is None:
+            continue  # the bot had never run: it starts afresh, as it would have
         say("ops.restoring_bot", name=name)
         if store["engine"] == "sqlite":
             path = _moved(old_root, target, store["original"], external, target)
