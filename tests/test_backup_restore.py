@@ -25,6 +25,7 @@ import stat
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -279,7 +280,7 @@ async def load_generator(homeserver: RunningHomeserver, acked: list[tuple[str, f
 
 
 @pytest.fixture(scope="module")
-def drill(homeserver: RunningHomeserver, tmp_path_factory) -> dict[str, Any]:
+def drill(homeserver: RunningHomeserver, tmp_path_factory) -> Iterator[dict[str, Any]]:
     """Fill the deployment, back it up under load, stop everything: what the restore tests need."""
     root = homeserver.hs.data_dir
     backup_dir = tmp_path_factory.mktemp("backups") / "backup-1"

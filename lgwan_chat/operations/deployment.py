@@ -157,7 +157,7 @@ def find(root: Path) -> Deployment:
             if not isinstance(block, dict):
                 continue
             store = _bot_store(root, block.get("storage"), bots_yaml, name)
-            engine = block.get("engine") if isinstance(block.get("engine"), dict) else {}
+            engine: dict = block["engine"] if isinstance(block.get("engine"), dict) else {}
             work = [Path(block["work_dir"])] if block.get("work_dir") else []
             if store.path is not None:
                 work.append(store.path.parent / "sanitizer-work")  # the sanitizer's default (bots/sanitizer/app.py)
