@@ -10,7 +10,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 LINT_STAMP := $(VENV)/.lint-installed-stamp
 
-.PHONY: demo test lint screenshots bench bench-read-status bench-sanitize bench-polls bench-media-gate system-deps venv clean-demo
+.PHONY: demo test lint screenshots bench bench-read-status bench-sanitize bench-polls bench-media-gate bench-backup system-deps venv clean-demo
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -73,6 +73,10 @@ bench-polls: system-deps $(STAMP)
 # LGWAN downloads through the nginx media gate vs without it, 32 KB and 1 MB files (a few minutes).
 bench-media-gate: system-deps $(STAMP)
 	$(PY) bench/media_gate.py $(BENCH_ARGS)
+
+# lgwan-chat backup / restore: time and size for N users and M messages (default 200 x 5,000, SQLite).
+bench-backup: system-deps $(STAMP)
+	$(PY) bench/backup.py $(BENCH_ARGS)
 
 # Forget the demo deployment (accounts, rooms, messages) to start from scratch.
 clean-demo:

@@ -313,6 +313,7 @@ def drill(homeserver: RunningHomeserver, tmp_path_factory) -> Iterator[dict[str,
         for bot in bots.values():
             bot.stop(check=False)
     assert code == 0, out + err
+    print(out)  # the backup's time and size (docs/admin-guide: the drill's measured times)
     homeserver.hs.stop()
     yield {"root": root, "backup": backup_dir, "bots": bots, "filled": filled, "acked": acked,
            "load_room": load_room, "began": began, "ended": ended, "out": out}
@@ -337,6 +338,8 @@ def test_backup_is_private_and_its_manifest_names_every_file(drill):
     assert any(path.endswith("audit.jsonl") for path in manifest["files"])  # the sanitizer's audit log
     # the load really ran across the backup
     assert any(ack > drill["ended"] for _, ack in drill["acked"])
+    code, out, err = lgwan_cli("restore", str(backup), "--verify-only")
+    assert code == 0 and "検証しました" in out and "checked" in out, out + err
 
 
 def lose_the_machine(homeserver: RunningHomeserver, drill: dict) -> Path:
@@ -369,6 +372,7 @@ def test_restore_drill(drill, homeserver, hs_backend, homeserver_modules, tmp_pa
     try:
         code, out, err = lgwan_cli(*args)
         assert code == 0, out + err
+        print(out)  # the restore's time
         assert "復元しました" in out and "Restored into" in out
         assert private_everywhere(target) == []
         for path in target.rglob("*.yaml"):  # nothing points at the lost machine any more
@@ -584,3 +588,20 @@ async def test_a_deployment_from_deploy_init_is_restored_elsewhere_and_runs(tmp_
             await pc.close()
     finally:
         restored.stop()
+
+
+@pytest.mark.parametrize("guide", ["admin-guide.ja.md", "admin-guide.en.md"])
+def test_the_guides_commands_are_the_clis(guide):
+    """Every ``lgwan-chat backup/restore`` line of the guide's section names options the command has."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / guide).read_text(encoding="utf-8")
+    start = text.index("### 5.2 ")
+    end = min([i for i in (text.find("\n## ", start), text.find("\n### ", start + 10)) if i > 0] or [len(text)])
+    lines = [line for block in re.findall(r"```sh\n(.*?)```", text[start:end], re.S)
+             for line in block.splitlines() if line.startswith("lgwan-chat ")]
+    assert {line.split()[1] for line in lines} == {"backup", "restore"}
+    for line in lines:
+        words = line.split()
+        code, usage, _ = lgwan_cli(words[1], "--help")
+        assert code == 0
+        for option in (w for w in words if w.startswith("--")):
+            assert option in usage, (line, option)
