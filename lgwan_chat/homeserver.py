@@ -55,6 +55,13 @@ def suite_modules() -> list[dict]:
         return yaml.safe_load(f)["modules"]
 
 
+#: A new database gets ~60 background schema updates, among them the user directory's population,
+#: during which Synapse's directory does not follow new rooms. Synapse sleeps 1 s between their
+#: batches (a minute, several on a busy machine); the demo's and tests' databases are small, so
+#: they run back to back (about a second). Production keeps Synapse's defaults.
+FAST_BACKGROUND_UPDATES = {"sleep_enabled": False}
+
+
 @attrs.define
 class HomeserverSpec:
     """What differs between one homeserver and another."""
@@ -124,7 +131,8 @@ def render(spec: HomeserverSpec) -> list[Path]:
         key = io.StringIO()
         write_signing_keys(key, [generate_signing_key("a_" + secrets.token_hex(2))])
         write_private(data / "signing.key", key.getvalue())  # the federation key: 0600
-    overrides: dict[str, Any] = {"modules": spec.modules if spec.modules is not None else suite_modules()}
+    overrides: dict[str, Any] = {"modules": spec.modules if spec.modules is not None else suite_modules(),
+                                 "background_updates": FAST_BACKGROUND_UPDATES}
     if spec.database is not None:
         overrides["database"] = spec.database
     overrides.update(spec.extra)

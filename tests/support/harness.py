@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import secrets
 import sqlite3
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -66,10 +67,21 @@ class RunningHomeserver:
     def start(self) -> RunningHomeserver:
         try:
             self.hs.start()
+            self.wait_background_updates()
         except Exception:
             self.close()
             raise
         return self
+
+    def wait_background_updates(self, timeout: float = 120.0) -> None:
+        """Until Synapse's background updates of a new database are done: before that its user
+        directory does not follow new rooms (a test would see a directory from the past)."""
+        deadline = time.monotonic() + timeout
+        while self.query("SELECT COUNT(*) FROM background_updates")[0][0]:
+            if time.monotonic() > deadline:
+                pending = [row[0] for row in self.query("SELECT update_name FROM background_updates")]
+                raise TimeoutError(f"Synapse's background updates still pending after {timeout}s: {pending}")
+            time.sleep(0.2)
 
     def close(self) -> None:
         self.hs.stop()
