@@ -238,7 +238,8 @@ def _restore(backup_dir: Path, target: Path, manifest: dict[str, Any], force: bo
             if path != Path(store["original"]):
                 replacements.append((store["original"], str(path)))
         else:
-            old_dsn = Database("postgres", params=store["original"]).dsn
+            # as bots.yaml spells it (a password in it included: the manifest never holds one)
+            old_dsn = _bot_dsn(target, name) or Database("postgres", params=store["original"]).dsn
             dsn = bot_postgres.get(name, old_dsn)
             params = dict(part.partition("=")[::2] for part in dsn.split())
             params = {k: v.strip("'") for k, v in params.items()}
@@ -257,6 +258,16 @@ def _restore(backup_dir: Path, target: Path, manifest: dict[str, Any], force: bo
     for path in [target, *target.rglob("*")]:
         if not path.is_symlink():
             os.chmod(path, 0o700 if path.is_dir() else 0o600)
+
+
+def _bot_dsn(target: Path, name: str) -> str | None:
+    """The PostgreSQL DSN of bot ``name`` in the restored bots.yaml."""
+    try:
+        doc = yaml.safe_load((target / "bots.yaml").read_text(encoding="utf-8")) or {}
+        dsn = doc["bots"][name]["storage"]["postgres"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return None
+    return str(dsn) if dsn else None
 
 
 def _password_of(target: Path, manifest: dict[str, Any]) -> str | None:
