@@ -605,3 +605,17 @@ def test_the_guides_commands_are_the_clis(guide):
         assert code == 0
         for option in (w for w in words if w.startswith("--")):
             assert option in usage, (line, option)
+
+
+def test_bench_backup_keeps_working(tmp_path):
+    """`make bench-backup` at a tiny size: it fills, backs up, restores and reports (no timing asserted)."""
+    import subprocess
+
+    out = tmp_path / "result.json"
+    result = subprocess.run([sys.executable, str(Path(SOURCE_ROOT or ".") / "bench" / "backup.py"), "--users", "2",
+                             "--messages", "5", "--media", "1", "--json", str(out)], capture_output=True, text=True,
+                            timeout=600, env={**child_env(), "TMPDIR": str(tmp_path)}, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads(out.read_text(encoding="utf-8"))
+    assert summary["load"].startswith("2 users, 5 messages") and summary["files"] >= 2
+    assert summary["backup_mb"] > 0 and summary["restore_s"] >= 0 and "restore (verify included)" in result.stdout
