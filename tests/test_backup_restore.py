@@ -379,7 +379,6 @@ def test_restore_drill(drill, homeserver, hs_backend, homeserver_modules, tmp_pa
             assert str(drill["root"]) + "/" not in path.read_text(encoding="utf-8"), path
         hs = RunningHomeserver(target, hs_backend, modules=homeserver_modules,
                                existing_database=databases[0].name if databases else None)
-        hs.database = None  # dropped below, with the bots' databases
         hs.start()
         bots = {name: restored_bot(bot, target) for name, bot in drill["bots"].items()}
         try:
