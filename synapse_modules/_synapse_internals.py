@@ -223,7 +223,7 @@ def extend_client_well_known(api: Any, extra: Any) -> None:
     WellKnownBuilder.get_well_known = get_well_known  # type: ignore[method-assign]
 
 
-def wrap_pusher_registration(api: Any, check: Any) -> None:
+def wrap_pusher_registration(api: Any, check: Any, check_takeover: Any = None) -> None:
     """Run ``await check(user_id, device_id, kind, data)`` before Synapse adds or updates a pusher.
 
     The module API has no pusher callback, yet what a push gateway receives (through Apple and
@@ -232,10 +232,27 @@ def wrap_pusher_registration(api: Any, check: Any) -> None:
     one PusherPool of the process); this wraps that method on that object. ``check`` runs in the
     request's logging context and refuses by raising a SynapseError; deleting a pusher
     (``kind: null``) does not go through here.
+
+    Before adding, the servlet (unless ``append``) removes the pushers of *other* users with the
+    same app_id and pushkey (a pushkey belongs to one phone). ``check_takeover(user_id,
+    device_id)``, given, runs before that removal so that a refused registration cannot delete
+    anyone's pusher first.
     """
     import inspect
 
     pool = api._hs.get_pusherpool()
+    if check_takeover is not None:
+        remove_others = pool.remove_pushers_by_app_id_and_pushkey_not_user
+
+        async def remove_pushers_by_app_id_and_pushkey_not_user(app_id: str, pushkey: str,
+                                                                not_user_id: str) -> Any:
+            origin = current_request_origin()
+            requester = origin.requester if origin is not None else None
+            await check_takeover(not_user_id, getattr(requester, "device_id", None))
+            return await remove_others(app_id=app_id, pushkey=pushkey, not_user_id=not_user_id)
+
+        remove_pushers_by_app_id_and_pushkey_not_user.__wrapped__ = remove_others  # type: ignore[attr-defined]
+        pool.remove_pushers_by_app_id_and_pushkey_not_user = remove_pushers_by_app_id_and_pushkey_not_user
     original = pool.add_or_update_pusher
     signature = inspect.signature(original)
 
@@ -248,3 +265,26 @@ def wrap_pusher_registration(api: Any, check: Any) -> None:
 
     add_or_update_pusher.__wrapped__ = original  # type: ignore[attr-defined]
     pool.add_or_update_pusher = add_or_update_pusher
+
+
+async def user_devices(api: Any, user_id: str) -> dict[str, str | None]:
+    """device_id -> display name of every device a user has now (Synapse's ``devices`` table,
+    ``store.get_devices_by_user``): the module API cannot list devices."""
+    devices = await api._hs.get_datastores().main.get_devices_by_user(user_id)
+    return {device_id: info.get("display_name") for device_id, info in devices.items()}
+
+
+async def delete_device(api: Any, user_id: str, device_id: str) -> None:
+    """Log a device out as ``DELETE /_synapse/admin/v2/users/{userId}/devices/{deviceId}`` does
+    (``DeviceHandler.delete_devices``: its access and refresh tokens go, its keys and pushers too).
+    Runs on the main process (the handler's home)."""
+    await api._hs.get_device_handler().delete_devices(user_id, [device_id])
+
+
+def sending_device_txn(txn: Any, event_id: str) -> tuple[str, str] | None:
+    """(user, device) that sent a local event through the client API with a transaction ID
+    (``PUT .../send/{type}/{txnId}``: Synapse's ``event_txn_id_device_id`` table, kept about a
+    day); None for any other event. The module API does not say which device sent an event."""
+    txn.execute("SELECT user_id, device_id FROM event_txn_id_device_id WHERE event_id = ?", (event_id,))
+    row = txn.fetchone()
+    return (row[0], row[1]) if row else None

@@ -521,3 +521,19 @@ async def test_a_file_still_running_when_the_bot_restarts_is_answered_once_after
     await asyncio.sleep(2)  # a second answer would come right after the first
     assert len(await wait_replies(pc, room, pdf, count=2, sender=sanitizer_bot.user_id)) == 2
     assert sanitizer_bot.query("SELECT event_id FROM sanitizer_jobs") == []
+
+
+def test_work_dir_with_postgres_storage_is_never_a_fixed_name_in_tmp(monkeypatch, tmp_path):
+    """A fixed /tmp/... name could be created first by another account (files being sanitized)."""
+    import tempfile
+    from types import SimpleNamespace
+
+    from bots.sanitizer.app import SanitizerBot
+
+    bot = SimpleNamespace(config=SimpleNamespace(sqlite_path=None, name="sanitizer"))
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+    default = SanitizerBot._default_work_dir(bot)  # type: ignore[arg-type]
+    assert not str(default).startswith(tempfile.gettempdir())
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path))  # systemd's StateDirectory=
+    assert SanitizerBot._default_work_dir(bot) == tmp_path / "lgwan-chat" / "sanitizer-work"  # type: ignore[arg-type]

@@ -20,8 +20,8 @@ import asyncio
 import datetime
 import html
 import logging
+import os
 import re
-import tempfile
 import time
 import unicodedata
 from collections.abc import Sequence
@@ -59,6 +59,7 @@ _LOCALPART = re.compile(r"[a-z0-9._=/+-]+")
 
 class SanitizerBot(BotApp):
     name = "sanitizer"
+    display_name = "無害化"
     schema = sanitizer_config.SanitizerOptions
     migrations = MIGRATIONS
 
@@ -78,6 +79,7 @@ class SanitizerBot(BotApp):
         self.bot = bot
         self.options = sanitizer_config.options(bot.config.options)
         work_dir = Path(self.options.work_dir or self._default_work_dir(bot))
+        work_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # files being sanitized: the bot's only
         audit_path = self.options.engine.audit_log or str(work_dir / "audit.jsonl")
         self.engine = Sanitizer(self.options.engine, runtime_dir=work_dir / "engine", audit=AuditLog(audit_path))
         self.links = LinkStore(bot.storage)
@@ -94,11 +96,14 @@ class SanitizerBot(BotApp):
 
     @staticmethod
     def _default_work_dir(bot: Bot) -> Path:
-        """Next to the bot's SQLite file; with PostgreSQL storage, under the system's temporary
-        folder (set ``work_dir`` and ``engine.audit_log`` to keep the audit log somewhere lasting)."""
+        """Next to the bot's SQLite file; with PostgreSQL storage, in the service's state directory
+        (systemd's ``STATE_DIRECTORY``, else ``$XDG_STATE_HOME`` or ``~/.local/state``): never a
+        fixed name in the shared temporary folder, which another account could create first."""
         if bot.config.sqlite_path:
             return bot.config.sqlite_path.parent / "sanitizer-work"
-        return Path(tempfile.gettempdir()) / f"lgwan-chat-{bot.config.name}-work"
+        state = (os.environ.get("STATE_DIRECTORY") or os.environ.get("XDG_STATE_HOME")
+                 or Path.home() / ".local" / "state")
+        return Path(state) / "lgwan-chat" / f"{bot.config.name}-work"
 
     async def _warm(self) -> None:
         try:

@@ -54,6 +54,9 @@ REFUSED_KINDS: dict[str, tuple[str, str]] = {
 
 #: what type detection is sent of a file that is no ZIP (more than libmagic's own bytes_max, 7 MiB)
 DETECT_BYTES = 8 * 1024 * 1024
+#: a renderer failing with less than this left of its deadline has run out of time (its own
+#: timer, a fraction of the deadline, fired first)
+OUT_OF_TIME_S = 1.0
 
 
 @attrs.frozen
@@ -218,6 +221,11 @@ class Sanitizer:
             return self._refused(detected, policy, Refusal("sanitizer.refused.timeout", "sanitizer.instead.smaller",
                                                            seconds=self.policies.timeout_s))
         except SandboxError as e:
+            if job.remaining() < OUT_OF_TIME_S:
+                # a renderer stopped by its own share of the deadline (LibreOffice's, a worker's)
+                # reports a failure, but what the person must hear is that the file took too long
+                return self._refused(detected, policy, Refusal("sanitizer.refused.timeout", "sanitizer.instead.smaller",
+                                                               seconds=self.policies.timeout_s))
             log.warning("renderer failed", extra={"kind": kind, "mime": detected.mime, "error": str(e)})
             instead = {"image": "sanitizer.instead.image", "pdf": "sanitizer.instead.pdf",
                        "office": "sanitizer.instead.pdf"}.get(kind, "sanitizer.instead.common")
