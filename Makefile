@@ -10,7 +10,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 LINT_STAMP := $(VENV)/.lint-installed-stamp
 
-.PHONY: demo test lint screenshots bench bench-read-status bench-sanitize bench-polls bench-media-gate bench-deploy system-deps venv clean-demo
+.PHONY: demo test lint screenshots bench bench-read-status bench-sanitize bench-polls bench-media-gate bench-deploy bench-backup system-deps venv clean-demo
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -78,6 +78,10 @@ bench-media-gate: system-deps $(STAMP)
 # 500/1000/2000 members, and 500 clients holding /sync while 20 send (about 40 minutes; BENCH_ARGS scale it down).
 bench-deploy: system-deps $(STAMP)
 	$(PY) bench/deploy.py $(BENCH_ARGS)
+
+# lgwan-chat backup / restore: time and size for N users and M messages (default 200 x 5,000, SQLite).
+bench-backup: system-deps $(STAMP)
+	$(PY) bench/backup.py $(BENCH_ARGS)
 
 # Forget the demo deployment (accounts, rooms, messages) to start from scratch.
 clean-demo:

@@ -73,6 +73,13 @@ def main(argv: list[str] | None = None) -> int:
 
     add_records_arguments(records)
 
+    from lgwan_chat.operations.cli import add_backup_arguments, add_restore_arguments
+
+    add_backup_arguments(commands.add_parser(
+        "backup", help="稼働中の配置をバックアップ / back up a running deployment (databases, media, keys, bots)"))
+    add_restore_arguments(commands.add_parser(
+        "restore", help="バックアップを検証して復元 / check a backup and restore it"))
+
     args = parser.parse_args(argv)
     if args.command == "demo":
         from lgwan_chat import demo as demo_mod
@@ -108,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         from lgwan_chat.records.cli import run as run_records
 
         return run_records(args)
+    if args.command in ("backup", "restore"):
+        from lgwan_chat.operations import cli as operations_cli
+
+        return operations_cli.run_backup(args) if args.command == "backup" else operations_cli.run_restore(args)
     return 2
 
 

@@ -45,12 +45,14 @@ class RunningHomeserver:
 
     def __init__(self, data_dir: Path, backend: str, modules: list | None = None, extra: dict | None = None,
                  spec: dict | None = None, shipped_rate_limits: tuple[str, ...] = (),
-                 device_approval: dict | None = None):
+                 device_approval: dict | None = None, existing_database: str | None = None):
         """``shipped_rate_limits``: keys (e.g. ``rc_login``) left as config/homeserver.template.yaml
         has them instead of relaxed for load. ``device_approval``: the zone module's (zone -> off,
-        self, admin); default: no device waits for approval."""
+        self, admin); default: no device waits for approval. ``existing_database``: a PostgreSQL
+        database made by ``PostgresDatabase`` before (e.g. one a backup was restored into) instead of a
+        fresh one."""
         self.backend = backend
-        self.database = PostgresDatabase() if backend == "postgres" else None
+        self.database = PostgresDatabase(existing_database) if backend == "postgres" else None
         approval: dict[str, Any] = {"device_approval": device_approval} if device_approval is not None else {}
         relaxed = {key: value for key, value in RELAXED_RATE_LIMITS.items() if key not in shipped_rate_limits}
         self.hs = Homeserver(HomeserverSpec(
