@@ -62,6 +62,12 @@ def main(argv: list[str] | None = None) -> int:
 
     add_deploy_arguments(deploy)
 
+    doctor = commands.add_parser(
+        "doctor", help="稼働中の構成を外から診断 / probe a running deployment from the outside")
+    from lgwan_chat.deploy.cli import add_doctor_arguments
+
+    add_doctor_arguments(doctor)
+
     args = parser.parse_args(argv)
     if args.command == "demo":
         from lgwan_chat import demo as demo_mod
@@ -85,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         from lgwan_chat.deploy.cli import run as run_deploy
 
         return run_deploy(args)
+    if args.command == "doctor":
+        from lgwan_chat.deploy.cli import run_doctor
+
+        return run_doctor(args)
     if args.command == "federation":
         from lgwan_chat.federation_cli import run as run_federation
 
