@@ -217,3 +217,29 @@ def test_doctor_without_a_test_account_says_what_it_did_not_check(tmp_path):
                            timeout=120)
     one(plain, "✗", "TLS（https）ではありません", "must be https")
 
+
+
+@pytest.mark.parametrize(("guide", "heading"), [("admin-guide.ja.md", "#### 稼働の確認"),
+                                                ("admin-guide.en.md", "#### Checking a running deployment")])
+def test_the_guides_doctor_commands_are_what_the_cli_takes(guide, heading):
+    """The commands the admin guide shows parse with doctor's own options, and its count of admin-API
+    spellings is the one doctor tries."""
+    import argparse
+    import re
+    import shlex
+
+    from lgwan_chat.deploy.cli import add_doctor_arguments
+    from lgwan_chat.deploy.doctor import admin_probes
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / guide).read_text(encoding="utf-8")
+    section = text[text.index(heading):text.index("####", text.index(heading) + 5)]
+    [block] = re.findall(r"```sh\n(.*?)```", section, re.S)
+    commands = [line for line in block.replace("\\\n", " ").splitlines() if " doctor " in line]
+    assert len(commands) == 2
+    parser = argparse.ArgumentParser()
+    add_doctor_arguments(parser)
+    for command in commands:
+        args = parser.parse_args(shlex.split(command.split(" doctor ", 1)[1]))
+        assert args.lgwan_url.startswith("https://") and args.internet_url.startswith("https://")
+        assert ".lg.jp" in args.lgwan_url and ".lg.jp" not in args.internet_url  # LGWAN first
+    assert f"{len(admin_probes('city.example'))} " in section
