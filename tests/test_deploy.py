@@ -372,9 +372,11 @@ class Deployment:
 
     def _start(self, command: list[str], log_name: str) -> tuple[subprocess.Popen, Path]:
         log = self.out / "logs" / f"{log_name}.console.log"
-        with open(log, "ab") as console:
+        with open(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as console:
+            # umask: the units' UMask=0077 (what the deployment writes stays its user's: deploy init
+            # and check, run again on a deployment that ran, refuse anything more open).
             process = subprocess.Popen(command, stdout=console, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       cwd=self.out, env=self.env, start_new_session=True)
+                                       cwd=self.out, env=self.env, start_new_session=True, umask=0o077)
         self.processes.append(process)
         self.started.append((log_name, process))
         return process, log
