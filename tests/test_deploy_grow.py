@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import sqlite3
 import subprocess
 import sys
 import time
@@ -62,6 +63,11 @@ async def test_growing_from_single_to_workers_keeps_the_suites_records(tmp_path,
         await phone.room_send(room.room_id, "m.reaction", {"m.relates_to": {
             "rel_type": "m.annotation", "event_id": notice.event_id, "key": "了解"}})
         server_part, photo = await upload(phone, png())
+        # synapse_port_db refuses a database with pending background updates: wait for them, as the guide says.
+        deadline = time.monotonic() + 300
+        while sqlite3.connect(sqlite).execute("SELECT COUNT(*) FROM background_updates").fetchone() != (0,):
+            assert time.monotonic() < deadline, "Synapse's background updates did not finish"
+            time.sleep(1)
     finally:
         for client in clients:
             await client.close()
