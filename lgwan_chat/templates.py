@@ -9,6 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from lgwan_chat.core import SOURCE_ROOT
+from lgwan_chat.core.logged_queries import nginx_alternatives
+
+#: Placeholders every template may use, declared once in code.
+TEMPLATE_CONSTANTS = {"logged_query_parameters": nginx_alternatives()}
 
 
 def config_dir() -> Path:
@@ -23,6 +27,7 @@ def fill(name: str, values: dict[str, Any]) -> str:
     Other ``$`` signs (nginx variables such as ``$host``) are left alone; a
     ``${...}`` placeholder left unfilled is an error, never a broken file.
     """
+    values = {**TEMPLATE_CONSTANTS, **values}
     text = string.Template((config_dir() / name).read_text(encoding="utf-8")).safe_substitute(values)
     missing = re.findall(r"\$\{(\w+)\}", text)
     if missing:

@@ -223,7 +223,7 @@ def extend_client_well_known(api: Any, extra: Any) -> None:
     WellKnownBuilder.get_well_known = get_well_known  # type: ignore[method-assign]
 
 
-def wrap_pusher_registration(api: Any, check: Any) -> None:
+def wrap_pusher_registration(api: Any, check: Any, check_takeover: Any = None) -> None:
     """Run ``await check(user_id, device_id, kind, data)`` before Synapse adds or updates a pusher.
 
     The module API has no pusher callback, yet what a push gateway receives (through Apple and
@@ -232,10 +232,27 @@ def wrap_pusher_registration(api: Any, check: Any) -> None:
     one PusherPool of the process); this wraps that method on that object. ``check`` runs in the
     request's logging context and refuses by raising a SynapseError; deleting a pusher
     (``kind: null``) does not go through here.
+
+    Before adding, the servlet (unless ``append``) removes the pushers of *other* users with the
+    same app_id and pushkey (a pushkey belongs to one phone). ``check_takeover(user_id,
+    device_id)``, given, runs before that removal so that a refused registration cannot delete
+    anyone's pusher first.
     """
     import inspect
 
     pool = api._hs.get_pusherpool()
+    if check_takeover is not None:
+        remove_others = pool.remove_pushers_by_app_id_and_pushkey_not_user
+
+        async def remove_pushers_by_app_id_and_pushkey_not_user(app_id: str, pushkey: str,
+                                                                not_user_id: str) -> Any:
+            origin = current_request_origin()
+            requester = origin.requester if origin is not None else None
+            await check_takeover(not_user_id, getattr(requester, "device_id", None))
+            return await remove_others(app_id=app_id, pushkey=pushkey, not_user_id=not_user_id)
+
+        remove_pushers_by_app_id_and_pushkey_not_user.__wrapped__ = remove_others  # type: ignore[attr-defined]
+        pool.remove_pushers_by_app_id_and_pushkey_not_user = remove_pushers_by_app_id_and_pushkey_not_user
     original = pool.add_or_update_pusher
     signature = inspect.signature(original)
 

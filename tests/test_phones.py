@@ -366,6 +366,13 @@ async def test_pushers_only_event_id_only_from_internet_devices(homeserver, logi
     assert status == 200, body
     status, listed = await acall(phone.homeserver, "GET", "/_matrix/client/v3/pushers", phone.access_token)
     assert [p["pushkey"] for p in listed["pushers"]] == ["k5"]  # nothing refused was kept
+    # Synapse gives a pushkey to whoever registers it last and deletes the other users' pushers
+    # with it first: an office PC's refused registration must not delete a colleague's phone pusher.
+    colleague = await login(homeserver.new_user("pushy"), "lgwan")
+    assert_refusal(*await acall(colleague.homeserver, "POST", path, colleague.access_token,
+                                pusher(push_gateway.url, "k5")), "pusher_from_lgwan")
+    status, listed = await acall(phone.homeserver, "GET", "/_matrix/client/v3/pushers", phone.access_token)
+    assert [p["pushkey"] for p in listed["pushers"]] == ["k5"]
     # Removing a pusher (kind null) is always possible, from either device.
     status, body = await acall(pc.homeserver, "POST", path, pc.access_token,
                                {**pusher(push_gateway.url, "k5"), "kind": None})

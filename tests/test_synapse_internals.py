@@ -346,6 +346,11 @@ def test_pushers_are_still_added_through_the_pusher_pool():
         assert keyword in servlet, keyword
     parameters = inspect.signature(PusherPool.add_or_update_pusher).parameters
     assert {"user_id", "kind", "data", "device_id"} <= set(parameters)
+    # the other users' pushers with the same pushkey are removed first, through the pool, by keywords
+    removal = "await self.pusher_pool.remove_pushers_by_app_id_and_pushkey_not_user("
+    assert removal in servlet and servlet.index(removal) < servlet.index("add_or_update_pusher(")
+    assert {"app_id", "pushkey", "not_user_id"} == (
+        set(inspect.signature(PusherPool.remove_pushers_by_app_id_and_pushkey_not_user).parameters) - {"self"})
 
     calls, checked = [], []
 

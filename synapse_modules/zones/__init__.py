@@ -74,7 +74,8 @@ class ZonePolicyModule:
             await turn.check(requester)
 
         wrap_request_authentication(api, check_request)
-        wrap_pusher_registration(api, PusherRules(config, store).check)
+        pushers = PusherRules(config, store)
+        wrap_pusher_registration(api, pushers.check, pushers.check_device)
         events = EventRules(config, store, api)
         api.register_spam_checker_callbacks(check_event_for_spam=events.check_event_for_spam,
                                             user_may_create_room=events.user_may_create_room,

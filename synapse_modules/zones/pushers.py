@@ -32,11 +32,16 @@ class PusherRules:
 
     async def check(self, user_id: str, device_id: str | None, kind: Any, data: Any) -> None:
         """Raise a 403 (ja/en) unless this pusher is allowed (``wrap_pusher_registration``)."""
-        if await self._zone(user_id, device_id) != "internet":
-            raise refusal("pusher_from_lgwan", "zones.pusher_from_lgwan")
+        await self.check_device(user_id, device_id)
         data = data if isinstance(data, Mapping) else {}
         if kind != HTTP_KIND or data.get("format") != EVENT_ID_ONLY:
             raise refusal("pusher_format", "zones.pusher_format", format=EVENT_ID_ONLY)
+
+    async def check_device(self, user_id: str, device_id: str | None) -> None:
+        """Raise a 403 unless this device may register pushers at all: also asked before Synapse
+        takes the pushkey away from other users, so an office PC cannot delete a phone's pusher."""
+        if await self._zone(user_id, device_id) != "internet":
+            raise refusal("pusher_from_lgwan", "zones.pusher_from_lgwan")
 
     async def _zone(self, user_id: str, device_id: str | None) -> str | None:
         """The device's bound zone, else the zone of the request's entrance (None: unknown)."""
