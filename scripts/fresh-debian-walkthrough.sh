@@ -38,7 +38,9 @@ trap cleanup EXIT
 mount_in /proc /proc
 mount_in /sys /sys
 mount_in /dev /dev
-mount_in "$REPO" /mnt/lgwan-chat-source
+# The checkout as a bundle (a worktree's .git points outside it): what `git clone` gets from a server.
+mkdir -p "$DIR/mnt/lgwan-chat-source"
+git -C "$REPO" bundle create "$DIR/mnt/lgwan-chat-source/lgwan-chat.bundle" HEAD >>"$LOG" 2>&1
 cp /etc/resolv.conf "$DIR/etc/resolv.conf"
 
 inside() { chroot "$DIR" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
@@ -63,7 +65,7 @@ step() {
 
 apt_install="apt-get update -qq && apt-get install -y -qq --no-install-recommends"
 # §2.2 Install: the guide's commands as written.
-step 2.2 "git clone" "rm -rf /opt/lgwan-chat && git clone -q /mnt/lgwan-chat-source /opt/lgwan-chat" \
+step 2.2 "git clone" "rm -rf /opt/lgwan-chat && git clone -q /mnt/lgwan-chat-source/lgwan-chat.bundle /opt/lgwan-chat" \
     "$apt_install git ca-certificates" "the guide does not say to install git (a fresh Debian has none)"
 step 2.2 "make venv" "cd /opt/lgwan-chat && make venv" \
     "$apt_install make python3-venv python3-dev gcc libpq-dev" \

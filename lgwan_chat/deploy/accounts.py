@@ -3,10 +3,10 @@
 Run once Synapse is up (after ``deploy init`` and starting ``lgwan-chat-synapse.service``), before
 the bots start; running it again changes nothing. It also registers ``doctor``, an ordinary
 account that ``lgwan-chat doctor --deployment OUTDIR`` logs in with (``secrets/doctor.password``).
-Registration uses the shared secret on the main process's LGWAN listener (loopback: the admin API is not reachable through nginx), with the
-passwords in ``OUTDIR/secrets/`` (``admin.password`` made here if missing). Each bot registered
-now is exempted from Synapse's message rate limit, as the demo does: a bot answering many staff
-must not wait.
+Registration uses the shared secret on the main process's LGWAN listener (loopback: the admin
+API is not reachable through nginx), with the passwords in ``OUTDIR/secrets/`` (``admin.password``
+made here if missing). Each bot registered now is exempted from Synapse's message rate limit, as
+the demo does: a bot answering many staff must not wait.
 """
 
 from __future__ import annotations
