@@ -42,9 +42,17 @@ mount_in /dev /dev
 mkdir -p "$DIR/mnt/lgwan-chat-source"
 git -C "$REPO" bundle create "$DIR/mnt/lgwan-chat-source/lgwan-chat.bundle" HEAD >>"$LOG" 2>&1
 cp /etc/resolv.conf "$DIR/etc/resolv.conf"
+# This machine's way to the package registries (its CA bundle and pip settings), not the guide's:
+# the new system reaches PyPI as the host does.
+host_env=()
+if [ -n "${PIP_CERT:-}" ] && [ -f "$PIP_CERT" ]; then
+    cp "$PIP_CERT" "$DIR/etc/ssl/host-ca-bundle.pem"
+    host_env=(PIP_CERT=/etc/ssl/host-ca-bundle.pem REQUESTS_CA_BUNDLE=/etc/ssl/host-ca-bundle.pem)
+fi
+[ -f /etc/pip.conf ] && cp /etc/pip.conf "$DIR/etc/pip.conf"
 
 inside() { chroot "$DIR" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-           LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive /bin/bash -c "$1"; }
+           LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "${host_env[@]}" /bin/bash -c "$1"; }
 
 # step SECTION DESCRIPTION COMMAND [FIX FINDING]
 step() {
