@@ -10,7 +10,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 LINT_STAMP := $(VENV)/.lint-installed-stamp
 
-.PHONY: demo test lint screenshots bench bench-read-status bench-sanitize bench-polls bench-media-gate system-deps venv clean-demo
+.PHONY: demo test lint screenshots bench bench-read-status bench-sanitize bench-polls bench-media-gate bench-deploy system-deps venv clean-demo
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -73,6 +73,11 @@ bench-polls: system-deps $(STAMP)
 # LGWAN downloads through the nginx media gate vs without it, 32 KB and 1 MB files (a few minutes).
 bench-media-gate: system-deps $(STAMP)
 	$(PY) bench/media_gate.py $(BENCH_ARGS)
+
+# Monolith vs workers, as `lgwan-chat deploy init` writes them, on PostgreSQL: sends into a room of
+# 500/1000/2000 members, and 500 clients holding /sync while 20 send (about 40 minutes; BENCH_ARGS scale it down).
+bench-deploy: system-deps $(STAMP)
+	$(PY) bench/deploy.py $(BENCH_ARGS)
 
 # Forget the demo deployment (accounts, rooms, messages) to start from scratch.
 clean-demo:

@@ -47,11 +47,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # test_sanitizer_patterns
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "support"))  # the corpora
 
+import attrs
 import corpus_adversarial as adversarial
 import corpus_documents as corpus
 
-from bench.common import machine, run
-from bots.sanitizer.engine import Policies, Sanitizer, office
+from bench.common import load_average, machine, run
+from bots.sanitizer.engine import Policies, Sanitizer, office, pdf
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
@@ -152,6 +153,10 @@ class PeakSampler:
 
 async def main(args: argparse.Namespace) -> dict:
     print(f"# Sanitization benchmark\n\n{machine()}\n", flush=True)
+    if args.only == "text-layer":
+        async with Sanitizer(Policies()) as engine:
+            await engine.warm()
+            return {"machine": machine(), "text_layer": await text_layer_rows(engine, args.runs)}
     jpeg = photo_jpeg()
     files = [
         ("12 MP JPEG", "写真.jpg", jpeg),
@@ -184,7 +189,7 @@ async def main(args: argparse.Namespace) -> dict:
             assert result is not None
             pages = result.pages or 0
             median = statistics.median(times)
-            row = {"file": label, "size_kb": round(len(data) / 1024), "verdict": result.verdict,
+            row: dict = {"file": label, "size_kb": round(len(data) / 1024), "verdict": result.verdict,
                    "report": result.report("en"), "pages": pages, "first_s": round(times[0], 2),
                    "median_s": round(median, 2), "per_page_s": round(median / pages, 3) if pages else None,
                    "renderers_peak_mb": round(peak / 2 ** 20),
@@ -204,6 +209,7 @@ async def main(args: argparse.Namespace) -> dict:
         summary["libreoffice_processes_started"] = office._pool(engine).started
 
         summary["adversarial"] = await adversarial_rows(engine)
+        summary["text_layer"] = await text_layer_rows(engine, args.runs)
 
     summary["engine_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     summary["files"] = rows
@@ -262,6 +268,84 @@ def print_adversarial(rows: list[dict], timeout_s: int) -> None:
               f"in {r['seconds']:.2f} s")
 
 
+def _cpu() -> float:
+    """CPU seconds of this process and of its reaped children (the jailed pdftoppm, probe and words
+    worker runs; not the warm LibreOffice, whose work is the same with and without the text layer)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _runs_before(pages: int, cores: int) -> list[tuple[int, int]]:
+    """How pdf.py split pages into renderer runs before issue #20: 8 pages a run, the last one short."""
+    return [(first, min(first + 7, pages)) for first in range(1, pages + 1, 8)]
+
+
+async def text_layer_rows(engine: Sanitizer, runs: int) -> list[dict]:
+    """Issue #20: each file with the text layer on and off (and OCR on and off for the scan, and the
+    photo PDF with the renderer runs split as before and as now), the variants alternating within each
+    round so that other load on the machine falls on both alike; ratios of wall and of CPU time."""
+    scan = corpus.scanned_pdf([(["住民票の写しの交付申請について", "窓口の受付時間は平日の午前八時三十分から"], []),
+                               ([], ["縦書きの案内文です。住民票の写しの交付申請について",
+                                     "令和六年度の予算案について説明します"])])
+    base = attrs.evolve(engine.policies)
+    off = attrs.evolve(base, text_layer=False)
+    photo = photo_pdf(photo_jpeg(), 5)
+    cases: list[tuple[str, str, bytes, list]] = [
+        ("10-page PDF (text)", "資料.pdf", corpus.text_pdf(10), [("on", base, None), ("off", off, None)]),
+        ("20-page docx (Japanese)", "申請案内.docx", corpus.japanese_docx(20),
+         [("on", base, None), ("off", off, None)]),
+        ("5-page PDF (12 MP photos)", "現場写真.pdf", photo,
+         [("on", base, None), ("off", off, None), ("off, runs as before", off, _runs_before)]),
+        ("2-page scan (OCR)", "スキャン.pdf", scan,
+         [("ocr", base, None), ("no ocr", attrs.evolve(base, ocr=False), None)]),
+    ]
+    rows = []
+    print(f"\n## Text layer (issue #20): load average {load_average():.1f} at start", flush=True)
+    split = pdf._runs
+    try:
+        for label, name, data, variants in cases:
+            wall: dict[str, list[float]] = {v[0]: [] for v in variants}
+            cpu: dict[str, list[float]] = {v[0]: [] for v in variants}
+            pages = 0
+            for round_ in range(runs + 1):  # round 0 warms up and is not counted
+                order = variants if round_ % 2 else variants[::-1]
+                for variant, policies, runs_of in order:
+                    engine.policies = policies
+                    pdf._runs = runs_of or split
+                    started_cpu, started = _cpu(), time.perf_counter()
+                    result = await engine.sanitize(data, name)
+                    if round_:
+                        wall[variant].append(time.perf_counter() - started)
+                        cpu[variant].append(_cpu() - started_cpu)
+                    pages = result.pages or 0
+                    assert result.verdict == "sanitized", result.report("en")
+            first = variants[0][0]
+            row: dict = {"file": label, "pages": pages, "load": load_average(),
+                   "variants": {v: {"median_s": round(statistics.median(wall[v]), 3),
+                                    "per_page_s": round(statistics.median(wall[v]) / pages, 3),
+                                    "cpu_s": round(statistics.median(cpu[v]), 3)} for v in wall},
+                   "ratios": {v: {"wall": round(statistics.median(a / b for a, b in zip(wall[first], wall[v],
+                                                                                        strict=True)), 3),
+                                  "cpu": round(statistics.median(a / b for a, b in zip(cpu[first], cpu[v],
+                                                                                       strict=True)), 3)}
+                              for v in wall if v != first}}
+            rows.append(row)
+            print(f"  {label}: {row['variants']} {first} / other: {row['ratios']} (load {row['load']:.1f})",
+                  flush=True)
+    finally:
+        engine.policies, pdf._runs = base, split
+    print("\n| file | pages | variant | median | per page | CPU (engine + jailed runs) | first variant / this: "
+          "wall, CPU (median of paired rounds) | load |")
+    print("|---|---:|---|---:|---:|---:|---|---:|")
+    for row in rows:
+        for variant, figures in row["variants"].items():
+            ratio = row["ratios"].get(variant)
+            shown = f"{ratio['wall']:.2f}, {ratio['cpu']:.2f}" if ratio else "-"
+            print(f"| {row['file']} | {row['pages']} | {variant} | {figures['median_s']:.2f} s | "
+                  f"{figures['per_page_s']:.3f} s | {figures['cpu_s']:.2f} s | {shown} | {row['load']:.1f} |")
+    return rows
+
+
 def pattern_rows() -> list[tuple[str, float]]:
     """One call (search, fullmatch and finditer) of each pattern on the worst of its generated inputs
     made of one repeated character (picked at 20,000 characters, timed at 100,000)."""
@@ -280,4 +364,5 @@ def pattern_rows() -> list[tuple[str, float]]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3, help="sanitizations of each file (first and median shown)")
+    parser.add_argument("--only", choices=["text-layer"], help="only the text layer rows (issue #20)")
     run(main, parser)

@@ -11,6 +11,7 @@ are left to Synapse):
 - ``organisation``: the municipality, its departments and staff.
 - ``bots``: configuration of the suite's bots.
 - ``federation``: the federation allow-list (``config/federation.yaml``).
+- ``records``: retention periods and export settings (next to ``organisation``).
 """
 
 from __future__ import annotations
@@ -95,11 +96,19 @@ def _check_federation(section: Any, doc: dict) -> Iterable[ConfigIssue]:
     return check_allowlist(doc)
 
 
+def _check_records(section: Any, doc: dict) -> Iterable[ConfigIssue]:
+    from lgwan_chat.records.config import check_section
+
+    for issue in check_section(section, doc):
+        yield issue.with_location(None, ("records",))
+
+
 SECTIONS: dict[str, Section] = {
     "modules": _check_modules,
     "organisation": _check_organisation,
     "bots": _check_bots,
     "federation": _check_federation,
+    "records": _check_records,
 }
 
 

@@ -50,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
 
     add_guest_arguments(guest)
 
+    device = commands.add_parser("device", help="端末の承認（端末認証）/ approved devices")
+    from lgwan_chat.devices_cli import add_arguments as add_device_arguments
+
+    add_device_arguments(device)
+
     federation = commands.add_parser(
         "federation", help="フェデレーション許可リスト（署名・検証）/ the federation allow-list (sign, verify)")
     from lgwan_chat.federation_cli import add_arguments as add_federation_arguments
@@ -67,6 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     from lgwan_chat.deploy.cli import add_doctor_arguments
 
     add_doctor_arguments(doctor)
+    records = commands.add_parser(
+        "records", help="記録の保存期間・ホールド・書き出し / chat records: retention, legal hold, export")
+    from lgwan_chat.records.cli import add_arguments as add_records_arguments
+
+    add_records_arguments(records)
 
     args = parser.parse_args(argv)
     if args.command == "demo":
@@ -87,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
         from lgwan_chat.guests_cli import run as run_guest
 
         return run_guest(args)
+    if args.command == "device":
+        from lgwan_chat.devices_cli import run as run_device
+
+        return run_device(args)
     if args.command == "deploy":
         from lgwan_chat.deploy.cli import run as run_deploy
 
@@ -99,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         from lgwan_chat.federation_cli import run as run_federation
 
         return run_federation(args)
+    if args.command == "records":
+        from lgwan_chat.records.cli import run as run_records
+
+        return run_records(args)
     return 2
 
 

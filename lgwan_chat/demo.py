@@ -35,9 +35,16 @@ from lgwan_chat.core import organisation as org
 from lgwan_chat.core.http import HttpError
 from lgwan_chat.core.i18n import both, t
 from lgwan_chat.coturn import Coturn, CoturnError, CoturnSpec, turnserver_binary
-from lgwan_chat.homeserver import Homeserver, HomeserverError, HomeserverSpec, port_in_use, turn_secret_path
+from lgwan_chat.homeserver import (
+    Homeserver,
+    HomeserverError,
+    HomeserverSpec,
+    port_in_use,
+    suite_modules_yaml,
+    turn_secret_path,
+)
 from lgwan_chat.nginx import Nginx, NginxError, NginxSpec, nginx_binary
-from lgwan_chat.templates import config_dir, render
+from lgwan_chat.templates import config_dir, render, write_private
 
 SERVER_NAME = "demo-city.test"
 EDITABLE_FILES = ("modules.yaml", "organisation.yaml")
@@ -47,6 +54,21 @@ TURN_PORT_OFFSET = 23
 
 def say(key: str, **params: Any) -> None:
     print(both(key, **params), flush=True)
+
+
+#: modules.yaml's production line for approved devices, and the demo's (written on the first run).
+PRODUCTION_DEVICE_APPROVAL = 'device_approval: {internet: self, lgwan: "off"}'
+DEMO_DEVICE_APPROVAL = ('device_approval: {internet: "off", lgwan: "off"}'
+                        "  # demo: no approval; production: {internet: self, lgwan: \"off\"}")
+
+
+def demo_device_approval(modules_yaml: Path) -> None:
+    """The demo holds no device: its staff log in from a browser on either entrance at once, and
+    the demo's own test drives it so. To see approval, edit this line of var/demo/modules.yaml
+    back to ``self`` and approve with ``lgwan-chat device approve`` (admin guide 4.12)."""
+    text = modules_yaml.read_text(encoding="utf-8")
+    if PRODUCTION_DEVICE_APPROVAL in text:
+        modules_yaml.write_text(text.replace(PRODUCTION_DEVICE_APPROVAL, DEMO_DEVICE_APPROVAL, 1), encoding="utf-8")
 
 
 def run(data_dir: Path, internet_port: int = 8008, lgwan_port: int = 8018, synapse_port_offset: int = 100) -> int:
@@ -61,7 +83,11 @@ def run(data_dir: Path, internet_port: int = 8008, lgwan_port: int = 8018, synap
     make_private(data_dir)  # a deployment made before this rule gets tightened
     for name in EDITABLE_FILES:
         if not (data_dir / name).exists():
-            shutil.copyfile(config_dir() / name, data_dir / name)
+            if name == "modules.yaml":
+                write_private(data_dir / name, suite_modules_yaml(SERVER_NAME))
+                demo_device_approval(data_dir / name)
+            else:
+                shutil.copyfile(config_dir() / name, data_dir / name)
 
     # Nothing starts on a broken configuration.
     issues = [i for name in EDITABLE_FILES for i in check_file(data_dir / name)]
@@ -82,7 +108,8 @@ def run(data_dir: Path, internet_port: int = 8008, lgwan_port: int = 8018, synap
     homeserver = Homeserver(HomeserverSpec(data_dir=data_dir, server_name=SERVER_NAME,
                                            internet_port=internet_port + offset, lgwan_port=lgwan_port + offset,
                                            public_baseurl=f"http://127.0.0.1:{internet_port}", modules=modules,
-                                           x_forwarded=use_nginx, turn_port=internet_port + TURN_PORT_OFFSET))
+                                           x_forwarded=use_nginx, turn_port=internet_port + TURN_PORT_OFFSET,
+                                           device_approval=None))  # as var/demo/modules.yaml says
     synapse_ports = {homeserver.spec.internet_port, homeserver.spec.lgwan_port}
     if use_nginx and synapse_ports & {internet_port, lgwan_port}:
         use_nginx = False  # a deployment made without nginx: Synapse already holds the client ports

@@ -49,10 +49,20 @@ RELAXED_RATE_LIMITS: dict[str, Any] = {
 }
 
 
-def suite_modules() -> list[dict]:
+#: The server name of the user IDs in the shipped config/modules.yaml (the demo's, so the sample
+#: passes check-config as it is).
+SAMPLE_SERVER_NAME = "demo-city.test"
+
+
+def suite_modules_yaml(server_name: str) -> str:
+    """``config/modules.yaml`` for a server: the bots' user IDs on ``server_name``."""
+    text = (config_dir() / "modules.yaml").read_text(encoding="utf-8")
+    return text.replace(f':{SAMPLE_SERVER_NAME}"', f':{server_name}"')
+
+
+def suite_modules(server_name: str = "lgwan.test") -> list[dict]:
     """The ``modules:`` block of ``config/modules.yaml``: every module of the suite."""
-    with open(config_dir() / "modules.yaml", encoding="utf-8") as f:
-        return yaml.safe_load(f)["modules"]
+    return yaml.safe_load(suite_modules_yaml(server_name))["modules"]
 
 
 #: A new database gets ~60 background schema updates, among them the user directory's population,
@@ -60,6 +70,17 @@ def suite_modules() -> list[dict]:
 #: batches (a minute, several on a busy machine); the demo's and tests' databases are small, so
 #: they run back to back (about a second). Production keeps Synapse's defaults.
 FAST_BACKGROUND_UPDATES = {"sleep_enabled": False}
+
+
+#: ``device_approval`` with no device held in any zone.
+NO_DEVICE_APPROVAL = {"internet": "off", "lgwan": "off"}
+ZONES_MODULE = "synapse_modules.zones.ZonePolicyModule"
+
+
+def with_device_approval(modules: list, policies: dict) -> list:
+    """``modules`` with the zone module's ``device_approval`` set to ``policies``."""
+    return [{**m, "config": {**(m.get("config") or {}), "device_approval": dict(policies)}}
+            if isinstance(m, dict) and m.get("module") == ZONES_MODULE else m for m in modules]
 
 
 @attrs.define
@@ -85,6 +106,10 @@ class HomeserverSpec:
     modules: list | None = None
     #: Any further top-level keys (rate limits, ...).
     extra: dict = attrs.field(factory=dict)
+    #: The zone module's ``device_approval`` (zone -> off | self | admin) written over what
+    #: ``modules`` says; None: as ``modules`` says. Tests and benchmarks hold no device by
+    #: default (a test asks for approval); production and the demo keep modules.yaml's.
+    device_approval: dict | None = attrs.field(factory=lambda: dict(NO_DEVICE_APPROVAL))
     access_log_level: str = "INFO"
 
     def url(self, zone: str) -> str:
@@ -131,7 +156,10 @@ def render(spec: HomeserverSpec) -> list[Path]:
         key = io.StringIO()
         write_signing_keys(key, [generate_signing_key("a_" + secrets.token_hex(2))])
         write_private(data / "signing.key", key.getvalue())  # the federation key: 0600
-    overrides: dict[str, Any] = {"modules": spec.modules if spec.modules is not None else suite_modules(),
+    modules = spec.modules if spec.modules is not None else suite_modules(spec.server_name)
+    if spec.device_approval is not None:
+        modules = with_device_approval(modules, spec.device_approval)
+    overrides: dict[str, Any] = {"modules": modules,
                                  "background_updates": FAST_BACKGROUND_UPDATES}
     if spec.database is not None:
         overrides["database"] = spec.database

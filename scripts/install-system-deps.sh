@@ -12,17 +12,23 @@ set -euo pipefail
 #   bubblewrap, poppler-utils, qpdf, LibreOffice (no GUI) + python3-uno, fonts-noto-cjk:
 #               the sanitizer bot's renderers, jailed by bubblewrap; without the CJK fonts
 #               Japanese documents would render as empty boxes
-NEEDS=(libmagic1:libmagic.so.1 nginx-light:nginx coturn:turnserver bubblewrap:bwrap poppler-utils:pdftoppm qpdf:qpdf
+#   tesseract-ocr + -jpn + -jpn-vert: OCR of scanned pages for the invisible text layer of sanitized
+#               PDFs (jpn_vert reads vertical Japanese); without them scans stay image-only
+#   chromium    renders `lgwan-chat records export --format pdf` (HTML to PDF, Japanese in
+#               fonts-noto-cjk); the tests also drive the sticker picker page with it
+NEEDS=(chromium:chromium libmagic1:libmagic.so.1 nginx-light:nginx coturn:turnserver bubblewrap:bwrap poppler-utils:pdftoppm qpdf:qpdf
        libreoffice-core-nogui:soffice libreoffice-writer-nogui:/usr/lib/libreoffice/program/libswlo.so
        libreoffice-calc-nogui:/usr/lib/libreoffice/program/libsclo.so
        libreoffice-impress-nogui:/usr/lib/libreoffice/program/libsdlo.so
        python3-uno:/usr/lib/python3/dist-packages/uno.py
-       fonts-noto-cjk:/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc)
-# With "test": what the tests need besides: chromium drives the sticker picker page; node and npm
+       fonts-noto-cjk:/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc
+       tesseract-ocr:tesseract tesseract-ocr-jpn:/usr/share/tesseract-ocr/5/tessdata/jpn.traineddata
+       tesseract-ocr-jpn-vert:/usr/share/tesseract-ocr/5/tessdata/jpn_vert.traineddata)
+# With "test": what the tests need besides: node and npm
 # run the interop tests with Element's own libraries (tests/interop, installed by `npm ci`);
 # prometheus brings promtool, which checks config/prometheus/lgwan-chat.rules.yml (tests/test_metrics.py).
 if [ "${1:-}" = "test" ]; then
-    NEEDS+=(chromium:chromium nodejs:node npm:npm prometheus:promtool
+    NEEDS+=(nodejs:node npm:npm prometheus:promtool
             systemd:systemd-analyze logrotate:logrotate)
 fi
 # With "screenshots" (make screenshots): Nheko, a Matrix client Debian packages, on a virtual screen.

@@ -8,7 +8,7 @@ tags, verdicts): never a user, room or path.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 #: Every refusal a person gets from the suite (``_errors.refusal_fields``), by its machine-readable
 #: reason and the entrance (listener tag) the request came through; ``none`` for work outside a
@@ -23,5 +23,17 @@ MEDIA_GATE_VERDICTS = Counter("lgwan_chat_media_gate_verdicts", "Media gate verd
 #: Time to answer a read-status request (``one`` event, or ``many`` events of a room).
 READ_STATUS_SECONDS = Histogram("lgwan_chat_read_status_request_seconds", "Read-status request latency",
                                 ["request"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0))
+
+#: How late a bookmark appears: from a 🔖 reaction being sent (its ``origin_server_ts``) to the
+#: bookmarks feed storing it. Observed once per reaction, by the process whose write added it (a
+#: re-read, or another process reading the same rows, adds nothing).
+BOOKMARKS_FEED_LAG_SECONDS = Histogram("lgwan_chat_bookmarks_feed_lag_seconds",
+                                       "Delay from a bookmark reaction to its bookmark being stored",
+                                       buckets=(0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0))
+
+#: When the bookmarks feed's background loop last finished a catch-up (Unix time), on the process
+#: running background tasks; 0 elsewhere. ``time() - this`` growing means the feed has stopped.
+BOOKMARKS_FEED_LAST_CATCH_UP = Gauge("lgwan_chat_bookmarks_feed_last_catch_up_timestamp_seconds",
+                                     "When the bookmarks feed's background loop last caught up")
 
 NO_ENTRANCE = "none"

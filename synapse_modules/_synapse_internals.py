@@ -265,3 +265,26 @@ def wrap_pusher_registration(api: Any, check: Any, check_takeover: Any = None) -
 
     add_or_update_pusher.__wrapped__ = original  # type: ignore[attr-defined]
     pool.add_or_update_pusher = add_or_update_pusher
+
+
+async def user_devices(api: Any, user_id: str) -> dict[str, str | None]:
+    """device_id -> display name of every device a user has now (Synapse's ``devices`` table,
+    ``store.get_devices_by_user``): the module API cannot list devices."""
+    devices = await api._hs.get_datastores().main.get_devices_by_user(user_id)
+    return {device_id: info.get("display_name") for device_id, info in devices.items()}
+
+
+async def delete_device(api: Any, user_id: str, device_id: str) -> None:
+    """Log a device out as ``DELETE /_synapse/admin/v2/users/{userId}/devices/{deviceId}`` does
+    (``DeviceHandler.delete_devices``: its access and refresh tokens go, its keys and pushers too).
+    Runs on the main process (the handler's home)."""
+    await api._hs.get_device_handler().delete_devices(user_id, [device_id])
+
+
+def sending_device_txn(txn: Any, event_id: str) -> tuple[str, str] | None:
+    """(user, device) that sent a local event through the client API with a transaction ID
+    (``PUT .../send/{type}/{txnId}``: Synapse's ``event_txn_id_device_id`` table, kept about a
+    day); None for any other event. The module API does not say which device sent an event."""
+    txn.execute("SELECT user_id, device_id FROM event_txn_id_device_id WHERE event_id = ?", (event_id,))
+    row = txn.fetchone()
+    return (row[0], row[1]) if row else None

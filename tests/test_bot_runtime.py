@@ -422,3 +422,39 @@ def test_a_bot_whose_password_file_is_missing_exits_2(tmp_path):
     assert result.returncode == 2, result
     assert result.stderr.startswith(f"{config}: bots.echo.password_file: パスワードファイルを読めません"
                                     " / cannot read the password file")
+
+
+def display_name(homeserver, user_id: str) -> str | None:
+    status, _, body = http_get(homeserver.url("lgwan") + f"/_matrix/client/v3/profile/{user_id}/displayname")
+    return json.loads(body).get("displayname") if status == 200 else None
+
+
+async def test_the_bot_shows_its_name_and_an_admin_may_rename_or_keep_it(homeserver, bot_process):
+    """Without a display name Element shows the user ID's localpart ("echo-bot")."""
+    bot = started(echo_bot(bot_process))
+    assert display_name(homeserver, bot.user_id) == "こだま"  # the bot's own (EchoBot.display_name)
+    bot.stop()
+    bot.config["bots"]["echo"]["display_name"] = "庁内こだま"
+    bot.write_config()
+    started(bot)
+    assert display_name(homeserver, bot.user_id) == "庁内こだま"
+    bot.stop()
+    bot.config["bots"]["echo"]["display_name"] = ""  # "": the profile is left as someone set it
+    bot.write_config()
+    request = urllib.request.Request(
+        homeserver.url("lgwan") + f"/_matrix/client/v3/profile/{bot.user_id}/displayname",
+        data=json.dumps({"displayname": "手で付けた名前"}).encode(), method="PUT")
+    request.add_header("Authorization", f"Bearer {bot.stored('access_token')}")
+    request.add_header("Content-Type", "application/json")
+    urllib.request.urlopen(request, timeout=30).close()
+    started(bot)
+    assert display_name(homeserver, bot.user_id) == "手で付けた名前"
+
+
+def test_suite_bots_have_japanese_names():
+    from bots.memo.app import MemoBot
+    from bots.polls.app import PollsBot
+    from bots.sanitizer.app import SanitizerBot
+
+    for app in (MemoBot, PollsBot, SanitizerBot):
+        assert app.display_name and not app.display_name.isascii(), app

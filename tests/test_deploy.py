@@ -11,99 +11,43 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
-import shlex
 import shutil
-import signal
 import socket
 import sqlite3
 import ssl
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 import yaml
 from bots_harness import answer, send_text, wait_membership
+from deployment import (
+    Deployment,
+    answers_doc,
+    deploy,
+    deployed_nginx,
+    lgwan_chat,
+    make_tls,
+    unit_command,
+    write_answers,
+)
 from harness import http_get
 from nio import AsyncClient, LoginResponse, RoomCreateResponse, SyncResponse
 from test_zone_endpoint import call_zone
 from test_zone_media_gate import assert_pending_message, png, upload
 
-from lgwan_chat.homeserver import child_env, register_user
-from lgwan_chat.nginx import Nginx, NginxSpec, nginx_binary
-from lgwan_chat.ports import free_port, reserve_port
+from lgwan_chat.nginx import nginx_binary
 from lgwan_chat.postgres import PG_SETTINGS, PostgresDatabase, postgres_unreachable_reason
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-# --- what the admin prepares: certificates and the answers file ---------------------------------
-
-def make_tls(directory: Path) -> dict[str, Path]:
-    """A test CA and a certificate for 127.0.0.1 signed by it (what a municipality's CA gives)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    ca_key, ca, key, csr, cert = (directory / n for n in ("ca.key", "ca.crt", "server.key", "server.csr",
-                                                          "server.crt"))
-    ext = directory / "san.ext"
-    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    run = lambda *args: subprocess.run(["openssl", *args], check=True, capture_output=True)  # noqa: E731
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out", str(ca),
-        "-subj", "/CN=lgwan-chat test CA", "-days", "2")
-    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", "/CN=127.0.0.1")
-    run("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial",
-        "-out", str(cert), "-days", "2", "-extfile", str(ext))
-    return {"ca": ca, "cert": cert, "key": key}
-
-
-def free_ports(count: int) -> int:
-    """The first of ``count`` consecutive loopback ports reserved for this test process
-    (``lgwan_chat.ports``: no other process of a parallel run gets them)."""
-    for _ in range(200):
-        first = free_port()
-        if all(reserve_port(port) for port in range(first + 1, first + count)):
-            return first
-    raise RuntimeError("no free port range")
-
-
-def answers_doc(tmp: Path, tls: dict, size: str, database: dict, server_name: str, bots: list[str],
-                redis: dict | None = None, workers: dict[str, int] | None = None) -> dict:
-    first = free_ports(40)
-    doc = {
-        "server_name": server_name,
-        "internet": {"public_url": f"https://127.0.0.1:{first}", "listen": f"127.0.0.1:{first}",
-                     "tls_certificate": str(tls["cert"]), "tls_key": str(tls["key"])},
-        "lgwan": {"public_url": f"https://127.0.0.1:{first + 1}", "listen": f"127.0.0.1:{first + 1}",
-                  "tls_certificate": str(tls["cert"]), "tls_key": str(tls["key"])},
-        "database": database,
-        "size": size,
-        "organisation": str(ROOT / "config" / "organisation.yaml"),
-        "bots": bots,
-        "internal_ports": {"first": first + 2},
-        "install": {"user": os.environ.get("USER") or "root", "python": sys.executable,
-                    "nginx_log_dir": str(tmp / "nginx-logs"), "nginx_cache_dir": str(tmp / "nginx-cache")},
-    }
-    if redis:
-        doc["redis"] = redis
-    if size == "workers":
-        doc["workers"] = workers or {"internet": 1, "lgwan": 1}
-    return doc
-
-
-def write_answers(path: Path, doc: dict) -> Path:
-    path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    return path
-
-
-def lgwan_chat(*args: str | Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lgwan_chat.cli", *map(str, args)], capture_output=True,
-                          text=True, env=child_env(), timeout=120)
-
+# --- what the admin prepares (certificates, the answers file) and starting the generated files:
+# tests/support/deployment.py, shared with bench/deploy.py -------------------------------------
 
 def mode(path: Path) -> int:
     return path.stat().st_mode & 0o777
@@ -147,6 +91,12 @@ def test_init_writes_a_complete_private_deployment(tmp_path, workers_answers):
     shared = yaml.safe_load((out / "synapse" / "deploy.yaml").read_text())
     assert shared["stream_writers"] == {"events": ["event_persister"]}
     assert shared["enable_media_repo"] is False and shared["run_background_tasks_on"] == "background_worker"
+    # the modules name this server's bots (the sanitizer's files trusted, its phone-side device
+    # needing no approval, the memo bot passing on approvals), not the demo's
+    zones = next(m["config"] for m in yaml.safe_load((out / "synapse" / "modules.yaml").read_text())["modules"]
+                 if m["module"] == "synapse_modules.zones.ZonePolicyModule")
+    assert zones["trusted_uploaders"] == zones["device_approval_exempt_users"] == ["@sanitizer-bot:city.example"]
+    assert zones["device_approval_bots"] == ["@memo-bot:city.example"]
     assert lgwan_chat("deploy", "check", out).returncode == 0
 
 
@@ -325,114 +275,6 @@ def test_check_warns_when_homeserver_yaml_sets_what_deploy_yaml_overrides(tmp_pa
 
 # --- starting what was generated ---------------------------------------------------------------
 
-def unit_command(out: Path, unit: str, instance: str | None = None) -> list[str]:
-    """The ExecStart= of a generated unit, as systemd would run it (``%i`` = the instance)."""
-    for line in (out / "systemd" / unit).read_text().splitlines():
-        if line.startswith("ExecStart="):
-            return [arg.replace("%i", instance or "") for arg in shlex.split(line[len("ExecStart="):])]
-    raise AssertionError(f"{unit} has no ExecStart")
-
-
-def wait_health(url: str, process: subprocess.Popen, log: Path, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if process.poll() is not None:
-            raise AssertionError(f"exited with {process.returncode}: {url}\n{log.read_text()[-5000:]}")
-        try:
-            with urllib.request.urlopen(url + "/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not healthy after {timeout}s: {url}\n{log.read_text()[-5000:]}")
-        time.sleep(0.2)
-
-
-def deployed_nginx(tmp: Path, out: Path, doc: dict) -> Nginx:
-    for key in ("nginx_log_dir", "nginx_cache_dir"):  # what the nginx package makes on a real host
-        Path(doc["install"][key]).mkdir(parents=True, exist_ok=True)
-    return Nginx(NginxSpec(prefix=tmp / "nginx", internet_listen=doc["internet"]["listen"],
-                           lgwan_listen=doc["lgwan"]["listen"], synapse_internet="-", synapse_lgwan="-",
-                           log_dir=Path(doc["install"]["nginx_log_dir"]),
-                           sites_file=out / "nginx" / "lgwan-chat-sites.conf", tls=True))
-
-
-class Deployment:
-    """The processes of a generated deployment, started from its units."""
-
-    def __init__(self, tmp: Path, out: Path, doc: dict):
-        self.tmp, self.out, self.doc = tmp, out, doc
-        self.processes: list[subprocess.Popen] = []
-        #: (name, process): "main", each worker's name, "bot-NAME"
-        self.started: list[tuple[str, subprocess.Popen]] = []
-        self.nginx: Nginx | None = None
-        self.shared = yaml.safe_load((out / "synapse" / "deploy.yaml").read_text())
-        self.env = {**child_env(), "SSL_CERT_FILE": str(tmp / "tls" / "ca.crt")}
-
-    def _start(self, command: list[str], log_name: str) -> tuple[subprocess.Popen, Path]:
-        log = self.out / "logs" / f"{log_name}.console.log"
-        with open(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as console:
-            # umask: the units' UMask=0077 (what the deployment writes stays its user's: deploy init
-            # and check, run again on a deployment that ran, refuse anything more open).
-            process = subprocess.Popen(command, stdout=console, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       cwd=self.out, env=self.env, start_new_session=True, umask=0o077)
-        self.processes.append(process)
-        self.started.append((log_name, process))
-        return process, log
-
-    def synapse_url(self, zone: str) -> str:
-        port = next(lst["port"] for lst in self.shared["listeners"] if lst.get("tag") == zone)
-        return f"http://127.0.0.1:{port}"
-
-    def start_synapse(self) -> None:
-        main, log = self._start(unit_command(self.out, "lgwan-chat-synapse.service"), "main")
-        wait_health(self.synapse_url("lgwan"), main, log)
-        for config in sorted((self.out / "synapse" / "workers").glob("*.yaml")):
-            worker = yaml.safe_load(config.read_text())
-            name = worker["worker_name"]
-            process, log = self._start(unit_command(self.out, "lgwan-chat-synapse-worker@.service", name), name)
-            ports = [lst["port"] for lst in worker["worker_listeners"]
-                     if lst["type"] == "http" and lst["resources"][0]["names"] != ["replication"]]
-            wait_health(f"http://127.0.0.1:{ports[0]}", process, log)
-
-    def metrics_ports(self) -> dict[str, int]:
-        """Each Synapse process's metrics listener (``type: metrics``), by process name."""
-        configs = {"main": self.shared["listeners"]}
-        for config in (self.out / "synapse" / "workers").glob("*.yaml"):
-            worker = yaml.safe_load(config.read_text())
-            configs[worker["worker_name"]] = worker["worker_listeners"]
-        return {name: next(lst["port"] for lst in listeners if lst["type"] == "metrics")
-                for name, listeners in configs.items()}
-
-    def start_nginx(self) -> None:
-        self.nginx = deployed_nginx(self.tmp, self.out, self.doc)
-        self.nginx.start()
-
-    def start_bot(self, name: str) -> None:
-        self._start(unit_command(self.out, f"lgwan-chat-bot-{name}.service"), f"bot-{name}")
-
-    def url(self, zone: str) -> str:
-        return self.doc[zone]["public_url"]
-
-    def register(self, localpart: str, password: str) -> dict:
-        secret = (self.out / "secrets" / "registration_shared_secret").read_text().strip()
-        return register_user(self.synapse_url("lgwan"), secret, localpart, password)
-
-    def stop(self) -> None:
-        if self.nginx is not None:
-            self.nginx.stop()
-        for process in reversed(self.processes):
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
 def assert_metrics_only_on_loopback(deployment: Deployment, processes: int) -> None:
     """Every Synapse process answers Prometheus on its own loopback port, with the suite's metrics;
     neither entrance serves them (they name rooms' activity and the server's internals)."""
@@ -447,13 +289,6 @@ def assert_metrics_only_on_loopback(deployment: Deployment, processes: int) -> N
             assert status == 404 and b"lgwan_chat_" not in body, (zone, path, status)
 
 
-def deploy(tmp: Path, tls: dict, size: str, database: dict, bots: list[str], redis: dict | None = None,
-           server_name: str = "city.example", workers: dict[str, int] | None = None) -> Deployment:
-    doc = answers_doc(tmp, tls, size, database, server_name, bots, redis, workers)
-    out = tmp / "out"
-    result = lgwan_chat("deploy", "init", write_answers(tmp / "answers.yaml", doc), out)
-    assert result.returncode == 0, result.stderr
-    return Deployment(tmp, out, doc)
 
 
 async def login(deployment: Deployment, user_id: str, password: str, zone: str) -> AsyncClient:

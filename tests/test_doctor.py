@@ -22,9 +22,10 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from deployment import Deployment, deploy
 from harness import http_get
 from nio import RoomCreateResponse
-from test_deploy import Deployment, deploy, login, tls_env  # noqa: F401 (tls_env: the fixture)
+from test_deploy import login, tls_env  # noqa: F401 (tls_env: the fixture)
 
 from lgwan_chat.core.routes import room_route
 from lgwan_chat.homeserver import child_env

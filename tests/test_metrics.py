@@ -9,6 +9,7 @@ config/prometheus/lgwan-chat.rules.yml asks about metrics the suite really expor
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shutil
@@ -29,7 +30,13 @@ from lgwan_chat.ports import free_port
 from lgwan_chat.templates import config_dir
 
 RULES = config_dir() / "prometheus" / "lgwan-chat.rules.yml"
+DASHBOARD = config_dir() / "grafana" / "lgwan-chat.json"
 SUITE_METRIC = re.compile(r"\blgwan_chat_[a-z0-9_]+")
+#: Metrics the rules and the dashboard read from outside the suite, each with who exports it.
+EXTERNAL_METRICS = {
+    # prometheus-blackbox-exporter (Debian package) probing both entrances (admin guide "Monitoring")
+    "probe_ssl_earliest_cert_expiry": "blackbox_exporter",
+}
 
 
 def scrape(url: str) -> dict[tuple[str, frozenset], float]:
@@ -123,6 +130,35 @@ async def test_read_status_requests_are_timed(homeserver, login):
         value(before, "lgwan_chat_read_status_request_seconds_sum", request="one")
 
 
+async def test_a_bookmark_is_counted_once_with_how_late_it_was_stored(homeserver, login):
+    """The bookmarks feed reads 🔖 reactions after the fact: its lag histogram gets one sample per
+    bookmark (not one per re-read: the feed reads recent rows again for 5 s, and a bookmarks request
+    catches up too), and the background loop's last catch-up time moves."""
+    pc = await login(homeserver.new_user("metrics-bookmark"), "lgwan")
+    room = await pc.room_create(name="しおり")
+    assert isinstance(room, RoomCreateResponse), room
+    sent = await send_text(pc, room.room_id, "後で読む資料")
+    before = synapse_metrics(homeserver)
+    started = time.time()
+    reacted = await pc.room_send(room.room_id, "m.reaction", {
+        "m.relates_to": {"rel_type": "m.annotation", "event_id": sent, "key": "🔖"}})
+    assert not hasattr(reacted, "status_code"), reacted
+    count, total = "lgwan_chat_bookmarks_feed_lag_seconds_count", "lgwan_chat_bookmarks_feed_lag_seconds_sum"
+    caught_up = "lgwan_chat_bookmarks_feed_last_catch_up_timestamp_seconds"
+    deadline = time.monotonic() + 30
+    while value(synapse_metrics(homeserver), count) == value(before, count):
+        assert time.monotonic() < deadline, "the bookmark was never counted"
+        await asyncio.sleep(0.2)
+    status, _, body = http_get(homeserver.url("lgwan") + "/_synapse/client/lgwan/v1/bookmarks", pc.access_token)
+    assert status == 200 and sent in body.decode(), body  # stored, and this request caught up once more
+    await asyncio.sleep(6)  # past the feed's re-read window (synapse_modules/_streams.py SETTLE_SECONDS)
+    after = synapse_metrics(homeserver)
+    assert value(after, count) == value(before, count) + 1
+    lag = value(after, total) - value(before, total)
+    assert 0 <= lag <= time.time() - started + 1, lag  # seconds, from the reaction being sent
+    assert started - 1 <= value(after, caught_up) <= time.time() + 1
+
+
 # --- a bot's metrics port ------------------------------------------------------------------------
 
 async def test_a_bot_counts_what_it_handles_on_its_metrics_port(homeserver, login, bot_process):
@@ -190,7 +226,8 @@ def test_alert_rules_ask_about_metrics_that_exist():
     assert {"LgwanChatBotNotSyncing", "LgwanChatSanitizerRefusalsRising", "LgwanChatMediaGateErrors"} <= alerts
     for rule in rules:
         used = set(SUITE_METRIC.findall(rule["expr"]))
-        assert used and used <= exported, (rule["alert"], used - exported)
+        external = {name for name in EXTERNAL_METRICS if name in rule["expr"]}
+        assert (used or external) and used <= exported, (rule["alert"], used - exported)
         assert rule["labels"]["severity"] in ("warning", "critical")
         assert rule["annotations"]["summary"] and rule["annotations"]["description"]
 
@@ -198,4 +235,148 @@ def test_alert_rules_ask_about_metrics_that_exist():
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian: prometheus) is not installed")
 def test_alert_rules_pass_promtool():
     result = subprocess.run(["promtool", "check", "rules", str(RULES)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def promtool_test(tmp_path, series: list[tuple[str, str]], at: str, firing: list[dict]) -> None:
+    """The rules evaluated by Prometheus' own engine (``promtool test rules``) on made-up series:
+    exactly the alerts ``firing`` (labels besides alertname/alertstate) fire at time ``at``."""
+    samples = [{"labels": "ALERTS" + "{" + ", ".join(f'{k}="{v}"' for k, v in
+                                                     {**alert, "alertstate": "firing"}.items()) + "}",
+                "value": 1} for alert in firing]
+    test = {"rule_files": [str(RULES)], "evaluation_interval": "1m",
+            "tests": [{"interval": "1m", "input_series": [{"series": s, "values": v} for s, v in series],
+                       "promql_expr_test": [{"expr": 'ALERTS{alertstate="firing"}', "eval_time": at,
+                                             "exp_samples": samples}]}]}
+    path = tmp_path / "alerts.test.yml"
+    path.write_text(yaml.safe_dump(test, allow_unicode=True))
+    result = subprocess.run(["promtool", "test", "rules", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian: prometheus) is not installed")
+def test_certificate_alerts_fire_three_weeks_and_one_week_before_expiry(tmp_path):
+    """promtool's clock starts at 0: a certificate "expiring" at 10 days, one at 3 days, one at 30 days."""
+    day = 86400
+    probe = 'probe_ssl_earliest_cert_expiry{job="lgwan-chat-entrances", instance="https://%s.example"}'
+    series = [(probe % "lgwan", f"{10 * day}x180"), (probe % "internet", f"{3 * day}x180"),
+              (probe % "renewed", f"{30 * day}x180")]
+    entrance = {"job": "lgwan-chat-entrances"}
+    promtool_test(tmp_path, series, "2h", [
+        {"alertname": "LgwanChatCertificateExpiresSoon", "severity": "warning", **entrance,
+         "instance": "https://lgwan.example"},
+        {"alertname": "LgwanChatCertificateExpiresSoon", "severity": "warning", **entrance,
+         "instance": "https://internet.example"},
+        {"alertname": "LgwanChatCertificateExpiresVerySoon", "severity": "critical", **entrance,
+         "instance": "https://internet.example"}])
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian: prometheus) is not installed")
+def test_a_stalled_bookmarks_feed_alerts_but_a_process_without_the_feed_does_not(tmp_path):
+    # The background worker caught up until minute 10 (its clock then: 600 s), then stopped;
+    # a client worker never runs the feed's loop (0).
+    stuck = "600+60x10 600x60"
+    series = [('lgwan_chat_bookmarks_feed_last_catch_up_timestamp_seconds{instance="background_worker"}', stuck),
+              ('lgwan_chat_bookmarks_feed_last_catch_up_timestamp_seconds{instance="client_lgwan_1"}', "0x70")]
+    promtool_test(tmp_path, series, "15m", [])  # 5 minutes behind: not yet
+    promtool_test(tmp_path, series, "40m", [{"alertname": "LgwanChatBookmarksFeedStalled", "severity": "warning",
+                                             "instance": "background_worker"}])
+
+
+# --- the Grafana dashboard -----------------------------------------------------------------------
+
+#: What is not a metric name in a PromQL expression: functions (followed by "("), keywords,
+#: label names in by/without/on/ignoring lists and in {matchers}, durations, strings, numbers.
+PROMQL_NOT_NAMES = re.compile(r'"[^"]*"|\{[^}]*\}|\[[^\]]*\]|\b(by|without|on|ignoring|group_left|group_right)\s*'
+                              r"\([^)]*\)")
+PROMQL_KEYWORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "le", "inf", "nan"}
+
+
+def metric_names(expr: str) -> set[str]:
+    stripped = PROMQL_NOT_NAMES.sub(" ", expr)
+    return {m.group(1) for m in re.finditer(r"(?<![\w.])([a-zA-Z_:][a-zA-Z0-9_:]*)\b(?!\s*\()", stripped)
+            if m.group(1).lower() not in PROMQL_KEYWORDS}
+
+
+def dashboard_queries() -> list[tuple[str, str]]:
+    """(panel title, PromQL) of every query of the dashboard, rows' nested panels included."""
+    doc = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    panels = [*doc["panels"], *(p for row in doc["panels"] for p in row.get("panels", []))]
+    return [(panel["title"], target["expr"]) for panel in panels for target in panel.get("targets", [])]
+
+
+def scraped_names(url: str) -> set[str]:
+    """The sample names a live metrics page exports, including those of labelled metrics that have
+    no sample yet (a counter nobody incremented: only its TYPE line is there)."""
+    status, _, body = http_get(url)
+    assert status == 200, body[:500]
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "summary": ("", "_count", "_sum"),
+                "gauge": ("",), "unknown": ("",), "info": ("_info",), "stateset": ("",), "gaugehistogram": ("_bucket",)}
+    names = set()
+    for family in text_string_to_metric_families(body.decode("utf-8")):
+        names |= {family.name + suffix for suffix in suffixes.get(family.type, ("",))}
+        names |= {sample.name for sample in family.samples}
+    return names
+
+
+async def test_every_dashboard_query_reads_metrics_that_are_exported(homeserver, bot_process):
+    port = free_port()
+    started(bot_process("echo", ECHO, options={"metrics_port": port}))
+    exported = (scraped_names(homeserver.hs.metrics_url()) | scraped_names(f"http://127.0.0.1:{port}/metrics")
+                | exported_metric_names())  # + the sanitizer's, a bot this test does not start
+    assert {"synapse_http_server_requests_received_total", "lgwan_chat_bot_events_handled_total",
+            "lgwan_chat_bookmarks_feed_lag_seconds_bucket", "process_cpu_seconds_total"} <= exported
+    queries = dashboard_queries()
+    assert len(queries) > 20
+    for title, expr in queries:
+        used = metric_names(expr)
+        assert used, (title, expr)
+        assert used <= exported | set(EXTERNAL_METRICS), (title, sorted(used - exported - set(EXTERNAL_METRICS)))
+
+
+def test_the_dashboard_shows_every_suite_metric_and_every_alert():
+    queries = dashboard_queries()
+    used = set().union(*(metric_names(expr) for _, expr in queries))
+    families = {re.sub(r"_(total|bucket|count|sum)$", "", name) for name in exported_metric_names()}
+    shown = {re.sub(r"_(total|bucket|count|sum)$", "", name) for name in used}
+    assert families <= shown, sorted(families - shown)
+    rules = [rule for group in yaml.safe_load(RULES.read_text(encoding="utf-8"))["groups"] for rule in group["rules"]]
+    by_title = dict(queries)
+    for rule in rules:  # one panel per alert, named after it, showing exactly its condition
+        assert " ".join(by_title.get(rule["alert"], "").split()) == " ".join(rule["expr"].split()), rule["alert"]
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian: prometheus) is not installed")
+def test_every_dashboard_query_parses(tmp_path):
+    """Each query as a recording rule of a throwaway rules file: promtool parses it as Prometheus would."""
+    queries = dashboard_queries()
+    rules = [{"record": f"lgwan_chat_dashboard_query_{n}", "expr": expr} for n, (_, expr) in enumerate(queries)]
+    path = tmp_path / "dashboard.rules.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}, allow_unicode=True))
+    result = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(rules)} rules found" in result.stdout
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian: prometheus) is not installed")
+def test_the_documented_scrape_job_for_the_certificate_alerts_is_valid(tmp_path):
+    """The admin guide's prometheus.yml snippet (ja and en, the same), with the suite's rules, as
+    Prometheus would load it; its job name is the one the certificate alerts select."""
+    from lgwan_chat.core import SOURCE_ROOT
+
+    assert SOURCE_ROOT is not None
+    snippets = []
+    for guide in ("admin-guide.ja.md", "admin-guide.en.md"):
+        text = (SOURCE_ROOT / "docs" / guide).read_text(encoding="utf-8")
+        block = text.split("<!-- prometheus-entrances -->\n```yaml\n", 1)[1].split("```", 1)[0]
+        snippets.append(block)
+    assert snippets[0] == snippets[1]
+    config = yaml.safe_load(snippets[0])
+    job = config["scrape_configs"][0]["job_name"]
+    assert all(f'job="{job}"' in rule["expr"] for group in yaml.safe_load(RULES.read_text())["groups"]
+               for rule in group["rules"] if "probe_ssl" in rule["expr"])
+    config["rule_files"] = [str(RULES)]
+    path = tmp_path / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config))
+    result = subprocess.run(["promtool", "check", "config", str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -477,6 +477,17 @@ def test_every_type_the_engine_refuses_reads_as_words_in_both_languages():
 
 # --- no waiting in line (issue #20) ---
 
+async def final(client, room_id: str, event: dict) -> dict:
+    """What a client shows for the bot's ``event`` and when it was last changed: a long file's progress
+    message is edited into its report (``body`` and ``origin_server_ts`` of the latest edit)."""
+    edits = [e for e in await room_events(client, room_id) if e.get("sender") == event["sender"]
+             and (e["content"].get("m.relates_to") or {}).get("rel_type") == "m.replace"
+             and e["content"]["m.relates_to"].get("event_id") == event["event_id"]]
+    latest = edits[-1] if edits else None
+    return {"body": (latest["content"]["m.new_content"] if latest else event["content"])["body"],
+            "origin_server_ts": (latest or event)["origin_server_ts"]}
+
+
 def many_page_pdf(pages: int) -> bytes:
     """A scanned-looking PDF (a noisy page image on every page): slow to rasterize, like a big batch."""
     noise = Image.frombytes("L", (800, 1100), bytes(random.Random(pages).getrandbits(8) for _ in range(800 * 1100)))
@@ -496,12 +507,12 @@ async def test_a_photo_in_another_room_is_not_held_up_by_a_big_batch(staff, sani
     first = await post_file(phone, room, batch, "議事録1.pdf", "application/pdf")
     second = await post_file(phone, room, batch, "議事録2.pdf", "application/pdf")
     photo = await post_file(phone, other.room_id, jpeg_with_gps(), "現場写真.jpg", "image/jpeg", "m.image")
-    photo_report = (await wait_replies(pc, other.room_id, photo, count=2, sender=sanitizer_bot.user_id,
-                                       timeout=180))[0]
-    assert photo_report["content"]["body"].startswith("無害化しました")
-    answered = [(await wait_replies(pc, room, pdf, count=2, sender=sanitizer_bot.user_id, timeout=300))[0]
-                for pdf in (first, second)]
-    assert all(r["content"]["body"].startswith("無害化しました") for r in answered)
+    photo_report = await final(pc, other.room_id, (await wait_replies(
+        pc, other.room_id, photo, count=2, sender=sanitizer_bot.user_id, timeout=180))[0])
+    assert photo_report["body"].startswith("無害化しました")
+    answered = [await final(pc, room, (await wait_replies(pc, room, pdf, count=2, sender=sanitizer_bot.user_id,
+                                                          timeout=300))[0]) for pdf in (first, second)]
+    assert all(r["body"].startswith("無害化しました") for r in answered)
     # the photo's answer came while the other room's PDFs were still being sanitized
     assert photo_report["origin_server_ts"] < min(r["origin_server_ts"] for r in answered)
 
@@ -513,11 +524,28 @@ async def test_a_file_still_running_when_the_bot_restarts_is_answered_once_after
     assert sanitizer_bot.stop() == 0  # its event is recorded as handled: only the queue remembers the file
     restarted_ms = int(time.time() * 1000)
     sanitizer_bot.start().wait_ready()
-    report, copy = await wait_replies(pc, room, pdf, count=2, sender=sanitizer_bot.user_id, timeout=180)
-    assert report["content"]["body"].startswith("無害化しました")
+    first, copy = await wait_replies(pc, room, pdf, count=2, sender=sanitizer_bot.user_id, timeout=180)
+    report = await final(pc, room, first)  # a progress message from before the stop ends as the report
+    assert report["body"].startswith("無害化しました")
     assert report["origin_server_ts"] > restarted_ms, "answered after the restart, not before the stop"
     assert copy["content"]["msgtype"] == "m.file"
     await sanitizer_bot.await_log(re.compile("file answered .*event_id=" + re.escape(pdf)), timeout=30)
     await asyncio.sleep(2)  # a second answer would come right after the first
     assert len(await wait_replies(pc, room, pdf, count=2, sender=sanitizer_bot.user_id)) == 2
     assert sanitizer_bot.query("SELECT event_id FROM sanitizer_jobs") == []
+
+
+def test_work_dir_with_postgres_storage_is_never_a_fixed_name_in_tmp(monkeypatch, tmp_path):
+    """A fixed /tmp/... name could be created first by another account (files being sanitized)."""
+    import tempfile
+    from types import SimpleNamespace
+
+    from bots.sanitizer.app import SanitizerBot
+
+    bot = SimpleNamespace(config=SimpleNamespace(sqlite_path=None, name="sanitizer"))
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+    default = SanitizerBot._default_work_dir(bot)  # type: ignore[arg-type]
+    assert not str(default).startswith(tempfile.gettempdir())
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path))  # systemd's StateDirectory=
+    assert SanitizerBot._default_work_dir(bot) == tmp_path / "lgwan-chat" / "sanitizer-work"  # type: ignore[arg-type]

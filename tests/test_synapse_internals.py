@@ -387,3 +387,16 @@ def test_turn_route_is_still_the_one_the_zone_module_refuses():
         if any(pattern.match(path) for pattern in VoipRestServlet.PATTERNS):
             assert TURN_SERVER_PATH.match(path), path
     assert any(pattern.match("/_matrix/client/v3/voip/turnServer") for pattern in VoipRestServlet.PATTERNS)
+
+
+def test_device_approval_still_finds_sending_devices_and_device_handling(homeserver):
+    """zones/device_approval.py: which device sent an event (``sending_device_txn``), a user's devices
+    (``user_devices``) and logging one out (``delete_device``)."""
+    import inspect
+
+    from synapse.handlers.device import DeviceHandler
+    from synapse.storage.databases.main.devices import DeviceWorkerStore
+
+    homeserver.query("SELECT event_id, room_id, user_id, device_id, txn_id FROM event_txn_id_device_id LIMIT 0")
+    assert list(inspect.signature(DeviceHandler.delete_devices).parameters)[1:3] == ["user_id", "device_ids"]
+    assert "user_id" in inspect.signature(DeviceWorkerStore.get_devices_by_user).parameters

@@ -23,7 +23,7 @@ from bots.runtime import Arg, Bot, BotApp, Command, Context
 from bots.runtime.fields import typed_get
 from bots.runtime.late import Late
 from lgwan_chat.core.configcheck.issues import ConfigIssue
-from lgwan_chat.core.routes import BOOKMARKS, media_status_route
+from lgwan_chat.core.routes import BOOKMARKS, DEVICE_APPROVALS_BOT, media_status_route
 
 from . import config as memo_config
 from .export import build_export
@@ -36,6 +36,7 @@ _SEARCH_LIMIT = 20
 
 class MemoBot(BotApp):
     name = "memo"
+    display_name = "メモ帳"
     schema = memo_config.MemoOptions
     migrations = MIGRATIONS
 
@@ -71,6 +72,11 @@ class MemoBot(BotApp):
                     "memo.example.export", where="direct"),
             Command("ブックマーク", "bookmarks", "memo.cmd.bookmarks", self.bookmarks, (page,),
                     "memo.example.bookmarks", where="direct"),
+            Command("端末", "devices", "devices.cmd.list", self.devices, (), "devices.example.list", where="direct"),
+            Command("端末承認", "approve-device", "devices.cmd.approve", self.approve_device, (Arg("device"),),
+                    "devices.example.approve", where="direct"),
+            Command("端末拒否", "reject-device", "devices.cmd.reject", self.reject_device, (Arg("device"),),
+                    "devices.example.reject", where="direct"),
             Command("ノート作成", "note-new", "notes.cmd.new", self.note_new,
                     (Arg("title"), Arg("body", kind="text")), "notes.example.new", where="room"),
             Command("ノート編集", "note-edit", "notes.cmd.edit", self.note_edit,
@@ -130,6 +136,43 @@ class MemoBot(BotApp):
         server, _, media_id = mxc[len("mxc://"):].partition("/")
         status, body = await self.bot.api(media_status_route(server, media_id))
         return status == 200 and isinstance(body, dict) and bool(body.get("untrusted"))
+
+    # --- approved devices (端末認証): the zone module decides, on the strength of the command ---
+
+    async def _devices_call(self, ctx: Context, decision: str, device: str | None = None) -> dict | None:
+        """Pass the user's command message on to the zone module, which checks it came from the
+        user's approved office (LGWAN) device; its refusal is told to the user as it words it."""
+        body = {"room_id": ctx.room_id, "event_id": ctx.event_id, "decision": decision}
+        if device is not None:
+            body["device_id"] = device
+        status, answer = await self.bot.api(DEVICE_APPROVALS_BOT, method="POST", body=body)
+        if status == 200 and isinstance(answer, dict):
+            return answer
+        messages = answer.get("jp.lgwan.message") if isinstance(answer, dict) else None
+        if isinstance(messages, dict) and isinstance(messages.get(ctx.lang), str):
+            await ctx.reply_text(messages[ctx.lang])
+            return None
+        raise RuntimeError(f"device approvals: {status} {answer}")
+
+    async def devices(self, ctx: Context) -> None:
+        answer = await self._devices_call(ctx, "list")
+        if answer is None:
+            return
+        if not answer.get("devices"):
+            await ctx.reply("devices.none")
+            return
+        lines = [ctx.t("devices.ask", name=d.get("display_name") or d["device_id"], device=d["device_id"],
+                       when=self.bot.when(d["first_seen_ts"], ctx.lang, with_zone=False))
+                 for d in answer["devices"]]
+        await ctx.reply_text("\n".join(lines))
+
+    async def approve_device(self, ctx: Context, device: str) -> None:
+        if await self._devices_call(ctx, "approve", device) is not None:
+            await ctx.reply("devices.approved", device=device)
+
+    async def reject_device(self, ctx: Context, device: str) -> None:
+        if await self._devices_call(ctx, "reject", device) is not None:
+            await ctx.reply("devices.rejected", device=device)
 
     # --- memo commands ---
 

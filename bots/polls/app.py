@@ -38,6 +38,7 @@ class PollsBot(BotApp):
     (feature.py) see it as a :class:`~.feature.Polls`."""
 
     name = "polls"
+    display_name = "アンケート・日程調整"
     schema = polls_config.PollsOptions
     migrations = MIGRATIONS
 

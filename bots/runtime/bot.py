@@ -41,6 +41,8 @@ from nio import (
     ErrorResponse,
     LoginResponse,
     MessageDirection,
+    ProfileGetDisplayNameResponse,
+    ProfileSetDisplayNameResponse,
     RoomMessagesResponse,
     RoomResolveAliasResponse,
     SyncResponse,
@@ -92,6 +94,9 @@ class BotApp:
     """What a bot adds to the runtime. Override what the bot needs."""
 
     name = "bot"
+    #: the display name staff see (the account's profile), unless the config's ``display_name``
+    #: says otherwise; None: the runtime leaves the profile alone
+    display_name: ClassVar[str | None] = None
     #: the bot's own config keys, validated with the runtime's: a config class
     #: (core/configcheck/typed.py), or a JSON schema per key
     schema: ClassVar[type | dict[str, dict]] = {}
@@ -234,6 +239,7 @@ class Bot:
 
     async def _run(self) -> None:
         await self._login()
+        await self._set_display_name()
         await self.app.start(self)
         await self._sync_forever()
 
@@ -263,6 +269,18 @@ class Bot:
             await self._backoff(attempt, response)
             if self._stopping.is_set():
                 raise asyncio.CancelledError  # stopped before ever logging in
+
+    async def _set_display_name(self) -> None:
+        """Give the account the bot's name (without it Element shows ``sanitizer`` from the user ID)."""
+        wanted = self.config.display_name if self.config.display_name is not None else self.app.display_name
+        if not wanted:
+            return
+        current = await self.client.get_displayname()
+        if isinstance(current, ProfileGetDisplayNameResponse) and current.displayname == wanted:
+            return
+        answer = await self.client.set_displayname(wanted)
+        if not isinstance(answer, ProfileSetDisplayNameResponse):  # the bot works without it
+            log.warning("display name not set", extra={"error": str(answer)})
 
     # --- sync ---
 

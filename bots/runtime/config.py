@@ -50,6 +50,9 @@ class RuntimeKeys:
     password_file: str | None = key(None, string())
     #: default: "lgwan-chat <bot> bot"
     device_name: str | None = key(None, string())
+    #: the name staff see in their client (default: the bot's own, e.g. "無害化"); "" keeps the
+    #: account's profile as it is
+    display_name: str | None = key(None, {"type": "string", "maxLength": 100})
     #: where the bot keeps its session, sync position and data
     storage: dict[str, str] = key(schema=mapping({"sqlite": string(), "postgres": string()},
                                                  minProperties=1, maxProperties=1))
@@ -94,6 +97,8 @@ class RuntimeConfig:
     timezone: str = clock.DEFAULT_TIMEZONE
     #: Prometheus metrics port on 127.0.0.1 (metrics.py), None: no metrics listener
     metrics_port: int | None = None
+    #: the display name set at start; None: the bot's default, "": leave the profile alone
+    display_name: str | None = None
 
     @property
     def server_name(self) -> str:
@@ -184,4 +189,4 @@ def load(path: str | Path, name: str, bot_keys: BotKeys,
         sqlite_path=Path(keys.storage["sqlite"]) if "sqlite" in keys.storage else None,
         postgres_dsn=keys.storage.get("postgres"), language=keys.language, invites=keys.invites,
         command_prefixes=keys.command_prefixes, json_logs=keys.json_logs, options=own, timezone=keys.timezone,
-        metrics_port=keys.metrics_port)
+        metrics_port=keys.metrics_port, display_name=keys.display_name)

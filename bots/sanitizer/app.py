@@ -20,14 +20,14 @@ import asyncio
 import datetime
 import html
 import logging
+import os
 import re
-import tempfile
 import time
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from bots.runtime import Arg, Bot, BotApp, Command, Context
 from bots.runtime.bot import TooLarge
@@ -40,25 +40,32 @@ from lgwan_chat.core.i18n import t
 from lgwan_chat.core.routes import GUESTS_PATH, media_status_route
 
 from . import config as sanitizer_config
+from .config import OFFICE_KINDS
 from .delivery import deliver, report
 from .engine import AuditLog, Result, Sanitizer
 from .links import MIGRATIONS as LINK_MIGRATIONS
 from .links import LinkStore, TermsError, parse_terms
+from .progress import Progress, replacement
 from .queue import MIGRATIONS as QUEUE_MIGRATIONS
-from .queue import FileQueue, Job
+from .queue import PROGRESS_MIGRATION, FileQueue, Job
 
 log = logging.getLogger("lgwan_chat.sanitizer")
 
 #: the bot's tables: upload links, then the queue of room files
-MIGRATIONS = [*LINK_MIGRATIONS, QUEUE_MIGRATIONS]
+MIGRATIONS = [*LINK_MIGRATIONS, QUEUE_MIGRATIONS, PROGRESS_MIGRATION]
 
 FILE_MSGTYPES = ("m.image", "m.file", "m.video", "m.audio")
 _CLEAR = {"解除", "なし", "clear", "none", "off"}
 _LOCALPART = re.compile(r"[a-z0-9._=/+-]+")
+#: reactions that cancel a file (on the file or on its progress message)
+CANCEL_REACTIONS = {"❌", "✖", "❎"}
+#: a link to a message: matrix.to (or a client's) ``.../#/!room:server/$event`` or ``#alias:server/$event``
+_EVENT_LINK = re.compile(r"([!#][^/?\s]{1,255})/(\$[^/?\s]{1,255})")
 
 
 class SanitizerBot(BotApp):
     name = "sanitizer"
+    display_name = "無害化"
     schema = sanitizer_config.SanitizerOptions
     migrations = MIGRATIONS
 
@@ -78,11 +85,13 @@ class SanitizerBot(BotApp):
         self.bot = bot
         self.options = sanitizer_config.options(bot.config.options)
         work_dir = Path(self.options.work_dir or self._default_work_dir(bot))
+        work_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # files being sanitized: the bot's only
         audit_path = self.options.engine.audit_log or str(work_dir / "audit.jsonl")
         self.engine = Sanitizer(self.options.engine, runtime_dir=work_dir / "engine", audit=AuditLog(audit_path))
         self.links = LinkStore(bot.storage)
         self.queue = FileQueue(bot.storage, self.options.engine.concurrency, self.options.small_file_kb * 1024,
-                               self._answer_queued)
+                               self._answer_queued, self._answer_cancelled)
+        self._shown: dict[str, str] = {}  # progress message -> its file (a ❌ on either cancels)
         if left := self.queue.load():
             log.info("files left from before the restart", extra={"files": left})
         self._warming = asyncio.ensure_future(self._warm())
@@ -94,11 +103,14 @@ class SanitizerBot(BotApp):
 
     @staticmethod
     def _default_work_dir(bot: Bot) -> Path:
-        """Next to the bot's SQLite file; with PostgreSQL storage, under the system's temporary
-        folder (set ``work_dir`` and ``engine.audit_log`` to keep the audit log somewhere lasting)."""
+        """Next to the bot's SQLite file; with PostgreSQL storage, in the service's state directory
+        (systemd's ``STATE_DIRECTORY``, else ``$XDG_STATE_HOME`` or ``~/.local/state``): never a
+        fixed name in the shared temporary folder, which another account could create first."""
         if bot.config.sqlite_path:
             return bot.config.sqlite_path.parent / "sanitizer-work"
-        return Path(tempfile.gettempdir()) / f"lgwan-chat-{bot.config.name}-work"
+        state = (os.environ.get("STATE_DIRECTORY") or os.environ.get("XDG_STATE_HOME")
+                 or Path.home() / ".local" / "state")
+        return Path(state) / "lgwan-chat" / f"{bot.config.name}-work"
 
     async def _warm(self) -> None:
         try:
@@ -135,6 +147,10 @@ class SanitizerBot(BotApp):
                     (Arg("localpart"), Arg("expiry")), "sanitizer.example.guest_extend", where="direct"),
             Command("ゲスト取消", "guest-revoke", "sanitizer.cmd.guest_revoke", self.guest_revoke,
                     (Arg("localpart"),), "sanitizer.example.guest_revoke", where="direct"),
+            Command("キャンセル", "cancel", "sanitizer.cmd.cancel", self.cancel, (), "sanitizer.example.cancel",
+                    where="room"),
+            Command("編集用", "editable", "sanitizer.cmd.editable", self.editable, (Arg("link", required=False),),
+                    "sanitizer.example.editable", where="direct"),
         ]
 
     # --- files in rooms and DMs ---
@@ -158,15 +174,154 @@ class SanitizerBot(BotApp):
 
     async def _answer_queued(self, job: Job) -> None:
         ctx = Context(self.bot, job.room_id, job.event)
+        shown = self.options.progress
+        progress = Progress(self.bot, job.room_id, job.event_id, ctx.lang, after_s=shown.after_s, pages=shown.pages,
+                            every_s=shown.every_s, shown=job.progress_event_id,
+                            posted=lambda event_id: self._posted(job.event_id, event_id))
+        if job.progress_event_id:
+            self._shown[job.progress_event_id] = job.event_id
+        progress.start()
         try:
-            result = await self._sanitize(ctx, ctx.content["url"])
+            result = await self._sanitize(ctx, ctx.content["url"], progress.update)
+            edit = await progress.stop()
             await deliver(self.bot, ctx.room_id, result, report(result, ctx.lang), txn_key=ctx.event_id,
-                          reply_to=ctx.event_id)
+                          reply_to=ctx.event_id, edit=edit)
         except asyncio.CancelledError:
+            await progress.stop()
             raise
         except Exception:
             log.exception("room file failed", extra={"room_id": job.room_id, "event_id": job.event_id})
-            await ctx.reply("bot.internal_error")
+            edit = await progress.stop()
+            if edit is None:
+                await ctx.reply("bot.internal_error")
+            else:
+                await self.bot.send(ctx.room_id, "m.room.message", replacement(edit, ctx.t("bot.internal_error")),
+                                    txn_key=f"{ctx.event_id}/failed")
+        finally:
+            if progress.event_id:
+                self._shown.pop(progress.event_id, None)
+
+    def _posted(self, file_event_id: str, progress_event_id: str) -> None:
+        self._shown[progress_event_id] = file_event_id
+        self.queue.set_progress(file_event_id, progress_event_id)
+
+    async def _answer_cancelled(self, job: Job) -> None:
+        """Say a file was cancelled: its progress message says so, or a reply to the file."""
+        ctx = Context(self.bot, job.room_id, job.event)
+        text = ctx.t("sanitizer.cancel.done", name=self._file_name(job.event))
+        if job.progress_event_id:
+            self._shown.pop(job.progress_event_id, None)
+            await self.bot.send(job.room_id, "m.room.message", replacement(job.progress_event_id, text),
+                                txn_key=f"{job.event_id}/cancelled")
+        else:
+            await self.bot.send(job.room_id, "m.room.message", {
+                "msgtype": "m.notice", "body": text, "m.mentions": {},
+                "m.relates_to": {"m.in_reply_to": {"event_id": job.event_id}}}, txn_key=f"{job.event_id}/cancelled")
+
+    @staticmethod
+    def _file_name(event: dict) -> str:
+        content = typed_get(event, "content", dict, {})
+        name = typed_get(content, "filename", str, None) or typed_get(content, "body", str, None)
+        return name or "file"
+
+    # --- cancelling a file: !キャンセル as a reply to it, or ❌ on it or on its progress message ---
+
+    async def cancel(self, ctx: Context) -> None:
+        relation = typed_get(ctx.content, "m.relates_to", dict, {})
+        target = typed_get(typed_get(relation, "m.in_reply_to", dict, {}), "event_id", str, None)
+        if target is None:
+            await ctx.reply("sanitizer.cancel.how")
+            return
+        target = self._shown.get(target, target)
+        if not await self._cancel(ctx, target):
+            await ctx.reply("sanitizer.cancel.nothing")
+
+    async def on_event(self, ctx: Context) -> None:
+        if ctx.event.get("type") != "m.reaction":
+            return
+        relation = typed_get(ctx.content, "m.relates_to", dict, {})
+        key = typed_get(relation, "key", str, "").replace("\ufe0f", "")
+        target = typed_get(relation, "event_id", str, None)
+        if relation.get("rel_type") != "m.annotation" or key not in CANCEL_REACTIONS or target is None:
+            return
+        # a ❌ on any other message is someone's opinion, not a request: no answer
+        file_event_id = self._shown.get(target, target)
+        if self.queue.find(file_event_id) is not None:
+            await self._cancel(ctx, file_event_id, answer_to=target)
+
+    async def _cancel(self, ctx: Context, file_event_id: str, answer_to: str | None = None) -> bool:
+        """Cancel the file if ``ctx.sender`` sent it (False: no such file waiting or running). A refusal
+        answers ``ctx``'s event, or ``answer_to`` (the message a ❌ was put on)."""
+        job = self.queue.find(file_event_id)
+        if job is None or job.room_id != ctx.room_id:
+            return False
+        if job.sender != ctx.sender:
+            log.info("cancel refused", extra={"event_id": file_event_id, "sender": ctx.sender})
+            text = ctx.t("sanitizer.cancel.not_yours", who=self.bot.display_name(job.sender, ctx.room_id))
+            if answer_to is None:
+                await ctx.reply_text(text)
+            else:
+                await self.bot.send(ctx.room_id, "m.room.message", {
+                    "msgtype": "m.notice", "body": text, "m.mentions": {},
+                    "m.relates_to": {"m.in_reply_to": {"event_id": answer_to}}}, txn_key=f"{ctx.event_id}/refused")
+            return True
+        await self.queue.cancel(file_event_id)
+        return True
+
+    # --- !編集用: the editable copy of an Office document, in a DM ---
+
+    async def editable(self, ctx: Context, link: str | None) -> None:
+        """The stripped document itself (macros, external links, active fields, embedded objects out),
+        for a file the sender can see: named by a link to its message, or the file this command replies to."""
+        office = self.options.office
+        engine_office = self.options.engine.policy("office")
+        allowed = {kind: "strip-active" for kind in OFFICE_KINDS if office.editable(kind, engine_office)}
+        if not allowed:
+            await ctx.reply("sanitizer.editable.not_allowed")
+            return
+        found = await self._linked_file(ctx, link)
+        if found is None:
+            return
+        room_id, event = found
+        source = Context(self.bot, room_id, event)
+        result = await self._sanitize(source, source.content["url"],
+                                      office_policy={**{k: "refuse" for k in (*OFFICE_KINDS, "other")}, **allowed})
+        if result.kind != "office":
+            await ctx.reply("sanitizer.editable.not_office")
+            return
+        if not result.ok and result.reason is not None and result.reason.key == "sanitizer.refused.policy":
+            await ctx.reply("sanitizer.editable.not_allowed")
+            return
+        said = ctx.t("sanitizer.editable.header", name=self._file_name(event)) + "\n" + report(result, ctx.lang)
+        await deliver(self.bot, ctx.room_id, result, said, txn_key=ctx.event_id, reply_to=ctx.event_id)
+
+    async def _linked_file(self, ctx: Context, link: str | None) -> tuple[str, dict] | None:
+        """(room, event) of the file ``link`` names (or the one ``ctx`` replies to), if ``ctx.sender``
+        is in that room and it is a file; otherwise says why and None."""
+        room_id: str | None = None
+        event_id: str | None = None
+        if link:
+            match = _EVENT_LINK.search(unquote(link))
+            if match:
+                room_id, event_id = await self.bot.find_room(match[1]), match[2]
+        else:
+            relation = typed_get(ctx.content, "m.relates_to", dict, {})
+            event_id = typed_get(typed_get(relation, "m.in_reply_to", dict, {}), "event_id", str, None)
+            room_id = ctx.room_id
+        if room_id is None or event_id is None:
+            await ctx.reply("sanitizer.editable.how")
+            return None
+        if room_id != ctx.room_id and not await self._may_post(ctx.sender, room_id):
+            await ctx.reply("sanitizer.editable.not_member")
+            return None
+        response = await self.bot.client.room_get_event(room_id, event_id)
+        event = getattr(getattr(response, "event", None), "source", None)
+        content = typed_get(event, "content", dict, {}) if isinstance(event, dict) else {}
+        if not isinstance(event, dict) or content.get("msgtype") not in FILE_MSGTYPES \
+                or not isinstance(content.get("url"), str):
+            await ctx.reply("sanitizer.editable.not_a_file")
+            return None
+        return room_id, event
 
     async def _untrusted(self, mxc: str) -> bool:
         server, _, media_id = mxc.removeprefix("mxc://").partition("/")
@@ -177,7 +332,8 @@ class SanitizerBot(BotApp):
             return True
         return bool(body.get("untrusted"))
 
-    async def _sanitize(self, ctx: Context, mxc: str) -> Result:
+    async def _sanitize(self, ctx: Context, mxc: str, progress: Any = None,
+                        office_policy: dict[str, str] | None = None) -> Result:
         content = ctx.content
         name = typed_get(content, "filename", str, content.get("body"))
         name = name if isinstance(name, str) and name else "file"
@@ -189,7 +345,8 @@ class SanitizerBot(BotApp):
             return self.engine.too_large()
         return await self.engine.sanitize(data, name, claimed if isinstance(claimed, str) else None,
                                           source={"room_id": ctx.room_id, "event_id": ctx.event_id,
-                                                  "sender": ctx.sender, "mxc": mxc})
+                                                  "sender": ctx.sender, "mxc": mxc}, progress=progress,
+                                          office_policy=office_policy or self.options.office.policies())
 
     async def _from_direct(self, ctx: Context, mxc: str) -> None:
         target = self.bot.storage.setting("user", ctx.sender, "sanitizer_target")

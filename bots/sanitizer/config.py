@@ -47,6 +47,49 @@ class UploadOptions:
 
 
 @attrs.frozen
+class ProgressOptions:
+    """The progress message of a long file in a room ("無害化しています… 40/300 ページ")."""
+
+    #: a file still running after this many seconds gets one / この秒数を過ぎたら経過を表示
+    after_s: int = key(5, {"type": "integer", "minimum": 0, "maximum": 3600})
+    #: a file with this many pages or more gets one at once / このページ数以上ならすぐ表示
+    pages: int = key(50, {"type": "integer", "minimum": 1, "maximum": 100000})
+    #: edited at most this often (seconds) / 更新の最短間隔（秒）
+    every_s: int = key(3, {"type": "integer", "minimum": 0, "maximum": 600})
+
+
+#: what staff get for an Office document of one kind / Office 文書の種類ごとの渡し方
+OFFICE_CHOICES = ("rasterize", "strip-active", "both")
+OFFICE_KINDS = ("word", "excel", "powerpoint")
+
+
+def _office_policy() -> Any:
+    return key(None, {"enum": list(OFFICE_CHOICES)})
+
+
+@attrs.frozen
+class OfficeOptions:
+    """Per kind of Office document: ``rasterize`` (an image PDF), ``strip-active`` (the document
+    itself with its active content removed by allow-list and checked by the independent verifier: it
+    stays editable), ``both`` (the PDF and the editable copy). Not set: the engine's ``policies: office:``.
+    A member may ask for the editable copy in a DM (!編集用) when the kind's policy is not ``rasterize``."""
+
+    word: str | None = _office_policy()
+    excel: str | None = _office_policy()
+    powerpoint: str | None = _office_policy()
+
+    def policies(self) -> dict[str, str]:
+        """The kinds set, for the engine (``Sanitizer.sanitize(office_policy=...)``)."""
+        return {kind: getattr(self, kind) for kind in OFFICE_KINDS if getattr(self, kind)}
+
+    def editable(self, kind: str, engine_policy: str) -> bool:
+        """May a member ask for the editable copy of an Office document of ``kind``?"""
+        if engine_policy == "refuse":
+            return False
+        return (getattr(self, kind, None) or engine_policy) in ("strip-active", "both")
+
+
+@attrs.frozen
 class SanitizerOptions:
     #: where the engine keeps its sandbox files and each file's temporary folder
     work_dir: str | None = key(None, string())
@@ -58,10 +101,19 @@ class SanitizerOptions:
     #: the engine: policies per type and limits (bots/sanitizer/engine/policy.py)
     engine: policy.Policies = section(policy.Policies)
     upload: UploadOptions = section(UploadOptions)
+    progress: ProgressOptions = section(ProgressOptions)
+    #: Office documents per kind: rasterize | strip-active | both / Office 文書の渡し方（種類ごと）
+    office: OfficeOptions = section(OfficeOptions)
     #: staff who may create, list, extend and revoke guest accounts with !ゲスト作成 etc. in a DM
     #: (the bot's own account must be in the guests module's managers)
     guest_managers: frozenset[str] = key([], {"type": "array", "items": USER_ID, "uniqueItems": True},
                                          convert=frozenset)
+
+    def config_issues(self, written: Collection[str]) -> list[ConfigIssue]:
+        if self.engine.policy("office") != "refuse":
+            return []
+        return [ConfigIssue(("office", kind), "config.sanitizer_office_refused", {"kind": kind})
+                for kind in OFFICE_KINDS if getattr(self.office, kind)]
 
 
 def check(raw: Any) -> list[ConfigIssue]:

@@ -16,6 +16,7 @@ from bots.runtime import Bot
 
 from .engine import Output, Result
 from .engine.filetypes import file_type_words  # noqa: F401 (re-exported)
+from .progress import replacement
 
 
 def report(result: Result, lang: str) -> str:
@@ -35,14 +36,19 @@ def _file_content(output: Output, mxc: str) -> dict[str, Any]:
 
 
 async def deliver(bot: Bot, room_id: str, result: Result, report: str, *, txn_key: str,
-                  reply_to: str | None = None, report_html: str | None = None) -> list[str]:
+                  reply_to: str | None = None, report_html: str | None = None, edit: str | None = None) -> list[str]:
     """Send ``report`` (a notice) and, when sanitized, each output file; returns the event ids.
-    ``txn_key`` makes a repeat after a crash send nothing twice."""
+    ``txn_key`` makes a repeat after a crash send nothing twice. ``edit``: the file's progress
+    message (progress.py), which the report replaces instead of being a message of its own."""
     relates = {"m.relates_to": {"m.in_reply_to": {"event_id": reply_to}}} if reply_to else {}
-    notice: dict[str, Any] = {"msgtype": "m.notice", "body": report, "m.mentions": {}, **relates}
-    if report_html is not None:
-        notice.update({"format": "org.matrix.custom.html", "formatted_body": report_html})
-    sent = [await bot.send(room_id, "m.room.message", notice, txn_key=f"{txn_key}/report")]
+    if edit is not None:
+        await bot.send(room_id, "m.room.message", replacement(edit, report, report_html), txn_key=f"{txn_key}/report")
+        sent = [edit]
+    else:
+        notice: dict[str, Any] = {"msgtype": "m.notice", "body": report, "m.mentions": {}, **relates}
+        if report_html is not None:
+            notice.update({"format": "org.matrix.custom.html", "formatted_body": report_html})
+        sent = [await bot.send(room_id, "m.room.message", notice, txn_key=f"{txn_key}/report")]
     for index, output in enumerate(result.outputs if result.ok else ()):
         mxc = await bot.upload(output.data, output.mimetype, output.filename)
         sent.append(await bot.send(room_id, "m.room.message", {**_file_content(output, mxc), **relates},

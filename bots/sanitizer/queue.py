@@ -9,6 +9,11 @@ the photo posted after it.
   running first (fair per room), then the smallest file, then the oldest.
 - One room's large files may take all workers but one: the last free worker is kept for small files
   and for rooms with nothing running, so a big batch in one room never holds up another room.
+- A file can be cancelled (:meth:`FileQueue.cancel`): a waiting one leaves the queue, a running one's
+  task is cancelled (which kills its jailed processes). Its row goes first, so a restart right after
+  never takes it up again.
+- ``progress_event_id``: the message that shows the file's progress, kept so that after a restart
+  the same message goes on being edited.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ MIGRATIONS: list[str] = [
         event TEXT NOT NULL,
         queued_ts BIGINT NOT NULL)""",
 ]
+#: the second migration: the progress message of a running file
+PROGRESS_MIGRATION: list[str] = ["ALTER TABLE sanitizer_jobs ADD COLUMN progress_event_id TEXT"]
 
 
 class Job(NamedTuple):
@@ -40,6 +47,11 @@ class Job(NamedTuple):
     size: int
     event: dict[str, Any]
     queued_ts: int
+    progress_event_id: str | None = None
+
+    @property
+    def sender(self) -> str:
+        return str(self.event.get("sender", ""))
 
 
 def next_job(waiting: list[Job], running: dict[str, int], free: int, concurrency: int,
@@ -61,7 +73,8 @@ class FileQueue:
     """The waiting and running room files, and the workers that run them."""
 
     def __init__(self, storage: Storage, concurrency: int, small_bytes: int,
-                 run: Callable[[Job], Awaitable[None]]):
+                 run: Callable[[Job], Awaitable[None]],
+                 cancelled: Callable[[Job], Awaitable[None]] | None = None):
         self.storage = storage
         self.concurrency = concurrency
         self.small_bytes = small_bytes
@@ -69,12 +82,16 @@ class FileQueue:
         self._waiting: list[Job] = []
         self._running: dict[str, asyncio.Task] = {}
         self._jobs: dict[str, Job] = {}
+        self._on_cancelled = cancelled
+        self._cancelled: set[str] = set()
 
     def load(self) -> int:
         """What was queued before a restart and not answered yet."""
-        rows = self.storage.all("SELECT event_id, room_id, size, event, queued_ts FROM sanitizer_jobs")
-        for event_id, room_id, size, event, queued_ts in rows:
-            self._waiting.append(Job(event_id, room_id, int(size), json.loads(event), int(queued_ts)))
+        rows = self.storage.all("SELECT event_id, room_id, size, event, queued_ts, progress_event_id"
+                                " FROM sanitizer_jobs")
+        for event_id, room_id, size, event, queued_ts, progress_event_id in rows:
+            self._waiting.append(Job(event_id, room_id, int(size), json.loads(event), int(queued_ts),
+                                     progress_event_id))
         self._start_what_fits()
         return len(rows)
 
@@ -106,22 +123,71 @@ class FileQueue:
             self._jobs[job.event_id] = job
             self._running[job.event_id] = asyncio.ensure_future(self._work(job))
 
+    def find(self, event_id: str) -> Job | None:
+        """The waiting or running job of the file ``event_id``."""
+        return self._jobs.get(event_id) or next((j for j in self._waiting if j.event_id == event_id), None)
+
+    def set_progress(self, event_id: str, progress_event_id: str) -> None:
+        """Remember the file's progress message (edited again after a restart)."""
+        self.storage.execute("UPDATE sanitizer_jobs SET progress_event_id = ? WHERE event_id = ?",
+                             (progress_event_id, event_id))
+        if event_id in self._jobs:
+            self._jobs[event_id] = self._jobs[event_id]._replace(progress_event_id=progress_event_id)
+
+    async def cancel(self, event_id: str) -> str | None:
+        """Cancel the file: ``"waiting"`` or ``"running"`` (what it was), None when it is neither.
+        Returns once a running file's work has stopped; the ``cancelled`` callback has run by then."""
+        waiting = next((j for j in self._waiting if j.event_id == event_id), None)
+        task = self._running.get(event_id)
+        if waiting is None and (task is None or task.done()):
+            return None
+        # the row first: whatever happens next, a restart does not take the file up again
+        self.storage.execute("DELETE FROM sanitizer_jobs WHERE event_id = ?", (event_id,))
+        if waiting is not None:
+            self._waiting.remove(waiting)
+            log.info("file cancelled", extra={"room_id": waiting.room_id, "event_id": event_id, "state": "waiting"})
+            await self._tell_cancelled(waiting)
+            return "waiting"
+        assert task is not None
+        self._cancelled.add(event_id)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return "running"
+
+    async def _tell_cancelled(self, job: Job) -> None:
+        if self._on_cancelled is None:
+            return
+        try:
+            await self._on_cancelled(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("could not say a file was cancelled", extra={"event_id": job.event_id})
+
     async def _work(self, job: Job) -> None:
         started = time.monotonic()
         log.info("file started", extra={"room_id": job.room_id, "event_id": job.event_id, "size": job.size,
                                         "waited_ms": int(time.time() * 1000) - job.queued_ts})
+        cancelled = False
         try:
             await self._run(job)
             log.info("file answered", extra={"room_id": job.room_id, "event_id": job.event_id,
                                              "ms": round(1000 * (time.monotonic() - started))})
         except asyncio.CancelledError:
-            raise  # stopping: the row stays, the file is done after the restart
+            if job.event_id not in self._cancelled:
+                raise  # stopping: the row stays, the file is done after the restart
+            cancelled = True  # by its sender: its row is already gone
+            log.info("file cancelled", extra={"room_id": job.room_id, "event_id": job.event_id, "state": "running",
+                                              "ms": round(1000 * (time.monotonic() - started))})
         except Exception:
             log.exception("queued file failed", extra={"room_id": job.room_id, "event_id": job.event_id})
         self.storage.execute("DELETE FROM sanitizer_jobs WHERE event_id = ?", (job.event_id,))
+        job = self._jobs.pop(job.event_id, job)
         self._running.pop(job.event_id, None)
-        self._jobs.pop(job.event_id, None)
+        self._cancelled.discard(job.event_id)
         self._start_what_fits()
+        if cancelled:
+            await self._tell_cancelled(job)
 
     async def stop(self) -> None:
         tasks = list(self._running.values())

@@ -23,6 +23,14 @@ STAMPS = PREFIX + "/stamps"
 STAMPS_PICKER = STAMPS + "/picker"
 #: ``ROOMS/{roomId}/...``: see ``room_route``
 ROOMS = PREFIX + "/rooms"
+#: approved devices (端末認証): the caller's device's state (allowed while pending)
+DEVICE_STATUS = PREFIX + "/device_status"
+#: the caller's devices waiting for approval; approve or reject one (from an approved LGWAN device)
+DEVICE_APPROVALS = PREFIX + "/device_approvals"
+#: server admins: any user's devices; approve or revoke one (lgwan-chat device)
+DEVICE_APPROVALS_ADMIN = PREFIX + "/device_approvals_admin"
+#: bots (device_approval_bots) carrying a user's approval command from their approved LGWAN device
+DEVICE_APPROVALS_BOT = PREFIX + "/device_approvals_bot"
 
 
 def room_route(room_id: str, *parts: str) -> str:

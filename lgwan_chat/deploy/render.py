@@ -23,6 +23,7 @@ import yaml
 
 import bots
 from lgwan_chat.coturn import CoturnSpec, turnserver_conf
+from lgwan_chat.homeserver import suite_modules_yaml
 from lgwan_chat.nginx import POOLS, upstreams_conf
 from lgwan_chat.templates import config_dir, fill
 
@@ -330,8 +331,7 @@ def render(answers: Answers, topology: Topology, secrets: Secrets, layout: Layou
         "macaroon_secret_key": secrets["macaroon_secret_key"], "form_secret": secrets["form_secret"],
         "turn_host": answers.turn_host, "turn_port": answers.turn_port,
     })), owned=False))
-    files.append(GeneratedFile("synapse/modules.yaml", (config_dir() / "modules.yaml").read_text(encoding="utf-8"),
-                               owned=False))
+    files.append(GeneratedFile("synapse/modules.yaml", suite_modules_yaml(answers.server_name), owned=False))
     organisation = answers.organisation or config_dir() / "organisation.yaml"
     files.append(GeneratedFile("organisation.yaml", organisation.read_text(encoding="utf-8"), owned=False))
     files.append(GeneratedFile("bots.yaml", fill("bots.template.yaml", {

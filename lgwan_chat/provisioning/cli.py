@@ -83,6 +83,19 @@ def run(args: argparse.Namespace) -> int:
             print(both("provisioning.dry_run"))
             return 0
         hs.apply(plan, org)
+        # the records: section's retention periods on the rooms just made or changed
+        from lgwan_chat.records.config import load as load_records
+        from lgwan_chat.records.retention import RecordsError, Rooms
+        from lgwan_chat.records.retention import apply as apply_retention
+
+        records = load_records(args.file)
+        if records is not None:
+            try:
+                lines = apply_retention(Rooms(hs.client), org, records)
+            except RecordsError as e:
+                raise ProvisioningError(str(e)) from None
+            for line in lines:
+                print(line)
     except (ProvisioningError, HttpError, OSError) as e:
         print(both("provisioning.error", problem=e), file=sys.stderr)
         return 1

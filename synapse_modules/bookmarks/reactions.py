@@ -21,6 +21,7 @@ import time
 from synapse.module_api import ModuleApi, make_deferred_yieldable
 from twisted.internet import defer
 
+from synapse_modules._metrics import BOOKMARKS_FEED_LAG_SECONDS, BOOKMARKS_FEED_LAST_CATCH_UP
 from synapse_modules._streams import Watermark
 
 from . import synapse_tables as tables
@@ -40,7 +41,12 @@ class ReactionFeed:
 
     def start(self) -> None:
         """Keep up in the background (on the background-tasks process only)."""
-        self._api.looping_background_call(self.catch_up, POLL_SECONDS * 1000, desc="lgwan_bookmarks_feed")
+        self._api.looping_background_call(self._background_catch_up, POLL_SECONDS * 1000,
+                                          desc="lgwan_bookmarks_feed")
+
+    async def _background_catch_up(self) -> None:
+        await self.catch_up()
+        BOOKMARKS_FEED_LAST_CATCH_UP.set(time.time())  # only the loop: a stale value means it stopped
 
     async def catch_up(self) -> None:
         await make_deferred_yieldable(self._lock.acquire())
@@ -57,6 +63,9 @@ class ReactionFeed:
                     bookmarks.append(reaction)
             removed = [r.redacts for r in found.redactions if self._api.is_mine(r.sender)]
             self._mark.after_read(now, read_from, found.highest)
-            await self._store.apply(bookmarks, removed, self._mark.safe)
+            added = await self._store.apply(bookmarks, removed, self._mark.safe)
+            stored_ms = time.time() * 1000
+            for reaction in added:
+                BOOKMARKS_FEED_LAG_SECONDS.observe(max(0.0, stored_ms - reaction.origin_server_ts) / 1000)
         finally:
             self._lock.release()

@@ -48,14 +48,18 @@ class BookmarkStore:
     async def run(self, desc: str, func: Any, *args: Any) -> Any:
         return await self._db.run(desc, func, *args)
 
-    async def apply(self, reactions: list, removed: list[str], safe_position: int | None) -> None:
-        """New bookmarking reactions, redacted ones (tombstones) and the feed's position, at once."""
+    async def apply(self, reactions: list, removed: list[str], safe_position: int | None) -> list:
+        """New bookmarking reactions, redacted ones (tombstones) and the feed's position, at once.
+        Returns the reactions this call added (not those stored before, by this or another process)."""
 
-        def txn(cur: Any) -> None:
+        def txn(cur: Any) -> list:
+            added = []
             for r in reactions:
                 cur.execute("INSERT INTO lgwan_bookmarks (reaction_event_id, user_id, room_id, target_event_id,"
                             " created_ts) VALUES (?, ?, ?, ?, ?) ON CONFLICT (reaction_event_id) DO NOTHING",
                             (r.event_id, r.sender, r.room_id, r.target_event_id, r.origin_server_ts))
+                if cur.rowcount == 1:
+                    added.append(r)
             for reaction_event_id in removed:
                 cur.execute("INSERT INTO lgwan_bookmarks (reaction_event_id, user_id, room_id, target_event_id,"
                             " created_ts, removed) VALUES (?, '', '', '', 0, 1)"
@@ -65,9 +69,11 @@ class BookmarkStore:
                             " ON CONFLICT (id) DO UPDATE SET stream_ordering = excluded.stream_ordering"
                             " WHERE lgwan_bookmarks_feed.stream_ordering < excluded.stream_ordering",
                             (safe_position,))
+            return added
 
         if reactions or removed or safe_position is not None:
-            await self._db.run("apply", txn)
+            return await self._db.run("apply", txn)
+        return []
 
     async def page(self, user_id: str, limit: int, before: tuple[int, str] | None) -> tuple[list[Bookmark], bool]:
         """``user_id``'s bookmarked messages, newest first, each once; ``before`` = (ts, event id) of the

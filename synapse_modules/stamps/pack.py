@@ -133,8 +133,15 @@ class PackPublisher:
         lists users only once the room exists) sets such an account up instead."""
         try:
             room_id = await self.pack_room()
-            if room_id is not None and user_id != self.system_user:
-                await self.set_up_user(user_id, room_id)
+            if room_id is None or user_id == self.system_user:
+                return
+            # Synapse adds a new room's alias before its first events: until the join rule is
+            # there a join is refused ("not invited"), and the backfill that follows will do it
+            if not await self._api.get_room_state(room_id, [("m.room.join_rules", "")]):
+                logger.info("Stamp pack room still being created; %s gets the pack from the startup backfill",
+                            user_id)
+                return
+            await self.set_up_user(user_id, room_id)
         except Exception:
             logger.warning("Stamp pack not given to %s at registration; the startup backfill will", user_id,
                            exc_info=True)

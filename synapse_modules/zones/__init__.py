@@ -24,6 +24,8 @@ Load it in homeserver.yaml (every key: config/modules.yaml, docs/admin-guide)::
   (``well_known.py``);
 - refuses TURN credentials (``/voip/turnServer``) to LGWAN devices (``turn.py``), and every
   pusher but an internet device's ``event_id_only`` one (``pushers.py``);
+- holds a new device of a zone with ``device_approval`` self/admin until the user (from an
+  approved LGWAN device) or an admin approves it (``device_approval.py``, ``rest/device_*``);
 - tells a client its zone at ``GET /_synapse/client/lgwan/v1/zone``, and whether a
   file is untrusted at ``GET /_synapse/client/lgwan/v1/media_status/{serverName}/{mediaId}``.
 """
@@ -42,11 +44,20 @@ from synapse_modules._synapse_internals import (
 )
 
 from .config import ZonesConfig, parse
+from .device_approval import DeviceApproval
 from .device_binding import DeviceZoneGuard
 from .event_rules import EventRules
 from .media import MediaRules
 from .pushers import PusherRules
-from .rest import media_gate, media_pending, media_status
+from .rest import (
+    device_approvals,
+    device_approvals_admin,
+    device_approvals_bot,
+    device_status,
+    media_gate,
+    media_pending,
+    media_status,
+)
 from .rest import zone as zone_rest
 from .store import ZoneStore
 from .turn import TurnCredentialsRule
@@ -66,7 +77,8 @@ class ZonePolicyModule:
     def __init__(self, config: ZonesConfig, api: ModuleApi):
         store = ZoneStore(api)
         media = MediaRules(config, store, api.server_name)
-        guard = DeviceZoneGuard(config, store, media.upload_devices, api)
+        approval = DeviceApproval(config, store, api)
+        guard = DeviceZoneGuard(config, store, media.upload_devices, api, approval)
         turn = TurnCredentialsRule(config)
 
         async def check_request(requester: Any) -> None:
@@ -88,6 +100,13 @@ class ZonePolicyModule:
         api.register_web_resource(media_gate.PATH, media_gate.MediaGateResource(config, media, api))
         api.register_web_resource(media_pending.PATH, media_pending.MediaPendingResource())
         api.register_web_resource(media_status.PATH, media_status.MediaStatusResource(api, media))
+        api.register_web_resource(device_status.PATH, device_status.DeviceStatusResource(api, config, approval))
+        api.register_web_resource(device_approvals.PATH,
+                                  device_approvals.DeviceApprovalsResource(api, config, approval))
+        api.register_web_resource(device_approvals_bot.PATH,
+                                  device_approvals_bot.DeviceApprovalsBotResource(api, config, store, approval))
+        api.register_web_resource(device_approvals_admin.PATH,
+                                  device_approvals_admin.DeviceApprovalsAdminResource(api, approval))
 
     @staticmethod
     def parse_config(raw: dict[str, Any]) -> ZonesConfig:

@@ -18,6 +18,10 @@ from lgwan_chat.core.i18n import Msg
 
 ZONES = ("lgwan", "internet")
 _ZONE = {"enum": list(ZONES)}
+#: who approves a new device (device_approval): nobody, the user from an LGWAN device, an admin
+DEVICE_APPROVAL_POLICIES = ("off", "self", "admin")
+#: production defaults: phones (internet side) wait for approval, LGWAN PCs do not
+DEVICE_APPROVAL_DEFAULTS = {"internet": "self", "lgwan": "off"}
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -78,6 +82,26 @@ class ZonesConfig:
              "livekit_service_url": string(pattern=r"^https?://[^\s]+$", **{"x-hint": "hint.url"})},
             required=["type", "livekit_service_url"])},
         convert=lambda foci: tuple(dict(focus) for focus in foci))
+    #: zone -> who approves a new device before it may do anything (端末認証): off (nobody, no
+    #: approval), self (the same user, from an already approved LGWAN device), admin (a server
+    #: admin: lgwan-chat device approve). A zone left out keeps its default.
+    #: (YAML reads an unquoted off as false: taken as "off".)
+    device_approval: dict[str, str] = key(
+        DEVICE_APPROVAL_DEFAULTS,
+        mapping({zone: {"enum": [*DEVICE_APPROVAL_POLICIES, False]} for zone in ZONES}),
+        convert=lambda policies: {**DEVICE_APPROVAL_DEFAULTS,
+                                  **{zone: "off" if policy is False else policy for zone, policy in policies.items()}})
+    #: users whose devices need no approval in any zone (bots that connect from the internet
+    #: side, e.g. the sanitization bot)
+    device_approval_exempt_users: frozenset[str] = key([], {"type": "array", "items": USER_ID}, convert=frozenset)
+
+    #: bots that carry a user's approval command (e.g. the memo bot's !端末承認 in a DM): they pass
+    #: the user's command message, which must come from that user's approved LGWAN device
+    device_approval_bots: frozenset[str] = key([], {"type": "array", "items": USER_ID}, convert=frozenset)
+
+    def approval_policy(self, zone: str) -> str:
+        """off, self or admin: who approves a new device of ``zone``."""
+        return self.device_approval.get(zone, "off")
 
 
 check, parse = typed.module_functions(ZonesConfig)

@@ -350,3 +350,62 @@ def strict_docx(text: str = "STRICT-VISIBLE") -> bytes:
                                                  b"http://purl.oclc.org/ooxml/wordprocessingml/main")
     types = members.pop("[Content_Types].xml")
     return _package(types.decode(), members)
+
+
+# ---- documents for the text layer (issue #20): Japanese horizontal and vertical, text and scans ----------
+
+VERTICAL_LINES = ("縦書きの文書です。令和６年度の予算案について、ＡＢＣ１２３は全角です。",
+                  "二行目の段落：住民課の窓口")
+SCAN_FONT = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"
+
+
+def japanese_docx_vertical() -> bytes:
+    """A Word document written vertically (縦書き, ``w:textDirection tbRl``), full-width letters and digits."""
+    return _vertical(docx("".join(paragraph(line) for line in VERTICAL_LINES)))
+
+
+def _vertical(package: bytes) -> bytes:
+    source, out = zipfile.ZipFile(io.BytesIO(package)), io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for name in source.namelist():
+            data = source.read(name)
+            if name == "word/document.xml":
+                data = data.replace(b"</w:sectPr>", b'<w:textDirection w:val="tbRl"/></w:sectPr>')
+            z.writestr(name, data)
+    return out.getvalue()
+
+
+def scanned_pdf(pages: list[tuple[list[str], list[str]]], dpi: int = 200) -> bytes:
+    """A scan: each page one gray JPEG of rendered Japanese text (Noto Sans CJK, 14 pt), horizontal lines
+    from the top left and vertical columns (縦書き) from the right; no text in the PDF."""
+    from PIL import Image, ImageDraw, ImageFont
+    pdf = pikepdf.new()
+    width, height = int(8.27 * dpi), int(11.69 * dpi)
+    font = ImageFont.truetype(SCAN_FONT, int(dpi * 14 / 72))
+    pitch = int(dpi * 14 / 72 * 1.8)
+    for lines, columns in pages:
+        image = Image.new("L", (width, height), 255)
+        draw = ImageDraw.Draw(image)
+        for n, line in enumerate(lines):
+            draw.text((dpi, dpi + n * pitch), line, font=font, fill=0)
+        for n, column in enumerate(columns):
+            draw.text((width - dpi - n * pitch, dpi + len(lines) * pitch), column, font=font, fill=0,
+                      direction="ttb")
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=90)
+        scan = pdf.make_stream(buffer.getvalue(), Type=pikepdf.Name.XObject, Subtype=pikepdf.Name.Image, Width=width,
+                               Height=height, ColorSpace=pikepdf.Name.DeviceGray, BitsPerComponent=8,
+                               Filter=pikepdf.Name.DCTDecode)
+        pdf.pages.append(pikepdf.Page(pikepdf.Dictionary(
+            Type=pikepdf.Name.Page, MediaBox=[0, 0, 595, 842], Resources=pikepdf.Dictionary(
+                XObject=pikepdf.Dictionary(Scan=scan)), Contents=pdf.make_stream(b"q 595 0 0 842 0 0 cm /Scan Do Q"))))
+    return _save(pdf)
+
+
+def linked_pdf() -> bytes:
+    """A text PDF with a link annotation to a web address and a URI action (none of it may survive)."""
+    pdf = _text_pdf(1, lines=2, marker="LINKED")
+    pdf.pages[0].obj.Annots = pikepdf.Array([pdf.make_indirect(pikepdf.Dictionary(
+        Type=pikepdf.Name.Annot, Subtype=pikepdf.Name.Link, Rect=[56, 760, 400, 790],
+        A=pikepdf.Dictionary(S=pikepdf.Name.URI, URI=pikepdf.String("https://evil.example/"))))])
+    return _save(pdf)

@@ -89,6 +89,7 @@ def check(raw: Any) -> list[ConfigIssue]:
 
 class EchoBot(BotApp):
     name = "echo"
+    display_name = "こだま"
     schema = SCHEMA
     migrations: ClassVar[list[list[str]]] = [[
         """CREATE TABLE echo_seen (event_id TEXT NOT NULL, room_id TEXT NOT NULL, sender TEXT NOT NULL,

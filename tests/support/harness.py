@@ -44,17 +44,21 @@ class RunningHomeserver:
     _users = itertools.count()
 
     def __init__(self, data_dir: Path, backend: str, modules: list | None = None, extra: dict | None = None,
-                 spec: dict | None = None, shipped_rate_limits: tuple[str, ...] = ()):
+                 spec: dict | None = None, shipped_rate_limits: tuple[str, ...] = (),
+                 device_approval: dict | None = None):
         """``shipped_rate_limits``: keys (e.g. ``rc_login``) left as config/homeserver.template.yaml
-        has them instead of relaxed for load."""
+        has them instead of relaxed for load. ``device_approval``: the zone module's (zone -> off,
+        self, admin); default: no device waits for approval."""
         self.backend = backend
         self.database = PostgresDatabase() if backend == "postgres" else None
+        approval: dict[str, Any] = {"device_approval": device_approval} if device_approval is not None else {}
         relaxed = {key: value for key, value in RELAXED_RATE_LIMITS.items() if key not in shipped_rate_limits}
         self.hs = Homeserver(HomeserverSpec(
             data_dir=data_dir,
             database=self.database.synapse_config() if self.database else None,
             modules=modules,
             extra={**relaxed, **(extra or {})},
+            **approval,
             **(spec or {}),
         ))
         self._clients: list[AsyncClient] = []

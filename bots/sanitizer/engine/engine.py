@@ -54,6 +54,9 @@ REFUSED_KINDS: dict[str, tuple[str, str]] = {
 
 #: what type detection is sent of a file that is no ZIP (more than libmagic's own bytes_max, 7 MiB)
 DETECT_BYTES = 8 * 1024 * 1024
+#: a renderer failing with less than this left of its deadline has run out of time (its own
+#: timer, a fraction of the deadline, fired first)
+OUT_OF_TIME_S = 1.0
 
 
 @attrs.frozen
@@ -68,6 +71,15 @@ class Job:
     workdir: Path  # made for this file only, deleted afterwards
     deadline: float  # event loop time by which the job must be done
     depth: int = 0  # 0 for a file, 1 for a member of an archive, ...
+    #: told (pages done, pages in all) as the host receives and checks rendered pages (a file only)
+    progress: Progress | None = None
+
+    def report_progress(self, done: int, total: int) -> None:
+        if self.progress is not None and self.depth == 0:
+            try:
+                self.progress(done, total)
+            except Exception:  # telling must never fail the file
+                log.exception("progress callback failed")
 
     @property
     def policies(self) -> Policies:
@@ -91,12 +103,28 @@ class Job:
 
 
 Handler = Callable[[Job], Awaitable[Product]]
+#: what the engine tells a caller while a file runs: pages checked so far, pages in all
+Progress = Callable[[int, int], None]
 
 
 def _handlers() -> dict[str, Handler]:
     from . import archive, images, office, pdf, text
     return {"image": images.sanitize, "pdf": pdf.sanitize, "office": office.sanitize,
             "text": text.sanitize, "csv": text.sanitize, "archive": archive.sanitize}
+
+
+#: words in a detected Office MIME type -> the kind of document (a per-kind policy: office_policy)
+OFFICE_FAMILIES = (("word", ("wordprocessingml", "msword", "ms-word", "opendocument.text", "rtf")),
+                   ("excel", ("spreadsheetml", "ms-excel", "opendocument.spreadsheet")),
+                   ("powerpoint", ("presentationml", "ms-powerpoint", "opendocument.presentation")))
+
+
+def office_family(mime: str) -> str:
+    """``word``, ``excel``, ``powerpoint``, or ``other`` for an Office type detected by libmagic."""
+    for family, words in OFFICE_FAMILIES:
+        if any(word in mime for word in words):
+            return family
+    return "other"
 
 
 def sha256(data: bytes) -> str:
@@ -145,12 +173,26 @@ class Sanitizer:
     # --- sanitizing ---
 
     async def sanitize(self, data: bytes, filename: str, claimed_mimetype: str | None = None, *,
-                       source: dict[str, Any] | None = None) -> Result:
-        """Sanitize one file. Never raises for a bad file: the Result says refused, and why."""
+                       source: dict[str, Any] | None = None, progress: Progress | None = None,
+                       office_policy: dict[str, str] | None = None) -> Result:
+        """Sanitize one file. Never raises for a bad file: the Result says refused, and why.
+
+        ``progress(done, total)`` is called as rendered pages come back checked from the jail.
+        ``office_policy``: the policy per kind of Office document (``word``, ``excel``, ``powerpoint``,
+        see :func:`office_family`) instead of the ``office`` policy; a policy of ``refuse`` for
+        ``office`` still refuses. Cancelling the call kills the file's jailed processes (their process
+        groups) and leaves an audit record saying so."""
         started = time.monotonic()
         async with self._slots:
             try:
-                result = await self._sanitize(data, filename, depth=0)
+                result = await self._sanitize(data, filename, depth=0, progress=progress, office_policy=office_policy)
+            except asyncio.CancelledError:
+                if self.audit is not None:
+                    self.audit.write({"verdict": "cancelled", "filename": clean(filename),
+                                      "original": {"sha256": sha256(data), "size": len(data)},
+                                      "duration_s": round(time.monotonic() - started, 3),
+                                      **({"source": source} if source else {})})
+                raise
             except Exception:  # the promise: never raises for a file (a bug here refuses it, and says so)
                 log.exception("sanitizer failed")
                 result = self._refused(Detected("", "unknown"), "refuse", Refusal("sanitizer.refused.error"))
@@ -182,7 +224,8 @@ class Sanitizer:
         return Detected(mime, kind_of(mime))
 
     async def _sanitize(self, data: bytes, filename: str, depth: int, deadline: float | None = None,
-                        mime: str | None = None) -> Result:
+                        mime: str | None = None, progress: Progress | None = None,
+                        office_policy: dict[str, str] | None = None) -> Result:
         if len(data) > self.policies.max_file_mb * 1024 * 1024:
             return self._refused(Detected("", "file"), "refuse", Refusal("sanitizer.refused.too_large",
                                                                          "sanitizer.instead.smaller",
@@ -201,11 +244,13 @@ class Sanitizer:
             reason, instead = REFUSED_KINDS[kind]
             return self._refused(detected, "refuse", Refusal(reason, instead, mime=detected.mime))
         policy = self.policies.policy(kind)
+        if kind == "office" and office_policy and policy != "refuse":
+            policy = office_policy.get(office_family(detected.mime), policy)
         if policy == "refuse":
             return self._refused(detected, policy, Refusal("sanitizer.refused.policy", "sanitizer.instead.common"))
         workdir = Path(tempfile.mkdtemp(prefix="job-", dir=self.runtime_dir))
         job = Job(data=data, filename=filename, detected=detected, policy=policy, engine=self, workdir=workdir,
-                  deadline=deadline, depth=depth)
+                  deadline=deadline, depth=depth, progress=progress)
         try:
             product = await asyncio.wait_for(self._handlers[kind](job), job.remaining())
             if not product.outputs:
@@ -218,6 +263,11 @@ class Sanitizer:
             return self._refused(detected, policy, Refusal("sanitizer.refused.timeout", "sanitizer.instead.smaller",
                                                            seconds=self.policies.timeout_s))
         except SandboxError as e:
+            if job.remaining() < OUT_OF_TIME_S:
+                # a renderer stopped by its own share of the deadline (LibreOffice's, a worker's)
+                # reports a failure, but what the person must hear is that the file took too long
+                return self._refused(detected, policy, Refusal("sanitizer.refused.timeout", "sanitizer.instead.smaller",
+                                                               seconds=self.policies.timeout_s))
             log.warning("renderer failed", extra={"kind": kind, "mime": detected.mime, "error": str(e)})
             instead = {"image": "sanitizer.instead.image", "pdf": "sanitizer.instead.pdf",
                        "office": "sanitizer.instead.pdf"}.get(kind, "sanitizer.instead.common")

@@ -12,6 +12,8 @@ stripping) runs in a warm sandboxed worker (jail.py, workers/parse_worker.py), n
 - ``strip-active``: the stripped OOXML itself (docm → docx) is delivered. Other formats cannot be
   stripped reliably here (binary doc/xls/ppt and xlsb keep macros in streams we do not rewrite;
   Strict OOXML's fields are not read), so they are rasterized, and the person is told so.
+- ``both``: the image PDF (rendered from the stripped document) and the stripped document, both
+  checked (verify.py: the PDF for active content, the document by the independent ooxml_verify.py).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ OLE_EXTENSIONS = {"application/msword": "doc", "application/vnd.ms-excel": "xls"
                   "application/vnd.ms-powerpoint": "ppt"}
 #: streams of an OLE file that hold VBA or Excel 4 macros
 OLE_MACRO_STREAMS = ("macros", "_vba_project_cur", "vba", "_vba_project")
+#: the policies that deliver the stripped document itself (when it can be stripped)
+EDITABLE = ("strip-active", "both")
 #: what the worker answers when LibreOffice died before the file reached it (workers/office_worker.py)
 RENDERER_GONE = "renderer-gone"
 
@@ -78,7 +82,7 @@ def prepare(data: bytes, mime: str, policy: str, max_total_bytes: int) -> Prepar
         budgets.check_package(data, max_total_bytes)
     if _is_zip(data) and "[content_types].xml" in {n.lower() for n in _names(data)}:  # OPC: case-insensitive
         stripped = ooxml.strip(data, limits)
-        deliver = ooxml.PACKAGE[stripped.kind] if policy == "strip-active" and stripped.deliverable else None
+        deliver = ooxml.PACKAGE[stripped.kind] if policy in EDITABLE and stripped.deliverable else None
         return Prepared(stripped.data, stripped.kind, frozenset(stripped.removed), deliver)
     if _is_zip(data) and "mimetype" in _names(data):
         data, extension, found = _strip_odf(data, limits)
@@ -104,11 +108,16 @@ async def sanitize(job) -> Product:
         if kind is None:
             raise SandboxError(f"office worker answered {answer!r}"[:300])
         suffix, mimetype = ooxml.PACKAGE[kind]
-        return Product(outputs=(Output(data, output_name(job.filename, suffix), mimetype),), removed=_notes(removed))
+        editable = Output(data, output_name(job.filename, suffix), mimetype)
+        if job.policy != "both":
+            return Product(outputs=(editable,), removed=_notes(removed))
+        # the PDF from the same stripped bytes LibreOffice would have had under rasterize
+        rendered = await pdf.rasterize(job, await _convert(job, data, kind), removed=_notes(removed), complete=False)
+        return attrs.evolve(rendered, outputs=(*rendered.outputs, editable), checks=())
     extension = str(answer.get("extension", ""))
     if not extension.isalnum() or len(extension) > 5:
         raise SandboxError(f"office worker answered {answer!r}"[:300])
-    limitations = (Note("sanitizer.limit.rasterized_instead"),) if job.policy == "strip-active" else ()
+    limitations = (Note("sanitizer.limit.rasterized_instead"),) if job.policy in EDITABLE else ()
     converted = await _convert(job, data, extension)
     return await pdf.rasterize(job, converted, removed=_notes(removed), limitations=limitations, complete=False)
 

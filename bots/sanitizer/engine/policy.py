@@ -16,7 +16,7 @@ from lgwan_chat.core.configcheck.typed import key, section
 CHOICES: dict[str, tuple[str, ...]] = {
     "image": ("reencode", "refuse"),
     "pdf": ("rasterize", "refuse"),
-    "office": ("rasterize", "strip-active", "refuse"),
+    "office": ("rasterize", "strip-active", "both", "refuse"),
     "text": ("text-only", "refuse"),
     "csv": ("text-only", "refuse"),
     "archive": ("repack", "refuse"),
@@ -49,6 +49,15 @@ class Policies:
     dpi: int = _int(150, 50, 300)
     #: also deliver the text of a PDF/Office file as a .txt next to the image PDF / テキスト版も渡す
     text_companion: bool = key(False, {"type": "boolean"})
+    #: invisible text over each page image of a rasterized PDF (search, copy) / 画像化した PDF に透明テキストを重ねる
+    text_layer: bool = key(True, {"type": "boolean"})
+    #: read pages without text (scans) with OCR (Tesseract) for the text layer / 文字のないページを OCR で読む
+    ocr: bool = key(True, {"type": "boolean"})
+    #: Tesseract languages, "+"-joined / OCR の言語（+ で連結）
+    ocr_languages: str = key("jpn+eng", {"type": "string", "pattern": r"^[a-z_]{3,16}(\+[a-z_]{3,16}){0,4}$",
+                                            "x-hint": "hint.ocr_languages"})
+    #: pages of one file read by OCR at most / 1ファイルで OCR するページ数の上限
+    ocr_max_pages: int = _int(20, 0, 10000)
     max_file_mb: int = _int(50, 1, 2048)
     max_pages: int = _int(300, 1, 10000)
     #: largest image (pixels) decoded, per image or rendered page / 画像1枚の最大画素数

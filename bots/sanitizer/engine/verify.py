@@ -6,7 +6,7 @@ import io
 
 import pikepdf
 
-from . import ooxml, ooxml_verify
+from . import ooxml, ooxml_verify, textlayer
 from .detect import detect
 from .result import Output, Refusal
 
@@ -54,8 +54,10 @@ def problem(data: bytes, mimetype: str) -> str | None:
         return detected.mime
     if detected.mime == "application/pdf":
         try:
-            left = pdf_active_content(data)
-        except pikepdf.PdfError:
+            # every PDF the engine delivers is a rasterized one: page images and the invisible text layer,
+            # nothing else (allow-list, textlayer.shape_problems); the names that act are looked for too
+            left = pdf_active_content(data) + textlayer.shape_problems(data)
+        except (pikepdf.PdfError, ValueError, TypeError, AttributeError, KeyError):
             return "PDF"
         if left:
             return " ".join(left)

@@ -1,0 +1,206 @@
+"""Retention with Synapse's own support, and legal holds.
+
+Synapse purges a room's history older than the room's ``m.room.retention`` ``max_lifetime``
+(rooms without one: the server's ``default_policy``) in the purge jobs of its ``retention:``
+block. This module writes that block (``homeserver_block``) and sets ``m.room.retention`` on
+the rooms the provisioning manages, by their kind (``apply``).
+
+A legal hold (``hold``) is recorded in the room itself, in the state event ``HOLD_EVENT``
+(reason, who, when, and the retention policy the room had), and sets the room's
+``max_lifetime`` to ``HOLD_LIFETIME_MS`` (a thousand years). Synapse's purge job only looks at
+rooms up to ``PURGE_CEILING``: a held room is never in its range, and no client ever sees its
+history filtered either. ``unhold`` puts the remembered policy back. Both state events need
+power level 100 (set by ``apply``), so no member of staff can lift a hold or shorten a period.
+Kept in the room's state, a hold survives restarts and restores, is in every backup of the
+database, and its history is the room's state history.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.parse
+from typing import Any
+
+import attrs
+
+from lgwan_chat.core.http import HttpError
+from lgwan_chat.core.i18n import both
+from lgwan_chat.core.organisation import Organisation
+
+from .config import HOLD_LIFETIME_MS, PURGE_CEILING, Records, Retention, period_ms
+
+RETENTION_EVENT = "m.room.retention"
+HOLD_EVENT = "jp.lgwan.records.hold"
+#: power level needed to change either of them
+GUARD_LEVEL = 100
+
+
+class RecordsError(RuntimeError):
+    """A problem the admin must fix; the message is Japanese then English."""
+
+
+def _q(value: str) -> str:
+    return urllib.parse.quote(value, safe="")
+
+
+def homeserver_block(retention: Retention) -> dict[str, Any]:
+    """The ``retention:`` block of homeserver.yaml for these periods."""
+    periods = [period_ms(getattr(retention, kind)) for kind in ("departments", "projects", "announcement", "other")]
+    periods += [period_ms(p) for p in retention.rooms.values()]
+    finite = [p for p in periods if p is not None]
+    block: dict[str, Any] = {
+        "enabled": True,
+        "purge_jobs": [{"interval": retention.purge_interval, "longest_max_lifetime": PURGE_CEILING}],
+    }
+    if retention.other != "forever":
+        block["default_policy"] = {"max_lifetime": retention.other}
+    if finite:
+        # no room (a DM whose members set m.room.retention themselves) loses history sooner
+        block["allowed_lifetime_min"] = min(finite)
+    return block
+
+
+@attrs.frozen
+class ManagedRoom:
+    alias_key: str  # <municipality>-<id>
+    kind: str  # departments, projects, announcement
+    org_id: str
+
+
+def managed_rooms(org: Organisation) -> list[ManagedRoom]:
+    """Every message room the provisioning makes, with its kind (spaces hold no messages)."""
+    rooms = []
+    for d in org.all_departments():
+        rooms.append(ManagedRoom(f"{org.id}-{d.id}", "departments", d.id))
+        rooms += [ManagedRoom(f"{org.id}-{r.id}", "departments", r.id) for r in d.rooms]
+    rooms += [ManagedRoom(f"{org.id}-{p.id}", "projects", p.id) for p in org.projects]
+    if org.announcement is not None:
+        rooms.append(ManagedRoom(f"{org.id}-{org.announcement.id}", "announcement", org.announcement.id))
+    return rooms
+
+
+def wanted_policy(retention: Retention, room: ManagedRoom) -> dict[str, int]:
+    ms = retention.lifetime_ms(room.kind, room.org_id)
+    return {"max_lifetime": HOLD_LIFETIME_MS if ms is None else ms}
+
+
+class Rooms:
+    """Room state through the client-server API, as an admin who is in the rooms."""
+
+    def __init__(self, client: Any):
+        self.client = client  # lgwan_chat.provisioning.apply.Client
+
+    def whoami(self) -> str:
+        return str(self.client.call("GET", "/_matrix/client/v3/account/whoami")["user_id"])
+
+    def resolve(self, room: str) -> str:
+        """A room id from ``!id:server`` or ``#alias:server``."""
+        if room.startswith("!"):
+            return room
+        if room.startswith("#"):
+            try:
+                return str(self.client.call("GET", f"/_matrix/client/v3/directory/room/{_q(room)}")["room_id"])
+            except HttpError as e:
+                if e.status == 404:
+                    raise RecordsError(both("records.unknown_room_alias", room=room)) from None
+                raise
+        raise RecordsError(both("records.bad_room", room=room))
+
+    def state(self, room_id: str, event_type: str) -> dict[str, Any] | None:
+        try:
+            return dict(self.client.call(
+                "GET", f"/_matrix/client/v3/rooms/{_q(room_id)}/state/{_q(event_type)}/"))
+        except HttpError as e:
+            if e.status == 404:
+                return None
+            if e.status == 403:
+                raise RecordsError(both("records.not_in_room", room=room_id)) from None
+            raise
+
+    def put(self, room_id: str, event_type: str, content: dict[str, Any]) -> None:
+        try:
+            self.client.call("PUT", f"/_matrix/client/v3/rooms/{_q(room_id)}/state/{_q(event_type)}/", content)
+        except HttpError as e:
+            if e.status == 403:
+                raise RecordsError(both("records.not_allowed", room=room_id)) from None
+            raise
+
+    def guard(self, room_id: str) -> bool:
+        """Only power level 100 may change the retention policy or a hold. True if changed."""
+        levels = self.state(room_id, "m.room.power_levels") or {}
+        events = dict(levels.get("events") or {})
+        if all(events.get(t, -1) >= GUARD_LEVEL for t in (RETENTION_EVENT, HOLD_EVENT)):
+            return False
+        for t in (RETENTION_EVENT, HOLD_EVENT):
+            events[t] = max(GUARD_LEVEL, events.get(t, 0))
+        self.put(room_id, "m.room.power_levels", {**levels, "events": events})
+        return True
+
+    def held(self, room_id: str) -> dict[str, Any] | None:
+        marker = self.state(room_id, HOLD_EVENT)
+        return marker if marker and marker.get("held") else None
+
+
+def apply(rooms: Rooms, org: Organisation, records: Records, dry_run: bool = False) -> list[str]:
+    """Set ``m.room.retention`` (and its guard) on every managed room that exists; held rooms
+    are left as they are. Returns what was done (or would be), one line each, ja / en."""
+    server = rooms.whoami().split(":", 1)[1]
+    done = []
+    for room in managed_rooms(org):
+        alias = f"#{room.alias_key}:{server}"
+        try:
+            room_id = rooms.resolve(alias)
+        except RecordsError:
+            continue  # not made yet: the next provisioning run sets it
+        if rooms.held(room_id):
+            done.append(both("records.apply_held", room=alias))
+            continue
+        want = wanted_policy(records.retention, room)
+        have = rooms.state(room_id, RETENTION_EVENT)
+        if have != want:
+            done.append(both("records.apply_policy", room=alias, period=records.retention.rooms.get(
+                room.org_id, getattr(records.retention, room.kind))))
+            if not dry_run:
+                rooms.put(room_id, RETENTION_EVENT, want)
+        if not dry_run:
+            rooms.guard(room_id)
+    return done
+
+
+def hold(rooms: Rooms, room: str, reason: str) -> dict[str, Any]:
+    """Exempt a room from purging; returns the hold recorded in the room."""
+    room_id = rooms.resolve(room)
+    if rooms.held(room_id):
+        raise RecordsError(both("records.already_held", room=room))
+    previous = rooms.state(room_id, RETENTION_EVENT)
+    marker = {"held": True, "reason": reason, "by": rooms.whoami(), "since": int(time.time() * 1000),
+              "previous": previous}
+    # the marker first: if the policy cannot be set, unhold still knows what to put back
+    rooms.put(room_id, HOLD_EVENT, marker)
+    rooms.put(room_id, RETENTION_EVENT, {"max_lifetime": HOLD_LIFETIME_MS})
+    rooms.guard(room_id)
+    return {"room_id": room_id, **marker}
+
+
+def unhold(rooms: Rooms, room: str, reason: str) -> dict[str, Any]:
+    """Lift a hold: the room's retention policy from before the hold applies again."""
+    room_id = rooms.resolve(room)
+    marker = rooms.held(room_id)
+    if marker is None:
+        raise RecordsError(both("records.not_held", room=room))
+    rooms.put(room_id, RETENTION_EVENT, marker.get("previous") or {})
+    released = {"held": False, "reason": reason, "by": rooms.whoami(), "since": int(time.time() * 1000),
+                "hold": {k: marker.get(k) for k in ("reason", "by", "since")}}
+    rooms.put(room_id, HOLD_EVENT, released)
+    return {"room_id": room_id, **released}
+
+
+def holds(rooms: Rooms) -> list[dict[str, Any]]:
+    """Every room under hold among the rooms the admin is in."""
+    found = []
+    for room_id in rooms.client.call("GET", "/_matrix/client/v3/joined_rooms")["joined_rooms"]:
+        marker = rooms.held(room_id)
+        if marker is not None:
+            name = (rooms.state(room_id, "m.room.name") or {}).get("name", "")
+            found.append({"room_id": room_id, "name": name, **marker})
+    return sorted(found, key=lambda h: h["since"])

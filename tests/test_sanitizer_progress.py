@@ -1,0 +1,343 @@
+"""Long files, cancelling, and editable Office copies (issue #20), as staff meet them: real Synapse behind
+the suite's nginx, the real bot process with the real engine (sandboxed renderers, LibreOffice), nio
+users reading the room as a client does (an edited message shows its latest edit).
+
+- A long file gets one progress message ("無害化しています… 8/24 ページ") that is edited as pages come
+  back from the jail, and at the end reads as the result.
+- The sender may cancel their own file (❌ on it or on its progress message, or !キャンセル as a reply
+  to it): a waiting one leaves the queue, a running one's jailed processes are killed; a colleague's
+  cancel is refused; a restart after a cancel does not take the file up again.
+- Office documents by policy: Word here is ``both`` (the PDF and the editable copy), Excel
+  ``rasterize``; a member asks for the editable copy in a DM with !編集用.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import re
+import shutil
+import subprocess
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from bots_harness import BotProcess, room_events, wait_membership, wait_replies
+from harness import download
+from nio import RoomCreateResponse, RoomSendResponse, UploadResponse
+from test_sanitizer_bot import many_page_pdf
+from test_sanitizer_strip_active import Package, legitimate, linked_image, vba
+
+from bots.sanitizer import config as sanitizer_config
+from bots.sanitizer.engine import ooxml_verify
+
+BOT = "sanitizer"
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@pytest.fixture(scope="module")
+def homeserver_modules():
+    from lgwan_chat.homeserver import suite_modules
+
+    modules = suite_modules()
+    for module in modules:
+        if module["module"].startswith("synapse_modules.zones"):
+            module["config"] = {**module["config"], "trusted_uploaders": [f"@{BOT}-bot:lgwan.test"]}
+    return modules
+
+
+@pytest.fixture(scope="module")
+def sanitizer_bot(homeserver, nginx_front, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sanitizer-progress")
+    with BotProcess(homeserver, folder, BOT, entry=["-m", "bots.sanitizer"],
+                    options={"work_dir": str(folder / "work"), "small_file_kb": 100,
+                             # a file of 10 pages or more shows its progress at once, every change shown
+                             "progress": {"pages": 10, "every_s": 0},
+                             "office": {"word": "both", "excel": "rasterize"},
+                             "upload": {"enabled": False}},
+                    zone="internet", storage=homeserver.backend) as bot:
+        bot.start().wait_ready()
+        yield bot
+        assert bot.stop() == 0
+
+
+@pytest.fixture
+async def staff(homeserver, login, nginx_front, sanitizer_bot):
+    """Phone and office PC of one person, a colleague, a shared room with the bot in it."""
+    user = homeserver.new_user("staff")
+    phone = await login(user, "internet", via=nginx_front)
+    pc = await login(user, "lgwan", via=nginx_front)
+    colleague = await login(homeserver.new_user("colleague"), "lgwan", via=nginx_front)
+    room = await pc.room_create(name="総務課", invite=[sanitizer_bot.user_id, colleague.user_id])
+    assert isinstance(room, RoomCreateResponse), room
+    await colleague.join(room.room_id)
+    await wait_membership(pc, room.room_id, sanitizer_bot.user_id, "join")
+    await wait_membership(pc, room.room_id, colleague.user_id, "join")
+    return phone, pc, colleague, room.room_id
+
+
+async def post_file(client, room_id: str, data: bytes, name: str, mimetype: str) -> str:
+    uploaded, _ = await client.upload(io.BytesIO(data), content_type=mimetype, filename=name, filesize=len(data))
+    assert isinstance(uploaded, UploadResponse), uploaded
+    sent = await client.room_send(room_id, "m.room.message", {
+        "msgtype": "m.file", "body": name, "url": uploaded.content_uri,
+        "info": {"mimetype": mimetype, "size": len(data)}})
+    assert isinstance(sent, RoomSendResponse), sent
+    return sent.event_id
+
+
+async def send(client, room_id: str, content: dict) -> str:
+    sent = await client.room_send(room_id, content.pop("type", "m.room.message"), content)
+    assert isinstance(sent, RoomSendResponse), sent
+    return sent.event_id
+
+
+async def reply_command(client, room_id: str, text: str, to: str) -> str:
+    return await send(client, room_id, {"msgtype": "m.text", "body": text,
+                                        "m.relates_to": {"m.in_reply_to": {"event_id": to}}})
+
+
+async def react(client, room_id: str, to: str, key: str = "❌") -> str:
+    return await send(client, room_id, {"type": "m.reaction",
+                                        "m.relates_to": {"rel_type": "m.annotation", "event_id": to, "key": key}})
+
+
+def edits_of(events: list[dict], event_id: str, sender: str) -> list[dict]:
+    """The edits of ``event_id`` by its sender, oldest first: their new content."""
+    return [e["content"]["m.new_content"] for e in events
+            if e.get("sender") == sender and isinstance(e["content"].get("m.new_content"), dict)
+            and (e["content"].get("m.relates_to") or {}).get("rel_type") == "m.replace"
+            and e["content"]["m.relates_to"].get("event_id") == event_id]
+
+
+async def shown(client, room_id: str, event: dict) -> str:
+    """What a client shows for ``event``: the body of its latest edit, or its own."""
+    edits = edits_of(await room_events(client, room_id), event["event_id"], event["sender"])
+    return (edits[-1] if edits else event["content"])["body"]
+
+
+async def wait_shown(client, room_id: str, event: dict, wanted: str, timeout: float = 180) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        text = await shown(client, room_id, event)
+        if wanted in text or time.monotonic() > deadline:
+            assert wanted in text, text
+            return text
+        await asyncio.sleep(0.3)
+
+
+def jailed_renderers(pid: int) -> list[str]:
+    """pdftoppm processes started by the bot (its descendants: other sessions run their own)."""
+    children: dict[int, list[int]] = {}
+    names: dict[int, str] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        name, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        names[int(entry)] = name
+        children.setdefault(int(rest[1]), []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            todo.append(child)
+            if names.get(child) == "pdftoppm":
+                found.append(f"{child}")
+    return found
+
+
+# --- progress ---
+
+
+async def test_a_long_file_shows_its_progress_in_one_message_that_becomes_the_result(staff, sanitizer_bot):
+    phone, pc, _colleague, room = staff
+    pdf = await post_file(phone, room, many_page_pdf(24), "議事録.pdf", "application/pdf")
+    progress, copy = await wait_replies(pc, room, pdf, count=2, sender=sanitizer_bot.user_id, timeout=300)
+    assert progress["content"]["body"].startswith("無害化しています… 0/24 ページ")
+    assert "❌" in progress["content"]["body"] and "!キャンセル" in progress["content"]["body"]
+    assert copy["content"]["msgtype"] == "m.file" and copy["content"]["body"] == "議事録.pdf"
+    edits = [e["body"] for e in edits_of(await room_events(pc, room), progress["event_id"], sanitizer_bot.user_id)]
+    counts = [int(m[1]) for m in (re.match(r"無害化しています… (\d+)/24 ページ", e) for e in edits) if m]
+    assert counts and counts == sorted(counts) and any(0 < n < 24 for n in counts), edits
+    # the last edit is the result: the room keeps one message for the file, not one per step
+    assert edits[-1].startswith("無害化しました（PDF 文書: 画像化しました（PDF）／24ページ"), edits[-1]
+    assert len(await wait_replies(pc, room, pdf, count=2, sender=sanitizer_bot.user_id)) == 2
+
+
+async def test_a_quick_file_gets_its_answer_without_a_progress_message(staff, sanitizer_bot):
+    phone, pc, _colleague, room = staff
+    event_id = await post_file(phone, room, b"short note\n", "note.txt", "text/plain")
+    report, _copy = await wait_replies(pc, room, event_id, count=2, sender=sanitizer_bot.user_id, timeout=60)
+    assert report["content"]["body"].startswith("無害化しました")
+    assert not edits_of(await room_events(pc, room), report["event_id"], sanitizer_bot.user_id)
+
+
+# --- cancelling ---
+
+
+async def test_the_sender_cancels_a_waiting_and_a_running_file_and_a_colleague_cannot(staff, sanitizer_bot):
+    phone, pc, colleague, room = staff
+    big = many_page_pdf(40)
+    running = await post_file(phone, room, big, "大きい資料.pdf", "application/pdf")
+    await sanitizer_bot.await_log(re.compile("file started .*event_id=" + re.escape(running)), timeout=120)
+    # the room's second large file waits: the last free worker is kept for small files and other rooms
+    waiting = await post_file(phone, room, big, "二つ目.pdf", "application/pdf")
+    await sanitizer_bot.await_log(re.compile("handled .*event_id=" + re.escape(waiting)), timeout=60)
+    (progress,) = await wait_replies(pc, room, running, count=1, sender=sanitizer_bot.user_id, timeout=120)
+    assert progress["content"]["body"].startswith("無害化しています")
+
+    # a colleague may not cancel someone else's file: neither by command nor by reaction
+    command = await reply_command(colleague, room, "!キャンセル", running)
+    (refusal,) = await wait_replies(pc, room, command, count=1, sender=sanitizer_bot.user_id, timeout=60)
+    assert refusal["content"]["body"].startswith("取り消せるのは、ファイルを送った方")
+    await react(colleague, room, waiting)
+    (refusal,) = await wait_replies(pc, room, waiting, count=1, sender=sanitizer_bot.user_id, timeout=60)
+    assert refusal["content"]["body"].startswith("取り消せるのは、ファイルを送った方")
+
+    # the sender's ❌ on the waiting file: it leaves the queue, a reply says so
+    await react(pc, room, waiting)
+    await sanitizer_bot.await_log(re.compile("file cancelled .*event_id=" + re.escape(waiting)), timeout=60)
+    replies = await wait_replies(pc, room, waiting, count=2, sender=sanitizer_bot.user_id, timeout=60)
+    assert replies[1]["content"]["body"] == "「二つ目.pdf」の無害化を取り消しました。ファイルはお渡ししていません"
+
+    # the running file: its renderers in the jail are killed, its progress message says it was cancelled
+    # pdftoppm runs a few pages at a time (the host compresses between runs): wait for one to be seen
+    deadline = time.monotonic() + 120
+    while not jailed_renderers(sanitizer_bot.process.pid) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert jailed_renderers(sanitizer_bot.process.pid), "the file is being rendered"
+    await reply_command(pc, room, "!キャンセル", running)
+    await sanitizer_bot.await_log(re.compile("file cancelled .*event_id=" + re.escape(running)), timeout=60)
+    assert jailed_renderers(sanitizer_bot.process.pid) == []
+    await wait_shown(pc, room, progress, "「大きい資料.pdf」の無害化を取り消しました", timeout=60)
+    assert sanitizer_bot.query("SELECT event_id FROM sanitizer_jobs") == []
+
+    # nothing is delivered for either: a later file is answered, and still no file for them
+    later = await post_file(phone, room, b"after\n", "after.txt", "text/plain")
+    await wait_replies(pc, room, later, count=2, sender=sanitizer_bot.user_id, timeout=120)
+    for cancelled in (running, waiting):
+        files = [e for e in await room_events(pc, room) if e["sender"] == sanitizer_bot.user_id
+                 and e["content"].get("msgtype") == "m.file"
+                 and (e["content"].get("m.relates_to") or {}).get("m.in_reply_to", {}).get("event_id") == cancelled]
+        assert files == []
+
+
+async def test_a_file_cancelled_before_a_restart_is_not_taken_up_after_it(staff, sanitizer_bot):
+    phone, pc, _colleague, room = staff
+    pdf = await post_file(phone, room, many_page_pdf(40), "取消後.pdf", "application/pdf")
+    (progress,) = await wait_replies(pc, room, pdf, count=1, sender=sanitizer_bot.user_id, timeout=180)
+    await react(pc, room, progress["event_id"])  # ❌ on the progress message
+    await sanitizer_bot.await_log(re.compile("file cancelled .*event_id=" + re.escape(pdf)), timeout=60)
+    assert sanitizer_bot.stop() == 0
+    sanitizer_bot.start().wait_ready()
+    later = await post_file(phone, room, b"after the restart\n", "after.txt", "text/plain")
+    await wait_replies(pc, room, later, count=2, sender=sanitizer_bot.user_id, timeout=120)
+    await asyncio.sleep(2)
+    assert [e["content"]["msgtype"] for e in await wait_replies(pc, room, pdf, sender=sanitizer_bot.user_id)] \
+        == ["m.notice"], "no answer but the progress message"
+    assert "取り消しました" in await shown(pc, room, progress)
+    assert not sanitizer_bot.log_path.read_text().count("file started event_id=" + pdf) > 1
+    assert sanitizer_bot.query("SELECT event_id FROM sanitizer_jobs") == []
+
+
+# --- editable Office documents ---
+
+
+def docx_with_macro_and_external_link() -> bytes:
+    pkg = Package("docx")
+    vba(pkg, "main")
+    linked_image(pkg, "main")
+    pkg.body.append("<w:p><w:r><w:t>見積書の本文</w:t></w:r></w:p>")
+    return pkg.build()
+
+
+def libreoffice_opens(data: bytes, suffix: str, tmp_path: Path) -> str:
+    """The text of ``data`` as LibreOffice converts it to PDF (it opened the file)."""
+    source = tmp_path / f"copy{suffix}"
+    source.write_bytes(data)
+    subprocess.run([shutil.which("soffice") or "soffice", f"-env:UserInstallation=file://{tmp_path}/profile",
+                    "--headless", "--convert-to", "pdf", "--outdir", str(tmp_path), str(source)],
+                   check=True, capture_output=True, timeout=300)
+    return subprocess.run(["pdftotext", str(tmp_path / "copy.pdf"), "-"], check=True, capture_output=True,
+                          text=True).stdout
+
+
+async def test_word_by_policy_both_gives_the_pdf_and_an_editable_copy_that_passes_the_verifier(
+        staff, sanitizer_bot, nginx_front, tmp_path):
+    phone, pc, _colleague, room = staff
+    event_id = await post_file(phone, room, docx_with_macro_and_external_link(), "見積書.docm", DOCX)
+    report, pdf, editable = await wait_replies(pc, room, event_id, count=3, sender=sanitizer_bot.user_id,
+                                               timeout=300)
+    said = await shown(pc, room, report)
+    assert said.startswith("無害化しました（Office 文書: "
+                           "画像化した PDF と、マクロ等を取り除いた編集用の文書にしました"), said
+    assert "マクロ（VBA）" in said and "外部への参照" in said
+    assert pdf["content"]["body"] == "見積書.pdf" and editable["content"]["body"] == "見積書.docx"
+    status, data = await download(f"http://{nginx_front.spec.lgwan_listen}", pc, editable["content"]["url"])
+    assert status == 200
+    assert ooxml_verify.verify_package(data) == []
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        assert not [n for n in z.namelist() if "vba" in n.lower()]
+        assert b"evil.example" not in b"".join(z.read(n) for n in z.namelist())
+    assert "見積書の本文" in libreoffice_opens(data, ".docx", tmp_path)
+
+
+async def test_the_editable_copy_on_request_in_a_dm_and_refused_where_the_policy_rasterizes(
+        staff, sanitizer_bot, nginx_front):
+    phone, pc, colleague, room = staff
+    word = await post_file(pc, room, docx_with_macro_and_external_link(), "仕様書.docx", DOCX)
+    excel = await post_file(pc, room, legitimate("xlsx"), "集計表.xlsx", XLSX)
+    dm = await pc.room_create(is_direct=True, invite=[sanitizer_bot.user_id])
+    assert isinstance(dm, RoomCreateResponse), dm
+    await wait_membership(pc, dm.room_id, sanitizer_bot.user_id, "join")
+
+    asked = await send(pc, dm.room_id, {"msgtype": "m.text", "body": f"!編集用 https://matrix.to/#/{room}/{word}"})
+    report, copy = await wait_replies(pc, dm.room_id, asked, count=2, sender=sanitizer_bot.user_id, timeout=300)
+    body = report["content"]["body"]
+    assert body.startswith("「仕様書.docx」の編集用の写しです。\n"
+                           "無害化しました（Office 文書: マクロ等を取り除いた文書にしました"), body
+    removed = body.split("削除: ", 1)[1]
+    assert "マクロ（VBA）" in removed and "外部への参照（リンクされた画像・ファイル・外部データ）" in removed
+    assert copy["content"]["body"] == "仕様書.docx"
+    status, data = await download(f"http://{nginx_front.spec.lgwan_listen}", pc, copy["content"]["url"])
+    assert status == 200 and ooxml_verify.verify_package(data) == []
+
+    asked = await send(pc, dm.room_id, {"msgtype": "m.text", "body": f"!編集用 https://matrix.to/#/{room}/{excel}"})
+    (refusal,) = await wait_replies(pc, dm.room_id, asked, count=1, sender=sanitizer_bot.user_id, timeout=300)
+    assert refusal["content"]["body"].startswith("この種類の文書は、設定により編集用の写しをお渡しできません")
+
+    # a file in a room the asker is not in is not theirs to ask for
+    other_room = await phone.room_create(name="人事課", invite=[sanitizer_bot.user_id])
+    assert isinstance(other_room, RoomCreateResponse), other_room
+    await wait_membership(phone, other_room.room_id, sanitizer_bot.user_id, "join")
+    other = await post_file(pc, other_room.room_id, docx_with_macro_and_external_link(), "人事.docx", DOCX)
+    colleague_dm = await colleague.room_create(is_direct=True, invite=[sanitizer_bot.user_id])
+    assert isinstance(colleague_dm, RoomCreateResponse), colleague_dm
+    await wait_membership(colleague, colleague_dm.room_id, sanitizer_bot.user_id, "join")
+    asked = await send(colleague, colleague_dm.room_id,
+                       {"msgtype": "m.text", "body": f"!編集用 https://matrix.to/#/{other_room.room_id}/{other}"})
+    (refusal,) = await wait_replies(colleague, colleague_dm.room_id, asked, count=1, sender=sanitizer_bot.user_id,
+                                    timeout=60)
+    assert refusal["content"]["body"].startswith("そのルームのメンバーではないため")
+
+
+def test_office_policies_are_checked_with_messages_in_both_languages():
+    from lgwan_chat.core.configcheck import typed
+    from lgwan_chat.core.i18n import t
+
+    def check(raw):
+        return typed.check(sanitizer_config.SanitizerOptions, raw)
+
+    assert check({"office": {"word": "both", "excel": "strip-active", "powerpoint": "rasterize"}}) \
+        == []
+    (issue,) = check({"office": {"word": "editable"}})
+    assert issue.path == ("office", "word")
+    (issue,) = check({"engine": {"policies": {"office": "refuse"}}, "office": {"word": "both"}})
+    assert issue.path == ("office", "word") and issue.key == "config.sanitizer_office_refused"
+    assert "refuse" in t(issue.key, "ja", **issue.params) and "refuse" in t(issue.key, "en", **issue.params)
