@@ -67,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
 
     add_deploy_arguments(deploy)
 
+    doctor = commands.add_parser(
+        "doctor", help="稼働中の構成を外から診断 / probe a running deployment from the outside")
+    from lgwan_chat.deploy.cli import add_doctor_arguments
+
+    add_doctor_arguments(doctor)
     records = commands.add_parser(
         "records", help="記録の保存期間・ホールド・書き出し / chat records: retention, legal hold, export")
     from lgwan_chat.records.cli import add_arguments as add_records_arguments
@@ -107,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         from lgwan_chat.deploy.cli import run as run_deploy
 
         return run_deploy(args)
+    if args.command == "doctor":
+        from lgwan_chat.deploy.cli import run_doctor
+
+        return run_doctor(args)
     if args.command == "federation":
         from lgwan_chat.federation_cli import run as run_federation
 

@@ -17,6 +17,7 @@ import socket
 import sqlite3
 import ssl
 import subprocess
+import sys
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -366,13 +367,26 @@ async def test_workers_deployment_runs_from_the_generated_files(tmp_path, tls_en
         (tmp_path / "pg.password").write_text(PG_SETTINGS["password"])
         postgres["password_file"] = str(tmp_path / "pg.password")
     # Its own server name: deployments sharing this machine's Redis do not hear each other.
+    # Two client workers per zone: a busy town hall's size, as the answers file says it.
     deployment = deploy(tmp_path, tls_env, "workers", {"postgres": postgres}, ["memo"],
-                        redis={"host": "127.0.0.1"}, server_name=f"workers-{secrets.token_hex(3)}.example")
+                        redis={"host": "127.0.0.1"}, server_name=f"workers-{secrets.token_hex(3)}.example",
+                        workers={"internet": 2, "lgwan": 2})
     clients: list[AsyncClient] = []
     try:
         deployment.start_synapse()
         deployment.start_nginx()
         server = deployment.doc["server_name"]
+        started = {name for name, _ in deployment.started}
+        for zone in ("internet", "lgwan"):
+            assert {n for n in started if n.startswith(f"client_{zone}_")} == \
+                {f"client_{zone}_{n}" for n in range(1, deployment.doc["workers"][zone] + 1)}
+        # nginx spreads the zone's clients over its workers (one access token stays on one worker):
+        # thirty tokens reach both of them.
+        for n in range(30):
+            http_get(deployment.url("lgwan") + "/_matrix/client/v3/account/whoami", f"token-{n}")
+        for name in ("client_lgwan_1", "client_lgwan_2"):
+            log = (deployment.out / "logs" / f"synapse-{name}.log").read_text()
+            assert "/_matrix/client/v3/account/whoami" in log, name
         deployment.register("kacho", "pw-kacho-1234")
         deployment.register("tanaka", "pw-tanaka-1234")
         pc = await login(deployment, f"@kacho:{server}", "pw-kacho-1234", "lgwan")
@@ -441,6 +455,15 @@ async def test_workers_deployment_runs_from_the_generated_files(tmp_path, tls_en
         await wait_membership(phone, dm.room_id, f"@memo-bot:{server}", "join")
         reply = await answer(phone, dm.room_id, "!ヘルプ", sender=f"@memo-bot:{server}", timeout=90)
         assert "!検索" in reply["body"]
+
+        # lgwan-chat doctor from outside: every line ✓ on workers too (the test CA's certificates
+        # last two days, hence --tls-days 1).
+        doctor = subprocess.run([sys.executable, "-m", "lgwan_chat.cli", "doctor", deployment.url("lgwan"),
+                                 deployment.url("internet"), "--deployment", str(deployment.out), "--tls-days", "1"],
+                                capture_output=True, text=True, env=deployment.env, timeout=600)
+        assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+        assert "✗" not in doctor.stdout and doctor.stdout.count("✓") >= 9, doctor.stdout
+        assert f"✓ @memo-bot:{server} が DM に応答しました" in doctor.stdout
     finally:
         for client in clients:
             await client.close()
@@ -504,3 +527,4 @@ def test_generated_logrotate_file_is_read_without_errors(tmp_path, workers_answe
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "error:" not in result.stderr + result.stdout, result.stderr
     assert "sanitizer-audit.jsonl" in result.stderr + result.stdout  # the audit log is rotated, not skipped
+    assert str(out / "logs" / "coturn.log") in result.stderr + result.stdout  # and coturn's (phones' addresses)

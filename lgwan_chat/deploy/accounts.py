@@ -1,11 +1,12 @@
 """``lgwan-chat deploy accounts OUTDIR``: the administrator's and the bots' accounts.
 
 Run once Synapse is up (after ``deploy init`` and starting ``lgwan-chat-synapse.service``), before
-the bots start; running it again changes nothing. Registration uses the shared secret on the main
-process's LGWAN listener (loopback: the admin API is not reachable through nginx), with the
-passwords in ``OUTDIR/secrets/`` (``admin.password`` made here if missing). Each bot registered
-now is exempted from Synapse's message rate limit, as the demo does: a bot answering many staff
-must not wait.
+the bots start; running it again changes nothing. It also registers ``doctor``, an ordinary
+account that ``lgwan-chat doctor --deployment OUTDIR`` logs in with (``secrets/doctor.password``).
+Registration uses the shared secret on the main process's LGWAN listener (loopback: the admin
+API is not reachable through nginx), with the passwords in ``OUTDIR/secrets/`` (``admin.password``
+made here if missing). Each bot registered now is exempted from Synapse's message rate limit, as
+the demo does: a bot answering many staff must not wait.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from lgwan_chat.templates import write_private
 from .render import UNIT_PREFIX, Layout
 
 ADMIN = "admin"
+#: An ordinary account (no admin rights) for ``lgwan-chat doctor --deployment OUTDIR``.
+DOCTOR = "doctor"
 
 
 def synapse_url(layout: Layout) -> str:
@@ -45,7 +48,7 @@ def _password(outdir: Path, name: str) -> str:
 
 
 def ensure_accounts(outdir: Path) -> dict[str, str]:
-    """localpart -> "created" or "exists", for the admin and every deployed bot."""
+    """localpart -> "created" or "exists", for the admin, every deployed bot and the doctor's test account."""
     layout = Layout(outdir.resolve())
     url = synapse_url(layout)
     shared_secret = _password(outdir, "registration_shared_secret")
@@ -55,6 +58,7 @@ def ensure_accounts(outdir: Path) -> dict[str, str]:
     admin_token = None
     accounts = [(ADMIN, admin_password, True)]
     accounts += [(f"{bot}-bot", _password(outdir, f"{bot}-bot.password"), False) for bot in deployed_bots(outdir)]
+    accounts.append((DOCTOR, _password(outdir, f"{DOCTOR}.password"), False))
     for localpart, password, admin in accounts:
         try:
             registered = register_user(url, shared_secret, localpart, password, admin=admin)
@@ -71,5 +75,6 @@ def ensure_accounts(outdir: Path) -> dict[str, str]:
                 admin_token = http_json("POST", url + "/_matrix/client/v3/login", {
                     "type": "m.login.password", "password": admin_password,
                     "identifier": {"type": "m.id.user", "user": f"@{ADMIN}:{server_name}"}})["access_token"]
-            exempt_from_rate_limits(url, admin_token, registered["user_id"])
+            if localpart != DOCTOR:  # the bots only: doctor is an ordinary user
+                exempt_from_rate_limits(url, admin_token, registered["user_id"])
     return outcome

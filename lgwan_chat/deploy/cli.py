@@ -102,3 +102,40 @@ def run_accounts(outdir: Path) -> int:
         print(both(f"deploy.account_{state}", user=localpart))
     print(both("deploy.accounts_password", path=outdir / "secrets" / "admin.password"))
     return 0
+
+
+def add_doctor_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("lgwan_url", metavar="https://LGWAN-ENTRANCE")
+    parser.add_argument("internet_url", metavar="https://INTERNET-ENTRANCE")
+    parser.add_argument("--deployment", type=Path, metavar="OUTDIR",
+                        help="deploy init の出力: テスト用アカウント（doctor）、ボット、連合リストをここから読む / "
+                             "a deploy-init directory: the test account (doctor), the bots and the federation list")
+    parser.add_argument("--user", help="テスト用アカウント（パスワードは環境変数 LGWAN_CHAT_DOCTOR_PASSWORD）/ "
+                                       "the test account (its password in LGWAN_CHAT_DOCTOR_PASSWORD)")
+    parser.add_argument("--password-file", type=Path, help="テスト用アカウントのパスワードのファイル / "
+                                                           "a file holding the test account's password")
+    parser.add_argument("--bot", action="append", metavar="NAME",
+                        help="応答を確かめるボット（memo、@memo-bot:example など。繰り返し可）/ "
+                             "a bot to ask (repeatable)")
+    parser.add_argument("--federation", type=Path, metavar="FEDERATION.yaml",
+                        help="連合の許可リスト: 載っているサーバーへの接続を確かめる / "
+                             "the federation allow-list to probe")
+    parser.add_argument("--ca-file", type=Path, help="入口の証明書を発行した CA（既定: システムの信頼）/ "
+                                                     "the CA of the entrances' certificates (default: the system's)")
+    parser.add_argument("--tls-days", type=int, default=21,
+                        help="この日数以内に切れる証明書を ✗ にする（既定 21）/ ✗ a certificate expiring within "
+                             "this many days (default 21)")
+    parser.add_argument("--bot-timeout", type=float, default=60.0,
+                        help="ボットの応答を待つ秒数（既定 60）/ seconds to wait for each bot (default 60)")
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    from .doctor import diagnose, languages_line, options_from, report
+
+    try:
+        options = options_from(args)
+    except (OSError, ValueError) as e:
+        print(both("doctor.options_failed", problem=e), file=sys.stderr)
+        return 2
+    print(languages_line(), flush=True)
+    return report(diagnose(options), lambda line: print(line, flush=True))

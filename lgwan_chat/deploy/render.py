@@ -283,7 +283,13 @@ def logrotate(answers: Answers, layout: Layout) -> str:
         f"{layout.logs}/sanitizer-audit.jsonl {{",
         "    monthly", "    rotate 24", "    compress", "    missingok", "    notifempty", "    copytruncate",
         f"    su {answers.install.user} {answers.install.user}", "    create 0600 " +
-        f"{answers.install.user} {answers.install.user}", "}", ""])
+        f"{answers.install.user} {answers.install.user}", "}",
+        "",
+        "# coturn's log (simple-log: one file, opened for appending, so copytruncate loses nothing).",
+        "# It holds the phones' addresses: kept as long as nginx's access log.",
+        f"{layout.logs}/coturn.log {{",
+        "    daily", "    rotate 90", "    compress", "    delaycompress", "    missingok", "    notifempty",
+        "    copytruncate", f"    su {answers.install.user} {answers.install.user}", "}", ""])
 
 
 def without_keys(keys: list[str], text: str) -> str:

@@ -53,7 +53,7 @@ def free_ports(count: int) -> int:
 
 
 def answers_doc(tmp: Path, tls: dict, size: str, database: dict, server_name: str, bots: list[str],
-                redis: dict | None = None) -> dict:
+                redis: dict | None = None, workers: dict[str, int] | None = None) -> dict:
     first = free_ports(40)
     doc = {
         "server_name": server_name,
@@ -72,7 +72,7 @@ def answers_doc(tmp: Path, tls: dict, size: str, database: dict, server_name: st
     if redis:
         doc["redis"] = redis
     if size == "workers":
-        doc["workers"] = {"internet": 1, "lgwan": 1}
+        doc["workers"] = workers or {"internet": 1, "lgwan": 1}
     return doc
 
 
@@ -125,16 +125,21 @@ class Deployment:
     def __init__(self, tmp: Path, out: Path, doc: dict):
         self.tmp, self.out, self.doc = tmp, out, doc
         self.processes: list[subprocess.Popen] = []
+        #: (name, process): "main", each worker's name, "bot-NAME"
+        self.started: list[tuple[str, subprocess.Popen]] = []
         self.nginx: Nginx | None = None
         self.shared = yaml.safe_load((out / "synapse" / "deploy.yaml").read_text())
         self.env = {**child_env(), "SSL_CERT_FILE": str(tmp / "tls" / "ca.crt")}
 
     def _start(self, command: list[str], log_name: str) -> tuple[subprocess.Popen, Path]:
         log = self.out / "logs" / f"{log_name}.console.log"
-        with open(log, "ab") as console:
+        with open(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as console:
+            # umask: the units' UMask=0077 (what the deployment writes stays its user's: deploy init
+            # and check, run again on a deployment that ran, refuse anything more open).
             process = subprocess.Popen(command, stdout=console, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       cwd=self.out, env=self.env, start_new_session=True)
+                                       cwd=self.out, env=self.env, start_new_session=True, umask=0o077)
         self.processes.append(process)
+        self.started.append((log_name, process))
         return process, log
 
     def synapse_url(self, zone: str) -> str:
@@ -190,8 +195,8 @@ class Deployment:
 
 
 def deploy(tmp: Path, tls: dict, size: str, database: dict, bots: list[str], redis: dict | None = None,
-           server_name: str = "city.example") -> Deployment:
-    doc = answers_doc(tmp, tls, size, database, server_name, bots, redis)
+           server_name: str = "city.example", workers: dict[str, int] | None = None) -> Deployment:
+    doc = answers_doc(tmp, tls, size, database, server_name, bots, redis, workers)
     out = tmp / "out"
     result = lgwan_chat("deploy", "init", write_answers(tmp / "answers.yaml", doc), out)
     if result.returncode != 0:
