@@ -19,6 +19,7 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from urllib.parse import quote
 
@@ -40,6 +41,7 @@ from nio import AsyncClient, LoginResponse, RoomCreateResponse, SyncResponse
 from test_zone_endpoint import call_zone
 from test_zone_media_gate import assert_pending_message, png, upload
 
+from lgwan_chat.core.routes import DEVICE_APPROVALS
 from lgwan_chat.nginx import nginx_binary
 from lgwan_chat.postgres import PG_SETTINGS, PostgresDatabase, postgres_unreachable_reason
 
@@ -95,8 +97,15 @@ def test_init_writes_a_complete_private_deployment(tmp_path, workers_answers):
     # needing no approval, the memo bot passing on approvals), not the demo's
     zones = next(m["config"] for m in yaml.safe_load((out / "synapse" / "modules.yaml").read_text())["modules"]
                  if m["module"] == "synapse_modules.zones.ZonePolicyModule")
-    assert zones["trusted_uploaders"] == zones["device_approval_exempt_users"] == ["@sanitizer-bot:city.example"]
+    assert zones["trusted_uploaders"] == ["@sanitizer-bot:city.example"]
+    assert zones["device_approval_exempt_users"] == ["@sanitizer-bot:city.example", "@doctor:city.example"]
     assert zones["device_approval_bots"] == ["@memo-bot:city.example"]
+    # chat records: Synapse purges by the organisation file's records: periods (DMs etc.: "other")
+    retention = shared["retention"]
+    assert retention["enabled"] is True and retention["purge_jobs"]
+    records = yaml.safe_load((out / "organisation.yaml").read_text())["records"]["retention"]
+    if records["other"] != "forever":
+        assert retention["default_policy"] == {"max_lifetime": records["other"]}
     assert lgwan_chat("deploy", "check", out).returncode == 0
 
 
@@ -292,11 +301,24 @@ def assert_metrics_only_on_loopback(deployment: Deployment, processes: int) -> N
 
 
 async def login(deployment: Deployment, user_id: str, password: str, zone: str) -> AsyncClient:
+    """A client of ``user_id`` through an entrance. A phone (internet) is approved the way staff do it
+    under the production default (``device_approval: self``): from their own office PC."""
     context = ssl.create_default_context(cafile=str(deployment.tmp / "tls" / "ca.crt"))
     # nio hands ssl to aiohttp, which takes a context; nio's annotation says bool only
     client = AsyncClient(deployment.url(zone), user_id, ssl=context)  # type: ignore[arg-type]
     response = await client.login(password, device_name=f"deploy-{zone}")
     assert isinstance(response, LoginResponse), response
+    if zone == "internet":
+        await client.whoami()  # the phone's first request binds it to its zone: pending until approved
+        pc = await login(deployment, user_id, password, "lgwan")
+        request = urllib.request.Request(deployment.url("lgwan") + DEVICE_APPROVALS, method="POST",
+                                         data=json.dumps({"device_id": client.device_id,
+                                                          "decision": "approve"}).encode())
+        request.add_header("Authorization", f"Bearer {pc.access_token}")
+        request.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(request, timeout=30, context=context) as approved:
+            assert approved.status == 200
+        await pc.close()
     return client
 
 

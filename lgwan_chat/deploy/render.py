@@ -25,6 +25,8 @@ import bots
 from lgwan_chat.coturn import CoturnSpec, turnserver_conf
 from lgwan_chat.homeserver import suite_modules_yaml
 from lgwan_chat.nginx import POOLS, upstreams_conf
+from lgwan_chat.records.config import load as load_records
+from lgwan_chat.records.retention import homeserver_block
 from lgwan_chat.templates import config_dir, fill
 
 from .answers import ZONES, Answers
@@ -116,6 +118,9 @@ def deploy_yaml(answers: Answers, topology: Topology, secrets: Secrets, layout: 
         "enable_metrics": True,
         "database": _database(answers),
     }
+    retention = _retention(answers, layout)
+    if retention is not None:
+        doc["retention"] = retention
     if topology.workers:
         redis = answers.redis
         assert main.replication_port is not None and redis is not None  # workers: both set (topology.py, answers.py)
@@ -136,6 +141,15 @@ def deploy_yaml(answers: Answers, topology: Topology, secrets: Secrets, layout: 
     return _yaml("Written by `lgwan-chat deploy init` from the answers file: re-running it rewrites this file.\n"
                  "Owned keys override homeserver.yaml; change them in the answers file, not here.\n"
                  "lgwan-chat deploy init が生成（再実行で上書き）。変更は回答ファイルで行ってください。", doc)
+
+
+def _retention(answers: Answers, layout: Layout) -> dict[str, Any] | None:
+    """Synapse's ``retention:`` from the ``records:`` of the deployment's organisation file (the
+    admin's copy once there is one), None without a ``records:`` section (Synapse keeps all)."""
+    deployed = layout.root / "organisation.yaml"
+    source = deployed if deployed.exists() else answers.organisation or config_dir() / "organisation.yaml"
+    records = load_records(source)
+    return homeserver_block(records.retention) if records is not None else None
 
 
 def worker_yaml(process: Process, layout: Layout) -> str:
