@@ -89,6 +89,14 @@ async def test_doctor_on_a_single_deployment_then_each_mistake(tmp_path, tls_env
     lgwan_entrance = deployment.doc["lgwan"]["listen"]  # federation reaches the suite over LGWAN
     federation.write_text(yaml.safe_dump({"federation": {"servers": [
         {"name": lgwan_entrance, "label": {"ja": "自分"}, "role": "municipality"}]}}))
+    # More monitoring accounts, exempt from device approval as the admin guide says doctor's must be
+    # (with device_approval: self its phone-side device would wait for approval).
+    modules = deployment.out / "synapse" / "modules.yaml"
+    server_name = deployment.doc["server_name"]
+    exempt = f'"@doctor:{server_name}"]'
+    assert exempt in modules.read_text()
+    checkers = ", ".join(f'"@checker{n}:{server_name}"' for n in (1, 2, 3))
+    modules.write_text(modules.read_text().replace(exempt, f'"@doctor:{server_name}", {checkers}]', 1))
     clients = []
     try:
         deployment.start_synapse()
@@ -151,7 +159,7 @@ async def test_doctor_on_a_single_deployment_then_each_mistake(tmp_path, tls_env
         federation.write_text(yaml.safe_dump({"federation": {"servers": [
             {"name": lgwan_entrance, "label": {"ja": "自分"}, "role": "municipality"},
             {"name": dead, "label": {"ja": "停止中"}, "role": "municipality"}]}}))
-        deployment.register("checker1", "pw-checker-1")
+        deployment.register("checker1", "pw-checker-1")  # approval-exempt (modules.yaml edited above)
         broken = doctor(deployment, "--user", "checker1", "--bot", "memo", "--bot", "polls", "--federation",
                         str(federation), "--bot-timeout", "15", "--tls-days", "1", password="pw-checker-1")
         assert broken.returncode == 1, broken.stdout + broken.stderr
