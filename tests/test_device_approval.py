@@ -443,3 +443,20 @@ def test_the_guides_device_approval_example_passes_check_config(guide, tmp_path)
     # The CLI lines of the guide are the CLI's own commands.
     commands = re.findall(r"^lgwan-chat device (\w+) yamada", text[text.index("### 4.12"):start], re.M)
     assert commands == ["list", "approve", "revoke"]
+
+
+@pytest.mark.parametrize("guide", ["admin-guide.ja.md", "admin-guide.en.md"])
+def test_the_guides_admin_bot_commands_are_the_memo_bots(guide):
+    import re
+    from pathlib import Path
+
+    from bots.memo.app import MemoBot
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / guide).read_text(encoding="utf-8")
+    section = text[text.index("### 4.12"):]
+    section = section[:section.index("\n## ")]
+    typed = re.findall(r"`!(\S+) @yamada:city-a\.lg\.jp(?: ABCDEFGHIJ)?`", section)
+    names = {c.ja: c for c in MemoBot().commands()}
+    assert typed == ["端末", "端末承認", "端末拒否"]
+    # the admin forms parse as the commands take them: the user first, then the device
+    assert [len(names[n].args) for n in typed] == [1, 2, 2]
