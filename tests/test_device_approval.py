@@ -366,7 +366,7 @@ async def test_admin_approves_another_users_device_from_the_memo_bot_dm(homeserv
         phone = http_login(homeserver, user, "internet")
         assert_pending(*sync(homeserver, "internet", phone["access_token"]))
         listed = await ask(admin_pc, admin_dm.room_id, f"!端末 {user.user_id}", sender=memo_bot.user_id, timeout=90)
-        line = next(line for line in listed.splitlines() if line.startswith(phone["device_id"]))
+        line = next(line for line in listed.splitlines() if line.startswith(f"端末 {phone['device_id']}："))
         assert "iPhone" in line and "internet" in line and "承認待ち" in line
         # Not an admin: refused, the phone still waits.
         refused = await ask(other_pc, other_dm.room_id, f"!端末承認 {user.user_id} {phone['device_id']}",
