@@ -345,6 +345,67 @@ async def test_memo_bot_dm_offers_and_approves_a_new_phone_from_the_office_pc(ho
     assert status == 403 and refused["jp.lgwan.reason"] == "not_approval_bot", refused
 
 
+
+async def test_admin_approves_another_users_device_from_the_memo_bot_dm(homeserver, login, memo_bot, admin):
+    """``device_approval: admin``: a server admin types ``!端末承認 @user DEVICE`` in the memo bot's
+    DM on an office PC; a non-admin, or an admin on a phone, is refused."""
+    user, _ = staff(homeserver)
+    admin_pc = await login(admin, "lgwan")
+    admin_dm = await admin_pc.room_create(is_direct=True, invite=[memo_bot.user_id])
+    assert isinstance(admin_dm, RoomCreateResponse), admin_dm
+    await wait_membership(admin_pc, admin_dm.room_id, memo_bot.user_id, "join")
+    other = homeserver.new_user("staff")
+    other_pc = await login(other, "lgwan")
+    other_dm = await other_pc.room_create(is_direct=True, invite=[memo_bot.user_id])
+    assert isinstance(other_dm, RoomCreateResponse), other_dm
+    await wait_membership(other_pc, other_dm.room_id, memo_bot.user_id, "join")
+    homeserver.stop()
+    homeserver.hs.reconfigure(device_approval={"internet": "admin", "lgwan": "off"})
+    try:
+        homeserver.start()
+        phone = http_login(homeserver, user, "internet")
+        assert_pending(*sync(homeserver, "internet", phone["access_token"]))
+        listed = await ask(admin_pc, admin_dm.room_id, f"!端末 {user.user_id}", sender=memo_bot.user_id, timeout=90)
+        line = next(line for line in listed.splitlines() if line.startswith(f"端末 {phone['device_id']}："))
+        assert "iPhone" in line and "internet" in line and "承認待ち" in line
+        # Not an admin: refused, the phone still waits.
+        refused = await ask(other_pc, other_dm.room_id, f"!端末承認 {user.user_id} {phone['device_id']}",
+                            sender=memo_bot.user_id)
+        assert refused == t("zones.device_not_admin", "ja")
+        assert_pending(*sync(homeserver, "internet", phone["access_token"]))
+        # The admin on an office PC: approved, audited with the admin as the decider.
+        answer = await ask(admin_pc, admin_dm.room_id, f"!端末承認 {user.user_id} {phone['device_id']}",
+                           sender=memo_bot.user_id)
+        assert answer == t("devices.cli_approved", "ja", user=user.user_id, device=phone["device_id"])
+        assert sync(homeserver, "internet", phone["access_token"])[0] == 200
+        rows = homeserver.query("SELECT decision, decided_by, via FROM lgwan_device_approval_audit"
+                                " WHERE user_id = ? AND device_id = ?", user.user_id, phone["device_id"])
+        assert rows == [("approved", admin.user_id, f"admin-bot:{memo_bot.user_id}")]
+        # The admin on a phone (approved): refused like self-approval from a phone.
+        admin_phone = http_login(homeserver, admin, "internet")
+        status, ok = call(homeserver.url("lgwan"), "POST", DEVICE_APPROVALS_ADMIN, admin.access_token,
+                          {"user_id": admin.user_id, "device_id": admin_phone["device_id"], "decision": "approve"})
+        assert status == 200, ok
+        second = http_login(homeserver, user, "internet")
+        status, sent = call(homeserver.url("internet"), "PUT",
+                            f"{CLIENT}/rooms/{quote(admin_dm.room_id)}/send/m.room.message/admin-phone-1",
+                            admin_phone["access_token"],
+                            {"msgtype": "m.text", "body": f"!端末承認 {user.user_id} {second['device_id']}"})
+        assert status == 200, sent
+        reply = (await wait_replies(admin_pc, admin_dm.room_id, sent["event_id"], sender=memo_bot.user_id))[0]
+        assert reply["content"]["body"] == t("zones.device_approval_from_lgwan", "ja")
+        assert_pending(*sync(homeserver, "internet", second["access_token"]))
+        # From the office PC the admin rejects it: logged out.
+        answer = await ask(admin_pc, admin_dm.room_id, f"!端末拒否 {user.user_id} {second['device_id']}",
+                           sender=memo_bot.user_id)
+        assert answer == t("devices.cli_revoked", "ja", user=user.user_id, device=second["device_id"])
+        status, gone = sync(homeserver, "internet", second["access_token"])
+        assert (status, gone["errcode"]) == (401, "M_UNKNOWN_TOKEN")
+    finally:
+        homeserver.stop()
+        homeserver.hs.reconfigure(device_approval={"internet": "self", "lgwan": "off"})
+        homeserver.start()
+
 def test_demo_holds_no_device_and_says_how_to_turn_approval_on(tmp_path):
     import yaml
 
@@ -382,3 +443,20 @@ def test_the_guides_device_approval_example_passes_check_config(guide, tmp_path)
     # The CLI lines of the guide are the CLI's own commands.
     commands = re.findall(r"^lgwan-chat device (\w+) yamada", text[text.index("### 4.12"):start], re.M)
     assert commands == ["list", "approve", "revoke"]
+
+
+@pytest.mark.parametrize("guide", ["admin-guide.ja.md", "admin-guide.en.md"])
+def test_the_guides_admin_bot_commands_are_the_memo_bots(guide):
+    import re
+    from pathlib import Path
+
+    from bots.memo.app import MemoBot
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / guide).read_text(encoding="utf-8")
+    section = text[text.index("### 4.12"):]
+    section = section[:section.index("\n## ")]
+    typed = re.findall(r"`!(\S+) @yamada:city-a\.lg\.jp(?: ABCDEFGHIJ)?`", section)
+    names = {c.ja: c for c in MemoBot().commands()}
+    assert typed == ["端末", "端末承認", "端末拒否"]
+    # the admin forms parse as the commands take them: the user first, then the device
+    assert [len(names[n].args) for n in typed] == [1, 2, 2]

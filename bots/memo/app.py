@@ -72,11 +72,14 @@ class MemoBot(BotApp):
                     "memo.example.export", where="direct"),
             Command("ブックマーク", "bookmarks", "memo.cmd.bookmarks", self.bookmarks, (page,),
                     "memo.example.bookmarks", where="direct"),
-            Command("端末", "devices", "devices.cmd.list", self.devices, (), "devices.example.list", where="direct"),
-            Command("端末承認", "approve-device", "devices.cmd.approve", self.approve_device, (Arg("device"),),
-                    "devices.example.approve", where="direct"),
-            Command("端末拒否", "reject-device", "devices.cmd.reject", self.reject_device, (Arg("device"),),
-                    "devices.example.reject", where="direct"),
+            Command("端末", "devices", "devices.cmd.list", self.devices, (Arg("of_user", required=False),),
+                    "devices.example.list", where="direct"),
+            Command("端末承認", "approve-device", "devices.cmd.approve", self.approve_device,
+                    (Arg("device"), Arg("of_user_device", required=False)), "devices.example.approve",
+                    where="direct"),
+            Command("端末拒否", "reject-device", "devices.cmd.reject", self.reject_device,
+                    (Arg("device"), Arg("of_user_device", required=False)), "devices.example.reject",
+                    where="direct"),
             Command("ノート作成", "note-new", "notes.cmd.new", self.note_new,
                     (Arg("title"), Arg("body", kind="text")), "notes.example.new", where="room"),
             Command("ノート編集", "note-edit", "notes.cmd.edit", self.note_edit,
@@ -139,12 +142,16 @@ class MemoBot(BotApp):
 
     # --- approved devices (端末認証): the zone module decides, on the strength of the command ---
 
-    async def _devices_call(self, ctx: Context, decision: str, device: str | None = None) -> dict | None:
+    async def _devices_call(self, ctx: Context, decision: str, device: str | None = None,
+                            user: str | None = None) -> dict | None:
         """Pass the user's command message on to the zone module, which checks it came from the
-        user's approved office (LGWAN) device; its refusal is told to the user as it words it."""
+        user's approved office (LGWAN) device (and, naming another ``user``, that the sender is a
+        server admin); its refusal is told to the user as it words it."""
         body = {"room_id": ctx.room_id, "event_id": ctx.event_id, "decision": decision}
         if device is not None:
             body["device_id"] = device
+        if user is not None:
+            body["user_id"] = user
         status, answer = await self.bot.api(DEVICE_APPROVALS_BOT, method="POST", body=body)
         if status == 200 and isinstance(answer, dict):
             return answer
@@ -154,7 +161,10 @@ class MemoBot(BotApp):
             return None
         raise RuntimeError(f"device approvals: {status} {answer}")
 
-    async def devices(self, ctx: Context) -> None:
+    async def devices(self, ctx: Context, of_user: str | None) -> None:
+        if of_user is not None:
+            await self._admin_devices(ctx, of_user)
+            return
         answer = await self._devices_call(ctx, "list")
         if answer is None:
             return
@@ -166,13 +176,45 @@ class MemoBot(BotApp):
                  for d in answer["devices"]]
         await ctx.reply_text("\n".join(lines))
 
-    async def approve_device(self, ctx: Context, device: str) -> None:
-        if await self._devices_call(ctx, "approve", device) is not None:
+    async def approve_device(self, ctx: Context, device: str, of_user_device: str | None) -> None:
+        if device.startswith("@") or of_user_device is not None:
+            await self._admin_decide(ctx, "approve", device, of_user_device)
+        elif await self._devices_call(ctx, "approve", device) is not None:
             await ctx.reply("devices.approved", device=device)
 
-    async def reject_device(self, ctx: Context, device: str) -> None:
-        if await self._devices_call(ctx, "reject", device) is not None:
+    async def reject_device(self, ctx: Context, device: str, of_user_device: str | None) -> None:
+        if device.startswith("@") or of_user_device is not None:
+            await self._admin_decide(ctx, "reject", device, of_user_device)
+        elif await self._devices_call(ctx, "reject", device) is not None:
             await ctx.reply("devices.rejected", device=device)
+
+    # a server admin, for another user's devices (``device_approval: admin``): ``!端末 @user``,
+    # ``!端末承認 @user DEVICE``, ``!端末拒否 @user DEVICE``; the module checks the sender is an admin
+
+    async def _admin_devices(self, ctx: Context, user: str) -> None:
+        if not user.startswith("@"):
+            await ctx.reply("devices.admin_usage")
+            return
+        answer = await self._devices_call(ctx, "list", user=user)
+        if answer is None:
+            return
+        if not answer.get("devices"):
+            await ctx.reply("devices.cli_none", user=user)
+            return
+        lines = [ctx.t("devices.admin_line", device=d["device_id"], name=d.get("display_name") or "-",
+                       zone=d.get("zone") or "-", state=ctx.t("devices.cli_state_" + d["state"]),
+                       when=self.bot.when(d["first_seen_ts"], ctx.lang, with_zone=False)
+                       if d.get("first_seen_ts") else "-")
+                 for d in answer["devices"]]
+        await ctx.reply_text("\n".join(lines))
+
+    async def _admin_decide(self, ctx: Context, decision: str, user: str, device: str | None) -> None:
+        if not user.startswith("@") or device is None:
+            await ctx.reply("devices.admin_usage")
+            return
+        if await self._devices_call(ctx, decision, device, user=user) is not None:
+            await ctx.reply("devices.cli_approved" if decision == "approve" else "devices.cli_revoked",
+                            user=user, device=device)
 
     # --- memo commands ---
 

@@ -11,6 +11,13 @@ an office PC.
 
 - ``list``: ``{"user_id", "devices": [...]}`` the sender's devices waiting for them
 - ``approve`` / ``reject``: ``{"user_id", "device_id", "state"}`` (a rejected device is logged out)
+
+With ``"user_id"`` in the body (``!端末承認 @user:example.jp DEVICE`` typed by an admin), the sender
+decides about that user's devices as a server admin, in any zone (what ``device_approval: admin``
+needs): on the same strength (the command sent lately from the admin's approved LGWAN device, naming
+the user and the device), and only if the sender is a server admin. ``list`` gives every device of
+the user with its state (as ``lgwan-chat device list``); ``reject`` revokes (logs out) any device.
+The decider in the audit is the admin.
 """
 
 from __future__ import annotations
@@ -22,12 +29,13 @@ from synapse.module_api import DirectServeJsonResource, ModuleApi
 
 from lgwan_chat.core.routes import DEVICE_APPROVALS_BOT
 from synapse_modules._errors import error, refusal
-from synapse_modules._synapse_internals import events_seen_by
+from synapse_modules._synapse_internals import delete_device, events_seen_by
 
 from ..config import ZonesConfig
 from ..device_approval import SELF_DECISIONS, DeviceApproval
 from ..store import ZoneStore
 from .device_approvals import json_body
+from .device_approvals_admin import DECISIONS as ADMIN_DECISIONS
 
 if TYPE_CHECKING:
     from synapse.http.site import SynapseRequest
@@ -54,12 +62,37 @@ class DeviceApprovalsBotResource(DirectServeJsonResource):
         if not isinstance(event_id, str) or decision not in ("list", *SELF_DECISIONS):
             raise error(400, Codes.INVALID_PARAM, "zones.device_bad_request")
         user_id, text = await self._command(bot, event_id)
+        if "user_id" in body:
+            return await self._as_admin(bot, user_id, text, body, decision)
         if decision == "list":
             return 200, {"user_id": user_id, "devices": await self._approval.pending_self_devices(user_id)}
         device_id = body.get("device_id")
         if not isinstance(device_id, str) or device_id not in text.split():
             raise error(400, Codes.INVALID_PARAM, "zones.device_bad_request")
         state = await self._approval.decide_self(user_id, device_id, decision, "bot:" + bot)
+        return 200, {"user_id": user_id, "device_id": device_id, "state": state}
+
+    async def _as_admin(self, bot: str, admin: str, text: str, body: dict, decision: str) -> tuple[int, dict]:
+        """The sender, a server admin, decides about another user's device (named in the command)."""
+        if not await self._api.is_user_admin(admin):
+            raise refusal("not_admin", "zones.device_not_admin")
+        words = text.split()
+        user_id = body.get("user_id")
+        if not isinstance(user_id, str) or user_id not in words or not self._api.is_mine(user_id):
+            raise error(400, Codes.INVALID_PARAM, "zones.device_bad_request")
+        devices = await self._approval.devices(user_id)
+        if decision == "list":
+            return 200, {"user_id": user_id, "devices": devices}
+        device_id = body.get("device_id")
+        if not isinstance(device_id, str) or device_id not in words:
+            raise error(400, Codes.INVALID_PARAM, "zones.device_bad_request")
+        device = next((d for d in devices if d["device_id"] == device_id), None)
+        if device is None:
+            raise error(404, Codes.NOT_FOUND, "zones.device_unknown", device=device_id, user=user_id)
+        state = ADMIN_DECISIONS["approve" if decision == "approve" else "revoke"]
+        await self._approval.decide(user_id, device_id, state, admin, "admin-bot:" + bot, device["zone"])
+        if decision == "reject":
+            await delete_device(self._api, user_id, device_id)
         return 200, {"user_id": user_id, "device_id": device_id, "state": state}
 
     async def _command(self, bot: str, event_id: str) -> tuple[str, str]:
