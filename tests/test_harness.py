@@ -61,9 +61,9 @@ def test_a_failing_test_shows_the_homeserver_log(pytester, monkeypatch):
         import urllib.request
 
         def test_fails(homeserver):
-            urllib.request.urlopen(homeserver.url("lgwan") + "/_matrix/client/versions?marker=xyzzy").read()
+            urllib.request.urlopen(homeserver.url("lgwan") + "/_matrix/client/versions?from=xyzzy").read()
             assert False, "deliberate failure"
     """)
     result = pytester.runpytest_subprocess("--backends=sqlite", "-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*homeserver log*", "*marker=xyzzy*", "*homeserver database backends: sqlite*"])
+    result.stdout.fnmatch_lines(["*homeserver log*", "*from=xyzzy*", "*homeserver database backends: sqlite*"])
