@@ -37,7 +37,7 @@ CALL_MEMBERSHIP_TYPES = frozenset({"m.call.member", "org.matrix.msc3401.call.mem
 #: Event types known NOT to start or join a call (an allow-list: a type not here, e.g. the
 #: call signalling of a future MSC or another client's, counts as a call start). Messages,
 #: reactions, polls, location, in-room device verification, the spec's room state, stamps
-#: (image packs), Element's widget layout and bot list; widgets have their own rule (below).
+#: (image packs), Element's widget layout and bot list, retention; widgets have their own rule (below).
 SAFE_EVENT_TYPES = frozenset({
     "m.room.message", "m.sticker", "m.reaction", "m.room.redaction", "m.room.encrypted",
     "m.poll.start", "m.poll.response", "m.poll.end",
@@ -50,6 +50,7 @@ SAFE_EVENT_TYPES = frozenset({
     "m.room.aliases", "m.room.join_rules", "m.room.guest_access", "m.room.history_visibility",
     "m.room.power_levels", "m.room.pinned_events", "m.room.server_acl", "m.room.tombstone", "m.room.encryption",
     "m.room.third_party_invite", "m.space.child", "m.space.parent",
+    "m.room.retention",  # message retention (Synapse, MSC1763), set by `lgwan-chat records`
     "im.ponies.room_emotes", "m.room.image_pack", "io.element.widgets.layout", "io.element.functional_members",
 })
 #: The suite's own event types (its namespace).
