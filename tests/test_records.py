@@ -192,7 +192,7 @@ def test_purge_removes_what_is_older_than_the_period_and_a_held_room_keeps_every
     send(homeserver, city.yamada, soumu, "新しい連絡")
     send(homeserver, city.sato, doboku, "新しい連絡")
     new_file = send_file(homeserver, city.yamada, soumu, f"{city.muni} 新しい資料".encode(), "new.txt")
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 240  # the purge job runs every few seconds; far later on a loaded CI machine
     while any(b in stored_bodies(homeserver, soumu) for b in old) and time.monotonic() < deadline:
         time.sleep(0.5)
     remaining = stored_bodies(homeserver, soumu)
