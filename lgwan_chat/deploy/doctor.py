@@ -99,6 +99,11 @@ class Response:
         return f"HTTP {self.status}"
 
 
+#: 429 answers waited out per call, and the longest single wait
+RATE_LIMIT_RETRIES = 3
+MAX_RATE_LIMIT_WAIT_S = 30.0
+
+
 class Entrance:
     """One entrance (``lgwan`` or ``internet``) as a client on that network reaches it."""
 
@@ -130,8 +135,17 @@ class Entrance:
         finally:
             connection.close()
 
-    def call(self, method: str, path: str, body: Any = None, authenticated: bool = True) -> Response:
+    def call(self, method: str, path: str, body: Any = None, authenticated: bool = True,
+             wait_rate_limit: bool = True) -> Response:
+        """A Client-Server API call; a 429 is waited out as Synapse asks (``retry_after_ms``), as
+        clients do, a few times: several bots checked in a row meet Synapse's per-account limits."""
         data = json.dumps(body).encode() if body is not None else None
+        for _ in range(RATE_LIMIT_RETRIES if wait_rate_limit else 0):
+            answer = self.request(method, path, data, self.token if authenticated else None)
+            if answer.status != 429:
+                return answer
+            wait_ms = (answer.json() or {}).get("retry_after_ms") if isinstance(answer.json(), dict) else None
+            time.sleep(min(MAX_RATE_LIMIT_WAIT_S, (wait_ms if isinstance(wait_ms, int) else 1000) / 1000))
         return self.request(method, path, data, self.token if authenticated else None)
 
 
@@ -228,7 +242,8 @@ def login(entrance: Entrance, user: str, password: str) -> Finding | None:
             "device_id": f"LGWANCHATDOCTOR{entrance.zone.upper()}", "initial_device_display_name": "lgwan-chat doctor"}
     zone = Msg(f"doctor.zone.{entrance.zone}")
     try:
-        answer = entrance.call("POST", "/_matrix/client/v3/login", body, authenticated=False)
+        # (a login limit lasts minutes: reported with its wait, not waited out)
+        answer = entrance.call("POST", "/_matrix/client/v3/login", body, authenticated=False, wait_rate_limit=False)
     except (OSError, http.client.HTTPException) as e:
         return Finding(False, "doctor.login_failed", {"zone": zone, "user": user, "problem": problem_of(e)})
     doc = answer.json()
