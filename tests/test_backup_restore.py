@@ -40,7 +40,6 @@ from bots.polls import events
 from lgwan_chat import cli
 from lgwan_chat.core import SOURCE_ROOT
 from lgwan_chat.homeserver import child_env, free_port, suite_modules
-from lgwan_chat.nginx import nginx_binary
 from lgwan_chat.postgres import PG_SETTINGS, PostgresDatabase
 
 SERVER = "lgwan.test"
@@ -525,7 +524,6 @@ def test_backing_up_into_a_folder_with_files_is_refused(drill, tmp_path, capsys)
 
 # --- a deployment written by `lgwan-chat deploy init` --------------------------------------------
 
-@pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed")
 async def test_a_deployment_from_deploy_init_is_restored_elsewhere_and_runs(tmp_path, monkeypatch):
     """The production layout (synapse/*.yaml, secrets/, bots/, systemd units), its SQLite database kept
     outside the folder: restored into another folder, the units and configs point there and it runs."""

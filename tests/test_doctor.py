@@ -29,7 +29,6 @@ from test_deploy import login, tls_env  # noqa: F401 (tls_env: the fixture)
 
 from lgwan_chat.core.routes import room_route
 from lgwan_chat.homeserver import child_env
-from lgwan_chat.nginx import nginx_binary
 from lgwan_chat.ports import free_port
 
 PASSWORD_ENV = "LGWAN_CHAT_DOCTOR_PASSWORD"
@@ -81,7 +80,6 @@ def restart_nginx(deployment: Deployment) -> None:
     deployment.start_nginx()
 
 
-@pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed")
 async def test_doctor_on_a_single_deployment_then_each_mistake(tmp_path, tls_env):  # noqa: F811
     bots = ["memo", "polls", "sanitizer"]
     deployment = deploy(tmp_path, tls_env, "single", {"sqlite": str(tmp_path / "out" / "homeserver.db")}, bots)
