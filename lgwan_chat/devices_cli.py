@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
 import sys
 from typing import Any
 from urllib.parse import quote
@@ -18,15 +17,11 @@ from urllib.parse import quote
 from lgwan_chat.core.guest_dates import JST
 from lgwan_chat.core.i18n import both
 from lgwan_chat.core.routes import DEVICE_APPROVALS_ADMIN
-from lgwan_chat.guests_cli import Admin, CliError
+from lgwan_chat.guests_cli import Admin, CliError, add_admin_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--homeserver", default=os.environ.get("LGWAN_HOMESERVER", "http://127.0.0.1:8018"),
-                        help="Synapse の URL / the homeserver's URL (env LGWAN_HOMESERVER; default "
-                             "http://127.0.0.1:8018)")
-    parser.add_argument("--token", default=os.environ.get("LGWAN_ADMIN_TOKEN"),
-                        help="サーバー管理者のアクセストークン / a server admin's access token (env LGWAN_ADMIN_TOKEN)")
+    add_admin_arguments(parser)
     actions = parser.add_subparsers(dest="device_command", required=True)
     listing = actions.add_parser("list", help="ユーザーの端末と承認状態 / a user's devices and their state")
     listing.add_argument("user", help="ユーザー（@の後ろ、または @user:server）/ the user's localpart or ID")

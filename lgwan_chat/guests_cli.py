@@ -27,12 +27,17 @@ class CliError(Exception):
     pass
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_admin_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--homeserver`` and ``--token``: how the admin commands (guest, device) reach Synapse."""
     parser.add_argument("--homeserver", default=os.environ.get("LGWAN_HOMESERVER", "http://127.0.0.1:8018"),
                         help="Synapse の URL / the homeserver's URL (env LGWAN_HOMESERVER; default "
                              "http://127.0.0.1:8018)")
     parser.add_argument("--token", default=os.environ.get("LGWAN_ADMIN_TOKEN"),
                         help="サーバー管理者のアクセストークン / a server admin's access token (env LGWAN_ADMIN_TOKEN)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_admin_arguments(parser)
     actions = parser.add_subparsers(dest="guest_command", required=True)
     create = actions.add_parser("create", help="ゲストを作成 / create a guest account")
     create.add_argument("localpart", help="ユーザー名（@の後ろ）/ the account's localpart, e.g. yamada-contractor")
