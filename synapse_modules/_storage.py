@@ -74,26 +74,34 @@ class ModuleStore:
         self._ready = True
 
     def _migrate_txn(self, txn: Any) -> None:
-        is_main = self._api.worker_name is None
-        if is_main:
-            txn.execute(f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} "
-                        "(module TEXT NOT NULL PRIMARY KEY, version INTEGER NOT NULL)")
+        if self._api.worker_name is None:
+            migrate(txn, self._module, self._migrations)
+            return
         try:
             txn.execute(f"SELECT version FROM {VERSION_TABLE} WHERE module = ?", (self._module,))
             row = txn.fetchone()
         except Exception as e:
-            row = None
-            if not is_main:
-                raise SchemaNotReady(f"{self._module}: tables not created yet (start the main process first)") from e
+            raise SchemaNotReady(f"{self._module}: tables not created yet (start the main process first)") from e
         current = row[0] if row else 0
-        if current >= self.version:
-            return
-        if not is_main:
+        if current < self.version:
             raise SchemaNotReady(f"{self._module}: schema v{current} < v{self.version} (main process migrates)")
-        for statements in self._migrations[current:]:
-            for sql in statements:
-                txn.execute(sql)
-        txn.execute(
-            f"INSERT INTO {VERSION_TABLE} (module, version) VALUES (?, ?) "
-            "ON CONFLICT (module) DO UPDATE SET version = excluded.version",
-            (self._module, self.version))
+
+
+def migrate(txn: Any, module: str, migrations: Sequence[Sequence[str]]) -> None:
+    """Apply ``module``'s missing migrations on a cursor taking ``?`` parameters (Synapse's, or
+    ``lgwan-chat deploy move-to-postgres`` creating the tables on PostgreSQL): the one way the
+    suite's tables are made."""
+    txn.execute(f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} "
+                "(module TEXT NOT NULL PRIMARY KEY, version INTEGER NOT NULL)")
+    txn.execute(f"SELECT version FROM {VERSION_TABLE} WHERE module = ?", (module,))
+    row = txn.fetchone()
+    current = row[0] if row else 0
+    if current >= len(migrations):
+        return
+    for statements in migrations[current:]:
+        for sql in statements:
+            txn.execute(sql)
+    txn.execute(
+        f"INSERT INTO {VERSION_TABLE} (module, version) VALUES (?, ?) "
+        "ON CONFLICT (module) DO UPDATE SET version = excluded.version",
+        (module, len(migrations)))
