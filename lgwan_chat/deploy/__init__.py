@@ -8,5 +8,7 @@
 - ``render``: every file of the deployment, as text;
 - ``apply``: writes them (keeping secrets and what the admin owns), shows a diff;
 - ``check``: validates a deployment directory with check-config's rules and messages;
-- ``accounts``: once Synapse runs, the admin's and the bots' accounts (``deploy accounts``).
+- ``accounts``: once Synapse runs, the admin's and the bots' accounts (``deploy accounts``);
+- ``move_to_postgres``: growing from SQLite to PostgreSQL, the suite's module tables included
+  (``deploy move-to-postgres``).
 """

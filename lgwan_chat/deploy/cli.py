@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -28,6 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     accounts = commands.add_parser("accounts", help="管理者とボットのアカウントを登録（Synapse の起動後）/ register "
                                                     "the admin's and the bots' accounts (Synapse running)")
     accounts.add_argument("outdir", type=Path, metavar="OUTDIR")
+    move = commands.add_parser("move-to-postgres", help="SQLite から PostgreSQL へ移行（停止中に、deploy init の後）/ "
+                                                        "move the data from SQLite to PostgreSQL (stopped, after "
+                                                        "deploy init)")
+    move.add_argument("outdir", type=Path, metavar="OUTDIR")
+    move.add_argument("--sqlite-database", type=Path, required=True, metavar="FILE",
+                      help="これまでの SQLite データベース / the SQLite database used until now")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
         return run_check(args.outdir)
     if args.deploy_command == "accounts":
         return run_accounts(args.outdir)
+    if args.deploy_command == "move-to-postgres":
+        return run_move(args.outdir, args.sqlite_database)
     return run_init(args.answers, args.outdir, args.dry_run)
 
 
@@ -101,6 +110,37 @@ def run_accounts(outdir: Path) -> int:
     for localpart, state in outcome.items():
         print(both(f"deploy.account_{state}", user=localpart))
     print(both("deploy.accounts_password", path=outdir / "secrets" / "admin.password"))
+    return 0
+
+
+def run_move(outdir: Path, sqlite_database: Path) -> int:
+    import time
+
+    try:
+        import psycopg2
+    except ImportError:
+        print(both("deploy.move_no_driver"), file=sys.stderr)
+        return 1
+
+    from lgwan_chat.operations.deployment import DeploymentError
+
+    from .move_to_postgres import move
+
+    began = time.monotonic()
+    say = lambda key, **params: print(both(key, **params), flush=True)  # noqa: E731
+    try:
+        outcome = move(outdir, sqlite_database, say)
+    except DeploymentError as e:
+        print(both(e.key, **e.params), file=sys.stderr)
+        print(both("deploy.move_refused"), file=sys.stderr)
+        return 1
+    except (OSError, sqlite3.Error, psycopg2.Error) as e:
+        print(both("deploy.move_failed", problem=str(e).strip()), file=sys.stderr)
+        return 1
+    if outcome == "already":
+        say("deploy.move_already_done")
+    else:
+        say("deploy.move_done", seconds=f"{time.monotonic() - began:.1f}")
     return 0
 
 
