@@ -50,3 +50,28 @@ def test_the_phones_example_passes_check_config_and_serves_maps_per_entrance(gui
     assert served.for_zone("lgwan")["m.tile_server"]["map_style_url"].startswith("http://tiles.city-a.lg.jp/")
     assert "org.matrix.msc4143.rtc_foci" not in served.for_zone("lgwan")
     assert served.for_zone("internet")["org.matrix.msc4143.rtc_foci"][0]["type"] == "livekit"
+
+
+@pytest.mark.parametrize("guide", ["admin-guide.ja.md", "admin-guide.en.md"])
+def test_growing_to_workers_moves_the_data_with_the_clis_command(guide, capsys):
+    """The guide's procedure from ``single`` to ``workers``: its ``lgwan-chat`` lines are commands
+    and options the CLI has, and no step is left to the admin's care ("unsolved")."""
+    from lgwan_chat import cli
+
+    text = (DOCS / guide).read_text(encoding="utf-8")
+    start = text.index("#### `single` から `workers` へ" if guide.endswith(".ja.md") else
+                       "#### Growing from `single` to `workers`")
+    section = text[start:text.index("\n####", start + 5)]
+    assert "未解決" not in section and "unsolved" not in section.lower()
+    commands = [" ".join(block.replace("\\\n", " ").split()) for block in re.findall(r"```sh\n(.*?)```", section, re.S)]
+    lines = [line[line.index("lgwan-chat "):] for block in commands for line in block.split("sudo ")
+             if ".venv/bin/lgwan-chat " in line]
+    assert [line.split()[1:3] for line in lines] == [["deploy", "move-to-postgres"]]
+    for line in lines:
+        words = line.split()
+        with pytest.raises(SystemExit) as done:
+            cli.main([*words[1:3], "--help"])
+        assert done.value.code == 0
+        usage = capsys.readouterr().out
+        for option in (w for w in words if w.startswith("--")):
+            assert option in usage, (line, option)
