@@ -199,6 +199,10 @@ def compare_module_tables(cur: Any, source: sqlite3.Connection, present: set[str
     return differ
 
 
+def _counts(differ: list[tuple[str, int, int]]) -> str:
+    return ", ".join(f"{table} ({found}/{expected})" for table, found, expected in differ)
+
+
 def check_target(cur: Any, source: sqlite3.Connection, database: str) -> bool:
     """True when the move is already complete (module tables equal to SQLite's); raises when the
     target is not an empty database or an interrupted move of this one."""
@@ -206,8 +210,7 @@ def check_target(cur: Any, source: sqlite3.Connection, database: str) -> bool:
     if present & ({VERSION_TABLE} | set(copied_tables())):
         differ = compare_module_tables(cur, source, present)
         if differ:
-            table, found, expected = differ[0]
-            raise DeploymentError("deploy.move_target_not_empty", table=table, count=found, expected=expected)
+            raise DeploymentError("deploy.move_target_not_empty", tables=_counts(differ))
         return True
     if present and "port_from_sqlite3" not in present:
         raise DeploymentError("deploy.move_synapse_ran", database=database, table=sorted(present)[0])
@@ -236,7 +239,7 @@ def copy_module_tables(cur: Any, source: sqlite3.Connection, say: Say) -> None:
         already = cur.fetchone()[0]
         expected = source.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] if table in on_sqlite else 0
         if already:
-            raise DeploymentError("deploy.move_target_not_empty", table=table, count=already, expected=expected)
+            raise DeploymentError("deploy.move_target_not_empty", tables=_counts([(table, already, expected)]))
         if table in on_sqlite:
             names = columns(source, table)
             cur.execute(f"SELECT * FROM {table} LIMIT 0")
