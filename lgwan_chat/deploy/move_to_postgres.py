@@ -104,10 +104,10 @@ def holders(path: Path) -> list[int]:
 
 
 def refuse_if_running(root: Path, sqlite_path: Path) -> None:
-    for port in answering(listener_ports(root)):
-        raise DeploymentError("deploy.move_running_port", port=port)
-    for pid in holders(sqlite_path):
-        raise DeploymentError("deploy.move_running_file", pid=pid, path=sqlite_path)
+    if ports := answering(listener_ports(root)):
+        raise DeploymentError("deploy.move_running_port", port=ports[0])
+    if pids := holders(sqlite_path):
+        raise DeploymentError("deploy.move_running_file", pid=pids[0], path=sqlite_path)
 
 
 # --- the source -----------------------------------------------------------------------------------
