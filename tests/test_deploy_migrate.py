@@ -17,6 +17,7 @@ import secrets
 import sqlite3
 import ssl
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from test_zone_media_gate import assert_pending_message, png, upload
 from lgwan_chat.core.http import HttpError, http_json
 from lgwan_chat.core.routes import BOOKMARKS, media_status_route, room_route
 from lgwan_chat.deploy.move_to_postgres import copied_tables, uncovered
+from lgwan_chat.homeserver import child_env
 from lgwan_chat.postgres import PG_SETTINGS, PostgresDatabase, postgres_unreachable_reason
 from synapse_modules._storage import VERSION_TABLE
 from synapse_modules.schemas import MODULE_SCHEMAS
@@ -51,8 +53,11 @@ def sqlite_rows(path: Path, sql: str) -> list[tuple]:
         conn.close()
 
 
-def move(out: Path, sqlite: Path):
-    return lgwan_chat("deploy", "move-to-postgres", out, "--sqlite-database", sqlite)
+def move(out: Path, sqlite: Path) -> subprocess.CompletedProcess:
+    """The admin's command (synapse_port_db runs Synapse's background updates on PostgreSQL: minutes)."""
+    return subprocess.run([sys.executable, "-m", "lgwan_chat.cli", "deploy", "move-to-postgres", str(out),
+                           "--sqlite-database", str(sqlite)], capture_output=True, text=True, env=child_env(),
+                          timeout=900, stdin=subprocess.DEVNULL)
 
 
 def get_json(url: str, token: str) -> tuple[int, dict]:
