@@ -38,7 +38,8 @@ from lgwan_chat.postgres import PG_SETTINGS, PostgresDatabase, postgres_unreacha
 from synapse_modules._storage import VERSION_TABLE
 from synapse_modules.schemas import MODULE_SCHEMAS
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+#: The module's deployment lives in one event loop (its clients, its fixture).
+in_module_loop = pytest.mark.asyncio(loop_scope="module")
 #: The tests of the moved deployment (PostgreSQL: under CI an unreachable one is an error, tests/conftest.py).
 needs_postgres = pytest.mark.skipif(postgres_unreachable_reason() is not None, reason="PostgreSQL is not reachable")
 
@@ -49,6 +50,16 @@ def sqlite_rows(path: Path, sql: str) -> list[tuple]:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
     try:
         return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def write_sqlite(path: Path, sql: str) -> None:
+    """Closed again at once: the command refuses while any process has the file open."""
+    conn = sqlite3.connect(path)
+    try:
+        with conn:
+            conn.execute(sql)
     finally:
         conn.close()
 
@@ -220,13 +231,10 @@ async def story(tmp_path_factory):
         grown = await staff_use_the_single_deployment(s, tmp, tls)
         out = s.single.out
         # Synapse's background updates pending: as if Synapse had been stopped in the middle of one.
-        conn = sqlite3.connect(s.sqlite)
-        with conn:
-            conn.execute("INSERT INTO background_updates (update_name, progress_json) VALUES ('lgwan_test', '{}')")
+        write_sqlite(s.sqlite, "INSERT INTO background_updates (update_name, progress_json)"
+                               " VALUES ('lgwan_test', '{}')")
         s.runs["background_updates"] = move(out, s.sqlite)
-        with conn:
-            conn.execute("DELETE FROM background_updates WHERE update_name = 'lgwan_test'")
-        conn.close()
+        write_sqlite(s.sqlite, "DELETE FROM background_updates WHERE update_name = 'lgwan_test'")
         s.sqlite_tables = {row[0] for row in sqlite_rows(s.sqlite, "SELECT name FROM sqlite_master "
                                                                    "WHERE type = 'table'")}
 
@@ -318,6 +326,7 @@ def started(story: Story) -> Deployment:
 
 
 @needs_postgres
+@in_module_loop
 async def test_staff_see_on_workers_what_they_saw_before(story):
     workers = started(story)
     assert {name for name, _ in workers.started} > {"main", "media_repository"}
@@ -348,6 +357,7 @@ def test_the_guest_is_still_a_guest(story):
 
 
 @needs_postgres
+@in_module_loop
 async def test_moving_again_onto_a_used_database_is_refused(story):
     """PostgreSQL used since (a new photo from the phone): a second run would overwrite it."""
     workers = started(story)
