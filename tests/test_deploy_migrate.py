@@ -249,9 +249,6 @@ async def story(tmp_path_factory):
             s.moved[table] = (sorted(sqlite_rows(s.sqlite, f"SELECT {names} FROM {table}"), key=repr),
                               sorted(s.database.query(f"SELECT {names} FROM {table}"), key=repr))
         s.workers = Deployment(tmp, out, grown)
-        if s.runs["move"].returncode == 0:
-            s.workers.start_synapse()
-            s.workers.start_nginx()
         yield s
     finally:
         if s.workers is not None:
@@ -320,14 +317,44 @@ def test_run_again_right_after_changes_nothing(story):
     assert "移行済みです" in result.stdout and "Nothing changed" in result.stdout
 
 
-def started(story: Story) -> Deployment:
+async def room_for_the_workers_pools(processes: int, timeout: float = 300) -> None:
+    """This machine's PostgreSQL is shared by parallel test runs: wait (bounded) until its
+    max_connections leaves room for each Synapse process's pool (cp_min 5), then start anyway."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        import psycopg2
+
+        conn = psycopg2.connect(dbname="postgres", **PG_SETTINGS)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT current_setting('max_connections')::int - COUNT(*) FROM pg_stat_activity")
+                free = cur.fetchone()[0]
+        finally:
+            conn.close()
+        if free >= 5 * processes + 5:
+            return
+        await asyncio.sleep(2)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def workers_running(story):
+    """The ``workers`` deployment started from its files, on the moved database."""
     assert story.workers is not None and story.runs["move"].returncode == 0, story.runs["move"].stderr
+    await room_for_the_workers_pools(1 + len(list((story.workers.out / "synapse" / "workers").glob("*.yaml"))))
+    story.workers.start_synapse()
+    story.workers.start_nginx()
+    return story
+
+
+def started(story: Story) -> Deployment:
+    assert story.workers is not None
     return story.workers
 
 
 @needs_postgres
 @in_module_loop
-async def test_staff_see_on_workers_what_they_saw_before(story):
+async def test_staff_see_on_workers_what_they_saw_before(workers_running):
+    story = workers_running
     workers = started(story)
     assert {name for name, _ in workers.started} > {"main", "media_repository"}
     # The photo from the internet is still refused to the office PC (the gate, now on the media worker).
@@ -344,7 +371,8 @@ async def test_staff_see_on_workers_what_they_saw_before(story):
 
 
 @needs_postgres
-def test_the_guest_is_still_a_guest(story):
+def test_the_guest_is_still_a_guest(workers_running):
+    story = workers_running
     """Held to the internet zone: the LGWAN entrance refuses its login (without the module's
     record it would be an ordinary account there)."""
     with pytest.raises(HttpError) as refused:
@@ -358,7 +386,8 @@ def test_the_guest_is_still_a_guest(story):
 
 @needs_postgres
 @in_module_loop
-async def test_moving_again_onto_a_used_database_is_refused(story):
+async def test_moving_again_onto_a_used_database_is_refused(workers_running):
+    story = workers_running
     """PostgreSQL used since (a new photo from the phone): a second run would overwrite it."""
     workers = started(story)
     context = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
