@@ -157,6 +157,7 @@ async def staff_use_the_single_deployment(s: Story, tmp: Path, tls: dict) -> dic
         colleague = await login(s.single, f"@suzuki:{s.server}", PASSWORD, "lgwan")
         clients += [phone, pc, colleague]
         s.tokens = {"phone": phone.access_token, "pc": pc.access_token}
+        assert phone.device_id is not None
         s.device_ids = {"phone": phone.device_id}
 
         # A photo from the phone: untrusted, refused to the PC until sanitized.
@@ -328,7 +329,7 @@ async def room_for_the_workers_pools(processes: int, timeout: float = 300) -> No
         try:
             with conn.cursor() as cur:
                 cur.execute("SELECT current_setting('max_connections')::int - COUNT(*) FROM pg_stat_activity")
-                free = cur.fetchone()[0]
+                [(free,)] = cur.fetchall()
         finally:
             conn.close()
         if free >= 5 * processes + 5:

@@ -167,7 +167,7 @@ class Qmark:
 def connect(db: Database) -> Any:
     import psycopg2
 
-    return psycopg2.connect(**db.params)
+    return psycopg2.connect(db.dsn, password=db.params.get("password"))  # None: no password given
 
 
 def pg_tables(cur: Any) -> set[str]:
