@@ -64,7 +64,7 @@ def test_growing_to_workers_moves_the_data_with_the_clis_command(guide, capsys):
     section = text[start:text.index("\n####", start + 5)]
     assert "未解決" not in section and "unsolved" not in section.lower()
     commands = [" ".join(block.replace("\\\n", " ").split()) for block in re.findall(r"```sh\n(.*?)```", section, re.S)]
-    lines = [line[line.index("lgwan-chat "):] for block in commands for line in block.split("sudo ")
+    lines = [line[line.index(".venv/bin/lgwan-chat "):] for block in commands for line in block.split("sudo ")
              if ".venv/bin/lgwan-chat " in line]
     assert [line.split()[1:3] for line in lines] == [["deploy", "move-to-postgres"]]
     for line in lines:
