@@ -34,7 +34,7 @@ async def test_a_long_document_leaves_its_slot_and_waits_while_a_short_file_runs
         assert long.to_background() and moved == ["long"]
         assert not long.to_background()  # once
         # its foreground slot is free: a short file gets it at once
-        async with asyncio.timeout(1), slots.lane() as short:
+        async with slots.lane() as short:
             assert not short.background and slots.in_front == 1
             started = time.monotonic()
             await long.give_way(time_limit_s=180)  # a short file runs: wait, at most PAUSE_S
@@ -44,7 +44,7 @@ async def test_a_long_document_leaves_its_slot_and_waits_while_a_short_file_runs
         started = time.monotonic()
         await long.give_way(time_limit_s=180)  # nothing in front: no wait
         assert time.monotonic() - started < 0.05
-    async with asyncio.timeout(1), slots.lane() as again:  # both slots back
+    async with slots.lane() as again:  # both slots back
         assert again.to_background()
 
 
