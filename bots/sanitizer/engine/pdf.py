@@ -140,6 +140,7 @@ async def rasterize(job, pdf: bytes, *, removed: Iterable[Note] = (), limitation
     if words is not None and job.policies.ocr:
         await _ocr(job, workdir, words, images, info)
     layer = [page["runs"] for page in words["pages"]] if words else None
+    await job.give_way()  # the rebuild holds this process's interpreter lock for a while: not during a short file
     outputs = [Output(await _in_thread(job, _assemble, images, dpi, layer), output_name(job.filename, ".pdf"),
                       "application/pdf", pages=pages)]
     if job.policies.text_companion:
