@@ -343,7 +343,9 @@ async def test_a_dm_file_running_at_a_restart_goes_to_the_chosen_room_once_after
     await asyncio.sleep(2)  # a second answer would come right after the first
 
     # the DM: one message (the progress message, 20 pages: shown at once) that ends saying where the file went
-    (said,) = await wait_replies(phone, dm, pdf, count=1, sender=sanitizer_bot.user_id)
+    replies = await wait_replies(phone, dm, pdf, count=1, sender=sanitizer_bot.user_id)
+    assert len(replies) == 1, [e["content"]["body"] for e in replies]
+    said = replies[0]
     assert (await shown(phone, dm, said)).startswith("ルーム「総務課」に届けました: 無害化しました")
     assert files_answering(await room_events(phone, dm), pdf, sanitizer_bot.user_id) == []
     # the room: the sanitized copy, once, sent after the restart

@@ -182,6 +182,8 @@ class SanitizerBot(BotApp):
     async def _answer_queued(self, job: Job) -> None:
         """One file from the queue: sanitized with a progress message, answered in its room (a DM: back
         to the sender, or into the room chosen with !送信先)."""
+        # after a restart the queue starts before the first sync: rooms, members and names come with it
+        await self.bot.synced_once.wait()
         ctx = Context(self.bot, job.room_id, job.event)
         target = await self._target(ctx) if ctx.is_direct else None
         shown = self.options.progress
