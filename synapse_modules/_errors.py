@@ -8,6 +8,7 @@ show), and the suite's own fields: ``jp.lgwan.reason`` (machine-readable) and
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from synapse.api.errors import Codes, SynapseError
@@ -32,6 +33,15 @@ def refusal(reason: str, message_key: str, errcode: str = Codes.FORBIDDEN, **par
     """To raise from a servlet or a third-party-rules callback."""
     fields = refusal_fields(reason, message_key, **params)
     return SynapseError(403, fields.pop("error"), errcode, additional_fields=fields)
+
+
+def limit_exceeded(reason: str, message_key: str, retry_after_ms: int, **params: Any) -> SynapseError:
+    """A 429 ``M_LIMIT_EXCEEDED`` as Synapse's own limits answer it (``retry_after_ms``, the
+    ``Retry-After`` header), with the suite's refusal fields."""
+    fields = refusal_fields(reason, message_key, **params)
+    return SynapseError(429, fields.pop("error"), Codes.LIMIT_EXCEEDED,
+                        additional_fields={**fields, "retry_after_ms": retry_after_ms},
+                        headers={"Retry-After": str(max(1, math.ceil(retry_after_ms / 1000)))})
 
 
 def refusal_reason(err: SynapseError) -> str | None:

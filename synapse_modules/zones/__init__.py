@@ -26,6 +26,8 @@ Load it in homeserver.yaml (every key: config/modules.yaml, docs/admin-guide)::
   pusher but an internet device's ``event_id_only`` one (``pushers.py``);
 - holds a new device of a zone with ``device_approval`` self/admin until the user (from an
   approved LGWAN device) or an admin approves it (``device_approval.py``, ``rest/device_*``);
+- pauses password logins from a client address after too many wrong ones, whatever the accounts
+  (password spraying; ``login_failures.py``): right passwords are never counted;
 - tells a client its zone at ``GET /_synapse/client/lgwan/v1/zone``, and whether a
   file is untrusted at ``GET /_synapse/client/lgwan/v1/media_status/{serverName}/{mediaId}``.
 """
@@ -39,6 +41,7 @@ from synapse.module_api import ModuleApi
 from synapse_modules._synapse_internals import (
     extend_client_well_known,
     set_client_well_known,
+    wrap_login_check,
     wrap_pusher_registration,
     wrap_request_authentication,
 )
@@ -47,6 +50,7 @@ from .config import ZonesConfig, parse
 from .device_approval import DeviceApproval
 from .device_binding import DeviceZoneGuard
 from .event_rules import EventRules
+from .login_failures import FailedLoginLimiter
 from .media import MediaRules
 from .pushers import PusherRules
 from .rest import (
@@ -86,6 +90,7 @@ class ZonePolicyModule:
             await turn.check(requester)
 
         wrap_request_authentication(api, check_request)
+        wrap_login_check(api, FailedLoginLimiter(config.failed_logins_per_address).around)
         pushers = PusherRules(config, store)
         wrap_pusher_registration(api, pushers.check, pushers.check_device)
         events = EventRules(config, store, api)
