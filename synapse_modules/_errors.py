@@ -14,7 +14,7 @@ from typing import Any
 from synapse.api.errors import Codes, SynapseError
 
 from lgwan_chat.core.i18n import LANGUAGES, both, t
-from synapse_modules._metrics import NO_ENTRANCE, REFUSALS
+from synapse_modules._metrics import REFUSALS, zone_label
 from synapse_modules._synapse_internals import current_request_origin
 
 REASON_FIELD = "jp.lgwan.reason"
@@ -24,7 +24,7 @@ MESSAGE_FIELD = "jp.lgwan.message"
 def refusal_fields(reason: str, message_key: str, **params: Any) -> dict[str, Any]:
     """The fields of every refusal of the suite: also where refusals are counted (``_metrics.REFUSALS``)."""
     origin = current_request_origin()
-    REFUSALS.labels(reason, (origin.site_tag if origin is not None else None) or NO_ENTRANCE).inc()
+    REFUSALS.labels(reason, zone_label(origin)).inc()
     return {"error": both(message_key, **params), REASON_FIELD: reason,
             MESSAGE_FIELD: {lang: t(message_key, lang, **params) for lang in LANGUAGES}}
 

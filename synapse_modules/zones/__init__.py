@@ -34,10 +34,12 @@ Load it in homeserver.yaml (every key: config/modules.yaml, docs/admin-guide)::
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from synapse.module_api import ModuleApi
 
+from synapse_modules._metrics import set_zone_of_request
 from synapse_modules._synapse_internals import (
     extend_client_well_known,
     set_client_well_known,
@@ -66,6 +68,7 @@ from .rest import zone as zone_rest
 from .store import ZoneStore
 from .turn import TurnCredentialsRule
 from .well_known import EntranceWellKnown
+from .zone import zone_of
 
 #: Element reads this from /.well-known/matrix/client: with force_disable it offers no encryption.
 E2EE_WELL_KNOWN = "io.element.e2ee"
@@ -79,6 +82,7 @@ def e2ee_well_known(config: ZonesConfig) -> dict[str, bool]:
 
 class ZonePolicyModule:
     def __init__(self, config: ZonesConfig, api: ModuleApi):
+        set_zone_of_request(functools.partial(zone_of, config=config))  # refusals are counted by zone
         store = ZoneStore(api)
         media = MediaRules(config, store, api.server_name)
         approval = DeviceApproval(config, store, api)
