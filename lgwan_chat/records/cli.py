@@ -199,7 +199,9 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if command in ("hold", "unhold"):
         done = (hold if command == "hold" else unhold)(Rooms(client), args.room, args.reason)
-        audit.append(log, command, by=me, room=args.room, room_id=done["room_id"], reason=args.reason)
+        # in a room the admin is not in (a DM): which member's login the admin API sent the events with
+        acted = {"sent_as": done["sent_as"]} if done.get("sent_as") else {}
+        audit.append(log, command, by=me, room=args.room, room_id=done["room_id"], reason=args.reason, **acted)
         print(both(f"records.{command}_done", room=args.room))
         return 0
     if command == "export":
