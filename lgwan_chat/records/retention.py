@@ -40,6 +40,8 @@ RETENTION_EVENT = "m.room.retention"
 HOLD_EVENT = "jp.lgwan.records.hold"
 #: power level needed to change either of them
 GUARD_LEVEL = 100
+#: Room versions whose creator holds an ordinary power level (from 12, creators outrank them all).
+CLASSIC_ROOM_VERSIONS = frozenset(str(v) for v in range(1, 12))
 #: How long the token of a member acted as is valid (it is logged out right after use).
 ACT_AS_MS = 5 * 60 * 1000
 
@@ -137,14 +139,23 @@ class Rooms:
     def acting_member(self, room_id: str, event_type: str) -> str:
         """The local member allowed to send ``event_type`` with the highest power level."""
         state = self._admin_state(room_id)
-        levels = next((ev["content"] for ev in state if ev["type"] == "m.room.power_levels"
-                       and ev.get("state_key") == ""), {})
+
+        def content(event_type: str) -> dict[str, Any]:
+            return next((ev["content"] for ev in state if ev["type"] == event_type and ev.get("state_key") == ""), {})
+
+        levels = content("m.room.power_levels")
         needed = (levels.get("events") or {}).get(event_type, levels.get("state_default", 50))
         users = levels.get("users") or {}
+        creators: set[str] = set()
+        create = next((ev for ev in state if ev["type"] == "m.room.create" and ev.get("state_key") == ""), None)
+        if create is not None and str(create["content"].get("room_version", "1")) not in CLASSIC_ROOM_VERSIONS:
+            # room version 12 on: the creators (a DM's both members) outrank any power level
+            creators = {create["sender"], *(create["content"].get("additional_creators") or [])}
         server = ":" + self.whoami().split(":", 1)[1]
         members = [ev["state_key"] for ev in state if ev["type"] == "m.room.member"
                    and ev["content"].get("membership") == "join" and ev["state_key"].endswith(server)]
-        able = sorted(((users.get(m, levels.get("users_default", 0)), m) for m in members), reverse=True)
+        able = sorted(((float("inf") if m in creators else users.get(m, levels.get("users_default", 0)), m)
+                       for m in members), reverse=True)
         if not able or able[0][0] < needed:
             raise RecordsError(both("records.no_member_can_hold", room=room_id))
         return able[0][1]
