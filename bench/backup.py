@@ -189,11 +189,11 @@ async def main(args: argparse.Namespace) -> dict:
         if source_db is not None:
             databases.append(source_db)
             stop_at_exit(source_db.drop)
-        database = source_db.synapse_config() if source_db else None
-        if database is not None:  # 48 requests in flight: more than the default 5 connections
-            database["args"]["cp_max"] = 10
+        database_block = source_db.synapse_config() if source_db else None
+        if database_block is not None:  # 48 requests in flight: more than the default 5 connections
+            database_block["args"]["cp_max"] = 10
         # No access-log line per request: at ~100 requests/s the fill's logging is not what is measured.
-        hs = Homeserver(HomeserverSpec(data_dir=root, modules=suite_modules(), database=database,
+        hs = Homeserver(HomeserverSpec(data_dir=root, modules=suite_modules(), database=database_block,
                                        extra={**RELAXED_RATE_LIMITS, "bcrypt_rounds": 4},
                                        access_log_level="WARNING"))
         stop_at_exit(hs.stop)

@@ -262,11 +262,11 @@ def hold(rooms: Rooms, room: str, reason: str) -> dict[str, Any]:
     if rooms.held(room_id):
         raise RecordsError(both("records.already_held", room=room))
     previous = rooms.state(room_id, RETENTION_EVENT)
-    marker = {"held": True, "reason": reason, "by": rooms.whoami(), "since": int(time.time() * 1000),
-              "previous": previous}
+    marker: dict[str, Any] = {"held": True, "reason": reason, "by": rooms.whoami(),
+                              "since": int(time.time() * 1000), "previous": previous}
     if not rooms.joined(room_id):
-        marker["sent_as"] = rooms.acting_member(room_id, HOLD_EVENT)
-        rooms.sent_as[room_id] = marker["sent_as"]
+        member = rooms.acting_member(room_id, HOLD_EVENT)
+        marker["sent_as"] = rooms.sent_as[room_id] = member
     # the marker first: if the policy cannot be set, unhold still knows what to put back
     rooms.put(room_id, HOLD_EVENT, marker)
     rooms.put(room_id, RETENTION_EVENT, {"max_lifetime": HOLD_LIFETIME_MS})
