@@ -8,6 +8,7 @@
 #   sudo scripts/fresh-debian-walkthrough.sh [DIR]      (default DIR: /var/tmp/lgwan-chat-bookworm)
 #   scripts/fresh-debian-walkthrough.sh --list          the guide's blocks it runs, in order
 #   scripts/fresh-debian-walkthrough.sh --print NAME    the commands it runs for one block
+#                                                         (tests/test_docs_examples.py compares them with the guides)
 #
 # Each block runs as one shell script (`set -e`); a block that fails is a finding, with the
 # command that failed, and the walk goes on with the next. Between blocks the script does only what
@@ -67,7 +68,8 @@ rm -rf "$ROOT"
 cp -a "$BASE" "$ROOT"
 
 mounted=()
-mount_in() { mkdir -p "$ROOT$2"; mount --bind "$1" "$ROOT$2" && mounted+=("$ROOT$2"); }
+# /dev with /dev/shm and /dev/pts; private, so unmounting them here never reaches this machine's own
+mount_in() { mkdir -p "$ROOT$2"; mount --rbind "$1" "$ROOT$2" && mount --make-rprivate "$ROOT$2" && mounted+=("$ROOT$2"); }
 inside() { chroot "$ROOT" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
            LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "${host_env[@]}" /bin/bash -c "$1"; }
 cleanup() {
