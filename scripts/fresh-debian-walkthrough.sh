@@ -64,7 +64,11 @@ if [ ! -e "$BASE/etc/debian_version" ]; then
     debootstrap bookworm "$BASE" "$mirror" >"$DIR/debootstrap.log" 2>&1 \
         || { echo "debootstrap failed: $DIR/debootstrap.log" >&2; exit 1; }
 fi
-rm -rf "$ROOT"
+# Never remove a tree something is still mounted in (a /dev bound there is this machine's /dev).
+if awk -v root="$ROOT/" 'index($5, root) == 1 { found = 1 } END { exit !found }' /proc/self/mountinfo; then
+    echo "$ROOT still has mounts (an earlier walk did not end): unmount them first" >&2; exit 2
+fi
+rm -rf --one-file-system "$ROOT"
 cp -a "$BASE" "$ROOT"
 
 mounted=()
