@@ -54,7 +54,7 @@ command -v debootstrap >/dev/null || { apt-get update -qq && apt-get install -y 
 mirror=$(grep -rhoE '^(URIs:|deb) +https?://[^ ]+' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null \
          | awk '{print $2}' | grep -m1 debian)
 mirror=${mirror:-http://deb.debian.org/debian}
-mkdir -p "$DIR/cache/apt" "$DIR/cache/pip"
+mkdir -p "$DIR/cache/apt/partial" "$DIR/cache/pip"
 : >"$LOG"
 
 # The default variant: what Debian's installer gives without a desktop (required and important).
