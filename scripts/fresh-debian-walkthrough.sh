@@ -82,6 +82,7 @@ cleanup() {
     for ((i=${#mounted[@]}-1; i>=0; i--)); do umount -l "${mounted[i]}"; done
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM  # unmount on Ctrl-C and kill too
 mount_in /proc /proc
 mount_in /sys /sys
 mount_in /dev /dev
@@ -96,7 +97,7 @@ printf '#!/bin/sh\nexit 101\n' >"$ROOT/usr/sbin/policy-rc.d" && chmod 0755 "$ROO
 # This machine's way to the package registries (its CA bundle and pip settings), not the guide's.
 host_env+=(LGWAN_CHAT_REPO=/mnt/lgwan-chat-source/lgwan-chat.bundle)
 if [ -n "${PIP_CERT:-}" ] && [ -f "$PIP_CERT" ]; then
-    cp "$PIP_CERT" "$ROOT/etc/ssl/host-ca-bundle.pem"
+    mkdir -p "$ROOT/etc/ssl" && cp "$PIP_CERT" "$ROOT/etc/ssl/host-ca-bundle.pem"
     host_env+=(PIP_CERT=/etc/ssl/host-ca-bundle.pem REQUESTS_CA_BUNDLE=/etc/ssl/host-ca-bundle.pem)
 fi
 [ -f /etc/pip.conf ] && cp /etc/pip.conf "$ROOT/etc/pip.conf"
