@@ -15,8 +15,10 @@
 # the guide leaves to the machine or to the person: PostgreSQL running after its package is
 # installed (systemd does it on a booted machine; here it listens on its Unix socket only, so
 # nothing in the chroot takes a port of this machine), and the TLS certificates the person brings
-# (self-signed here). The answers and organisation files stay the examples the guide copies. No
-# service is started (no systemd in a chroot: `systemctl` only enables there); after the guide
+# (self-signed here) and the addresses the entrances listen on (free loopback ports here: the
+# example's addresses are not this machine's); otherwise the answers and organisation files stay
+# the examples the guide copies. No service is started (no systemd in a chroot: a stand-in
+# `systemctl` enables and disables units and only logs starting and reloading); after the guide
 # the walk checks what starting would need: the units (`systemd-analyze verify`), the service
 # user's Python with Synapse's PostgreSQL and Redis drivers, the logrotate file.
 # The Debian base is made once (DIR/base) and copied afresh for every walk (DIR/root); the
@@ -94,6 +96,18 @@ git -C "$REPO" bundle create "$ROOT/mnt/lgwan-chat-source/lgwan-chat.bundle" HEA
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
 # No package starts its service in the chroot (they would take this machine's ports).
 printf '#!/bin/sh\nexit 101\n' >"$ROOT/usr/sbin/policy-rc.d" && chmod 0755 "$ROOT/usr/sbin/policy-rc.d"
+# systemd does not run in a chroot: unit files are enabled and disabled for real (offline), starting,
+# stopping and reloading is logged and skipped (the units are checked after the guide instead).
+cat >"$ROOT/usr/local/sbin/systemctl" <<'SHIM'
+#!/bin/sh
+for a; do case $a in enable|disable|mask|unmask|is-enabled) offline=1 ;; esac; done
+if [ -n "${offline:-}" ]; then
+    for a; do shift; [ "$a" = --now ] || set -- "$@" "$a"; done
+    exec /usr/bin/systemctl "$@"
+fi
+echo "walkthrough: no systemd in the chroot, not run: systemctl $*" >&2
+SHIM
+chmod 0755 "$ROOT/usr/local/sbin/systemctl"
 # This machine's way to the package registries (its CA bundle and pip settings), not the guide's.
 host_env+=(LGWAN_CHAT_REPO=/mnt/lgwan-chat-source/lgwan-chat.bundle)
 if [ -n "${PIP_CERT:-}" ] && [ -f "$PIP_CERT" ]; then
@@ -130,7 +144,14 @@ run_block install
 for conf in "$ROOT"/etc/postgresql/*/main/conf.d; do echo "listen_addresses = ''" >"$conf/walkthrough-socket-only.conf"; done
 inside 'for c in /etc/postgresql/*/main; do pg_ctlcluster "$(basename "$(dirname "$c")")" main start; done' >>"$LOG" 2>&1
 run_block config
-# What the person brings: the two entrances' certificates where the example answers say.
+# What the person brings: the two entrances' certificates where the example answers say, and
+# addresses of this machine for them to listen on (`nginx -t` binds them; the example's are not here).
+read -r port_internet port_lgwan < <(python3 -c 'import socket
+s = [socket.socket() for _ in range(2)]
+for x in s: x.bind(("127.0.0.1", 0))
+print(*(x.getsockname()[1] for x in s))')
+sed -i "s/^\(  listen: \)203\.0\.113\.10:443/\1127.0.0.1:$port_internet/; s/^\(  listen: \)10\.20\.30\.40:443/\1127.0.0.1:$port_lgwan/" \
+    "$ROOT/etc/lgwan-chat/answers.yaml"
 inside 'install -d -m 0755 /etc/ssl/lgwan-chat && cd /etc/ssl/lgwan-chat && for zone in internet lgwan; do
           (umask 077 && openssl req -x509 -newkey rsa:2048 -nodes -keyout $zone.key -out $zone.crt -days 30 \
            -subj /CN=chat-$zone.example 2>/dev/null); chmod 0644 $zone.crt; done' >>"$LOG" 2>&1
