@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import sys
 from typing import Any
 from urllib.parse import quote
 
 from lgwan_chat.core.guest_dates import JST
 from lgwan_chat.core.i18n import both
 from lgwan_chat.core.routes import DEVICE_APPROVALS_ADMIN
-from lgwan_chat.guests_cli import Admin, CliError, add_admin_arguments
+from lgwan_chat.guests_cli import Admin, add_admin_arguments, run_admin_command
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,15 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, out: Any = None) -> int:
-    out = out or sys.stdout
-    try:
-        if not args.token:
-            raise CliError(both("guests.cli_no_token"))
-        admin = Admin(args.homeserver, args.token)
-        return _COMMANDS[args.device_command](admin, args, out)
-    except CliError as e:
-        print(str(e), file=sys.stderr)
-        return 1
+    return run_admin_command(_COMMANDS[args.device_command], args, out)
 
 
 def _when(ts: int | None) -> str:

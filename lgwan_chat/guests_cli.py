@@ -86,16 +86,20 @@ class Admin:
         return f"@{localpart}:{me['user_id'].split(':', 1)[1]}"
 
 
-def run(args: argparse.Namespace, out: Any = None) -> int:
+def run_admin_command(command: Any, args: argparse.Namespace, out: Any = None) -> int:
+    """Run one admin subcommand against the homeserver; its errors (already in ja/en) go to stderr."""
     out = out or sys.stdout
     try:
         if not args.token:
             raise CliError(both("guests.cli_no_token"))
-        admin = Admin(args.homeserver, args.token)
-        return _COMMANDS[args.guest_command](admin, args, out)
+        return int(command(Admin(args.homeserver, args.token), args, out))
     except (CliError, GuestDateError) as e:
         print(str(e), file=sys.stderr)
         return 1
+
+
+def run(args: argparse.Namespace, out: Any = None) -> int:
+    return run_admin_command(_COMMANDS[args.guest_command], args, out)
 
 
 def _create(admin: Admin, args: argparse.Namespace, out: Any) -> int:
