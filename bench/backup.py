@@ -2,15 +2,17 @@
 """Backup and restore time and size (``lgwan-chat backup`` / ``restore``) for a deployment of
 N users and M messages.
 
-A Synapse with every module of the suite (SQLite or PostgreSQL) gets N users (registered through
-the admin API), rooms of up to 100 members, M text messages sent concurrently by the members and
-a few files in the media store; then ``lgwan_chat.operations`` backs it up while Synapse runs and
-restores the backup into a fresh folder (and a fresh PostgreSQL database). Prints the time of each
-step, the backup's size and the database's, the load average. Record results in docs/benchmarks.md.
+A Synapse with every module of the suite (SQLite or PostgreSQL) gets N users (registered
+concurrently through the shared-secret admin API, ``bcrypt_rounds: 4`` for these bench accounts),
+rooms of 10 members, M messages sent by the members (48 requests in flight over all rooms, one per
+room at a time), every 50th of them a file (40-700 KB, uploaded to the media store); then
+``lgwan_chat.operations`` backs it up while Synapse runs and restores the backup into a fresh
+folder (and a fresh PostgreSQL database). Prints the time of each step, the backup's size and the
+database's, the load average. Record results in docs/benchmarks.md.
 
-    make bench-backup                                              # 200 users, 5,000 messages, SQLite
+    make bench-backup                                          # 200 users, 5,000 messages, SQLite
     make bench-backup BENCH_ARGS="--users 2000 --messages 100000 --backend postgres"
-    .venv/bin/python bench/backup.py --users 20 --messages 200 --media 2
+    .venv/bin/python bench/backup.py --users 20 --messages 200 --file-every 20
 """
 
 from __future__ import annotations
@@ -31,27 +33,55 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import load_average, machine, run, stop_at_exit
-from lgwan_chat.homeserver import RELAXED_RATE_LIMITS, Homeserver, HomeserverSpec, suite_modules
-from lgwan_chat.operations.backup import backup
-from lgwan_chat.operations.deployment import find
+from lgwan_chat.homeserver import (
+    REGISTER_PATH,
+    RELAXED_RATE_LIMITS,
+    Homeserver,
+    HomeserverSpec,
+    registration_body,
+    suite_modules,
+)
+from lgwan_chat.operations.backup import backup, load_key
+from lgwan_chat.operations.deployment import BACKUP_KEY, find
 from lgwan_chat.operations.restore import restore, verify
 from lgwan_chat.postgres import PostgresDatabase
 
-ROOM_SIZE = 100
-SENDERS = 16
+#: Members per room. Synapse evaluates push rules for every member on every message, so a
+#: 100,000-message fill is sent into many small rooms (a section's room, a project's, a DM-sized
+#: one), never into a few big ones.
+ROOM_SIZE = 10
+#: Requests in flight at once (registrations, joins, sends). Each room has one send in flight at a
+#: time, as a conversation: concurrent sends into one room would fork its event graph.
+CONCURRENCY = 48
+#: Sizes of the files attached to every FILE_EVERY-th message (incompressible, like PDF or xlsx).
+FILE_SIZES = (40_000, 150_000, 300_000, 700_000)
+PROGRESS_EVERY = 10_000
 
 
-async def _call(session: aiohttp.ClientSession, method: str, url: str, token: str, body: dict | bytes,
+async def _call(session: aiohttp.ClientSession, method: str, url: str, token: str | None, body: dict | bytes | None,
                 content_type: str = "application/json") -> dict:
-    headers = {"Authorization": f"Bearer {token}"}
-    kwargs: dict = {"json": body} if isinstance(body, dict) else {"data": body}
-    if not isinstance(body, dict):
+    """One request, retried on a dropped connection or a 5xx/429 (a send keeps its transaction ID,
+    so a retry never makes a second event)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    kwargs: dict = {}
+    if isinstance(body, dict):
+        kwargs["json"] = body
+    elif body is not None:
+        kwargs["data"] = body
         headers["Content-Type"] = content_type
-    async with session.request(method, url, headers=headers, **kwargs) as r:
-        payload = await r.json()
-        if r.status != 200:
-            raise RuntimeError(f"{method} {url}: HTTP {r.status} {payload}")
-        return payload
+    for attempt in range(6):
+        try:
+            async with session.request(method, url, headers=headers, **kwargs) as r:
+                payload = await r.json()
+                if r.status == 200:
+                    return payload
+                if r.status < 500 and r.status != 429:
+                    raise RuntimeError(f"{method} {url}: HTTP {r.status} {payload}")
+                problem = f"HTTP {r.status} {payload}"
+        except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+            problem = repr(e)
+        await asyncio.sleep(2 ** attempt)
+    raise RuntimeError(f"{method} {url}: {problem}")
 
 
 def dir_size(path: Path) -> int:
@@ -64,43 +94,90 @@ def database_size(hs: Homeserver, database: PostgresDatabase | None) -> int:
     return sum(p.stat().st_size for p in hs.data_dir.glob("homeserver.db*"))
 
 
-async def fill(hs: Homeserver, users: int, messages: int, media: int) -> dict:
+async def _register(session: aiohttp.ClientSession, hs: Homeserver, users: int) -> list[str]:
+    """``users`` accounts through the shared-secret admin API, CONCURRENCY at a time."""
+    url = hs.url("lgwan") + REGISTER_PATH
+    slots = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(i: int) -> str:
+        localpart, password = f"staff{i}", f"bench-password-{i}"
+        async with slots:
+            nonce = (await _call(session, "GET", url, None, None))["nonce"]
+            body = registration_body(hs.registration_shared_secret, nonce, localpart, password)
+            try:
+                return str((await _call(session, "POST", url, None, body))["access_token"])
+            except RuntimeError as e:
+                if "M_USER_IN_USE" not in str(e):  # a retried POST whose first try had registered it
+                    raise
+            login = {"type": "m.login.password", "password": password,
+                     "identifier": {"type": "m.id.user", "user": localpart}}
+            return str((await _call(session, "POST", hs.url("lgwan") + "/_matrix/client/v3/login", None,
+                                    login))["access_token"])
+
+    return list(await asyncio.gather(*(one(i) for i in range(users))))
+
+
+async def fill(hs: Homeserver, users: int, messages: int, file_every: int) -> dict:
     started = time.perf_counter()
-    tokens = [hs.register(f"staff{i}", f"bench-password-{i}")["access_token"] for i in range(users)]
-    registered = time.perf_counter()
     base = hs.url("lgwan")
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=SENDERS * 2)) as session:
-        rooms: list[tuple[str, list[str]]] = []
-        for first in range(0, users, ROOM_SIZE):
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONCURRENCY * 2),
+                                     timeout=aiohttp.ClientTimeout(total=600)) as session:
+        tokens = await _register(session, hs, users)
+        registered = time.perf_counter()
+        slots = asyncio.Semaphore(CONCURRENCY)
+
+        async def create(first: int) -> tuple[str, list[str]]:
             members = tokens[first:first + ROOM_SIZE]
-            room = await _call(session, "POST", f"{base}/_matrix/client/v3/createRoom", members[0],
-                               {"preset": "public_chat", "name": f"課 {first // ROOM_SIZE}"})
-            rooms.append((room["room_id"], members))
-        joins = asyncio.Semaphore(SENDERS)
+            async with slots:
+                room = await _call(session, "POST", f"{base}/_matrix/client/v3/createRoom", members[0],
+                                   {"preset": "public_chat", "name": f"係 {first // ROOM_SIZE}"})
+            return room["room_id"], members
+
+        rooms = await asyncio.gather(*(create(first) for first in range(0, users, ROOM_SIZE)))
 
         async def join(room_id: str, token: str) -> None:
-            async with joins:
+            async with slots:
                 await _call(session, "POST", f"{base}/_matrix/client/v3/join/{quote(room_id)}", token, {})
 
         await asyncio.gather(*(join(room_id, t) for room_id, members in rooms for t in members[1:]))
         joined = time.perf_counter()
-        plan = [(rooms[n % len(rooms)][0], rooms[n % len(rooms)][1][(n // len(rooms)) % len(rooms[n % len(rooms)][1])])
-                for n in range(messages)]
+        sent = 0
+        files = 0
+        file_bytes = 0
 
-        async def sender(worker: int) -> None:
-            for n in range(worker, messages, SENDERS):
-                room_id, token = plan[n]
-                await _call(session, "PUT", f"{base}/_matrix/client/v3/rooms/{quote(room_id)}/send/m.room.message/"
-                            f"b{n}", token, {"msgtype": "m.text", "body": f"業務連絡 {n}: 本日の会議資料を共有します"})
+        async def message(n: int, token: str) -> dict:
+            body = f"業務連絡 {n}: 本日の会議資料を共有します"
+            if not file_every or n % file_every:
+                return {"msgtype": "m.text", "body": body}
+            nonlocal files, file_bytes
+            size = FILE_SIZES[(n // file_every) % len(FILE_SIZES)]
+            upload = await _call(session, "POST", f"{base}/_matrix/media/v3/upload?filename=doc{n}.pdf", token,
+                                 os.urandom(size), "application/pdf")
+            files += 1
+            file_bytes += size
+            return {"msgtype": "m.file", "body": f"資料{n}.pdf", "url": upload["content_uri"],
+                    "info": {"size": size, "mimetype": "application/pdf"}}
 
-        await asyncio.gather(*(sender(w) for w in range(SENDERS)))
-        sent = time.perf_counter()
-        for n in range(media):
-            data = os.urandom(200 * 1024)
-            await _call(session, "POST", f"{base}/_matrix/media/v3/upload?filename=f{n}.bin", tokens[n % users],
-                        data, "application/octet-stream")
-    return {"register_s": registered - started, "join_s": joined - registered, "send_s": sent - joined,
-            "msgs_per_s": messages / max(sent - joined, 1e-9)}
+        async def conversation(index: int, room_id: str, members: list[str]) -> None:
+            nonlocal sent
+            # Message n goes to room n % len(rooms), from the room's members in turn.
+            for turn, n in enumerate(range(index, messages, len(rooms))):
+                token = members[turn % len(members)]
+                async with slots:
+                    content = await message(n, token)
+                    await _call(session, "PUT", f"{base}/_matrix/client/v3/rooms/{quote(room_id)}/send/"
+                                f"m.room.message/b{n}", token, content)
+                sent += 1
+                if sent % PROGRESS_EVERY == 0:
+                    elapsed = time.perf_counter() - joined
+                    print(f"  {sent} messages in {elapsed:.0f} s ({sent / elapsed:.0f} msgs/s, "
+                          f"load {load_average():.1f})", flush=True)
+
+        await asyncio.gather(*(conversation(i, room_id, members) for i, (room_id, members) in enumerate(rooms)))
+        done = time.perf_counter()
+    return {"register_s": registered - started, "join_s": joined - registered, "send_s": done - joined,
+            "msgs_per_s": messages / max(done - joined, 1e-9), "rooms": len(rooms), "media_files": files,
+            "file_mb": file_bytes / 1e6, "fill_s": done - started}
 
 
 async def main(args: argparse.Namespace) -> dict:
@@ -112,17 +189,23 @@ async def main(args: argparse.Namespace) -> dict:
         if source_db is not None:
             databases.append(source_db)
             stop_at_exit(source_db.drop)
-        hs = Homeserver(HomeserverSpec(data_dir=root, modules=suite_modules(),
-                                       database=source_db.synapse_config() if source_db else None,
-                                       extra={**RELAXED_RATE_LIMITS, "bcrypt_rounds": 4}))
+        database_block = source_db.synapse_config() if source_db else None
+        if database_block is not None:  # 48 requests in flight: more than the default 5 connections
+            database_block["args"]["cp_max"] = 10
+        # No access-log line per request: at ~100 requests/s the fill's logging is not what is measured.
+        hs = Homeserver(HomeserverSpec(data_dir=root, modules=suite_modules(), database=database_block,
+                                       extra={**RELAXED_RATE_LIMITS, "bcrypt_rounds": 4},
+                                       access_log_level="WARNING"))
         stop_at_exit(hs.stop)
         hs.start()
         try:
-            print(f"filling: {args.users} users, {args.messages} messages, {args.media} files ({args.backend})",
+            print(f"filling: {args.users} users, {args.messages} messages, a file every {args.file_every} "
+                  f"({args.backend})", flush=True)
+            filled = await fill(hs, args.users, args.messages, args.file_every)
+            print(f"  registered in {filled['register_s']:.0f} s, {filled['rooms']} rooms joined in "
+                  f"{filled['join_s']:.0f} s, sent in {filled['send_s']:.0f} s ({filled['msgs_per_s']:.0f} msgs/s; "
+                  f"{filled['media_files']} files, {filled['file_mb']:.0f} MB); fill {filled['fill_s']:.0f} s",
                   flush=True)
-            filled = await fill(hs, args.users, args.messages, args.media)
-            print(f"  registered in {filled['register_s']:.0f} s, joined in {filled['join_s']:.0f} s, "
-                  f"sent in {filled['send_s']:.0f} s ({filled['msgs_per_s']:.0f} msgs/s)", flush=True)
             db_bytes = database_size(hs, source_db)
             load = load_average()
             began = time.perf_counter()
@@ -132,21 +215,23 @@ async def main(args: argparse.Namespace) -> dict:
             hs.stop()
         backup_bytes = dir_size(Path(tmp) / "backup")
         began = time.perf_counter()
-        verify(Path(tmp) / "backup")
+        key = load_key(root / BACKUP_KEY)  # the admin's copy of the key, kept off the backup
+        verify(Path(tmp) / "backup", key)
         verify_s = time.perf_counter() - began
         target_db = PostgresDatabase() if args.backend == "postgres" else None
         if target_db is not None:
             databases.append(target_db)
             stop_at_exit(target_db.drop)
         began = time.perf_counter()
-        restore(Path(tmp) / "backup", Path(tmp) / "restored", postgres_database=target_db.name if target_db else None)
+        restore(Path(tmp) / "backup", Path(tmp) / "restored", key,
+                postgres_database=target_db.name if target_db else None)
         restore_s = time.perf_counter() - began  # includes verifying the backup first
         shutil.rmtree(root, ignore_errors=True)
     for database in databases:
         database.drop()
     summary = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "machine": machine(),
-        "load": f"{args.users} users, {args.messages} messages, {args.media} files of 200 KB, {args.backend}",
+        "load": f"{args.users} users, {args.messages} messages, a file every {args.file_every}, {args.backend}",
         "load_1min_at_start": load_at_start, "load_1min_at_backup": load, **filled,
         "database_mb": db_bytes / 1e6, "backup_mb": backup_bytes / 1e6, "files": len(manifest["files"]),
         "backup_s": backup_s, "verify_s": verify_s, "restore_s": restore_s,
@@ -162,6 +247,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--messages", type=int, default=5000)
-    parser.add_argument("--media", type=int, default=20, help="files of 200 KB in the media store")
+    parser.add_argument("--file-every", type=int, default=50, help="every Nth message is a file (0: none)")
     parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
     run(main, parser)

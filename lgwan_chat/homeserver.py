@@ -308,8 +308,19 @@ class Homeserver:
 def register_user(url: str, shared_secret: str, localpart: str, password: str, admin: bool = False,
                   displayname: str | None = None, device_name: str | None = None) -> dict:
     """Shared-secret registration (``/_synapse/admin/v1/register``) on the Synapse listener at ``url``."""
-    url += "/_synapse/admin/v1/register"
+    url += REGISTER_PATH
     nonce = http_json("GET", url)["nonce"]
+    return http_json("POST", url, registration_body(shared_secret, nonce, localpart, password, admin=admin,
+                                                     displayname=displayname, device_name=device_name))
+
+
+#: Synapse's shared-secret registration endpoint (GET: a nonce; POST: the registration).
+REGISTER_PATH = "/_synapse/admin/v1/register"
+
+
+def registration_body(shared_secret: str, nonce: str, localpart: str, password: str, admin: bool = False,
+                      displayname: str | None = None, device_name: str | None = None) -> dict:
+    """The POST body of a shared-secret registration for ``nonce`` (its HMAC-SHA1 ``mac``)."""
     mac = hmac.new(shared_secret.encode(), digestmod=hashlib.sha1)
     mac.update(b"\x00".join([nonce.encode(), localpart.encode(), password.encode(),
                              b"admin" if admin else b"notadmin"]))
@@ -318,7 +329,7 @@ def register_user(url: str, shared_secret: str, localpart: str, password: str, a
         body["displayname"] = displayname
     if device_name:
         body["initial_device_display_name"] = device_name
-    return http_json("POST", url, body)
+    return body
 
 
 def turn_address(uris: list) -> tuple[str, int] | None:

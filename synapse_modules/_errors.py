@@ -8,12 +8,13 @@ show), and the suite's own fields: ``jp.lgwan.reason`` (machine-readable) and
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from synapse.api.errors import Codes, SynapseError
 
 from lgwan_chat.core.i18n import LANGUAGES, both, t
-from synapse_modules._metrics import NO_ENTRANCE, REFUSALS
+from synapse_modules._metrics import REFUSALS, zone_label
 from synapse_modules._synapse_internals import current_request_origin
 
 REASON_FIELD = "jp.lgwan.reason"
@@ -23,7 +24,7 @@ MESSAGE_FIELD = "jp.lgwan.message"
 def refusal_fields(reason: str, message_key: str, **params: Any) -> dict[str, Any]:
     """The fields of every refusal of the suite: also where refusals are counted (``_metrics.REFUSALS``)."""
     origin = current_request_origin()
-    REFUSALS.labels(reason, (origin.site_tag if origin is not None else None) or NO_ENTRANCE).inc()
+    REFUSALS.labels(reason, zone_label(origin)).inc()
     return {"error": both(message_key, **params), REASON_FIELD: reason,
             MESSAGE_FIELD: {lang: t(message_key, lang, **params) for lang in LANGUAGES}}
 
@@ -32,6 +33,15 @@ def refusal(reason: str, message_key: str, errcode: str = Codes.FORBIDDEN, **par
     """To raise from a servlet or a third-party-rules callback."""
     fields = refusal_fields(reason, message_key, **params)
     return SynapseError(403, fields.pop("error"), errcode, additional_fields=fields)
+
+
+def limit_exceeded(reason: str, message_key: str, retry_after_ms: int, **params: Any) -> SynapseError:
+    """A 429 ``M_LIMIT_EXCEEDED`` as Synapse's own limits answer it (``retry_after_ms``, the
+    ``Retry-After`` header), with the suite's refusal fields."""
+    fields = refusal_fields(reason, message_key, **params)
+    return SynapseError(429, fields.pop("error"), Codes.LIMIT_EXCEEDED,
+                        additional_fields={**fields, "retry_after_ms": retry_after_ms},
+                        headers={"Retry-After": str(max(1, math.ceil(retry_after_ms / 1000)))})
 
 
 def refusal_reason(err: SynapseError) -> str | None:

@@ -8,13 +8,17 @@ tags, verdicts): never a user, room or path.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
 
 #: Every refusal a person gets from the suite (``_errors.refusal_fields``), by its machine-readable
-#: reason and the entrance (listener tag) the request came through; ``none`` for work outside a
-#: client request (events arriving over federation, background jobs).
-REFUSALS = Counter("lgwan_chat_refusals", "Requests and events the suite refused, by reason and entrance",
-                   ["reason", "entrance"])
+#: reason and the zone of the request (``lgwan``/``internet``, as the zone module decides it: by
+#: listener or by client address); ``unmatched`` for a request no zone rule places, ``none`` for work
+#: outside a client request (events arriving over federation, background jobs).
+REFUSALS = Counter("lgwan_chat_refusals", "Requests and events the suite refused, by reason and zone",
+                   ["reason", "zone"])
 
 #: nginx's media gate (``auth_request``): ``allowed``, a refusal's reason, or ``error`` (an exception:
 #: nginx then refuses the fetch).
@@ -36,4 +40,22 @@ BOOKMARKS_FEED_LAG_SECONDS = Histogram("lgwan_chat_bookmarks_feed_lag_seconds",
 BOOKMARKS_FEED_LAST_CATCH_UP = Gauge("lgwan_chat_bookmarks_feed_last_catch_up_timestamp_seconds",
                                      "When the bookmarks feed's background loop last caught up")
 
-NO_ENTRANCE = "none"
+#: the ``zone`` of a refusal outside a client request
+NO_REQUEST = "none"
+#: the ``zone`` of a client request no zone rule places (or made with no zone module loaded)
+UNMATCHED = "unmatched"
+#: the zone module's own decision (``set_zone_of_request``): request origin -> zone or None
+_zone_of_request: Callable[[Any], str | None] | None = None
+
+
+def set_zone_of_request(zone_of: Callable[[Any], str | None]) -> None:
+    """The zone module says how it decides a request's zone (modules below it cannot import it)."""
+    global _zone_of_request
+    _zone_of_request = zone_of
+
+
+def zone_label(origin: Any) -> str:
+    """The ``zone`` label of a refusal made while handling ``origin`` (a RequestOrigin or None)."""
+    if origin is None:
+        return NO_REQUEST
+    return (_zone_of_request(origin) if _zone_of_request is not None else None) or UNMATCHED

@@ -72,6 +72,37 @@ def wrap_request_authentication(api: Any, check: Any) -> None:
     auth.get_user_by_req = get_user_by_req
 
 
+def wrap_login_check(api: Any, around: Any) -> None:
+    """Run each ``/login`` check of credentials as ``await around(check)``, where ``await check()``
+    is Synapse's own check (it returns, or raises: :func:`is_failed_login` says which raise is a
+    wrong password or user name).
+
+    The module API sees successful logins only (``check_login_for_spam``), yet wrong passwords must
+    be counted per client address (password spraying). The login servlet checks credentials through
+    the homeserver's one ``AuthHandler`` (``hs.get_auth_handler().validate_login(submission,
+    ratelimit, is_reauth)``); this wraps that method on that object. A signed-in user confirming a
+    sensitive action (user-interactive auth: ``is_reauth=True``) is left as it is.
+    """
+    handler = api._hs.get_auth_handler()
+    original = handler.validate_login
+
+    async def validate_login(submission: Any, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("is_reauth") or (len(args) > 1 and args[1]):
+            return await original(submission, *args, **kwargs)
+        return await around(lambda: original(submission, *args, **kwargs))
+
+    validate_login.__wrapped__ = original  # type: ignore[attr-defined]
+    handler.validate_login = validate_login
+
+
+def is_failed_login(error: BaseException) -> bool:
+    """A login refused for its credentials (Synapse's ``LoginError``: wrong password, unknown
+    user), not for a malformed request or a rate limit."""
+    from synapse.api.errors import LoginError
+
+    return isinstance(error, LoginError)
+
+
 async def upload_media(api: Any, uploader: str, data: bytes, content_type: str, name: str) -> str:
     """Store ``data`` in the media repository as uploaded by ``uploader``; returns its mxc:// URI.
 

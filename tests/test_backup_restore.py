@@ -314,8 +314,12 @@ def drill(homeserver: RunningHomeserver, tmp_path_factory) -> Iterator[dict[str,
     assert code == 0, out + err
     print(out)  # the backup's time and size (docs/admin-guide: the drill's measured times)
     homeserver.hs.stop()
+    # The admin keeps a copy of the backup key off the machine (the guide says so): a restore onto a
+    # new machine is given it with --key-file.
+    kept = tmp_path_factory.mktemp("kept-off-the-machine") / "backup_manifest_key"
+    shutil.copy2(root / "secrets" / "backup_manifest_key", kept)
     yield {"root": root, "backup": backup_dir, "bots": bots, "filled": filled, "acked": acked,
-           "load_room": load_room, "began": began, "ended": ended, "out": out}
+           "load_room": load_room, "began": began, "ended": ended, "out": out, "key": kept}
     for bot in bots.values():
         bot.close()
 
@@ -334,6 +338,12 @@ def test_backup_is_private_and_its_manifest_names_every_file(drill):
     assert included["synapse_database"]["engine"] == engine
     assert included["media_store"]["files"] >= 3  # two files and the sanitized copy
     assert "files/signing.key" in manifest["files"]
+    # signed with the deployment's backup key, which is private and never in a backup
+    key_file = drill["root"] / "secrets" / "backup_manifest_key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600 and re.fullmatch(r"[0-9a-f]{64}", manifest["hmac"])
+    assert not any(name.endswith("backup_manifest_key") for name in manifest["files"])
+    key = key_file.read_bytes().strip()
+    assert all(key not in p.read_bytes() for p in backup.rglob("*") if p.is_file() and p.stat().st_size < 10**7)
     assert any(path.endswith("audit.jsonl") for path in manifest["files"])  # the sanitizer's audit log
     # the load really ran across the backup
     assert any(ack > drill["ended"] for _, ack in drill["acked"])
@@ -358,7 +368,7 @@ def test_restore_drill(drill, homeserver, hs_backend, homeserver_modules, tmp_pa
     target = tmp_path_factory.mktemp("restored-machine") / "lgwan-chat"
     databases: list[PostgresDatabase] = []
     lost = lose_the_machine(homeserver, drill)
-    args = ["restore", str(drill["backup"]), "--target", str(target)]
+    args = ["restore", str(drill["backup"]), "--target", str(target), "--key-file", str(drill["key"])]
     if hs_backend == "postgres":
         synapse_db = PostgresDatabase()
         databases.append(synapse_db)
@@ -374,6 +384,8 @@ def test_restore_drill(drill, homeserver, hs_backend, homeserver_modules, tmp_pa
         print(out)  # the restore's time
         assert "復元しました" in out and "Restored into" in out
         assert private_everywhere(target) == []
+        # the restored deployment signs its next backups with the same key
+        assert (target / "secrets" / "backup_manifest_key").read_bytes() == drill["key"].read_bytes()
         for path in target.rglob("*.yaml"):  # nothing points at the lost machine any more
             assert str(drill["root"]) + "/" not in path.read_text(encoding="utf-8"), path
         hs = RunningHomeserver(target, hs_backend, modules=homeserver_modules,
@@ -467,47 +479,97 @@ def copy_of_backup(drill, tmp_path) -> Path:
     return target
 
 
-def restore_refused(backup: Path, target: Path, *extra: str) -> str:
-    code, out, err = lgwan_cli("restore", str(backup), "--target", str(target), *extra)
+def restore_refused(backup: Path, target: Path, key: Path, *extra: str) -> str:
+    code, out, err = lgwan_cli("restore", str(backup), "--target", str(target), "--key-file", str(key), *extra)
     assert code == 1, out + err
     assert "何も書き込まずに復元を中止しました" in err and "nothing was written" in err, err
     assert not target.exists() or not any(target.iterdir()), "a refused restore wrote something"
     return err
 
 
-def test_a_changed_file_is_refused_naming_it(copy_of_backup, tmp_path):
+def test_a_changed_file_is_refused_naming_it(drill, copy_of_backup, tmp_path):
     media = sorted((copy_of_backup / "media").rglob("*"))
     victim = next(p for p in media if p.is_file())
     data = bytearray(victim.read_bytes())
     data[0] ^= 1  # one bit, same size
     victim.write_bytes(bytes(data))
-    err = restore_refused(copy_of_backup, tmp_path / "target")
+    err = restore_refused(copy_of_backup, tmp_path / "target", drill["key"])
     assert "変更されています" in err and "was changed after the backup" in err and victim.name in err
 
 
-def test_a_backup_cut_short_is_refused(copy_of_backup, tmp_path):
+def test_a_backup_cut_short_is_refused(drill, copy_of_backup, tmp_path):
     (copy_of_backup / "synapse" / next(iter(os.listdir(copy_of_backup / "synapse")))).unlink()
-    err = restore_refused(copy_of_backup, tmp_path / "target")
+    err = restore_refused(copy_of_backup, tmp_path / "target", drill["key"])
     assert "バックアップが不完全です" in err and "is incomplete" in err
 
 
-def test_a_backup_without_its_manifest_is_refused(copy_of_backup, tmp_path):
+def test_a_backup_without_its_manifest_is_refused(drill, copy_of_backup, tmp_path):
     (copy_of_backup / "manifest.json").unlink()
-    err = restore_refused(copy_of_backup, tmp_path / "target")
+    err = restore_refused(copy_of_backup, tmp_path / "target", drill["key"])
     assert "マニフェスト" in err and "manifest" in err
 
 
-def test_a_file_slipped_into_a_backup_is_refused(copy_of_backup, tmp_path):
+def test_a_file_slipped_into_a_backup_is_refused(drill, copy_of_backup, tmp_path):
     (copy_of_backup / "files" / "extra.yaml").write_text("modules: []\n", encoding="utf-8")
-    err = restore_refused(copy_of_backup, tmp_path / "target")
+    err = restore_refused(copy_of_backup, tmp_path / "target", drill["key"])
     assert "extra.yaml" in err and "マニフェストにないファイル" in err
+
+
+def tamper_with_config(backup: Path) -> dict[str, Any]:
+    """What an intruder with write access to the backups does: a changed homeserver.yaml (a listener
+    opened to everyone) and the manifest's size and SHA-256 recomputed to match. Returns the manifest."""
+    changed = backup / "files" / "homeserver.yaml"
+    text = changed.read_text(encoding="utf-8")
+    assert "127.0.0.1" in text
+    changed.write_text(text.replace("127.0.0.1", "0.0.0.0"), encoding="utf-8")
+    manifest = json.loads((backup / "manifest.json").read_text(encoding="utf-8"))
+    manifest["files"]["files/homeserver.yaml"] = {"size": changed.stat().st_size, "sha256": sha256_of(changed)}
+    return manifest
+
+
+def sha256_of(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_manifest(backup: Path, manifest: dict[str, Any]) -> None:
+    (backup / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
+
+
+def test_a_changed_backup_with_a_recomputed_manifest_is_refused(drill, copy_of_backup, tmp_path):
+    write_manifest(copy_of_backup, tamper_with_config(copy_of_backup))  # checksums right, signature stale
+    err = restore_refused(copy_of_backup, tmp_path / "target", drill["key"])
+    assert "署名がバックアップの署名鍵と一致しません" in err and "does not match the backup key" in err, err
+
+
+def test_an_unsigned_manifest_is_refused(drill, copy_of_backup, tmp_path):
+    manifest = tamper_with_config(copy_of_backup)
+    del manifest["hmac"]  # as if written without the key
+    write_manifest(copy_of_backup, manifest)
+    err = restore_refused(copy_of_backup, tmp_path / "target", drill["key"])
+    assert "署名（hmac）がありません" in err and "carries no signature" in err, err
+
+
+def test_a_backup_checked_with_another_deployments_key_is_refused(drill, tmp_path):
+    other = tmp_path / "other-key"
+    other.write_text("k" * 64 + "\n", encoding="utf-8")
+    other.chmod(0o600)
+    err = restore_refused(drill["backup"], tmp_path / "target", other)
+    assert "一致しません" in err and "does not match" in err, err
+
+
+def test_a_restore_onto_a_new_machine_asks_for_the_key(drill, tmp_path):
+    code, out, err = lgwan_cli("restore", str(drill["backup"]), "--target", str(tmp_path / "new"))
+    assert code == 1 and "--key-file" in err and "署名鍵" in err and "backup key" in err, out + err
+    assert not (tmp_path / "new").exists()
 
 
 def test_a_folder_in_use_is_not_overwritten_unless_asked(drill, tmp_path, capsys):
     target = tmp_path / "in-use"
     target.mkdir()
     (target / "homeserver.yaml").write_text("# the admin's\n", encoding="utf-8")
-    code = cli.main(["restore", str(drill["backup"]), "--target", str(target)])
+    code = cli.main(["restore", str(drill["backup"]), "--target", str(target), "--key-file", str(drill["key"])])
     err = capsys.readouterr().err
     assert code == 1 and "空ではありません" in err and "--force" in err
     assert (target / "homeserver.yaml").read_text(encoding="utf-8") == "# the admin's\n"
@@ -559,11 +621,13 @@ async def test_a_deployment_from_deploy_init_is_restored_elsewhere_and_runs(tmp_
     manifest = json.loads((backup_dir / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["deployment"]["layout"] == "deploy"
     assert "files/secrets/signing.key" in manifest["files"] and "bots/memo.sqlite3" in manifest["files"]
+    assert "files/secrets/backup_manifest_key" not in manifest["files"]
     # the machine is lost; a new one has another folder
     shutil.rmtree(tmp_path / "db")
     deployment.out.rename(tmp_path / "lost")
     target = tmp_path / "new-machine" / "lgwan-chat"
-    code, out, err = lgwan_cli("restore", str(backup_dir), "--target", str(target))
+    code, out, err = lgwan_cli("restore", str(backup_dir), "--target", str(target), "--key-file",
+                               str(tmp_path / "lost" / "secrets" / "backup_manifest_key"))
     assert code == 0, out + err
     assert private_everywhere(target) == []
     assert str(target) in " ".join(unit_command(target, "lgwan-chat-synapse.service"))
@@ -610,8 +674,9 @@ def test_bench_backup_keeps_working(tmp_path):
 
     out = tmp_path / "result.json"
     result = subprocess.run([sys.executable, str(Path(SOURCE_ROOT or ".") / "bench" / "backup.py"), "--users", "2",
-                             "--messages", "5", "--media", "1", "--json", str(out)], capture_output=True, text=True,
-                            timeout=600, env={**child_env(), "TMPDIR": str(tmp_path)}, stdin=subprocess.DEVNULL)
+                             "--messages", "5", "--file-every", "2", "--json", str(out)], capture_output=True,
+                            text=True, timeout=600, env={**child_env(), "TMPDIR": str(tmp_path)},
+                            stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stdout + result.stderr
     summary = json.loads(out.read_text(encoding="utf-8"))
     assert summary["load"].startswith("2 users, 5 messages") and summary["files"] >= 2

@@ -79,7 +79,8 @@ def test_init_writes_a_complete_private_deployment(tmp_path, workers_answers):
                 "systemd/lgwan-chat-synapse.service", "systemd/lgwan-chat-synapse-worker@.service",
                 "systemd/lgwan-chat-bot-memo.service", "systemd/lgwan-chat-bot-sanitizer.service",
                 "systemd/lgwan-chat.target", "secrets/signing.key", "secrets/registration_shared_secret",
-                "secrets/memo-bot.password", "secrets/sanitizer-bot.password"]
+                "secrets/memo-bot.password", "secrets/sanitizer-bot.password", "secrets/backup_manifest_key",
+                "systemd/lgwan-chat-records-purge-media.service", "systemd/lgwan-chat-records-purge-media.timer"]
     for name in ["client_internet_1", "client_lgwan_1", "event_persister", "federation_sender", "pusher",
                  "media_repository", "background_worker"]:
         expected.append(f"synapse/workers/{name}.yaml")
@@ -191,7 +192,8 @@ def test_generated_units_pass_systemd_analyze_verify(tmp_path, workers_answers):
     units = out / "systemd"
     (units / "lgwan-chat-synapse-worker@pusher.service").symlink_to("lgwan-chat-synapse-worker@.service")
     names = ["lgwan-chat-synapse.service", "lgwan-chat-synapse-worker@pusher.service", "lgwan-chat-coturn.service",
-             "lgwan-chat-bot-memo.service", "lgwan-chat-bot-sanitizer.service", "lgwan-chat.target"]
+             "lgwan-chat-bot-memo.service", "lgwan-chat-bot-sanitizer.service", "lgwan-chat.target",
+             "lgwan-chat-records-purge-media.service", "lgwan-chat-records-purge-media.timer"]
     result = subprocess.run(["systemd-analyze", "verify", "--man=no", *(str(units / n) for n in names)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
@@ -345,6 +347,15 @@ async def test_single_deployment_runs_from_the_generated_files(tmp_path, tls_env
         again = lgwan_chat("deploy", "accounts", deployment.out)
         assert again.returncode == 0 and "登録済みです: memo-bot" in again.stdout, again.stderr
         assert mode(deployment.out / "secrets" / "admin.password") == 0o600
+        # The daily purge-media job, run as its unit says: it reaches Synapse's admin API with its
+        # own admin's token and writes what it saw where the backup keeps it.
+        assert mode(deployment.out / "secrets" / "records.token") == 0o600
+        purge = subprocess.run(unit_command(deployment.out, "lgwan-chat-records-purge-media.service"),
+                               cwd=deployment.out, env=deployment.env, umask=0o077, capture_output=True, text=True,
+                               timeout=120, stdin=subprocess.DEVNULL)
+        assert purge.returncode == 0 and "0 件削除しました" in purge.stdout and "0 file(s)" in purge.stdout, \
+            purge.stdout + purge.stderr
+        assert mode(deployment.out / "records" / "media-state.json") == 0o600
         exempt = sqlite3.connect(deployment.out / "homeserver.db").execute(
             "SELECT user_id, messages_per_second FROM ratelimit_override").fetchall()
         assert exempt == [(f"@memo-bot:{server}", 0)]  # a busy bot never waits out the message limit

@@ -71,7 +71,7 @@ def test_metrics_answer_on_loopback_and_never_through_an_entrance(homeserver, ng
 
 # --- the suite's counters in Synapse -------------------------------------------------------------
 
-async def test_a_call_refused_to_an_lgwan_device_is_counted_by_reason_and_entrance(homeserver, login):
+async def test_a_call_refused_to_an_lgwan_device_is_counted_by_reason_and_zone(homeserver, login):
     user = homeserver.new_user("metrics-call")
     pc = await login(user, "lgwan")
     phone = await login(user, "internet")
@@ -84,10 +84,43 @@ async def test_a_call_refused_to_an_lgwan_device_is_counted_by_reason_and_entran
     assert http_get(homeserver.url("internet") + turn, phone.access_token)[0] == 200  # allowed: not counted
     after = synapse_metrics(homeserver)
     name = "lgwan_chat_refusals_total"
-    assert value(after, name, reason="call_from_lgwan", entrance="lgwan") == \
-        value(before, name, reason="call_from_lgwan", entrance="lgwan") + 2
-    assert value(after, name, reason="call_from_lgwan", entrance="internet") == \
-        value(before, name, reason="call_from_lgwan", entrance="internet")
+    assert value(after, name, reason="call_from_lgwan", zone="lgwan") == \
+        value(before, name, reason="call_from_lgwan", zone="lgwan") + 2
+    assert value(after, name, reason="call_from_lgwan", zone="internet") == \
+        value(before, name, reason="call_from_lgwan", zone="internet")
+
+
+def test_refusals_are_counted_by_the_zone_the_rules_decide_not_by_the_listener(monkeypatch):
+    """With ``zone_source: ip`` one listener serves both zones: a refusal is counted under the zone
+    the client's address places it in, ``unmatched`` when no rule does, ``none`` outside a request."""
+    from prometheus_client import REGISTRY
+    from synapse.logging.context import ContextRequest, LoggingContext, PreserveLoggingContext
+
+    from synapse_modules import _metrics
+    from synapse_modules._errors import refusal_fields
+    from synapse_modules.zones.config import parse
+    from synapse_modules.zones.zone import zone_of
+
+    config = parse({"zone_source": "ip", "ip_zones": {"lgwan": ["10.20.0.0/16"], "internet": ["198.51.100.0/24"]}})
+    monkeypatch.setattr(_metrics, "_zone_of_request", None)
+    _metrics.set_zone_of_request(lambda origin: zone_of(origin, config))
+
+    def refuse(address: str | None) -> None:
+        request = ContextRequest(request_id="POST-1", ip_address=address or "", site_tag="frontdoor", requester=None,
+                                 authenticated_entity=None, method="POST", url="/x", protocol="1.1", user_agent="t")
+        with PreserveLoggingContext(LoggingContext(name="t", server_name="t", request=request if address else None)):
+            refusal_fields("metrics_test", "zones.unknown_zone")
+
+    def counted() -> dict[str, float]:
+        return {zone: REGISTRY.get_sample_value("lgwan_chat_refusals_total", {"reason": "metrics_test", "zone": zone})
+                or 0.0 for zone in ("lgwan", "internet", "unmatched", "none", "frontdoor")}
+
+    before = counted()
+    for address in ("10.20.1.2", "10.20.3.4", "198.51.100.7", "192.0.2.9", None):
+        refuse(address)
+    after = counted()
+    assert {zone: after[zone] - before[zone] for zone in after} == \
+        {"lgwan": 2, "internet": 1, "unmatched": 1, "none": 1, "frontdoor": 0}
 
 
 async def test_media_gate_verdicts_are_counted(homeserver, nginx_front, login):
@@ -108,8 +141,8 @@ async def test_media_gate_verdicts_are_counted(homeserver, nginx_front, login):
     allowed = value(after, name, verdict="allowed") - value(before, name, verdict="allowed")
     # nginx may keep a final verdict a while: at least the first ask of each reached the gate.
     assert held >= 1 and allowed >= 1, (held, allowed)
-    assert value(after, "lgwan_chat_refusals_total", reason="media_pending_sanitization", entrance="lgwan") > \
-        value(before, "lgwan_chat_refusals_total", reason="media_pending_sanitization", entrance="lgwan")
+    assert value(after, "lgwan_chat_refusals_total", reason="media_pending_sanitization", zone="lgwan") > \
+        value(before, "lgwan_chat_refusals_total", reason="media_pending_sanitization", zone="lgwan")
 
 
 async def test_read_status_requests_are_timed(homeserver, login):
@@ -198,22 +231,7 @@ def test_a_bot_metrics_port_in_use_is_a_clear_error(homeserver, bot_process):
 
 def exported_metric_names() -> set[str]:
     """The sample names the suite exports (Synapse side and bots), as Prometheus sees them."""
-    from prometheus_client.metrics import MetricWrapperBase
-
-    import bots.runtime.metrics as bot_metrics
-    import bots.sanitizer.engine.metrics as sanitizer_metrics
-    import bots.sanitizer.metrics as sanitizer_queue_metrics
-    import synapse_modules._metrics as module_metrics
-
-    suffixes = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_count", "_sum")}
-    names = set()
-    for module in (module_metrics, bot_metrics, sanitizer_metrics, sanitizer_queue_metrics):
-        for metric in vars(module).values():
-            if not isinstance(metric, MetricWrapperBase):
-                continue
-            for family in metric.describe():
-                names |= {family.name + suffix for suffix in suffixes[family.type]}
-    return names
+    return set(suite_metric_labels())
 
 
 def test_alert_rules_ask_about_metrics_that_exist():
@@ -340,6 +358,65 @@ def test_the_dashboard_shows_every_suite_metric_and_every_alert():
     by_title = dict(queries)
     for rule in rules:  # one panel per alert, named after it, showing exactly its condition
         assert " ".join(by_title.get(rule["alert"], "").split()) == " ".join(rule["expr"].split()), rule["alert"]
+
+
+def suite_metric_labels() -> dict[str, set[str]]:
+    """Sample name -> its label names, for every metric the suite exports."""
+    from prometheus_client.metrics import MetricWrapperBase
+
+    import bots.runtime.metrics as bot_metrics
+    import bots.sanitizer.engine.metrics as sanitizer_metrics
+    import bots.sanitizer.metrics as sanitizer_queue_metrics
+    import synapse_modules._metrics as module_metrics
+
+    suffixes = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_count", "_sum")}
+    labels: dict[str, set[str]] = {}
+    for module in (module_metrics, bot_metrics, sanitizer_metrics, sanitizer_queue_metrics):
+        for metric in vars(module).values():
+            if isinstance(metric, MetricWrapperBase):
+                for family in metric.describe():
+                    for suffix in suffixes[family.type]:
+                        bucket = {"le"} if suffix == "_bucket" else set()
+                        labels[family.name + suffix] = set(metric._labelnames) | bucket
+    return labels
+
+
+def labels_used(expr: str) -> set[str]:
+    """Label names a PromQL expression groups by or matches on."""
+    used = set()
+    for grouping in re.findall(r"\b(?:by|without)\s*\(([^)]*)\)", expr):
+        used |= {name.strip() for name in grouping.split(",") if name.strip()}
+    for matchers in re.findall(r"\{([^}]*)\}", expr):
+        used |= set(re.findall(r"(\w+)\s*(?:=~|!~|!=|=)", matchers))
+    return used
+
+
+def test_the_dashboard_and_alerts_use_only_labels_the_suite_metrics_have():
+    """A label renamed in the code (the refusals' ``entrance`` became ``zone``) must be renamed in
+    every panel's grouping and legend and every alert, or they would show one empty series."""
+    labels = suite_metric_labels()
+    doc = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    panels = [*doc["panels"], *(p for row in doc["panels"] for p in row.get("panels", []))]
+    rules = [rule for group in yaml.safe_load(RULES.read_text(encoding="utf-8"))["groups"] for rule in group["rules"]]
+    alerts = {rule["alert"] for rule in rules}
+    # a panel showing an alert's condition has one legend for all of them ({{bot}}{{instance}}): not read
+    uses = [(panel["title"], target["expr"], "" if panel["title"] in alerts else target.get("legendFormat", ""))
+            for panel in panels for target in panel.get("targets", [])]
+    uses += [(rule["alert"], rule["expr"], " ".join(rule["annotations"].values())) for rule in rules]
+    checked = 0
+    for title, expr, text in uses:
+        used = metric_names(expr)
+        if not used or not used <= labels.keys():  # Synapse's or an exporter's metrics: not the suite's to know
+            continue
+        allowed = set().union(*(labels[name] for name in used)) | {"instance", "job"}
+        # grouping and matchers, the legend's {{label}}, an alert text's {{ $labels.label }}
+        wanted = labels_used(expr) | set(re.findall(r"\{\{\s*(\w+)\s*\}\}", text)) \
+            | set(re.findall(r"\$labels\.(\w+)", text))
+        assert wanted <= allowed, (title, sorted(wanted - allowed))
+        checked += 1
+    assert checked > 10
+    refusals = [(expr, text) for _, expr, text in uses if "lgwan_chat_refusals_total" in expr]
+    assert refusals and all("zone" in labels_used(expr) and "{{zone}}" in text for expr, text in refusals)
 
 
 def test_every_dashboard_query_parses(tmp_path):

@@ -246,6 +246,58 @@ def test_holds_are_listed_audited_and_lifted(city, homeserver, files):
     assert audit.verify_chain(log) is None
 
 
+def test_a_dm_the_admin_is_not_in_is_held_through_the_admin_api_without_joining(city, homeserver, files):
+    """A DM between two members of staff: the admin is not in it and does not join it. The hold is
+    written through the admin API (state read there; the events sent with the admin API's login as a
+    member, logged out at once), listed, audited with the member it was sent as, and lifted."""
+    yamada = Client(homeserver.url("lgwan"), city.yamada.access_token)
+    dm = yamada.call("POST", "/_matrix/client/v3/createRoom", {
+        "preset": "trusted_private_chat", "is_direct": True, "invite": [city.sato.user_id]})["room_id"]
+    Client(homeserver.url("lgwan"), city.sato.access_token).call("POST", f"/_matrix/client/v3/join/{q(dm)}", {})
+    admin = city.admin
+
+    def members() -> list[str]:
+        return sorted(admin.call("GET", f"/_synapse/admin/v1/rooms/{q(dm)}/members")["members"])
+
+    def state() -> dict:
+        return {(ev["type"], ev["state_key"]): ev for ev in
+                admin.call("GET", f"/_synapse/admin/v1/rooms/{q(dm)}/state")["state"]}
+
+    def yamada_devices() -> list[str]:
+        return sorted(d["device_id"] for d in yamada.call("GET", "/_matrix/client/v3/devices")["devices"])
+
+    staff = sorted([city.yamada.user_id, city.sato.user_id])
+    assert members() == staff
+    devices = yamada_devices()
+    code, out, err = city.records("hold", dm, "--reason", "情報公開請求 第13号", "--config", str(city.org_file))
+    assert code == 0, err
+    assert "ホールドしました" in out and "legal hold" in out
+    held = state()
+    marker = held[("jp.lgwan.records.hold", "")]
+    assert marker["content"]["held"] is True and marker["content"]["reason"] == "情報公開請求 第13号"
+    assert marker["content"]["by"].startswith("@provisioner:") and marker["content"]["sent_as"] in staff
+    assert marker["sender"] == marker["content"]["sent_as"]
+    assert held[("m.room.retention", "")]["content"] == {"max_lifetime": HOLD_LIFETIME_MS}
+    levels = held[("m.room.power_levels", "")]["content"]["events"]
+    assert levels["jp.lgwan.records.hold"] == 100 and levels["m.room.retention"] == 100
+    assert members() == staff  # the admin never joined
+    assert yamada_devices() == devices  # no device left behind by the login as a member
+    code, out, _ = city.records("holds")
+    assert dm in [json.loads(line)["room_id"] for line in out.splitlines()]
+    entries = [e for e in audit.read(files / "audit.log") if e.get("room_id") == dm]
+    assert [(e["action"], e["by"].split(":")[0], e["sent_as"]) for e in entries] == [
+        ("hold", "@provisioner", marker["content"]["sent_as"])]
+    code, out, err = city.records("unhold", dm, "--reason", "開示完了", "--config", str(city.org_file))
+    assert code == 0, err
+    lifted = state()
+    assert lifted[("m.room.retention", "")]["content"] == {}  # the DM had none: Synapse's default again
+    assert lifted[("jp.lgwan.records.hold", "")]["content"]["held"] is False
+    assert members() == staff
+    code, out, _ = city.records("holds")
+    assert dm not in out
+    assert audit.verify_chain(files / "audit.log") is None
+
+
 # --- export ---------------------------------------------------------------------------------------
 
 

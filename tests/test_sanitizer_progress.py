@@ -7,6 +7,13 @@ users reading the room as a client does (an edited message shows its latest edit
 - The sender may cancel their own file (❌ on it or on its progress message, or !キャンセル as a reply
   to it): a waiting one leaves the queue, a running one's jailed processes are killed; a colleague's
   cancel is refused; a restart after a cancel does not take the file up again.
+- Files sent to the bot in a DM wait in the same queue: a progress message, cancelled by their sender,
+  taken up again after a restart and answered once (into the room chosen with !送信先 too); the bot
+  answers other messages meanwhile.
+- The queue orders files by the size the media repository stores: a client claiming 1 byte for a
+  large file does not jump the line.
+- A long document (here 41 pages or more) gives way: its renderers run at the lowest CPU priority
+  and its worker goes to the next file, so a photo is answered while two of them run.
 - Office documents by policy: Word here is ``both`` (the PDF and the editable copy), Excel
   ``rasterize``; a member asks for the editable copy in a DM with !編集用.
 """
@@ -24,10 +31,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from bots_harness import BotProcess, room_events, wait_membership, wait_replies
+from bots_harness import BotProcess, ask, room_events, wait_membership, wait_replies
 from harness import download
 from nio import RoomCreateResponse, RoomSendResponse, UploadResponse
-from test_sanitizer_bot import many_page_pdf
+from test_sanitizer_bot import jpeg_with_gps, many_page_pdf
 from test_sanitizer_strip_active import Package, legitimate, linked_image, vba
 
 from bots.sanitizer import config as sanitizer_config
@@ -57,6 +64,8 @@ def sanitizer_bot(homeserver, nginx_front, tmp_path_factory):
                              # a file of 10 pages or more shows its progress at once, every change shown
                              "progress": {"pages": 10, "every_s": 0},
                              "office": {"word": "both", "excel": "rasterize"},
+                             # the 40-page files of the cancel tests keep their worker; 45 pages give way
+                             "engine": {"background_pages": 41},
                              "upload": {"enabled": False}},
                     zone="internet", storage=homeserver.backend) as bot:
         bot.start().wait_ready()
@@ -79,12 +88,14 @@ async def staff(homeserver, login, nginx_front, sanitizer_bot):
     return phone, pc, colleague, room.room_id
 
 
-async def post_file(client, room_id: str, data: bytes, name: str, mimetype: str) -> str:
+async def post_file(client, room_id: str, data: bytes, name: str, mimetype: str, claimed_size: int | None = None,
+                    msgtype: str = "m.file") -> str:
+    """Upload and post a file; ``claimed_size``: the size the client says (a lying client), else the true one."""
     uploaded, _ = await client.upload(io.BytesIO(data), content_type=mimetype, filename=name, filesize=len(data))
     assert isinstance(uploaded, UploadResponse), uploaded
     sent = await client.room_send(room_id, "m.room.message", {
-        "msgtype": "m.file", "body": name, "url": uploaded.content_uri,
-        "info": {"mimetype": mimetype, "size": len(data)}})
+        "msgtype": msgtype, "body": name, "url": uploaded.content_uri,
+        "info": {"mimetype": mimetype, "size": len(data) if claimed_size is None else claimed_size}})
     assert isinstance(sent, RoomSendResponse), sent
     return sent.event_id
 
@@ -150,6 +161,27 @@ def jailed_renderers(pid: int) -> list[str]:
             if names.get(child) == "pdftoppm":
                 found.append(f"{child}")
     return found
+
+
+def nice_of(pid: str) -> int | None:
+    """A process's nice value (proc(5): field 19 of /proc/PID/stat); None once it has ended."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat[stat.rindex(")") + 2:].split()[16])
+
+
+async def dm_with(client, bot) -> str:
+    dm = await client.room_create(is_direct=True, invite=[bot.user_id])
+    assert isinstance(dm, RoomCreateResponse), dm
+    await wait_membership(client, dm.room_id, bot.user_id, "join")
+    return dm.room_id
+
+
+def files_answering(events: list[dict], event_id: str, sender: str) -> list[dict]:
+    return [e for e in events if e["sender"] == sender and e["content"].get("msgtype") in ("m.file", "m.image")
+            and (e["content"].get("m.relates_to") or {}).get("m.in_reply_to", {}).get("event_id") == event_id]
 
 
 # --- progress ---
@@ -244,6 +276,106 @@ async def test_a_file_cancelled_before_a_restart_is_not_taken_up_after_it(staff,
     assert "取り消しました" in await shown(pc, room, progress)
     assert not sanitizer_bot.log_path.read_text().count("file started event_id=" + pdf) > 1
     assert sanitizer_bot.query("SELECT event_id FROM sanitizer_jobs") == []
+
+
+# --- files sent in a DM: the same queue ---
+
+
+async def test_a_large_file_in_a_dm_shows_progress_and_its_sender_cancels_it_while_the_bot_answers(
+        staff, sanitizer_bot):
+    phone, _pc, _colleague, _room = staff
+    dm = await dm_with(phone, sanitizer_bot)
+    pdf = await post_file(phone, dm, many_page_pdf(40), "大きい資料.pdf", "application/pdf")
+    (progress,) = await wait_replies(phone, dm, pdf, count=1, sender=sanitizer_bot.user_id, timeout=180)
+    assert progress["content"]["body"].startswith("無害化しています… 0/40 ページ"), progress["content"]["body"]
+    assert "❌" in progress["content"]["body"]
+    # the file runs in the queue: the bot still answers in the DM meanwhile
+    assert "送信先" in await ask(phone, dm, "!送信先", sanitizer_bot.user_id)
+    assert sanitizer_bot.query("SELECT event_id FROM sanitizer_jobs WHERE event_id = ?", pdf) == [(pdf,)]
+
+    await react(phone, dm, progress["event_id"])
+    await sanitizer_bot.await_log(re.compile("file cancelled .*event_id=" + re.escape(pdf)), timeout=60)
+    await wait_shown(phone, dm, progress, "「大きい資料.pdf」の無害化を取り消しました", timeout=60)
+    assert jailed_renderers(sanitizer_bot.process.pid) == []
+    assert sanitizer_bot.query("SELECT event_id FROM sanitizer_jobs") == []
+    later = await post_file(phone, dm, b"after\n", "after.txt", "text/plain")
+    await wait_replies(phone, dm, later, count=2, sender=sanitizer_bot.user_id, timeout=120)
+    assert files_answering(await room_events(phone, dm), pdf, sanitizer_bot.user_id) == []
+
+
+async def test_a_photo_in_a_dm_is_answered_while_long_pdfs_in_a_room_run_at_low_priority(staff, sanitizer_bot):
+    phone, _pc, _colleague, room = staff
+    big = many_page_pdf(45)
+    pdfs = []
+    for name in ("年報1.pdf", "年報2.pdf"):
+        pdfs.append(await post_file(phone, room, big, name, "application/pdf"))
+        # a long document gives its worker up: the room's second one starts too, and the photo after them
+        await sanitizer_bot.await_log(re.compile("file gives way .*event_id=" + re.escape(pdfs[-1])), timeout=120)
+    deadline = time.monotonic() + 60
+    while not jailed_renderers(sanitizer_bot.process.pid) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    nices = [n for n in map(nice_of, jailed_renderers(sanitizer_bot.process.pid)) if n is not None]
+    assert nices and all(n == 19 for n in nices), nices
+
+    dm = await dm_with(phone, sanitizer_bot)
+    photo = await post_file(phone, dm, jpeg_with_gps(), "現場写真.jpg", "image/jpeg", msgtype="m.image")
+    report, copy = await wait_replies(phone, dm, photo, count=2, sender=sanitizer_bot.user_id, timeout=120)
+    assert report["content"]["body"].startswith("無害化しました"), report["content"]["body"]
+    assert copy["content"]["msgtype"] == "m.image"
+    # answered while both PDFs were still being sanitized
+    assert sorted(sanitizer_bot.query("SELECT event_id FROM sanitizer_jobs")) == sorted((e,) for e in pdfs)
+    for pdf in pdfs:  # their sender cancels them: nothing more to wait for
+        await react(phone, room, pdf)
+        await sanitizer_bot.await_log(re.compile("file cancelled .*event_id=" + re.escape(pdf)), timeout=60)
+    assert sanitizer_bot.query("SELECT event_id FROM sanitizer_jobs") == []
+
+
+async def test_a_dm_file_running_at_a_restart_goes_to_the_chosen_room_once_after_it(staff, sanitizer_bot):
+    phone, pc, _colleague, room = staff
+    dm = await dm_with(phone, sanitizer_bot)
+    assert "送信先をルーム「総務課」にしました" in await ask(phone, dm, f"!送信先 {room}", sanitizer_bot.user_id)
+    pdf = await post_file(phone, dm, many_page_pdf(20), "議事録.pdf", "application/pdf")
+    await sanitizer_bot.await_log(re.compile("file started .*event_id=" + re.escape(pdf)), timeout=60)
+    assert sanitizer_bot.stop() == 0  # its event is recorded as handled: only the queue remembers the file
+    restarted_ms = int(time.time() * 1000)
+    sanitizer_bot.start().wait_ready()
+    await sanitizer_bot.await_log(re.compile("file answered .*event_id=" + re.escape(pdf)), timeout=240)
+    await asyncio.sleep(2)  # a second answer would come right after the first
+
+    # the DM: one message (the progress message, 20 pages: shown at once) that ends saying where the file went
+    replies = await wait_replies(phone, dm, pdf, count=1, sender=sanitizer_bot.user_id)
+    assert len(replies) == 1, [e["content"]["body"] for e in replies]
+    said = replies[0]
+    assert (await shown(phone, dm, said)).startswith("ルーム「総務課」に届けました: 無害化しました")
+    assert files_answering(await room_events(phone, dm), pdf, sanitizer_bot.user_id) == []
+    # the room: the sanitized copy, once, sent after the restart
+    copies = [e for e in await room_events(pc, room) if e["sender"] == sanitizer_bot.user_id
+              and e["content"].get("msgtype") == "m.file" and e["content"].get("body") == "議事録.pdf"]
+    assert len(copies) == 1 and copies[0]["origin_server_ts"] > restarted_ms
+    assert sanitizer_bot.query("SELECT event_id FROM sanitizer_jobs") == []
+
+
+# --- the order of the queue ---
+
+
+async def test_a_client_claiming_one_byte_for_a_large_file_does_not_jump_the_line(staff, sanitizer_bot):
+    phone, pc, _colleague, room = staff
+    honest = await post_file(phone, room, many_page_pdf(20), "一つ目.pdf", "application/pdf")
+    await sanitizer_bot.await_log(re.compile("file started .*event_id=" + re.escape(honest)), timeout=60)
+    big = many_page_pdf(21)
+    liar = await post_file(phone, room, big, "二つ目.pdf", "application/pdf", claimed_size=1)
+    await sanitizer_bot.await_log(re.compile("handled .*event_id=" + re.escape(liar)), timeout=60)
+    # queued at the size the media repository stores, so a large file: the room's last free worker is
+    # kept for small files, and it waits for the first
+    assert sanitizer_bot.query("SELECT size FROM sanitizer_jobs WHERE event_id = ?", liar) == [(len(big),)]
+    await sanitizer_bot.await_log(re.compile("file answered .*event_id=" + re.escape(honest)), timeout=240)
+    log = sanitizer_bot.log_path.read_text()
+    answered = re.search("file answered .*event_id=" + re.escape(honest), log)
+    started = re.search("file started .*event_id=" + re.escape(liar), log)
+    assert answered and started and answered.start() < started.start()
+    for pdf in (honest, liar):
+        report, _copy = await wait_replies(pc, room, pdf, count=2, sender=sanitizer_bot.user_id, timeout=240)
+        assert (await shown(pc, room, report)).startswith("無害化しました")
 
 
 # --- editable Office documents ---

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import random
 import re
 import struct
 import subprocess
@@ -667,6 +668,7 @@ def test_strip_active_through_the_cli(tmp_path):
              "差し込み.docx": build("field_database", "docx", "body", "upper_xml"),
              "集計.xlsx": build("formula_webservice", "xlsx", "name", "plain"),
              "発表.pptx": build("slide_program", "pptx", "second", "plain"),
+             "外部リンク.xlsx": root_external_links("xlsx"),
              "通常.docx": legitimate("docx")}
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
@@ -850,3 +852,184 @@ def test_what_the_stripper_keeps_the_verifier_accepts_and_it_needs_no_pattern():
     assert set(ooxml.KEPT_CONTENT_TYPES) - relabelled <= ooxml_verify.XML_TYPES | set(ooxml_verify.PICTURES)
     source = Path(ooxml_verify.__file__).read_text(encoding="utf-8")
     assert "import re" not in source and ooxml_verify.UNTRUSTED_PATTERNS == {}
+
+
+# --- relationships fuzzed: a verified clean file or a clear refusal, never an exception ---------------
+
+FUZZ_TARGETS = (
+    "https://www.city.example.lg.jp/", "mailto:soumu@city.example.lg.jp", "HTTPS://A/ B", "http://[broken/",
+    "file:///C:/x.docx", "\\\\server\\share\\x.dotm", "//server/x", "c:/x.xml", "x:y", "", "#frag", ".", "..", "/",
+    "missing.xml", "../../x.xml", "../../../../etc/passwd", "%ZZ", "%2e%2e/x.xml", "/word/document.xml",
+    "/xl/workbook.xml", "/ppt/presentation.xml", "../word/settings.xml", "word/document.xml", "settings.xml",
+    "media/image1.png", "/word/media/image1.png", "_rels/document.xml.rels", "/_rels/.rels", "[Content_Types].xml")
+FUZZ_MODES = (None, "External", "Internal", "EXTERNAL", " External ", "bogus")
+FUZZ_TYPES = (f"{R}/officeDocument", f"{R}/hyperlink", f"{R}/image", f"{R}/styles", f"{R}/attachedTemplate",
+              "http://example.org/unknown", "")
+FUZZ_IDS = ("rIdNew", "EXISTING", "", None)
+
+
+def relationship(rid: str | None, kind: str, target: str, mode: str | None) -> str:
+    attributes = [] if rid is None else [f'Id="{escape(rid, {chr(34): "&quot;"})}"']
+    attributes += [f'Type="{kind}"', f'Target="{escape(target, {chr(34): "&quot;"})}"']
+    attributes += [] if mode is None else [f'TargetMode="{mode}"']
+    return f"<Relationship {' '.join(attributes)}/>"
+
+
+def mutated(kind: str, rels_member: str, how: str, target: str, mode: str | None, rel_type: str,
+            rid: str | None) -> bytes:
+    """``legitimate(kind)`` with one relationship of ``rels_member`` added or put in place of its first."""
+    with zipfile.ZipFile(io.BytesIO(legitimate(kind))) as z:
+        members = {name: z.read(name) for name in z.namelist()}
+    xml = members[rels_member].decode()
+    start = xml.index("<Relationship ")
+    existing = xml[xml.index('Id="', start) + 4:].split('"', 1)[0]
+    new = relationship(existing if rid == "EXISTING" else rid, rel_type, target, mode)
+    xml = xml.replace("</Relationships>", new + "</Relationships>") if how == "add" else \
+        xml[:start] + new + xml[xml.index("/>", start) + 2:]
+    members[rels_member] = xml.encode()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return buffer.getvalue()
+
+
+def relationship_cases(kind: str, sample: int = 400) -> list[tuple]:
+    """Every target as an external link of the package root (where issue reports met a KeyError), then
+    a seeded sample of every mutation of every relationships member."""
+    pkg = Package(kind)
+    rels = ["_rels/.rels", pkg.rels_member(pkg.main), pkg.rels_member(pkg.second)]
+    rels = [r for r in rels if r in zipfile.ZipFile(io.BytesIO(legitimate(kind))).namelist()]
+    root = [("_rels/.rels", "add", t, "External", f"{R}/hyperlink", "rIdNew") for t in FUZZ_TARGETS]
+    everything = [(r, how, t, mode, rel_type, rid) for r in rels for how in ("add", "replace")
+                  for t in FUZZ_TARGETS for mode in FUZZ_MODES for rel_type in FUZZ_TYPES for rid in FUZZ_IDS]
+    return root + random.Random(f"relationships-{kind}").sample(everything, sample)
+
+
+def outcome(data: bytes, kind: str, added: bool) -> str:
+    """"clean", "refused", or what went wrong (an exception, an output the checks do not pass, the
+    document's text lost for a relationship ``added``; one replaced may have led to it)."""
+    from bots.sanitizer.engine import ooxml_verify
+
+    try:
+        assert isinstance(ooxml_verify.verify_package(data), list)
+    except Exception as e:  # the verifier is total: whatever it is given, it answers with problems
+        return f"verifier raised on the input: {e!r}"
+    try:
+        stripped = ooxml.strip(data)
+    except Refusal as refusal:
+        if (refusal.note.key, refusal.instead and refusal.instead.key) != ("sanitizer.refused.broken",
+                                                                          "sanitizer.instead.pdf"):
+            return f"refused as {refusal.note.key}"
+        return "refused"
+    except Exception as e:
+        return f"stripper raised: {e!r}"
+    try:
+        problems = ooxml_verify.verify_package(stripped.data)
+    except Exception as e:
+        return f"verifier raised on the output: {e!r}"
+    if problems or findings(stripped.data):
+        return f"output not clean: {problems} {findings(stripped.data)}"
+    with zipfile.ZipFile(io.BytesIO(stripped.data)) as z:
+        text = b"".join(z.read(n) for n in z.namelist())
+    if added and {"docx": b"BODY-TEXT", "xlsx": b"SHEET-TEXT", "pptx": b"SLIDE-TEXT"}[kind] not in text:
+        return "output lost the document's text"
+    return "clean"
+
+
+@pytest.mark.parametrize("kind", ["docx", "xlsx", "pptx"])
+def test_fuzzed_relationships_end_as_a_clean_file_or_a_clear_refusal(kind):
+    results = {case: outcome(mutated(kind, *case), kind, case[1] == "add") for case in relationship_cases(kind)}
+    wrong = {case: result for case, result in results.items() if result not in ("clean", "refused")}
+    assert wrong == {}
+    # the sample reaches both sides (a fuzz that refuses everything would prove nothing)
+    assert {"clean", "refused"} <= set(results.values())
+
+
+def root_external_links(kind: str) -> bytes:
+    """External targets in the package root's ``_rels/.rels`` (where a link is never kept)."""
+    pkg = Package(kind)
+    pkg.add_rel("", "rIdWeb", f"{R}/hyperlink", "https://www.city.example.lg.jp/")
+    pkg.add_rel("", "rIdTemplate", f"{R}/attachedTemplate", "http://attacker.example/t.dotm")
+    return pkg.build()
+
+
+@pytest.mark.parametrize("kind", ["docx", "xlsx", "pptx"])
+def test_an_external_link_of_the_package_root_is_stripped_and_the_output_verifies(kind):
+    from bots.sanitizer.engine import ooxml_verify
+
+    original = root_external_links(kind)
+    assert any("_rels/.rels" in p for p in ooxml_verify.verify_package(original))
+    stripped = ooxml.strip(original)
+    assert ooxml_verify.verify_package(stripped.data) == [] and findings(stripped.data) == []
+    root = zipfile.ZipFile(io.BytesIO(stripped.data)).read("_rels/.rels")
+    assert b"External" not in root and b"attacker" not in root and b"officeDocument" in root
+    assert "external_links" in stripped.removed
+
+
+def test_a_web_link_that_is_no_url_goes_and_its_text_stays():
+    """``http://[x`` passes a pattern for web links but no URL parser: the verifier raised on it (the
+    person was told "a problem (OOXML)"); now the stripper drops it and the output verifies."""
+    from bots.sanitizer.engine import ooxml_verify
+
+    pkg = Package("docx")
+    pkg.add_rel(pkg.main, "rIdWeb", f"{R}/hyperlink", "http://[broken/")
+    pkg.body.append('<w:p><w:hyperlink r:id="rIdWeb"><w:r><w:t>LINK-TEXT</w:t></w:r></w:hyperlink></w:p>')
+    pkg.body.append(complex_field(' HYPERLINK "http://[broken/" ', "FIELD-TEXT", split=False))
+    stripped = ooxml.strip(pkg.build())
+    assert ooxml_verify.verify_package(stripped.data) == []
+    document = zipfile.ZipFile(io.BytesIO(stripped.data)).read("word/document.xml")
+    assert b"[broken" not in document and b"LINK-TEXT" in document and b"FIELD-TEXT" in document
+    assert b"[broken" not in zipfile.ZipFile(io.BytesIO(stripped.data)).read("word/_rels/document.xml.rels")
+    assert any("HYPERLINK" in p for p in ooxml_verify.verify_package(pkg.build()))
+
+
+def test_a_tampered_deflate_stream_is_a_clear_refusal_and_the_verifier_says_so():
+    from bots.sanitizer.engine import ooxml_verify
+
+    data = legitimate("docx")
+    info = zipfile.ZipFile(io.BytesIO(data)).getinfo("word/document.xml")
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    raised = set()
+    for at in range(start, start + 24):
+        tampered = bytearray(data)
+        tampered[at] ^= 0xFF
+        with pytest.raises(Refusal) as refused:
+            ooxml.strip(bytes(tampered))
+        assert refused.value.note.key == "sanitizer.refused.broken"
+        problems = ooxml_verify.verify_package(bytes(tampered))
+        assert problems
+        raised |= {p for p in problems if p.startswith("unreadable member")}
+    assert raised == {"unreadable member: word/document.xml"}
+
+
+def test_a_verifier_that_cannot_read_an_output_refuses_it_as_broken(monkeypatch):
+    """Whatever the verifier did not foresee refuses the file with the reason a person understands
+    (unreadable: save as PDF), not with the name of the check ("OOXML")."""
+    from bots.sanitizer.engine import ooxml_verify, verify
+
+    stripped = ooxml.strip(legitimate("docx")).data
+    docx = ooxml.PACKAGE["docx"][1]
+    assert verify.problem(stripped, docx) is None
+
+    def unforeseen(data: bytes) -> list[str]:
+        raise KeyError("_rels/.rels")
+
+    monkeypatch.setattr(ooxml_verify, "verify_package", unforeseen)
+    with pytest.raises(Refusal) as refused:
+        verify.problem(stripped, docx)
+    instead = refused.value.instead
+    assert (refused.value.note.key, instead and instead.key) == ("sanitizer.refused.broken", "sanitizer.instead.pdf")
+
+
+def test_the_verifier_flags_repeated_relationship_ids_and_unknown_target_modes():
+    """Fail-closed on its own: what the stripper refuses (two relationships of one id) or drops (a
+    target mode OPC does not have) the verifier flags too, without the stripper's help."""
+    from bots.sanitizer.engine import ooxml_verify
+
+    repeated = mutated("docx", "word/_rels/document.xml.rels", "add", "media/image1.png", None, f"{R}/image",
+                       "EXISTING")
+    assert any("repeated" in p for p in ooxml_verify.verify_package(repeated))
+    bogus = mutated("docx", "word/_rels/document.xml.rels", "add", "media/image1.png", "bogus", f"{R}/image",
+                    "rIdNew")
+    assert any("target mode" in p for p in ooxml_verify.verify_package(bogus))

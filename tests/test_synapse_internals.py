@@ -400,3 +400,29 @@ def test_device_approval_still_finds_sending_devices_and_device_handling(homeser
     homeserver.query("SELECT event_id, room_id, user_id, device_id, txn_id FROM event_txn_id_device_id LIMIT 0")
     assert list(inspect.signature(DeviceHandler.delete_devices).parameters)[1:3] == ["user_id", "device_ids"]
     assert "user_id" in inspect.signature(DeviceWorkerStore.get_devices_by_user).parameters
+
+
+def test_logins_still_check_credentials_through_the_one_auth_handler():
+    """wrap_login_check patches hs.get_auth_handler().validate_login(submission, ratelimit, is_reauth):
+    the login servlet must still call it on that cached object, a wrong password or user must still
+    raise LoginError from it, and re-authentication must still say so by ``is_reauth``."""
+    import inspect
+    import re
+
+    from synapse.api.errors import LimitExceededError, LoginError, SynapseError
+    from synapse.handlers.auth import AuthHandler
+    from synapse.rest.client.login import LoginRestServlet
+    from synapse.server import HomeServer
+
+    from synapse_modules._synapse_internals import is_failed_login
+
+    assert re.search(r"@cache_in_self\s+def get_auth_handler\(self\)", inspect.getsource(HomeServer))
+    assert "self.auth_handler = self.hs.get_auth_handler()" in inspect.getsource(LoginRestServlet.__init__)
+    assert "self.auth_handler.validate_login(" in inspect.getsource(LoginRestServlet._do_other_login)
+    assert list(inspect.signature(AuthHandler.validate_login).parameters) == \
+        ["self", "login_submission", "ratelimit", "is_reauth"]
+    assert "self.validate_login(authdict, is_reauth=True)" in inspect.getsource(AuthHandler)
+    assert "raise LoginError(403, msg=INVALID_USERNAME_OR_PASSWORD" in \
+        inspect.getsource(AuthHandler._validate_userid_login)
+    assert is_failed_login(LoginError(403, "Invalid username or password"))
+    assert not is_failed_login(LimitExceededError("failed_login")) and not is_failed_login(SynapseError(400, "x"))

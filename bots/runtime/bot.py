@@ -690,6 +690,25 @@ class Bot:
                     raise TooLarge(mxc)
             return bytes(data)
 
+    async def media_size(self, mxc: str, max_bytes: int) -> int:
+        """The size of ``mxc://server/id`` as the media repository stores it (its download's
+        Content-Length, the body left unread), never the size a sender's client claims; without that
+        header the body is counted, up to ``max_bytes`` + 1. Nothing of the bytes is looked at."""
+        server, _, media_id = mxc.removeprefix("mxc://").partition("/")
+        if not mxc.startswith("mxc://") or not server or not media_id or "/" in media_id:
+            raise ValueError(f"not a media URI: {mxc!r}")
+        async with self.request(f"/_matrix/client/v1/media/download/{quote(server)}/{quote(media_id)}") as response:
+            if response.status != 200:
+                raise RuntimeError(f"download {mxc}: HTTP {response.status}")
+            if response.content_length is not None:
+                return response.content_length
+            size = 0
+            async for chunk in response.content.iter_chunked(64 * 1024):
+                size += len(chunk)
+                if size > max_bytes:
+                    break
+            return size
+
     async def upload(self, data: bytes, content_type: str, filename: str) -> str:
         """Upload to the media repository; returns the ``mxc://`` URI."""
         uploaded, _ = await self.client.upload(lambda *_: io.BytesIO(data), content_type=content_type,

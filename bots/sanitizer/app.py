@@ -6,6 +6,9 @@
   (the media gate) but can open the bot's copy.
 - In a DM, any file sent to the bot is sanitized and sent back, or into the room chosen with
   ``!送信先`` (the sender must be a member of it).
+- Files of rooms and DMs wait in one queue (queue.py): fair per room and sender, smallest first by
+  the size the media repository stores, a progress message for long ones, cancelled by their sender
+  (❌ or !キャンセル), taken up again after a restart and answered once.
 - ``!アップロードURL`` in a room makes a one-time link to the upload page (upload_page/) for an
   outside contractor with no account; what they upload is sanitized and posted into that room.
 - ``!ゲスト作成`` / ``!ゲスト一覧`` / ``!ゲスト延長`` / ``!ゲスト取消`` in a DM, for the staff listed in
@@ -147,8 +150,7 @@ class SanitizerBot(BotApp):
                     (Arg("localpart"), Arg("expiry")), "sanitizer.example.guest_extend", where="direct"),
             Command("ゲスト取消", "guest-revoke", "sanitizer.cmd.guest_revoke", self.guest_revoke,
                     (Arg("localpart"),), "sanitizer.example.guest_revoke", where="direct"),
-            Command("キャンセル", "cancel", "sanitizer.cmd.cancel", self.cancel, (), "sanitizer.example.cancel",
-                    where="room"),
+            Command("キャンセル", "cancel", "sanitizer.cmd.cancel", self.cancel, (), "sanitizer.example.cancel"),
             Command("編集用", "editable", "sanitizer.cmd.editable", self.editable, (Arg("link", required=False),),
                     "sanitizer.example.editable", where="direct"),
         ]
@@ -163,17 +165,27 @@ class SanitizerBot(BotApp):
             if ctx.is_direct or isinstance(ctx.content.get("file"), dict):
                 await ctx.reply("sanitizer.encrypted_media" if ctx.content.get("file") else "sanitizer.no_file")
             return
-        if ctx.is_direct:
-            await self._from_direct(ctx, mxc)
+        if not ctx.is_direct and (not self.options.sanitize_rooms or not await self._untrusted(mxc)):
             return
-        if not self.options.sanitize_rooms or not await self._untrusted(mxc):
-            return
-        # the size the sender's client claims: it only orders the queue (the download is still capped)
-        info = typed_get(ctx.content, "info", dict, {})
-        self.queue.add(ctx.room_id, ctx.event, typed_get(info, "size", int, 0))
+        # files in DMs and rooms wait in the same queue; it orders them by the size the media repository
+        # stores, not the one the sender's client claims (``info.size``: a client may say 1 byte)
+        self.queue.add(ctx.room_id, ctx.event, await self._stored_size(mxc))
+
+    async def _stored_size(self, mxc: str) -> int:
+        limit = self.options.engine.max_file_mb * 1024 * 1024
+        try:
+            return await self.bot.media_size(mxc, limit)
+        except Exception as e:  # cannot tell: last in line among equals, not first (the download is capped)
+            log.warning("media size unavailable", extra={"mxc": mxc, "error": repr(e)})
+            return limit + 1
 
     async def _answer_queued(self, job: Job) -> None:
+        """One file from the queue: sanitized with a progress message, answered in its room (a DM: back
+        to the sender, or into the room chosen with !送信先)."""
+        # after a restart the queue starts before the first sync: rooms, members and names come with it
+        await self.bot.synced_once.wait()
         ctx = Context(self.bot, job.room_id, job.event)
+        target = await self._target(ctx) if ctx.is_direct else None
         shown = self.options.progress
         progress = Progress(self.bot, job.room_id, job.event_id, ctx.lang, after_s=shown.after_s, pages=shown.pages,
                             every_s=shown.every_s, shown=job.progress_event_id,
@@ -182,15 +194,15 @@ class SanitizerBot(BotApp):
             self._shown[job.progress_event_id] = job.event_id
         progress.start()
         try:
-            result = await self._sanitize(ctx, ctx.content["url"], progress.update)
+            result = await self._sanitize(ctx, ctx.content["url"], progress.update,
+                                          moved=lambda: self.queue.moved(job.event_id))
             edit = await progress.stop()
-            await deliver(self.bot, ctx.room_id, result, report(result, ctx.lang), txn_key=ctx.event_id,
-                          reply_to=ctx.event_id, edit=edit)
+            await self._answer(ctx, result, target, edit)
         except asyncio.CancelledError:
             await progress.stop()
             raise
         except Exception:
-            log.exception("room file failed", extra={"room_id": job.room_id, "event_id": job.event_id})
+            log.exception("queued file failed", extra={"room_id": job.room_id, "event_id": job.event_id})
             edit = await progress.stop()
             if edit is None:
                 await ctx.reply("bot.internal_error")
@@ -200,6 +212,33 @@ class SanitizerBot(BotApp):
         finally:
             if progress.event_id:
                 self._shown.pop(progress.event_id, None)
+
+    async def _answer(self, ctx: Context, result: Result, target: str | None, edit: str | None) -> None:
+        """The report (replacing the progress message ``edit`` if there is one) and the sanitized copy:
+        into the file's room, or for a DM with a target room, into that room and a word in the DM."""
+        said = report(result, ctx.lang)
+        if target is None or not result.ok:
+            await deliver(self.bot, ctx.room_id, result, said, txn_key=ctx.event_id, reply_to=ctx.event_id, edit=edit)
+            return
+        room_lang = self.bot.language_for("", target)
+        who = self._display_name(ctx.sender, target)
+        await deliver(self.bot, target, result, ctx.t("sanitizer.forwarded", who=who) + " " + report(result, room_lang),
+                      txn_key=f"{ctx.event_id}/target")
+        sent = ctx.t("sanitizer.sent_to_target", room=self.bot.room_name(target), report=said)
+        if edit is None:
+            await ctx.reply_text(sent)
+        else:
+            await self.bot.send(ctx.room_id, "m.room.message", replacement(edit, sent),
+                                txn_key=f"{ctx.event_id}/report")
+
+    async def _target(self, ctx: Context) -> str | None:
+        """Where a file sent in a DM goes (!送信先), if the sender may still post there (else says so)."""
+        target = self.bot.storage.setting("user", ctx.sender, "sanitizer_target")
+        if target and not await self._may_post(ctx.sender, target):
+            await ctx.reply("sanitizer.target_lost", room=self.bot.room_name(target))
+            self.bot.storage.set_setting("user", ctx.sender, "sanitizer_target", None)
+            return None
+        return target or None
 
     def _posted(self, file_event_id: str, progress_event_id: str) -> None:
         self._shown[progress_event_id] = file_event_id
@@ -333,7 +372,7 @@ class SanitizerBot(BotApp):
         return bool(body.get("untrusted"))
 
     async def _sanitize(self, ctx: Context, mxc: str, progress: Any = None,
-                        office_policy: dict[str, str] | None = None) -> Result:
+                        office_policy: dict[str, str] | None = None, moved: Any = None) -> Result:
         content = ctx.content
         name = typed_get(content, "filename", str, content.get("body"))
         name = name if isinstance(name, str) and name else "file"
@@ -346,25 +385,7 @@ class SanitizerBot(BotApp):
         return await self.engine.sanitize(data, name, claimed if isinstance(claimed, str) else None,
                                           source={"room_id": ctx.room_id, "event_id": ctx.event_id,
                                                   "sender": ctx.sender, "mxc": mxc}, progress=progress,
-                                          office_policy=office_policy or self.options.office.policies())
-
-    async def _from_direct(self, ctx: Context, mxc: str) -> None:
-        target = self.bot.storage.setting("user", ctx.sender, "sanitizer_target")
-        if target and not await self._may_post(ctx.sender, target):
-            await ctx.reply("sanitizer.target_lost", room=self.bot.room_name(target))
-            self.bot.storage.set_setting("user", ctx.sender, "sanitizer_target", None)
-            target = None
-        result = await self._sanitize(ctx, mxc)
-        said = report(result, ctx.lang)
-        if target is None or not result.ok:
-            await deliver(self.bot, ctx.room_id, result, said, txn_key=ctx.event_id, reply_to=ctx.event_id)
-            return
-        room_lang = self.bot.language_for("", target)
-        who = self._display_name(ctx.sender, target)
-        await deliver(self.bot, target, result,
-                      ctx.t("sanitizer.forwarded", who=who) + " " + report(result, room_lang),
-                      txn_key=f"{ctx.event_id}/target")
-        await ctx.reply("sanitizer.sent_to_target", room=self.bot.room_name(target), report=said)
+                                          office_policy=office_policy or self.options.office.policies(), moved=moved)
 
     # --- !送信先 ---
 

@@ -5,8 +5,15 @@ the photo posted after it.
   sent: the runtime records the event as handled right after it is queued, so after a crash or a
   restart the rows are what is left to do (replies carry transaction ids derived from the event, so a
   file half answered before the crash is not answered twice).
+- Files posted in rooms and files sent to the bot in a DM wait here alike (a DM is a room of its own
+  sender: fair per room is fair per sender there).
 - Up to ``concurrency`` files run at once. Which waiting file runs next: rooms with fewer files
-  running first (fair per room), then the smallest file, then the oldest.
+  running first (fair per room), then senders with fewer files running, then the smallest file, then
+  the oldest. The size is the one the media repository stores (measured by the bot), never the one
+  the sender's client claims: a client claiming 1 byte for a 300-page PDF does not jump the line.
+- A long document that gives way to short files (engine/lanes.py: low CPU priority, paused while they
+  run) leaves its worker to the next file (:meth:`FileQueue.moved`); up to ``concurrency`` such
+  documents run besides.
 - One room's large files may take all workers but one: the last free worker is kept for small files
   and for rooms with nothing running, so a big batch in one room never holds up another room.
 - A file can be cancelled (:meth:`FileQueue.cancel`): a waiting one leaves the queue, a running one's
@@ -58,8 +65,8 @@ class Job(NamedTuple):
 
 def next_job(waiting: list[Job], running: dict[str, int], free: int, concurrency: int,
              small_bytes: int) -> Job | None:
-    """The job to start now (None: none may start). ``running``: files running per room;
-    ``free``: workers free."""
+    """The job to start now (None: none may start). ``running``: files running per room and per
+    sender (both kinds of key); ``free``: workers free."""
     if free <= 0 or not waiting:
         return None
     candidates = waiting
@@ -68,7 +75,8 @@ def next_job(waiting: list[Job], running: dict[str, int], free: int, concurrency
         candidates = [j for j in waiting if running.get(j.room_id, 0) == 0 or j.size <= small_bytes]
     if not candidates:
         return None
-    return min(candidates, key=lambda j: (running.get(j.room_id, 0), j.size, j.queued_ts))
+    return min(candidates, key=lambda j: (running.get(j.room_id, 0), running.get(j.sender, 0), j.size,
+                                          j.queued_ts))
 
 
 class FileQueue:
@@ -86,6 +94,7 @@ class FileQueue:
         self._jobs: dict[str, Job] = {}
         self._on_cancelled = cancelled
         self._cancelled: set[str] = set()
+        self._background: set[str] = set()  # running long documents that gave their worker up
         # read when Prometheus scrapes (one queue per bot process)
         QUEUE_FILES.labels("waiting").set_function(lambda: len(self._waiting))
         QUEUE_FILES.labels("running").set_function(lambda: len(self._running))
@@ -120,15 +129,25 @@ class FileQueue:
         self._start_what_fits()
 
     def _running_per_room(self) -> dict[str, int]:
+        """Files running per room and per sender."""
         counts: dict[str, int] = {}
         for job in self._jobs.values():
-            counts[job.room_id] = counts.get(job.room_id, 0) + 1
+            for key in (job.room_id, job.sender):
+                counts[key] = counts.get(key, 0) + 1
         return counts
+
+    def moved(self, event_id: str) -> None:
+        """The running file ``event_id`` is a long document that gives way (engine/lanes.py): its
+        worker is free for the next file."""
+        if event_id in self._running and event_id not in self._background:
+            self._background.add(event_id)
+            log.info("file gives way", extra={"event_id": event_id})
+            self._start_what_fits()
 
     def _start_what_fits(self) -> None:
         while True:
-            job = next_job(self._waiting, self._running_per_room(), self.concurrency - len(self._running),
-                           self.concurrency, self.small_bytes)
+            free = self.concurrency - (len(self._running) - len(self._background))
+            job = next_job(self._waiting, self._running_per_room(), free, self.concurrency, self.small_bytes)
             if job is None:
                 return
             self._waiting.remove(job)
@@ -196,6 +215,7 @@ class FileQueue:
         self.storage.execute("DELETE FROM sanitizer_jobs WHERE event_id = ?", (job.event_id,))
         job = self._jobs.pop(job.event_id, job)
         self._running.pop(job.event_id, None)
+        self._background.discard(job.event_id)
         self._cancelled.discard(job.event_id)
         self._start_what_fits()
         if cancelled:
@@ -208,3 +228,4 @@ class FileQueue:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._running.clear()
         self._jobs.clear()
+        self._background.clear()

@@ -6,7 +6,9 @@ account that ``lgwan-chat doctor --deployment OUTDIR`` logs in with (``secrets/d
 Registration uses the shared secret on the main process's LGWAN listener (loopback: the admin
 API is not reachable through nginx), with the passwords in ``OUTDIR/secrets/`` (``admin.password``
 made here if missing). Each bot registered now is exempted from Synapse's message rate limit, as
-the demo does: a bot answering many staff must not wait.
+the demo does: a bot answering many staff must not wait. ``records`` is a server admin of its own
+for the daily ``records purge-media`` timer: its access token is kept in ``secrets/records.token``
+(0600), so the timer never holds the admin's password and its deletions are audited under its name.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ from lgwan_chat.core.http import HttpError, http_json
 from lgwan_chat.homeserver import register_user
 from lgwan_chat.templates import write_private
 
-from .render import UNIT_PREFIX, Layout
+from .render import RECORDS_TOKEN, UNIT_PREFIX, Layout
 
 ADMIN = "admin"
 #: An ordinary account (no admin rights) for ``lgwan-chat doctor --deployment OUTDIR``.
 DOCTOR = "doctor"
+#: The server admin the records purge-media timer acts as.
+RECORDS = "records"
 
 
 def synapse_url(layout: Layout) -> str:
@@ -59,22 +63,33 @@ def ensure_accounts(outdir: Path) -> dict[str, str]:
     accounts = [(ADMIN, admin_password, True)]
     accounts += [(f"{bot}-bot", _password(outdir, f"{bot}-bot.password"), False) for bot in deployed_bots(outdir)]
     accounts.append((DOCTOR, _password(outdir, f"{DOCTOR}.password"), False))
+    accounts.append((RECORDS, _password(outdir, f"{RECORDS}.password"), True))
+    token_file = outdir / RECORDS_TOKEN
     for localpart, password, admin in accounts:
         try:
-            registered = register_user(url, shared_secret, localpart, password, admin=admin)
+            registered = register_user(url, shared_secret, localpart, password, admin=admin,
+                                       device_name=f"{UNIT_PREFIX} records timer" if localpart == RECORDS else None)
         except HttpError as e:
             if e.errcode != "M_USER_IN_USE":
                 raise
             outcome[localpart] = "exists"
+            if localpart == RECORDS and not token_file.is_file():  # the token file was lost: a new session
+                write_private(token_file, _login(url, server_name, RECORDS, password) + "\n")
             continue
         outcome[localpart] = "created"
-        if admin:
+        if localpart == RECORDS:
+            write_private(token_file, registered["access_token"] + "\n")
+        elif admin:
             admin_token = registered["access_token"]
         else:
             if admin_token is None:  # the admin exists from an earlier run: one login, only now
-                admin_token = http_json("POST", url + "/_matrix/client/v3/login", {
-                    "type": "m.login.password", "password": admin_password,
-                    "identifier": {"type": "m.id.user", "user": f"@{ADMIN}:{server_name}"}})["access_token"]
+                admin_token = _login(url, server_name, ADMIN, admin_password)
             if localpart != DOCTOR:  # the bots only: doctor is an ordinary user
                 exempt_from_rate_limits(url, admin_token, registered["user_id"])
     return outcome
+
+
+def _login(url: str, server_name: str, localpart: str, password: str) -> str:
+    return str(http_json("POST", url + "/_matrix/client/v3/login", {
+        "type": "m.login.password", "password": password, "initial_device_display_name": f"{UNIT_PREFIX} {localpart}",
+        "identifier": {"type": "m.id.user", "user": f"@{localpart}:{server_name}"}})["access_token"])

@@ -146,10 +146,14 @@ def deploy_yaml(answers: Answers, topology: Topology, secrets: Secrets, layout: 
 def _retention(answers: Answers, layout: Layout) -> dict[str, Any] | None:
     """Synapse's ``retention:`` from the ``records:`` of the deployment's organisation file (the
     admin's copy once there is one), None without a ``records:`` section (Synapse keeps all)."""
-    deployed = layout.root / "organisation.yaml"
-    source = deployed if deployed.exists() else answers.organisation or config_dir() / "organisation.yaml"
-    records = load_records(source)
+    records = load_records(_organisation(answers, layout))
     return homeserver_block(records.retention) if records is not None else None
+
+
+def _organisation(answers: Answers, layout: Layout) -> Path:
+    """The organisation file: the admin's copy in the deployment once there is one."""
+    deployed = layout.root / "organisation.yaml"
+    return deployed if deployed.exists() else answers.organisation or config_dir() / "organisation.yaml"
 
 
 def worker_yaml(process: Process, layout: Layout) -> str:
@@ -235,12 +239,59 @@ def _unit(description: str, exec_start: str, answers: Answers, layout: Layout, a
         *(["NotifyAccess=main"] if notify else []),
         f"User={answers.install.user}", f"WorkingDirectory={layout.root}", f"ExecStart={exec_start}",
         "ExecReload=/bin/kill -HUP $MAINPID", "Restart=on-failure", "RestartSec=3",
-        # Everything the suite writes is for its user only (tokens, messages, files).
-        "UMask=0077", "NoNewPrivileges=yes", "PrivateTmp=yes", "ProtectSystem=full", "ProtectHome=read-only",
-        f"ReadWritePaths={' '.join(str(p) for p in _writable(answers, layout))}",
+        *_hardening(answers, layout),
         "", "[Install]", f"WantedBy={UNIT_PREFIX}.target", "",
     ]
     return "\n".join(lines)
+
+
+def _hardening(answers: Answers, layout: Layout) -> list[str]:
+    # Everything the suite writes is for its user only (tokens, messages, files).
+    return ["UMask=0077", "NoNewPrivileges=yes", "PrivateTmp=yes", "ProtectSystem=full", "ProtectHome=read-only",
+            f"ReadWritePaths={' '.join(str(p) for p in _writable(answers, layout))}"]
+
+
+#: The daily job that deletes the files of purged messages (``lgwan-chat records purge-media``).
+PURGE_MEDIA = f"{UNIT_PREFIX}-records-purge-media"
+#: The access token it uses (an admin account of its own, made by ``deploy accounts``).
+RECORDS_TOKEN = "secrets/records.token"
+
+
+def purge_media_command(answers: Answers, topology: Topology, layout: Layout) -> list[str]:
+    """``records purge-media`` against the main process's LGWAN listener (loopback: the admin API is
+    not behind nginx), with the organisation file's ``records:``; where that names no state file or
+    audit log, ones in the deployment folder."""
+    args = ["-m", "lgwan_chat.cli", "records", "purge-media",
+            "--homeserver", f"http://{LOOPBACK}:{topology.main.port('lgwan')}",
+            "--token-file", str(layout.root / RECORDS_TOKEN), "--config", str(layout.root / "organisation.yaml")]
+    records = load_records(_organisation(answers, layout))
+    if records is None or not records.media_state:
+        args += ["--state", str(layout.root / "records" / "media-state.json")]
+    if records is None or not records.audit_log:
+        args += ["--audit-log", str(layout.root / "records" / "audit.jsonl")]  # not logs/: backed up
+    return args
+
+
+def purge_media_units(answers: Answers, topology: Topology, layout: Layout) -> dict[str, str]:
+    """A oneshot service and its daily timer: after Synapse's own retention purge has removed
+    messages, their files go too (files of rooms under legal hold stay)."""
+    service = "\n".join([
+        "# Written by `lgwan-chat deploy init`: re-running it rewrites this file.",
+        "[Unit]", "Description=lgwan-chat: delete the files of purged messages (records purge-media)",
+        f"After=network-online.target {UNIT_PREFIX}-synapse.service", f"Requisite={UNIT_PREFIX}-synapse.service",
+        "", "[Service]", "Type=oneshot",
+        f"User={answers.install.user}", f"WorkingDirectory={layout.root}",
+        f"ExecStart={_command(answers, purge_media_command(answers, topology, layout))}",
+        *_hardening(answers, layout), ""])
+    timer = "\n".join([
+        "# Written by `lgwan-chat deploy init`: re-running it rewrites this file.",
+        "[Unit]", "Description=lgwan-chat: delete the files of purged messages, daily",
+        f"PartOf={UNIT_PREFIX}.target",
+        "", "[Timer]", "OnCalendar=*-*-* 03:30:00", "RandomizedDelaySec=30min",
+        # a day missed while the machine was off is caught up at the next start
+        "Persistent=true", f"Unit={PURGE_MEDIA}.service",
+        "", "[Install]", f"WantedBy={UNIT_PREFIX}.target", ""])
+    return {f"{PURGE_MEDIA}.service": service, f"{PURGE_MEDIA}.timer": timer}
 
 
 def _writable(answers: Answers, layout: Layout) -> list[Path]:
@@ -276,6 +327,8 @@ def units(answers: Answers, topology: Topology, layout: Layout) -> dict[str, str
                                                           str(layout.root / "bots.yaml")]),
                           answers, layout, after=main_unit)
         wants.append(name)
+    out.update(purge_media_units(answers, topology, layout))
+    wants.append(f"{PURGE_MEDIA}.timer")
     out[f"{UNIT_PREFIX}.target"] = "\n".join([
         "# Written by `lgwan-chat deploy init`: every process of the deployment.",
         "[Unit]", "Description=lgwan-chat (Synapse, its workers, coturn and the bots)", f"Wants={' '.join(wants)}",

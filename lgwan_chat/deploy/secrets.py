@@ -14,10 +14,14 @@ from pathlib import Path
 
 import attrs
 
+from lgwan_chat.operations.deployment import BACKUP_KEY
 from lgwan_chat.templates import write_private
 
 SYNAPSE_SECRETS = ("registration_shared_secret", "macaroon_secret_key", "form_secret", "worker_replication_secret",
                    "turn_shared_secret")
+#: The key backups' manifests are signed with (lgwan_chat.operations): made now so that the admin can
+#: keep a copy off the machine from day one (a backup never holds it).
+OPERATIONS_SECRETS = (Path(BACKUP_KEY).name,)
 
 
 @attrs.frozen
@@ -48,7 +52,7 @@ def ensure(outdir: Path, bots: tuple[str, ...], dry_run: bool = False) -> tuple[
         private_dir(directory)
     made: list[Path] = []
     values: dict[str, str] = {}
-    for name in (*SYNAPSE_SECRETS, *(f"{bot}-bot.password" for bot in bots)):
+    for name in (*SYNAPSE_SECRETS, *OPERATIONS_SECRETS, *(f"{bot}-bot.password" for bot in bots)):
         path = directory / name
         if path.is_file():
             values[name] = path.read_text(encoding="utf-8").strip()

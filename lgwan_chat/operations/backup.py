@@ -20,8 +20,10 @@ would hold a sync position from a future the restored Synapse never reached.
 Each database is one consistent snapshot taken while everything runs (SQLite's backup API reads
 the whole file under one read lock; ``pg_dump`` reads in one repeatable-read transaction). The
 manifest (``manifest.json``, written last: a backup without it is incomplete) names every file
-with its size and SHA-256, the versions, and what was included. Every file is 0600, every
-folder 0700.
+with its size and SHA-256, the versions, and what was included, and carries an HMAC-SHA256 with
+the deployment's backup key (``secrets/backup_manifest_key``, made on the first backup, never put
+in a backup): a backup changed and given a recomputed manifest is refused by ``restore``. Every
+file is 0600, every folder 0700.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import lgwan_chat
+from lgwan_chat.core.signed_manifest import KeyProblem, create_key, read_key, sign
 
 from .deployment import Database, Deployment, DeploymentError
 
@@ -56,6 +59,14 @@ def sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def load_key(path: Path) -> bytes:
+    """The backup key in ``path``; a ``DeploymentError`` (ja/en) when it cannot be used."""
+    try:
+        return read_key(path)
+    except KeyProblem as e:
+        raise DeploymentError(f"ops.backup_{e.kind}", **e.params) from None
 
 
 def private_dir(path: Path) -> None:
@@ -154,7 +165,7 @@ def _inside(path: Path, root: Path) -> bool:
 def _skipped(path: Path, deployment: Deployment, outdir: Path) -> bool:
     if path.suffix in SKIPPED_SUFFIXES or path.name.endswith("_temp"):
         return True
-    if _inside(path, outdir):
+    if _inside(path, outdir) or path == deployment.backup_key:
         return True
     relative = path.relative_to(deployment.root)
     if relative.parts and relative.parts[0] in SKIPPED_DIRS:
@@ -181,14 +192,19 @@ def backup(deployment: Deployment, outdir: Path, progress: Any = None) -> dict[s
         raise DeploymentError("ops.backup_inside", path=outdir, root=deployment.root)
     if outdir.exists() and any(outdir.iterdir()):
         raise DeploymentError("ops.backup_not_empty", path=outdir)
+    say = progress or (lambda key, **params: None)
+    if not deployment.backup_key.exists():
+        create_key(deployment.backup_key)
+        say("ops.backup_key_created", path=deployment.backup_key)
+    key = load_key(deployment.backup_key)
     old_umask = os.umask(0o077)
     try:
-        return _backup(deployment, outdir, progress or (lambda key, **params: None))
+        return _backup(deployment, outdir, say, key)
     finally:
         os.umask(old_umask)
 
 
-def _backup(deployment: Deployment, outdir: Path, progress: Any) -> dict[str, Any]:
+def _backup(deployment: Deployment, outdir: Path, progress: Any, key: bytes) -> dict[str, Any]:
     private_dir(outdir)
     writer = Writer(outdir)
     started = time.time()
@@ -259,6 +275,7 @@ def _backup(deployment: Deployment, outdir: Path, progress: Any) -> dict[str, An
         },
         "files": dict(sorted(writer.files.items())),
     }
+    manifest = sign(manifest, key)
     path = outdir / MANIFEST
     partial = outdir / (MANIFEST + ".partial")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -30,6 +30,10 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
                              "PostgreSQL database under this name (empty or not yet created)")
     parser.add_argument("--bot-postgres", action="append", default=[], metavar="BOT=DSN",
                         help="PostgreSQL に保存するボットの復元先 / where a bot kept in PostgreSQL is restored")
+    parser.add_argument("--key-file", type=Path, metavar="FILE",
+                        help="バックアップの署名鍵（既定: 復元先の secrets/backup_manifest_key。別のマシンへ復元する"
+                             "ときは保管しておいた鍵）/ the backup key (default: the target's "
+                             "secrets/backup_manifest_key; on a new machine, the copy you kept)")
     parser.add_argument("--force", action="store_true",
                         help="空でない復元先にも上書きする / overwrite a target that is not empty")
     parser.add_argument("--verify-only", action="store_true",
@@ -61,7 +65,7 @@ def run_backup(args: argparse.Namespace) -> int:
 
 def run_restore(args: argparse.Namespace) -> int:
     from .deployment import DeploymentError
-    from .restore import BackupInvalid, restore, verify
+    from .restore import BackupInvalid, key_for, restore, verify
 
     began = time.monotonic()
     bot_postgres = {}
@@ -72,18 +76,19 @@ def run_restore(args: argparse.Namespace) -> int:
             return 2
         bot_postgres[name] = dsn
     try:
+        target = args.target
+        if target is None:
+            target = Path(_unverified_root(args.backup.resolve()))
+        key = key_for(target.resolve(), args.key_file)
         if args.verify_only:
-            manifest = verify(args.backup.resolve())
+            manifest = verify(args.backup.resolve(), key)
             _say("ops.backup_verified", path=args.backup.resolve(), files=len(manifest["files"]),
                  created=manifest.get("created"))
             print(json.dumps({"versions": manifest.get("versions"), "included": {
                 k: v for k, v in manifest.get("included", {}).items() if k != "external"}}, ensure_ascii=False,
                 indent=1))
             return 0
-        target = args.target
-        if target is None:
-            target = Path(verify(args.backup.resolve())["deployment"]["root"])
-        restore(args.backup, target, force=args.force, postgres_database=args.postgres_database,
+        restore(args.backup, target, key, force=args.force, postgres_database=args.postgres_database,
                 bot_postgres=bot_postgres, progress=_say)
     except BackupInvalid as e:
         print(both(e.key, **e.params), file=sys.stderr)
@@ -97,3 +102,14 @@ def run_restore(args: argparse.Namespace) -> int:
         return 1
     _say("ops.restore_done", path=target.resolve(), seconds=f"{time.monotonic() - began:.1f}")
     return 0
+
+
+def _unverified_root(backup: Path) -> str:
+    """Where the backed-up deployment was, as its manifest says: only the default target (and so the
+    place of its key); the whole manifest is checked before anything is restored."""
+    from .restore import BackupInvalid, read_manifest
+
+    root = (read_manifest(backup).get("deployment") or {}).get("root")
+    if not isinstance(root, str) or not root.startswith("/"):
+        raise BackupInvalid("ops.manifest_broken", path=backup / "manifest.json", problem="deployment.root")
+    return root

@@ -22,6 +22,11 @@ LAYOUTS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: The key of backup manifests' HMAC, under the deployment folder (both layouts keep secrets/ there).
+#: Never copied into a backup: whoever holds a backup must not be able to sign one.
+BACKUP_KEY = "secrets/backup_manifest_key"
+
+
 class DeploymentError(Exception):
     """A deployment that cannot be backed up as it is; ``key`` and ``params`` for the ja/en message."""
 
@@ -64,6 +69,10 @@ class Deployment:
     media_store: Path
     signing_key: Path
     bots: tuple[Bot, ...]
+
+    @property
+    def backup_key(self) -> Path:
+        return self.root / BACKUP_KEY
 
     def data_paths(self) -> list[Path]:
         """What is backed up on its own (databases, media) and so skipped when copying the rest."""

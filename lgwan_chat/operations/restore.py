@@ -1,9 +1,11 @@
 """``lgwan-chat restore BACKUPDIR TARGET``: a deployment again, from a backup made by ``backup.py``.
 
 The backup is checked whole before anything is written: the manifest must be there (it is
-written last), every file it names must have its size and SHA-256, and no file may be there that
-it does not name. A backup that fails any of this is refused (ja/en, naming the file), so a
-tampered or half-copied backup never becomes a deployment.
+written last) and signed with the deployment's backup key (an unsigned manifest, or one signed
+with another key, is refused: checksums alone could have been recomputed after a change), every
+file it names must have its size and SHA-256, and no file may be there that it does not name. A
+backup that fails any of this is refused (ja/en, naming the file), so a tampered or half-copied
+backup never becomes a deployment. The restored deployment keeps the key it was checked with.
 
 The target folder must be empty (or missing) unless ``force``; a PostgreSQL database is restored
 into a database that is empty (or created here), never over one in use. Paths in the restored
@@ -23,8 +25,10 @@ from typing import Any
 
 import yaml
 
-from .backup import FORMAT, FORMAT_VERSION, MANIFEST, pg_env, private_dir, sha256
-from .deployment import Database, DeploymentError
+from lgwan_chat.core.signed_manifest import FIELD, is_signed_by
+
+from .backup import FORMAT, FORMAT_VERSION, MANIFEST, load_key, pg_env, private_dir, sha256
+from .deployment import BACKUP_KEY, Database, DeploymentError
 
 #: Restored files whose text may name paths of the old deployment (rewritten to the new one).
 TEXT_SUFFIXES = (".yaml", ".yml", ".json", ".config", ".conf", ".service", ".target", ".template")
@@ -34,8 +38,17 @@ class BackupInvalid(DeploymentError):
     """The backup is incomplete or was changed after it was made."""
 
 
-def verify(backup_dir: Path) -> dict[str, Any]:
-    """The manifest of a complete, unchanged backup; ``BackupInvalid`` otherwise."""
+def key_for(target: Path, key_file: Path | None = None) -> bytes:
+    """The backup key: ``key_file``, else the one of the deployment at ``target`` (restoring in place).
+    A backup restored onto a new machine needs the key kept elsewhere (``--key-file``)."""
+    path = key_file or target / BACKUP_KEY
+    if key_file is None and not path.exists():
+        raise DeploymentError("ops.backup_key_needed", path=path)
+    return load_key(path)
+
+
+def read_manifest(backup_dir: Path) -> dict[str, Any]:
+    """The backup's manifest as it is, not yet checked against the key or the files."""
     path = backup_dir / MANIFEST
     if not backup_dir.is_dir():
         raise BackupInvalid("ops.backup_missing", path=backup_dir)
@@ -48,6 +61,18 @@ def verify(backup_dir: Path) -> dict[str, Any]:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT \
             or manifest.get("format_version") != FORMAT_VERSION or not isinstance(manifest.get("files"), dict):
         raise BackupInvalid("ops.manifest_broken", path=path, problem=f"not a {FORMAT} v{FORMAT_VERSION} manifest")
+    return manifest
+
+
+def verify(backup_dir: Path, key: bytes) -> dict[str, Any]:
+    """The manifest of a complete, unchanged backup signed with ``key``; ``BackupInvalid`` otherwise."""
+    path = backup_dir / MANIFEST
+    manifest = read_manifest(backup_dir)
+    # The signature first: the checksums below are only worth what the manifest's origin is.
+    if FIELD not in manifest:
+        raise BackupInvalid("ops.manifest_unsigned", path=path)
+    if not is_signed_by(manifest, key):
+        raise BackupInvalid("ops.manifest_bad_signature", path=path)
     files: dict[str, Any] = manifest["files"]
     for relative, entry in files.items():
         target = backup_dir / relative
@@ -159,9 +184,9 @@ def _rewrite(text: str, replacements: list[tuple[str, str]]) -> str:
     return text
 
 
-def restore(backup_dir: Path, target: Path, force: bool = False, postgres_database: str | None = None,
+def restore(backup_dir: Path, target: Path, key: bytes, force: bool = False, postgres_database: str | None = None,
             bot_postgres: dict[str, str] | None = None, progress: Any = None) -> dict[str, Any]:
-    """Restore ``backup_dir`` into the folder ``target``; returns the manifest.
+    """Restore ``backup_dir`` (signed with ``key``) into the folder ``target``; returns the manifest.
 
     ``postgres_database``: restore Synapse's PostgreSQL database under this name (default: the name
     it had); ``bot_postgres``: a bot's store DSN by bot name (default: the one it had).
@@ -169,13 +194,14 @@ def restore(backup_dir: Path, target: Path, force: bool = False, postgres_databa
     say = progress or (lambda key, **params: None)
     backup_dir = backup_dir.resolve()
     target = target.resolve()
-    manifest = verify(backup_dir)
+    manifest = verify(backup_dir, key)
     if not force and not _empty(target):
         raise DeploymentError("ops.target_not_empty", path=target)
     say("ops.backup_verified", path=backup_dir, files=len(manifest["files"]), created=manifest.get("created"))
     old_umask = os.umask(0o077)
     try:
         _restore(backup_dir, target, manifest, force, postgres_database, bot_postgres or {}, say)
+        _keep_key(target, key)
     finally:
         os.umask(old_umask)
     return manifest
@@ -258,6 +284,15 @@ def _restore(backup_dir: Path, target: Path, manifest: dict[str, Any], force: bo
     for path in [target, *target.rglob("*")]:
         if not path.is_symlink():
             os.chmod(path, 0o700 if path.is_dir() else 0o600)
+
+
+def _keep_key(target: Path, key: bytes) -> None:
+    """The restored deployment signs its next backups with the key its backup was checked with."""
+    path = target / BACKUP_KEY
+    private_dir(path.parent)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key + b"\n")
 
 
 def _bot_dsn(target: Path, name: str) -> str | None:

@@ -21,6 +21,7 @@ import yaml
 from lgwan_chat.core.configcheck.typed import ConfigInvalid
 from lgwan_chat.core.http import HttpError
 from lgwan_chat.core.i18n import both
+from lgwan_chat.core.signed_manifest import KeyProblem, read_key
 
 from . import audit
 from .config import Records
@@ -129,15 +130,9 @@ def _key(args: argparse.Namespace, records: Records) -> bytes:
     if path is None:
         raise RecordsError(both("records.no_key"))
     try:
-        mode = path.stat().st_mode & 0o077
-        key = path.read_bytes().strip()
-    except OSError as e:
-        raise RecordsError(both("records.key_unreadable", path=path, problem=e)) from None
-    if mode:
-        raise RecordsError(both("records.key_too_open", path=path, mode=oct(path.stat().st_mode & 0o777)))
-    if len(key) < 32:
-        raise RecordsError(both("records.key_short", path=path))
-    return key
+        return read_key(path)
+    except KeyProblem as e:
+        raise RecordsError(both(f"records.{e.kind}", **e.params)) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -204,7 +199,9 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if command in ("hold", "unhold"):
         done = (hold if command == "hold" else unhold)(Rooms(client), args.room, args.reason)
-        audit.append(log, command, by=me, room=args.room, room_id=done["room_id"], reason=args.reason)
+        # in a room the admin is not in (a DM): which member's login the admin API sent the events with
+        acted = {"sent_as": done["sent_as"]} if done.get("sent_as") else {}
+        audit.append(log, command, by=me, room=args.room, room_id=done["room_id"], reason=args.reason, **acted)
         print(both(f"records.{command}_done", room=args.room))
         return 0
     if command == "export":

@@ -18,7 +18,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
-import hmac
 import html
 import json
 import os
@@ -37,6 +36,7 @@ import attrs
 
 from lgwan_chat.core.http import HttpError
 from lgwan_chat.core.i18n import both
+from lgwan_chat.core.signed_manifest import is_signed_by, sign
 
 from .retention import RecordsError
 
@@ -354,11 +354,6 @@ def render_pdf(html_path: Path, pdf_path: Path) -> None:
         raise RecordsError(both("records.pdf_failed", detail=result.stderr.decode("utf-8", "replace")[-500:]))
 
 
-def _sign(manifest: dict[str, Any], key: bytes) -> str:
-    body = json.dumps({k: v for k, v in manifest.items() if k != "hmac"}, sort_keys=True, ensure_ascii=False)
-    return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
-
-
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -388,7 +383,7 @@ def export(client: Any, room: str, first: str | None, last: str | None, fmt: str
     manifest: dict[str, Any] = {
         "room_id": archive.room_id, "room_name": archive.room_name, "from": first, "to": last, "format": fmt,
         "exported_by": exported_by, "exported_at": now_ms, "messages": len(archive.entries), "files": listed}
-    manifest["hmac"] = _sign(manifest, key)
+    manifest = sign(manifest, key)
     (out / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1, sort_keys=True), encoding="utf-8")
     for p in out.rglob("*"):
         os.chmod(p, 0o700 if p.is_dir() else 0o600)
@@ -402,7 +397,7 @@ def verify(out: Path, key: bytes) -> list[str]:
     except (OSError, ValueError):
         return [both("records.verify_no_manifest", path=out / MANIFEST)]
     problems = []
-    if not isinstance(manifest, dict) or not hmac.compare_digest(str(manifest.get("hmac", "")), _sign(manifest, key)):
+    if not is_signed_by(manifest, key):
         problems.append(both("records.verify_bad_hmac"))
         if not isinstance(manifest, dict):
             return problems

@@ -15,30 +15,20 @@ from __future__ import annotations
 import json
 import os
 import urllib.parse
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .retention import HOLD_EVENT
+from .retention import HOLD_EVENT, all_rooms
 
 
 def _q(value: str) -> str:
     return urllib.parse.quote(value, safe="")
 
 
-def rooms(client: Any) -> Iterator[str]:
-    start: int | None = 0
-    while start is not None:
-        page = client.call("GET", f"/_synapse/admin/v1/rooms?limit=500&from={start}")
-        for room in page.get("rooms") or []:
-            yield room["room_id"]
-        start = page.get("next_batch")
-
-
 def referenced(client: Any) -> dict[str, str]:
     """Local mxc URI -> a room whose messages reference it, over every room."""
     found: dict[str, str] = {}
-    for room_id in rooms(client):
+    for room_id in all_rooms(client):
         for mxc in client.call("GET", f"/_synapse/admin/v1/room/{_q(room_id)}/media").get("local") or []:
             found.setdefault(mxc, room_id)
     return found

@@ -13,12 +13,19 @@ history filtered either. ``unhold`` puts the remembered policy back. Both state 
 power level 100 (set by ``apply``), so no member of staff can lift a hold or shorten a period.
 Kept in the room's state, a hold survives restarts and restores, is in every backup of the
 database, and its history is the room's state history.
+
+The admin need not be in the room (a DM between two members of staff): its state is read through
+the admin API, and the state events are sent through the admin API's login as the local member
+with the highest power level (a token valid for minutes, logged out at once), never by joining the
+room. The marker then names that member in ``sent_as``, and the audit log says so.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 import urllib.parse
+from collections.abc import Iterator
 from typing import Any
 
 import attrs
@@ -33,6 +40,10 @@ RETENTION_EVENT = "m.room.retention"
 HOLD_EVENT = "jp.lgwan.records.hold"
 #: power level needed to change either of them
 GUARD_LEVEL = 100
+#: Room versions whose creator holds an ordinary power level (from 12, creators outrank them all).
+CLASSIC_ROOM_VERSIONS = frozenset(str(v) for v in range(1, 12))
+#: How long the token of a member acted as is valid (it is logged out right after use).
+ACT_AS_MS = 5 * 60 * 1000
 
 
 class RecordsError(RuntimeError):
@@ -84,14 +95,86 @@ def wanted_policy(retention: Retention, room: ManagedRoom) -> dict[str, int]:
     return {"max_lifetime": HOLD_LIFETIME_MS if ms is None else ms}
 
 
+def all_rooms(client: Any) -> Iterator[str]:
+    """Every room of the server (the admin API's room list), the admin's or not."""
+    start: int | None = 0
+    while start is not None:
+        page = client.call("GET", f"/_synapse/admin/v1/rooms?limit=500&from={start}")
+        for room in page.get("rooms") or []:
+            yield room["room_id"]
+        start = page.get("next_batch")
+
+
 class Rooms:
-    """Room state through the client-server API, as an admin who is in the rooms."""
+    """Room state through the client-server API in the rooms the admin is in; through the admin API
+    (and the admin API's login as a member, for writing) in the others."""
 
     def __init__(self, client: Any):
         self.client = client  # lgwan_chat.provisioning.apply.Client
+        self._joined: set[str] | None = None
+        self._me: str | None = None
+        #: room id -> the member whose login sent this run's state events there (rooms the admin is not in)
+        self.sent_as: dict[str, str] = {}
 
     def whoami(self) -> str:
-        return str(self.client.call("GET", "/_matrix/client/v3/account/whoami")["user_id"])
+        if self._me is None:
+            self._me = str(self.client.call("GET", "/_matrix/client/v3/account/whoami")["user_id"])
+        return self._me
+
+    def joined(self, room_id: str) -> bool:
+        if self._joined is None:
+            self._joined = set(self.client.call("GET", "/_matrix/client/v3/joined_rooms")["joined_rooms"])
+        return room_id in self._joined
+
+    def _admin_state(self, room_id: str) -> list[dict[str, Any]]:
+        try:
+            return list(self.client.call("GET", f"/_synapse/admin/v1/rooms/{_q(room_id)}/state").get("state") or [])
+        except HttpError as e:
+            if e.status == 404:
+                raise RecordsError(both("records.unknown_room_alias", room=room_id)) from None
+            if e.status == 403:
+                raise RecordsError(both("records.not_in_room", room=room_id)) from None
+            raise
+
+    def acting_member(self, room_id: str, event_type: str) -> str:
+        """The local member allowed to send ``event_type`` with the highest power level."""
+        state = self._admin_state(room_id)
+
+        def content(event_type: str) -> dict[str, Any]:
+            return next((ev["content"] for ev in state if ev["type"] == event_type and ev.get("state_key") == ""), {})
+
+        levels = content("m.room.power_levels")
+        needed = (levels.get("events") or {}).get(event_type, levels.get("state_default", 50))
+        users = levels.get("users") or {}
+        creators: set[str] = set()
+        create = next((ev for ev in state if ev["type"] == "m.room.create" and ev.get("state_key") == ""), None)
+        if create is not None and str(create["content"].get("room_version", "1")) not in CLASSIC_ROOM_VERSIONS:
+            # room version 12 on: the creators (a DM's both members) outrank any power level
+            creators = {create["sender"], *(create["content"].get("additional_creators") or [])}
+        server = ":" + self.whoami().split(":", 1)[1]
+        members = [ev["state_key"] for ev in state if ev["type"] == "m.room.member"
+                   and ev["content"].get("membership") == "join" and ev["state_key"].endswith(server)]
+        able = sorted(((float("inf") if m in creators else users.get(m, levels.get("users_default", 0)), m)
+                       for m in members), reverse=True)
+        if not able or able[0][0] < needed:
+            raise RecordsError(both("records.no_member_can_hold", room=room_id))
+        return able[0][1]
+
+    def _put_as_member(self, room_id: str, event_type: str, content: dict[str, Any]) -> None:
+        member = self.sent_as.get(room_id) or self.acting_member(room_id, event_type)
+        login = self.client.call("POST", f"/_synapse/admin/v1/users/{_q(member)}/login",
+                                 {"valid_until_ms": int(time.time() * 1000) + ACT_AS_MS})
+        acting = attrs.evolve(self.client, token=login["access_token"])
+        try:
+            acting.call("PUT", f"/_matrix/client/v3/rooms/{_q(room_id)}/state/{_q(event_type)}/", content)
+        except HttpError as e:
+            if e.status == 403:
+                raise RecordsError(both("records.not_allowed", room=room_id)) from None
+            raise
+        finally:
+            with contextlib.suppress(HttpError):  # it expires within ACT_AS_MS anyway
+                acting.call("POST", "/_matrix/client/v3/logout", {})
+        self.sent_as[room_id] = member
 
     def resolve(self, room: str) -> str:
         """A room id from ``!id:server`` or ``#alias:server``."""
@@ -107,6 +190,9 @@ class Rooms:
         raise RecordsError(both("records.bad_room", room=room))
 
     def state(self, room_id: str, event_type: str) -> dict[str, Any] | None:
+        if not self.joined(room_id):
+            return next((dict(ev["content"]) for ev in self._admin_state(room_id)
+                         if ev["type"] == event_type and ev.get("state_key") == ""), None)
         try:
             return dict(self.client.call(
                 "GET", f"/_matrix/client/v3/rooms/{_q(room_id)}/state/{_q(event_type)}/"))
@@ -118,6 +204,9 @@ class Rooms:
             raise
 
     def put(self, room_id: str, event_type: str, content: dict[str, Any]) -> None:
+        if not self.joined(room_id):
+            self._put_as_member(room_id, event_type, content)
+            return
         try:
             self.client.call("PUT", f"/_matrix/client/v3/rooms/{_q(room_id)}/state/{_q(event_type)}/", content)
         except HttpError as e:
@@ -173,8 +262,11 @@ def hold(rooms: Rooms, room: str, reason: str) -> dict[str, Any]:
     if rooms.held(room_id):
         raise RecordsError(both("records.already_held", room=room))
     previous = rooms.state(room_id, RETENTION_EVENT)
-    marker = {"held": True, "reason": reason, "by": rooms.whoami(), "since": int(time.time() * 1000),
-              "previous": previous}
+    marker: dict[str, Any] = {"held": True, "reason": reason, "by": rooms.whoami(),
+                              "since": int(time.time() * 1000), "previous": previous}
+    if not rooms.joined(room_id):
+        member = rooms.acting_member(room_id, HOLD_EVENT)
+        marker["sent_as"] = rooms.sent_as[room_id] = member
     # the marker first: if the policy cannot be set, unhold still knows what to put back
     rooms.put(room_id, HOLD_EVENT, marker)
     rooms.put(room_id, RETENTION_EVENT, {"max_lifetime": HOLD_LIFETIME_MS})
@@ -191,14 +283,16 @@ def unhold(rooms: Rooms, room: str, reason: str) -> dict[str, Any]:
     rooms.put(room_id, RETENTION_EVENT, marker.get("previous") or {})
     released = {"held": False, "reason": reason, "by": rooms.whoami(), "since": int(time.time() * 1000),
                 "hold": {k: marker.get(k) for k in ("reason", "by", "since")}}
+    if room_id in rooms.sent_as:
+        released["sent_as"] = rooms.sent_as[room_id]
     rooms.put(room_id, HOLD_EVENT, released)
     return {"room_id": room_id, **released}
 
 
 def holds(rooms: Rooms) -> list[dict[str, Any]]:
-    """Every room under hold among the rooms the admin is in."""
+    """Every room under hold on the server, the admin's or not (DMs too)."""
     found = []
-    for room_id in rooms.client.call("GET", "/_matrix/client/v3/joined_rooms")["joined_rooms"]:
+    for room_id in all_rooms(rooms.client):
         marker = rooms.held(room_id)
         if marker is not None:
             name = (rooms.state(room_id, "m.room.name") or {}).get("name", "")

@@ -26,19 +26,24 @@ Load it in homeserver.yaml (every key: config/modules.yaml, docs/admin-guide)::
   pusher but an internet device's ``event_id_only`` one (``pushers.py``);
 - holds a new device of a zone with ``device_approval`` self/admin until the user (from an
   approved LGWAN device) or an admin approves it (``device_approval.py``, ``rest/device_*``);
+- pauses password logins from a client address after too many wrong ones, whatever the accounts
+  (password spraying; ``login_failures.py``): right passwords are never counted;
 - tells a client its zone at ``GET /_synapse/client/lgwan/v1/zone``, and whether a
   file is untrusted at ``GET /_synapse/client/lgwan/v1/media_status/{serverName}/{mediaId}``.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from synapse.module_api import ModuleApi
 
+from synapse_modules._metrics import set_zone_of_request
 from synapse_modules._synapse_internals import (
     extend_client_well_known,
     set_client_well_known,
+    wrap_login_check,
     wrap_pusher_registration,
     wrap_request_authentication,
 )
@@ -47,6 +52,7 @@ from .config import ZonesConfig, parse
 from .device_approval import DeviceApproval
 from .device_binding import DeviceZoneGuard
 from .event_rules import EventRules
+from .login_failures import FailedLoginLimiter
 from .media import MediaRules
 from .pushers import PusherRules
 from .rest import (
@@ -62,6 +68,7 @@ from .rest import zone as zone_rest
 from .store import ZoneStore
 from .turn import TurnCredentialsRule
 from .well_known import EntranceWellKnown
+from .zone import zone_of
 
 #: Element reads this from /.well-known/matrix/client: with force_disable it offers no encryption.
 E2EE_WELL_KNOWN = "io.element.e2ee"
@@ -75,6 +82,7 @@ def e2ee_well_known(config: ZonesConfig) -> dict[str, bool]:
 
 class ZonePolicyModule:
     def __init__(self, config: ZonesConfig, api: ModuleApi):
+        set_zone_of_request(functools.partial(zone_of, config=config))  # refusals are counted by zone
         store = ZoneStore(api)
         media = MediaRules(config, store, api.server_name)
         approval = DeviceApproval(config, store, api)
@@ -86,6 +94,7 @@ class ZonePolicyModule:
             await turn.check(requester)
 
         wrap_request_authentication(api, check_request)
+        wrap_login_check(api, FailedLoginLimiter(config.failed_logins_per_address).around)
         pushers = PusherRules(config, store)
         wrap_pusher_registration(api, pushers.check, pushers.check_device)
         events = EventRules(config, store, api)

@@ -13,7 +13,7 @@ import attrs
 from lgwan_chat.core.configcheck import typed
 from lgwan_chat.core.configcheck.issues import ConfigIssue
 from lgwan_chat.core.configcheck.schema import CIDR, LISTENER_TAG, SERVER_NAME, USER_ID, mapping, string
-from lgwan_chat.core.configcheck.typed import key
+from lgwan_chat.core.configcheck.typed import key, section
 from lgwan_chat.core.i18n import Msg
 
 ZONES = ("lgwan", "internet")
@@ -30,6 +30,17 @@ def _networks(ip_zones: Any) -> tuple[tuple[str, tuple[Network, ...]], ...]:
         return ip_zones
     return tuple((zone, tuple(ipaddress.ip_network(c, strict=False) for c in cidrs))
                  for zone, cidrs in ip_zones.items())
+
+
+@attrs.frozen
+class FailedLoginLimit:
+    """Wrong logins (password or user name) from one client address, whatever the account: a burst,
+    then one more every ``1 / per_second`` seconds. Successful logins are never counted."""
+
+    #: failed logins one address gets back per second (0.05: one every 20 seconds, 180 an hour)
+    per_second: float = key(0.05, {"type": "number", "exclusiveMinimum": 0, "maximum": 1000})
+    #: failed logins one address may make in a row before it waits
+    burst_count: int = key(100, {"type": "integer", "minimum": 1, "maximum": 1000000})
 
 
 @attrs.frozen
@@ -98,6 +109,9 @@ class ZonesConfig:
     #: bots that carry a user's approval command (e.g. the memo bot's !端末承認 in a DM): they pass
     #: the user's command message, which must come from that user's approved LGWAN device
     device_approval_bots: frozenset[str] = key([], {"type": "array", "items": USER_ID}, convert=frozenset)
+    #: failed logins per client address (password spraying: one guess at each of many accounts from
+    #: one address); Synapse's rc_login limits per account, and every attempt per address
+    failed_logins_per_address: FailedLoginLimit = section(FailedLoginLimit)
 
     def approval_policy(self, zone: str) -> str:
         """off, self or admin: who approves a new device of ``zone``."""

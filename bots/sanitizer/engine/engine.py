@@ -33,6 +33,7 @@ from . import jail
 from .audit import AuditLog
 from .detect import SCRIPT_EXTENSIONS, Detected, kind_of
 from .filenames import clean
+from .lanes import Lane, Lanes
 from .metrics import FILES
 from .policy import Policies
 from .result import Note, Product, Refusal, Result
@@ -73,6 +74,23 @@ class Job:
     depth: int = 0  # 0 for a file, 1 for a member of an archive, ...
     #: told (pages done, pages in all) as the host receives and checks rendered pages (a file only)
     progress: Progress | None = None
+    #: the file's slot (a file only: an archive's members run in the archive's)
+    lane: Lane | None = None
+
+    @property
+    def background(self) -> bool:
+        """A long document that gives way to short files (lanes.py)."""
+        return self.lane is not None and self.lane.background
+
+    def long_document(self, pages: int) -> None:
+        """Told the page count of a PDF or Office document: a long one moves to the background."""
+        if self.lane is not None and self.depth == 0 and pages >= self.policies.background_pages:
+            self.lane.to_background()
+
+    async def give_way(self) -> None:
+        """Before a render run of a long document: let short files run first (lanes.py)."""
+        if self.lane is not None:
+            await self.lane.give_way(self.policies.timeout_s)
 
     def report_progress(self, done: int, total: int) -> None:
         if self.progress is not None and self.depth == 0:
@@ -139,7 +157,7 @@ class Sanitizer:
         self.runtime_dir = Path(runtime_dir or tempfile.mkdtemp(prefix="lgwan-sanitizer-"))
         self.sandbox = Sandbox(self.runtime_dir / "sandbox")
         self.audit = audit or (AuditLog(self.policies.audit_log) if self.policies.audit_log else None)
-        self._slots = asyncio.Semaphore(self.policies.concurrency)
+        self.lanes = Lanes(self.policies.concurrency)
         self._pools: dict[str, WorkerPool] = {}
         self._handlers = _handlers()
 
@@ -174,18 +192,21 @@ class Sanitizer:
 
     async def sanitize(self, data: bytes, filename: str, claimed_mimetype: str | None = None, *,
                        source: dict[str, Any] | None = None, progress: Progress | None = None,
-                       office_policy: dict[str, str] | None = None) -> Result:
+                       office_policy: dict[str, str] | None = None,
+                       moved: Callable[[], None] | None = None) -> Result:
         """Sanitize one file. Never raises for a bad file: the Result says refused, and why.
 
         ``progress(done, total)`` is called as rendered pages come back checked from the jail.
         ``office_policy``: the policy per kind of Office document (``word``, ``excel``, ``powerpoint``,
         see :func:`office_family`) instead of the ``office`` policy; a policy of ``refuse`` for
         ``office`` still refuses. Cancelling the call kills the file's jailed processes (their process
-        groups) and leaves an audit record saying so."""
+        groups) and leaves an audit record saying so. ``moved()`` is called when the file turns out to be
+        a long document that gives way to short files and leaves its slot to the next file (lanes.py)."""
         started = time.monotonic()
-        async with self._slots:
+        async with self.lanes.lane(moved) as lane:
             try:
-                result = await self._sanitize(data, filename, depth=0, progress=progress, office_policy=office_policy)
+                result = await self._sanitize(data, filename, depth=0, progress=progress, office_policy=office_policy,
+                                              lane=lane)
             except asyncio.CancelledError:
                 if self.audit is not None:
                     self.audit.write({"verdict": "cancelled", "filename": clean(filename),
@@ -225,7 +246,7 @@ class Sanitizer:
 
     async def _sanitize(self, data: bytes, filename: str, depth: int, deadline: float | None = None,
                         mime: str | None = None, progress: Progress | None = None,
-                        office_policy: dict[str, str] | None = None) -> Result:
+                        office_policy: dict[str, str] | None = None, lane: Lane | None = None) -> Result:
         if len(data) > self.policies.max_file_mb * 1024 * 1024:
             return self._refused(Detected("", "file"), "refuse", Refusal("sanitizer.refused.too_large",
                                                                          "sanitizer.instead.smaller",
@@ -250,7 +271,7 @@ class Sanitizer:
             return self._refused(detected, policy, Refusal("sanitizer.refused.policy", "sanitizer.instead.common"))
         workdir = Path(tempfile.mkdtemp(prefix="job-", dir=self.runtime_dir))
         job = Job(data=data, filename=filename, detected=detected, policy=policy, engine=self, workdir=workdir,
-                  deadline=deadline, depth=depth, progress=progress)
+                  deadline=deadline, depth=depth, progress=progress, lane=lane)
         try:
             product = await asyncio.wait_for(self._handlers[kind](job), job.remaining())
             if not product.outputs:

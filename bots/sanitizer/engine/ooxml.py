@@ -37,6 +37,7 @@ import threading
 import urllib.parse
 import xml.etree.ElementTree as ET
 import zipfile
+import zlib
 from xml.sax.saxutils import escape
 
 import attrs
@@ -368,7 +369,8 @@ def read_zip(data: bytes, limits: Limits) -> dict[str, bytes]:
                             raise Refusal("sanitizer.refused.too_large", "sanitizer.instead.smaller",
                                           limit_mb=limit // (1024 * 1024))
                         chunks.append(chunk)
-            except (zipfile.BadZipFile, NotImplementedError, EOFError, OSError, ValueError):
+            except (zipfile.BadZipFile, NotImplementedError, EOFError, OSError, ValueError, zlib.error):
+                # zlib.error: a member whose deflate stream was tampered with (zipfile does not wrap it)
                 raise Refusal("sanitizer.refused.broken", "sanitizer.instead.pdf") from None
             parts[name] = b"".join(chunks)
     return parts
@@ -467,7 +469,7 @@ def _walk(parts: dict[str, bytes], names: dict[str, str], content_type, removed:
             ids.add(rid)
             external = rel.get("TargetMode", "").strip().lower() == "external" or bool(_OUTSIDE.match(target))
             if external:
-                if kind == HYPERLINK.lower() and source and _WEB_LINK.match(target):
+                if kind == HYPERLINK.lower() and source and is_web_link(target):
                     kept.append((rid, rel.get("Type", ""), target, True))
                     links.add(rid)
                 else:
@@ -848,7 +850,19 @@ def field_is_inert(instruction: str) -> bool:
         elif word.startswith("\\"):
             skip = word.upper() in _HYPERLINK_SWITCHES_WITH_ARGUMENT
         else:
-            return bool(_WEB_LINK.match(word.strip('"').strip()))
+            return is_web_link(word.strip('"').strip())
+    return True
+
+
+def is_web_link(target: str) -> bool:
+    """A link kept: web or mail, one token, and a URL that parses (``http://[x`` does not: no reader
+    could follow it, and the verifier refuses what it cannot read)."""
+    if not _WEB_LINK.match(target):
+        return False
+    try:
+        urllib.parse.urlsplit(target)
+    except ValueError:
+        return False
     return True
 
 

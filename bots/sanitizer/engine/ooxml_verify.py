@@ -128,7 +128,7 @@ def verify_package(data: bytes) -> list[str]:
     """The problems of an OOXML output (empty: nothing active found, and everything recognised)."""
     try:
         z = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, ValueError):
+    except Exception:  # BadZipFile, ValueError, EOFError...: zipfile raises more than it documents
         return ["not a zip"]
     problems: list[str] = []
     with z:
@@ -145,7 +145,10 @@ def verify_package(data: bytes) -> list[str]:
                 problems.append(f"ambiguous member name: {info.filename}")
                 continue
             keys[key] = info.filename
-            members[info.filename] = z.read(info)
+            try:
+                members[info.filename] = z.read(info)
+            except Exception:  # a bad CRC, a tampered deflate stream (zlib.error), a method zipfile lacks
+                problems.append(f"unreadable member: {info.filename}")
     if problems:
         return problems
     if "[Content_Types].xml" not in members:
@@ -232,19 +235,33 @@ def _relationships(name: str, content: bytes, source: str, keys: dict[str, str],
     if root is None or root.tag != f"{{{PACKAGE_REL}}}Relationships":
         yield f"unreadable relationships: {name}", "", ""
         return
+    ids: set[str] = set()
     for rel in root:
         kind = rel.get("Type", "").strip().lower()
         target = rel.get("Target", "")
+        rid = rel.get("Id", "")
         if rel.tag != f"{{{PACKAGE_REL}}}Relationship" or kind not in RELATIONSHIP_TYPES:
             yield f"relationship not accepted: {name}: {kind or rel.tag}", "", ""
             continue
-        scheme = urllib.parse.urlsplit(target.strip()).scheme.lower()
-        if rel.get("TargetMode", "Internal").lower() == "external" or scheme or target.startswith(("\\", "//")):
+        if not rid or rid in ids:  # which of two a reader takes is not for the verifier to guess
+            yield f"relationship id missing or repeated: {name}: {rid}", "", ""
+            continue
+        ids.add(rid)
+        mode = rel.get("TargetMode", "Internal")
+        if mode not in ("Internal", "External"):
+            yield f"target mode not accepted: {name}: {mode[:40]}", "", ""
+            continue
+        try:
+            scheme = urllib.parse.urlsplit(target.strip()).scheme.lower()
+        except ValueError:  # e.g. an unbalanced "[" taken for an IPv6 host
+            yield f"unreadable target: {name}: {target[:80]}", "", ""
+            continue
+        if mode == "External" or scheme or target.startswith(("\\", "//")):
             web = scheme in ("http", "https", "mailto") and not any(c.isspace() or c == "\\" for c in target)
             if not (kind == (OFFICE_DOC + "hyperlink").lower() and web and source):
                 yield f"external target: {name}: {target}", "", ""
             else:
-                yield "", "", rel.get("Id", "")
+                yield "", "", rid
             continue
         path = target.split("#")[0]
         resolved = posixpath.normpath(path.lstrip("/") if path.startswith("/")
@@ -357,7 +374,10 @@ def _field_problems(instruction: str) -> list[str]:
                 if arguments:
                     arguments.pop(0)
             elif quoted or not word.startswith("\\"):
-                scheme = urllib.parse.urlsplit(word.strip()).scheme.lower()
+                try:
+                    scheme = urllib.parse.urlsplit(word.strip()).scheme.lower()
+                except ValueError:  # not a URL at all
+                    return [f"field {instruction.strip()[:80]}"]
                 if scheme not in ("http", "https", "mailto") or "\\" in word:
                     return [f"field {instruction.strip()[:80]}"]
                 break

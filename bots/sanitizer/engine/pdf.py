@@ -27,9 +27,12 @@ import json
 import math
 import os
 import re
+import threading
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 import attrs
 import pikepdf
@@ -66,6 +69,28 @@ BUDGET_REFUSALS = {"stream_ratio": "sanitizer.refused.pdf_stream_bomb",
                    "image_pixels": "sanitizer.refused.pdf_image_too_large"}
 
 
+_T = TypeVar("_T")
+_background_threads: ThreadPoolExecutor | None = None
+
+
+def _lower_priority() -> None:
+    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), sandbox.BACKGROUND_NICE)  # this thread only
+
+
+async def _in_thread(job, work: Callable[..., _T], *args: Any) -> _T:
+    """``work`` in a thread; for a long document that gives way (lanes.py), a low-priority one."""
+    global _background_threads
+    if not job.background:
+        return await asyncio.to_thread(work, *args)
+    if _background_threads is None:
+        _background_threads = ThreadPoolExecutor(2, "sanitizer-background", initializer=_lower_priority)
+    return await asyncio.get_running_loop().run_in_executor(_background_threads, work, *args)
+
+
+def _nice(job) -> int:
+    return sandbox.BACKGROUND_NICE if job.background else 0
+
+
 @attrs.frozen
 class Page:
     width: int
@@ -99,6 +124,7 @@ async def rasterize(job, pdf: bytes, *, removed: Iterable[Note] = (), limitation
     if pages > job.policies.max_pages:
         raise Refusal("sanitizer.refused.too_many_pages", "sanitizer.instead.smaller",
                       pages=pages, limit=job.policies.max_pages)
+    job.long_document(pages)
     dpi = _dpi(job.policies.dpi, job.policies.max_megapixels, float(info["width_pt"]), float(info["height_pt"]))
     notes = list(limitations)
     if dpi < job.policies.dpi:
@@ -114,7 +140,8 @@ async def rasterize(job, pdf: bytes, *, removed: Iterable[Note] = (), limitation
     if words is not None and job.policies.ocr:
         await _ocr(job, workdir, words, images, info)
     layer = [page["runs"] for page in words["pages"]] if words else None
-    outputs = [Output(await asyncio.to_thread(_assemble, images, dpi, layer), output_name(job.filename, ".pdf"),
+    await job.give_way()  # the rebuild holds this process's interpreter lock for a while: not during a short file
+    outputs = [Output(await _in_thread(job, _assemble, images, dpi, layer), output_name(job.filename, ".pdf"),
                       "application/pdf", pages=pages)]
     if job.policies.text_companion:
         text = await _text(job, workdir, pages)
@@ -171,17 +198,19 @@ async def _render(job, workdir: Path, pages: int, dpi: int) -> list[Page]:
 
     async def run(first: int, last: int) -> list[Page]:
         async with parallel:
+            await job.give_way()
             out = workdir / "out" / f"{first}"
             out.mkdir()
             argv = ["pdftoppm", "-cropbox", "-r", str(dpi), "-f", str(first), "-l", str(last),
                     "/job/in.pdf", f"/job/out/{first}/p"]
-            done = await sandbox.run(job.sandbox, argv, job_dir=workdir, timeout=job.remaining(), limits=job.limits())
+            done = await sandbox.run(job.sandbox, argv, job_dir=workdir, timeout=job.remaining(), limits=job.limits(),
+                                     nice=_nice(job))
             if done.returncode != 0:
                 raise Refusal("sanitizer.refused.broken", "sanitizer.instead.pdf")
             files = sorted(out.iterdir(), key=lambda p: int(_DIGITS.sub("", p.name) or 0))
             if len(files) != last - first + 1:
                 raise Refusal("sanitizer.refused.broken", "sanitizer.instead.pdf")
-            compressed = await asyncio.to_thread(_compress, files, job.policies.max_megapixels)
+            compressed = await _in_thread(job, _compress, files, job.policies.max_megapixels)
             received[0] += len(compressed)  # pages received from the jail and checked: the file's progress
             job.report_progress(received[0], pages)
             return compressed
@@ -277,7 +306,7 @@ async def _words(job, workdir: Path, pages: int, argv: list[str]) -> dict | None
     try:
         done = await sandbox.run(job.sandbox, job.sandbox.python_worker("pdf_words.py", "/job/in.pdf", *argv),
                                  job_dir=workdir, timeout=job.remaining(), limits=job.limits(), python=True,
-                                 max_output=MAX_WORDS_BYTES)
+                                 max_output=MAX_WORDS_BYTES, nice=_nice(job))
     except sandbox.SandboxError:
         return None
     if done.returncode != 0:
@@ -324,7 +353,7 @@ async def _text(job, workdir: Path, pages: int) -> str:
     """The text layer (pdftotext in the sandbox), without control characters but line breaks."""
     argv = ["pdftotext", "-enc", "UTF-8", "-l", str(pages), "/job/in.pdf", "-"]
     done = await sandbox.run(job.sandbox, argv, job_dir=workdir, timeout=job.remaining(), limits=job.limits(),
-                             max_output=MAX_TEXT_BYTES)
+                             max_output=MAX_TEXT_BYTES, nice=_nice(job))
     if done.returncode != 0:
         return ""
     text = done.stdout.decode("utf-8", errors="replace").replace("\f", "\n\n")

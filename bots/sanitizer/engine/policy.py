@@ -66,6 +66,9 @@ class Policies:
     timeout_s: int = _int(180, 5, 3600)
     #: files sanitized at once / 同時に処理するファイル数
     concurrency: int = _int(2, 1, 32)
+    #: a document of this many pages or more gives way to shorter files (low CPU priority, its slot to the
+    #: next file) / このページ数以上の文書は、短いファイルを先に処理（優先度を下げる）
+    background_pages: int = _int(30, 1, 100000)
     #: memory limit of each renderer process / 変換プロセスのメモリ上限
     renderer_memory_mb: int = _int(3072, 256, 65536)
     #: LibreOffice conversions before its process is replaced by a fresh one / 再起動までの変換数

@@ -46,8 +46,9 @@ def _scan(obj: pikepdf.Object, found: set[str]) -> None:
 
 
 def problem(data: bytes, mimetype: str) -> str | None:
-    """What is wrong with an output claimed to be ``mimetype`` (None: nothing). Runs in the sandbox
-    (workers/parse_worker.py): an output is made from untrusted bytes, and so is parsed like them."""
+    """What is wrong with an output claimed to be ``mimetype`` (None: nothing); raises a Refusal when
+    it cannot be checked at all. Runs in the sandbox (workers/parse_worker.py): an output is made from
+    untrusted bytes, and so is parsed like them."""
     detected = detect(data)
     text_like = detected.mime in ("text/plain", "text/csv") and mimetype.startswith("text/")
     if detected.mime not in DELIVERABLE or (detected.mime != mimetype and not text_like):
@@ -65,7 +66,9 @@ def problem(data: bytes, mimetype: str) -> str | None:
         try:
             left = ooxml_verify.verify_package(data)
         except Exception:
-            return "OOXML"
+            # the verifier could not read it through (it reports what it finds, so this is a package it
+            # did not foresee): not delivered, and the person hears why as for any unreadable file
+            raise Refusal("sanitizer.refused.broken", "sanitizer.instead.pdf") from None
         if left:
             return " ".join(left)[:200]
     return None
