@@ -10,7 +10,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 LINT_STAMP := $(VENV)/.lint-installed-stamp
 
-.PHONY: demo test lint screenshots bench bench-read-status bench-sanitize bench-polls bench-media-gate bench-deploy bench-backup system-deps venv clean-demo
+.PHONY: demo production test lint screenshots bench bench-read-status bench-sanitize bench-polls bench-media-gate bench-deploy bench-backup system-deps venv clean-demo
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,15 @@ $(LINT_STAMP): $(STAMP) setup.cfg
 lint: $(LINT_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+
+# A production host (admin guide §2.2), as root: the Debian packages (the suite's, PostgreSQL, Redis,
+# what pip needs to build psycopg2), then .venv with the suite and Synapse's PostgreSQL and Redis
+# support, without the test tools. Again after each update of the checkout.
+production:
+	@bash scripts/install-system-deps.sh production
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[all,postgres]'
 
 # System packages the suite needs (only when run as root; otherwise it says what is missing).
 system-deps:

@@ -3,7 +3,7 @@
 # tests need), when run as root; otherwise lists what is missing. Idempotent.
 set -euo pipefail
 
-# package:command-or-library-it-provides
+# package:command-or-library-it-provides (nothing after the colon: the package is checked with dpkg)
 #   libmagic1   python-magic (file type by content)
 #   coturn      the TURN server that relays voice/video call media (internet side; `make demo`
 #               starts it on loopback, the call tests use it)
@@ -31,6 +31,16 @@ if [ "${1:-}" = "test" ]; then
     NEEDS+=(nodejs:node npm:npm prometheus:promtool
             systemd:systemd-analyze logrotate:logrotate)
 fi
+# With "production" (make production, admin guide §2.2): what a production host needs besides.
+#   make, python3-venv          make production builds .venv (Debian's python3 has no venv without it)
+#   python3-dev, gcc, libpq-dev psycopg2, Synapse's PostgreSQL driver, is built from source by pip
+#   postgresql, redis-server    the database and the workers' replication (started by the packages)
+#   procps                      /bin/kill, which the generated units' ExecReload runs
+#   logrotate                   runs the generated /etc/logrotate.d/lgwan-chat
+if [ "${1:-}" = "production" ]; then
+    NEEDS+=(make:make python3-venv: python3-dev:python3-config gcc:gcc libpq-dev:pg_config
+            postgresql: redis-server:redis-server procps:/bin/kill logrotate:logrotate)
+fi
 # With "screenshots" (make screenshots): Nheko, a Matrix client Debian packages, on a virtual screen.
 if [ "${1:-}" = "screenshots" ]; then
     NEEDS+=(nheko:nheko xvfb:Xvfb xdotool:xdotool imagemagick:import
@@ -40,7 +50,9 @@ fi
 missing=()
 for need in "${NEEDS[@]}"; do
     pkg=${need%%:*} probe=${need#*:}
-    if [[ $probe == /* ]]; then
+    if [ -z "$probe" ]; then  # no command or file tells: the package itself
+        [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" = "install ok installed" ] || missing+=("$pkg")
+    elif [[ $probe == /* ]]; then
         [ -e "$probe" ] || missing+=("$pkg")
     elif [[ $probe == *.so* ]]; then
         ldconfig -p 2>/dev/null | grep -q "$probe" || missing+=("$pkg")

@@ -1,9 +1,10 @@
-"""The complete example of the admin guide (a city of two departments and a prefecture) is valid:
-what an admin copies from the guide passes check-config."""
+"""The admin guide's examples hold: its complete example (a city of two departments and a prefecture)
+passes check-config, and its production install commands are what the fresh-Debian walkthrough runs."""
 
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import yaml
 from lgwan_chat.checkconfig import check_file
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
+WALKTHROUGH = DOCS.parent / "scripts" / "fresh-debian-walkthrough.sh"
 
 
 def example_blocks(guide: str) -> list[str]:
@@ -75,3 +77,33 @@ def test_growing_to_workers_moves_the_data_with_the_clis_command(guide, capsys):
         usage = capsys.readouterr().out
         for option in (w for w in words if w.startswith("--")):
             assert option in usage, (line, option)
+
+
+def install_blocks(guide: str) -> dict[str, str]:
+    """The guide's ```sh blocks marked ``<!-- fresh-debian: NAME -->``, by name, in order."""
+    text = (DOCS / guide).read_text(encoding="utf-8")
+    return dict(re.findall(r"^<!-- fresh-debian: (\S+) -->\n```sh\n(.*?)^```$", text, re.S | re.M))
+
+
+def commands(block: str) -> list[str]:
+    """A block's commands without its comments (each guide comments in its own language)."""
+    lines = (re.sub(r"(^|\s)#.*$", "", line).rstrip() for line in block.splitlines())
+    return [line for line in lines if line]
+
+
+def walkthrough(*args: str) -> str:
+    return subprocess.run(["bash", str(WALKTHROUGH), *args], capture_output=True, text=True, check=True).stdout
+
+
+def test_the_walkthrough_runs_the_guides_install_commands_as_written():
+    ja, en = install_blocks("admin-guide.ja.md"), install_blocks("admin-guide.en.md")
+    names = walkthrough("--list").split()
+    assert names == list(ja) == list(en)
+    for name in names:
+        assert walkthrough("--print", name) == ja[name]  # exactly the guide's lines, run as a script
+        assert commands(en[name]) == commands(ja[name])  # both languages give the same commands
+    # the production install end to end: packages and venv, service user, database, deploy, units
+    steps = "\n".join(commands("".join(ja.values())))
+    for step in ("make production", "useradd --system", "createdb", "deploy init", "deploy check",
+                 "nginx -t", "systemctl enable lgwan-chat.target"):
+        assert step in steps
