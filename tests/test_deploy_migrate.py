@@ -382,7 +382,10 @@ def test_the_guest_is_still_a_guest(workers_running):
             "identifier": {"type": "m.id.user", "user": "contractor1"}})
     assert refused.value.status == 403 and "インターネット" in refused.value.body["error"], refused.value
     rows = story.database.query("SELECT user_id, display_name FROM lgwan_guests")
-    assert rows == [(f"@contractor1:{story.server}", "山田（〇〇建設）")]
+    # the module keeps the name with its suffix; what SQLite had, moved as it was
+    assert [tuple(r) for r in rows] == [(f"@contractor1:{story.server}", "山田（〇〇建設）（外部）")]
+    assert [tuple(r) for r in sqlite_rows(story.sqlite, "SELECT user_id, display_name FROM lgwan_guests")] == \
+        [tuple(r) for r in rows]
 
 
 @needs_postgres
