@@ -545,6 +545,7 @@ def test_the_documented_example_answers_make_a_deployment(tmp_path, tls):
     units = sorted(p.name for p in (tmp_path / "out" / "systemd").iterdir())
     assert units == ["lgwan-chat-bot-memo.service", "lgwan-chat-bot-polls.service",
                      "lgwan-chat-bot-sanitizer.service", "lgwan-chat-coturn.service",
+                     "lgwan-chat-records-purge-media.service", "lgwan-chat-records-purge-media.timer",
                      "lgwan-chat-synapse-worker@.service", "lgwan-chat-synapse.service", "lgwan-chat.target"]
     workers = sorted(p.stem for p in (tmp_path / "out" / "synapse" / "workers").glob("*.yaml"))
     assert workers == ["background_worker", "client_internet_1", "client_lgwan_1", "client_lgwan_2",
