@@ -33,7 +33,7 @@ from urllib.parse import quote
 import pytest
 import yaml
 from bots_harness import BotProcess, ask, replies, room_events, wait_membership, wait_replies
-from harness import RunningHomeserver, download
+from harness import RunningHomeserver, download, eventually
 from nio import AsyncClient, RoomCreateResponse, RoomPreset, RoomSendResponse, RoomVisibility, UploadResponse
 
 from bots.polls import events
@@ -92,17 +92,6 @@ async def post_file(client: AsyncClient, room_id: str, data: bytes, name: str) -
         "msgtype": "m.file", "body": name, "url": uploaded.content_uri,
         "info": {"mimetype": "text/plain", "size": len(data)}})
     return event_id, uploaded.content_uri
-
-
-async def until(check, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return await check()
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-        await asyncio.sleep(0.3)
 
 
 def lgwan_cli(*args: str) -> tuple[int, str, str]:
@@ -204,7 +193,7 @@ async def fill(homeserver: RunningHomeserver, bots: dict[str, BotProcess], fille
         status, body = call(f"{hs.url('lgwan')}/_synapse/client/lgwan/v1/bookmarks", sato.access_token)
         assert status == 200 and [b["event_id"] for b in body["bookmarks"]] == [said[1]], body
 
-    await until(bookmarked)  # written in the background: acknowledged once listed
+    await eventually(bookmarked, timeout=60)  # written in the background: acknowledged once listed
     # files: one from the phone (sanitized by the bot), one from the office PC (left alone)
     phone_bytes, pc_bytes = "現場からの報告\n".encode(), "庁内の資料\n".encode()
     phone_file, phone_mxc = await post_file(kacho_phone, room, phone_bytes, "report.txt")
@@ -228,7 +217,7 @@ async def fill(homeserver: RunningHomeserver, bots: dict[str, BotProcess], fille
         assert found
         return found[0]
 
-    poll = await until(poll_started)
+    poll = await eventually(poll_started, timeout=60)
     ids = [a["id"] for a in poll["content"][events.START]["answers"]]
     await send(sato, room, events.RESPONSE, events.response_content(poll["event_id"], [ids[1]]))
     await send(kacho_pc, room, events.RESPONSE, events.response_content(poll["event_id"], [ids[1]]))
@@ -236,7 +225,7 @@ async def fill(homeserver: RunningHomeserver, bots: dict[str, BotProcess], fille
     async def counted() -> None:
         assert "・ホテル東: 2 票（100%）" in await ask(kacho_pc, room, "!結果 1", bots["polls"].user_id)
 
-    await until(counted)
+    await eventually(counted, timeout=60)
     # an upload link for a contractor
     link = re.search(r"https?://\S+/upload/\S+", await ask(kacho_pc, room, "!アップロードURL 複数 24時間",
                                                            bots["sanitizer"].user_id))

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from urllib.parse import quote, urlencode
 
 import pytest
+from harness import eventually
 from nio import RoomPutStateResponse, RoomRedactResponse, RoomSendResponse
 from synapse.config import ConfigError
 from test_read_status import Room, call
@@ -45,18 +45,6 @@ async def redact(room: Room, name: str, event_id: str) -> None:
 
 def bookmarks(room: Room, name: str, **query) -> tuple[int, dict]:
     return call(room.url, room.clients[name].access_token, path=PATH + ("?" + urlencode(query) if query else ""))
-
-
-async def eventually(check, timeout: float = 15.0):
-    """Bookmarks are written after the event is persisted, in the background: poll."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return check()
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.1)
 
 
 def rows_for(homeserver, target: str, count: int) -> None:

@@ -36,14 +36,14 @@ from deployment import (
     unit_command,
     write_answers,
 )
-from harness import http_get
+from harness import http_get, needs_postgres
 from nio import AsyncClient, LoginResponse, RoomCreateResponse, SyncResponse
 from test_zone_endpoint import call_zone
 from test_zone_media_gate import assert_pending_message, png, upload
 
 from lgwan_chat.core.routes import DEVICE_APPROVALS
 from lgwan_chat.nginx import nginx_binary
-from lgwan_chat.postgres import PG_SETTINGS, PostgresDatabase, postgres_unreachable_reason
+from lgwan_chat.postgres import PG_SETTINGS, PostgresDatabase
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -391,7 +391,7 @@ async def test_single_deployment_runs_from_the_generated_files(tmp_path, tls_env
 
 
 @pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed")
-@pytest.mark.skipif(postgres_unreachable_reason() is not None, reason="PostgreSQL is not reachable")
+@needs_postgres
 async def test_workers_deployment_runs_from_the_generated_files(tmp_path, tls_env):
     database = PostgresDatabase()
     postgres = {"host": PG_SETTINGS["host"], "port": PG_SETTINGS["port"], "user": PG_SETTINGS["user"],

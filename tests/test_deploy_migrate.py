@@ -25,7 +25,7 @@ import pytest
 import pytest_asyncio
 import yaml
 from deployment import Deployment, answers_doc, lgwan_chat, make_tls, write_answers
-from harness import http_get
+from harness import eventually, http_get, needs_postgres
 from nio import AsyncClient, RoomCreateResponse
 from test_deploy import login
 from test_zone_media_gate import assert_pending_message, png, upload
@@ -34,14 +34,13 @@ from lgwan_chat.core.http import HttpError, http_json
 from lgwan_chat.core.routes import BOOKMARKS, media_status_route, room_route
 from lgwan_chat.deploy.move_to_postgres import copied_tables, uncovered
 from lgwan_chat.homeserver import child_env
-from lgwan_chat.postgres import PG_SETTINGS, PostgresDatabase, postgres_unreachable_reason
+from lgwan_chat.postgres import PG_SETTINGS, PostgresDatabase
 from synapse_modules._storage import VERSION_TABLE
 from synapse_modules.schemas import MODULE_SCHEMAS
 
 #: The module's deployment lives in one event loop (its clients, its fixture).
 in_module_loop = pytest.mark.asyncio(loop_scope="module")
 #: The tests of the moved deployment (PostgreSQL: under CI an unreachable one is an error, tests/conftest.py).
-needs_postgres = pytest.mark.skipif(postgres_unreachable_reason() is not None, reason="PostgreSQL is not reachable")
 
 PASSWORD = "pw-tanaka-1234"
 
@@ -74,18 +73,6 @@ def move(out: Path, sqlite: Path) -> subprocess.CompletedProcess:
 def get_json(url: str, token: str) -> tuple[int, dict]:
     status, _, body = http_get(url, token)
     return status, json.loads(body)
-
-
-async def until(check, timeout: float = 30.0):
-    """What the modules write in the background (the bookmark feed): poll."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return check()
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.5)
 
 
 def enable_guests(out: Path, server: str) -> None:
@@ -191,13 +178,13 @@ async def staff_use_the_single_deployment(s: Story, tmp: Path, tls: dict) -> dic
             assert views["read_status"][1]["read_count"] >= 1, views
             return views
 
-        s.seen = await until(seen_everything)
+        s.seen = await eventually(seen_everything)
 
         def updates_done() -> None:  # what the admin waits for before stopping (Synapse's own pace)
             pending = sqlite_rows(s.sqlite, "SELECT update_name FROM background_updates")
             assert pending == [], pending
 
-        await until(updates_done, timeout=300)
+        await eventually(updates_done, timeout=300)
 
         postgres = {"host": PG_SETTINGS["host"], "port": PG_SETTINGS["port"], "user": PG_SETTINGS["user"],
                     "database": s.database.name}

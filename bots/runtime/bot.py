@@ -677,10 +677,7 @@ class Bot:
         """The bytes of ``mxc://server/id`` (authenticated media); ``TooLarge`` past ``max_bytes``,
         counted while reading (a size claimed by the sender is not trusted): no more than that is
         read from the server."""
-        server, _, media_id = mxc.removeprefix("mxc://").partition("/")
-        if not mxc.startswith("mxc://") or not server or not media_id or "/" in media_id:
-            raise ValueError(f"not a media URI: {mxc!r}")
-        async with self.request(f"/_matrix/client/v1/media/download/{quote(server)}/{quote(media_id)}") as response:
+        async with self.request(_download_path(mxc)) as response:
             if response.status != 200:
                 raise RuntimeError(f"download {mxc}: HTTP {response.status}")
             data = bytearray()
@@ -694,10 +691,7 @@ class Bot:
         """The size of ``mxc://server/id`` as the media repository stores it (its download's
         Content-Length, the body left unread), never the size a sender's client claims; without that
         header the body is counted, up to ``max_bytes`` + 1. Nothing of the bytes is looked at."""
-        server, _, media_id = mxc.removeprefix("mxc://").partition("/")
-        if not mxc.startswith("mxc://") or not server or not media_id or "/" in media_id:
-            raise ValueError(f"not a media URI: {mxc!r}")
-        async with self.request(f"/_matrix/client/v1/media/download/{quote(server)}/{quote(media_id)}") as response:
+        async with self.request(_download_path(mxc)) as response:
             if response.status != 200:
                 raise RuntimeError(f"download {mxc}: HTTP {response.status}")
             if response.content_length is not None:
@@ -734,3 +728,11 @@ class Bot:
 
 
 Handler = Callable[..., Awaitable[None]]
+
+
+def _download_path(mxc: str) -> str:
+    """The authenticated-media download path of ``mxc://server/id``; ValueError for anything else."""
+    server, _, media_id = mxc.removeprefix("mxc://").partition("/")
+    if not mxc.startswith("mxc://") or not server or not media_id or "/" in media_id:
+        raise ValueError(f"not a media URI: {mxc!r}")
+    return f"/_matrix/client/v1/media/download/{quote(server)}/{quote(media_id)}"

@@ -6,6 +6,8 @@ Used by ``conftest.py``; the process control itself is ``lgwan_chat.homeserver``
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import itertools
 import secrets
 import sqlite3
@@ -16,12 +18,31 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import pytest
 from nio import AsyncClient, LoginResponse
 
 from lgwan_chat.homeserver import RELAXED_RATE_LIMITS, Homeserver, HomeserverSpec
-from lgwan_chat.postgres import PostgresDatabase, postgres_unreachable_reason  # noqa: F401 (re-exported)
+from lgwan_chat.postgres import PostgresDatabase, postgres_unreachable_reason
 
 BACKENDS = ("sqlite", "postgres")
+
+#: for tests that need PostgreSQL whatever --backends says (deployments on workers); under CI an
+#: unreachable PostgreSQL is an error before any test runs (conftest), so this never hides one there
+needs_postgres = pytest.mark.skipif(postgres_unreachable_reason() is not None, reason="PostgreSQL is not reachable")
+
+
+async def eventually(check: Any, timeout: float = 30.0, interval: float = 0.3) -> Any:
+    """What is written in the background (the bookmarks feed, bots' answers, Synapse's jobs): call
+    ``check`` (plain or async) until it stops raising AssertionError; its last error past ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = check()
+            return await result if inspect.isawaitable(result) else result
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(interval)
 
 def client_listener(port: int, tag: str) -> dict:
     """A Synapse client listener on loopback with a zone tag (for hand-built listener lists)."""
