@@ -10,7 +10,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 LINT_STAMP := $(VENV)/.lint-installed-stamp
 
-.PHONY: demo production test lint screenshots bench bench-read-status bench-sanitize bench-polls bench-media-gate bench-deploy bench-backup system-deps venv clean-demo
+.PHONY: demo production test lint screenshots bench bench-read-status bench-sanitize bench-polls bench-media-gate bench-deploy bench-backup bench-stamps system-deps venv clean-demo
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -92,6 +92,10 @@ bench-deploy: system-deps $(STAMP)
 # SQLite). Issue #18's size: BENCH_ARGS="--users 2000 --messages 100000 --backend postgres".
 bench-backup: system-deps $(STAMP)
 	$(PY) bench/backup.py $(BENCH_ARGS)
+
+# The stamp pack under a registration storm: 2,000 accounts at once, pack on vs off (SQLite; a few minutes).
+bench-stamps: system-deps $(STAMP)
+	$(PY) bench/stamp_pack.py $(BENCH_ARGS)
 
 # Forget the demo deployment (accounts, rooms, messages) to start from scratch.
 clean-demo:

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from harness import RunningHomeserver, http_get
+from harness import RunningHomeserver, eventually, http_get
 from PIL import Image
 
 from lgwan_chat.cli import main
@@ -83,12 +83,29 @@ def pack_room(homeserver, token: str) -> str:
     return client_get(homeserver, token, f"/_matrix/client/v3/directory/room/{alias}")["room_id"]
 
 
+def has_pack(homeserver, user, room_id: str) -> None:
+    """What each client family needs, as ``user`` sees it: membership of the pack room and the
+    pack room listed (Cinny, FluffyChat, Nheko), the sticker picker widget (Element)."""
+    base = homeserver.url("internet")
+    status, _, body = http_get(base + "/_matrix/client/v3/joined_rooms", user.access_token)
+    assert status == 200 and room_id in json.loads(body)["joined_rooms"], (user.user_id, body)
+    status, _, body = http_get(base + f"/_matrix/client/v3/user/{quote(user.user_id)}/account_data/"
+                               "im.ponies.emote_rooms", user.access_token)
+    assert status == 200 and room_id in json.loads(body)["rooms"], (user.user_id, body)
+    status, _, body = http_get(base + f"/_matrix/client/v3/user/{quote(user.user_id)}/account_data/m.widgets",
+                               user.access_token)
+    assert status == 200 and json.loads(body)["lgwan_stamps"]["content"]["type"] == "m.stickerpicker", body
+
+
 async def test_new_staff_get_the_pack_in_every_client_family(homeserver, login):
     wait_for_pack(homeserver)
     user = homeserver.new_user("newstaff")
     client = await login(user, "internet")
     token = client.access_token
     room_id = pack_room(homeserver, token)
+
+    # The pack is given in the background, a moment after the registration returned.
+    await eventually(lambda: has_pack(homeserver, user, room_id))
 
     # Cinny / FluffyChat / Nheko: the pack room's image pack, listed in the user's account data.
     emote_rooms = client_get(homeserver, token, f"/_matrix/client/v3/user/{quote(user.user_id)}/account_data/"

@@ -8,12 +8,23 @@ At startup the main process
 3. sets every existing user up (backfill): joins them to the pack room, lists the room in their
    ``im.ponies.emote_rooms`` account data, and adds the sticker picker widget to their
    ``m.widgets`` account data (Element Web, Desktop, Android, iOS).
-New users are set up when they register (``on_user_registration``, on whichever process).
+
+New users are set up after they register (``on_user_registration``, on whichever process), in
+the background: the registration does not wait. Synapse makes the joins of one room wait for each
+other (a lock per room in each process), so when 2,000 staff sign in for the first time on the same
+morning, the 2,000th registration used to return only after 1,999 joins. Each process now sets its
+new users up one at a time (``SetUpQueue``): one join in flight per process, registrations at their
+own speed. Whatever a process did not get to (a restart with users still queued) is picked up by
+the backfill, which also runs periodically on the background-tasks process.
+
+The room stays public and world-readable: Synapse's user directory records a member of such a
+room in one row, where a private room's join would add a row per pair of members.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Literal, overload
 
 from synapse.api.errors import SynapseError
@@ -33,6 +44,41 @@ EMOTE_ROOMS = "im.ponies.emote_rooms"
 WIDGETS = "m.widgets"
 WIDGET_ID = "lgwan_stamps"
 PICKER_PATH = STAMPS_PICKER
+#: How often the background-tasks process looks for accounts without the pack (a process restarted
+#: with users still queued); the main process also looks at every start.
+SWEEP_EVERY_MS = 15 * 60 * 1000
+
+
+class SetUpQueue:
+    """This process's accounts waiting for the pack, set up one at a time in a background process.
+
+    An account queued twice is set up once; one whose set-up fails is left to the next backfill.
+    Nothing is kept across a restart: the backfill finds whoever was still waiting."""
+
+    def __init__(self, api: ModuleApi, set_up: Callable[[str], Awaitable[None]]):
+        self._api = api
+        self._set_up = set_up
+        self._waiting: dict[str, None] = {}  # an ordered set: first registered, first served
+        self._running = False
+
+    def add(self, user_id: str) -> None:
+        self._waiting.setdefault(user_id, None)
+        if not self._running:
+            self._running = True
+            self._api.run_as_background_process("lgwan_stamps_set_up", self._drain)
+
+    async def _drain(self) -> None:
+        try:
+            while self._waiting:
+                user_id = next(iter(self._waiting))
+                del self._waiting[user_id]
+                try:
+                    await self._set_up(user_id)
+                except Exception:  # one account's problem must not stop the others
+                    logger.warning("Stamp pack not given to %s; the next backfill will", user_id, exc_info=True)
+        finally:
+            # No await between the loop's last check and here: an add() cannot slip in unseen.
+            self._running = False
 
 
 class PackPublisher:
@@ -43,6 +89,8 @@ class PackPublisher:
         self.system_user = f"@{SYSTEM_LOCALPART}:{api.server_name}"
         self.alias = f"#{SYSTEM_LOCALPART}:{api.server_name}"
         self._mxc: dict[str, str] = {}
+        self.queue = SetUpQueue(api, self._set_up_queued)
+        self._joinable_room: str | None = None
 
     @property
     def picker_url(self) -> str:
@@ -118,33 +166,44 @@ class PackPublisher:
                     "content": wanted})
 
     async def _backfill(self, room_id: str) -> None:
+        """Queue every active account not yet set up (those already queued keep their place)."""
         done = await self._store.users_set_up(room_id)
         users = await self._api.run_db_interaction("lgwan_stamps_users", active_local_users_txn)
-        for user_id in users:
-            if user_id != self.system_user and user_id not in done:
-                try:
-                    await self.set_up_user(user_id, room_id)
-                except Exception:  # one account's problem must not stop the others
-                    logger.exception("Could not give the stamp pack to %s", user_id)
+        missing = [u for u in users if u != self.system_user and u not in done]
+        if missing:
+            logger.info("Giving the stamp pack to %d account(s) that do not have it yet", len(missing))
+        for user_id in missing:
+            self.queue.add(user_id)
+
+    async def sweep(self) -> None:
+        """Periodically, on the background-tasks process: the backfill, once the pack is published."""
+        room_id = await self._published_room()
+        if room_id is not None:
+            await self._backfill(room_id)
+
+    async def _published_room(self) -> str | None:
+        """The pack room once joinable. Synapse adds a new room's alias before its first events:
+        until the join rule is there a join is refused ("not invited"); the startup backfill,
+        which follows the room's creation, sets up whoever registered meanwhile."""
+        if self._joinable_room is None:
+            room_id = await self.pack_room()
+            if room_id is None or not await self._api.get_room_state(room_id, [("m.room.join_rules", "")]):
+                return None
+            self._joinable_room = room_id
+        return self._joinable_room
 
     async def on_user_registration(self, user_id: str) -> None:
-        """A new account gets the pack. Never fails the registration: while the pack room is
-        still being created at startup a join can be refused, and the startup backfill (which
-        lists users only once the room exists) sets such an account up instead."""
-        try:
-            room_id = await self.pack_room()
-            if room_id is None or user_id == self.system_user:
-                return
-            # Synapse adds a new room's alias before its first events: until the join rule is
-            # there a join is refused ("not invited"), and the backfill that follows will do it
-            if not await self._api.get_room_state(room_id, [("m.room.join_rules", "")]):
-                logger.info("Stamp pack room still being created; %s gets the pack from the startup backfill",
-                            user_id)
-                return
-            await self.set_up_user(user_id, room_id)
-        except Exception:
-            logger.warning("Stamp pack not given to %s at registration; the startup backfill will", user_id,
-                           exc_info=True)
+        """A new account gets the pack soon after: queued here, so the registration neither waits
+        for the join nor fails with it."""
+        if user_id != self.system_user:
+            self.queue.add(user_id)
+
+    async def _set_up_queued(self, user_id: str) -> None:
+        room_id = await self._published_room()
+        if room_id is None:
+            logger.info("Stamp pack room still being created; %s gets the pack from the startup backfill", user_id)
+            return
+        await self.set_up_user(user_id, room_id)
 
     async def set_up_user(self, user_id: str, room_id: str) -> None:
         state = await self._api.get_room_state(room_id, [("m.room.member", user_id)])
