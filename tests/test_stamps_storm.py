@@ -56,19 +56,19 @@ def write(hs: RunningHomeserver, sql: str, *args: object) -> None:
     if hs.database is not None:
         import psycopg2
 
-        conn = psycopg2.connect(dbname=hs.database.name, **PG_SETTINGS)
+        pg = psycopg2.connect(dbname=hs.database.name, **PG_SETTINGS)
         try:
-            with conn, conn.cursor() as cur:
+            with pg, pg.cursor() as cur:
                 cur.execute(sql.replace("?", "%s"), args)
         finally:
-            conn.close()
+            pg.close()
         return
-    conn = sqlite3.connect(hs.hs.data_dir / "homeserver.db")
+    lite = sqlite3.connect(hs.hs.data_dir / "homeserver.db")
     try:
-        with conn:
-            conn.execute(sql, args)
+        with lite:
+            lite.execute(sql, args)
     finally:
-        conn.close()
+        lite.close()
 
 
 async def test_a_storm_of_registrations_gives_everyone_the_pack_once(homeserver):
