@@ -168,8 +168,8 @@ async def measure(args: argparse.Namespace, pack: bool, tmp: Path) -> dict:
                     break
                 if now - last_report >= 15:
                     last_report = now
-                    print(f"  {now - started:.0f} s: {with_pack} accounts have the pack, load {load_average():.1f}",
-                          flush=True)
+                    progress = f"{with_pack} accounts have the pack" if pack else "registering"
+                    print(f"  {now - started:.0f} s: {progress}, load {load_average():.1f}", flush=True)
             pack_s = time.perf_counter() - started if (room_id is None or with_pack >= args.users) else None
         cpu = (process_cpu_seconds(hs.pid) if hs.pid else float("nan")) - cpu_at_start
         members = db.members(room_id) if room_id else 0
