@@ -59,7 +59,7 @@ def test_current_request_origin_names_the_admin_behind_a_login_as_token():
     assert "access_tokens.user_id as token_owner" in lookup and "COALESCE(puppets_user_id" in lookup
     # ... becomes the requester's authenticated entity, and the logging context's
     assert "authenticated_entity=user_info.token_owner" in inspect.getsource(InternalAuth.get_user_by_access_token)
-    setter = inspect.getsource(SynapseRequest.requester.fset)
+    setter = inspect.getsource(vars(SynapseRequest)["requester"].fset)
     assert "self.logcontext.request.authenticated_entity = authenticated_entity or requester" in setter
 
 
