@@ -10,6 +10,7 @@ what they saw before: above all, the photo from the internet is still refused to
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import json
 import os
@@ -228,6 +229,17 @@ async def story(tmp_path_factory):
 
         s.runs["move"] = move(out, s.sqlite)
         s.runs["again"] = move(out, s.sqlite)
+        # The single deployment started again after the move: one more message, in Synapse's tables only.
+        used_again = tmp / "used-again.db"
+        with contextlib.closing(sqlite3.connect(s.sqlite)) as src, \
+                contextlib.closing(sqlite3.connect(used_again)) as dst:
+            src.backup(dst)
+        event_columns = [r[1] for r in sqlite_rows(used_again, "PRAGMA table_info(events)")]
+        values = ", ".join({"event_id": "'$used-again'", "stream_ordering": "stream_ordering + 1"}.get(n, n)
+                           for n in event_columns)
+        write_sqlite(used_again, f"INSERT INTO events ({', '.join(event_columns)}) SELECT {values} FROM events"
+                                 " ORDER BY stream_ordering DESC LIMIT 1")
+        s.runs["used_again"] = move(out, used_again)
         # What PostgreSQL holds right after the move (the workers write their own rows later).
         s.pg_tables = {row[0] for row in s.database.query(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")}
@@ -303,6 +315,15 @@ def test_run_again_right_after_changes_nothing(story):
     result = story.runs["again"]
     assert result.returncode == 0, result.stderr
     assert "移行済みです" in result.stdout and "Nothing changed" in result.stdout
+
+
+@needs_postgres
+def test_refused_when_sqlite_was_used_after_the_move(story):
+    """Module tables equal, but SQLite has a newer message: "already moved" would lose it."""
+    result = story.runs["used_again"]
+    assert result.returncode == 1, result.stdout
+    assert "SQLite に移行後のデータがあります" in result.stderr and "events $used-again" in result.stderr
+    assert "started again after the move" in result.stderr, result.stderr
 
 
 async def room_for_the_workers_pools(processes: int, timeout: float = 300) -> None:

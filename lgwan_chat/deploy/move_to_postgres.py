@@ -14,8 +14,10 @@ accounts the modules create. So, with everything stopped:
 4. in one PostgreSQL transaction: the modules' tables from their own migrations
    (``synapse_modules.schemas``), every row of each copied, the counts checked per table.
 
-Run again after a complete move, it finds the module tables equal to SQLite's and changes
-nothing; if they hold other rows (PostgreSQL has been used since), it refuses.
+Run again after a complete move, it finds the module tables equal to SQLite's and SQLite's newest
+event, account and file on PostgreSQL, and changes nothing; if the module tables hold other rows
+(PostgreSQL has been used since), or SQLite has a newer event, account or file (the old deployment
+was started again), it refuses.
 """
 
 from __future__ import annotations
@@ -203,14 +205,37 @@ def _counts(differ: list[tuple[str, int, int]]) -> str:
     return ", ".join(f"{table} ({found}/{expected})" for table, found, expected in differ)
 
 
+#: Synapse's newest row per table, as (table, key column, order column): if SQLite's is not on
+#: PostgreSQL, the SQLite deployment was started again after the move (a message or an account
+#: only Synapse's tables hold would be lost by answering "already moved").
+NEWEST_ROWS = (("events", "event_id", "stream_ordering"), ("users", "name", "creation_ts"),
+               ("local_media_repository", "media_id", "created_ts"))
+
+
+def used_after_the_move(cur: Any, source: sqlite3.Connection) -> str:
+    """"table key" of SQLite's newest row that PostgreSQL lacks, or "" when it has them all."""
+    for table, key, order in NEWEST_ROWS:
+        row = source.execute(f"SELECT {key} FROM {table} ORDER BY {order} DESC LIMIT 1").fetchone()
+        if row is None:
+            continue
+        cur.execute(f"SELECT 1 FROM {table} WHERE {key} = %s", (row[0],))
+        if cur.fetchone() is None:
+            return f"{table} {row[0]}"
+    return ""
+
+
 def check_target(cur: Any, source: sqlite3.Connection, database: str) -> bool:
-    """True when the move is already complete (module tables equal to SQLite's); raises when the
-    target is not an empty database or an interrupted move of this one."""
+    """True when the move is already complete (module tables equal to SQLite's, SQLite's newest
+    event, account and file on PostgreSQL); raises when the target is not an empty database or an
+    interrupted move of this one, or when SQLite was used after the move."""
     present = pg_tables(cur)
     if present & ({VERSION_TABLE} | set(copied_tables())):
         differ = compare_module_tables(cur, source, present)
         if differ:
             raise DeploymentError("deploy.move_target_not_empty", tables=_counts(differ))
+        newer = used_after_the_move(cur, source)
+        if newer:
+            raise DeploymentError("deploy.move_sqlite_newer", what=newer)
         return True
     if present and "port_from_sqlite3" not in present:
         raise DeploymentError("deploy.move_synapse_ran", database=database, table=sorted(present)[0])
