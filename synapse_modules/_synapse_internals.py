@@ -25,6 +25,9 @@ class RequestOrigin:
     requester: str | None = None
     #: The request's path and query, as the client sent it.
     url: str = ""
+    #: Whose token authenticated the request: ``requester`` itself, or the server admin whose admin
+    #: API "login as user" token (a puppet token) acts as ``requester``.
+    authenticated_entity: str | None = None
 
 
 def current_request_origin() -> RequestOrigin | None:
@@ -41,7 +44,8 @@ def current_request_origin() -> RequestOrigin | None:
         return None
     return RequestOrigin(site_tag=request.site_tag, ip_address=request.ip_address,
                          user_agent=request.user_agent, request_id=request.request_id,
-                         requester=request.requester, url=request.url)
+                         requester=request.requester, url=request.url,
+                         authenticated_entity=request.authenticated_entity)
 
 
 def event_device_id(event: Any) -> str | None:
@@ -319,3 +323,11 @@ def sending_device_txn(txn: Any, event_id: str) -> tuple[str, str] | None:
     txn.execute("SELECT user_id, device_id FROM event_txn_id_device_id WHERE event_id = ?", (event_id,))
     row = txn.fetchone()
     return (row[0], row[1]) if row else None
+
+
+def event_type_txn(txn: Any, room_id: str, event_id: str) -> str | None:
+    """The type of an event of the room this server has (Synapse's ``events`` table); None if it has
+    none. The module API cannot read an event by its ID (a redaction names only its target)."""
+    txn.execute("SELECT type FROM events WHERE event_id = ? AND room_id = ?", (event_id, room_id))
+    row = txn.fetchone()
+    return str(row[0]) if row else None

@@ -20,7 +20,7 @@ from synapse_modules._synapse_internals import current_request_origin, event_dev
 
 def test_logging_context_request_still_carries_site_tag_ip_and_user_agent():
     fields = get_type_hints(ContextRequest)
-    for name in ("site_tag", "ip_address", "user_agent", "request_id", "requester", "url"):
+    for name in ("site_tag", "ip_address", "user_agent", "request_id", "requester", "url", "authenticated_entity"):
         assert name in fields, f"Synapse's ContextRequest lost {name!r}: zone detection is broken"
 
 
@@ -34,6 +34,33 @@ def test_current_request_origin_reads_the_logging_context():
     assert (origin.site_tag, origin.ip_address, origin.user_agent) == ("lgwan", "10.1.2.3", "Element/1.11")
     assert (origin.request_id, origin.requester, origin.url) == ("GET-1", "@a:x", "/x")
     assert current_request_origin() is None  # background work has no request
+
+
+def test_current_request_origin_names_the_admin_behind_a_login_as_token():
+    """zones/records_guard.py tells the records flow by the request's authenticated entity: the admin
+    whose admin API "login as user" token acts as a member (or the requester, for any other token)."""
+    import inspect
+
+    from synapse.api.auth.internal import InternalAuth
+    from synapse.http.site import SynapseRequest
+    from synapse.rest.admin.users import UserTokenRestServlet
+    from synapse.storage.databases.main.registration import RegistrationWorkerStore
+
+    request = ContextRequest(request_id="PUT-7", ip_address="127.0.0.1", site_tag="lgwan",
+                             requester="@member:x", authenticated_entity="@admin:x", method="PUT",
+                             url="/state", protocol="1.1", user_agent="lgwan-chat")
+    with PreserveLoggingContext(LoggingContext(name="test", server_name="test", request=request)):
+        origin = current_request_origin()
+    assert origin is not None and (origin.requester, origin.authenticated_entity) == ("@member:x", "@admin:x")
+    # the token: the admin's, puppeting the member; looked up as (member, owner = admin) ...
+    login_as = inspect.getsource(UserTokenRestServlet.on_POST)
+    assert "user_id=auth_user.to_string()" in login_as and "puppets_user_id=user_id" in login_as
+    lookup = inspect.getsource(RegistrationWorkerStore._query_for_auth)
+    assert "access_tokens.user_id as token_owner" in lookup and "COALESCE(puppets_user_id" in lookup
+    # ... becomes the requester's authenticated entity, and the logging context's
+    assert "authenticated_entity=user_info.token_owner" in inspect.getsource(InternalAuth.get_user_by_access_token)
+    setter = inspect.getsource(vars(SynapseRequest)["requester"].fset)
+    assert "self.logcontext.request.authenticated_entity = authenticated_entity or requester" in setter
 
 
 def test_event_internal_metadata_still_has_device_id():
@@ -141,6 +168,11 @@ def test_synapse_tables_read_by_the_bookmarks_feed_still_exist(homeserver):
     """synapse_modules/bookmarks/synapse_tables.py reads these columns on SQLite and PostgreSQL."""
     for table, columns in SYNAPSE_COLUMNS_READ_BY_BOOKMARKS.items():
         homeserver.query(f"SELECT {', '.join(columns)} FROM {table} LIMIT 0")
+
+
+def test_the_records_guard_still_finds_the_type_of_a_redacted_event(homeserver):
+    """zones/records_guard.py: a redaction names only its target; ``event_type_txn`` reads its type."""
+    homeserver.query("SELECT event_id, room_id, type FROM events LIMIT 0")
 
 
 def test_federation_domain_whitelist_is_still_read_from_the_federation_config():

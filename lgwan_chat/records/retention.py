@@ -10,7 +10,9 @@ A legal hold (``hold``) is recorded in the room itself, in the state event ``HOL
 ``max_lifetime`` to ``HOLD_LIFETIME_MS`` (a thousand years). Synapse's purge job only looks at
 rooms up to ``PURGE_CEILING``: a held room is never in its range, and no client ever sees its
 history filtered either. ``unhold`` puts the remembered policy back. Both state events need
-power level 100 (set by ``apply``), so no member of staff can lift a hold or shorten a period.
+power level 100 (set by ``apply``), and the zone module refuses them (and their redaction) unless a
+server admin's token sends them, directly or through the login as a member below
+(``synapse_modules/zones/records_guard.py``): room creators outrank power levels from room version 12.
 Kept in the room's state, a hold survives restarts and restores, is in every backup of the
 database, and its history is the room's state history.
 
@@ -33,11 +35,10 @@ import attrs
 from lgwan_chat.core.http import HttpError
 from lgwan_chat.core.i18n import both
 from lgwan_chat.core.organisation import Organisation
+from lgwan_chat.core.records_state import HOLD_EVENT, RETENTION_EVENT
 
 from .config import HOLD_LIFETIME_MS, PURGE_CEILING, Records, Retention, period_ms
 
-RETENTION_EVENT = "m.room.retention"
-HOLD_EVENT = "jp.lgwan.records.hold"
 #: power level needed to change either of them
 GUARD_LEVEL = 100
 #: Room versions whose creator holds an ordinary power level (from 12, creators outrank them all).
@@ -227,6 +228,11 @@ class Rooms:
 
     def held(self, room_id: str) -> dict[str, Any] | None:
         marker = self.state(room_id, HOLD_EVENT)
+        if marker is not None and "held" not in marker:
+            # Redacted (every marker written here says "held"): only another server can, the zone module
+            # refuses it here. Synapse still keeps the room (its purge reads the retention it stored), and
+            # so does this: held, so that apply leaves it alone; unhold then hold again writes it anew.
+            return {"held": True, "redacted": True, "reason": "", "by": "", "since": 0, "previous": None}
         return marker if marker and marker.get("held") else None
 
 

@@ -17,6 +17,9 @@ Synapse 1.163 runs different module callbacks on different paths:
   (a fixed list of state types and the old room's ``type``). Checked there; the
   zone marker is inherited instead of copied (``room_zone.py``).
 
+The records' state (legal holds, retention) is guarded at the same places
+(``records_guard.py``).
+
 The third-party-rules ``check_event_allowed`` would see all of these, but makes
 Synapse load the whole room state for every event: measurably slower (see
 docs/benchmarks.md), so it is not used. Power levels are no way in: Synapse
@@ -31,11 +34,13 @@ from typing import Any
 
 from synapse.module_api import NOT_SPAM, ModuleApi
 
+from lgwan_chat.core.records_state import RECORDS_STATE
 from synapse_modules._errors import refusal, spam_verdict
 from synapse_modules._synapse_internals import current_request_origin, event_device_id
 
 from .config import ZonesConfig
 from .policy import PROTECTED_STATE, ROOM_ZONE_STATE, WIDGET_TYPES, EventPolicy, Refusal, is_call_start
+from .records_guard import RecordsGuard
 from .room_zone import is_lgwan_only, marks_lgwan_only, predecessor_of
 from .store import ZoneStore
 from .widgets import WidgetUrls
@@ -50,12 +55,15 @@ class EventRules:
         self._store = store
         self._api = api
         self._policy = EventPolicy(config, WidgetUrls(config.allowed_widget_urls, api.public_baseurl))
+        self._records = RecordsGuard(api)
 
     # --- /send, /state, /redact, federation -----------------------------------------------
 
     async def check_event_for_spam(self, event: Any) -> Any:
         event_type = event.type
-        if event_type == REDACTION:
+        if event_type in RECORDS_STATE:
+            found = await self._records.event_refusal(event)
+        elif event_type == REDACTION:
             found = await self._redaction_refusal(event)
         else:
             found = await self._refusal(event_type, event.content, event.room_id, lambda: self._sender_zone(event))
@@ -77,7 +85,7 @@ class EventRules:
         state = await self._api.get_room_state(event.room_id, [(t, "") for t in PROTECTED_STATE])
         if any(e.event_id == target for e in state.values()):
             return Refusal("protected_state_redaction", "zones.protected_state_redaction")
-        return None
+        return await self._records.redaction_refusal(event.room_id, target)
 
     async def _sender_zone(self, event: Any) -> str | None:
         if not self._api.is_mine(event.sender):
@@ -103,23 +111,26 @@ class EventRules:
         """``on_create_room``: everything a createRoom request puts into the new room, before any
         of its events exists (a refusal later would leave a half-created room behind)."""
         user_id = requester.user.to_string()
-        found = await self._creation_refusal(request_content,
+        found = await self._creation_refusal(user_id, request_content,
                                              lambda: self._requester_zone(user_id, requester.device_id))
         if found is not None:
             raise refusal(found.reason, found.message_key)
 
     async def user_may_create_room(self, user_id: str, request_content: Mapping[str, Any]) -> Any:
         """Room upgrades (and createRoom again, harmlessly): the new room's type and copied state."""
-        found = await self._creation_refusal(request_content, lambda: self._requester_zone(user_id, None))
+        found = await self._creation_refusal(user_id, request_content, lambda: self._requester_zone(user_id, None))
         return NOT_SPAM if found is None else spam_verdict(found.reason, found.message_key)
 
-    async def _creation_refusal(self, content: Mapping[str, Any], zone: Any) -> Refusal | None:
+    async def _creation_refusal(self, user_id: str, content: Mapping[str, Any], zone: Any) -> Refusal | None:
         creation = content.get("creation_content")
         creation = creation if isinstance(creation, Mapping) else {}
         found = self._policy.room_type_refusal(creation.get("type"))
         if found is not None:
             return found
         items = [i for i in content.get("initial_state") or [] if isinstance(i, Mapping)]
+        found = await self._records.creation_refusal(user_id, items, predecessor_of(creation))
+        if found is not None:
+            return found
         contents = [(str(i.get("type")), c if isinstance(c := i.get("content"), Mapping) else {}) for i in items]
         lgwan_only = self._config.lgwan_only_rooms and (
             any(i.get("type") == ROOM_ZONE_STATE and i.get("state_key", "") == "" and marks_lgwan_only(i.get("content"))
