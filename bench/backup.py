@@ -21,11 +21,14 @@ import argparse
 import asyncio
 import os
 import shutil
+import sqlite3
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Coroutine
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -118,8 +121,13 @@ async def _register(session: aiohttp.ClientSession, hs: Homeserver, users: int) 
     return list(await asyncio.gather(*(one(i) for i in range(users))))
 
 
-async def fill(hs: Homeserver, users: int, messages: int, file_every: int) -> dict:
+async def fill(hs: Homeserver, users: int, messages: int, file_every: int,
+               during: Callable[[int], Coroutine[Any, Any, None]] | None = None,
+               at: frozenset[int] = frozenset()) -> dict:
+    """Registrations, rooms, joins, then the messages; ``during(sent)`` runs beside the sends
+    (they go on) when ``sent`` reaches each count in ``at``."""
     started = time.perf_counter()
+    beside: list[asyncio.Task] = []
     base = hs.url("lgwan")
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONCURRENCY * 2),
                                      timeout=aiohttp.ClientTimeout(total=600)) as session:
@@ -169,6 +177,8 @@ async def fill(hs: Homeserver, users: int, messages: int, file_every: int) -> di
                     await _call(session, "PUT", f"{base}/_matrix/client/v3/rooms/{quote(room_id)}/send/"
                                 f"m.room.message/b{n}", token, content)
                 sent += 1
+                if during is not None and sent in at:
+                    beside.append(asyncio.create_task(during(sent)))
                 if sent % PROGRESS_EVERY == 0:
                     elapsed = time.perf_counter() - joined
                     print(f"  {sent} messages in {elapsed:.0f} s ({sent / elapsed:.0f} msgs/s, "
@@ -176,19 +186,71 @@ async def fill(hs: Homeserver, users: int, messages: int, file_every: int) -> di
 
         await asyncio.gather(*(conversation(i, room_id, members) for i, (room_id, members) in enumerate(rooms)))
         done = time.perf_counter()
+        await asyncio.gather(*beside)
     return {"register_s": registered - started, "join_s": joined - registered, "send_s": done - joined,
             "msgs_per_s": messages / max(done - joined, 1e-9), "rooms": len(rooms), "media_files": files,
             "file_mb": file_bytes / 1e6, "fill_s": done - started}
 
 
+def message_count(data_dir: Path, database: PostgresDatabase | None) -> int:
+    """Messages in the deployment's database (PostgreSQL, or SQLite's homeserver.db in its folder)."""
+    sql = "SELECT COUNT(*) FROM events WHERE type = 'm.room.message'"
+    if database is not None:
+        return int(database.query(sql)[0][0])
+    conn = sqlite3.connect(f"file:{data_dir / 'homeserver.db'}?mode=ro", uri=True, timeout=30)
+    try:
+        return int(conn.execute(sql).fetchone()[0])
+    finally:
+        conn.close()
+
+
+def backup_and_restore(hs: Homeserver, source_db: PostgresDatabase | None, work: Path) -> dict:
+    """``lgwan-chat backup`` of the running deployment, then verify and restore it into a fresh
+    folder (and PostgreSQL database); the times, sizes and what the restored database holds."""
+    root = hs.data_dir
+    before = message_count(root, source_db)
+    load = load_average()
+    began = time.perf_counter()
+    manifest = backup(find(root), work / "backup")  # Synapse running, as in production
+    backup_s = time.perf_counter() - began
+    after = message_count(root, source_db)
+    backup_bytes = dir_size(work / "backup")
+    key = load_key(root / BACKUP_KEY)  # the admin's copy of the key, kept off the backup
+    began = time.perf_counter()
+    verify(work / "backup", key)
+    verify_s = time.perf_counter() - began
+    target_db = PostgresDatabase() if source_db is not None else None
+    if target_db is not None:
+        stop_at_exit(target_db.drop)
+    try:
+        began = time.perf_counter()
+        restore(work / "backup", work / "restored", key, postgres_database=target_db.name if target_db else None)
+        restore_s = time.perf_counter() - began  # includes verifying the backup first
+        restored = message_count(work / "restored", target_db)
+    finally:
+        if target_db is not None:
+            target_db.drop()
+        shutil.rmtree(work, ignore_errors=True)
+    result = {"messages_before": before, "messages_after": after, "messages_restored": restored,
+              "database_mb": database_size(hs, source_db) / 1e6, "media_mb": dir_size(root / "media_store") / 1e6,
+              "backup_mb": backup_bytes / 1e6, "files": len(manifest["files"]), "backup_s": backup_s,
+              "verify_s": verify_s, "restore_s": restore_s, "load_1min_at_backup": load,
+              "load_1min_at_end": load_average()}
+    print(f"  backup of {before}-{after} messages ({result['database_mb']:.0f} MB database, "
+          f"{result['media_mb']:.0f} MB media): {backup_s:.1f} s, {result['backup_mb']:.0f} MB in "
+          f"{result['files']} files; verify {verify_s:.1f} s; restore {restore_s:.1f} s "
+          f"({restored} messages restored); load {load:.1f}", flush=True)
+    if not before <= restored <= after:
+        raise RuntimeError(f"the restore holds {restored} messages, the backup began at {before} and ended at {after}")
+    return result
+
+
 async def main(args: argparse.Namespace) -> dict:
     load_at_start = load_average()
-    databases: list[PostgresDatabase] = []
     with tempfile.TemporaryDirectory(prefix="lgwan-bench-backup-") as tmp:
         root = Path(tmp) / "deployment"
         source_db = PostgresDatabase() if args.backend == "postgres" else None
         if source_db is not None:
-            databases.append(source_db)
             stop_at_exit(source_db.drop)
         database_block = source_db.synapse_config() if source_db else None
         if database_block is not None:  # 48 requests in flight: more than the default 5 connections
@@ -203,49 +265,31 @@ async def main(args: argparse.Namespace) -> dict:
                                        access_log_level="WARNING"))
         stop_at_exit(hs.stop)
         hs.start()
+        during: list[dict] = []
+
+        async def backup_during_the_fill(sent: int) -> None:
+            print(f"  {sent} messages sent: a backup while the fill goes on", flush=True)
+            during.append(await asyncio.to_thread(backup_and_restore, hs, source_db, Path(tmp) / f"during-{sent}"))
+
         try:
             print(f"filling: {args.users} users, {args.messages} messages, a file every {args.file_every} "
                   f"({args.backend})", flush=True)
-            filled = await fill(hs, args.users, args.messages, args.file_every)
+            filled = await fill(hs, args.users, args.messages, args.file_every, backup_during_the_fill,
+                                frozenset(args.backup_during))
             print(f"  registered in {filled['register_s']:.0f} s, {filled['rooms']} rooms joined in "
                   f"{filled['join_s']:.0f} s, sent in {filled['send_s']:.0f} s ({filled['msgs_per_s']:.0f} msgs/s; "
                   f"{filled['media_files']} files, {filled['file_mb']:.0f} MB); fill {filled['fill_s']:.0f} s",
                   flush=True)
-            db_bytes = database_size(hs, source_db)
-            load = load_average()
-            began = time.perf_counter()
-            manifest = backup(find(root), Path(tmp) / "backup")  # Synapse running, as in production
-            backup_s = time.perf_counter() - began
+            after_the_fill = backup_and_restore(hs, source_db, Path(tmp) / "after")
         finally:
             hs.stop()
-        backup_bytes = dir_size(Path(tmp) / "backup")
-        began = time.perf_counter()
-        key = load_key(root / BACKUP_KEY)  # the admin's copy of the key, kept off the backup
-        verify(Path(tmp) / "backup", key)
-        verify_s = time.perf_counter() - began
-        target_db = PostgresDatabase() if args.backend == "postgres" else None
-        if target_db is not None:
-            databases.append(target_db)
-            stop_at_exit(target_db.drop)
-        began = time.perf_counter()
-        restore(Path(tmp) / "backup", Path(tmp) / "restored", key,
-                postgres_database=target_db.name if target_db else None)
-        restore_s = time.perf_counter() - began  # includes verifying the backup first
-        shutil.rmtree(root, ignore_errors=True)
-    for database in databases:
-        database.drop()
-    summary = {
+            if source_db is not None:
+                source_db.drop()
+    return {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "machine": machine(),
         "load": f"{args.users} users, {args.messages} messages, a file every {args.file_every}, {args.backend}",
-        "load_1min_at_start": load_at_start, "load_1min_at_backup": load, **filled,
-        "database_mb": db_bytes / 1e6, "backup_mb": backup_bytes / 1e6, "files": len(manifest["files"]),
-        "backup_s": backup_s, "verify_s": verify_s, "restore_s": restore_s,
+        "load_1min_at_start": load_at_start, **filled, **after_the_fill, "during_the_fill": during,
     }
-    print(f"database {summary['database_mb']:.1f} MB; backup {summary['backup_mb']:.1f} MB in "
-          f"{summary['files']} files")
-    print(f"backup {backup_s:.1f} s, verify {verify_s:.1f} s, restore (verify included) {restore_s:.1f} s; "
-          f"load average {load:.2f} at the backup")
-    return summary
 
 
 if __name__ == "__main__":
@@ -254,4 +298,6 @@ if __name__ == "__main__":
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--file-every", type=int, default=50, help="every Nth message is a file (0: none)")
     parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--backup-during", type=int, nargs="*", default=[], metavar="SENT",
+                        help="also back up and restore while the fill goes on, when SENT messages are sent")
     run(main, parser)

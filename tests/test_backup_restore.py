@@ -663,10 +663,14 @@ def test_bench_backup_keeps_working(tmp_path):
 
     out = tmp_path / "result.json"
     result = subprocess.run([sys.executable, str(Path(SOURCE_ROOT or ".") / "bench" / "backup.py"), "--users", "2",
-                             "--messages", "5", "--file-every", "2", "--json", str(out)], capture_output=True,
+                             "--messages", "5", "--file-every", "2", "--backup-during", "3", "--json", str(out)],
+                            capture_output=True,
                             text=True, timeout=600, env={**child_env(), "TMPDIR": str(tmp_path)},
                             stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stdout + result.stderr
     summary = json.loads(out.read_text(encoding="utf-8"))
     assert summary["load"].startswith("2 users, 5 messages") and summary["files"] >= 2
-    assert summary["backup_mb"] > 0 and summary["restore_s"] >= 0 and "restore (verify included)" in result.stdout
+    assert summary["backup_mb"] > 0 and summary["restore_s"] >= 0 and summary["messages_restored"] == 5
+    [during] = summary["during_the_fill"]  # the backup taken while the fill went on has what it began with
+    assert 3 <= during["messages_before"] <= during["messages_restored"] <= during["messages_after"] <= 5
+    assert "3 messages sent: a backup while the fill goes on" in result.stdout
