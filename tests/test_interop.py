@@ -235,16 +235,20 @@ def test_sticker_picker_hosted_by_matrix_widget_api(lang, homeserver, widget_hos
 
     from harness import http_get
     from playwright.sync_api import sync_playwright
-    from test_stamps_pack import wait_for_pack
+    from test_stamps_pack import wait_for_pack, wait_until
     from test_stamps_picker_browser import CHROMIUM, CHROMIUM_ARGS
 
     wait_for_pack(homeserver)
     user = homeserver.new_user("sticker")
     base = homeserver.url("internet")
-    status, _, body = http_get(f"{base}/_matrix/client/v3/user/{quote(user.user_id)}/account_data/m.widgets",
-                               user.access_token)
-    assert status == 200, body
-    widget_id, entry = next(iter(json.loads(body).items()))
+
+    def widgets() -> dict | None:
+        status, _, body = http_get(f"{base}/_matrix/client/v3/user/{quote(user.user_id)}/account_data/m.widgets",
+                                   user.access_token)
+        return json.loads(body) if status == 200 else None
+
+    # the pack, with Element's sticker picker, is given in the background a moment after registration
+    widget_id, entry = next(iter(wait_until(widgets).items()))
     assert "$org.matrix.msc2873.client_language" in entry["content"]["url"]
     request = urllib.request.Request(f"{base}/_matrix/client/v3/createRoom", method="POST",
                                       data=json.dumps({"name": "スタンプ試験"}).encode(),
