@@ -88,3 +88,29 @@ async def test_the_queue_starts_the_next_file_when_a_running_one_gives_way():
         await asyncio.sleep(0.02)
     assert started == ["$long", "$photo", "$third"]
     await queue.stop()
+
+
+async def test_a_request_keeps_its_kind_and_its_file_across_a_restart_and_older_rows_are_files():
+    storage = Storage()
+    storage.migrate("runtime", RUNTIME_MIGRATIONS)
+    before = SanitizerBot.migrations[:-1]  # the queue as it was before requests were queued
+    storage.migrate("sanitizer", before)
+    storage.execute("INSERT INTO sanitizer_jobs (event_id, room_id, size, event, queued_ts) VALUES (?, ?, ?, ?, ?)",
+                    ("$old", "!r:x", 10, '{"event_id": "$old", "sender": "@a:x", "content": {}}', 1))
+    storage.migrate("sanitizer", SanitizerBot.migrations)
+    release = asyncio.Event()
+
+    async def run(job: Job) -> None:
+        await release.wait()
+
+    file = {"event_id": "$file", "sender": "@b:x", "content": {"filename": "仕様書.docx"}}
+    queue = FileQueue(storage, concurrency=1, small_bytes=0, run=run)
+    queue.add("!dm:x", {"event_id": "$ask", "sender": "@a:x", "content": {}}, 5000, kind="editable",
+              source={"room_id": "!r:x", "event": file})
+    await queue.stop()  # a restart: the rows are what is left to do
+    again = FileQueue(storage, concurrency=0, small_bytes=0, run=run)
+    assert again.load() == 2
+    old, ask = again.find("$old"), again.find("$ask")
+    assert old is not None and old.kind == "file" and old.file_event == old.event
+    assert ask is not None and ask.kind == "editable" and ask.room_id == "!dm:x" and ask.sender == "@a:x"
+    assert ask.source == {"room_id": "!r:x", "event": file} and ask.file_event == file

@@ -15,7 +15,10 @@ users reading the room as a client does (an edited message shows its latest edit
 - A long document (here 41 pages or more) gives way: its renderers run at the lowest CPU priority
   and its worker goes to the next file, so a photo is answered while two of them run.
 - Office documents by policy: Word here is ``both`` (the PDF and the editable copy), Excel
-  ``rasterize``; a member asks for the editable copy in a DM with !編集用.
+  ``rasterize``; a member asks for the editable copy in a DM with !編集用. The request waits in the
+  same queue: a long document shows its progress, which becomes the answer; its sender cancels it;
+  another person's file is answered meanwhile; after a restart it is answered once, and not to
+  someone who left the file's room meanwhile.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from pathlib import Path
 
 import pytest
 from bots_harness import BotProcess, ask, room_events, wait_membership, wait_replies
+from corpus_documents import japanese_docx
 from harness import download
 from nio import RoomCreateResponse, RoomSendResponse, UploadResponse
 from test_sanitizer_bot import jpeg_with_gps, many_page_pdf
@@ -431,7 +435,7 @@ async def test_the_editable_copy_on_request_in_a_dm_and_refused_where_the_policy
 
     asked = await send(pc, dm.room_id, {"msgtype": "m.text", "body": f"!編集用 https://matrix.to/#/{room}/{word}"})
     report, copy = await wait_replies(pc, dm.room_id, asked, count=2, sender=sanitizer_bot.user_id, timeout=300)
-    body = report["content"]["body"]
+    body = await shown(pc, dm.room_id, report)  # on a slow day a progress message that became the answer
     assert body.startswith("「仕様書.docx」の編集用の写しです。\n"
                            "無害化しました（Office 文書: マクロ等を取り除いた文書にしました"), body
     removed = body.split("削除: ", 1)[1]
@@ -457,6 +461,113 @@ async def test_the_editable_copy_on_request_in_a_dm_and_refused_where_the_policy
     (refusal,) = await wait_replies(colleague, colleague_dm.room_id, asked, count=1, sender=sanitizer_bot.user_id,
                                     timeout=60)
     assert refusal["content"]["body"].startswith("そのルームのメンバーではないため")
+
+
+# --- !編集用 in the queue ---
+
+
+WORD_TRANSITIONAL = b"http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+WORD_STRICT = b"http://purl.oclc.org/ooxml/wordprocessingml/main"
+
+
+def long_strict_docx(pages: int) -> bytes:
+    """About ``pages`` pages of Japanese text in ISO 29500 Strict form. Strict is never delivered as it
+    is (ooxml.py): !編集用 makes an image PDF of it page by page, long enough to show its progress."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(japanese_docx(pages))) as source, \
+            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for name in source.namelist():  # in the same order: libmagic knows OOXML by its first entries
+            target.writestr(name, source.read(name).replace(WORD_TRANSITIONAL, WORD_STRICT))
+    return out.getvalue()
+
+
+async def ask_editable(client, dm: str, room: str, file_event_id: str) -> str:
+    return await send(client, dm, {"msgtype": "m.text", "body": f"!編集用 https://matrix.to/#/{room}/{file_event_id}"})
+
+
+async def test_an_editable_copy_of_a_long_document_shows_its_progress_which_becomes_the_answer(staff, sanitizer_bot):
+    _phone, pc, _colleague, room = staff
+    word = await post_file(pc, room, long_strict_docx(12), "長い仕様書.docx", DOCX)
+    dm = await dm_with(pc, sanitizer_bot)
+    asked = await ask_editable(pc, dm, room, word)
+    progress, copy = await wait_replies(pc, dm, asked, count=2, sender=sanitizer_bot.user_id, timeout=300)
+    # the progress message of a file, as a reply to the request, saying how to cancel the request
+    said = progress["content"]["body"]
+    assert said.startswith("無害化しています…"), said
+    assert "❌" in said and "!編集用 のメッセージに返信して !キャンセル" in said, said
+    # ... edited as pages come back (posted after a few seconds, it may not have had the count yet), then
+    # replaced by the answer, the copy after it (Strict: never delivered as it is, so a PDF, and it says so)
+    edits = [e["body"] for e in edits_of(await room_events(pc, dm), progress["event_id"], sanitizer_bot.user_id)]
+    assert any(re.match(r"無害化しています… \d+/\d+ ページ\n", text) for text in [said, *edits]), edits
+    answer = await shown(pc, dm, progress)
+    assert answer.startswith("「長い仕様書.docx」の編集用の写しです。\n無害化しました（Office 文書: "), answer
+    assert copy["content"]["msgtype"] == "m.file" and copy["content"]["body"] == "長い仕様書.pdf"
+    assert len(await wait_replies(pc, dm, asked, sender=sanitizer_bot.user_id)) == 2
+    assert sanitizer_bot.query("SELECT event_id FROM sanitizer_jobs") == []
+
+
+async def test_an_editable_request_does_not_hold_up_another_persons_file_and_its_sender_cancels_it(
+        staff, sanitizer_bot):
+    _phone, pc, colleague, room = staff
+    word = await post_file(pc, room, long_strict_docx(40), "年次報告.docx", DOCX)
+    dm = await dm_with(pc, sanitizer_bot)
+    asked = await ask_editable(pc, dm, room, word)
+    await sanitizer_bot.await_log(re.compile("file started .*event_id=" + re.escape(asked)), timeout=120)
+
+    # a colleague's small file is answered while the request runs (it was answered inline before: it waited)
+    colleague_dm = await dm_with(colleague, sanitizer_bot)
+    note = await post_file(colleague, colleague_dm, b"short note\n", "note.txt", "text/plain")
+    report, _copy = await wait_replies(colleague, colleague_dm, note, count=2, sender=sanitizer_bot.user_id,
+                                       timeout=120)
+    assert report["content"]["body"].startswith("無害化しました")
+    assert files_answering(await room_events(pc, dm), asked, sanitizer_bot.user_id) == []
+    assert sanitizer_bot.query("SELECT kind FROM sanitizer_jobs WHERE event_id = ?", asked) == [("editable",)]
+
+    # its sender cancels it as the progress message says: !キャンセル as a reply to the request
+    (progress,) = await wait_replies(pc, dm, asked, count=1, sender=sanitizer_bot.user_id, timeout=180)
+    assert progress["content"]["body"].startswith("無害化しています")
+    await reply_command(pc, dm, "!キャンセル", asked)
+    await sanitizer_bot.await_log(re.compile("file cancelled .*event_id=" + re.escape(asked)), timeout=60)
+    await wait_shown(pc, dm, progress, "「年次報告.docx」の無害化を取り消しました", timeout=60)
+    assert jailed_renderers(sanitizer_bot.process.pid) == []
+    assert sanitizer_bot.query("SELECT event_id FROM sanitizer_jobs") == []
+    # its work has stopped by the time the log says so: nothing is delivered for it
+    assert files_answering(await room_events(pc, dm), asked, sanitizer_bot.user_id) == []
+
+
+async def test_editable_requests_running_at_a_restart_are_answered_once_but_not_to_who_left_the_room(
+        staff, sanitizer_bot):
+    _phone, pc, colleague, room = staff
+    word = await post_file(pc, room, long_strict_docx(20), "議事録.docx", DOCX)
+    dm = await dm_with(pc, sanitizer_bot)
+    colleague_dm = await dm_with(colleague, sanitizer_bot)
+    asked = await ask_editable(pc, dm, room, word)
+    theirs = await ask_editable(colleague, colleague_dm, room, word)
+    for request in (asked, theirs):
+        await sanitizer_bot.await_log(re.compile("file started .*event_id=" + re.escape(request)), timeout=120)
+    assert sanitizer_bot.stop() == 0  # the requests are recorded as handled: only the queue remembers them
+    # while the bot is down the colleague leaves the room: the file is no longer theirs to ask for
+    await colleague.room_leave(room)
+    await wait_membership(pc, room, colleague.user_id, "leave")
+    restarted_ms = int(time.time() * 1000)
+    sanitizer_bot.start().wait_ready()
+    for request in (asked, theirs):
+        await sanitizer_bot.await_log(re.compile("file answered .*event_id=" + re.escape(request)), timeout=300)
+    # the bot has gone on to later events: nothing of the requests is left to do or to send
+    assert "送信先" in await ask(pc, dm, "!送信先", sanitizer_bot.user_id)
+    assert sanitizer_bot.query("SELECT event_id FROM sanitizer_jobs") == []
+
+    # the one who stayed: one message (the progress message or a reply) that is the answer, one copy
+    notices = await wait_replies(pc, dm, asked, sender=sanitizer_bot.user_id)
+    assert [e["content"]["msgtype"] for e in notices] == ["m.notice", "m.file"], [e["content"] for e in notices]
+    answer = await shown(pc, dm, notices[0])
+    assert answer.startswith("「議事録.docx」の編集用の写しです。\n無害化しました"), answer
+    assert notices[1]["content"]["body"] == "議事録.pdf" and notices[1]["origin_server_ts"] > restarted_ms
+    # the one who left: told why, and no copy
+    answered = await wait_replies(colleague, colleague_dm, theirs, sender=sanitizer_bot.user_id)
+    assert [e["content"]["msgtype"] for e in answered] == ["m.notice"], [e["content"] for e in answered]
+    said = await shown(colleague, colleague_dm, answered[0])
+    assert said.startswith("そのルームのメンバーではないため"), said
 
 
 def test_office_policies_are_checked_with_messages_in_both_languages():

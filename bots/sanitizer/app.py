@@ -9,6 +9,8 @@
 - Files of rooms and DMs wait in one queue (queue.py): fair per room and sender, smallest first by
   the size the media repository stores, a progress message for long ones, cancelled by their sender
   (❌ or !キャンセル), taken up again after a restart and answered once.
+- ``!編集用`` in a DM asks for the editable copy of an Office document in a room (by policy): the
+  request waits in the same queue, with the same progress message, cancelling and restart.
 - ``!アップロードURL`` in a room makes a one-time link to the upload page (upload_page/) for an
   outside contractor with no account; what they upload is sanitized and posted into that room.
 - ``!ゲスト作成`` / ``!ゲスト一覧`` / ``!ゲスト延長`` / ``!ゲスト取消`` in a DM, for the staff listed in
@@ -27,7 +29,7 @@ import os
 import re
 import time
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
@@ -49,13 +51,13 @@ from .engine import AuditLog, Result, Sanitizer
 from .links import MIGRATIONS as LINK_MIGRATIONS
 from .links import LinkStore, TermsError, parse_terms
 from .progress import Progress, replacement
+from .queue import KIND_MIGRATION, PROGRESS_MIGRATION, FileQueue, Job
 from .queue import MIGRATIONS as QUEUE_MIGRATIONS
-from .queue import PROGRESS_MIGRATION, FileQueue, Job
 
 log = logging.getLogger("lgwan_chat.sanitizer")
 
 #: the bot's tables: upload links, then the queue of room files
-MIGRATIONS = [*LINK_MIGRATIONS, QUEUE_MIGRATIONS, PROGRESS_MIGRATION]
+MIGRATIONS = [*LINK_MIGRATIONS, QUEUE_MIGRATIONS, PROGRESS_MIGRATION, KIND_MIGRATION]
 
 FILE_MSGTYPES = ("m.image", "m.file", "m.video", "m.audio")
 _CLEAR = {"解除", "なし", "clear", "none", "off"}
@@ -180,38 +182,61 @@ class SanitizerBot(BotApp):
             return limit + 1
 
     async def _answer_queued(self, job: Job) -> None:
-        """One file from the queue: sanitized with a progress message, answered in its room (a DM: back
-        to the sender, or into the room chosen with !送信先)."""
+        """One job from the queue, whatever its kind: run with a progress message (a reply to the job's
+        event, edited into the answer at the end), answered in the job's room."""
         # after a restart the queue starts before the first sync: rooms, members and names come with it
         await self.bot.synced_once.wait()
         ctx = Context(self.bot, job.room_id, job.event)
-        target = await self._target(ctx) if ctx.is_direct else None
+        # per kind (queue.py): what answers it, and how its progress message says to cancel it
+        kinds = {"file": (self._answer_file, "sanitizer.progress.how_to_cancel"),
+                 "editable": (self._answer_editable, "sanitizer.progress.how_to_cancel_request")}
+        if job.kind not in kinds:  # a row this version does not know (written by a newer one): not guessed at
+            log.warning("queued job of unknown kind", extra={"event_id": job.event_id, "kind": job.kind})
+            await ctx.reply("bot.internal_error")
+            return
+        work, cancel_hint = kinds[job.kind]
         shown = self.options.progress
         progress = Progress(self.bot, job.room_id, job.event_id, ctx.lang, after_s=shown.after_s, pages=shown.pages,
                             every_s=shown.every_s, shown=job.progress_event_id,
-                            posted=lambda event_id: self._posted(job.event_id, event_id))
+                            posted=lambda event_id: self._posted(job.event_id, event_id),
+                            cancel_hint=cancel_hint)
         if job.progress_event_id:
             self._shown[job.progress_event_id] = job.event_id
         progress.start()
         try:
-            result = await self._sanitize(ctx, ctx.content["url"], progress.update,
-                                          moved=lambda: self.queue.moved(job.event_id))
-            edit = await progress.stop()
-            await self._answer(ctx, result, target, edit)
+            await work(ctx, job, progress)
         except asyncio.CancelledError:
             await progress.stop()
             raise
         except Exception:
             log.exception("queued file failed", extra={"room_id": job.room_id, "event_id": job.event_id})
-            edit = await progress.stop()
-            if edit is None:
-                await ctx.reply("bot.internal_error")
-            else:
-                await self.bot.send(ctx.room_id, "m.room.message", replacement(edit, ctx.t("bot.internal_error")),
-                                    txn_key=f"{ctx.event_id}/failed")
+            await self._say(ctx, ctx.t("bot.internal_error"), await progress.stop(), "failed")
         finally:
+            await progress.stop()
             if progress.event_id:
                 self._shown.pop(progress.event_id, None)
+
+    def _sanitize_job(self, job: Job, file: Context, progress: Progress,
+                      office_policy: dict[str, str] | None = None) -> Awaitable[Result]:
+        """The job's file through the engine, telling the progress message and the queue."""
+        return self._sanitize(file, file.content["url"], progress.update, office_policy=office_policy,
+                              moved=lambda: self.queue.moved(job.event_id))
+
+    async def _answer_file(self, ctx: Context, job: Job, progress: Progress) -> None:
+        """A file posted in a room or a DM: answered where it was posted (a DM: back to the sender, or
+        into the room chosen with !送信先)."""
+        target = await self._target(ctx) if ctx.is_direct else None
+        result = await self._sanitize_job(job, ctx, progress)
+        await self._answer(ctx, result, target, await progress.stop())
+
+    async def _say(self, ctx: Context, text: str, edit: str | None, txn: str) -> None:
+        """A word about ``ctx``'s job: its progress message ``edit`` is replaced by it if one was shown,
+        else a reply (``txn``: what it is, so that a repeat after a restart sends nothing twice)."""
+        if edit is None:
+            await ctx.reply_text(text)
+        else:
+            await self.bot.send(ctx.room_id, "m.room.message", replacement(edit, text),
+                                txn_key=f"{ctx.event_id}/{txn}")
 
     async def _answer(self, ctx: Context, result: Result, target: str | None, edit: str | None) -> None:
         """The report (replacing the progress message ``edit`` if there is one) and the sanitized copy:
@@ -224,12 +249,8 @@ class SanitizerBot(BotApp):
         who = self._display_name(ctx.sender, target)
         await deliver(self.bot, target, result, ctx.t("sanitizer.forwarded", who=who) + " " + report(result, room_lang),
                       txn_key=f"{ctx.event_id}/target")
-        sent = ctx.t("sanitizer.sent_to_target", room=self.bot.room_name(target), report=said)
-        if edit is None:
-            await ctx.reply_text(sent)
-        else:
-            await self.bot.send(ctx.room_id, "m.room.message", replacement(edit, sent),
-                                txn_key=f"{ctx.event_id}/report")
+        await self._say(ctx, ctx.t("sanitizer.sent_to_target", room=self.bot.room_name(target), report=said), edit,
+                        "report")
 
     async def _target(self, ctx: Context) -> str | None:
         """Where a file sent in a DM goes (!送信先), if the sender may still post there (else says so)."""
@@ -245,9 +266,9 @@ class SanitizerBot(BotApp):
         self.queue.set_progress(file_event_id, progress_event_id)
 
     async def _answer_cancelled(self, job: Job) -> None:
-        """Say a file was cancelled: its progress message says so, or a reply to the file."""
+        """Say a job was cancelled: its progress message says so, or a reply to its event."""
         ctx = Context(self.bot, job.room_id, job.event)
-        text = ctx.t("sanitizer.cancel.done", name=self._file_name(job.event))
+        text = ctx.t("sanitizer.cancel.done", name=self._file_name(job.file_event))
         if job.progress_event_id:
             self._shown.pop(job.progress_event_id, None)
             await self.bot.send(job.room_id, "m.room.message", replacement(job.progress_event_id, text),
@@ -309,30 +330,50 @@ class SanitizerBot(BotApp):
 
     # --- !編集用: the editable copy of an Office document, in a DM ---
 
-    async def editable(self, ctx: Context, link: str | None) -> None:
-        """The stripped document itself (macros, external links, active fields, embedded objects out),
-        for a file the sender can see: named by a link to its message, or the file this command replies to."""
+    def _editable_policy(self) -> dict[str, str] | None:
+        """The engine's Office policy for an editable copy: ``strip-active`` for the kinds whose policy
+        allows one, every other kind refused; None when no kind does."""
         office = self.options.office
         engine_office = self.options.engine.policy("office")
         allowed = {kind: "strip-active" for kind in OFFICE_KINDS if office.editable(kind, engine_office)}
-        if not allowed:
+        return {**{k: "refuse" for k in (*OFFICE_KINDS, "other")}, **allowed} if allowed else None
+
+    async def editable(self, ctx: Context, link: str | None) -> None:
+        """The stripped document itself (macros, external links, active fields, embedded objects out),
+        for a file the sender can see: named by a link to its message, or the file this command replies to.
+        Checked here, then queued like a file (answered by :meth:`_answer_editable`)."""
+        if self._editable_policy() is None:
             await ctx.reply("sanitizer.editable.not_allowed")
             return
         found = await self._linked_file(ctx, link)
         if found is None:
             return
         room_id, event = found
-        source = Context(self.bot, room_id, event)
-        result = await self._sanitize(source, source.content["url"],
-                                      office_policy={**{k: "refuse" for k in (*OFFICE_KINDS, "other")}, **allowed})
+        self.queue.add(ctx.room_id, ctx.event, await self._stored_size(event["content"]["url"]), kind="editable",
+                       source={"room_id": room_id, "event": event})
+
+    async def _answer_editable(self, ctx: Context, job: Job, progress: Progress) -> None:
+        """A !編集用 request from the queue: the policy and the sender's membership checked again (either
+        may have changed while it waited, or across a restart), then the copy, or why not, in the DM."""
+        policy = self._editable_policy()
+        room_id = typed_get(job.source or {}, "room_id", str, "")
+        if policy is None:
+            await self._say(ctx, ctx.t("sanitizer.editable.not_allowed"), await progress.stop(), "refused")
+            return
+        if room_id != ctx.room_id and not await self._may_post(ctx.sender, room_id):
+            await self._say(ctx, ctx.t("sanitizer.editable.not_member"), await progress.stop(), "refused")
+            return
+        file = Context(self.bot, room_id, job.file_event)
+        result = await self._sanitize_job(job, file, progress, office_policy=policy)
+        edit = await progress.stop()
         if result.kind != "office":
-            await ctx.reply("sanitizer.editable.not_office")
-            return
-        if not result.ok and result.reason is not None and result.reason.key == "sanitizer.refused.policy":
-            await ctx.reply("sanitizer.editable.not_allowed")
-            return
-        said = ctx.t("sanitizer.editable.header", name=self._file_name(event)) + "\n" + report(result, ctx.lang)
-        await deliver(self.bot, ctx.room_id, result, said, txn_key=ctx.event_id, reply_to=ctx.event_id)
+            await self._say(ctx, ctx.t("sanitizer.editable.not_office"), edit, "refused")
+        elif not result.ok and result.reason is not None and result.reason.key == "sanitizer.refused.policy":
+            await self._say(ctx, ctx.t("sanitizer.editable.not_allowed"), edit, "refused")
+        else:
+            said = ctx.t("sanitizer.editable.header", name=self._file_name(file.event)) + "\n" \
+                + report(result, ctx.lang)
+            await deliver(self.bot, ctx.room_id, result, said, txn_key=ctx.event_id, reply_to=ctx.event_id, edit=edit)
 
     async def _linked_file(self, ctx: Context, link: str | None) -> tuple[str, dict] | None:
         """(room, event) of the file ``link`` names (or the one ``ctx`` replies to), if ``ctx.sender``

@@ -7,6 +7,7 @@
 - At the end the result replaces it (:func:`delivery.deliver` with ``edit=``), or it says the file was
   cancelled: the room keeps one message per file, not one per step.
 - After a restart the same message goes on being edited (its id is kept with the queued file).
+- A ``!編集用`` request (queue.py's ``editable`` jobs) gets the same message, as a reply to the request.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ class Progress:
     """One running file's progress message."""
 
     def __init__(self, bot: Bot, room_id: str, file_event_id: str, lang: str, *, after_s: float, pages: int,
-                 every_s: float, shown: str | None = None, posted: Callable[[str], None] | None = None):
+                 every_s: float, shown: str | None = None, posted: Callable[[str], None] | None = None,
+                 cancel_hint: str = "sanitizer.progress.how_to_cancel"):
         self.bot = bot
         self.room_id = room_id
         self.file_event_id = file_event_id
@@ -50,6 +52,8 @@ class Progress:
         #: the progress message, once posted (or kept from before a restart)
         self.event_id = shown
         self._posted = posted
+        #: how to cancel, for what the job's event is (a file, a !編集用 request)
+        self.cancel_hint = cancel_hint
         self.done = 0
         self.total: int | None = None
         self._wake = asyncio.Event()
@@ -62,7 +66,7 @@ class Progress:
             head = t("sanitizer.progress.pages", self.lang, done=self.done, total=self.total)
         else:
             head = t("sanitizer.progress.started", self.lang)
-        return head + "\n" + t("sanitizer.progress.how_to_cancel", self.lang)
+        return head + "\n" + t(self.cancel_hint, self.lang)
 
     def update(self, done: int, total: int) -> None:
         """The engine's progress callback: pages checked so far, pages in all."""

@@ -21,6 +21,11 @@ the photo posted after it.
   never takes it up again.
 - ``progress_event_id``: the message that shows the file's progress, kept so that after a restart
   the same message goes on being edited.
+- ``kind``: what is asked of the file (:data:`JOB_KINDS`): ``file``, a file posted in a room or a DM,
+  answered where it was posted; ``editable``, a ``!編集用`` request in a DM for the editable copy of
+  a file in a room (``source``: that file's room and event), answered in the DM. A request waits,
+  runs, shows its progress and is cancelled like a file: its ``event_id``, room and sender are the
+  request's, its size the file's.
 """
 
 from __future__ import annotations
@@ -48,6 +53,11 @@ MIGRATIONS: list[str] = [
 ]
 #: the second migration: the progress message of a running file
 PROGRESS_MIGRATION: list[str] = ["ALTER TABLE sanitizer_jobs ADD COLUMN progress_event_id TEXT"]
+#: the third: what is asked of the file, and for a request the file it names (rows before it: files)
+KIND_MIGRATION: list[str] = ["ALTER TABLE sanitizer_jobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'file'",
+                             "ALTER TABLE sanitizer_jobs ADD COLUMN source TEXT"]
+#: the kinds of job; the bot refuses a row of any other kind (one written by a newer version)
+JOB_KINDS = ("file", "editable")
 
 
 class Job(NamedTuple):
@@ -57,10 +67,19 @@ class Job(NamedTuple):
     event: dict[str, Any]
     queued_ts: int
     progress_event_id: str | None = None
+    kind: str = "file"
+    #: ``editable``: the file asked for, ``{"room_id": ..., "event": ...}``
+    source: dict[str, Any] | None = None
 
     @property
     def sender(self) -> str:
         return str(self.event.get("sender", ""))
+
+    @property
+    def file_event(self) -> dict[str, Any]:
+        """The event of the file sanitized: the job's own, or the one a request names."""
+        event = (self.source or {}).get("event")
+        return event if isinstance(event, dict) else self.event
 
 
 def next_job(waiting: list[Job], running: dict[str, int], free: int, concurrency: int,
@@ -108,23 +127,27 @@ class FileQueue:
 
     def load(self) -> int:
         """What was queued before a restart and not answered yet."""
-        rows = self.storage.all("SELECT event_id, room_id, size, event, queued_ts, progress_event_id"
+        rows = self.storage.all("SELECT event_id, room_id, size, event, queued_ts, progress_event_id, kind, source"
                                 " FROM sanitizer_jobs")
-        for event_id, room_id, size, event, queued_ts, progress_event_id in rows:
+        for event_id, room_id, size, event, queued_ts, progress_event_id, kind, source in rows:
             self._waiting.append(Job(event_id, room_id, int(size), json.loads(event), int(queued_ts),
-                                     progress_event_id))
+                                     progress_event_id, kind, json.loads(source) if source else None))
         self._start_what_fits()
         return len(rows)
 
-    def add(self, room_id: str, event: dict[str, Any], size: int) -> None:
+    def add(self, room_id: str, event: dict[str, Any], size: int, kind: str = "file",
+            source: dict[str, Any] | None = None) -> None:
+        """Queue the file of ``event`` (``kind`` ``file``), or the request ``event`` for the file
+        ``source`` (``editable``); ``size``: the file's, as the media repository stores it."""
         event_id = event["event_id"]
         if event_id in self._jobs or any(j.event_id == event_id for j in self._waiting):
             return
-        job = Job(event_id, room_id, max(0, size), event, int(time.time() * 1000))
+        job = Job(event_id, room_id, max(0, size), event, int(time.time() * 1000), kind=kind, source=source)
         if self.storage.one("SELECT 1 FROM sanitizer_jobs WHERE event_id = ?", (event_id,)) is None:
-            self.storage.execute("INSERT INTO sanitizer_jobs (event_id, room_id, size, event, queued_ts)"
-                                 " VALUES (?, ?, ?, ?, ?)", (event_id, room_id, job.size, json.dumps(event),
-                                                            job.queued_ts))
+            self.storage.execute("INSERT INTO sanitizer_jobs (event_id, room_id, size, event, queued_ts, kind, source)"
+                                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                 (event_id, room_id, job.size, json.dumps(event), job.queued_ts, kind,
+                                  json.dumps(source) if source is not None else None))
         self._waiting.append(job)
         self._start_what_fits()
 
@@ -197,8 +220,8 @@ class FileQueue:
 
     async def _work(self, job: Job) -> None:
         started = time.monotonic()
-        log.info("file started", extra={"room_id": job.room_id, "event_id": job.event_id, "size": job.size,
-                                        "waited_ms": int(time.time() * 1000) - job.queued_ts})
+        log.info("file started", extra={"room_id": job.room_id, "event_id": job.event_id, "kind": job.kind,
+                                        "size": job.size, "waited_ms": int(time.time() * 1000) - job.queued_ts})
         cancelled = False
         try:
             await self._run(job)
