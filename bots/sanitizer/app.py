@@ -50,7 +50,7 @@ from .delivery import deliver, report
 from .engine import AuditLog, Result, Sanitizer
 from .links import MIGRATIONS as LINK_MIGRATIONS
 from .links import LinkStore, TermsError, parse_terms
-from .progress import Progress, replacement
+from .progress import Progress, edit_txn, replacement
 from .queue import KIND_MIGRATION, PROGRESS_MIGRATION, FileQueue, Job
 from .queue import MIGRATIONS as QUEUE_MIGRATIONS
 
@@ -126,7 +126,9 @@ class SanitizerBot(BotApp):
 
     async def stop(self) -> None:
         if self._warming is not None:
+            # a renderer half started ahead of time is killed before the engine closes
             self._warming.cancel()
+            await asyncio.gather(self._warming, return_exceptions=True)
         if self.page is not None:
             await self.page.stop()
         if SanitizerBot.queue.is_set(self):
@@ -231,12 +233,13 @@ class SanitizerBot(BotApp):
 
     async def _say(self, ctx: Context, text: str, edit: str | None, txn: str) -> None:
         """A word about ``ctx``'s job: its progress message ``edit`` is replaced by it if one was shown,
-        else a reply (``txn``: what it is, so that a repeat after a restart sends nothing twice)."""
+        else a reply (``txn``: what it is, so that a reply repeated after a restart is not sent twice; an
+        edit is sent again, to stay the latest after the progress edits of the repeat)."""
         if edit is None:
             await ctx.reply_text(text)
         else:
             await self.bot.send(ctx.room_id, "m.room.message", replacement(edit, text),
-                                txn_key=f"{ctx.event_id}/{txn}")
+                                txn_key=edit_txn(f"{ctx.event_id}/{txn}"))
 
     async def _answer(self, ctx: Context, result: Result, target: str | None, edit: str | None) -> None:
         """The report (replacing the progress message ``edit`` if there is one) and the sanitized copy:

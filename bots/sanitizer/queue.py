@@ -149,6 +149,7 @@ class FileQueue:
                                  (event_id, room_id, job.size, json.dumps(event), job.queued_ts, kind,
                                   json.dumps(source) if source is not None else None))
         self._waiting.append(job)
+        log.info("file queued", extra={"room_id": room_id, "event_id": event_id, "kind": kind, "size": job.size})
         self._start_what_fits()
 
     def _running_per_room(self) -> dict[str, int]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import resource
 import shutil
@@ -34,6 +35,8 @@ from typing import Any
 import attrs
 
 from .workers import protocol
+
+log = logging.getLogger("lgwan_chat.sanitizer")
 
 WORKERS_DIR = Path(__file__).resolve().parent / "workers"
 #: where the worker scripts are seen inside the sandbox
@@ -52,6 +55,11 @@ class SandboxError(Exception):
 
 class SandboxTimeout(SandboxError):
     pass
+
+
+#: how long a killed worker's exit is awaited: SIGKILL to its process group ends it at once (bwrap's
+#: --die-with-parent takes the jail's own session with it), and a stop must never hold up the bot's
+STOP_WAIT_S = 5.0
 
 
 @attrs.frozen
@@ -193,6 +201,8 @@ class WarmWorker:
         self._limits = limits
         self._max_jobs = max_jobs
         self._max_output = max_output
+        #: what the logs call it: its script's name (parse_worker, office_worker, image_worker)
+        self.name = next((Path(a).stem for a in argv if a.endswith(".py")), Path(argv[0]).name if argv else "?")
         self._process: asyncio.subprocess.Process | None = None
         self._jobs = 0
         self.started = 0  # how many processes were started (tests and the bench read it)
@@ -202,7 +212,11 @@ class WarmWorker:
         return self._process is not None and self._process.returncode is None
 
     async def start(self, timeout: float = 120) -> None:
-        """Start the process and wait until it says it is ready (LibreOffice's cold start)."""
+        """Start the process and wait until it says it is ready (LibreOffice's cold start).
+
+        Cancelled meanwhile (the bot stopping, the file cancelled), the half-started process group is
+        killed and the cancellation goes on: it is not the file's fault, so never a SandboxError (which
+        would refuse the file during a shutdown instead of leaving it queued for the restart)."""
         if self.running:
             return
         self._process = await asyncio.create_subprocess_exec(
@@ -211,8 +225,12 @@ class WarmWorker:
             limit=1024 * 1024)
         self._jobs = 0
         self.started += 1
+        log.info("jailed worker starting", extra={"worker": self.name, "pid": self._process.pid})
         try:
             header, _ = await asyncio.wait_for(protocol.read_async(self._process.stdout, self._max_output), timeout)
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            await self.stop()
+            raise
         except BaseException as e:
             await self.stop()
             raise SandboxError(f"worker did not start: {e!r}") from e
@@ -239,10 +257,11 @@ class WarmWorker:
         except asyncio.TimeoutError:
             await self.stop()
             raise SandboxTimeout(f"worker timed out after {timeout:.0f} s") from None
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            await self.stop()
+            raise
         except BaseException as e:
             await self.stop()
-            if isinstance(e, (asyncio.CancelledError, KeyboardInterrupt)):
-                raise
             raise SandboxError(f"worker failed: {e!r}") from e
         if "error" in answer:
             # The worker survived the job but the file was bad: keep it only if it says it is sane.
@@ -252,12 +271,19 @@ class WarmWorker:
         return answer, data
 
     async def stop(self) -> None:
+        """Kill the process group at once (no await before it: a second cancellation cannot skip it),
+        then wait a bounded time for the exit to be reaped. Cancelled while waiting, the kill is done
+        and the cancellation goes on."""
         process, self._process = self._process, None
         if process is None:
             return
         _kill(process)
-        with contextlib.suppress(Exception):
-            await process.wait()
+        try:
+            await asyncio.wait_for(process.wait(), STOP_WAIT_S)
+        except asyncio.TimeoutError:
+            log.warning("killed worker has not exited", extra={"worker": self.name, "pid": process.pid})
+        except Exception:
+            log.exception("killed worker's exit unknown", extra={"worker": self.name, "pid": process.pid})
 
 
 class WorkerPool:
