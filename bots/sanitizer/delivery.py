@@ -8,6 +8,7 @@ from the contractor upload page. Only the engine's outputs are ever uploaded; th
 from __future__ import annotations
 
 import io
+import logging
 from typing import Any
 
 from PIL import Image
@@ -16,7 +17,9 @@ from bots.runtime import Bot
 
 from .engine import Output, Result
 from .engine.filetypes import file_type_words  # noqa: F401 (re-exported)
-from .progress import replacement
+from .progress import edit_txn, replacement
+
+log = logging.getLogger("lgwan_chat.sanitizer")
 
 
 def report(result: Result, lang: str) -> str:
@@ -39,17 +42,22 @@ async def deliver(bot: Bot, room_id: str, result: Result, report: str, *, txn_ke
                   reply_to: str | None = None, report_html: str | None = None, edit: str | None = None) -> list[str]:
     """Send ``report`` (a notice) and, when sanitized, each output file; returns the event ids.
     ``txn_key`` makes a repeat after a crash send nothing twice. ``edit``: the file's progress
-    message (progress.py), which the report replaces instead of being a message of its own."""
+    message (progress.py), which the report replaces instead of being a message of its own (that edit is
+    sent again after a crash: the repeat edited the progress message again)."""
     relates = {"m.relates_to": {"m.in_reply_to": {"event_id": reply_to}}} if reply_to else {}
     if edit is not None:
-        await bot.send(room_id, "m.room.message", replacement(edit, report, report_html), txn_key=f"{txn_key}/report")
+        await bot.send(room_id, "m.room.message", replacement(edit, report, report_html),
+                       txn_key=edit_txn(f"{txn_key}/report"))
         sent = [edit]
     else:
         notice: dict[str, Any] = {"msgtype": "m.notice", "body": report, "m.mentions": {}, **relates}
         if report_html is not None:
             notice.update({"format": "org.matrix.custom.html", "formatted_body": report_html})
         sent = [await bot.send(room_id, "m.room.message", notice, txn_key=f"{txn_key}/report")]
-    for index, output in enumerate(result.outputs if result.ok else ()):
+    outputs = result.outputs if result.ok else ()
+    if outputs:
+        log.info("uploading", extra={"room_id": room_id, "txn_key": txn_key, "files": len(outputs)})
+    for index, output in enumerate(outputs):
         mxc = await bot.upload(output.data, output.mimetype, output.filename)
         sent.append(await bot.send(room_id, "m.room.message", {**_file_content(output, mxc), **relates},
                                    txn_key=f"{txn_key}/file/{index}"))

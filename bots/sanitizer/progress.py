@@ -5,7 +5,9 @@
 - It is edited as pages come back checked from the jail (the engine's ``progress`` callback), at most
   every ``every_s`` seconds; an edit is sent only when the count changed.
 - At the end the result replaces it (:func:`delivery.deliver` with ``edit=``), or it says the file was
-  cancelled: the room keeps one message per file, not one per step.
+  cancelled: the room keeps one message per file, not one per step. Every edit has a fresh transaction
+  id (:func:`edit_txn`): a file stopped by a restart after its result was shown is done again, its
+  message edited again, and the result must come last again.
 - After a restart the same message goes on being edited (its id is kept with the queued file).
 - A ``!編集用`` request (queue.py's ``editable`` jobs) gets the same message, as a reply to the request.
 """
@@ -34,6 +36,13 @@ def replacement(event_id: str, text: str, html_text: str | None = None) -> dict[
                            else html.escape(text).replace("\n", "<br>")}
     return {"msgtype": "m.notice", "body": "* " + text, "m.new_content": new, "m.mentions": {},
             "m.relates_to": {"rel_type": "m.replace", "event_id": event_id}}
+
+
+def edit_txn(key: str) -> str:
+    """A fresh transaction id for an edit of a progress message. After a restart the file is done
+    again and its message edited again from the first page: the final edit (the result) must then
+    be sent again too, to stay the latest one a client shows; a repeated edit is not a second message."""
+    return f"{key}/{time.time_ns()}"
 
 
 class Progress:
@@ -145,4 +154,4 @@ class Progress:
         assert self.event_id is not None
         # a fresh transaction each time: after a restart the same count must still be sent
         await self.bot.send(self.room_id, "m.room.message", replacement(self.event_id, text),
-                            txn_key=f"{self.file_event_id}/progress/{time.time_ns()}")
+                            txn_key=edit_txn(f"{self.file_event_id}/progress"))
