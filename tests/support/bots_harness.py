@@ -68,8 +68,10 @@ class BotProcess:
 
     def __init__(self, homeserver: Any, tmp_path: Path, name: str, entry: Sequence[str] | str | Path,
                  options: dict | None = None, zone: str = "lgwan", storage: str = "sqlite",
-                 localpart: str | None = None):
+                 localpart: str | None = None, env: dict[str, str] | None = None):
         self.homeserver = homeserver
+        #: added to the bot process's environment (e.g. a PATH with a test's stand-in for a tool)
+        self.env = dict(env or {})
         self.name = name
         self.entry = [str(entry)] if isinstance(entry, (str, Path)) else [str(e) for e in entry]
         self.zone = zone
@@ -147,7 +149,7 @@ class BotProcess:
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 # TZ=UTC: a bot runs as on a server, whatever this machine's zone; a time shown in
                 # the host's zone instead of the configured one (Asia/Tokyo) fails the tests
-                cwd=SOURCE_ROOT or REPO, env={**child_env(), "PYTHONUNBUFFERED": "1", "TZ": "UTC"},
+                cwd=SOURCE_ROOT or REPO, env={**child_env(), "PYTHONUNBUFFERED": "1", "TZ": "UTC", **self.env},
                 start_new_session=True, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
         return self
 
