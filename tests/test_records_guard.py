@@ -326,7 +326,12 @@ def test_the_last_hold_of_ours_is_sent_again_by_its_sender_and_only_that_passes_
     assert asyncio.run(api.guard.event_refusal(event)) is not None  # type: ignore[union-attr]
 
 
-def test_a_room_that_never_had_a_hold_of_ours_or_cannot_take_it_back_is_counted_as_failed():
-    assert put_back(KeeperApi([("@partner:remote.test", {"held": False})])) == (0, 1)
+def test_a_hold_that_cannot_be_sent_again_is_counted_as_failed():
     api = KeeperApi([("@staff:lgwan.test", OURS)], send_fails=True)  # e.g. the member left the room
     assert put_back(api) == (0, 1) and api.sent == []
+
+
+def test_a_room_that_never_had_a_hold_of_ours_is_left_alone():
+    # e.g. a room another server made, whose retention its admins set: nothing was replaced
+    api = KeeperApi([("@partner:remote.test", {"held": False})])
+    assert put_back(api) == (0, 0) and api.sent == []
