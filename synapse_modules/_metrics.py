@@ -40,6 +40,12 @@ BOOKMARKS_FEED_LAG_SECONDS = Histogram("lgwan_chat_bookmarks_feed_lag_seconds",
 BOOKMARKS_FEED_LAST_CATCH_UP = Gauge("lgwan_chat_bookmarks_feed_last_catch_up_timestamp_seconds",
                                      "When the bookmarks feed's background loop last caught up")
 
+#: A legal hold or retention period another server put into a room's state (``zones/records_guard.py``):
+#: ``restored`` (the records flow's last value sent again), ``failed`` (could not be: see Synapse's log).
+RECORDS_STATE_RESTORED = Counter("lgwan_chat_records_state_restored",
+                                 "Legal holds and retention periods changed by another server and restored",
+                                 ["outcome"])
+
 #: the ``zone`` of a refusal outside a client request
 NO_REQUEST = "none"
 #: the ``zone`` of a client request no zone rule places (or made with no zone module loaded)

@@ -7,6 +7,7 @@ changes one of them, instead of the zone rules silently stopping to apply.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import attrs
@@ -331,3 +332,54 @@ def event_type_txn(txn: Any, room_id: str, event_id: str) -> str | None:
     txn.execute("SELECT type FROM events WHERE event_id = ? AND room_id = ?", (event_id, room_id))
     row = txn.fetchone()
     return str(row[0]) if row else None
+
+
+def state_changes_since_txn(txn: Any, after: int, types: tuple[str, ...]) -> tuple[list[tuple[str, str]], int]:
+    """Rooms whose current state of ``types`` (state key "") changed after a stream position, with
+    the sender of the event now in the state, and the highest position read (where to go on from):
+    Synapse's ``current_state_delta_stream(stream_id, room_id, type, state_key, event_id)`` (index on
+    ``stream_id``). A change may come from federation, whose events no module callback can refuse
+    once a later event builds on them (state resolution)."""
+    highest = max(state_stream_position_txn(txn), after)
+    marks = ", ".join("?" for _ in types)
+    txn.execute("SELECT d.room_id, e.sender FROM current_state_delta_stream AS d"
+                " JOIN events AS e ON e.event_id = d.event_id"
+                f" WHERE d.stream_id > ? AND d.stream_id <= ? AND d.type IN ({marks}) AND d.state_key = ''",
+                (after, highest, *types))
+    return [(str(room_id), str(sender)) for room_id, sender in txn.fetchall()], int(highest)
+
+
+def state_stream_position_txn(txn: Any) -> int:
+    """The highest position of ``current_state_delta_stream`` (0 when empty)."""
+    txn.execute("SELECT MAX(stream_id) FROM current_state_delta_stream")
+    return int(txn.fetchone()[0] or 0)
+
+
+def current_state_senders_txn(txn: Any, types: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(room, sender) of every current state event of ``types`` (state key ""): Synapse's
+    ``current_state_events(room_id, type, state_key, event_id)``."""
+    marks = ", ".join("?" for _ in types)
+    txn.execute("SELECT c.room_id, e.sender FROM current_state_events AS c JOIN events AS e ON e.event_id = c.event_id"
+                f" WHERE c.type IN ({marks}) AND c.state_key = ''", types)
+    return [(str(room_id), str(sender)) for room_id, sender in txn.fetchall()]
+
+
+def state_history_txn(txn: Any, room_id: str, event_type: str, limit: int = 100) -> list[tuple[str, dict]]:
+    """The room's current state of ``event_type`` (state key "") over time, newest first: (sender,
+    content as sent, before any redaction). ``current_state_delta_stream`` (index on room_id,
+    stream_id) and ``event_json`` (the event as received; Synapse applies redactions when reading, and
+    blanks the stored copy only after ``redaction_retention_period``, when ``room_retention`` still
+    holds a retention event's periods)."""
+    txn.execute("SELECT e.sender, j.json, r.min_lifetime, r.max_lifetime FROM current_state_delta_stream AS d"
+                " JOIN events AS e ON e.event_id = d.event_id JOIN event_json AS j ON j.event_id = d.event_id"
+                " LEFT JOIN room_retention AS r ON r.event_id = d.event_id"
+                " WHERE d.room_id = ? AND d.type = ? AND d.state_key = '' ORDER BY d.stream_id DESC LIMIT ?",
+                (room_id, event_type, limit))
+    history = []
+    for sender, stored, min_lifetime, max_lifetime in txn.fetchall():
+        content = json.loads(stored).get("content") or {}
+        for key, value in (("min_lifetime", min_lifetime), ("max_lifetime", max_lifetime)):
+            if value is not None and key not in content:
+                content[key] = value
+        history.append((str(sender), content))
+    return history

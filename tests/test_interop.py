@@ -286,6 +286,7 @@ def test_sticker_picker_hosted_by_matrix_widget_api(lang, homeserver, widget_hos
     # What Element posts: an m.sticker with the pack's image and the label in the user's language.
     status, _, body = http_get(f"{base}/_matrix/client/v3/rooms/{quote(room_id)}/event/{quote(sent['event_id'])}",
                                user.access_token)
+    assert status == 200, body
     event = json.loads(body)
     assert event["type"] == "m.sticker"
     assert event["content"]["body"] == label

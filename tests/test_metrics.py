@@ -297,6 +297,15 @@ def test_a_stalled_bookmarks_feed_alerts_but_a_process_without_the_feed_does_not
                                              "instance": "background_worker"}])
 
 
+def test_a_hold_or_retention_put_back_alerts_for_an_hour(tmp_path):
+    # The zones module put back one hold at minute 10 (a counter of the background-tasks process).
+    series = [('lgwan_chat_records_state_restored_total{instance="main",outcome="restored"}', "0x10 1x80")]
+    promtool_test(tmp_path, series, "5m", [])
+    promtool_test(tmp_path, series, "30m", [{"alertname": "LgwanChatRecordsStateReplaced", "severity": "critical",
+                                             "outcome": "restored"}])
+    promtool_test(tmp_path, series, "80m", [])  # an hour later, without another change
+
+
 # --- the Grafana dashboard -----------------------------------------------------------------------
 
 #: What is not a metric name in a PromQL expression: functions (followed by "("), keywords,

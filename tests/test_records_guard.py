@@ -270,3 +270,68 @@ def request(requester: str | None, authenticated_entity: str | None) -> ContextR
 ], ids=["no-request", "federation", "remote-admin", "staff", "other-sender", "remote-puppeteer", "admin", "puppet"])
 def test_who_counts_as_the_records_flow(context, sender, refused):
     assert refused_in(context, sender) is refused
+
+
+# --- putting back what another server changed (the live case: test_records_guard_federation.py) ---
+
+class KeeperApi(FakeApi):
+    """A room whose hold another server's event replaced; ``history``: (sender, content), newest first,
+    as ``state_history_txn`` reads it; sending runs the guard as Synapse's spam check does."""
+
+    def __init__(self, history: list[tuple[str, dict]], send_fails: bool = False):
+        self.history = history
+        self.send_fails = send_fails
+        self.sent: list[dict] = []
+        self.guard: RecordsGuard | None = None
+
+    async def get_room_state(self, room_id, keys):
+        return {("jp.lgwan.records.hold", ""): SimpleNamespace(sender="@partner:remote.test", event_id="$theirs")}
+
+    async def run_db_interaction(self, desc, func, *args):
+        assert func.__name__ == "state_history_txn" and args == ("!room:lgwan.test", "jp.lgwan.records.hold")
+        return self.history
+
+    async def create_and_send_event_into_room(self, event_dict):
+        event = SimpleNamespace(get_state_key=lambda: event_dict["state_key"], **{
+            k: v for k, v in event_dict.items() if k != "state_key"})
+        assert self.guard is not None
+        if self.send_fails or await self.guard.event_refusal(event) is not None:
+            raise RuntimeError("refused")
+        self.sent.append(event_dict)
+        return SimpleNamespace(event_id="$ours-again")
+
+
+def put_back(api: KeeperApi) -> tuple[float, float]:
+    from synapse_modules._metrics import RECORDS_STATE_RESTORED
+
+    guard = api.guard = RecordsGuard(api)  # type: ignore[arg-type]
+    before = [RECORDS_STATE_RESTORED.labels(outcome=o)._value.get() for o in ("restored", "failed")]
+    asyncio.run(guard.restore("!room:lgwan.test"))
+    assert not guard._restoring  # the ticket is gone: the same event from a client is refused again
+    after = [RECORDS_STATE_RESTORED.labels(outcome=o)._value.get() for o in ("restored", "failed")]
+    return after[0] - before[0], after[1] - before[1]
+
+
+OURS = {"held": True, "reason": "監査対応", "by": "@admin:lgwan.test"}
+
+
+def test_the_last_hold_of_ours_is_sent_again_by_its_sender_and_only_that_passes_the_guard():
+    api = KeeperApi([("@partner:remote.test", {"held": False}), ("@staff:lgwan.test", OURS),
+                     ("@staff:lgwan.test", {"held": True, "reason": "古い"})])
+    assert put_back(api) == (1, 0)
+    assert api.sent == [{"type": "jp.lgwan.records.hold", "room_id": "!room:lgwan.test",
+                         "sender": "@staff:lgwan.test", "state_key": "", "content": OURS}]
+    # outside a put-back the same event is refused as before
+    event = SimpleNamespace(get_state_key=lambda: "", **{k: v for k, v in api.sent[0].items() if k != "state_key"})
+    assert asyncio.run(api.guard.event_refusal(event)) is not None  # type: ignore[union-attr]
+
+
+def test_a_hold_that_cannot_be_sent_again_is_counted_as_failed():
+    api = KeeperApi([("@staff:lgwan.test", OURS)], send_fails=True)  # e.g. the member left the room
+    assert put_back(api) == (0, 1) and api.sent == []
+
+
+def test_a_room_that_never_had_a_hold_of_ours_is_left_alone():
+    # e.g. a room another server made, whose retention its admins set: nothing was replaced
+    api = KeeperApi([("@partner:remote.test", {"held": False})])
+    assert put_back(api) == (0, 0) and api.sent == []

@@ -8,6 +8,7 @@ import json
 
 import pytest
 from federation import federating_homeserver, make_tls, stock_homeservers
+from harness import eventually
 from nio import RoomPutStateResponse, RoomRedactResponse, RoomSendResponse
 from test_zone_entry_points import q
 from test_zone_federation import shared_room, timeline_types
@@ -65,28 +66,51 @@ async def test_a_remote_server_cannot_lift_our_hold_shorten_our_retention_or_red
                       RoomSendResponse)
     await timeline_types(staff, room_id, "受領")
 
+    # The neighbour changes them while our server is down (a maintenance window), and our staff
+    # change the topic before its events arrive: the room forks, and when the neighbour's events
+    # come in Synapse resolves the two branches' state. A module can only soft-fail another server's
+    # events (keep them out of the state when they arrive), not veto an event its power levels allow:
+    # the resolved state may take the neighbour's hold and retention ...
+    homeserver.hs.stop()
     for event_type, content in ((HOLD, {"held": False, "reason": "remote"}), (RETENTION, {"max_lifetime": 1000})):
         assert isinstance(await remote.room_put_state(room_id, event_type, content), RoomPutStateResponse)
     for event in held.values():
         assert isinstance(await remote.room_redact(room_id, event["event_id"], "remote"), RoomRedactResponse)
     assert isinstance(await remote.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": "目印"}),
                       RoomSendResponse)
+    homeserver.hs.start()
+    assert isinstance(await staff.room_put_state(room_id, "m.room.topic", {"topic": "広域連携（監査対応中）"}),
+                      RoomPutStateResponse)
     await timeline_types(staff, room_id, "目印")  # everything the neighbour sent has arrived
+    changed = homeserver.query("SELECT e.sender FROM current_state_delta_stream AS d JOIN events AS e"
+                               " USING (event_id) WHERE d.room_id = ? AND d.type IN (?, ?)", room_id, HOLD, RETENTION)
+    assert {sender for (sender,) in changed} == {held[HOLD]["sender"], remote.user_id}  # ... as it did
 
-    # the neighbour's changes did not take: the same hold and retention events are our room's state
-    now = records_state()
-    assert {t: ev["event_id"] for t, ev in now.items()} == {t: ev["event_id"] for t, ev in held.items()}
-    # Synapse applies the neighbour's redactions when reading them all the same (a module cannot stop
-    # that): the purge job still reads the period Synapse stored with the retention event ...
+    # ... so the server puts the records flow's values back, sent by the member who sent them
+    def restored() -> dict[str, dict]:
+        now = records_state()
+        for event_type, event in now.items():
+            assert event["sender"] == held[event_type]["sender"], event
+            assert event["content"] == held[event_type]["content"], event
+        return now
+
+    now = await eventually(restored)
+    # (our own events of then are redacted by the neighbour: only new ones hold the values in full)
+    replaced = {t for t, ev in now.items() if ev["event_id"] != held[t]["event_id"]}
+    assert replaced == {HOLD, RETENTION}
+    # the purge job reads the period Synapse stored with the current retention event
     assert homeserver.query("SELECT max_lifetime FROM room_retention JOIN current_state_events"
                             " USING (event_id, room_id) WHERE room_id = ?", room_id) == [(HOLD_LIFETIME_MS,)]
+    log = homeserver.log_path.read_text(encoding="utf-8")
+    for event_type in replaced:  # each put back is in the server's log, naming the other server's event
+        assert f"records: {event_type} of room {room_id} was replaced by @partner" in log
 
     def holds() -> dict[str, dict]:
         capsys.readouterr()
         assert cli(["records", "holds", *server]) == 0
         return {h["room_id"]: h for h in map(json.loads, capsys.readouterr().out.splitlines())}
 
-    # ... and the records tools still count the room as held, so the admin sees it and can write it anew
+    # the records tools count the room as held, and the admin can still change it
     assert holds()[room_id]["held"] is True
     for command in ("unhold", "hold"):
         assert cli(["records", command, room_id, "--reason", "再設定", *server,

@@ -175,6 +175,34 @@ def test_the_records_guard_still_finds_the_type_of_a_redacted_event(homeserver):
     homeserver.query("SELECT event_id, room_id, type FROM events LIMIT 0")
 
 
+def test_the_records_keeper_still_reads_the_state_history_it_restores_from(homeserver):
+    """zones/records_guard.py puts back a hold or retention another server changed: it reads these
+    columns (``state_changes_since_txn``, ``current_state_senders_txn``, ``state_history_txn``) and
+    a room's state changes through Synapse's index on (room_id, stream_id)."""
+    from synapse_modules._synapse_internals import state_stream_position_txn
+
+    homeserver.query("SELECT stream_id, room_id, type, state_key, event_id FROM current_state_delta_stream LIMIT 0")
+    homeserver.query("SELECT room_id, type, state_key, event_id FROM current_state_events LIMIT 0")
+    homeserver.query("SELECT event_id, json FROM event_json LIMIT 0")
+    homeserver.query("SELECT event_id, min_lifetime, max_lifetime FROM room_retention LIMIT 0")
+    name, table = "current_state_delta_stream_room_idx", "current_state_delta_stream"
+    if homeserver.backend == "postgres":
+        rows = homeserver.query("SELECT indexdef FROM pg_indexes WHERE indexname = ? AND tablename = ?", name, table)
+    else:
+        rows = homeserver.query("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ? AND tbl_name = ?",
+                                name, table)
+    assert rows and "(room_id,stream_id)" in rows[0][0].replace(" ", ""), rows
+
+    class Cursor:  # the position helper on the test's own database connection
+        def execute(self, sql, args=()):
+            self.rows = homeserver.query(sql, *args)
+
+        def fetchone(self):
+            return self.rows[0]
+
+    assert isinstance(state_stream_position_txn(Cursor()), int)  # the SQL runs on this backend
+
+
 def test_federation_domain_whitelist_is_still_read_from_the_federation_config():
     """The federation allow-list module compares the list with hs.config.federation.federation_domain_whitelist."""
     from synapse.config.federation import FederationConfig

@@ -55,14 +55,14 @@ class EventRules:
         self._store = store
         self._api = api
         self._policy = EventPolicy(config, WidgetUrls(config.allowed_widget_urls, api.public_baseurl))
-        self._records = RecordsGuard(api)
+        self.records = RecordsGuard(api)
 
     # --- /send, /state, /redact, federation -----------------------------------------------
 
     async def check_event_for_spam(self, event: Any) -> Any:
         event_type = event.type
         if event_type in RECORDS_STATE:
-            found = await self._records.event_refusal(event)
+            found = await self.records.event_refusal(event)
         elif event_type == REDACTION:
             found = await self._redaction_refusal(event)
         else:
@@ -85,7 +85,7 @@ class EventRules:
         state = await self._api.get_room_state(event.room_id, [(t, "") for t in PROTECTED_STATE])
         if any(e.event_id == target for e in state.values()):
             return Refusal("protected_state_redaction", "zones.protected_state_redaction")
-        return await self._records.redaction_refusal(event.room_id, target)
+        return await self.records.redaction_refusal(event.room_id, target)
 
     async def _sender_zone(self, event: Any) -> str | None:
         if not self._api.is_mine(event.sender):
@@ -128,7 +128,7 @@ class EventRules:
         if found is not None:
             return found
         items = [i for i in content.get("initial_state") or [] if isinstance(i, Mapping)]
-        found = await self._records.creation_refusal(user_id, items, predecessor_of(creation))
+        found = await self.records.creation_refusal(user_id, items, predecessor_of(creation))
         if found is not None:
             return found
         contents = [(str(i.get("type")), c if isinstance(c := i.get("content"), Mapping) else {}) for i in items]
