@@ -425,3 +425,24 @@ async def test_sanitizing_twice_at_once_uses_the_pool(engine):
     results = await asyncio.gather(*(engine.sanitize(jpeg_with_gps(), f"{i}.jpg") for i in range(4)))
     assert all(r.ok for r in results)
     assert engine.pool("image", lambda: None).started <= engine.policies.concurrency
+
+
+async def test_a_file_cancelled_while_its_jailed_worker_starts_is_cancelled_not_refused(tmp_path):
+    """The bot stopping (or the file's sender cancelling) while a jailed worker is still starting: the
+    cancellation goes on (the bot keeps the file queued for its restart) and the half-started jail is
+    killed; it is not a broken file to refuse."""
+    async with Sanitizer(Policies(), runtime_dir=tmp_path) as engine:
+        sandbox = engine.sandbox
+        pool = engine.pool("parse", lambda: WorkerPool(  # a worker that never says it is ready
+            lambda: WarmWorker(sandbox, ["/bin/sleep", "600"], limits=Limits(), max_jobs=5, python=False), size=1))
+        task = asyncio.ensure_future(engine.sanitize(jpeg_with_gps(), "photo.jpg"))
+        while pool.started == 0:
+            await asyncio.sleep(0.01)
+        (worker,) = pool._all
+        assert worker._process is not None
+        jail = worker._process.pid
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        with pytest.raises(ProcessLookupError):
+            os.killpg(jail, 0)

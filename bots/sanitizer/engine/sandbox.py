@@ -58,7 +58,7 @@ class SandboxTimeout(SandboxError):
 
 
 #: how long a killed worker's exit is awaited: SIGKILL to its process group ends it at once (bwrap's
-#: --die-with-parent takes the jail's own session with it), and a stop must never hold up the bot's
+#: --die-with-parent takes the jail's own session with it); a stop must never hold up the bot's shutdown
 STOP_WAIT_S = 5.0
 
 
