@@ -167,6 +167,16 @@ def jailed_renderers(pid: int) -> list[str]:
     return found
 
 
+async def renderer_seen(bot: BotProcess, timeout: float) -> list[str]:
+    """A jailed pdftoppm of the bot, as soon as one is seen (a run of a few pages may end before a
+    second look: what was seen is returned, not looked up again)."""
+    assert bot.process is not None
+    pid, deadline = bot.process.pid, time.monotonic() + timeout
+    while not (seen := jailed_renderers(pid)) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    return seen
+
+
 def nice_of(pid: str) -> int | None:
     """A process's nice value (proc(5): field 19 of /proc/PID/stat); None once it has ended."""
     try:
@@ -244,10 +254,7 @@ async def test_the_sender_cancels_a_waiting_and_a_running_file_and_a_colleague_c
 
     # the running file: its renderers in the jail are killed, its progress message says it was cancelled
     # pdftoppm runs a few pages at a time (the host compresses between runs): wait for one to be seen
-    deadline = time.monotonic() + 120
-    while not jailed_renderers(sanitizer_bot.process.pid) and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    assert jailed_renderers(sanitizer_bot.process.pid), "the file is being rendered"
+    assert await renderer_seen(sanitizer_bot, timeout=120), "the file is being rendered"
     await reply_command(pc, room, "!キャンセル", running)
     await sanitizer_bot.await_log(re.compile("file cancelled .*event_id=" + re.escape(running)), timeout=60)
     assert jailed_renderers(sanitizer_bot.process.pid) == []
@@ -274,11 +281,13 @@ async def test_a_file_cancelled_before_a_restart_is_not_taken_up_after_it(staff,
     sanitizer_bot.start().wait_ready()
     later = await post_file(phone, room, b"after the restart\n", "after.txt", "text/plain")
     await wait_replies(pc, room, later, count=2, sender=sanitizer_bot.user_id, timeout=120)
+    await sanitizer_bot.await_log(re.compile("file answered .*event_id=" + re.escape(later)), timeout=60)
     await asyncio.sleep(2)
     assert [e["content"]["msgtype"] for e in await wait_replies(pc, room, pdf, sender=sanitizer_bot.user_id)] \
         == ["m.notice"], "no answer but the progress message"
     assert "取り消しました" in await shown(pc, room, progress)
-    assert not sanitizer_bot.log_path.read_text().count("file started event_id=" + pdf) > 1
+    # taken up once, before the restart, never after it
+    assert len(re.findall("file started .*event_id=" + re.escape(pdf), sanitizer_bot.log_text(False))) == 1
     assert sanitizer_bot.query("SELECT event_id FROM sanitizer_jobs") == []
 
 
@@ -315,10 +324,11 @@ async def test_a_photo_in_a_dm_is_answered_while_long_pdfs_in_a_room_run_at_low_
         pdfs.append(await post_file(phone, room, big, name, "application/pdf"))
         # a long document gives its worker up: the room's second one starts too, and the photo after them
         await sanitizer_bot.await_log(re.compile("file gives way .*event_id=" + re.escape(pdfs[-1])), timeout=120)
+    nices: list[int] = []
     deadline = time.monotonic() + 60
-    while not jailed_renderers(sanitizer_bot.process.pid) and time.monotonic() < deadline:
+    while not nices and time.monotonic() < deadline:  # a run of a few pages may end between two looks
+        nices = [n for n in map(nice_of, jailed_renderers(sanitizer_bot.process.pid)) if n is not None]
         await asyncio.sleep(0.05)
-    nices = [n for n in map(nice_of, jailed_renderers(sanitizer_bot.process.pid)) if n is not None]
     assert nices and all(n == 19 for n in nices), nices
 
     dm = await dm_with(phone, sanitizer_bot)
@@ -326,7 +336,8 @@ async def test_a_photo_in_a_dm_is_answered_while_long_pdfs_in_a_room_run_at_low_
     report, copy = await wait_replies(phone, dm, photo, count=2, sender=sanitizer_bot.user_id, timeout=120)
     assert report["content"]["body"].startswith("無害化しました"), report["content"]["body"]
     assert copy["content"]["msgtype"] == "m.image"
-    # answered while both PDFs were still being sanitized
+    # answered while both PDFs were still being sanitized (the photo's row goes just after its copy is sent)
+    await sanitizer_bot.await_log(re.compile("file answered .*event_id=" + re.escape(photo)), timeout=60)
     assert sorted(sanitizer_bot.query("SELECT event_id FROM sanitizer_jobs")) == sorted((e,) for e in pdfs)
     for pdf in pdfs:  # their sender cancels them: nothing more to wait for
         await react(phone, room, pdf)
@@ -503,6 +514,7 @@ async def test_an_editable_copy_of_a_long_document_shows_its_progress_which_beco
     assert answer.startswith("「長い仕様書.docx」の編集用の写しです。\n無害化しました（Office 文書: "), answer
     assert copy["content"]["msgtype"] == "m.file" and copy["content"]["body"] == "長い仕様書.pdf"
     assert len(await wait_replies(pc, dm, asked, sender=sanitizer_bot.user_id)) == 2
+    await sanitizer_bot.await_log(re.compile("file answered .*event_id=" + re.escape(asked)), timeout=60)
     assert sanitizer_bot.query("SELECT event_id FROM sanitizer_jobs") == []
 
 

@@ -223,11 +223,10 @@ class FileQueue:
         started = time.monotonic()
         log.info("file started", extra={"room_id": job.room_id, "event_id": job.event_id, "kind": job.kind,
                                         "size": job.size, "waited_ms": int(time.time() * 1000) - job.queued_ts})
-        cancelled = False
+        cancelled = answered = False
         try:
             await self._run(job)
-            log.info("file answered", extra={"room_id": job.room_id, "event_id": job.event_id,
-                                             "ms": round(1000 * (time.monotonic() - started))})
+            answered = True
         except asyncio.CancelledError:
             if job.event_id not in self._cancelled:
                 raise  # stopping: the row stays, the file is done after the restart
@@ -237,6 +236,9 @@ class FileQueue:
         except Exception:
             log.exception("queued file failed", extra={"room_id": job.room_id, "event_id": job.event_id})
         self.storage.execute("DELETE FROM sanitizer_jobs WHERE event_id = ?", (job.event_id,))
+        if answered:  # said once its row is gone: nothing of it is left to do
+            log.info("file answered", extra={"room_id": job.room_id, "event_id": job.event_id,
+                                             "ms": round(1000 * (time.monotonic() - started))})
         job = self._jobs.pop(job.event_id, job)
         self._running.pop(job.event_id, None)
         self._background.discard(job.event_id)
