@@ -51,7 +51,7 @@ from .engine import AuditLog, Result, Sanitizer
 from .links import MIGRATIONS as LINK_MIGRATIONS
 from .links import LinkStore, TermsError, parse_terms
 from .progress import Progress, edit_txn, replacement
-from .queue import KIND_MIGRATION, PROGRESS_MIGRATION, FileQueue, Job
+from .queue import KIND_MIGRATION, PROGRESS_MIGRATION, FileQueue, Job, cancel_until_done
 from .queue import MIGRATIONS as QUEUE_MIGRATIONS
 
 log = logging.getLogger("lgwan_chat.sanitizer")
@@ -127,8 +127,7 @@ class SanitizerBot(BotApp):
     async def stop(self) -> None:
         if self._warming is not None:
             # a renderer half started ahead of time is killed before the engine closes
-            self._warming.cancel()
-            await asyncio.gather(self._warming, return_exceptions=True)
+            await cancel_until_done([self._warming])
         if self.page is not None:
             await self.page.stop()
         if SanitizerBot.queue.is_set(self):

@@ -28,15 +28,16 @@ import shutil
 import signal
 import sys
 import sysconfig
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
 from .workers import protocol
 
 log = logging.getLogger("lgwan_chat.sanitizer")
+_T = TypeVar("_T")
 
 WORKERS_DIR = Path(__file__).resolve().parent / "workers"
 #: where the worker scripts are seen inside the sandbox
@@ -155,6 +156,25 @@ def _limit(limits: Limits, nice: int = 0) -> Callable[[], None]:
     return apply
 
 
+async def _within(awaitable: Awaitable[_T], timeout: float) -> _T:
+    """``awaitable``'s result, or asyncio.TimeoutError after ``timeout`` s (it is cancelled then).
+    Not ``asyncio.wait_for``: up to Python 3.11 it returns a result that came just as the caller was
+    cancelled, and the cancellation is lost (a worker saying it is ready as the bot stops: the file
+    would run on to its end and hold up the bot's exit). Here a cancellation always goes on."""
+    task = asyncio.ensure_future(awaitable)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+    except BaseException:
+        if not task.cancel() and not task.cancelled():
+            task.exception()  # it ended just then: retrieved, not logged as lost
+        raise
+    if not done:
+        task.cancel()
+        await asyncio.wait({task})
+        raise asyncio.TimeoutError
+    return task.result()
+
+
 def _kill(process: asyncio.subprocess.Process) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
@@ -227,7 +247,7 @@ class WarmWorker:
         self.started += 1
         log.info("jailed worker starting", extra={"worker": self.name, "pid": self._process.pid})
         try:
-            header, _ = await asyncio.wait_for(protocol.read_async(self._process.stdout, self._max_output), timeout)
+            header, _ = await _within(protocol.read_async(self._process.stdout, self._max_output), timeout)
         except (asyncio.CancelledError, KeyboardInterrupt):
             await self.stop()
             raise
@@ -253,7 +273,7 @@ class WarmWorker:
             return await protocol.read_async(process.stdout, self._max_output)
 
         try:
-            answer, data = await asyncio.wait_for(exchange(), timeout)
+            answer, data = await _within(exchange(), timeout)
         except asyncio.TimeoutError:
             await self.stop()
             raise SandboxTimeout(f"worker timed out after {timeout:.0f} s") from None
