@@ -128,7 +128,6 @@ class RecordsGuard:
         """Watch and restore (called on the process running background tasks only)."""
         self._api.looping_background_call(self._watch, WATCH_SECONDS * 1000, desc="lgwan_records_watch")
         self._api.looping_background_call(self.sweep, SWEEP_SECONDS * 1000, desc="lgwan_records_sweep")
-        self._api.delayed_background_call(0, self.sweep, desc="lgwan_records_sweep")
 
     async def sweep(self) -> None:
         """Every room whose hold or retention is now another server's event."""
@@ -137,9 +136,10 @@ class RecordsGuard:
 
     async def _watch(self) -> None:
         now = time.monotonic()
-        if self._mark is None:  # start from here: the sweep at start covers what came before
+        if self._mark is None:  # the first time: from here on, and a sweep for what came before
             highest = await self._api.run_db_interaction("records_guard_watch", state_stream_position_txn)
             self._mark = Watermark(highest, now, safe=highest)
+            await self.sweep()
             return
         read_from = self._mark.read_from(now)
         changes, highest = await self._api.run_db_interaction("records_guard_watch", state_changes_since_txn,
