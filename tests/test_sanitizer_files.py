@@ -464,3 +464,21 @@ async def test_a_file_cancelled_while_its_jailed_worker_starts_is_cancelled_not_
         with pytest.raises(asyncio.CancelledError):
             await task
         assert "sleep" not in descendants(os.getpid()).values()
+
+
+async def test_a_cancellation_that_comes_with_the_workers_answer_is_not_lost():
+    """The bot stopping just as a worker says it is ready: the wait passes the cancellation on
+    (asyncio.wait_for, up to Python 3.11, returned the answer and the file ran on to its end)."""
+    from bots.sanitizer.engine.sandbox import _within
+
+    answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    async def worker_answer() -> str:
+        return await answer
+
+    waiting = asyncio.ensure_future(_within(worker_answer(), 60))
+    await asyncio.sleep(0)
+    answer.set_result("ready")  # the answer and the cancellation in the same turn of the loop
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting

@@ -5,6 +5,7 @@ tests/test_sanitizer_progress.py; the time a photo takes: bench/sanitize_queue.p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from bots.runtime.storage import RUNTIME_MIGRATIONS, Storage
 from bots.sanitizer.app import SanitizerBot
@@ -138,3 +139,21 @@ async def test_a_request_keeps_its_kind_and_its_file_across_a_restart_and_older_
     assert old is not None and old.kind == "file" and old.file_event == old.event
     assert ask is not None and ask.kind == "editable" and ask.room_id == "!dm:x" and ask.sender == "@a:x"
     assert ask.source == {"room_id": "!r:x", "event": file} and ask.file_event == file
+
+
+async def test_stopping_cancels_again_a_file_whose_cancellation_was_lost():
+    storage = Storage()
+    storage.migrate("runtime", RUNTIME_MIGRATIONS)
+    storage.migrate("sanitizer", SanitizerBot.migrations)
+
+    async def run(job: Job) -> None:
+        with contextlib.suppress(asyncio.CancelledError):  # lost on the way (as asyncio.wait_for may lose it)
+            await asyncio.Event().wait()
+        await asyncio.Event().wait()  # the file would run on
+
+    queue = FileQueue(storage, concurrency=1, small_bytes=0, run=run)
+    queue.add("!a:x", {"event_id": "$file", "sender": "@a:x", "content": {}}, 10)
+    await settle()
+    await asyncio.wait_for(queue.stop(), 60)  # only a bound for a broken stop, which would wait for ever
+    # stopped, not answered: the file is done again after the restart
+    assert storage.all("SELECT event_id FROM sanitizer_jobs") == [("$file",)]
