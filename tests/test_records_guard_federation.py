@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from federation import federating_homeserver, make_tls, stock_homeservers
+from federation import federating_homeserver, make_tls
 from harness import eventually
 from nio import RoomPutStateResponse, RoomRedactResponse, RoomSendResponse
 from test_zone_entry_points import q
@@ -28,8 +28,15 @@ def federation_tls(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def neighbours(federation_tls, tmp_path_factory):
-    with stock_homeservers(tmp_path_factory, federation_tls, ("neighbour",)) as servers:
-        yield servers
+    # A stock Synapse that tries again every few seconds to send what it could not (its default
+    # waits up to a minute between tries): the test stops our server while the neighbour sends.
+    neighbour = federating_homeserver(tmp_path_factory.mktemp("neighbour"), "sqlite", federation_tls, modules=[],
+                                      extra={"federation": {"max_long_retry_delay": "2s"}})
+    neighbour.start()
+    try:
+        yield [neighbour]
+    finally:
+        neighbour.close()
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +88,8 @@ async def test_a_remote_server_cannot_lift_our_hold_shorten_our_retention_or_red
     homeserver.hs.start()
     assert isinstance(await staff.room_put_state(room_id, "m.room.topic", {"topic": "広域連携（監査対応中）"}),
                       RoomPutStateResponse)
-    await timeline_types(staff, room_id, "目印")  # everything the neighbour sent has arrived
+    # everything the neighbour sent has arrived (its next try, after the one that found our server down)
+    await eventually(lambda: timeline_types(staff, room_id, "目印"), timeout=120)
     changed = homeserver.query("SELECT e.sender FROM current_state_delta_stream AS d JOIN events AS e"
                                " USING (event_id) WHERE d.room_id = ? AND d.type IN (?, ?)", room_id, HOLD, RETENTION)
     assert {sender for (sender,) in changed} == {held[HOLD]["sender"], remote.user_id}  # ... as it did
