@@ -283,9 +283,11 @@ class KeeperApi(FakeApi):
         self.send_fails = send_fails
         self.sent: list[dict] = []
         self.guard: RecordsGuard | None = None
+        self.theirs: dict = {"held": False}
 
     async def get_room_state(self, room_id, keys):
-        return {("jp.lgwan.records.hold", ""): SimpleNamespace(sender="@partner:remote.test", event_id="$theirs")}
+        return {("jp.lgwan.records.hold", ""): SimpleNamespace(sender="@partner:remote.test", event_id="$theirs",
+                                                               content=self.theirs)}
 
     async def run_db_interaction(self, desc, func, *args):
         assert func.__name__ == "state_history_txn" and args == ("!room:lgwan.test", "jp.lgwan.records.hold")
@@ -335,3 +337,28 @@ def test_a_room_that_never_had_a_hold_of_ours_is_left_alone():
     # e.g. a room another server made, whose retention its admins set: nothing was replaced
     api = KeeperApi([("@partner:remote.test", {"held": False})])
     assert put_back(api) == (0, 0) and api.sent == []
+
+
+def test_another_servers_hold_of_the_same_room_is_left_alone():
+    # two municipalities that both hold a shared room: neither puts its own back (no back and forth)
+    api = KeeperApi([("@partner:remote.test", {"held": True, "reason": "先方の監査"}), ("@staff:lgwan.test", OURS)])
+    api.theirs = {"held": True, "reason": "先方の監査"}
+    assert put_back(api) == (0, 0) and api.sent == []
+
+
+@pytest.mark.parametrize("event_type, ours, theirs, weaker", [
+    ("jp.lgwan.records.hold", {"held": True}, {"held": False}, True),
+    ("jp.lgwan.records.hold", {"held": True}, {}, True),  # blanked (redacted, or soft-failed and pruned)
+    ("jp.lgwan.records.hold", {"held": True}, {"held": True, "reason": "先方"}, False),
+    ("jp.lgwan.records.hold", {"held": False}, {"held": True}, False),
+    ("m.room.retention", {"max_lifetime": 10}, {"max_lifetime": 5}, True),
+    ("m.room.retention", {"max_lifetime": 10}, {}, True),  # the server's default policy instead
+    ("m.room.retention", {"max_lifetime": 10}, {"max_lifetime": "10"}, True),
+    ("m.room.retention", {"max_lifetime": 10}, {"max_lifetime": 10}, False),
+    ("m.room.retention", {"max_lifetime": 10}, {"max_lifetime": 20}, False),
+    ("m.room.retention", {}, {"max_lifetime": 20}, False),
+])
+def test_what_counts_as_keeping_less(event_type, ours, theirs, weaker):
+    from synapse_modules.zones.records_guard import weakens
+
+    assert weakens(event_type, ours, theirs) is weaker

@@ -170,6 +170,8 @@ class RecordsGuard:
             if ours is None:  # e.g. a room another server made, with its own retention: nothing of ours
                 continue
             sender, content = ours
+            if not weakens(event_type, content, _plain(current.content)):
+                continue  # e.g. the other server's own records flow holding the same shared room
             ticket = _ticket(room_id, event_type, sender, content)
             self._restoring.add(ticket)
             try:
@@ -187,6 +189,18 @@ class RecordsGuard:
             logger.warning("records: %s of room %s was replaced by %s's event %s (another server); ours sent"
                            " again as %s: %s", event_type, room_id, current.sender, current.event_id, sender,
                            sent.event_id)
+
+
+def weakens(event_type: str, ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> bool:
+    """Would the other server's value keep less than ours: a hold lifted (or blanked), a retention
+    period shorter or gone (a room without one falls to the server's default policy)? Putting back
+    only those keeps two servers that both hold a shared room from sending theirs again in turn."""
+    if event_type == HOLD_EVENT:
+        return bool(ours.get("held")) and not theirs.get("held")
+    kept, their_kept = ours.get("max_lifetime"), theirs.get("max_lifetime")
+    if not isinstance(their_kept, int) or isinstance(their_kept, bool):
+        return True
+    return isinstance(kept, int) and their_kept < kept
 
 
 def _ticket(room_id: str, event_type: str, sender: str, content: Any) -> tuple[str, str, str, str]:
