@@ -33,13 +33,13 @@ from urllib.parse import quote
 import pytest
 import yaml
 from bots_harness import BotProcess, ask, replies, room_events, wait_membership, wait_replies
-from harness import RunningHomeserver, download, eventually
+from harness import RunningHomeserver, download, eventually, suite_modules_trusting
 from nio import AsyncClient, RoomCreateResponse, RoomPreset, RoomSendResponse, RoomVisibility, UploadResponse
 
 from bots.polls import events
 from lgwan_chat import cli
 from lgwan_chat.core import SOURCE_ROOT
-from lgwan_chat.homeserver import child_env, free_port, suite_modules
+from lgwan_chat.homeserver import child_env, free_port
 from lgwan_chat.postgres import PG_SETTINGS, PostgresDatabase
 
 SERVER = "lgwan.test"
@@ -50,10 +50,8 @@ STAFF_MESSAGES = ["おはようございます", "本日の会議は 10 時か�
 
 @pytest.fixture(scope="module")
 def homeserver_modules():
-    modules = suite_modules()
+    modules = suite_modules_trusting(f"@sanitizer-bot:{SERVER}")
     for module in modules:
-        if module["module"].startswith("synapse_modules.zones"):
-            module["config"] = {**module["config"], "trusted_uploaders": [f"@sanitizer-bot:{SERVER}"]}
         if module["module"].startswith("synapse_modules.bookmarks"):
             module["config"] = {**(module.get("config") or {}), "readers": [f"@memo-bot:{SERVER}"]}
     return [*modules, {"module": "synapse_modules.guests.GuestAccountsModule",

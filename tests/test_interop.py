@@ -69,13 +69,9 @@ def node_project() -> Path:
 @pytest.fixture(scope="module")
 def homeserver_modules():
     """Every module of the suite, the sanitizer bot trusted to upload for LGWAN devices."""
-    from lgwan_chat.homeserver import suite_modules
+    from harness import suite_modules_trusting
 
-    modules = suite_modules()
-    for module in modules:
-        if module["module"].startswith("synapse_modules.zones"):
-            module["config"] = {**module["config"], "trusted_uploaders": ["@sanitizer-bot:lgwan.test"]}
-    return modules
+    return suite_modules_trusting("@sanitizer-bot:lgwan.test")
 
 
 @pytest.fixture(scope="module")

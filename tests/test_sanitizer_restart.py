@@ -59,13 +59,9 @@ class Gate:
 
 @pytest.fixture(scope="module")
 def homeserver_modules():
-    from lgwan_chat.homeserver import suite_modules
+    from harness import suite_modules_trusting
 
-    modules = suite_modules()
-    for module in modules:
-        if module["module"].startswith("synapse_modules.zones"):
-            module["config"] = {**module["config"], "trusted_uploaders": [f"@{BOT}-bot:lgwan.test"]}
-    return modules
+    return suite_modules_trusting(f"@{BOT}-bot:lgwan.test")
 
 
 @pytest.fixture(scope="module")

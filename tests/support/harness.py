@@ -21,7 +21,7 @@ import attrs
 import pytest
 from nio import AsyncClient, LoginResponse
 
-from lgwan_chat.homeserver import RELAXED_RATE_LIMITS, Homeserver, HomeserverSpec
+from lgwan_chat.homeserver import RELAXED_RATE_LIMITS, Homeserver, HomeserverSpec, suite_modules
 from lgwan_chat.postgres import PostgresDatabase, postgres_unreachable_reason
 
 BACKENDS = ("sqlite", "postgres")
@@ -29,6 +29,16 @@ BACKENDS = ("sqlite", "postgres")
 #: for tests that need PostgreSQL whatever --backends says (deployments on workers); under CI an
 #: unreachable PostgreSQL is an error before any test runs (conftest), so this never hides one there
 needs_postgres = pytest.mark.skipif(postgres_unreachable_reason() is not None, reason="PostgreSQL is not reachable")
+
+
+def suite_modules_trusting(*uploaders: str) -> list[dict]:
+    """The suite's modules as a deployment loads them, with the zone module trusting the files these
+    accounts upload (the sanitizer bot's sanitized copies)."""
+    modules = suite_modules()
+    for module in modules:
+        if module["module"].startswith("synapse_modules.zones"):
+            module["config"] = {**module["config"], "trusted_uploaders": list(uploaders)}
+    return modules
 
 
 async def eventually(check: Any, timeout: float = 30.0, interval: float = 0.3) -> Any:
