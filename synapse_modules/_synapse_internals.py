@@ -54,6 +54,12 @@ def event_device_id(event: Any) -> str | None:
     return getattr(event.internal_metadata, "device_id", None)
 
 
+def is_redacted(event: Any) -> bool:
+    """Has the event been redacted (``internal_metadata.is_redacted()``: Synapse applies a redaction
+    when it reads the event, another server's too, even one the spam checker soft-failed)?"""
+    return bool(event.internal_metadata.is_redacted())
+
+
 def wrap_request_authentication(api: Any, check: Any) -> None:
     """Run ``await check(requester)`` after Synapse authenticates any client request.
 

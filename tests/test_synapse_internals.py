@@ -15,7 +15,7 @@ import attrs
 from synapse.logging.context import ContextRequest, LoggingContext, PreserveLoggingContext
 from synapse.synapse_rust.events import EventInternalMetadata
 
-from synapse_modules._synapse_internals import current_request_origin, event_device_id
+from synapse_modules._synapse_internals import current_request_origin, event_device_id, is_redacted
 
 
 def test_logging_context_request_still_carries_site_tag_ip_and_user_agent():
@@ -68,6 +68,27 @@ def test_event_internal_metadata_still_has_device_id():
     metadata.device_id = "PHONEDEVICE"
     assert event_device_id(SimpleNamespace(internal_metadata=metadata)) == "PHONEDEVICE"
     assert event_device_id(SimpleNamespace(internal_metadata=EventInternalMetadata({}))) is None
+
+
+def test_a_redacted_event_is_still_marked_in_its_internal_metadata():
+    # Synapse's event store redacts an event it reads with prune_event (another server's redaction
+    # too): the zone rules count a redacted LGWAN-only marker as still LGWAN-only
+    from synapse.api.room_versions import RoomVersions
+    from synapse.events import make_event_from_dict
+    from synapse.events.utils import prune_event
+
+    marker = make_event_from_dict({"type": "jp.lgwan.room.zone", "state_key": "", "room_id": "!r:lgwan.test",
+                                   "sender": "@a:lgwan.test", "content": {"lgwan_only": True},
+                                   "auth_events": [], "prev_events": [], "depth": 1, "origin_server_ts": 0,
+                                   "hashes": {"sha256": "x"}, "signatures": {}},
+                                  RoomVersions.V10)
+    assert not is_redacted(marker)
+    pruned = prune_event(marker)
+    assert is_redacted(pruned) and pruned.content == {}
+    import inspect
+
+    from synapse.storage.databases.main.events_worker import EventsWorkerStore
+    assert "redacted_event = prune_event(original_ev)" in inspect.getsource(EventsWorkerStore._maybe_redact_event_row)
 
 
 def test_every_servlet_authenticates_through_one_cached_auth_object():

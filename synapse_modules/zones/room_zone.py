@@ -9,6 +9,10 @@ takes lifting it in the old room too, under the old room's power levels.
 Read from the room state on every process, so it is worker-safe. A chain of
 predecessors longer than ``MAX_PREDECESSORS`` (or a loop) counts as
 LGWAN-only; a predecessor this server does not have adds nothing.
+
+A redacted marker counts as LGWAN-only: this server refuses redacting it, but Synapse applies
+another server's redaction when it reads the event even if the module refused (soft-failed) it,
+and a redacted marker has no content. Lifting it takes a new marker from a room admin of ours.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from synapse.module_api import ModuleApi
+
+from synapse_modules._synapse_internals import is_redacted
 
 from .policy import CREATE, ROOM_ZONE_STATE
 
@@ -41,7 +47,7 @@ async def is_lgwan_only(api: ModuleApi, room_id: str | None) -> bool:
         seen.add(room_id)
         state = await api.get_room_state(room_id, [(ROOM_ZONE_STATE, ""), (CREATE, "")])
         marker = state.get((ROOM_ZONE_STATE, ""))
-        if marker is not None and marks_lgwan_only(marker.content):
+        if marker is not None and (marks_lgwan_only(marker.content) or is_redacted(marker)):
             return True
         create = state.get((CREATE, ""))
         room_id = predecessor_of(create.content) if create is not None else None
