@@ -40,11 +40,12 @@ BOOKMARKS_FEED_LAG_SECONDS = Histogram("lgwan_chat_bookmarks_feed_lag_seconds",
 BOOKMARKS_FEED_LAST_CATCH_UP = Gauge("lgwan_chat_bookmarks_feed_last_catch_up_timestamp_seconds",
                                      "When the bookmarks feed's background loop last caught up")
 
-#: A legal hold or retention period another server put into a room's state (``zones/records_guard.py``):
-#: ``restored`` (the records flow's last value sent again), ``failed`` (could not be: see Synapse's log).
-RECORDS_STATE_RESTORED = Counter("lgwan_chat_records_state_restored",
-                                 "Legal holds and retention periods changed by another server and restored",
-                                 ["outcome"])
+#: A legal hold, retention period or LGWAN-only marker another server put into a room's state
+#: (``zones/state_keeper.py``), by ``state`` (``legal_hold``, ``retention``, ``zone_marker``):
+#: ``restored`` (our last value sent again), ``failed`` (could not be: see Synapse's log).
+PROTECTED_STATE_RESTORED = Counter("lgwan_chat_protected_state_restored",
+                                   "Legal holds, retention periods and LGWAN-only markers changed by another"
+                                   " server and restored", ["state", "outcome"])
 
 #: the ``zone`` of a refusal outside a client request
 NO_REQUEST = "none"

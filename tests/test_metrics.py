@@ -297,12 +297,13 @@ def test_a_stalled_bookmarks_feed_alerts_but_a_process_without_the_feed_does_not
                                              "instance": "background_worker"}])
 
 
-def test_a_hold_or_retention_put_back_alerts_for_an_hour(tmp_path):
-    # The zones module put back one hold at minute 10 (a counter of the background-tasks process).
-    series = [('lgwan_chat_records_state_restored_total{instance="main",outcome="restored"}', "0x10 1x80")]
+def test_a_hold_retention_or_zone_marker_put_back_alerts_for_an_hour(tmp_path):
+    # The zones module put back one LGWAN-only marker at minute 10 (a counter of the background-tasks process).
+    series = [('lgwan_chat_protected_state_restored_total{instance="main",state="zone_marker",outcome="restored"}',
+               "0x10 1x80")]
     promtool_test(tmp_path, series, "5m", [])
-    promtool_test(tmp_path, series, "30m", [{"alertname": "LgwanChatRecordsStateReplaced", "severity": "critical",
-                                             "outcome": "restored"}])
+    promtool_test(tmp_path, series, "30m", [{"alertname": "LgwanChatProtectedStateReplaced", "severity": "critical",
+                                             "state": "zone_marker", "outcome": "restored"}])
     promtool_test(tmp_path, series, "80m", [])  # an hour later, without another change
 
 

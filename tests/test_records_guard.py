@@ -29,6 +29,7 @@ from lgwan_chat.core.configcheck.typed import build
 from lgwan_chat.records.config import HOLD_LIFETIME_MS, Records
 from lgwan_chat.records.retention import homeserver_block
 from synapse_modules.zones.records_guard import RecordsGuard
+from synapse_modules.zones.state_keeper import StateKeeper, weakens
 
 HOLD = "jp.lgwan.records.hold"
 RETENTION = "m.room.retention"
@@ -241,7 +242,8 @@ class FakeApi:
 
 
 def refused_in(request: ContextRequest | None, sender: str) -> bool:
-    guard = RecordsGuard(FakeApi())  # type: ignore[arg-type]
+    api = FakeApi()
+    guard = RecordsGuard(api, StateKeeper(api))  # type: ignore[arg-type]
 
     async def check() -> bool:
         return await guard.event_refusal(SimpleNamespace(sender=sender)) is not None
@@ -275,22 +277,26 @@ def test_who_counts_as_the_records_flow(context, sender, refused):
 # --- putting back what another server changed (the live case: test_records_guard_federation.py) ---
 
 class KeeperApi(FakeApi):
-    """A room whose hold another server's event replaced; ``history``: (sender, content), newest first,
-    as ``state_history_txn`` reads it; sending runs the guard as Synapse's spam check does."""
+    """A room whose hold (or ``event_type``) another server's event replaced; ``history``: (sender,
+    content), newest first, as ``state_history_txn`` reads it; sending runs the guard as Synapse's spam
+    check does."""
 
-    def __init__(self, history: list[tuple[str, dict]], send_fails: bool = False):
+    def __init__(self, history: list[tuple[str, dict]], send_fails: bool = False,
+                 event_type: str = "jp.lgwan.records.hold"):
         self.history = history
         self.send_fails = send_fails
+        self.event_type = event_type
         self.sent: list[dict] = []
         self.guard: RecordsGuard | None = None
         self.theirs: dict = {"held": False}
 
     async def get_room_state(self, room_id, keys):
-        return {("jp.lgwan.records.hold", ""): SimpleNamespace(sender="@partner:remote.test", event_id="$theirs",
-                                                               content=self.theirs)}
+        assert (self.event_type, "") in keys
+        return {(self.event_type, ""): SimpleNamespace(sender="@partner:remote.test", event_id="$theirs",
+                                                       content=self.theirs)}
 
     async def run_db_interaction(self, desc, func, *args):
-        assert func.__name__ == "state_history_txn" and args == ("!room:lgwan.test", "jp.lgwan.records.hold")
+        assert func.__name__ == "state_history_txn" and args == ("!room:lgwan.test", self.event_type)
         return self.history
 
     async def create_and_send_event_into_room(self, event_dict):
@@ -303,14 +309,16 @@ class KeeperApi(FakeApi):
         return SimpleNamespace(event_id="$ours-again")
 
 
-def put_back(api: KeeperApi) -> tuple[float, float]:
-    from synapse_modules._metrics import RECORDS_STATE_RESTORED
+def put_back(api: KeeperApi, state: str = "legal_hold") -> tuple[float, float]:
+    from synapse_modules._metrics import PROTECTED_STATE_RESTORED
 
-    guard = api.guard = RecordsGuard(api)  # type: ignore[arg-type]
-    before = [RECORDS_STATE_RESTORED.labels(outcome=o)._value.get() for o in ("restored", "failed")]
-    asyncio.run(guard.restore("!room:lgwan.test"))
-    assert not guard._restoring  # the ticket is gone: the same event from a client is refused again
-    after = [RECORDS_STATE_RESTORED.labels(outcome=o)._value.get() for o in ("restored", "failed")]
+    keeper = StateKeeper(api)  # type: ignore[arg-type]
+    api.guard = RecordsGuard(api, keeper)  # type: ignore[arg-type]
+    counts = [PROTECTED_STATE_RESTORED.labels(state=state, outcome=o) for o in ("restored", "failed")]
+    before = [c._value.get() for c in counts]
+    asyncio.run(keeper.restore("!room:lgwan.test"))
+    assert not keeper._restoring  # the ticket is gone: the same event from a client is refused again
+    after = [c._value.get() for c in counts]
     return after[0] - before[0], after[1] - before[1]
 
 
@@ -346,6 +354,16 @@ def test_another_servers_hold_of_the_same_room_is_left_alone():
     assert put_back(api) == (0, 0) and api.sent == []
 
 
+def test_our_lgwan_only_marker_lifted_by_another_server_is_sent_again_by_the_room_admin_who_set_it():
+    marker = {"lgwan_only": True}
+    api = KeeperApi([("@partner:remote.test", {"lgwan_only": False}), ("@kacho:lgwan.test", marker)],
+                    event_type="jp.lgwan.room.zone")
+    api.theirs = {"lgwan_only": False}
+    assert put_back(api, "zone_marker") == (1, 0)
+    assert api.sent == [{"type": "jp.lgwan.room.zone", "room_id": "!room:lgwan.test",
+                         "sender": "@kacho:lgwan.test", "state_key": "", "content": marker}]
+
+
 @pytest.mark.parametrize("event_type, ours, theirs, weaker", [
     ("jp.lgwan.records.hold", {"held": True}, {"held": False}, True),
     ("jp.lgwan.records.hold", {"held": True}, {}, True),  # blanked (redacted, or soft-failed and pruned)
@@ -357,8 +375,11 @@ def test_another_servers_hold_of_the_same_room_is_left_alone():
     ("m.room.retention", {"max_lifetime": 10}, {"max_lifetime": 10}, False),
     ("m.room.retention", {"max_lifetime": 10}, {"max_lifetime": 20}, False),
     ("m.room.retention", {}, {"max_lifetime": 20}, False),
+    ("jp.lgwan.room.zone", {"lgwan_only": True}, {"lgwan_only": False}, True),
+    ("jp.lgwan.room.zone", {"lgwan_only": True}, {}, True),  # blanked (redacted, or soft-failed and pruned)
+    ("jp.lgwan.room.zone", {"lgwan_only": True}, {"lgwan_only": "true"}, True),
+    ("jp.lgwan.room.zone", {"lgwan_only": True}, {"lgwan_only": True, "note": "先方"}, False),
+    ("jp.lgwan.room.zone", {"lgwan_only": False}, {}, False),
 ])
 def test_what_counts_as_keeping_less(event_type, ours, theirs, weaker):
-    from synapse_modules.zones.records_guard import weakens
-
     assert weakens(event_type, ours, theirs) is weaker

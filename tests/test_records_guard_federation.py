@@ -1,4 +1,4 @@
-"""Another homeserver cannot lift our legal hold, shorten our retention or redact them (issue #18),
+"""Another homeserver cannot lift our legal hold or LGWAN-only marker, shorten our retention or redact them,
 with a stock Synapse federating with ours on loopback. Ours runs the zone module (the guard's home).
 """
 
@@ -19,6 +19,7 @@ from lgwan_chat.records.config import HOLD_LIFETIME_MS
 
 HOLD = "jp.lgwan.records.hold"
 RETENTION = "m.room.retention"
+ZONE = "jp.lgwan.room.zone"
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +51,14 @@ def homeserver(hs_backend, federation_tls, tmp_path_factory):
         ours.close()
 
 
-async def test_a_remote_server_cannot_lift_our_hold_shorten_our_retention_or_redact_them(
+async def test_a_remote_server_cannot_lift_our_hold_or_lgwan_only_marker_shorten_our_retention_or_redact_them(
         homeserver, login, neighbours, remote_login, tmp_path, capsys):
     staff = await login(homeserver.new_user("staff"), "lgwan")
     remote = await remote_login(neighbours[0], "partner")
     # the neighbour's user may change any state of the room, as far as power levels go
     room_id = await shared_room(staff, remote, "広域連携", remote_power=100)
+    # the room is LGWAN-only too (its marker, set by our room admin, is kept the same way)
+    assert isinstance(await staff.room_put_state(room_id, ZONE, {"lgwan_only": True}), RoomPutStateResponse)
     token = homeserver.new_user("records", admin=True).access_token
     admin = Client(homeserver.url("lgwan"), token)
     server = ["--homeserver", homeserver.url("lgwan"), "--admin-token", token]
@@ -64,7 +67,7 @@ async def test_a_remote_server_cannot_lift_our_hold_shorten_our_retention_or_red
 
     def records_state() -> dict[str, dict]:
         state = admin.call("GET", f"/_synapse/admin/v1/rooms/{q(room_id)}/state")["state"]
-        return {ev["type"]: ev for ev in state if ev["type"] in (HOLD, RETENTION) and ev["state_key"] == ""}
+        return {ev["type"]: ev for ev in state if ev["type"] in (HOLD, RETENTION, ZONE) and ev["state_key"] == ""}
 
     held = records_state()
     assert held[RETENTION]["content"] == {"max_lifetime": HOLD_LIFETIME_MS} and held[HOLD]["content"]["held"]
@@ -79,7 +82,8 @@ async def test_a_remote_server_cannot_lift_our_hold_shorten_our_retention_or_red
     # events (keep them out of the state when they arrive), not veto an event its power levels allow:
     # the resolved state may take the neighbour's hold and retention ...
     homeserver.hs.stop()
-    for event_type, content in ((HOLD, {"held": False, "reason": "remote"}), (RETENTION, {"max_lifetime": 1000})):
+    for event_type, content in ((HOLD, {"held": False, "reason": "remote"}), (RETENTION, {"max_lifetime": 1000}),
+                                (ZONE, {"lgwan_only": False})):
         assert isinstance(await remote.room_put_state(room_id, event_type, content), RoomPutStateResponse)
     for event in held.values():
         assert isinstance(await remote.room_redact(room_id, event["event_id"], "remote"), RoomRedactResponse)
@@ -90,9 +94,11 @@ async def test_a_remote_server_cannot_lift_our_hold_shorten_our_retention_or_red
                       RoomPutStateResponse)
     # everything the neighbour sent has arrived (its next try, after the one that found our server down)
     await eventually(lambda: timeline_types(staff, room_id, "目印"), timeout=120)
+    # ... as it did
     changed = homeserver.query("SELECT e.sender FROM current_state_delta_stream AS d JOIN events AS e"
-                               " USING (event_id) WHERE d.room_id = ? AND d.type IN (?, ?)", room_id, HOLD, RETENTION)
-    assert {sender for (sender,) in changed} == {held[HOLD]["sender"], remote.user_id}  # ... as it did
+                               " USING (event_id) WHERE d.room_id = ? AND d.type IN (?, ?, ?)", room_id, HOLD,
+                               RETENTION, ZONE)
+    assert {sender for (sender,) in changed} == {ev["sender"] for ev in held.values()} | {remote.user_id}
 
     # ... so the server puts the records flow's values back, sent by the member who sent them
     def restored() -> dict[str, dict]:
@@ -105,13 +111,13 @@ async def test_a_remote_server_cannot_lift_our_hold_shorten_our_retention_or_red
     now = await eventually(restored)
     # (our own events of then are redacted by the neighbour: only new ones hold the values in full)
     replaced = {t for t, ev in now.items() if ev["event_id"] != held[t]["event_id"]}
-    assert replaced == {HOLD, RETENTION}
+    assert replaced == {HOLD, RETENTION, ZONE}
     # the purge job reads the period Synapse stored with the current retention event
     assert homeserver.query("SELECT max_lifetime FROM room_retention JOIN current_state_events"
                             " USING (event_id, room_id) WHERE room_id = ?", room_id) == [(HOLD_LIFETIME_MS,)]
     log = homeserver.log_path.read_text(encoding="utf-8")
     for event_type in replaced:  # each put back is in the server's log, naming the other server's event
-        assert f"records: {event_type} of room {room_id} was replaced by @partner" in log
+        assert f"state keeper: {event_type} of room {room_id} was replaced by @partner" in log
 
     def holds() -> dict[str, dict]:
         capsys.readouterr()

@@ -12,7 +12,14 @@ import io
 import pytest
 from federation import federating_homeserver, make_tls, stock_homeservers
 from harness import download
-from nio import JoinResponse, RoomGetStateEventError, RoomPutStateResponse, RoomSendResponse, UploadResponse
+from nio import (
+    JoinResponse,
+    RoomGetStateEventError,
+    RoomPutStateResponse,
+    RoomRedactResponse,
+    RoomSendResponse,
+    UploadResponse,
+)
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +84,50 @@ async def test_remote_call_into_an_lgwan_only_room_never_reaches_our_users(homes
                       RoomSendResponse)
     types = await timeline_types(pc, room_id, "後続")
     assert "m.call.invite" not in types
+
+
+async def test_a_remote_room_admin_cannot_lift_or_redact_our_lgwan_only_marker(homeserver, login, neighbours,
+                                                                              remote_login):
+    from test_zone_calls_and_encryption import CALL_INVITE, assert_refused
+
+    user = homeserver.new_user("kacho")
+    pc = await login(user, "lgwan")
+    phone = await login(user, "internet")
+    remote = await remote_login(neighbours[0], "partner-admin")
+    # the neighbour's member may change any state of the room, as far as power levels go
+    room_id = await shared_room(pc, remote, "広域連携（LGWAN 専用）", remote_power=100)
+    marker = await pc.room_put_state(room_id, "jp.lgwan.room.zone", {"lgwan_only": True})
+    assert isinstance(marker, RoomPutStateResponse)
+    for _ in range(100):  # the neighbour has the marker (its server builds on it)
+        seen = await remote.room_get_state_event(room_id, "jp.lgwan.room.zone")
+        if getattr(seen, "content", None) == {"lgwan_only": True}:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("the marker never reached the neighbour")
+
+    # the neighbour lifts it (its own server accepts: power level 100) ...
+    assert isinstance(await remote.room_put_state(room_id, "jp.lgwan.room.zone", {"lgwan_only": False}),
+                      RoomPutStateResponse)
+    assert isinstance(await remote.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": "解除後"}),
+                      RoomSendResponse)
+    await timeline_types(pc, room_id, "解除後")
+    # ... but on ours the room stays LGWAN-only: no call even from our phone
+    assert_refused(await phone.room_send(room_id, "m.call.invite", CALL_INVITE), "call_in_lgwan_only_room")
+    assert (await pc.room_get_state_event(room_id, "jp.lgwan.room.zone")).content == {"lgwan_only": True}
+
+    # the neighbour redacts our marker: Synapse applies another server's redaction when it reads the
+    # marker, even though the zone module refused it, and the marker loses its content ...
+    assert isinstance(await remote.room_redact(room_id, marker.event_id, "解除"), RoomRedactResponse)
+    assert isinstance(await remote.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": "削除後"}),
+                      RoomSendResponse)
+    await timeline_types(pc, room_id, "削除後")
+    # ... and a redacted marker still counts
+    assert_refused(await phone.room_send(room_id, "m.call.invite", CALL_INVITE), "call_in_lgwan_only_room")
+    # a room admin of ours still lifts it with a new marker
+    assert isinstance(await pc.room_put_state(room_id, "jp.lgwan.room.zone", {"lgwan_only": False}),
+                      RoomPutStateResponse)
+    assert isinstance(await phone.room_send(room_id, "m.call.invite", CALL_INVITE), RoomSendResponse)
 
 
 async def test_remote_server_cannot_turn_on_encryption_in_our_room(homeserver, login, neighbours, remote_login):

@@ -104,7 +104,7 @@ class ZonePolicyModule:
                                             check_login_for_spam=guard.check_login)
         api.register_third_party_rules_callbacks(on_create_room=events.check_room_creation)
         if api.should_run_background_tasks():  # one process puts back what another server changed
-            events.records.keep()
+            events.keeper.keep()
         set_client_well_known(api, E2EE_WELL_KNOWN, e2ee_well_known(config))
         extend_client_well_known(api, EntranceWellKnown(config))
         api.register_web_resource(zone_rest.PATH, zone_rest.ZoneResource(api, config))

@@ -18,7 +18,9 @@ Synapse 1.163 runs different module callbacks on different paths:
   zone marker is inherited instead of copied (``room_zone.py``).
 
 The records' state (legal holds, retention) is guarded at the same places
-(``records_guard.py``).
+(``records_guard.py``). Another server cannot lift an LGWAN-only marker, nor redact it
+(a redacted marker still counts: ``room_zone.py``); when state resolution brings such a change in
+anyway, ``state_keeper.py`` puts ours back.
 
 The third-party-rules ``check_event_allowed`` would see all of these, but makes
 Synapse load the whole room state for every event: measurably slower (see
@@ -42,11 +44,13 @@ from .config import ZonesConfig
 from .policy import PROTECTED_STATE, ROOM_ZONE_STATE, WIDGET_TYPES, EventPolicy, Refusal, is_call_start
 from .records_guard import RecordsGuard
 from .room_zone import is_lgwan_only, marks_lgwan_only, predecessor_of
+from .state_keeper import StateKeeper
 from .store import ZoneStore
 from .widgets import WidgetUrls
 from .zone import zone_of
 
 REDACTION = "m.room.redaction"
+REMOTE_MARKER_LIFT = Refusal("zone_marker_remote_lift", "zones.zone_marker_remote_lift")
 
 
 class EventRules:
@@ -55,7 +59,8 @@ class EventRules:
         self._store = store
         self._api = api
         self._policy = EventPolicy(config, WidgetUrls(config.allowed_widget_urls, api.public_baseurl))
-        self.records = RecordsGuard(api)
+        self.keeper = StateKeeper(api)
+        self.records = RecordsGuard(api, self.keeper)
 
     # --- /send, /state, /redact, federation -----------------------------------------------
 
@@ -65,6 +70,8 @@ class EventRules:
             found = await self.records.event_refusal(event)
         elif event_type == REDACTION:
             found = await self._redaction_refusal(event)
+        elif event_type == ROOM_ZONE_STATE and await self._lifts_marker_remotely(event):
+            found = REMOTE_MARKER_LIFT
         else:
             found = await self._refusal(event_type, event.content, event.room_id, lambda: self._sender_zone(event))
         return NOT_SPAM if found is None else spam_verdict(found.reason, found.message_key)
@@ -78,6 +85,12 @@ class EventRules:
         if lgwan_only is None:
             lgwan_only = self._config.lgwan_only_rooms and await is_lgwan_only(self._api, room_id)
         return self._policy.refusal(event_type, content, await zone(), lgwan_only)
+
+    async def _lifts_marker_remotely(self, event: Any) -> bool:
+        """Another server's marker that is not LGWAN-only, in a room that is: its members' calls would
+        reach ours (its own server applies its own zones to its users, not to ours)."""
+        return (not self._api.is_mine(event.sender) and event.get_state_key() == ""
+                and not marks_lgwan_only(event.content) and await is_lgwan_only(self._api, event.room_id))
 
     async def _redaction_refusal(self, event: Any) -> Refusal | None:
         """Refuse redacting the state the policy reads (whoever sends it: redaction needs no state power)."""
