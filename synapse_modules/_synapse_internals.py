@@ -60,6 +60,11 @@ def is_redacted(event: Any) -> bool:
     return bool(event.internal_metadata.is_redacted())
 
 
+def redacted_by(event: Any) -> str | None:
+    """The redaction Synapse applied when it read the event (``internal_metadata.redacted_by``)."""
+    return getattr(event.internal_metadata, "redacted_by", None) if is_redacted(event) else None
+
+
 def wrap_request_authentication(api: Any, check: Any) -> None:
     """Run ``await check(requester)`` after Synapse authenticates any client request.
 
@@ -359,6 +364,36 @@ def state_stream_position_txn(txn: Any) -> int:
     """The highest position of ``current_state_delta_stream`` (0 when empty)."""
     txn.execute("SELECT MAX(stream_id) FROM current_state_delta_stream")
     return int(txn.fetchone()[0] or 0)
+
+
+def events_stream_position_txn(txn: Any) -> int:
+    """The highest position of the events stream (``events.stream_ordering``; 0 when empty)."""
+    txn.execute("SELECT MAX(stream_ordering) FROM events")
+    return int(txn.fetchone()[0] or 0)
+
+
+def state_redactions_since_txn(txn: Any, after: int, types: tuple[str, ...]) -> tuple[list[tuple[str, str]], int]:
+    """Rooms where a redaction after an events stream position targets a current state event of
+    ``types`` (state key ""), with the redaction's sender, and the highest position read. Synapse keeps
+    every redaction it persisted, another server's soft-failed one too, in ``redactions(event_id,
+    redacts)`` and applies it when reading the target; ``events`` has an index on ``stream_ordering``."""
+    highest = max(events_stream_position_txn(txn), after)
+    marks = ", ".join("?" for _ in types)
+    txn.execute("SELECT c.room_id, e.sender FROM events AS e JOIN redactions AS r ON r.event_id = e.event_id"
+                " JOIN current_state_events AS c ON c.event_id = r.redacts"
+                " WHERE e.stream_ordering > ? AND e.stream_ordering <= ? AND e.type = 'm.room.redaction'"
+                f" AND c.type IN ({marks}) AND c.state_key = ''", (after, highest, *types))
+    return [(str(room_id), str(sender)) for room_id, sender in txn.fetchall()], int(highest)
+
+
+def redacted_current_state_txn(txn: Any, types: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(room, the redaction's sender) of every current state event of ``types`` (state key "") that a
+    redaction targets (``redactions`` has an index on ``redacts``)."""
+    marks = ", ".join("?" for _ in types)
+    txn.execute("SELECT c.room_id, e.sender FROM current_state_events AS c"
+                " JOIN redactions AS r ON r.redacts = c.event_id JOIN events AS e ON e.event_id = r.event_id"
+                f" WHERE c.type IN ({marks}) AND c.state_key = ''", types)
+    return [(str(room_id), str(sender)) for room_id, sender in txn.fetchall()]
 
 
 def current_state_senders_txn(txn: Any, types: tuple[str, ...]) -> list[tuple[str, str]]:

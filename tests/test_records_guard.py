@@ -277,23 +277,33 @@ def test_who_counts_as_the_records_flow(context, sender, refused):
 # --- putting back what another server changed (the live case: test_records_guard_federation.py) ---
 
 class KeeperApi(FakeApi):
-    """A room whose hold (or ``event_type``) another server's event replaced; ``history``: (sender,
+    """A room whose hold (or ``event_type``) another server's event replaced (or, with ``redaction``,
+    whose hold of ours the newest of ``history`` another server redacted); ``history``: (sender,
     content), newest first, as ``state_history_txn`` reads it; sending runs the guard as Synapse's spam
     check does."""
 
     def __init__(self, history: list[tuple[str, dict]], send_fails: bool = False,
-                 event_type: str = "jp.lgwan.records.hold"):
+                 event_type: str = "jp.lgwan.records.hold", redaction: str | None = None):
         self.history = history
         self.send_fails = send_fails
         self.event_type = event_type
+        self.redaction = redaction
         self.sent: list[dict] = []
         self.guard: RecordsGuard | None = None
         self.theirs: dict = {"held": False}
 
     async def get_room_state(self, room_id, keys):
+        from synapse.synapse_rust.events import EventInternalMetadata
+
         assert (self.event_type, "") in keys
-        return {(self.event_type, ""): SimpleNamespace(sender="@partner:remote.test", event_id="$theirs",
-                                                       content=self.theirs)}
+        metadata = EventInternalMetadata({})
+        if self.redaction is None:
+            sender, content = "@partner:remote.test", self.theirs
+        else:  # as Synapse reads a redacted event: pruned, and marked
+            (sender, _), content = self.history[0], {}
+            metadata.redacted, metadata.redacted_by = True, self.redaction
+        return {(self.event_type, ""): SimpleNamespace(sender=sender, event_id="$current", content=content,
+                                                       internal_metadata=metadata)}
 
     async def run_db_interaction(self, desc, func, *args):
         assert func.__name__ == "state_history_txn" and args == ("!room:lgwan.test", self.event_type)
@@ -362,6 +372,22 @@ def test_our_lgwan_only_marker_lifted_by_another_server_is_sent_again_by_the_roo
     assert put_back(api, "zone_marker") == (1, 0)
     assert api.sent == [{"type": "jp.lgwan.room.zone", "room_id": "!room:lgwan.test",
                          "sender": "@kacho:lgwan.test", "state_key": "", "content": marker}]
+
+
+@pytest.mark.parametrize("event_type, ours", [("jp.lgwan.records.hold", OURS),
+                                               ("jp.lgwan.room.zone", {"lgwan_only": True}),
+                                               ("m.room.retention", {"max_lifetime": HOLD_LIFETIME_MS})])
+def test_our_state_redacted_by_another_server_is_sent_again_while_its_content_is_still_stored(event_type, ours):
+    api = KeeperApi([("@staff:lgwan.test", ours)], event_type=event_type, redaction="$theirs")
+    state = {"jp.lgwan.records.hold": "legal_hold", "jp.lgwan.room.zone": "zone_marker"}.get(event_type, "retention")
+    assert put_back(api, state) == (1, 0)
+    assert api.sent == [{"type": event_type, "room_id": "!room:lgwan.test", "sender": "@staff:lgwan.test",
+                         "state_key": "", "content": ours}]
+
+
+def test_a_lifted_hold_of_ours_that_was_redacted_is_not_set_again():
+    api = KeeperApi([("@staff:lgwan.test", {"held": False})], redaction="$theirs")
+    assert put_back(api) == (0, 0) and api.sent == []
 
 
 @pytest.mark.parametrize("event_type, ours, theirs, weaker", [

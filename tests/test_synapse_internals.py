@@ -15,7 +15,7 @@ import attrs
 from synapse.logging.context import ContextRequest, LoggingContext, PreserveLoggingContext
 from synapse.synapse_rust.events import EventInternalMetadata
 
-from synapse_modules._synapse_internals import current_request_origin, event_device_id, is_redacted
+from synapse_modules._synapse_internals import current_request_origin, event_device_id, is_redacted, redacted_by
 
 
 def test_logging_context_request_still_carries_site_tag_ip_and_user_agent():
@@ -82,13 +82,18 @@ def test_a_redacted_event_is_still_marked_in_its_internal_metadata():
                                    "auth_events": [], "prev_events": [], "depth": 1, "origin_server_ts": 0,
                                    "hashes": {"sha256": "x"}, "signatures": {}},
                                   RoomVersions.V10)
-    assert not is_redacted(marker)
+    assert not is_redacted(marker) and redacted_by(marker) is None
     pruned = prune_event(marker)
     assert is_redacted(pruned) and pruned.content == {}
+    # ... and names the redaction it applied (the state keeper's log says which)
+    pruned.internal_metadata.redacted_by = "$redaction"
+    assert redacted_by(pruned) == "$redaction"
     import inspect
 
     from synapse.storage.databases.main.events_worker import EventsWorkerStore
-    assert "redacted_event = prune_event(original_ev)" in inspect.getsource(EventsWorkerStore._maybe_redact_event_row)
+    source = inspect.getsource(EventsWorkerStore._maybe_redact_event_row)
+    assert "redacted_event = prune_event(original_ev)" in source
+    assert "redacted_event.internal_metadata.redacted_by = redaction_id" in source
 
 
 def test_every_servlet_authenticates_through_one_cached_auth_object():

@@ -124,6 +124,20 @@ async def test_a_remote_room_admin_cannot_lift_or_redact_our_lgwan_only_marker(h
     await timeline_types(pc, room_id, "削除後")
     # ... and a redacted marker still counts
     assert_refused(await phone.room_send(room_id, "m.call.invite", CALL_INVITE), "call_in_lgwan_only_room")
+    # and the server sends it again as the room admin who set it, while its content is still stored
+    # (Synapse blanks a redacted event's stored copy after redaction_retention_period)
+    for _ in range(300):
+        again = await pc.room_get_state_event(room_id, "jp.lgwan.room.zone")
+        if getattr(again, "content", None) == {"lgwan_only": True}:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("the redacted marker was not sent again")
+    assert homeserver.query("SELECT e.sender FROM current_state_events AS c JOIN events AS e USING (event_id)"
+                            " WHERE c.room_id = ? AND c.type = 'jp.lgwan.room.zone' AND e.event_id != ?",
+                            room_id, marker.event_id) == [(user.user_id,)]
+    assert f"state keeper: jp.lgwan.room.zone of room {room_id} was redacted by event $" in \
+        homeserver.log_path.read_text(encoding="utf-8")
     # a room admin of ours still lifts it with a new marker
     assert isinstance(await pc.room_put_state(room_id, "jp.lgwan.room.zone", {"lgwan_only": False}),
                       RoomPutStateResponse)

@@ -11,9 +11,16 @@ So the process running background tasks watches the current state of these types
 ``current_state_delta_stream``, every ``WATCH_SECONDS``, and all rooms every ``SWEEP_SECONDS``) and,
 when another server's event has become one of them and keeps less than this server's last value
 (:func:`weakens`), sends that value again as the local member who sent it, and counts and logs it.
+
 A room where nothing of ours was ever set (another server's room with its own retention) is left
 alone, and so is a value that keeps as much as ours (two servers holding the same room would
 otherwise send theirs again in turn).
+
+Another server's redaction of our event is soft-failed the same way, yet Synapse applies it when it
+reads the event (a redacted marker still counts as LGWAN-only; a redacted retention still holds in
+``room_retention``), and blanks the stored copy after ``redaction_retention_period`` (7 days by default).
+So the keeper watches redactions too (the events stream) and sends a redacted value of ours again while
+its content is still stored: what is kept never depends on a copy that is about to be blanked.
 """
 
 from __future__ import annotations
@@ -31,8 +38,12 @@ from synapse_modules._metrics import PROTECTED_STATE_RESTORED
 from synapse_modules._streams import Watermark
 from synapse_modules._synapse_internals import (
     current_state_senders_txn,
+    events_stream_position_txn,
+    redacted_by,
+    redacted_current_state_txn,
     state_changes_since_txn,
     state_history_txn,
+    state_redactions_since_txn,
     state_stream_position_txn,
 )
 
@@ -81,7 +92,8 @@ class StateKeeper:
         self._api = api
         #: (room, type, sender, content) being sent again right now (this process only)
         self._restoring: set[tuple[str, str, str, str]] = set()
-        self._mark: Watermark | None = None
+        #: where the state changes and the redactions were read up to
+        self._marks: dict[str, Watermark] = {}
         self._busy: set[str] = set()
 
     def is_putting_back(self, event: Any) -> bool:
@@ -95,25 +107,33 @@ class StateKeeper:
         self._api.looping_background_call(self.sweep, SWEEP_SECONDS * 1000, desc="lgwan_state_keeper_sweep")
 
     async def sweep(self) -> None:
-        """Every room whose kept state is now another server's event."""
+        """Every room whose kept state is now another server's event, or redacted."""
         found = await self._api.run_db_interaction("state_keeper_sweep", current_state_senders_txn, KEPT_TYPES)
-        await self._restore_rooms(found)
+        redacted = await self._api.run_db_interaction("state_keeper_sweep", redacted_current_state_txn, KEPT_TYPES)
+        await self._restore_rooms([*found, *redacted])
 
     async def _watch(self) -> None:
-        now = time.monotonic()
-        if self._mark is None:  # the first time: from here on, and a sweep for what came before
-            highest = await self._api.run_db_interaction("state_keeper_watch", state_stream_position_txn)
-            self._mark = Watermark(highest, now, safe=highest)
+        if not self._marks:  # the first time: from here on, and a sweep for what came before
+            for stream, position_txn in (("state", state_stream_position_txn), ("events", events_stream_position_txn)):
+                highest = await self._api.run_db_interaction("state_keeper_watch", position_txn)
+                self._marks[stream] = Watermark(highest, time.monotonic(), safe=highest)
             await self.sweep()
             return
-        read_from = self._mark.read_from(now)
-        changes, highest = await self._api.run_db_interaction("state_keeper_watch", state_changes_since_txn,
-                                                              read_from if read_from is not None else -(2 ** 62),
-                                                              KEPT_TYPES)
-        self._mark.after_read(now, read_from, highest)
-        await self._restore_rooms(changes)
+        changes = await self._read_since("state", state_changes_since_txn)
+        redactions = await self._read_since("events", state_redactions_since_txn)
+        await self._restore_rooms([*changes, *redactions])
+
+    async def _read_since(self, stream: str, since_txn: Any) -> list[tuple[str, str]]:
+        mark, now = self._marks[stream], time.monotonic()
+        read_from = mark.read_from(now)
+        found, highest = await self._api.run_db_interaction("state_keeper_watch", since_txn,
+                                                            read_from if read_from is not None else -(2 ** 62),
+                                                            KEPT_TYPES)
+        mark.after_read(now, read_from, highest)
+        return found
 
     async def _restore_rooms(self, found: Iterable[tuple[str, str]]) -> None:
+        """``found``: (room, sender of the event that changed or redacted its kept state)."""
         for room_id in sorted({room for room, sender in found if not self._api.is_mine(sender)}):
             if room_id not in self._busy:
                 self._busy.add(room_id)
@@ -124,13 +144,14 @@ class StateKeeper:
 
     async def restore(self, room_id: str) -> None:
         """Send again, as its local sender, the last value of ours of each kept type that another
-        server's event has replaced in the room's current state with one keeping less."""
+        server's event has replaced in the room's current state with one keeping less, or redacted."""
         state = await self._api.get_room_state(room_id, [(t, "") for t in KEPT_TYPES])
         for (event_type, _), current in sorted(state.items()):
-            if self._api.is_mine(current.sender):
+            if self._api.is_mine(current.sender) and redacted_by(current) is None:
                 continue
             history = await self._api.run_db_interaction("state_keeper_history", state_history_txn,
                                                          room_id, event_type)
+            # (the stored copy, before any redaction: a redacted current event of ours is the first)
             ours = next(((sender, content) for sender, content in history if self._api.is_mine(sender)), None)
             if ours is None:  # e.g. a room another server made, with its own retention: nothing of ours
                 continue
@@ -143,18 +164,20 @@ class StateKeeper:
         ticket = _ticket(room_id, event_type, sender, content)
         label = KEPT_STATE[event_type]
         who_sets_it = "a room admin of ours" if event_type == ROOM_ZONE_STATE else "lgwan-chat records"
+        redaction = redacted_by(current)
+        what = (f"was redacted by event {redaction} (another server)" if redaction is not None
+                else f"was replaced by {current.sender}'s event {current.event_id} (another server)")
         self._restoring.add(ticket)
         try:
             sent = await self._api.create_and_send_event_into_room(
                 {"type": event_type, "room_id": room_id, "sender": sender, "state_key": "", "content": content})
         except Exception:
             PROTECTED_STATE_RESTORED.labels(state=label, outcome="failed").inc()
-            logger.exception("state keeper: %s of room %s was replaced by %s's event %s; sending ours again"
-                             " as %s failed: set it again (%s)", event_type, room_id, current.sender,
-                             current.event_id, sender, who_sets_it)
+            logger.exception("state keeper: %s of room %s %s; sending ours again as %s failed: set it again (%s)",
+                             event_type, room_id, what, sender, who_sets_it)
             return
         finally:
             self._restoring.discard(ticket)
         PROTECTED_STATE_RESTORED.labels(state=label, outcome="restored").inc()
-        logger.warning("state keeper: %s of room %s was replaced by %s's event %s (another server); ours sent"
-                       " again as %s: %s", event_type, room_id, current.sender, current.event_id, sender, sent.event_id)
+        logger.warning("state keeper: %s of room %s %s; ours sent again as %s: %s", event_type, room_id, what,
+                       sender, sent.event_id)
