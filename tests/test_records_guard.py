@@ -385,9 +385,19 @@ def test_our_state_redacted_by_another_server_is_sent_again_while_its_content_is
                          "state_key": "", "content": ours}]
 
 
-def test_a_lifted_hold_of_ours_that_was_redacted_is_not_set_again():
-    api = KeeperApi([("@staff:lgwan.test", {"held": False})], redaction="$theirs")
-    assert put_back(api) == (0, 0) and api.sent == []
+def test_a_lifted_hold_or_marker_of_ours_that_was_redacted_is_sent_again_as_it_was():
+    # a redacted hold counts as held, a redacted marker as LGWAN-only: ours said otherwise
+    for event_type, state, lifted in (("jp.lgwan.records.hold", "legal_hold", {"held": False}),
+                                      ("jp.lgwan.room.zone", "zone_marker", {"lgwan_only": False})):
+        api = KeeperApi([("@staff:lgwan.test", lifted)], event_type=event_type, redaction="$theirs")
+        assert put_back(api, state) == (1, 0)
+        assert [sent["content"] for sent in api.sent] == [lifted]
+
+
+def test_a_redacted_value_whose_stored_copy_synapse_blanked_is_left_as_it_reads():
+    # after redaction_retention_period: sending {} would keep less than the redacted event does
+    api = KeeperApi([("@staff:lgwan.test", {})], event_type="jp.lgwan.room.zone", redaction="$theirs")
+    assert put_back(api, "zone_marker") == (0, 0) and api.sent == []
 
 
 @pytest.mark.parametrize("event_type, ours, theirs, weaker", [

@@ -147,7 +147,8 @@ class StateKeeper:
         server's event has replaced in the room's current state with one keeping less, or redacted."""
         state = await self._api.get_room_state(room_id, [(t, "") for t in KEPT_TYPES])
         for (event_type, _), current in sorted(state.items()):
-            if self._api.is_mine(current.sender) and redacted_by(current) is None:
+            redacted_ours = self._api.is_mine(current.sender) and redacted_by(current) is not None
+            if self._api.is_mine(current.sender) and not redacted_ours:
                 continue
             history = await self._api.run_db_interaction("state_keeper_history", state_history_txn,
                                                          room_id, event_type)
@@ -156,7 +157,13 @@ class StateKeeper:
             if ours is None:  # e.g. a room another server made, with its own retention: nothing of ours
                 continue
             sender, content = ours
-            if not weakens(event_type, content, plain(current.content)):
+            if redacted_ours:
+                # Whatever it said (a lifted hold too): redacting these is refused here, so it was
+                # another server. Unless Synapse has blanked the stored copy by now: a blank would
+                # keep less than the redacted event, which counts as held and as LGWAN-only.
+                if not content:
+                    continue
+            elif not weakens(event_type, content, plain(current.content)):
                 continue  # e.g. the other server's own records flow holding the same shared room
             await self._send_again(room_id, event_type, sender, content, current)
 
