@@ -224,6 +224,14 @@ async def story(tmp_path_factory):
                                " VALUES ('lgwan_test', '{}')")
         s.runs["background_updates"] = move(out, s.sqlite)
         write_sqlite(s.sqlite, "DELETE FROM background_updates WHERE update_name = 'lgwan_test'")
+        # A table nobody declares (e.g. a module newer than this tool): its rows would be lost. The
+        # move stops after Synapse's port, before the module tables; run again, it goes on from there.
+        write_sqlite(s.sqlite, "CREATE TABLE lgwan_future_feature (x TEXT)")
+        write_sqlite(s.sqlite, "INSERT INTO lgwan_future_feature VALUES ('行')")
+        s.runs["undeclared"] = move(out, s.sqlite)
+        s.pg_tables_when_refused = set(s.database.query(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"))
+        write_sqlite(s.sqlite, "DROP TABLE lgwan_future_feature")
         s.sqlite_tables = {row[0] for row in sqlite_rows(s.sqlite, "SELECT name FROM sqlite_master "
                                                                    "WHERE type = 'table'")}
 
@@ -277,6 +285,16 @@ def test_refused_while_synapses_background_updates_are_pending(story):
 
 
 @needs_postgres
+def test_refused_when_sqlite_holds_a_table_nobody_declares(story):
+    result = story.runs["undeclared"]
+    assert result.returncode == 1
+    assert "SQLite の表 lgwan_future_feature は" in result.stderr, result.stderr
+    assert "SQLite tables lgwan_future_feature are neither Synapse's" in result.stderr, result.stderr
+    # stopped before any module table (the move that followed ran from the interrupted port)
+    assert not {(t,) for t in copied_tables()} & story.pg_tables_when_refused
+
+
+@needs_postgres
 def test_the_move_copies_every_module_table_and_says_so(story):
     result = story.runs["move"]
     assert result.returncode == 0, result.stdout + result.stderr
@@ -315,6 +333,37 @@ def test_run_again_right_after_changes_nothing(story):
     result = story.runs["again"]
     assert result.returncode == 0, result.stderr
     assert "移行済みです" in result.stdout and "Nothing changed" in result.stdout
+
+
+@needs_postgres
+def test_whichever_module_table_differs_on_postgresql_the_move_is_not_called_done(story):
+    """Run again onto a database whose module tables are not SQLite's (used since, or another
+    deployment's): each table in turn loses its rows on PostgreSQL (rolled back), and the move
+    refuses, naming it, instead of answering "already moved"."""
+    import psycopg2
+
+    from lgwan_chat.deploy.move_to_postgres import check_target
+    from lgwan_chat.operations.deployment import DeploymentError
+
+    with_rows = sorted(table for table, (on_sqlite, _) in story.moved.items() if on_sqlite)
+    assert {"lgwan_untrusted_media", "lgwan_bookmarks", "lgwan_device_approvals"} <= set(with_rows)
+    source = sqlite3.connect(f"file:{story.sqlite}?mode=ro", uri=True)
+    target = psycopg2.connect(dbname=story.database.name, **PG_SETTINGS)
+    try:
+        with target.cursor() as cur:
+            assert check_target(cur, source, story.database.name) is True  # as moved: done
+        target.rollback()
+        for table in with_rows:
+            with target.cursor() as cur:
+                cur.execute(f"DELETE FROM {table}")
+                with pytest.raises(DeploymentError) as refused:
+                    check_target(cur, source, story.database.name)
+            target.rollback()
+            assert refused.value.key == "deploy.move_target_not_empty", table
+            assert f"{table} (0/" in refused.value.params["tables"], (table, refused.value.params)
+    finally:
+        target.close()
+        source.close()
 
 
 @needs_postgres
