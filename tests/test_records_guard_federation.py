@@ -115,9 +115,13 @@ async def test_a_remote_server_cannot_lift_our_hold_or_lgwan_only_marker_shorten
     # the purge job reads the period Synapse stored with the current retention event
     assert homeserver.query("SELECT max_lifetime FROM room_retention JOIN current_state_events"
                             " USING (event_id, room_id) WHERE room_id = ?", room_id) == [(HOLD_LIFETIME_MS,)]
-    log = homeserver.log_path.read_text(encoding="utf-8")
-    for event_type in replaced:  # each put back is in the server's log, naming the other server's event
-        assert f"state keeper: {event_type} of room {room_id} was replaced by @partner" in log
+
+    def logged() -> None:  # each put back is in the server's log, naming the other server's event
+        log = homeserver.log_path.read_text(encoding="utf-8")  # (written once its send returns)
+        for event_type in replaced:
+            assert f"state keeper: {event_type} of room {room_id} was replaced by @partner" in log
+
+    await eventually(logged, timeout=10)
 
     def holds() -> dict[str, dict]:
         capsys.readouterr()
