@@ -79,3 +79,52 @@ def test_a_loop_or_a_too_long_chain_of_predecessors_counts_as_lgwan_only():
     assert lgwan_only(chain, "!0:lgwan.test") is True
     # a predecessor this server does not have adds nothing
     assert lgwan_only({"!0:lgwan.test": chain["!0:lgwan.test"]}, "!0:lgwan.test") is False
+
+
+# --- another server's member cannot lift the marker (zones.event_rules, REMOTE_MARKER_LIFT) -------
+
+#: Every JSON kind for ``lgwan_only``, and no key at all: only JSON true keeps a room LGWAN-only.
+LGWAN_ONLY_VALUES = [True, False, None, 0, 1, "true", "True", "", [], [True], {}, {"lgwan_only": True}, 1.0]
+
+
+def marker_contents() -> list[dict]:
+    contents: list[dict] = [{}, {"lgwan_only_": True}, {"LGWAN_ONLY": True}]
+    for value in LGWAN_ONLY_VALUES:
+        contents += [{"lgwan_only": value}, {"lgwan_only": value, "note": "先方"}]
+    return contents
+
+
+class ServerApi(RoomsApi):
+    """Our server is lgwan.test; everything else is another server."""
+
+    public_baseurl = "https://chat.lgwan.test/"
+
+    def is_mine(self, user_id: str) -> bool:
+        return user_id.endswith(":lgwan.test")
+
+
+def remote_lift_refused(sender: str, state_key: str, content: dict, room_lgwan_only: bool) -> bool:
+    from synapse_modules.zones import ZonePolicyModule
+    from synapse_modules.zones.event_rules import EventRules
+
+    room = "!r:lgwan.test"
+    marker = {"lgwan_only": True} if room_lgwan_only else {"lgwan_only": False}
+    api = ServerApi({room: {ZONE: state_event(ZONE, room, marker)}})
+    rules = EventRules(ZonePolicyModule.parse_config({}), None, api)  # type: ignore[arg-type]
+    event = make_event_from_dict({"type": ZONE, "state_key": state_key, "room_id": room, "sender": sender,
+                                  "content": content, "auth_events": [], "prev_events": [], "depth": 2,
+                                  "origin_server_ts": 0, "hashes": {"sha256": "x"}, "signatures": {}},
+                                 RoomVersions.V10)
+    verdict = asyncio.run(rules.check_event_for_spam(event))
+    return isinstance(verdict, tuple) and verdict[1].get("jp.lgwan.reason") == "zone_marker_remote_lift"
+
+
+@pytest.mark.parametrize("content", marker_contents(), ids=repr)
+def test_another_servers_marker_in_our_lgwan_only_room_is_refused_unless_it_keeps_it(content):
+    keeps = content.get("lgwan_only") is True
+    assert remote_lift_refused("@partner:remote.test", "", content, room_lgwan_only=True) is not keeps
+    # our own room admins change it (under power levels); a room that is not LGWAN-only has nothing
+    # to lift; a marker under another state key is not the one the zone rules read
+    assert not remote_lift_refused("@kacho:lgwan.test", "", content, room_lgwan_only=True)
+    assert not remote_lift_refused("@partner:remote.test", "", content, room_lgwan_only=False)
+    assert not remote_lift_refused("@partner:remote.test", "x", content, room_lgwan_only=True)
